@@ -1,0 +1,239 @@
+//! The op graph: the frontend's output and the solver's input (like BuildKit's
+//! LLB). Every node produces one filesystem state from the states of its
+//! inputs. Node definitions serialize deterministically (ordered fields and
+//! collections only), so the solver derives vertex digests from them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{History, ImageConfig};
+
+/// Index of a node in [`BuildGraph::nodes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeId(pub usize);
+
+/// A source position in the Dockerfile (1-based line and column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Location {
+    /// 1-based line of the instruction's first character.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// 1-based last line of the instruction (continuations, heredocs).
+    pub end_line: usize,
+}
+
+/// The lowered build: nodes in topological order (inputs before users).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildGraph {
+    /// All nodes; a node's inputs always have smaller indices.
+    pub nodes: Vec<Node>,
+    /// The node whose state is the target stage's root filesystem.
+    pub target: NodeId,
+    /// The target stage's image config (base image config + instructions).
+    pub config: ImageConfig,
+    /// History of the target stage: base image history, then one entry per
+    /// instruction. Entries with `empty_layer == false` that this build adds
+    /// correspond, in order, to `layer_nodes`.
+    pub history: Vec<History>,
+    /// Nodes of the target stage (in order) whose result adds a layer on top
+    /// of the stage's base image: RUN, COPY, ADD, WORKDIR when it creates.
+    pub layer_nodes: Vec<NodeId>,
+    /// Build args given with `--build-arg` that no ARG consumed.
+    pub unused_build_args: Vec<String>,
+}
+
+/// One vertex of the graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Node {
+    /// What the node does.
+    pub op: Op,
+    /// Input states, by position. The meaning of each position is per op.
+    pub inputs: Vec<NodeId>,
+    /// Progress name in BuildKit's style, e.g. `[build 2/5] RUN make`.
+    pub name: String,
+    /// Where the instruction that produced this node is, if any.
+    pub location: Option<Location>,
+}
+
+/// What a node does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// An empty filesystem (`FROM scratch`).
+    Scratch,
+    /// A registry image, resolved before lowering. No inputs.
+    Image(ImageSource),
+    /// Files of the local build context. No inputs.
+    Context(ContextSource),
+    /// A process run on `inputs[0]` (RUN). Extra inputs feed mounts.
+    Exec(ExecOp),
+    /// File actions applied to `inputs[0]` (COPY, ADD, WORKDIR).
+    File(FileOp),
+}
+
+/// A registry image source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageSource {
+    /// Fully qualified reference, e.g. `docker.io/library/busybox:latest`.
+    pub reference: String,
+    /// The resolved manifest digest (`sha256:…`): the cache identity.
+    pub digest: String,
+}
+
+/// The local build context, restricted to what the build selects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextSource {
+    /// Paths (context-relative, may hold wildcards) that COPY/ADD select;
+    /// only these are read and hashed. Empty means the whole context.
+    pub include_patterns: Vec<String>,
+    /// `.dockerignore` patterns, in file order (`!` exceptions kept).
+    pub exclude_patterns: Vec<String>,
+}
+
+/// Network mode of an exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum NetworkMode {
+    /// The host's network (BuildKit's default for RUN).
+    #[default]
+    Host,
+    /// Only a loopback interface.
+    None,
+}
+
+/// A process run (RUN).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecOp {
+    /// argv, after SHELL wrapping for shell form.
+    pub args: Vec<String>,
+    /// Environment as `KEY=value`, in image order.
+    pub env: Vec<String>,
+    /// Absolute working directory.
+    pub cwd: String,
+    /// User as written in USER (`name`, `uid`, `name:group`, `uid:gid`); empty = root.
+    pub user: String,
+    /// Network mode.
+    pub network: NetworkMode,
+    /// Extra mounts (`RUN --mount`).
+    pub mounts: Vec<ExecMount>,
+}
+
+/// A `RUN --mount`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecMount {
+    /// Mount point inside the sandbox.
+    pub target: String,
+    /// What is mounted.
+    pub kind: MountKind,
+}
+
+/// The kinds of `RUN --mount`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MountKind {
+    /// A path of another state (`inputs[input]`), read-only unless `readwrite`.
+    Bind {
+        /// Index into the node's inputs.
+        input: usize,
+        /// Path inside that state.
+        source: String,
+        /// Writes allowed (discarded afterwards).
+        readwrite: bool,
+    },
+    /// A persistent cache directory.
+    Cache {
+        /// Cache id (defaults to the target).
+        id: String,
+        /// `shared`, `private` or `locked`.
+        sharing: String,
+    },
+    /// An empty tmpfs.
+    Tmpfs,
+    /// A secret file; only the id takes part in the cache key.
+    Secret {
+        /// Secret id.
+        id: String,
+        /// Fail when the secret is not provided.
+        required: bool,
+    },
+}
+
+/// File actions, applied in order on `inputs[0]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileOp {
+    /// The actions.
+    pub actions: Vec<FileAction>,
+}
+
+/// Owner of created files: `user[:group]` as written (names resolved in the
+/// destination's /etc/passwd and /etc/group), or none for 0:0.
+pub type Chown = Option<String>;
+
+/// One file action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FileAction {
+    /// COPY / ADD: copy `sources` from the state `inputs[source_input]` to `dest`.
+    Copy(CopyAction),
+    /// Create a directory (WORKDIR).
+    Mkdir {
+        /// Absolute path.
+        path: String,
+        /// Permission bits.
+        mode: u32,
+        /// Owner.
+        chown: Chown,
+    },
+    /// Create a file with the given content (heredocs in COPY).
+    Mkfile {
+        /// Absolute path.
+        path: String,
+        /// Content.
+        data: Vec<u8>,
+        /// Permission bits.
+        mode: u32,
+        /// Owner.
+        chown: Chown,
+    },
+}
+
+/// COPY/ADD with Docker's semantics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CopyAction {
+    /// Index into the node's inputs of the source state.
+    pub source_input: usize,
+    /// Source paths relative to the source state's root (for the context,
+    /// relative to the context); may contain wildcards.
+    pub sources: Vec<String>,
+    /// Absolute destination, WORKDIR applied; a trailing `/` is kept.
+    pub dest: String,
+    /// `--chown`.
+    pub chown: Chown,
+    /// `--chmod` as written (octal or symbolic).
+    pub chmod: Option<String>,
+    /// `--exclude` patterns.
+    pub exclude: Vec<String>,
+    /// `--parents`.
+    pub parents: bool,
+    /// `--link`.
+    pub link: bool,
+    /// ADD: extract local tar archives.
+    pub extract_archives: bool,
+    /// ADD of a URL / git: the remote source, fetched by the solver.
+    pub remote: Option<RemoteSource>,
+}
+
+/// A remote ADD source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RemoteSource {
+    /// An http(s) URL, with an optional `--checksum`.
+    Http {
+        /// The URL.
+        url: String,
+        /// Expected `sha256:…`.
+        checksum: Option<String>,
+    },
+    /// A git repository.
+    Git {
+        /// The repository URL (with `#ref:subdir`).
+        url: String,
+        /// `--keep-git-dir`.
+        keep_git_dir: bool,
+    },
+}
