@@ -1,3 +1,90 @@
-//! The `rbuild` command line.
+//! The `rbuild` command line: a daemonless, BuildKit-style Dockerfile build
+//! engine. This crate only wires the parts together: clap arguments become
+//! validated options, then library calls.
 
-fn main() {}
+mod cmd;
+mod progress;
+mod root;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Build OCI images from Dockerfiles, cached and reproducible, and run them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rbuild",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    /// Store location (default: $RBUILD_ROOT, else /var/lib/rbuild as root,
+    /// else $XDG_DATA_HOME/rbuild).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build an image from a Dockerfile (`rbuild PATH` is the same).
+    Build(cmd::build::BuildArgs),
+    /// Run a command in a new sandbox made from an image.
+    Run(cmd::run::RunArgs),
+    /// List the images in the store.
+    Images(cmd::images::ImagesArgs),
+}
+
+/// Subcommand names, so that `rbuild PATH` can mean `rbuild build PATH`.
+const SUBCOMMANDS: &[&str] = &["build", "run", "images", "help"];
+
+fn main() -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(first) = first_positional(&args)
+        && !SUBCOMMANDS.contains(&first.as_str())
+    {
+        let at = args
+            .iter()
+            .position(|a| a.to_str() == Some(first.as_str()))
+            .expect("found above");
+        args.insert(at, "build".into());
+    }
+    let cli = Cli::parse_from(args);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The first argument that is not a global option (or its value).
+fn first_positional(args: &[std::ffi::OsString]) -> Option<String> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_str()?;
+        if a == "--root" {
+            it.next();
+        } else if a.starts_with("--root=") {
+            continue;
+        } else if a.starts_with('-') {
+            return None;
+        } else {
+            return Some(a.to_string());
+        }
+    }
+    None
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let root = root::store_root(cli.root);
+    match cli.command {
+        Command::Build(args) => cmd::build::run(&root, args),
+        Command::Run(args) => cmd::run::run(&root, args),
+        Command::Images(args) => cmd::images::run(&root, args),
+    }
+}

@@ -1,3 +1,25 @@
-//! Executes the op graph: every vertex runs as soon as its inputs are ready,
-//! identical vertices run once, and a vertex whose cache key is known is not
-//! run at all.
+//! Executes the op graph that the frontend lowers a Dockerfile into. Every
+//! vertex gets a content-based cache key up front (its op definition plus
+//! its inputs' keys; for context files, the checksum of exactly the files a
+//! COPY selects), then the target is realized on demand: a vertex whose key
+//! has a result in the store is not run (nor are its inputs), identical
+//! vertices run once, and independent vertices run at once.
+
+mod context;
+mod error;
+mod exec;
+mod fileop;
+mod glob;
+mod image;
+mod keys;
+mod layered;
+mod owner;
+mod progress;
+mod schedule;
+mod state;
+
+pub use error::SolveError;
+pub use image::{ImageResolver, PulledImage, store_name};
+pub use progress::{Progress, VertexStatus};
+pub use schedule::{SolveOptions, SolveResult, Solver};
+pub use state::Layer;

@@ -1,0 +1,209 @@
+//! Selecting COPY/ADD sources in a tree (the context or another state) and
+//! checksumming exactly what is selected: the content-based cache key of a
+//! copy from the build context.
+
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use crate::glob;
+use crate::layered::{self, FsView};
+
+/// A predicate saying a context path (`a/b`, no leading `/`) is excluded.
+pub type Excluded<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
+/// Expands one source pattern into the clean absolute paths it names, in
+/// order. Wildcards match per component; symlinks met on the way are
+/// followed within the tree. A source that names nothing is an error.
+pub fn expand(view: &dyn FsView, pattern: &str, excluded: Excluded<'_>) -> io::Result<Vec<String>> {
+    let clean = layered::clean(pattern);
+    if !glob::has_wildcards(&clean) {
+        let path = layered::resolve(view, &clean, true)?;
+        return match view.locate(&path) {
+            Some(_) if !excluded(relative(&path)) || path == "/" => Ok(vec![path]),
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{pattern}: not found"),
+            )),
+        };
+    }
+    let mut found = vec![String::from("/")];
+    for c in layered::components(&clean) {
+        let mut next = Vec::new();
+        for dir in &found {
+            if glob::has_wildcards(c) {
+                let dir = layered::resolve(view, dir, true)?;
+                if let Ok(names) = view.list(&dir) {
+                    next.extend(
+                        names
+                            .iter()
+                            .filter(|n| glob::matches(c, n))
+                            .map(|n| layered::child(&dir, n)),
+                    );
+                }
+            } else {
+                next.push(layered::child(dir, c));
+            }
+        }
+        found = next;
+    }
+    let mut out = Vec::new();
+    for p in found {
+        let resolved = layered::resolve(view, &p, true)?;
+        if view.locate(&resolved).is_some() && !excluded(relative(&p)) {
+            out.push(resolved);
+        }
+    }
+    if out.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{pattern}: no source files were specified"),
+        ));
+    }
+    Ok(out)
+}
+
+/// `path` without its leading `/`.
+pub fn relative(path: &str) -> &str {
+    path.trim_start_matches('/')
+}
+
+/// Everything below `root` (not `root` itself), parents before children,
+/// sorted, skipping excluded paths (but still descending into excluded
+/// directories, where a `!` exception may re-include something).
+pub fn walk(view: &dyn FsView, root: &str, excluded: Excluded<'_>) -> io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_string()];
+    while let Some(dir) = stack.pop() {
+        let mut children = Vec::new();
+        for name in view.list(&dir)? {
+            let path = layered::child(&dir, &name);
+            let Some(host) = view.locate(&path) else {
+                continue;
+            };
+            let is_dir = host.symlink_metadata().map(|m| m.is_dir()).unwrap_or(false);
+            if is_dir {
+                children.push(path.clone());
+            }
+            if !excluded(relative(&path)) {
+                out.push(path);
+            }
+        }
+        stack.extend(children.into_iter().rev());
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The checksum of the selected sources: paths, types, permission bits,
+/// file contents and symlink targets; never owners or timestamps, which a
+/// context copy does not carry into the image.
+pub fn checksum(
+    view: &(dyn FsView + Sync),
+    patterns: &[String],
+    excluded: Excluded<'_>,
+) -> io::Result<String> {
+    let mut entries: Vec<(String, PathBuf)> = Vec::new();
+    for pattern in patterns {
+        for top in expand(view, pattern, excluded)? {
+            let host = view.locate(&top).expect("expanded paths exist");
+            let is_dir = host.is_dir();
+            entries.push((format!("{pattern}\0{top}"), host));
+            if is_dir {
+                for p in walk(view, &top, excluded)? {
+                    let host = view.locate(&p).expect("walked paths exist");
+                    entries.push((p, host));
+                }
+            }
+        }
+    }
+    let digests: Vec<io::Result<[u8; 32]>> = entries
+        .par_iter()
+        .map(|(name, host)| entry_digest(name, host))
+        .collect();
+    let mut hasher = blake3::Hasher::new();
+    for d in digests {
+        hasher.update(&d?);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+fn entry_digest(name: &str, host: &std::path::Path) -> io::Result<[u8; 32]> {
+    let meta = host.symlink_metadata()?;
+    let mut h = blake3::Hasher::new();
+    h.update(&(name.len() as u64).to_le_bytes());
+    h.update(name.as_bytes());
+    h.update(&(meta.mode() & 0o170_777).to_le_bytes());
+    if meta.is_file() {
+        h.update(&meta.len().to_le_bytes());
+        h.update_mmap_rayon(host)?;
+    } else if meta.is_symlink() {
+        h.update(std::fs::read_link(host)?.as_os_str().as_encoded_bytes());
+    }
+    Ok(*h.finalize().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layered::HostTree;
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::create_dir_all(r.join("src/sub")).unwrap();
+        std::fs::write(r.join("src/a.c"), "a").unwrap();
+        std::fs::write(r.join("src/b.h"), "b").unwrap();
+        std::fs::write(r.join("src/sub/c.c"), "c").unwrap();
+        std::fs::write(r.join("README"), "r").unwrap();
+        dir
+    }
+
+    #[test]
+    fn expands_wildcards_and_plain_paths() {
+        let dir = tree();
+        let view = HostTree::new(dir.path());
+        let none = |_: &str| false;
+        assert_eq!(expand(&view, "src/*.c", &none).unwrap(), vec!["/src/a.c"]);
+        assert_eq!(expand(&view, "./README", &none).unwrap(), vec!["/README"]);
+        assert!(expand(&view, "nope", &none).is_err());
+        assert!(expand(&view, "*.zip", &none).is_err());
+        let ex = |p: &str| p == "README";
+        assert!(expand(&view, "README", &ex).is_err());
+    }
+
+    #[test]
+    fn checksum_sees_content_not_times_nor_unselected_files() {
+        let dir = tree();
+        let view = HostTree::new(dir.path());
+        let none = |_: &str| false;
+        let src = vec!["src".to_string()];
+        let before = checksum(&view, &src, &none).unwrap();
+        std::fs::write(dir.path().join("README"), "changed").unwrap();
+        let f = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("src/a.c"))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(checksum(&view, &src, &none).unwrap(), before);
+        std::fs::write(dir.path().join("src/sub/c.c"), "C").unwrap();
+        assert_ne!(checksum(&view, &src, &none).unwrap(), before);
+        let ex = |p: &str| p == "src/sub/c.c";
+        let excluded = checksum(&view, &src, &ex).unwrap();
+        std::fs::write(dir.path().join("src/sub/c.c"), "CC").unwrap();
+        assert_eq!(checksum(&view, &src, &ex).unwrap(), excluded);
+    }
+
+    #[test]
+    fn walk_lists_descendants_in_order() {
+        let dir = tree();
+        let view = HostTree::new(dir.path());
+        let none = |_: &str| false;
+        assert_eq!(
+            walk(&view, "/src", &none).unwrap(),
+            vec!["/src/a.c", "/src/b.h", "/src/sub", "/src/sub/c.c"]
+        );
+    }
+}

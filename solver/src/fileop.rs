@@ -1,0 +1,448 @@
+//! File ops (COPY, ADD of local files, WORKDIR, heredoc files) applied
+//! without mounting: the destination state is read through its layers and
+//! every change is written into a fresh layer directory (the new snapshot),
+//! which therefore holds exactly the files the op wrote, plus the parent
+//! directories it needed, copied up with their metadata as overlayfs would.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use rbuild_frontend::graph::{CopyAction, FileAction, FileOp};
+
+use crate::context::{self, Excluded};
+use crate::glob;
+use crate::layered::{self, FsView, LayerStack};
+use crate::owner::{self, Owner};
+
+/// Where a copy reads from.
+pub struct Source<'a> {
+    /// The tree.
+    pub view: &'a (dyn FsView + Sync),
+    /// The build context: files are owned by root in the image, and
+    /// `.dockerignore` applies.
+    pub is_context: bool,
+    /// Context paths `.dockerignore` excludes.
+    pub ignored: Excluded<'a>,
+}
+
+/// Applies `op` on the state made of `dest_layers` (bottom first), writing
+/// the changes into the empty directory `upper`. `sources[i]` is the tree
+/// of the op's input `i` (`None` where the input is not read).
+pub fn apply(
+    op: &FileOp,
+    dest_layers: &[PathBuf],
+    upper: &Path,
+    sources: &[Option<Source<'_>>],
+) -> Result<(), String> {
+    let mut layers = dest_layers.to_vec();
+    layers.push(upper.to_path_buf());
+    let mut writer = Writer {
+        view: LayerStack::new(layers),
+        upper: upper.to_path_buf(),
+        dir_times: Vec::new(),
+    };
+    for action in &op.actions {
+        match action {
+            FileAction::Copy(copy) => {
+                let source = sources
+                    .get(copy.source_input)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| format!("copy source input {} is missing", copy.source_input))?;
+                writer.copy(copy, source)?;
+            }
+            FileAction::Mkdir { path, mode, chown } => {
+                let owner = writer.owner(chown.as_deref())?;
+                writer
+                    .ensure_dir(path, owner, *mode)
+                    .map_err(|e| format!("mkdir {path}: {e}"))?;
+            }
+            FileAction::Mkfile {
+                path,
+                data,
+                mode,
+                chown,
+            } => {
+                let owner = writer.owner(chown.as_deref())?;
+                writer
+                    .mkfile(path, data, *mode, owner)
+                    .map_err(|e| format!("write {path}: {e}"))?;
+            }
+        }
+    }
+    writer.finish().map_err(|e| format!("set times: {e}"))
+}
+
+struct Writer {
+    /// The destination state with `upper` on top.
+    view: LayerStack,
+    upper: PathBuf,
+    /// Directories whose mtime to set once everything is written.
+    dir_times: Vec<(PathBuf, i64, i64)>,
+}
+
+impl Writer {
+    fn owner(&self, chown: Option<&str>) -> Result<Option<Owner>, String> {
+        chown.map(|c| owner::resolve(&self.view, c)).transpose()
+    }
+
+    fn host(&self, path: &str) -> PathBuf {
+        let mut p = self.upper.clone();
+        p.extend(layered::components(path));
+        p
+    }
+
+    fn copy(&mut self, copy: &CopyAction, source: &Source<'_>) -> Result<(), String> {
+        if copy.remote.is_some() {
+            return Err("ADD from a URL or git repository is not supported yet".into());
+        }
+        if copy.parents {
+            return Err("COPY --parents is not supported yet".into());
+        }
+        let chmod = copy.chmod.as_deref().map(parse_chmod).transpose()?;
+        let chown = self.owner(copy.chown.as_deref())?;
+        let excludes: Vec<String> = copy
+            .exclude
+            .iter()
+            .map(|e| context::relative(&layered::clean(e)).to_string())
+            .collect();
+        let excluded = |p: &str| {
+            (source.is_context && (source.ignored)(p))
+                || excludes.iter().any(|e| matches_path(e, p))
+        };
+        let mut tops = Vec::new();
+        for pattern in &copy.sources {
+            tops.extend(
+                context::expand(source.view, pattern, &excluded)
+                    .map_err(|e| format!("failed to compute cache key: {e}"))?,
+            );
+        }
+        let many = tops.len() > 1 || copy.sources.iter().any(|s| glob::has_wildcards(s));
+        let dest = layered::resolve(&self.view, &copy.dest, true).map_err(|e| e.to_string())?;
+        let dest_is_dir = copy.dest.ends_with('/')
+            || copy.dest.ends_with("/.")
+            || self.view.locate(&dest).is_some_and(|h| h.is_dir());
+        if many && !dest_is_dir && tops.len() > 1 {
+            return Err("When using COPY with more than one source file, the destination must be a directory and end with a /".into());
+        }
+        let plan = CopyPlan {
+            source,
+            chown,
+            chmod,
+            excluded: &excluded,
+        };
+        for top in tops {
+            let host = source
+                .view
+                .locate(&top)
+                .ok_or_else(|| format!("{top}: not found"))?;
+            let created = chown.unwrap_or(Owner::ROOT);
+            if host.is_dir() {
+                self.ensure_dir(&dest, Some(created), 0o755)
+                    .map_err(|e| format!("mkdir {dest}: {e}"))?;
+                self.copy_tree(&plan, &top, &dest)?;
+            } else {
+                let target = if dest_is_dir {
+                    layered::child(&dest, layered::base_name(&top))
+                } else {
+                    dest.clone()
+                };
+                self.ensure_dir(layered::parent(&target), Some(created), 0o755)
+                    .map_err(|e| format!("mkdir {}: {e}", layered::parent(&target)))?;
+                self.copy_entry(&plan, &host, &target)
+                    .map_err(|e| format!("copy {top} to {target}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_tree(&mut self, plan: &CopyPlan<'_>, top: &str, dest: &str) -> Result<(), String> {
+        let entries = context::walk(plan.source.view, top, plan.excluded)
+            .map_err(|e| format!("read {top}: {e}"))?;
+        for path in entries {
+            let host = plan
+                .source
+                .view
+                .locate(&path)
+                .ok_or_else(|| format!("{path}: vanished"))?;
+            let target = format!(
+                "{}{}",
+                dest.trim_end_matches('/'),
+                &path[top.trim_end_matches('/').len()..]
+            );
+            self.copy_entry(plan, &host, &target)
+                .map_err(|e| format!("copy {path} to {target}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Copies one entry (a directory itself, not its content).
+    fn copy_entry(&mut self, plan: &CopyPlan<'_>, from: &Path, to: &str) -> io::Result<()> {
+        let meta = from.symlink_metadata()?;
+        let owner = plan.chown.unwrap_or(if plan.source.is_context {
+            Owner::ROOT
+        } else {
+            Owner {
+                uid: meta.uid(),
+                gid: meta.gid(),
+            }
+        });
+        let out = self.host(to);
+        let existing = out.symlink_metadata().ok();
+        if meta.is_dir() {
+            match existing {
+                Some(m) if m.is_dir() => {}
+                Some(_) => {
+                    fs::remove_file(&out)?;
+                    fs::create_dir(&out)?;
+                }
+                None => fs::create_dir(&out)?,
+            }
+        } else {
+            match existing {
+                Some(m) if m.is_dir() => fs::remove_dir_all(&out)?,
+                Some(_) => fs::remove_file(&out)?,
+                None => {}
+            }
+            if meta.is_symlink() {
+                symlink(fs::read_link(from)?, &out)?;
+            } else if meta.is_file() {
+                fs::copy(from, &out)?;
+            } else {
+                copy_special(&meta, &out)?;
+            }
+        }
+        std::os::unix::fs::lchown(&out, Some(owner.uid), Some(owner.gid))?;
+        if !meta.is_symlink() {
+            let mode = plan.chmod.unwrap_or(meta.mode() & 0o7777);
+            fs::set_permissions(&out, fs::Permissions::from_mode(mode))?;
+        }
+        if meta.is_dir() {
+            self.dir_times.push((out, meta.mtime(), meta.mtime_nsec()));
+        } else {
+            set_mtime(&out, meta.mtime(), meta.mtime_nsec())?;
+        }
+        Ok(())
+    }
+
+    /// Makes `path` a directory (and its parents), copying up existing ones
+    /// into the new layer with their metadata. Directories it creates get
+    /// `owner` (root when `None`); the last one gets `mode`.
+    fn ensure_dir(&mut self, path: &str, owner: Option<Owner>, mode: u32) -> io::Result<()> {
+        let path = layered::resolve(&self.view, path, true)?;
+        let owner = owner.unwrap_or(Owner::ROOT);
+        let mut current = String::from("/");
+        let components: Vec<&str> = layered::components(&path).collect();
+        for (i, c) in components.iter().enumerate() {
+            current = layered::child(&current, c);
+            let out = self.host(&current);
+            match self.view.locate(&current) {
+                Some(host) if host.starts_with(&self.upper) => {
+                    if !host.is_dir() {
+                        return Err(io::Error::other(format!("{current} is not a directory")));
+                    }
+                }
+                Some(host) => {
+                    let meta = host.symlink_metadata()?;
+                    if !meta.is_dir() {
+                        return Err(io::Error::other(format!("{current} is not a directory")));
+                    }
+                    fs::create_dir(&out)?;
+                    std::os::unix::fs::lchown(&out, Some(meta.uid()), Some(meta.gid()))?;
+                    fs::set_permissions(&out, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+                    self.dir_times.push((out, meta.mtime(), meta.mtime_nsec()));
+                }
+                None => {
+                    fs::create_dir(&out)?;
+                    std::os::unix::fs::lchown(&out, Some(owner.uid), Some(owner.gid))?;
+                    let m = if i + 1 == components.len() {
+                        mode
+                    } else {
+                        0o755
+                    };
+                    fs::set_permissions(&out, fs::Permissions::from_mode(m))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn mkfile(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        mode: u32,
+        owner: Option<Owner>,
+    ) -> io::Result<()> {
+        let path = layered::resolve(&self.view, path, true)?;
+        self.ensure_dir(layered::parent(&path), None, 0o755)?;
+        let out = self.host(&path);
+        if out.is_dir() {
+            fs::remove_dir_all(&out)?;
+        }
+        fs::write(&out, data)?;
+        let owner = owner.unwrap_or(Owner::ROOT);
+        std::os::unix::fs::lchown(&out, Some(owner.uid), Some(owner.gid))?;
+        fs::set_permissions(&out, fs::Permissions::from_mode(mode))
+    }
+
+    fn finish(self) -> io::Result<()> {
+        for (dir, secs, nanos) in self.dir_times.iter().rev() {
+            set_mtime(dir, *secs, *nanos)?;
+        }
+        Ok(())
+    }
+}
+
+struct CopyPlan<'a> {
+    source: &'a Source<'a>,
+    chown: Option<Owner>,
+    chmod: Option<u32>,
+    excluded: Excluded<'a>,
+}
+
+/// `--exclude` patterns match a path or any of its parents.
+fn matches_path(pattern: &str, path: &str) -> bool {
+    let pat: Vec<&str> = pattern.split('/').collect();
+    let comps: Vec<&str> = path.split('/').collect();
+    comps.len() >= pat.len() && pat.iter().zip(&comps).all(|(p, c)| glob::matches(p, c))
+}
+
+/// Parses `--chmod`: octal only (symbolic modes are not supported yet).
+fn parse_chmod(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("invalid --chmod={s}: only octal modes are supported"))
+}
+
+fn copy_special(meta: &fs::Metadata, out: &Path) -> io::Result<()> {
+    let kind = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);
+    let perm = nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o7777);
+    nix::sys::stat::mknod(out, kind, perm, meta.rdev()).map_err(io::Error::from)
+}
+
+fn set_mtime(path: &Path, secs: i64, nanos: i64) -> io::Result<()> {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    use nix::sys::time::TimeSpec;
+    let t = TimeSpec::new(secs, nanos);
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &t,
+        &t,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layered::HostTree;
+    use rbuild_frontend::graph::CopyAction;
+
+    fn copy(sources: &[&str], dest: &str) -> FileOp {
+        FileOp {
+            actions: vec![FileAction::Copy(CopyAction {
+                source_input: 1,
+                sources: sources.iter().map(|s| s.to_string()).collect(),
+                dest: dest.into(),
+                chown: None,
+                chmod: None,
+                exclude: vec![],
+                parents: false,
+                link: false,
+                extract_archives: false,
+                remote: None,
+            })],
+        }
+    }
+
+    #[test]
+    fn copies_follow_docker_destination_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        let base = dir.path().join("base");
+        let upper = dir.path().join("upper");
+        fs::create_dir_all(ctx.join("d/e")).unwrap();
+        fs::write(ctx.join("f.txt"), "f").unwrap();
+        fs::write(ctx.join("d/e/g.txt"), "g").unwrap();
+        fs::create_dir_all(base.join("usr/bin")).unwrap();
+        fs::create_dir_all(base.join("existing")).unwrap();
+        fs::set_permissions(base.join("existing"), fs::Permissions::from_mode(0o700)).unwrap();
+        symlink("usr/bin", base.join("bin")).unwrap();
+        fs::create_dir(&upper).unwrap();
+        let view = HostTree::new(&ctx);
+        let none = |_: &str| false;
+        let sources = [
+            None,
+            Some(Source {
+                view: &view,
+                is_context: true,
+                ignored: &none,
+            }),
+        ];
+        apply(
+            &copy(&["f.txt"], "/bin/"),
+            &[base.clone()],
+            &upper,
+            &sources,
+        )
+        .unwrap();
+        apply(
+            &copy(&["f.txt"], "/renamed"),
+            &[base.clone()],
+            &upper,
+            &sources,
+        )
+        .unwrap();
+        apply(
+            &copy(&["f.txt"], "/existing"),
+            &[base.clone()],
+            &upper,
+            &sources,
+        )
+        .unwrap();
+        apply(
+            &copy(&["d"], "/new/deep/"),
+            &[base.clone()],
+            &upper,
+            &sources,
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read_to_string(upper.join("usr/bin/f.txt")).unwrap(),
+            "f"
+        );
+        assert_eq!(fs::read_to_string(upper.join("renamed")).unwrap(), "f");
+        assert_eq!(
+            fs::read_to_string(upper.join("existing/f.txt")).unwrap(),
+            "f"
+        );
+        assert_eq!(
+            fs::read_to_string(upper.join("new/deep/e/g.txt")).unwrap(),
+            "g"
+        );
+        let existing = upper.join("existing").symlink_metadata().unwrap();
+        assert_eq!(
+            existing.mode() & 0o7777,
+            0o700,
+            "copied-up dirs keep their mode"
+        );
+        assert!(
+            !upper.join("bin").exists(),
+            "the symlink in the base is followed, not replaced"
+        );
+        let err = apply(&copy(&["f.txt", "d"], "/x"), &[base], &upper, &sources).unwrap_err();
+        assert!(err.contains("must be a directory"), "{err}");
+    }
+
+    #[test]
+    fn chmod_parses_octal_only() {
+        assert_eq!(parse_chmod("755").unwrap(), 0o755);
+        assert!(parse_chmod("u+x").is_err());
+        assert!(parse_chmod("99999").is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! Cache keys: computed for every vertex before anything runs, from the
+//! op's definition and its inputs' keys. A copy from the build context keys
+//! on the checksum of exactly the files it selects instead of on the
+//! context as a whole, so an edit to a file no COPY selects is a cache hit.
+
+use rbuild_frontend::graph::{BuildGraph, FileAction, Op};
+
+/// Version of the key scheme: bump to invalidate every record.
+const SCHEME: &str = "rbuild cache key v1";
+
+/// Computes the key of every node, in graph order. `context_checksum`
+/// returns the checksum of what `sources` select in the context.
+pub fn compute<E>(
+    graph: &BuildGraph,
+    mut context_checksum: impl FnMut(&[String], &[String]) -> Result<String, E>,
+) -> Result<Vec<String>, (usize, E)> {
+    let mut keys: Vec<String> = Vec::with_capacity(graph.nodes.len());
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let mut h = blake3::Hasher::new();
+        field(&mut h, SCHEME.as_bytes());
+        let definition = serde_json::to_vec(&node.op).expect("ops serialize");
+        field(&mut h, &definition);
+        for (pos, input) in node.inputs.iter().enumerate() {
+            match &graph.nodes[input.0].op {
+                Op::Context(ctx) => {
+                    // Only the files this node selects count.
+                    let sources: Vec<String> = match &node.op {
+                        Op::File(f) => f
+                            .actions
+                            .iter()
+                            .filter_map(|a| match a {
+                                FileAction::Copy(c) if c.source_input == pos => {
+                                    Some(c.sources.clone())
+                                }
+                                _ => None,
+                            })
+                            .flatten()
+                            .collect(),
+                        _ => vec![String::from(".")],
+                    };
+                    let sum =
+                        context_checksum(&sources, &ctx.exclude_patterns).map_err(|e| (i, e))?;
+                    field(&mut h, sum.as_bytes());
+                }
+                _ => field(&mut h, keys[input.0].as_bytes()),
+            }
+        }
+        keys.push(h.finalize().to_hex().to_string());
+    }
+    Ok(keys)
+}
+
+/// Hashes a length-prefixed field, so that field boundaries are unambiguous.
+fn field(h: &mut blake3::Hasher, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}

@@ -1,0 +1,316 @@
+//! Read-only views of filesystem trees without mounting anything: a plain
+//! host directory (the build context) and a stack of overlay-format layers
+//! (a state's snapshots), plus path resolution confined to the view's root,
+//! so no `..` or symlink can lead outside it.
+
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::fs::Metadata;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// A tree addressed by absolute, clean paths (`/`, `/a/b`).
+pub trait FsView {
+    /// The host path holding `path` itself (no symlink followed), if it exists.
+    fn locate(&self, path: &str) -> Option<PathBuf>;
+
+    /// The names in the directory at `path`, sorted.
+    fn list(&self, path: &str) -> io::Result<Vec<String>>;
+}
+
+/// A host directory seen as a root.
+pub struct HostTree {
+    root: PathBuf,
+}
+
+impl HostTree {
+    /// A view rooted at `root`.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+}
+
+impl FsView for HostTree {
+    fn locate(&self, path: &str) -> Option<PathBuf> {
+        let p = host_join(&self.root, path);
+        p.symlink_metadata().ok().map(|_| p)
+    }
+
+    fn list(&self, path: &str) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(host_join(&self.root, path))? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// Overlay layers (whiteouts as 0/0 character devices, opaque directories
+/// marked with `trusted.overlay.opaque=y`), bottom first.
+pub struct LayerStack {
+    layers: Vec<PathBuf>,
+}
+
+impl LayerStack {
+    /// A view of `layers`, bottom first.
+    pub fn new(layers: Vec<PathBuf>) -> Self {
+        Self { layers }
+    }
+}
+
+impl FsView for LayerStack {
+    fn locate(&self, path: &str) -> Option<PathBuf> {
+        let components: Vec<&str> = components(path).collect();
+        for layer in self.layers.iter().rev() {
+            let mut here = layer.clone();
+            let mut opaque = false;
+            for (i, c) in components.iter().enumerate() {
+                here.push(c);
+                let Ok(meta) = here.symlink_metadata() else {
+                    break;
+                };
+                if is_whiteout(&meta) {
+                    return None;
+                }
+                if i + 1 == components.len() {
+                    return Some(here);
+                }
+                if !meta.is_dir() {
+                    // A non-directory hides whatever lower layers have below it.
+                    return None;
+                }
+                opaque |= is_opaque(&here);
+            }
+            if components.is_empty() {
+                return Some(layer.clone());
+            }
+            if opaque {
+                return None;
+            }
+        }
+        if components.is_empty() {
+            // The root of an empty stack still exists.
+            return self.layers.first().cloned();
+        }
+        None
+    }
+
+    fn list(&self, path: &str) -> io::Result<Vec<String>> {
+        let mut names = BTreeSet::new();
+        for layer in &self.layers {
+            let dir = host_join(layer, path);
+            if dir.is_dir() && !dir.is_symlink() {
+                for entry in std::fs::read_dir(&dir)? {
+                    names.insert(entry?.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        Ok(names
+            .into_iter()
+            .filter(|n| self.locate(&child(path, n)).is_some())
+            .collect())
+    }
+}
+
+/// Whether a directory entry is an overlay whiteout.
+pub fn is_whiteout(meta: &Metadata) -> bool {
+    meta.file_type().is_char_device() && meta.rdev() == 0
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut value = [0u8; 1];
+    // SAFETY: both pointers are valid for the given lengths.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    n == 1 && value[0] == b'y'
+}
+
+/// The components of a clean absolute path.
+pub fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}
+
+/// `dir/name` for clean absolute paths.
+pub fn child(dir: &str, name: &str) -> String {
+    if dir == "/" {
+        format!("/{name}")
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The parent of a clean absolute path (`/` for `/`).
+pub fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// The last component of a clean absolute path (empty for `/`).
+pub fn base_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or("")
+}
+
+/// Cleans a path lexically into an absolute one: `.` and empty components
+/// dropped, `..` applied but never above the root.
+pub fn clean(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+fn host_join(root: &Path, path: &str) -> PathBuf {
+    let mut p = root.to_path_buf();
+    for c in components(path) {
+        p.push(c);
+    }
+    p
+}
+
+/// Resolves `path` in `view` like the kernel would inside a chroot: every
+/// symlink met on the way (and the last one too, when `follow_last`) is
+/// followed, relative ones from their directory, absolute ones from the
+/// view's root, and `..` never climbs above the root. Missing components
+/// are kept as they are, so the result may name something that does not
+/// exist yet.
+pub fn resolve(view: &dyn FsView, path: &str, follow_last: bool) -> io::Result<String> {
+    let mut pending: Vec<String> = components(&clean(path)).rev().map(String::from).collect();
+    let mut resolved = String::from("/");
+    let mut hops = 0;
+    while let Some(c) = pending.pop() {
+        if c == ".." {
+            resolved = parent(&resolved).to_string();
+            continue;
+        }
+        let candidate = child(&resolved, &c);
+        let is_last = pending.is_empty();
+        let link = match view.locate(&candidate) {
+            Some(host) if (!is_last || follow_last) && host.is_symlink() => {
+                Some(std::fs::read_link(&host)?)
+            }
+            _ => None,
+        };
+        match link {
+            Some(target) => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(io::Error::other(format!(
+                        "too many levels of symbolic links in {path}"
+                    )));
+                }
+                let target = target.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    resolved = String::from("/");
+                }
+                pending.extend(
+                    target
+                        .split('/')
+                        .filter(|c| !c.is_empty() && *c != ".")
+                        .rev()
+                        .map(String::from),
+                );
+            }
+            None => resolved = candidate,
+        }
+    }
+    Ok(resolved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn cleans_paths() {
+        assert_eq!(clean("a/./b//c/"), "/a/b/c");
+        assert_eq!(clean("/../../x"), "/x");
+        assert_eq!(clean(""), "/");
+        assert_eq!(parent("/a/b"), "/a");
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(base_name("/a/b"), "b");
+    }
+
+    #[test]
+    fn symlinks_stay_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        symlink("usr/bin", root.join("bin")).unwrap();
+        symlink("/../../../etc", root.join("escape")).unwrap();
+        symlink("../../..", root.join("usr/bin/up")).unwrap();
+        let view = HostTree::new(root);
+        assert_eq!(resolve(&view, "/bin/sh", true).unwrap(), "/usr/bin/sh");
+        assert_eq!(
+            resolve(&view, "/escape/passwd", true).unwrap(),
+            "/etc/passwd"
+        );
+        assert_eq!(resolve(&view, "/usr/bin/up/x", true).unwrap(), "/x");
+        assert_eq!(resolve(&view, "/bin", false).unwrap(), "/bin");
+    }
+
+    #[test]
+    fn layers_merge_with_whiteouts_and_opaque_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let low = dir.path().join("low");
+        let up = dir.path().join("up");
+        for d in ["a", "b", "c"] {
+            std::fs::create_dir_all(low.join(d)).unwrap();
+            std::fs::write(low.join(d).join("old"), "x").unwrap();
+        }
+        std::fs::create_dir_all(up.join("a")).unwrap();
+        std::fs::write(up.join("a/new"), "y").unwrap();
+        nix::sys::stat::mknod(
+            &up.join("b"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        std::fs::create_dir_all(up.join("c")).unwrap();
+        std::fs::write(up.join("c/fresh"), "z").unwrap();
+        let c = CString::new(up.join("c").as_os_str().as_bytes()).unwrap();
+        // SAFETY: valid pointers and lengths.
+        let rc = unsafe {
+            libc::lsetxattr(
+                c.as_ptr(),
+                c"trusted.overlay.opaque".as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(rc, 0);
+        let view = LayerStack::new(vec![low, up]);
+        assert_eq!(view.list("/").unwrap(), vec!["a", "c"]);
+        assert_eq!(view.list("/a").unwrap(), vec!["new", "old"]);
+        assert_eq!(view.list("/c").unwrap(), vec!["fresh"]);
+        assert!(view.locate("/b/old").is_none());
+        assert!(view.locate("/c/old").is_none());
+        assert!(view.locate("/a/old").is_some());
+    }
+}

@@ -1,0 +1,446 @@
+//! The scheduler: realizes the target on demand. A vertex with a cached
+//! result is done without touching its inputs; otherwise its inputs are
+//! realized concurrently, then it runs. Vertices with equal keys share one
+//! realization, and RUN steps are limited to a number at a time.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::future::{BoxFuture, FutureExt, try_join_all};
+use rbuild_cache::{CacheRecord, Store};
+use rbuild_frontend::IgnoreMatcher;
+use rbuild_frontend::graph::{BuildGraph, NodeId, Op};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::context;
+use crate::error::SolveError;
+use crate::exec;
+use crate::fileop::{self, Source};
+use crate::image::ImageResolver;
+use crate::keys;
+use crate::layered::{HostTree, LayerStack};
+use crate::progress::{Progress, VertexStatus};
+use crate::state::{Layer, State};
+
+/// How a solve behaves.
+#[derive(Debug, Clone)]
+pub struct SolveOptions {
+    /// The build context directory.
+    pub context_dir: PathBuf,
+    /// Ignore cached results (`--no-cache`); results are still recorded.
+    pub no_cache: bool,
+    /// How many RUN steps may run at once.
+    pub max_parallel_runs: usize,
+}
+
+/// What a solve produced.
+#[derive(Debug, Clone)]
+pub struct SolveResult {
+    /// The target's filesystem: layers bottom first.
+    pub state: State,
+    /// For each of the graph's `layer_nodes`: whether it added a layer
+    /// (a step whose changes are empty adds none, as in BuildKit).
+    pub layer_added: Vec<bool>,
+}
+
+/// A step's failure, shared by everything that waited on it.
+#[derive(Debug, Clone)]
+struct Failure {
+    node: usize,
+    message: String,
+    cancelled: bool,
+}
+
+#[derive(Debug, Clone)]
+struct NodeResult {
+    state: State,
+    added: bool,
+}
+
+type Outcome = Result<NodeResult, Failure>;
+
+/// Solves one build graph.
+pub struct Solver {
+    store: Store,
+    images: Arc<ImageResolver>,
+    graph: BuildGraph,
+    opts: SolveOptions,
+    progress: Arc<dyn Progress>,
+    keys: Vec<String>,
+    /// For each node, the first node with the same key.
+    canonical: Vec<usize>,
+    cells: Vec<OnceCell<Outcome>>,
+    runs: Semaphore,
+    reported: Mutex<Vec<bool>>,
+    failed: AtomicBool,
+}
+
+impl Solver {
+    /// Computes every vertex's cache key (reading the context files that
+    /// COPY selects) and prepares the solve.
+    pub fn new(
+        store: Store,
+        images: Arc<ImageResolver>,
+        graph: BuildGraph,
+        opts: SolveOptions,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Self, SolveError> {
+        let ignore = context_ignore(&graph).map_err(SolveError::Other)?;
+        let view = HostTree::new(&opts.context_dir);
+        let keys = keys::compute(&graph, |sources, _| {
+            let ignored = |p: &str| ignore.is_excluded(p);
+            context::checksum(&view, sources, &ignored).map_err(|e| e.to_string())
+        })
+        .map_err(|(i, message)| {
+            step_error(&graph, i, format!("failed to compute cache key: {message}"))
+        })?;
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let canonical = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| *first.entry(k.as_str()).or_insert(i))
+            .collect();
+        let n = graph.nodes.len();
+        Ok(Self {
+            store,
+            images,
+            runs: Semaphore::new(opts.max_parallel_runs.max(1)),
+            graph,
+            opts,
+            progress,
+            keys,
+            canonical,
+            cells: (0..n).map(|_| OnceCell::new()).collect(),
+            reported: Mutex::new(vec![false; n]),
+            failed: AtomicBool::new(false),
+        })
+    }
+
+    /// The cache key of every node, in graph order.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// Realizes the target.
+    pub async fn solve(self) -> Result<SolveResult, SolveError> {
+        let me = Arc::new(self);
+        let target = me.graph.target.0;
+        let result = me
+            .clone()
+            .realize(target)
+            .await
+            .map_err(|f| me.failure_error(f))?;
+        let mut layer_added = Vec::with_capacity(me.graph.layer_nodes.len());
+        for node in &me.graph.layer_nodes {
+            let added = match me.cells[me.canonical[node.0]].get() {
+                Some(Ok(r)) => r.added,
+                // Not realized because a later step was cached: read the record.
+                _ => me.cached(node.0)?.is_some_and(|r| r.added),
+            };
+            layer_added.push(added);
+        }
+        Ok(SolveResult {
+            state: result.state,
+            layer_added,
+        })
+    }
+
+    fn failure_error(&self, f: Failure) -> SolveError {
+        if f.cancelled {
+            return SolveError::Cancelled;
+        }
+        step_error(&self.graph, f.node, f.message)
+    }
+
+    fn realize(self: Arc<Self>, i: usize) -> BoxFuture<'static, Outcome> {
+        let i = self.canonical[i];
+        async move {
+            let me = self.clone();
+            self.cells[i].get_or_init(|| me.compute(i)).await.clone()
+        }
+        .boxed()
+    }
+
+    async fn compute(self: Arc<Self>, i: usize) -> Outcome {
+        let fail = |message: String| Failure {
+            node: i,
+            message,
+            cancelled: false,
+        };
+        let node = &self.graph.nodes[i];
+        match &node.op {
+            Op::Scratch | Op::Context(_) => Ok(NodeResult {
+                state: Vec::new(),
+                added: false,
+            }),
+            Op::Image(source) => {
+                let started = Instant::now();
+                self.start(i);
+                let image = self
+                    .images
+                    .resolve(&source.reference)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                self.finish(i, VertexStatus::Done(started.elapsed()));
+                Ok(NodeResult {
+                    state: image.layers.clone(),
+                    added: false,
+                })
+            }
+            Op::Exec(_) | Op::File(_) => {
+                if let Some(hit) = self.cached(i).map_err(|e| fail(e.to_string()))? {
+                    self.report_cached(i);
+                    return Ok(hit);
+                }
+                if self.failed.load(Ordering::SeqCst) {
+                    return Err(Failure {
+                        node: i,
+                        message: String::new(),
+                        cancelled: true,
+                    });
+                }
+                let inputs =
+                    try_join_all(node.inputs.iter().map(|n| self.clone().realize(n.0))).await?;
+                let started = Instant::now();
+                self.start(i);
+                let result = self.run(i, &inputs).await;
+                match result {
+                    Ok(r) => {
+                        self.finish(i, VertexStatus::Done(started.elapsed()));
+                        Ok(r)
+                    }
+                    Err(message) => {
+                        self.failed.store(true, Ordering::SeqCst);
+                        self.finish(i, VertexStatus::Error(started.elapsed()));
+                        Err(fail(message))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The recorded result of node `i`, unless `--no-cache` or something it
+    /// names is gone.
+    fn cached(&self, i: usize) -> Result<Option<NodeResult>, SolveError> {
+        if self.opts.no_cache {
+            return Ok(None);
+        }
+        let Some(record) = self.store.get_record(&self.keys[i])? else {
+            return Ok(None);
+        };
+        if !record.snapshots.iter().all(|s| self.store.has_snapshot(s)) {
+            return Ok(None);
+        }
+        Ok(Some(NodeResult {
+            state: record.snapshots.into_iter().map(Layer::Snapshot).collect(),
+            added: record
+                .meta
+                .get("added")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(true),
+        }))
+    }
+
+    async fn run(&self, i: usize, inputs: &[NodeResult]) -> Result<NodeResult, String> {
+        let node = &self.graph.nodes[i];
+        let base = self.materialize(&inputs[0].state).await?;
+        let lowers: Vec<PathBuf> = base.iter().map(|s| self.store.snapshot_path(s)).collect();
+        let pending = self.store.new_snapshot().map_err(|e| e.to_string())?;
+        let upper = pending.dir().to_path_buf();
+        match &node.op {
+            Op::Exec(op) => {
+                let _permit = self.runs.acquire().await.map_err(|e| e.to_string())?;
+                let (op, work, progress) = (
+                    op.clone(),
+                    pending.work_dir().to_path_buf(),
+                    self.progress.clone(),
+                );
+                let upper = upper.clone();
+                tokio::task::spawn_blocking(move || {
+                    exec::run(&op, lowers, (upper, work), &mut |line| {
+                        progress.log(i, line)
+                    })
+                })
+                .await
+                .map_err(|e| e.to_string())??;
+            }
+            Op::File(op) => {
+                let mut sources: Vec<Option<Vec<PathBuf>>> = Vec::new();
+                for (pos, input) in node.inputs.iter().enumerate() {
+                    let layers = match (&self.graph.nodes[input.0].op, pos) {
+                        (Op::Context(_), _) | (_, 0) => None,
+                        _ => {
+                            let snaps = self.materialize(&inputs[pos].state).await?;
+                            Some(snaps.iter().map(|s| self.store.snapshot_path(s)).collect())
+                        }
+                    };
+                    sources.push(layers);
+                }
+                let op = op.clone();
+                let graph_inputs: Vec<NodeId> = node.inputs.clone();
+                let ignore = context_ignore(&self.graph)?;
+                let context_dir = self.opts.context_dir.clone();
+                let is_context: Vec<bool> = graph_inputs
+                    .iter()
+                    .map(|n| matches!(self.graph.nodes[n.0].op, Op::Context(_)))
+                    .collect();
+                let upper = upper.clone();
+                tokio::task::spawn_blocking(move || {
+                    apply_file_op(
+                        &op,
+                        &lowers,
+                        &upper,
+                        &sources,
+                        &is_context,
+                        &context_dir,
+                        &ignore,
+                    )
+                })
+                .await
+                .map_err(|e| e.to_string())??;
+            }
+            _ => unreachable!("only exec and file ops run"),
+        }
+        let added = std::fs::read_dir(&upper)
+            .map_err(|e| format!("read {}: {e}", upper.display()))?
+            .next()
+            .is_some();
+        let mut snapshots = base;
+        if added {
+            let id = self.snapshot_id(i);
+            pending.commit(&id).map_err(|e| e.to_string())?;
+            snapshots.push(id);
+        }
+        let record = CacheRecord {
+            snapshots: snapshots.clone(),
+            meta: serde_json::json!({ "added": added }),
+        };
+        self.store
+            .put_record(&self.keys[i], &record)
+            .map_err(|e| e.to_string())?;
+        Ok(NodeResult {
+            state: snapshots.into_iter().map(Layer::Snapshot).collect(),
+            added,
+        })
+    }
+
+    /// The id of a new snapshot: the key itself, unless `--no-cache` asked
+    /// for a fresh run whose result may differ from an earlier one.
+    fn snapshot_id(&self, i: usize) -> String {
+        if !self.opts.no_cache {
+            return self.keys[i].clone();
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let mut h = blake3::Hasher::new();
+        h.update(self.keys[i].as_bytes());
+        h.update(&nanos.to_le_bytes());
+        h.update(&std::process::id().to_le_bytes());
+        h.finalize().to_hex().to_string()
+    }
+
+    /// Unpacks (pulling first if needed) every layer of a state.
+    async fn materialize(&self, state: &State) -> Result<Vec<String>, String> {
+        try_join_all(state.iter().map(|l| self.images.snapshot(l)))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    fn start(&self, i: usize) {
+        self.reported.lock().expect("poisoned")[i] = true;
+        self.progress.started(i, &self.graph.nodes[i].name);
+    }
+
+    fn finish(&self, i: usize, status: VertexStatus) {
+        self.progress.finished(i, &self.graph.nodes[i].name, status);
+    }
+
+    /// Reports node `i` and all its not yet reported ancestors as cached.
+    fn report_cached(&self, i: usize) {
+        let mut order = Vec::new();
+        {
+            let mut reported = self.reported.lock().expect("poisoned");
+            let mut stack = vec![i];
+            while let Some(n) = stack.pop() {
+                if reported[n] {
+                    continue;
+                }
+                reported[n] = true;
+                let node = &self.graph.nodes[n];
+                if !matches!(node.op, Op::Scratch | Op::Context(_)) {
+                    order.push(n);
+                }
+                stack.extend(node.inputs.iter().map(|x| x.0));
+            }
+        }
+        order.sort_unstable();
+        for n in order {
+            self.progress.started(n, &self.graph.nodes[n].name);
+            self.finish(n, VertexStatus::Cached);
+        }
+    }
+}
+
+fn apply_file_op(
+    op: &rbuild_frontend::graph::FileOp,
+    lowers: &[PathBuf],
+    upper: &Path,
+    sources: &[Option<Vec<PathBuf>>],
+    is_context: &[bool],
+    context_dir: &Path,
+    ignore: &IgnoreMatcher,
+) -> Result<(), String> {
+    let host = HostTree::new(context_dir);
+    let stacks: Vec<Option<LayerStack>> = sources
+        .iter()
+        .map(|s| s.clone().map(LayerStack::new))
+        .collect();
+    let ignored = |p: &str| ignore.is_excluded(p);
+    let views: Vec<Option<Source<'_>>> = stacks
+        .iter()
+        .zip(is_context)
+        .map(|(stack, &ctx)| {
+            if ctx {
+                Some(Source {
+                    view: &host,
+                    is_context: true,
+                    ignored: &ignored,
+                })
+            } else {
+                stack.as_ref().map(|s| Source {
+                    view: s,
+                    is_context: false,
+                    ignored: &ignored,
+                })
+            }
+        })
+        .collect();
+    fileop::apply(op, lowers, upper, &views)
+}
+
+/// The `.dockerignore` matcher of the graph's context source.
+fn context_ignore(graph: &BuildGraph) -> Result<IgnoreMatcher, String> {
+    let patterns = graph
+        .nodes
+        .iter()
+        .find_map(|n| match &n.op {
+            Op::Context(c) => Some(c.exclude_patterns.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    IgnoreMatcher::new(&patterns).map_err(|e| e.to_string())
+}
+
+fn step_error(graph: &BuildGraph, i: usize, message: String) -> SolveError {
+    let node = &graph.nodes[i];
+    SolveError::Step {
+        step: node.name.clone(),
+        location: node.location,
+        message,
+    }
+}

@@ -1,0 +1,320 @@
+//! `rbuild build` (and `rbuild PATH`): Dockerfile → op graph → solve →
+//! image in the store, tagged.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use futures::future::try_join_all;
+use rbuild_cache::LayerRecord;
+use rbuild_exporter::{Compression, ExportOptions, ImageSpec};
+use rbuild_frontend::config::History;
+use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
+use rbuild_registry::{ClientOptions, Reference};
+use rbuild_solver::{Layer, SolveOptions, SolveResult, Solver, store_name};
+
+use super::session::{Session, host_platform};
+use crate::progress::{Display, Mode};
+
+/// `rbuild build` arguments, named as `docker build`'s.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The build context directory.
+    #[arg(value_name = "PATH")]
+    context: PathBuf,
+
+    /// The Dockerfile (default: PATH/Dockerfile).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<PathBuf>,
+
+    /// Name and optionally tag the image (`name:tag`); repeatable.
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    tags: Vec<String>,
+
+    /// Set a build-time variable (`KEY=VALUE`, or `KEY` to take it from the environment).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    build_args: Vec<String>,
+
+    /// Build this stage (default: the last one).
+    #[arg(long)]
+    target: Option<String>,
+
+    /// Do not use cached results.
+    #[arg(long)]
+    no_cache: bool,
+
+    /// Progress output.
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: Mode,
+
+    /// Print only the image digest on success.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Runs a build.
+pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    let mode = if args.quiet {
+        Mode::Quiet
+    } else {
+        args.progress.resolve()
+    };
+    let display = Arc::new(Display::new(mode));
+    let session = Session::open(root, ClientOptions::default())?;
+    let tags: Vec<String> = args
+        .tags
+        .iter()
+        .map(|t| {
+            Reference::parse(t)
+                .map(|r| store_name(&r))
+                .with_context(|| format!("invalid tag {t:?}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    let load = display.begin("[internal] load build definition");
+    let dockerfile = args
+        .file
+        .clone()
+        .unwrap_or_else(|| args.context.join("Dockerfile"));
+    let source = std::fs::read(&dockerfile)
+        .with_context(|| format!("read Dockerfile {}", dockerfile.display()))?;
+    let parsed = Dockerfile::parse(&dockerfile.display().to_string(), &source)?;
+    let options = BuildOptions {
+        build_args: parse_build_args(&args.build_args)?,
+        target: args.target.clone(),
+        platform: platform_string(),
+        ignore_patterns: read_ignore(&args.context, &dockerfile)?,
+    };
+    let names = parsed.base_images(&options)?;
+    let images = &session.images;
+    let resolved = session
+        .runtime
+        .block_on(try_join_all(names.iter().map(|n| images.resolve(n))))?;
+    let images: BTreeMap<String, _> = names
+        .into_iter()
+        .zip(resolved.iter().map(|i| i.to_frontend()))
+        .collect();
+    let graph = parsed.lower(&options, &images)?;
+    display.end(load, "[internal] load build definition");
+    for arg in &graph.unused_build_args {
+        eprintln!("WARNING: build-arg {arg:?} was not consumed by any ARG");
+    }
+
+    let solver = Solver::new(
+        session.store.clone(),
+        session.images.clone(),
+        graph.clone(),
+        SolveOptions {
+            context_dir: args.context.clone(),
+            no_cache: args.no_cache,
+            max_parallel_runs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+        display.clone(),
+    )?;
+    let result = session.runtime.block_on(solver.solve())?;
+
+    let export = display.begin("exporting to image");
+    let manifest = export_image(&session, &graph, result)?;
+    let digest = manifest.digest().to_string();
+    display.note(&export, &format!("writing image {digest} done"));
+    for tag in &tags {
+        session.store.tag(tag, &manifest)?;
+        display.note(&export, &format!("naming to {tag} done"));
+    }
+    display.end(export, "exporting to image");
+    if args.quiet {
+        println!("{digest}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the solved state as an image: layers (built ones exported,
+/// base-image ones as pulled), the config and history, the manifest.
+fn export_image(
+    session: &Session,
+    graph: &rbuild_frontend::graph::BuildGraph,
+    result: SolveResult,
+) -> anyhow::Result<oci_spec::image::Descriptor> {
+    let opts = ExportOptions {
+        compression: Compression::Uncompressed,
+        source_date_epoch: source_date_epoch()?,
+        oci_mediatypes: true,
+    };
+    let mut layers: Vec<LayerRecord> = Vec::with_capacity(result.state.len());
+    for layer in &result.state {
+        let record = match layer {
+            Layer::Snapshot(id) => match session.store.layer_of_snapshot(id)? {
+                Some(record) => record,
+                None => rbuild_exporter::export_layer(&session.store, id, &opts)?,
+            },
+            Layer::Blob {
+                blob,
+                media_type,
+                diff_id,
+                ..
+            } => {
+                session
+                    .runtime
+                    .block_on(session.images.ensure_blob(layer))?;
+                LayerRecord {
+                    snapshot: String::new(),
+                    diff_id: diff_id.clone(),
+                    blob: blob.clone(),
+                    media_type: media_type.clone(),
+                }
+            }
+        };
+        layers.push(record);
+    }
+    let created = opts.source_date_epoch.map_or_else(now_rfc3339, rfc3339);
+    let history = mark_history(
+        &graph.history,
+        &result.layer_added,
+        &graph.layer_nodes,
+        &created,
+    );
+    let platform = host_platform();
+    let image = ImageSpec {
+        layers,
+        config: serde_json::to_value(&graph.config)?,
+        history: history
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()?,
+        os: platform.os,
+        architecture: platform.architecture,
+        variant: platform.variant,
+    };
+    Ok(rbuild_exporter::write_image(&session.store, &image, &opts)?)
+}
+
+/// The history to write: the entries of layer steps that added nothing are
+/// marked empty, and entries of this build get their creation time.
+fn mark_history(
+    history: &[History],
+    added: &[bool],
+    layer_nodes: &[rbuild_frontend::graph::NodeId],
+    created: &str,
+) -> Vec<History> {
+    let mut out = history.to_vec();
+    let layer_entries: Vec<usize> = out
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| !h.empty_layer)
+        .map(|(i, _)| i)
+        .collect();
+    let ours = &layer_entries[layer_entries.len().saturating_sub(layer_nodes.len())..];
+    for (&entry, &was_added) in ours.iter().zip(added) {
+        out[entry].empty_layer = !was_added;
+    }
+    for h in &mut out {
+        if h.created.is_none() {
+            h.created = Some(created.to_string());
+        }
+    }
+    out
+}
+
+fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let (k, v) = match a.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => match std::env::var(a) {
+                Ok(v) => (a.clone(), v),
+                // As docker: a bare KEY that is not in the environment is left unset.
+                Err(_) => continue,
+            },
+        };
+        if k.is_empty() {
+            bail!("invalid --build-arg {a:?}: the name is empty");
+        }
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+/// `.dockerignore` patterns: `<Dockerfile>.dockerignore` beside the
+/// Dockerfile wins over the context's `.dockerignore`.
+fn read_ignore(context: &Path, dockerfile: &Path) -> anyhow::Result<Vec<String>> {
+    let beside = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
+    for candidate in [beside, context.join(".dockerignore")] {
+        match std::fs::read_to_string(&candidate) {
+            Ok(text) => return Ok(parse_dockerignore(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("read {}", candidate.display())),
+        }
+    }
+    Ok(Vec::new())
+}
+
+fn platform_string() -> String {
+    let p = host_platform();
+    match p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+fn source_date_epoch() -> anyhow::Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => {
+            Ok(Some(v.parse().with_context(|| {
+                format!("invalid SOURCE_DATE_EPOCH {v:?}")
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    rfc3339(secs)
+}
+
+/// Formats Unix seconds as RFC 3339 in UTC (`1970-01-01T00:00:00Z`).
+fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn build_args_need_names() {
+        let parsed = parse_build_args(&["A=1".into(), "B=".into()]).unwrap();
+        assert_eq!(parsed.get("A").unwrap(), "1");
+        assert_eq!(parsed.get("B").unwrap(), "");
+        assert!(parse_build_args(&["=x".into()]).is_err());
+    }
+}

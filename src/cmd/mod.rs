@@ -1,0 +1,6 @@
+//! One module per subcommand, plus what they share.
+
+pub mod build;
+pub mod images;
+pub mod run;
+mod session;

@@ -1,0 +1,228 @@
+//! `rbuild run`: a command in a new sandbox made from an image, with
+//! Docker's rules for ENTRYPOINT, CMD, Env, WorkingDir and User.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use rbuild_executor::{Network, RootFs, RunSpec, Stdio};
+use rbuild_frontend::config::ImageConfig;
+use rbuild_registry::{ClientOptions, Reference};
+use rbuild_solver::store_name;
+use serde::Deserialize;
+
+use super::session::Session;
+
+/// `rbuild run` arguments, named as `docker run`'s.
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct RunArgs {
+    /// Accepted for compatibility: the sandbox is always removed on exit.
+    #[arg(long)]
+    rm: bool,
+
+    /// Set an environment variable (`KEY=VALUE`, or `KEY` from the environment).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+
+    /// Working directory inside the sandbox.
+    #[arg(short = 'w', long = "workdir")]
+    workdir: Option<String>,
+
+    /// User (`name`, `uid`, `name:group`, `uid:gid`).
+    #[arg(short = 'u', long = "user")]
+    user: Option<String>,
+
+    /// Override the image's ENTRYPOINT.
+    #[arg(long)]
+    entrypoint: Option<String>,
+
+    /// Network: `host` (default) or `none`.
+    #[arg(long, default_value = "host", value_parser = ["host", "none"])]
+    network: String,
+
+    /// Hostname inside the sandbox.
+    #[arg(long)]
+    hostname: Option<String>,
+
+    /// Allocate a pseudo-terminal.
+    #[arg(short = 't', long = "tty")]
+    tty: bool,
+
+    /// Keep stdin open.
+    #[arg(short = 'i', long = "interactive")]
+    interactive: bool,
+
+    /// The image.
+    image: String,
+
+    /// The command and its arguments (default: the image's CMD).
+    command: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    config: Descriptor,
+}
+
+#[derive(Deserialize)]
+struct Descriptor {
+    digest: String,
+}
+
+#[derive(Deserialize)]
+struct ConfigBlob {
+    #[serde(default)]
+    config: ImageConfig,
+}
+
+/// Runs the image; the exit code is the process's.
+pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let session = Session::open(root, ClientOptions::default())?;
+    let reference =
+        Reference::parse(&args.image).with_context(|| format!("invalid image {:?}", args.image))?;
+    let name = store_name(&reference);
+    let image = session
+        .runtime
+        .block_on(session.images.resolve(&args.image))?;
+    if session.store.resolve_tag(&name)?.is_none() {
+        // Pulled from a registry just now: keep it, as `docker run` does.
+        let manifest = oci_spec::image::DescriptorBuilder::default()
+            .media_type(oci_spec::image::MediaType::ImageManifest)
+            .digest(image.digest.parse::<oci_spec::image::Digest>()?)
+            .size(session.store.read_blob(&image.digest)?.len() as u64)
+            .build()?;
+        session.store.tag(&name, &manifest)?;
+    }
+    let manifest: Manifest = serde_json::from_slice(&session.store.read_blob(&image.digest)?)?;
+    let config: ConfigBlob =
+        serde_json::from_slice(&session.store.read_blob(&manifest.config.digest)?)?;
+    let config = config.config;
+    let lowers = session.runtime.block_on(async {
+        let mut out = Vec::new();
+        for layer in &image.layers {
+            out.push(
+                session
+                    .store
+                    .snapshot_path(&session.images.snapshot(layer).await?),
+            );
+        }
+        Ok::<_, rbuild_solver::SolveError>(out)
+    })?;
+
+    let argv = command_line(&config, args.entrypoint.as_deref(), &args.command);
+    if argv.is_empty() {
+        bail!("no command specified: the image has no ENTRYPOINT or CMD");
+    }
+    let spec = RunSpec {
+        rootfs: RootFs {
+            lowers,
+            upper: None,
+        },
+        args: argv,
+        env: merge_env(&config.env, &args.env),
+        cwd: args
+            .workdir
+            .clone()
+            .unwrap_or_else(|| non_empty_or(&config.working_dir, "/")),
+        user: args.user.clone().unwrap_or_else(|| config.user.clone()),
+        hostname: args
+            .hostname
+            .clone()
+            .unwrap_or_else(|| short_id(&image.digest)),
+        network: if args.network == "none" {
+            Network::None
+        } else {
+            Network::Host
+        },
+        mounts: Vec::new(),
+        stdio: if args.tty { Stdio::Tty } else { Stdio::Inherit },
+    };
+    let _ = (args.rm, args.interactive);
+    let code = rbuild_executor::run(&spec, &mut |_, _| {})?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+/// Docker's rule: `--entrypoint` replaces ENTRYPOINT and drops the image's
+/// CMD; arguments replace CMD.
+fn command_line(config: &ImageConfig, entrypoint: Option<&str>, command: &[String]) -> Vec<String> {
+    let mut argv: Vec<String> = match entrypoint {
+        Some("") => Vec::new(),
+        Some(e) => vec![e.to_string()],
+        None => config.entrypoint.clone().unwrap_or_default(),
+    };
+    if !command.is_empty() {
+        argv.extend(command.iter().cloned());
+    } else if entrypoint.is_none() {
+        argv.extend(config.cmd.clone().unwrap_or_default());
+    }
+    argv
+}
+
+/// The image's environment with `-e` values added or replacing by name.
+fn merge_env(image: &[String], overrides: &[String]) -> Vec<String> {
+    let mut env: Vec<String> = image.to_vec();
+    for o in overrides {
+        let entry = match o.split_once('=') {
+            Some(_) => o.clone(),
+            None => match std::env::var(o) {
+                Ok(v) => format!("{o}={v}"),
+                Err(_) => continue,
+            },
+        };
+        let key = entry.split('=').next().unwrap_or_default().to_string();
+        env.retain(|e| e.split('=').next() != Some(key.as_str()));
+        env.push(entry);
+    }
+    env
+}
+
+fn non_empty_or(value: &str, default: &str) -> String {
+    if value.is_empty() {
+        default.to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+/// Twelve hex digits of a digest, as Docker shows ids.
+pub fn short_id(digest: &str) -> String {
+    digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(entrypoint: Option<&[&str]>, cmd: Option<&[&str]>) -> ImageConfig {
+        ImageConfig {
+            entrypoint: entrypoint.map(|e| e.iter().map(|s| s.to_string()).collect()),
+            cmd: cmd.map(|e| e.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn entrypoint_and_cmd_combine_as_docker() {
+        let c = config(Some(&["/ep"]), Some(&["a"]));
+        assert_eq!(command_line(&c, None, &[]), ["/ep", "a"]);
+        assert_eq!(command_line(&c, None, &["b".into()]), ["/ep", "b"]);
+        assert_eq!(command_line(&c, Some("/x"), &[]), ["/x"]);
+        assert_eq!(command_line(&c, Some(""), &["sh".into()]), ["sh"]);
+        assert_eq!(
+            command_line(&config(None, Some(&["sh"])), None, &[]),
+            ["sh"]
+        );
+    }
+
+    #[test]
+    fn env_overrides_by_name() {
+        let env = merge_env(&["A=1".into(), "B=2".into()], &["A=3".into(), "C=4".into()]);
+        assert_eq!(env, ["B=2", "A=3", "C=4"]);
+    }
+}

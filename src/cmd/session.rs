@@ -1,0 +1,53 @@
+//! What most commands open first: the store, the registry client, the
+//! image resolver and an async runtime.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use rbuild_cache::Store;
+use rbuild_registry::{Client, ClientOptions, Platform};
+use rbuild_solver::ImageResolver;
+
+/// An open store with its registry client.
+pub struct Session {
+    /// The store.
+    pub store: Store,
+    /// Resolves and pulls images.
+    pub images: Arc<ImageResolver>,
+    /// The async runtime for registry and solver work.
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl Session {
+    /// Opens the store at `root`.
+    pub fn open(root: &Path, options: ClientOptions) -> anyhow::Result<Self> {
+        let store = Store::open(root).with_context(|| format!("open store {}", root.display()))?;
+        let client = Client::new(options)?;
+        let images = Arc::new(ImageResolver::new(store.clone(), client, host_platform()));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            store,
+            images,
+            runtime,
+        })
+    }
+}
+
+/// The platform of this machine, e.g. `linux/amd64`.
+pub fn host_platform() -> Platform {
+    let architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    Platform {
+        os: String::from("linux"),
+        architecture: architecture.to_string(),
+        variant: (architecture == "arm64").then(|| String::from("v8")),
+    }
+}
