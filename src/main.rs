@@ -8,7 +8,7 @@ mod root;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Build OCI images from Dockerfiles, cached and reproducible, and run them.
 #[derive(Debug, Parser)]
@@ -36,15 +36,25 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// List the images in the store.
     Images(cmd::images::ImagesArgs),
+    /// Pull an image from a registry into the store.
+    Pull(cmd::pull::PullArgs),
+    /// Give an image in the store another name.
+    Tag(cmd::tag::TagArgs),
 }
 
-/// Subcommand names, so that `rbuild PATH` can mean `rbuild build PATH`.
-const SUBCOMMANDS: &[&str] = &["build", "run", "images", "help"];
+/// Whether `word` names a subcommand, so that `rbuild PATH` can mean
+/// `rbuild build PATH`.
+fn is_subcommand(word: &str) -> bool {
+    word == "help"
+        || Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word))
+}
 
 fn main() -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(first) = first_positional(&args)
-        && !SUBCOMMANDS.contains(&first.as_str())
+        && !is_subcommand(&first)
     {
         let at = args
             .iter()
@@ -86,5 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => cmd::build::run(&root, args),
         Command::Run(args) => cmd::run::run(&root, args),
         Command::Images(args) => cmd::images::run(&root, args),
+        Command::Pull(args) => cmd::pull::run(&root, args),
+        Command::Tag(args) => cmd::tag::run(&root, args),
     }
 }

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
+use rbuild_frontend::graph::CopyAction;
+
+use crate::chmod::Chmod;
 use crate::glob;
 use crate::layered::{self, FsView};
 
@@ -97,45 +100,78 @@ pub fn walk(view: &dyn FsView, root: &str, excluded: Excluded<'_>) -> io::Result
     Ok(out)
 }
 
-/// The checksum of the selected sources: paths, types, permission bits,
-/// file contents and symlink targets; never owners or timestamps, which a
-/// context copy does not carry into the image.
+/// The checksum of what `copies` select (the whole tree when `copies` is
+/// empty): paths, types, permission bits as they reach the layer (after
+/// `--chmod`), file contents and symlink targets; never owners or
+/// timestamps, which a context copy does not carry into the image.
 pub fn checksum(
     view: &(dyn FsView + Sync),
-    patterns: &[String],
-    excluded: Excluded<'_>,
-) -> io::Result<String> {
-    let mut entries: Vec<(String, PathBuf)> = Vec::new();
-    for pattern in patterns {
-        for top in expand(view, pattern, excluded)? {
-            let host = view.locate(&top).expect("expanded paths exist");
-            let is_dir = host.is_dir();
-            entries.push((format!("{pattern}\0{top}"), host));
-            if is_dir {
-                for p in walk(view, &top, excluded)? {
-                    let host = view.locate(&p).expect("walked paths exist");
-                    entries.push((p, host));
+    copies: &[&CopyAction],
+    ignored: Excluded<'_>,
+) -> Result<String, String> {
+    let whole = [String::from(".")];
+    let mut entries: Vec<(String, PathBuf, Option<Chmod>)> = Vec::new();
+    let mut add = |sources: &[String], exclude: &[String], chmod: Option<Chmod>| {
+        let excludes = clean_excludes(exclude);
+        let excluded = |p: &str| ignored(p) || excludes.iter().any(|e| matches_path(e, p));
+        for pattern in sources {
+            for top in expand(view, pattern, &excluded).map_err(|e| e.to_string())? {
+                let host = view.locate(&top).expect("expanded paths exist");
+                let is_dir = host.is_dir();
+                entries.push((format!("{pattern}\0{top}"), host, chmod.clone()));
+                if is_dir {
+                    for p in walk(view, &top, &excluded).map_err(|e| e.to_string())? {
+                        let host = view.locate(&p).expect("walked paths exist");
+                        entries.push((p, host, chmod.clone()));
+                    }
                 }
             }
         }
+        Ok::<_, String>(())
+    };
+    if copies.is_empty() {
+        add(&whole, &[], None)?;
+    }
+    for copy in copies {
+        let chmod = copy.chmod.as_deref().map(Chmod::parse).transpose()?;
+        add(&copy.sources, &copy.exclude, chmod)?;
     }
     let digests: Vec<io::Result<[u8; 32]>> = entries
         .par_iter()
-        .map(|(name, host)| entry_digest(name, host))
+        .map(|(name, host, chmod)| entry_digest(name, host, chmod.as_ref()))
         .collect();
     let mut hasher = blake3::Hasher::new();
     for d in digests {
-        hasher.update(&d?);
+        hasher.update(&d.map_err(|e| e.to_string())?);
     }
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-fn entry_digest(name: &str, host: &std::path::Path) -> io::Result<[u8; 32]> {
+/// `--exclude` patterns as context-relative paths.
+pub fn clean_excludes(exclude: &[String]) -> Vec<String> {
+    exclude
+        .iter()
+        .map(|e| relative(&layered::clean(e)).to_string())
+        .collect()
+}
+
+/// `--exclude` patterns match a path or any of its parents.
+pub fn matches_path(pattern: &str, path: &str) -> bool {
+    let pat: Vec<&str> = pattern.split('/').collect();
+    let comps: Vec<&str> = path.split('/').collect();
+    comps.len() >= pat.len() && pat.iter().zip(&comps).all(|(p, c)| glob::matches(p, c))
+}
+
+fn entry_digest(name: &str, host: &std::path::Path, chmod: Option<&Chmod>) -> io::Result<[u8; 32]> {
     let meta = host.symlink_metadata()?;
     let mut h = blake3::Hasher::new();
     h.update(&(name.len() as u64).to_le_bytes());
     h.update(name.as_bytes());
-    h.update(&(meta.mode() & 0o170_777).to_le_bytes());
+    let perm = match chmod {
+        Some(c) if !meta.is_symlink() => c.apply(meta.mode(), meta.is_dir()),
+        _ => meta.mode() & 0o7777,
+    };
+    h.update(&((meta.mode() & 0o170_000) | perm).to_le_bytes());
     if meta.is_file() {
         h.update(&meta.len().to_le_bytes());
         h.update_mmap_rayon(host)?;
@@ -174,26 +210,63 @@ mod tests {
         assert!(expand(&view, "README", &ex).is_err());
     }
 
+    fn copy_of(sources: &[&str], chmod: Option<&str>, exclude: &[&str]) -> CopyAction {
+        CopyAction {
+            source_input: 1,
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            dest: String::from("/"),
+            chown: None,
+            chmod: chmod.map(str::to_string),
+            exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            parents: false,
+            link: false,
+            extract_archives: false,
+            remote: None,
+        }
+    }
+
     #[test]
     fn checksum_sees_content_not_times_nor_unselected_files() {
         let dir = tree();
         let view = HostTree::new(dir.path());
         let none = |_: &str| false;
-        let src = vec!["src".to_string()];
-        let before = checksum(&view, &src, &none).unwrap();
+        let src = copy_of(&["src"], None, &[]);
+        let before = checksum(&view, &[&src], &none).unwrap();
         std::fs::write(dir.path().join("README"), "changed").unwrap();
         let f = std::fs::File::options()
             .write(true)
             .open(dir.path().join("src/a.c"))
             .unwrap();
         f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
-        assert_eq!(checksum(&view, &src, &none).unwrap(), before);
+        assert_eq!(checksum(&view, &[&src], &none).unwrap(), before);
         std::fs::write(dir.path().join("src/sub/c.c"), "C").unwrap();
-        assert_ne!(checksum(&view, &src, &none).unwrap(), before);
+        assert_ne!(checksum(&view, &[&src], &none).unwrap(), before);
         let ex = |p: &str| p == "src/sub/c.c";
-        let excluded = checksum(&view, &src, &ex).unwrap();
+        let excluded = checksum(&view, &[&src], &ex).unwrap();
         std::fs::write(dir.path().join("src/sub/c.c"), "CC").unwrap();
-        assert_eq!(checksum(&view, &src, &ex).unwrap(), excluded);
+        assert_eq!(checksum(&view, &[&src], &ex).unwrap(), excluded);
+        let own_exclude = copy_of(&["src"], None, &["src/sub"]);
+        let before = checksum(&view, &[&own_exclude], &none).unwrap();
+        std::fs::write(dir.path().join("src/sub/c.c"), "CCC").unwrap();
+        assert_eq!(checksum(&view, &[&own_exclude], &none).unwrap(), before);
+    }
+
+    #[test]
+    fn checksum_hashes_modes_after_chmod() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tree();
+        let view = HostTree::new(dir.path());
+        let none = |_: &str| false;
+        let a = dir.path().join("src/a.c");
+        let plain = copy_of(&["src/a.c"], None, &[]);
+        let chmod = copy_of(&["src/a.c"], Some("755"), &[]);
+        let (p1, c1) = (
+            checksum(&view, &[&plain], &none).unwrap(),
+            checksum(&view, &[&chmod], &none).unwrap(),
+        );
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_ne!(checksum(&view, &[&plain], &none).unwrap(), p1);
+        assert_eq!(checksum(&view, &[&chmod], &none).unwrap(), c1);
     }
 
     #[test]

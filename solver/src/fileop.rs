@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use rbuild_frontend::graph::{CopyAction, FileAction, FileOp};
 
+use crate::chmod::Chmod;
 use crate::context::{self, Excluded};
 use crate::glob;
 use crate::layered::{self, FsView, LayerStack};
@@ -100,16 +101,12 @@ impl Writer {
         if copy.parents {
             return Err("COPY --parents is not supported yet".into());
         }
-        let chmod = copy.chmod.as_deref().map(parse_chmod).transpose()?;
+        let chmod = copy.chmod.as_deref().map(Chmod::parse).transpose()?;
         let chown = self.owner(copy.chown.as_deref())?;
-        let excludes: Vec<String> = copy
-            .exclude
-            .iter()
-            .map(|e| context::relative(&layered::clean(e)).to_string())
-            .collect();
+        let excludes = context::clean_excludes(&copy.exclude);
         let excluded = |p: &str| {
             (source.is_context && (source.ignored)(p))
-                || excludes.iter().any(|e| matches_path(e, p))
+                || excludes.iter().any(|e| context::matches_path(e, p))
         };
         let mut tops = Vec::new();
         for pattern in &copy.sources {
@@ -215,7 +212,10 @@ impl Writer {
         }
         std::os::unix::fs::lchown(&out, Some(owner.uid), Some(owner.gid))?;
         if !meta.is_symlink() {
-            let mode = plan.chmod.unwrap_or(meta.mode() & 0o7777);
+            let mode = match &plan.chmod {
+                Some(c) => c.apply(meta.mode(), meta.is_dir()),
+                None => meta.mode() & 0o7777,
+            };
             fs::set_permissions(&out, fs::Permissions::from_mode(mode))?;
         }
         if meta.is_dir() {
@@ -298,23 +298,8 @@ impl Writer {
 struct CopyPlan<'a> {
     source: &'a Source<'a>,
     chown: Option<Owner>,
-    chmod: Option<u32>,
+    chmod: Option<Chmod>,
     excluded: Excluded<'a>,
-}
-
-/// `--exclude` patterns match a path or any of its parents.
-fn matches_path(pattern: &str, path: &str) -> bool {
-    let pat: Vec<&str> = pattern.split('/').collect();
-    let comps: Vec<&str> = path.split('/').collect();
-    comps.len() >= pat.len() && pat.iter().zip(&comps).all(|(p, c)| glob::matches(p, c))
-}
-
-/// Parses `--chmod`: octal only (symbolic modes are not supported yet).
-fn parse_chmod(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("invalid --chmod={s}: only octal modes are supported"))
 }
 
 fn copy_special(meta: &fs::Metadata, out: &Path) -> io::Result<()> {
@@ -386,28 +371,28 @@ mod tests {
         ];
         apply(
             &copy(&["f.txt"], "/bin/"),
-            &[base.clone()],
+            std::slice::from_ref(&base),
             &upper,
             &sources,
         )
         .unwrap();
         apply(
             &copy(&["f.txt"], "/renamed"),
-            &[base.clone()],
+            std::slice::from_ref(&base),
             &upper,
             &sources,
         )
         .unwrap();
         apply(
             &copy(&["f.txt"], "/existing"),
-            &[base.clone()],
+            std::slice::from_ref(&base),
             &upper,
             &sources,
         )
         .unwrap();
         apply(
             &copy(&["d"], "/new/deep/"),
-            &[base.clone()],
+            std::slice::from_ref(&base),
             &upper,
             &sources,
         )
@@ -437,12 +422,5 @@ mod tests {
         );
         let err = apply(&copy(&["f.txt", "d"], "/x"), &[base], &upper, &sources).unwrap_err();
         assert!(err.contains("must be a directory"), "{err}");
-    }
-
-    #[test]
-    fn chmod_parses_octal_only() {
-        assert_eq!(parse_chmod("755").unwrap(), 0o755);
-        assert!(parse_chmod("u+x").is_err());
-        assert!(parse_chmod("99999").is_err());
     }
 }

@@ -22,6 +22,10 @@ pub struct PulledImage {
     pub reference: String,
     /// Manifest digest.
     pub digest: String,
+    /// Manifest media type.
+    pub media_type: String,
+    /// Manifest size in bytes.
+    pub size: u64,
     /// The `config` object of its image config.
     pub config: ImageConfig,
     /// Its history.
@@ -31,6 +35,19 @@ pub struct PulledImage {
 }
 
 impl PulledImage {
+    /// The descriptor of its manifest, as the store tags it.
+    pub fn manifest_descriptor(&self) -> Result<oci_spec::image::Descriptor, SolveError> {
+        let digest: oci_spec::image::Digest = self
+            .digest
+            .parse()
+            .map_err(|e| SolveError::Other(format!("{}: bad digest: {e}", self.reference)))?;
+        Ok(oci_spec::image::Descriptor::new(
+            oci_spec::image::MediaType::from(self.media_type.as_str()),
+            self.size,
+            digest,
+        ))
+    }
+
     /// The frontend's view of the image.
     pub fn to_frontend(&self) -> ResolvedImage {
         ResolvedImage {
@@ -109,27 +126,48 @@ impl ImageResolver {
 
     async fn fetch(&self, name: &str) -> Result<PulledImage, SolveError> {
         let reference = Reference::parse(name)?;
-        let (digest, manifest_bytes) = match self.store.resolve_tag(&store_name(&reference))? {
+        match self.store.resolve_tag(&store_name(&reference))? {
             Some(desc) => {
                 let digest = desc.digest().to_string();
-                (digest.clone(), self.store.read_blob(&digest)?)
+                let bytes = self.store.read_blob(&digest)?;
+                self.read_image(&reference, digest, bytes).await
             }
-            None => {
-                let pulled = self
-                    .client
-                    .pull_manifest(&reference, &self.platform)
-                    .await?;
-                self.store.put_blob(&pulled.bytes)?;
-                (pulled.digest, pulled.bytes)
-            }
-        };
+            None => self.fetch_remote(&reference).await,
+        }
+    }
+
+    /// Pulls `name` from its registry whatever the store holds (`rbuild
+    /// pull`): manifest, config and every layer blob, layers at once.
+    pub async fn pull(&self, name: &str) -> Result<PulledImage, SolveError> {
+        let reference = Reference::parse(name)?;
+        let image = self.fetch_remote(&reference).await?;
+        let pulls = image.layers.iter().map(|layer| self.ensure_blob(layer));
+        futures::future::try_join_all(pulls).await?;
+        Ok(image)
+    }
+
+    async fn fetch_remote(&self, reference: &Reference) -> Result<PulledImage, SolveError> {
+        let pulled = self.client.pull_manifest(reference, &self.platform).await?;
+        self.store.put_blob(&pulled.bytes)?;
+        self.read_image(reference, pulled.digest, pulled.bytes)
+            .await
+    }
+
+    /// Reads a manifest (pulling its config blob when missing).
+    async fn read_image(
+        &self,
+        reference: &Reference,
+        digest: String,
+        manifest_bytes: Vec<u8>,
+    ) -> Result<PulledImage, SolveError> {
+        let name = reference.to_string();
         let manifest: oci_manifest::Manifest = serde_json::from_slice(&manifest_bytes)
             .map_err(|e| SolveError::Other(format!("{name}: bad manifest: {e}")))?;
         let config_digest = manifest.config.digest.clone();
         if !self.store.has_blob(&config_digest) {
             let mut writer = self.store.blob_writer()?;
             self.client
-                .pull_blob(&reference, &config_digest, &mut writer)
+                .pull_blob(reference, &config_digest, &mut writer)
                 .await?;
             writer.commit(Some(&config_digest))?;
         }
@@ -145,7 +183,7 @@ impl ImageResolver {
             .into_iter()
             .zip(config.rootfs.diff_ids)
             .map(|(l, diff_id)| Layer::Blob {
-                reference: reference.to_string(),
+                reference: name.clone(),
                 blob: BlobInfo {
                     digest: l.digest,
                     size: l.size,
@@ -155,8 +193,12 @@ impl ImageResolver {
             })
             .collect();
         Ok(PulledImage {
-            reference: reference.to_string(),
+            reference: name,
             digest,
+            media_type: manifest
+                .media_type
+                .unwrap_or_else(|| String::from("application/vnd.oci.image.manifest.v1+json")),
+            size: manifest_bytes.len() as u64,
             config: config.config,
             history: config.history,
             layers,
@@ -215,7 +257,9 @@ mod oci_manifest {
     use serde::Deserialize;
 
     #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
     pub struct Manifest {
+        pub media_type: Option<String>,
         pub config: Descriptor,
         pub layers: Vec<Descriptor>,
     }

@@ -3,16 +3,18 @@
 //! on the checksum of exactly the files it selects instead of on the
 //! context as a whole, so an edit to a file no COPY selects is a cache hit.
 
-use rbuild_frontend::graph::{BuildGraph, FileAction, Op};
+use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, Op};
 
 /// Version of the key scheme: bump to invalidate every record.
 const SCHEME: &str = "rbuild cache key v1";
 
 /// Computes the key of every node, in graph order. `context_checksum`
-/// returns the checksum of what `sources` select in the context.
+/// returns the checksum of what the given copies select in the context, as
+/// it reaches the layer (an empty list means the whole context, as a RUN
+/// bind mount of it sees it).
 pub fn compute<E>(
     graph: &BuildGraph,
-    mut context_checksum: impl FnMut(&[String], &[String]) -> Result<String, E>,
+    mut context_checksum: impl FnMut(&[&CopyAction]) -> Result<String, E>,
 ) -> Result<Vec<String>, (usize, E)> {
     let mut keys: Vec<String> = Vec::with_capacity(graph.nodes.len());
     for (i, node) in graph.nodes.iter().enumerate() {
@@ -22,24 +24,20 @@ pub fn compute<E>(
         field(&mut h, &definition);
         for (pos, input) in node.inputs.iter().enumerate() {
             match &graph.nodes[input.0].op {
-                Op::Context(ctx) => {
+                Op::Context(_) => {
                     // Only the files this node selects count.
-                    let sources: Vec<String> = match &node.op {
+                    let copies: Vec<&CopyAction> = match &node.op {
                         Op::File(f) => f
                             .actions
                             .iter()
                             .filter_map(|a| match a {
-                                FileAction::Copy(c) if c.source_input == pos => {
-                                    Some(c.sources.clone())
-                                }
+                                FileAction::Copy(c) if c.source_input == pos => Some(c),
                                 _ => None,
                             })
-                            .flatten()
                             .collect(),
-                        _ => vec![String::from(".")],
+                        _ => Vec::new(),
                     };
-                    let sum =
-                        context_checksum(&sources, &ctx.exclude_patterns).map_err(|e| (i, e))?;
+                    let sum = context_checksum(&copies).map_err(|e| (i, e))?;
                     field(&mut h, sum.as_bytes());
                 }
                 _ => field(&mut h, keys[input.0].as_bytes()),

@@ -5,6 +5,7 @@
 //! has a result in the store is not run (nor are its inputs), identical
 //! vertices run once, and independent vertices run at once.
 
+mod chmod;
 mod context;
 mod error;
 mod exec;

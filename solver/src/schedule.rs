@@ -90,9 +90,9 @@ impl Solver {
     ) -> Result<Self, SolveError> {
         let ignore = context_ignore(&graph).map_err(SolveError::Other)?;
         let view = HostTree::new(&opts.context_dir);
-        let keys = keys::compute(&graph, |sources, _| {
+        let keys = keys::compute(&graph, |copies| {
             let ignored = |p: &str| ignore.is_excluded(p);
-            context::checksum(&view, sources, &ignored).map_err(|e| e.to_string())
+            context::checksum(&view, copies, &ignored)
         })
         .map_err(|(i, message)| {
             step_error(&graph, i, format!("failed to compute cache key: {message}"))

@@ -2,5 +2,7 @@
 
 pub mod build;
 pub mod images;
+pub mod pull;
 pub mod run;
 mod session;
+pub mod tag;

@@ -88,12 +88,7 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         .block_on(session.images.resolve(&args.image))?;
     if session.store.resolve_tag(&name)?.is_none() {
         // Pulled from a registry just now: keep it, as `docker run` does.
-        let manifest = oci_spec::image::DescriptorBuilder::default()
-            .media_type(oci_spec::image::MediaType::ImageManifest)
-            .digest(image.digest.parse::<oci_spec::image::Digest>()?)
-            .size(session.store.read_blob(&image.digest)?.len() as u64)
-            .build()?;
-        session.store.tag(&name, &manifest)?;
+        session.store.tag(&name, &image.manifest_descriptor()?)?;
     }
     let manifest: Manifest = serde_json::from_slice(&session.store.read_blob(&image.digest)?)?;
     let config: ConfigBlob =

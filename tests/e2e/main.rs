@@ -6,7 +6,11 @@ mod support;
 use support::{TestContext, repo};
 
 fn text(out: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -14,13 +18,24 @@ fn hello_builds_runs_and_is_cached_the_second_time() {
     let t = TestContext::new();
     t.make_busybox("busybox");
     let hello = repo().join("testdata/hello");
-    let first = t.ok(&["build", "--progress=plain", "-t", "hello", hello.to_str().unwrap()]);
+    let first = t.ok(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "hello",
+        hello.to_str().unwrap(),
+    ]);
     let log = text(&first);
     assert!(log.contains("RUN chmod +x greet.sh"), "{log}");
     assert!(log.contains("DONE"), "{log}");
 
     let images = t.stdout(&["images"]);
-    assert!(images.lines().any(|l| l.starts_with("hello ") && l.contains("latest")), "{images}");
+    assert!(
+        images
+            .lines()
+            .any(|l| l.starts_with("hello ") && l.contains("latest")),
+        "{images}"
+    );
 
     let run = t.ok(&["run", "--rm", "hello"]);
     let out = String::from_utf8_lossy(&run.stdout);
@@ -29,17 +44,36 @@ fn hello_builds_runs_and_is_cached_the_second_time() {
 
     let cfg = t.config("hello");
     let c = &cfg["config"];
-    assert!(c["Env"].as_array().unwrap().iter().any(|e| e == "GREETING=hello"), "{c}");
+    assert!(
+        c["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "GREETING=hello"),
+        "{c}"
+    );
     assert_eq!(c["Cmd"], serde_json::json!(["./greet.sh"]));
     assert_eq!(c["WorkingDir"], "/app");
     assert_eq!(c["Labels"]["org.example.demo"], "hello");
     assert!(c["ExposedPorts"].get("8080/tcp").is_some(), "{c}");
 
-    let second = t.ok(&["build", "--progress=plain", "-t", "hello", hello.to_str().unwrap()]);
+    let second = t.ok(&[
+        "build",
+        "--progress=plain",
+        "-t",
+        "hello",
+        hello.to_str().unwrap(),
+    ]);
     let log2 = text(&second);
-    for line in log2.lines().filter(|l| l.contains("] RUN ") || l.contains("] COPY ")) {
+    for line in log2
+        .lines()
+        .filter(|l| l.contains("] RUN ") || l.contains("] COPY "))
+    {
         let n = line.split_whitespace().next().unwrap();
-        assert!(log2.contains(&format!("{n} CACHED")), "step {line:?} not cached:\n{log2}");
+        assert!(
+            log2.contains(&format!("{n} CACHED")),
+            "step {line:?} not cached:\n{log2}"
+        );
     }
     let d1 = t.stdout(&["build", "-q", "-t", "hello", hello.to_str().unwrap()]);
     let d2 = t.stdout(&["build", "-q", "-t", "hello", hello.to_str().unwrap()]);
@@ -50,15 +84,36 @@ fn hello_builds_runs_and_is_cached_the_second_time() {
 fn run_passes_exit_codes_args_and_isolation() {
     let t = TestContext::new();
     t.make_busybox("busybox");
-    let out = t.stdout(&["run", "--rm", "busybox", "sh", "-c", "echo pid=$$; hostname; id -u; ls /"]);
+    let out = t.stdout(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo pid=$$; hostname; id -u; ls /",
+    ]);
     assert!(out.contains("pid=1"), "{out}");
     assert!(out.contains("\n0\n"), "{out}");
     assert!(out.contains("bin"), "{out}");
-    let status = t.cmd(&["run", "--rm", "busybox", "sh", "-c", "exit 7"]).status().unwrap();
+    let status = t
+        .cmd(&["run", "--rm", "busybox", "sh", "-c", "exit 7"])
+        .status()
+        .unwrap();
     assert_eq!(status.code(), Some(7));
     let user = t.stdout(&["run", "--rm", "-u", "65534", "busybox", "id", "-u"]);
     assert_eq!(user.trim(), "65534");
-    let env = t.stdout(&["run", "--rm", "-e", "X=42", "-w", "/tmp", "busybox", "sh", "-c", "echo $X $(pwd)"]);
+    let env = t.stdout(&[
+        "run",
+        "--rm",
+        "-e",
+        "X=42",
+        "-w",
+        "/tmp",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $X $(pwd)",
+    ]);
     assert_eq!(env.trim(), "42 /tmp");
 }
 
@@ -66,8 +121,14 @@ fn run_passes_exit_codes_args_and_isolation() {
 fn failing_run_names_the_step_and_exit_code() {
     let t = TestContext::new();
     t.make_busybox("busybox");
-    let ctx = t.context("fail", &[("Dockerfile", "FROM busybox\nRUN echo before && exit 3\n")]);
-    let out = t.cmd(&["build", "--progress=plain", ctx.to_str().unwrap()]).output().unwrap();
+    let ctx = t.context(
+        "fail",
+        &[("Dockerfile", "FROM busybox\nRUN echo before && exit 3\n")],
+    );
+    let out = t
+        .cmd(&["build", "--progress=plain", ctx.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let log = text(&out);
     assert!(log.contains("exit code: 3"), "{log}");
@@ -88,7 +149,13 @@ fn copy_from_stages_and_context_semantics() {
               USER 65534\n";
     let ctx = t.context(
         "stages",
-        &[("Dockerfile", df), ("a.txt", "A"), ("b.txt", "B"), ("dir/x/y.txt", "Y"), ("ignored.txt", "I")],
+        &[
+            ("Dockerfile", df),
+            ("a.txt", "A"),
+            ("b.txt", "B"),
+            ("dir/x/y.txt", "Y"),
+            ("ignored.txt", "I"),
+        ],
     );
     t.ok(&["build", "-q", "-t", "stages", ctx.to_str().unwrap()]);
     let out = t.stdout(&[
@@ -96,7 +163,10 @@ fn copy_from_stages_and_context_semantics() {
         "cat /dest/one /dest/sub/two /files/a.txt /files/b.txt /owned/x/y.txt; stat -c '%u:%g %n' /dest/one /owned/x/y.txt /owned",
     ]);
     assert!(out.contains("one\ntwo\nABY"), "{out}");
-    assert!(out.contains("5:6 /dest/one"), "COPY --from keeps owners: {out}");
+    assert!(
+        out.contains("5:6 /dest/one"),
+        "COPY --from keeps owners: {out}"
+    );
     assert!(out.contains("7:8 /owned/x/y.txt"), "{out}");
     assert!(out.contains("7:8 /owned\n"), "{out}");
     assert_eq!(t.config("stages")["config"]["User"], "65534");
@@ -107,23 +177,45 @@ fn context_edits_invalidate_only_what_they_touch() {
     let t = TestContext::new();
     t.make_busybox("busybox");
     let df = "FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy\nCOPY b.txt /b.txt\n";
-    let ctx = t.context("edits", &[("Dockerfile", df), ("a.txt", "A1"), ("b.txt", "B1"), ("other", "O")]);
+    let ctx = t.context(
+        "edits",
+        &[
+            ("Dockerfile", df),
+            ("a.txt", "A1"),
+            ("b.txt", "B1"),
+            ("other", "O"),
+        ],
+    );
     let c = ctx.to_str().unwrap();
     t.ok(&["build", "-q", c]);
     let cached = |log: &str, step: &str| {
-        let line = log.lines().find(|l| l.contains(step)).unwrap_or_else(|| panic!("{step} missing in {log}"));
+        let line = log
+            .lines()
+            .find(|l| l.contains(step))
+            .unwrap_or_else(|| panic!("{step} missing in {log}"));
         let n = line.split_whitespace().next().unwrap();
         log.contains(&format!("{n} CACHED"))
     };
     // Unselected file changed, selected file touched: all cached.
     std::fs::write(ctx.join("other"), "O2").unwrap();
-    std::fs::File::options().write(true).open(ctx.join("a.txt")).unwrap().set_modified(std::time::SystemTime::now()).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(ctx.join("a.txt"))
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
     let log = text(&t.ok(&["build", "--progress=plain", c]));
-    assert!(cached(&log, "COPY a.txt") && cached(&log, "RUN cat") && cached(&log, "COPY b.txt"), "{log}");
+    assert!(
+        cached(&log, "COPY a.txt") && cached(&log, "RUN cat") && cached(&log, "COPY b.txt"),
+        "{log}"
+    );
     // b.txt changed: only its step reruns.
     std::fs::write(ctx.join("b.txt"), "B2").unwrap();
     let log = text(&t.ok(&["build", "--progress=plain", c]));
-    assert!(cached(&log, "COPY a.txt") && cached(&log, "RUN cat"), "{log}");
+    assert!(
+        cached(&log, "COPY a.txt") && cached(&log, "RUN cat"),
+        "{log}"
+    );
     assert!(!cached(&log, "COPY b.txt"), "{log}");
     // --no-cache reruns everything.
     let log = text(&t.ok(&["build", "--progress=plain", "--no-cache", c]));

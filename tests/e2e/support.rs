@@ -13,7 +13,10 @@ impl TestContext {
     /// A fresh store.
     pub fn new() -> Self {
         Self {
-            dir: tempfile::Builder::new().prefix("rbuild-e2e").tempdir().expect("temp dir"),
+            dir: tempfile::Builder::new()
+                .prefix("rbuild-e2e")
+                .tempdir()
+                .expect("temp dir"),
         }
     }
 
@@ -30,7 +33,10 @@ impl TestContext {
     /// `rbuild --root STORE ARGS…`.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_rbuild"));
-        c.arg("--root").arg(self.root()).args(args).env("CI", "true");
+        c.arg("--root")
+            .arg(self.root())
+            .args(args)
+            .env("CI", "true");
         c
     }
 
@@ -78,7 +84,11 @@ impl TestContext {
             .arg(format!("oci:{}:{tag}", self.root().display()))
             .output()
             .expect("run skopeo");
-        assert!(out.status.success(), "skopeo: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "skopeo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("config json")
     }
 }

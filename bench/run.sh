@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Every speed claim from one command, side by side with the peers:
+#   bench/run.sh [-n RUNS] [-w WORKLOADS]
+# Builds rbuild in release mode, starts the peers (../shared/tools/peers-up.sh:
+# a registry on 127.0.0.1:5000, dockerd with BuildKit, buildah), runs the
+# shared side-by-side runner (cold, no-op and one-file-edit builds of w1, w2,
+# w3), then the extras below, and writes the tables to bench/results/.
+#   push/pull  the w3 image to the local registry and back into an empty
+#              store: rbuild vs skopeo
+#   run        `rbuild run --rm IMAGE true` latency vs `runc run`
+#   memory     peak RSS of each engine's process per scenario (rbuild, buildah;
+#              BuildKit runs inside dockerd and is reported as not measured)
+# A peer that is not available is skipped, and the table says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=3; WORKLOADS="w1-multistage,w2-bigcontext,w3-typical-app"
+while getopts "n:w:" o; do case $o in
+  n) RUNS=$OPTARG ;; w) WORKLOADS=$OPTARG ;; *) exit 2 ;; esac; done
+SHARED=$(cd .. && pwd)/shared
+OUT=bench/results; mkdir -p "$OUT"
+stamp=$(date -u +%Y-%m-%dT%H:%MZ)
+
+cargo build --release --quiet
+RBUILD=$PWD/target/release/rbuild
+bash "$SHARED/tools/peers-up.sh" >/dev/null
+
+{
+  echo "# rbuild benchmark, $stamp"
+  echo
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)."
+  echo "Command: \`bench/run.sh -n $RUNS -w $WORKLOADS\`"
+  echo
+  echo "## Builds (median seconds of $RUNS; ratios peer/rbuild)"
+  echo
+  bash "$SHARED/bench/run.sh" -n "$RUNS" -w "$WORKLOADS" "$RBUILD" 2>/dev/null
+  echo
+  bash bench/extras.sh "$RBUILD" "$RUNS"
+} | tee "$OUT/latest.md"
