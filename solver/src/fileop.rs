@@ -4,6 +4,7 @@
 //! which therefore holds exactly the files the op wrote, plus the parent
 //! directories it needed, copied up with their metadata as overlayfs would.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use rbuild_frontend::graph::{CopyAction, FileAction, FileOp};
 
+use crate::archive;
 use crate::chmod::Chmod;
 use crate::context::{self, Excluded};
 use crate::glob;
@@ -28,14 +30,24 @@ pub struct Source<'a> {
     pub ignored: Excluded<'a>,
 }
 
+/// A fetched remote source (ADD of a URL or git repository) of one copy.
+pub struct Remote<'a> {
+    /// The directory it was fetched into.
+    pub source: Source<'a>,
+    /// What to copy from that directory.
+    pub names: Vec<String>,
+}
+
 /// Applies `op` on the state made of `dest_layers` (bottom first), writing
 /// the changes into the empty directory `upper`. `sources[i]` is the tree
-/// of the op's input `i` (`None` where the input is not read).
+/// of the op's input `i` (`None` where the input is not read); `remotes`
+/// holds the fetched source of each remote copy, by action index.
 pub fn apply(
     op: &FileOp,
     dest_layers: &[PathBuf],
     upper: &Path,
     sources: &[Option<Source<'_>>],
+    remotes: &HashMap<usize, Remote<'_>>,
 ) -> Result<(), String> {
     let mut layers = dest_layers.to_vec();
     layers.push(upper.to_path_buf());
@@ -44,8 +56,18 @@ pub fn apply(
         upper: upper.to_path_buf(),
         dir_times: Vec::new(),
     };
-    for action in &op.actions {
+    for (a, action) in op.actions.iter().enumerate() {
         match action {
+            FileAction::Copy(copy) if copy.remote.is_some() => {
+                let remote = remotes
+                    .get(&a)
+                    .ok_or_else(|| format!("remote source of copy {a} was not fetched"))?;
+                let local = CopyAction {
+                    sources: remote.names.clone(),
+                    ..copy.clone()
+                };
+                writer.copy(&local, &remote.source)?;
+            }
             FileAction::Copy(copy) => {
                 let source = sources
                     .get(copy.source_input)
@@ -95,12 +117,6 @@ impl Writer {
     }
 
     fn copy(&mut self, copy: &CopyAction, source: &Source<'_>) -> Result<(), String> {
-        if copy.remote.is_some() {
-            return Err("ADD from a URL or git repository is not supported yet".into());
-        }
-        if copy.parents {
-            return Err("COPY --parents is not supported yet".into());
-        }
         let chmod = copy.chmod.as_deref().map(Chmod::parse).transpose()?;
         let chown = self.owner(copy.chown.as_deref())?;
         let excludes = context::clean_excludes(&copy.exclude);
@@ -110,16 +126,17 @@ impl Writer {
         };
         let mut tops = Vec::new();
         for pattern in &copy.sources {
-            tops.extend(
-                context::expand(source.view, pattern, &excluded)
-                    .map_err(|e| format!("failed to compute cache key: {e}"))?,
-            );
+            let found = context::expand(source.view, pattern, &excluded)
+                .map_err(|e| format!("failed to compute cache key: {e}"))?;
+            tops.extend(found.into_iter().map(|top| (top, pattern.as_str())));
         }
         let many = tops.len() > 1 || copy.sources.iter().any(|s| glob::has_wildcards(s));
-        let dest = layered::resolve(&self.view, &copy.dest, true).map_err(|e| e.to_string())?;
-        let dest_is_dir = copy.dest.ends_with('/')
+        let dest_root =
+            layered::resolve(&self.view, &copy.dest, true).map_err(|e| e.to_string())?;
+        let dest_is_dir = copy.parents
+            || copy.dest.ends_with('/')
             || copy.dest.ends_with("/.")
-            || self.view.locate(&dest).is_some_and(|h| h.is_dir());
+            || self.view.locate(&dest_root).is_some_and(|h| h.is_dir());
         if many && !dest_is_dir && tops.len() > 1 {
             return Err("When using COPY with more than one source file, the destination must be a directory and end with a /".into());
         }
@@ -129,7 +146,12 @@ impl Writer {
             chmod,
             excluded: &excluded,
         };
-        for top in tops {
+        for (top, pattern) in tops {
+            // --parents keeps the source's directories (below a `/./` pivot).
+            let dest = match copy.parents {
+                true => parents_target(&dest_root, pattern, &top),
+                false => dest_root.clone(),
+            };
             let host = source
                 .view
                 .locate(&top)
@@ -139,8 +161,15 @@ impl Writer {
                 self.ensure_dir(&dest, Some(created), 0o755)
                     .map_err(|e| format!("mkdir {dest}: {e}"))?;
                 self.copy_tree(&plan, &top, &dest)?;
+            } else if let Some(archive) = self.archive_to_extract(copy, source, &host)? {
+                self.ensure_dir(&dest, Some(created), 0o755)
+                    .map_err(|e| format!("mkdir {dest}: {e}"))?;
+                archive::unpack(archive, &self.host(&dest))
+                    .map_err(|e| format!("extract {top} to {dest}: {e}"))?;
             } else {
-                let target = if dest_is_dir {
+                let target = if copy.parents {
+                    dest.clone()
+                } else if dest_is_dir {
                     layered::child(&dest, layered::base_name(&top))
                 } else {
                     dest.clone()
@@ -152,6 +181,20 @@ impl Writer {
             }
         }
         Ok(())
+    }
+
+    /// The archive `host` holds when this ADD extracts it (local archives
+    /// only, never downloaded files).
+    fn archive_to_extract(
+        &self,
+        copy: &CopyAction,
+        source: &Source<'_>,
+        host: &Path,
+    ) -> Result<Option<tar::Archive<Box<dyn io::Read>>>, String> {
+        if !copy.extract_archives || copy.remote.is_some() || !source.is_context {
+            return Ok(None);
+        }
+        archive::open(host).map_err(|e| format!("read {}: {e}", host.display()))
     }
 
     fn copy_tree(&mut self, plan: &CopyPlan<'_>, top: &str, dest: &str) -> Result<(), String> {
@@ -302,6 +345,19 @@ struct CopyPlan<'a> {
     excluded: Excluded<'a>,
 }
 
+/// Where `--parents` puts the source `top` matched by `pattern`: below
+/// `dest`, with the path `top` has after the pattern's `/./` pivot (its
+/// whole path when there is none).
+fn parents_target(dest: &str, pattern: &str, top: &str) -> String {
+    let skip = match pattern.find("/./") {
+        Some(at) => layered::components(&layered::clean(&pattern[..at])).count(),
+        None => 0,
+    };
+    layered::components(top)
+        .skip(skip)
+        .fold(dest.to_string(), |path, c| layered::child(&path, c))
+}
+
 fn copy_special(meta: &fs::Metadata, out: &Path) -> io::Result<()> {
     let kind = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);
     let perm = nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o7777);
@@ -374,6 +430,7 @@ mod tests {
             std::slice::from_ref(&base),
             &upper,
             &sources,
+            &HashMap::new(),
         )
         .unwrap();
         apply(
@@ -381,6 +438,7 @@ mod tests {
             std::slice::from_ref(&base),
             &upper,
             &sources,
+            &HashMap::new(),
         )
         .unwrap();
         apply(
@@ -388,6 +446,7 @@ mod tests {
             std::slice::from_ref(&base),
             &upper,
             &sources,
+            &HashMap::new(),
         )
         .unwrap();
         apply(
@@ -395,6 +454,7 @@ mod tests {
             std::slice::from_ref(&base),
             &upper,
             &sources,
+            &HashMap::new(),
         )
         .unwrap();
         assert_eq!(
@@ -420,7 +480,90 @@ mod tests {
             !upper.join("bin").exists(),
             "the symlink in the base is followed, not replaced"
         );
-        let err = apply(&copy(&["f.txt", "d"], "/x"), &[base], &upper, &sources).unwrap_err();
+        let err = apply(
+            &copy(&["f.txt", "d"], "/x"),
+            &[base],
+            &upper,
+            &sources,
+            &HashMap::new(),
+        )
+        .unwrap_err();
         assert!(err.contains("must be a directory"), "{err}");
+    }
+
+    fn context_source(view: &HostTree) -> [Option<Source<'_>>; 2] {
+        static NONE: fn(&str) -> bool = |_| false;
+        [
+            None,
+            Some(Source {
+                view,
+                is_context: true,
+                ignored: &NONE,
+            }),
+        ]
+    }
+
+    #[test]
+    fn parents_keep_source_directories_below_the_pivot() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        let upper = dir.path().join("upper");
+        fs::create_dir_all(ctx.join("x/sub")).unwrap();
+        fs::create_dir_all(ctx.join("y")).unwrap();
+        fs::write(ctx.join("x/sub/a.txt"), "xa").unwrap();
+        fs::write(ctx.join("y/a.txt"), "ya").unwrap();
+        fs::create_dir(&upper).unwrap();
+        let view = HostTree::new(&ctx);
+        let sources = context_source(&view);
+        let mut op = copy(&["x/sub/a.txt", "y/a.txt", "./x/./sub"], "/out");
+        if let FileAction::Copy(c) = &mut op.actions[0] {
+            c.parents = true;
+        }
+        apply(&op, &[], &upper, &sources, &HashMap::new()).unwrap();
+        assert_eq!(
+            fs::read_to_string(upper.join("out/x/sub/a.txt")).unwrap(),
+            "xa"
+        );
+        assert_eq!(fs::read_to_string(upper.join("out/y/a.txt")).unwrap(), "ya");
+        assert_eq!(
+            fs::read_to_string(upper.join("out/sub/a.txt")).unwrap(),
+            "xa"
+        );
+    }
+
+    #[test]
+    fn add_extracts_local_archives_and_copies_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        let upper = dir.path().join("upper");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::create_dir(&upper).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_path("inner/file").unwrap();
+        h.set_size(2);
+        h.set_mode(0o600);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append(&h, &b"in"[..]).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &b.into_inner().unwrap()).unwrap();
+        fs::write(ctx.join("a.tar.gz"), gz.finish().unwrap()).unwrap();
+        fs::write(ctx.join("plain.gz"), "not really gzip").unwrap();
+        let view = HostTree::new(&ctx);
+        let sources = context_source(&view);
+        let mut op = copy(&["a.tar.gz", "plain.gz"], "/dest/");
+        if let FileAction::Copy(c) = &mut op.actions[0] {
+            c.extract_archives = true;
+        }
+        apply(&op, &[], &upper, &sources, &HashMap::new()).unwrap();
+        assert_eq!(
+            fs::read_to_string(upper.join("dest/inner/file")).unwrap(),
+            "in"
+        );
+        assert!(!upper.join("dest/a.tar.gz").exists());
+        assert!(upper.join("dest/plain.gz").is_file());
     }
 }

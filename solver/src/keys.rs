@@ -3,6 +3,8 @@
 //! on the checksum of exactly the files it selects instead of on the
 //! context as a whole, so an edit to a file no COPY selects is a cache hit.
 
+use std::collections::HashMap;
+
 use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, Op};
 
 /// Version of the key scheme: bump to invalidate every record.
@@ -11,9 +13,11 @@ const SCHEME: &str = "rbuild cache key v1";
 /// Computes the key of every node, in graph order. `context_checksum`
 /// returns the checksum of what the given copies select in the context, as
 /// it reaches the layer (an empty list means the whole context, as a RUN
-/// bind mount of it sees it).
+/// bind mount of it sees it). `remotes` holds the checksum of each fetched
+/// remote source by (node, action) index.
 pub fn compute<E>(
     graph: &BuildGraph,
+    remotes: &HashMap<(usize, usize), String>,
     mut context_checksum: impl FnMut(&[&CopyAction]) -> Result<String, E>,
 ) -> Result<Vec<String>, (usize, E)> {
     let mut keys: Vec<String> = Vec::with_capacity(graph.nodes.len());
@@ -22,6 +26,13 @@ pub fn compute<E>(
         field(&mut h, SCHEME.as_bytes());
         let definition = serde_json::to_vec(&node.op).expect("ops serialize");
         field(&mut h, &definition);
+        if let Op::File(f) = &node.op {
+            for a in 0..f.actions.len() {
+                if let Some(sum) = remotes.get(&(i, a)) {
+                    field(&mut h, sum.as_bytes());
+                }
+            }
+        }
         for (pos, input) in node.inputs.iter().enumerate() {
             match &graph.nodes[input.0].op {
                 Op::Context(_) => {

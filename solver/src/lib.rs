@@ -5,6 +5,7 @@
 //! has a result in the store is not run (nor are its inputs), identical
 //! vertices run once, and independent vertices run at once.
 
+mod archive;
 mod chmod;
 mod context;
 mod error;
@@ -16,6 +17,7 @@ mod keys;
 mod layered;
 mod owner;
 mod progress;
+mod remote;
 mod schedule;
 mod state;
 

@@ -12,17 +12,18 @@ use std::time::Instant;
 use futures::future::{BoxFuture, FutureExt, try_join_all};
 use rbuild_cache::{CacheRecord, Store};
 use rbuild_frontend::IgnoreMatcher;
-use rbuild_frontend::graph::{BuildGraph, NodeId, Op};
+use rbuild_frontend::graph::{BuildGraph, CopyAction, NodeId, Op};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::context;
 use crate::error::SolveError;
 use crate::exec;
-use crate::fileop::{self, Source};
+use crate::fileop::{self, Remote, Source};
 use crate::image::ImageResolver;
 use crate::keys;
 use crate::layered::{HostTree, LayerStack};
 use crate::progress::{Progress, VertexStatus};
+use crate::remote::{self, Fetched};
 use crate::state::{Layer, State};
 
 /// How a solve behaves.
@@ -70,6 +71,10 @@ pub struct Solver {
     opts: SolveOptions,
     progress: Arc<dyn Progress>,
     keys: Vec<String>,
+    /// Fetched remote sources by (node, action).
+    remotes: HashMap<(usize, usize), Fetched>,
+    /// Where they were fetched; removed with the solver.
+    _fetch_dir: tempfile::TempDir,
     /// For each node, the first node with the same key.
     canonical: Vec<usize>,
     cells: Vec<OnceCell<Outcome>>,
@@ -79,9 +84,9 @@ pub struct Solver {
 }
 
 impl Solver {
-    /// Computes every vertex's cache key (reading the context files that
-    /// COPY selects) and prepares the solve.
-    pub fn new(
+    /// Fetches remote ADD sources, computes every vertex's cache key
+    /// (reading the context files that COPY selects) and prepares the solve.
+    pub async fn new(
         store: Store,
         images: Arc<ImageResolver>,
         graph: BuildGraph,
@@ -89,8 +94,19 @@ impl Solver {
         progress: Arc<dyn Progress>,
     ) -> Result<Self, SolveError> {
         let ignore = context_ignore(&graph).map_err(SolveError::Other)?;
+        let fetch_dir = tempfile::Builder::new()
+            .prefix("fetch-")
+            .tempdir_in(store.root())
+            .map_err(|e| {
+                SolveError::Other(format!("temp dir in {}: {e}", store.root().display()))
+            })?;
+        let remotes = fetch_remotes(&graph, fetch_dir.path()).await?;
+        let sums = remotes
+            .iter()
+            .map(|(k, f)| (*k, f.checksum.clone()))
+            .collect();
         let view = HostTree::new(&opts.context_dir);
-        let keys = keys::compute(&graph, |copies| {
+        let keys = keys::compute(&graph, &sums, |copies| {
             let ignored = |p: &str| ignore.is_excluded(p);
             context::checksum(&view, copies, &ignored)
         })
@@ -112,6 +128,8 @@ impl Solver {
             opts,
             progress,
             keys,
+            remotes,
+            _fetch_dir: fetch_dir,
             canonical,
             cells: (0..n).map(|_| OnceCell::new()).collect(),
             reported: Mutex::new(vec![false; n]),
@@ -288,16 +306,18 @@ impl Solver {
                     .map(|n| matches!(self.graph.nodes[n.0].op, Op::Context(_)))
                     .collect();
                 let upper = upper.clone();
+                let remotes: Vec<(usize, Fetched)> = (0..op.actions.len())
+                    .filter_map(|a| self.remotes.get(&(i, a)).map(|f| (a, f.clone())))
+                    .collect();
                 tokio::task::spawn_blocking(move || {
-                    apply_file_op(
-                        &op,
-                        &lowers,
-                        &upper,
-                        &sources,
-                        &is_context,
-                        &context_dir,
-                        &ignore,
-                    )
+                    let inputs = FileInputs {
+                        sources: &sources,
+                        is_context: &is_context,
+                        context_dir: &context_dir,
+                        ignore: &ignore,
+                        remotes: &remotes,
+                    };
+                    apply_file_op(&op, &lowers, &upper, &inputs)
                 })
                 .await
                 .map_err(|e| e.to_string())??;
@@ -386,24 +406,35 @@ impl Solver {
     }
 }
 
+/// What a file op reads besides its destination state.
+struct FileInputs<'a> {
+    /// The layers of each non-context input (`None` where not read).
+    sources: &'a [Option<Vec<PathBuf>>],
+    /// Which inputs are the build context.
+    is_context: &'a [bool],
+    context_dir: &'a Path,
+    ignore: &'a IgnoreMatcher,
+    /// Fetched remote sources by action index.
+    remotes: &'a [(usize, Fetched)],
+}
+
 fn apply_file_op(
     op: &rbuild_frontend::graph::FileOp,
     lowers: &[PathBuf],
     upper: &Path,
-    sources: &[Option<Vec<PathBuf>>],
-    is_context: &[bool],
-    context_dir: &Path,
-    ignore: &IgnoreMatcher,
+    inputs: &FileInputs<'_>,
 ) -> Result<(), String> {
-    let host = HostTree::new(context_dir);
-    let stacks: Vec<Option<LayerStack>> = sources
+    let host = HostTree::new(inputs.context_dir);
+    let stacks: Vec<Option<LayerStack>> = inputs
+        .sources
         .iter()
         .map(|s| s.clone().map(LayerStack::new))
         .collect();
-    let ignored = |p: &str| ignore.is_excluded(p);
+    let ignored = |p: &str| inputs.ignore.is_excluded(p);
+    let nothing_ignored = |_: &str| false;
     let views: Vec<Option<Source<'_>>> = stacks
         .iter()
-        .zip(is_context)
+        .zip(inputs.is_context)
         .map(|(stack, &ctx)| {
             if ctx {
                 Some(Source {
@@ -420,7 +451,50 @@ fn apply_file_op(
             }
         })
         .collect();
-    fileop::apply(op, lowers, upper, &views)
+    let trees: Vec<(usize, HostTree, &Fetched)> = inputs
+        .remotes
+        .iter()
+        .map(|(a, f)| (*a, HostTree::new(&f.dir), f))
+        .collect();
+    let remotes: HashMap<usize, Remote<'_>> = trees
+        .iter()
+        .map(|(a, tree, f)| {
+            let remote = Remote {
+                source: Source {
+                    view: tree,
+                    is_context: true,
+                    ignored: &nothing_ignored,
+                },
+                names: f.sources.clone(),
+            };
+            (*a, remote)
+        })
+        .collect();
+    fileop::apply(op, lowers, upper, &views, &remotes)
+}
+
+/// Fetches every remote ADD source of the graph into `dir`.
+async fn fetch_remotes(
+    graph: &BuildGraph,
+    dir: &Path,
+) -> Result<HashMap<(usize, usize), Fetched>, SolveError> {
+    let mut out = HashMap::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let Op::File(f) = &node.op else { continue };
+        for (a, action) in f.actions.iter().enumerate() {
+            if let rbuild_frontend::graph::FileAction::Copy(CopyAction {
+                remote: Some(remote),
+                ..
+            }) = action
+            {
+                let fetched = remote::fetch(remote, &dir.join(format!("{i}-{a}")))
+                    .await
+                    .map_err(|message| step_error(graph, i, message))?;
+                out.insert((i, a), fetched);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The `.dockerignore` matcher of the graph's context source.

@@ -103,7 +103,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
         eprintln!("WARNING: build-arg {arg:?} was not consumed by any ARG");
     }
 
-    let solver = Solver::new(
+    let solver = session.runtime.block_on(Solver::new(
         session.store.clone(),
         session.images.clone(),
         graph.clone(),
@@ -113,7 +113,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
             max_parallel_runs: std::thread::available_parallelism().map_or(1, |n| n.get()),
         },
         display.clone(),
-    )?;
+    ))?;
     let result = session.runtime.block_on(solver.solve())?;
 
     let export = display.begin("exporting to image");
