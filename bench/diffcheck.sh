@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Differential check: builds testdata cases with rbuild and with BuildKit
+# (dockerd from ../shared/tools/peers-up.sh) from the same base image, then
+# compares the final filesystems (paths, types, modes, owners, contents,
+# symlinks) and the image configs with bench/diffcheck.py.
+#   bench/diffcheck.sh [RBUILD_BINARY]
+# Skips (exit 0 with a note) when no dockerd is running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RBUILD=${1:-$PWD/target/release/rbuild}
+export DOCKER_HOST=${DOCKER_HOST:-unix://${PEERS_DIR:-/var/tmp/rbuild-peers}/docker.sock}
+export DOCKER_BUILDKIT=1
+DOCKER=/usr/bin/docker
+if ! $DOCKER info >/dev/null 2>&1; then
+  echo "diffcheck: no dockerd at $DOCKER_HOST (run ../shared/tools/peers-up.sh); skipped"
+  exit 0
+fi
+WORK=$(mktemp -d /var/tmp/rbuild-diff.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+ROOT=$WORK/store
+
+# The same base image on both sides, under the name the testdata uses.
+$DOCKER pull -q 127.0.0.1:5000/busybox >/dev/null
+$DOCKER tag 127.0.0.1:5000/busybox busybox
+"$RBUILD" --root "$ROOT" pull -q 127.0.0.1:5000/busybox >/dev/null
+"$RBUILD" --root "$ROOT" tag 127.0.0.1:5000/busybox busybox
+
+fail=0
+for name in hello config onbuild copy-rules run-forms multistage; do
+  ctx=$WORK/ctx/$name
+  mkdir -p "$ctx"; cp -a "testdata/$name/." "$ctx/"
+  if [ "$name" = copy-rules ]; then
+    chmod 600 "$ctx/bin/tool"
+    (cd "$ctx" && tar czf archive.tar.gz src a)
+  fi
+  tag=$name
+  "$RBUILD" --root "$ROOT" build -q -t "$tag" "$ctx" >/dev/null
+  $DOCKER build -q -t "$tag" "$ctx" >/dev/null
+  $DOCKER build -q -o "type=local,dest=$WORK/bk-$name" "$ctx" >/dev/null
+  umoci unpack --image "$ROOT:$tag" "$WORK/rb-$name" >/dev/null
+  skopeo inspect --config "oci:$ROOT:$tag" >"$WORK/rb-$name.json"
+  $DOCKER inspect "$tag" | python3 -c 'import json,sys; print(json.dumps({"config": json.load(sys.stdin)[0]["Config"]}))' >"$WORK/bk-$name.json"
+  echo "== $name"
+  python3 bench/diffcheck.py "$WORK/rb-$name/rootfs" "$WORK/bk-$name" "$WORK/rb-$name.json" "$WORK/bk-$name.json" || fail=1
+done
+exit $fail
