@@ -1,14 +1,45 @@
 //! Exec ops (RUN): one process in the bundled sandbox, its root an overlay
 //! of the input state's snapshots with a fresh snapshot as the upper dir.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
-use rbuild_executor::{Network, RootFs, RunSpec, Stdio};
+use rbuild_executor::{BindMount, Network, RootFs, RunSpec, Stdio};
 use rbuild_frontend::graph::{ExecOp, MountKind, NetworkMode};
 
 /// How many trailing output lines a failure quotes.
 const TAIL_LINES: usize = 10;
+
+/// The sandbox mounts of `exec`'s `RUN --mount`s.
+fn mounts(exec: &ExecOp, secrets: &BTreeMap<String, PathBuf>) -> Result<Vec<BindMount>, String> {
+    let mut out = Vec::new();
+    for m in &exec.mounts {
+        match &m.kind {
+            MountKind::Secret { id, required } => match secrets.get(id) {
+                Some(file) => out.push(BindMount {
+                    source: file.clone(),
+                    target: m.target.clone(),
+                    readonly: true,
+                }),
+                None if *required => {
+                    return Err(format!(
+                        "secret {id} not found: pass it with --secret id={id},src=PATH"
+                    ));
+                }
+                None => {}
+            },
+            other => {
+                let kind = match other {
+                    MountKind::Bind { .. } => "bind",
+                    MountKind::Cache { .. } => "cache",
+                    _ => "tmpfs",
+                };
+                return Err(format!("RUN --mount=type={kind} is not supported yet"));
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// Runs `exec` with `lowers` (bottom first) as its root and `upper`/`work`
 /// collecting its changes. Every output line goes to `log`.
@@ -16,17 +47,10 @@ pub fn run(
     exec: &ExecOp,
     lowers: Vec<PathBuf>,
     upper: (PathBuf, PathBuf),
+    secrets: &BTreeMap<String, PathBuf>,
     log: &mut dyn FnMut(&[u8]),
 ) -> Result<(), String> {
-    if let Some(m) = exec.mounts.first() {
-        let kind = match m.kind {
-            MountKind::Bind { .. } => "bind",
-            MountKind::Cache { .. } => "cache",
-            MountKind::Tmpfs => "tmpfs",
-            MountKind::Secret { .. } => "secret",
-        };
-        return Err(format!("RUN --mount=type={kind} is not supported yet"));
-    }
+    let mounts = mounts(exec, secrets)?;
     let spec = RunSpec {
         rootfs: RootFs {
             lowers,
@@ -41,7 +65,7 @@ pub fn run(
             NetworkMode::Host => Network::Host,
             NetworkMode::None => Network::None,
         },
-        mounts: Vec::new(),
+        mounts,
         stdio: Stdio::Capture,
     };
     let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES);

@@ -3,7 +3,7 @@
 //! realized concurrently, then it runs. Vertices with equal keys share one
 //! realization, and RUN steps are limited to a number at a time.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +35,8 @@ pub struct SolveOptions {
     pub no_cache: bool,
     /// How many RUN steps may run at once.
     pub max_parallel_runs: usize,
+    /// Secret id → host file, for `RUN --mount=type=secret`.
+    pub secrets: BTreeMap<String, PathBuf>,
 }
 
 /// What a solve produced.
@@ -277,8 +279,9 @@ impl Solver {
                     self.progress.clone(),
                 );
                 let upper = upper.clone();
+                let secrets = self.opts.secrets.clone();
                 tokio::task::spawn_blocking(move || {
-                    exec::run(&op, lowers, (upper, work), &mut |line| {
+                    exec::run(&op, lowers, (upper, work), &secrets, &mut |line| {
                         progress.log(i, line)
                     })
                 })

@@ -16,6 +16,7 @@ use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
 use rbuild_registry::{ClientOptions, Reference};
 use rbuild_solver::{Layer, SolveOptions, SolveResult, Solver, store_name};
 
+use super::secrets::Secrets;
 use super::session::{Session, host_platform};
 use crate::progress::{Display, Mode};
 
@@ -53,6 +54,15 @@ pub struct BuildArgs {
     /// Print only the image digest on success.
     #[arg(short, long)]
     quiet: bool,
+
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or
+    /// `id=ID,env=VAR`; repeatable.
+    #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
+    secrets: Vec<String>,
+
+    /// How many RUN steps may run at once (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
 }
 
 /// Runs a build.
@@ -103,6 +113,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
         eprintln!("WARNING: build-arg {arg:?} was not consumed by any ARG");
     }
 
+    let secrets = Secrets::parse(&args.secrets)?;
     let solver = session.runtime.block_on(Solver::new(
         session.store.clone(),
         session.images.clone(),
@@ -110,7 +121,11 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
         SolveOptions {
             context_dir: args.context.clone(),
             no_cache: args.no_cache,
-            max_parallel_runs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_parallel_runs: args.jobs.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                usize::from,
+            ),
+            secrets: secrets.sources(),
         },
         display.clone(),
     ))?;

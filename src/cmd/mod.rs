@@ -4,5 +4,6 @@ pub mod build;
 pub mod images;
 pub mod pull;
 pub mod run;
+pub mod secrets;
 mod session;
 pub mod tag;
