@@ -40,6 +40,8 @@ enum Command {
     Pull(cmd::pull::PullArgs),
     /// Give an image in the store another name.
     Tag(cmd::tag::TagArgs),
+    /// Show images' manifests and configs as JSON.
+    Inspect(cmd::inspect::InspectArgs),
 }
 
 /// Whether `word` names a subcommand, so that `rbuild PATH` can mean
@@ -98,5 +100,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => cmd::images::run(&root, args),
         Command::Pull(args) => cmd::pull::run(&root, args),
         Command::Tag(args) => cmd::tag::run(&root, args),
+        Command::Inspect(args) => cmd::inspect::run(&root, args),
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod images;
+pub mod inspect;
 pub mod pull;
 pub mod run;
 pub mod secrets;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use rbuild_executor::{Network, RootFs, RunSpec, Stdio};
+use rbuild_executor::{BindMount, Network, RootFs, RunSpec, Stdio};
 use rbuild_frontend::config::ImageConfig;
 use rbuild_registry::{ClientOptions, Reference};
 use rbuild_solver::store_name;
@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// Keep stdin open.
     #[arg(short = 'i', long = "interactive")]
     interactive: bool,
+
+    /// Bind a host path: `HOST:CONTAINER[:ro|rw]`; repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    volumes: Vec<String>,
 
     /// The image.
     image: String,
@@ -131,12 +135,37 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             Network::Host
         },
-        mounts: Vec::new(),
+        mounts: args
+            .volumes
+            .iter()
+            .map(|v| parse_volume(v))
+            .collect::<anyhow::Result<_>>()?,
         stdio: if args.tty { Stdio::Tty } else { Stdio::Inherit },
     };
     let _ = (args.rm, args.interactive);
     let code = rbuild_executor::run(&spec, &mut |_, _| {})?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+/// `-v HOST:CONTAINER[:ro|rw]` → a bind mount; the host path must exist.
+fn parse_volume(value: &str) -> anyhow::Result<BindMount> {
+    let parts: Vec<&str> = value.split(':').collect();
+    let (host, target, readonly) = match parts.as_slice() {
+        [h, t] => (*h, *t, false),
+        [h, t, "ro"] => (*h, *t, true),
+        [h, t, "rw"] => (*h, *t, false),
+        _ => bail!("invalid volume {value:?}: expected HOST:CONTAINER[:ro|rw]"),
+    };
+    if !target.starts_with('/') {
+        bail!("invalid volume {value:?}: the container path must be absolute");
+    }
+    let source =
+        std::fs::canonicalize(host).with_context(|| format!("invalid volume {value:?}: {host}"))?;
+    Ok(BindMount {
+        source,
+        target: target.to_string(),
+        readonly,
+    })
 }
 
 /// Docker's rule: `--entrypoint` replaces ENTRYPOINT and drops the image's
@@ -213,6 +242,16 @@ mod tests {
             command_line(&config(None, Some(&["sh"])), None, &[]),
             ["sh"]
         );
+    }
+
+    #[test]
+    fn volumes_parse_as_docker() {
+        let v = parse_volume("/tmp:/mnt:ro").unwrap();
+        assert_eq!((v.target.as_str(), v.readonly), ("/mnt", true));
+        assert!(!parse_volume("/tmp:/mnt").unwrap().readonly);
+        assert!(parse_volume("/tmp:relative").is_err());
+        assert!(parse_volume("/nonexistent-path:/mnt").is_err());
+        assert!(parse_volume("/tmp:/mnt:bogus").is_err());
     }
 
     #[test]
