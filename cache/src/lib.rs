@@ -3,74 +3,45 @@
 //! plus unpacked layer snapshots (overlay lower dirs), a key index (cache key
 //! → result), the content-hash cache of context files, and cache mounts.
 //!
-//! Every write goes to a temp name on the same filesystem, then is renamed
-//! into place, so a killed process never leaves a partial object reachable.
+//! Every write goes to a temp name on the same filesystem (`tmp/`), then is
+//! renamed into place, so a killed process never leaves a partial object
+//! reachable. Tag updates serialize on a lock file; `prune` takes the store
+//! lock exclusively while builds and runs hold it shared ([`Store::lease`]).
+//!
+//! Layout:
+//! ```text
+//! oci-layout  index.json  blobs/sha256/<hex>      the OCI image layout
+//! snapshots/<id>/                                 unpacked layers / RUN and COPY results
+//! records/<key>.json                              cache key → CacheRecord
+//! layers/<snapshot>.json                          snapshot → LayerRecord (its blob)
+//! hashes/<name>.json                              content-hash cache of context files
+//! cache-mounts/<id>/                              RUN --mount=type=cache dirs
+//! tmp/                                            writes in progress
+//! ```
+
+mod blobs;
+mod error;
+mod fsutil;
+mod gc;
+mod hashes;
+mod layout;
+mod records;
+mod snapshots;
+mod unpack;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+pub use blobs::{BlobInfo, BlobWriter};
+pub use error::StoreError;
+pub use fsutil::LockGuard;
+pub use gc::{DiskUsage, FsckReport, PruneOptions, PruneReport};
+pub use hashes::{FileHashCache, FileStamp};
+pub use layout::REF_NAME;
+pub use records::{CacheRecord, LayerRecord};
+pub use snapshots::PendingSnapshot;
 
-/// Errors of the store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// An I/O operation on a path failed.
-    #[error("{op} {path}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The path it was done to.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A blob's content does not match the expected digest.
-    #[error("digest mismatch: expected {expected}, got {actual}")]
-    DigestMismatch {
-        /// What the caller said the content hashes to.
-        expected: String,
-        /// What it hashes to.
-        actual: String,
-    },
-    /// A referenced object is not in the store.
-    #[error("not found: {0}")]
-    NotFound(String),
-}
-
-/// A blob as stored: its sha256 digest and size.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobInfo {
-    /// `sha256:<hex>`.
-    pub digest: String,
-    /// Size in bytes.
-    pub size: u64,
-}
-
-/// A layer known to the store: its snapshot and, once exported or pulled,
-/// its blob.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerRecord {
-    /// The snapshot holding the unpacked layer.
-    pub snapshot: String,
-    /// `sha256:` of the uncompressed tar (the config's diff_id).
-    pub diff_id: String,
-    /// The blob (possibly compressed).
-    pub blob: BlobInfo,
-    /// The blob's media type.
-    pub media_type: String,
-}
-
-/// What a cache key resolves to: the layers of a filesystem state, bottom
-/// first, each a snapshot id (plus its layer record if it has a blob).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CacheRecord {
-    /// Snapshot ids, bottom layer first.
-    pub snapshots: Vec<String>,
-    /// Free-form data the solver keeps with the result (e.g. an image's
-    /// manifest and config for a base image).
-    pub meta: serde_json::Value,
-}
+use error::io_err;
 
 /// The store.
 #[derive(Debug, Clone)]
@@ -81,7 +52,37 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        todo!("cache: open {}", root.display())
+        for dir in [
+            "blobs/sha256",
+            "snapshots",
+            "records",
+            "layers",
+            "hashes",
+            "cache-mounts",
+            "tmp",
+        ] {
+            let p = root.join(dir);
+            std::fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+        }
+        let store = Self {
+            root: root.to_path_buf(),
+        };
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            fsutil::write_atomic(
+                &store.tmp_dir(),
+                &layout,
+                br#"{"imageLayoutVersion":"1.0.0"}"#,
+            )?;
+        }
+        if !store.index_path().exists() {
+            let _lock = store.index_lock()?;
+            if !store.index_path().exists() {
+                let index = layout::read_index(&store.index_path())?;
+                layout::write_index(&store.tmp_dir(), &store.index_path(), &index)?;
+            }
+        }
+        Ok(store)
     }
 
     /// The store's root directory.
@@ -89,9 +90,29 @@ impl Store {
         &self.root
     }
 
-    /// Path of a blob by digest (whether or not it exists).
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    fn index_lock(&self) -> Result<LockGuard, StoreError> {
+        fsutil::lock(&self.root.join("index.lock"), true)
+    }
+
+    /// Holds the store against `prune` (shared with other builds and runs)
+    /// until the guard is dropped.
+    pub fn lease(&self) -> Result<LockGuard, StoreError> {
+        fsutil::lock(&self.root.join("gc.lock"), false)
+    }
+
+    /// Path of a blob by digest (whether or not it exists). A malformed
+    /// digest maps to a path that never exists.
     pub fn blob_path(&self, digest: &str) -> PathBuf {
-        todo!("cache: blob path {digest}")
+        let hex = blobs::digest_hex(digest).unwrap_or("invalid-digest");
+        self.root.join("blobs/sha256").join(hex)
     }
 
     /// Whether the blob is in the store.
@@ -101,7 +122,7 @@ impl Store {
 
     /// Starts a streamed blob write.
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
-        todo!()
+        BlobWriter::new(&self.tmp_dir(), self.root.join("blobs/sha256"))
     }
 
     /// Writes a whole blob from memory.
@@ -117,111 +138,207 @@ impl Store {
 
     /// Reads a whole blob.
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
-        todo!("cache: read {digest}")
+        blobs::digest_hex(digest)?;
+        let path = self.blob_path(digest);
+        std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {digest}")),
+            _ => io_err("read", &path)(e),
+        })
     }
 
-    /// Points `name` (e.g. `hello:latest`) at a manifest in `index.json`.
-    pub fn tag(&self, name: &str, manifest: &oci_spec::image::Descriptor) -> Result<(), StoreError> {
-        todo!("cache: tag {name} {manifest:?}")
+    /// Points `name` (e.g. `hello`, `hello:v2`) at a manifest in `index.json`.
+    pub fn tag(
+        &self,
+        name: &str,
+        manifest: &oci_spec::image::Descriptor,
+    ) -> Result<(), StoreError> {
+        let digest = manifest.digest().to_string();
+        if !self.has_blob(&digest) {
+            return Err(StoreError::NotFound(format!("manifest {digest} of {name}")));
+        }
+        self.update_index(|index| layout::retag(index, name, Some(manifest)))
+    }
+
+    /// Removes the name `name`; returns whether it existed. Blobs stay
+    /// until `prune`.
+    pub fn untag(&self, name: &str) -> Result<bool, StoreError> {
+        let mut existed = false;
+        self.update_index(|index| {
+            existed = index
+                .manifests()
+                .iter()
+                .any(|d| layout::ref_name(d) == Some(name));
+            layout::retag(index, name, None);
+        })?;
+        Ok(existed)
+    }
+
+    fn update_index(
+        &self,
+        change: impl FnOnce(&mut oci_spec::image::ImageIndex),
+    ) -> Result<(), StoreError> {
+        let _lock = self.index_lock()?;
+        let mut index = layout::read_index(&self.index_path())?;
+        change(&mut index);
+        layout::write_index(&self.tmp_dir(), &self.index_path(), &index)
     }
 
     /// The manifest descriptor a name points at.
-    pub fn resolve_tag(&self, name: &str) -> Result<Option<oci_spec::image::Descriptor>, StoreError> {
-        todo!("cache: resolve {name}")
+    pub fn resolve_tag(
+        &self,
+        name: &str,
+    ) -> Result<Option<oci_spec::image::Descriptor>, StoreError> {
+        Ok(self
+            .images()?
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d))
     }
 
     /// All tagged images: (name, manifest descriptor), sorted by name.
     pub fn images(&self) -> Result<Vec<(String, oci_spec::image::Descriptor)>, StoreError> {
-        todo!()
+        let index = layout::read_index(&self.index_path())?;
+        let mut out: Vec<_> = index
+            .manifests()
+            .iter()
+            .filter_map(|d| layout::ref_name(d).map(|n| (n.to_string(), d.clone())))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// Path of a snapshot's directory (whether or not it exists).
     pub fn snapshot_path(&self, id: &str) -> PathBuf {
-        todo!("cache: snapshot {id}")
+        self.root.join("snapshots").join(id)
     }
 
     /// Whether the snapshot exists (fully written).
     pub fn has_snapshot(&self, id: &str) -> bool {
-        self.snapshot_path(id).exists()
+        snapshots::check_id(id).is_ok() && self.snapshot_path(id).exists()
     }
 
     /// Starts a new snapshot: an empty dir to fill (an overlay upper dir, or
     /// the target of a copy), with an overlay work dir beside it.
     pub fn new_snapshot(&self) -> Result<PendingSnapshot, StoreError> {
-        todo!()
+        PendingSnapshot::new(&self.tmp_dir(), self.root.join("snapshots"))
     }
 
     /// Unpacks a layer blob (gzip, zstd or plain tar) into a snapshot with
     /// OCI whiteouts converted to overlay whiteouts; returns the layer
-    /// record. Idempotent: an unpacked layer is not unpacked again.
-    pub fn unpack_layer(&self, blob: &BlobInfo, media_type: &str) -> Result<LayerRecord, StoreError> {
-        todo!("cache: unpack {blob:?} {media_type}")
+    /// record. Idempotent: an unpacked layer is not unpacked again. The
+    /// snapshot id is `sha256-<hex of the blob digest>`.
+    pub fn unpack_layer(
+        &self,
+        blob: &BlobInfo,
+        media_type: &str,
+    ) -> Result<LayerRecord, StoreError> {
+        let id = format!("sha256-{}", blobs::digest_hex(&blob.digest)?);
+        if self.has_snapshot(&id)
+            && let Some(record) = self.layer_of_snapshot(&id)?
+        {
+            return Ok(record);
+        }
+        let path = self.blob_path(&blob.digest);
+        let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {}", blob.digest)),
+            _ => io_err("open", &path)(e),
+        })?;
+        let pending = self.new_snapshot()?;
+        let invalid = |e: std::io::Error| StoreError::Invalid {
+            what: format!("layer {}", blob.digest),
+            message: e.to_string(),
+        };
+        let reader = unpack::decompress(file).map_err(invalid)?;
+        let diff_id = unpack::unpack(reader, pending.dir()).map_err(invalid)?;
+        pending.commit(&id)?;
+        let record = LayerRecord {
+            snapshot: id,
+            diff_id,
+            blob: blob.clone(),
+            media_type: media_type.to_string(),
+        };
+        self.put_layer(&record)?;
+        Ok(record)
     }
 
     /// Records a layer (snapshot ↔ blob).
     pub fn put_layer(&self, layer: &LayerRecord) -> Result<(), StoreError> {
-        todo!("cache: layer {layer:?}")
+        snapshots::check_id(&layer.snapshot)?;
+        let path = self
+            .root
+            .join("layers")
+            .join(format!("{}.json", layer.snapshot));
+        let bytes = serde_json::to_vec(layer).expect("a layer record serializes");
+        fsutil::write_atomic(&self.tmp_dir(), &path, &bytes)
     }
 
-    /// The layer record of a snapshot, if it has a blob.
+    /// The layer record of a snapshot, if it has a blob (that is still stored).
     pub fn layer_of_snapshot(&self, snapshot: &str) -> Result<Option<LayerRecord>, StoreError> {
-        todo!("cache: layer of {snapshot}")
+        snapshots::check_id(snapshot)?;
+        let path = self.root.join("layers").join(format!("{snapshot}.json"));
+        let Some(record) = read_json::<LayerRecord>(&path)? else {
+            return Ok(None);
+        };
+        Ok(self.has_blob(&record.blob.digest).then_some(record))
     }
 
     /// Looks up a cache key.
     pub fn get_record(&self, key: &str) -> Result<Option<CacheRecord>, StoreError> {
-        todo!("cache: get {key}")
+        records::check_key(key)?;
+        read_json(&self.record_path(key))
     }
 
     /// Stores a cache key's result. Every snapshot it names must exist.
     pub fn put_record(&self, key: &str, record: &CacheRecord) -> Result<(), StoreError> {
-        todo!("cache: put {key} {record:?}")
+        records::check_key(key)?;
+        if let Some(missing) = record.snapshots.iter().find(|s| !self.has_snapshot(s)) {
+            return Err(StoreError::NotFound(format!(
+                "snapshot {missing} of record {key}"
+            )));
+        }
+        let bytes = serde_json::to_vec(record).expect("a cache record serializes");
+        fsutil::write_atomic(&self.tmp_dir(), &self.record_path(key), &bytes)
+    }
+
+    fn record_path(&self, key: &str) -> PathBuf {
+        self.root.join("records").join(format!("{key}.json"))
+    }
+
+    /// The directory of cache mount `id` (`RUN --mount=type=cache`),
+    /// created on first use, with a lock file for `sharing=locked`.
+    pub fn cache_mount_dir(&self, id: &str) -> Result<(PathBuf, PathBuf), StoreError> {
+        let name = blake3::hash(id.as_bytes()).to_hex().to_string();
+        let dir = self.root.join("cache-mounts").join(&name);
+        std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
+        let lock = self.root.join("cache-mounts").join(format!("{name}.lock"));
+        Ok((dir, lock))
+    }
+
+    /// Takes the lock of a cache mount (`sharing=locked`).
+    pub fn lock_file(&self, path: &Path) -> Result<LockGuard, StoreError> {
+        fsutil::lock(path, true)
+    }
+
+    /// The content-hash cache named `name` (one per build context).
+    pub fn file_hashes(&self, name: &str) -> FileHashCache {
+        let file = blake3::hash(name.as_bytes()).to_hex().to_string();
+        FileHashCache::load(
+            self.root.join("hashes").join(format!("{file}.json")),
+            self.tmp_dir(),
+        )
     }
 }
 
-/// A blob being written: hashes as it goes; invisible until committed.
-#[derive(Debug)]
-pub struct BlobWriter {
-    _private: (),
-}
-
-impl Write for BlobWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        todo!("{}", buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl BlobWriter {
-    /// Verifies the digest (when given), syncs, and renames into place.
-    pub fn commit(self, expected: Option<&str>) -> Result<BlobInfo, StoreError> {
-        todo!("{expected:?}")
-    }
-}
-
-/// A snapshot being created; removed on drop unless committed.
-#[derive(Debug)]
-pub struct PendingSnapshot {
-    _private: (),
-}
-
-impl PendingSnapshot {
-    /// The directory to fill (overlay upper dir).
-    pub fn dir(&self) -> &Path {
-        todo!()
-    }
-
-    /// An empty overlay work dir on the same filesystem.
-    pub fn work_dir(&self) -> &Path {
-        todo!()
-    }
-
-    /// Makes the snapshot visible under `id` (atomic rename). If `id`
-    /// already exists, the pending one is discarded and `Ok` returned.
-    pub fn commit(self, id: &str) -> Result<(), StoreError> {
-        todo!("{id}")
+/// Reads a JSON file; `None` when it does not exist.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| StoreError::Invalid {
+                what: path.display().to_string(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err("read", path)(e)),
     }
 }

@@ -1,0 +1,302 @@
+//! Disk usage, prune and fsck. What tagged images reference (manifests,
+//! configs, layer blobs, and the snapshots those layers unpack to) is
+//! always kept; the build cache (records and the snapshots only they name)
+//! goes with `prune --all`. Prune holds the store lock exclusively, so it
+//! waits for running builds (which hold [`Store::lease`]).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::io_err;
+use crate::{CacheRecord, LayerRecord, Store, StoreError, blobs, fsutil, read_json};
+
+/// Sizes of what the store holds, in bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DiskUsage {
+    /// Blobs (manifests, configs, compressed layers) and their total size.
+    pub blobs: (usize, u64),
+    /// Snapshots (unpacked layers, build results) and their total size.
+    pub snapshots: (usize, u64),
+    /// Cache records.
+    pub records: usize,
+    /// Cache mounts and their total size.
+    pub cache_mounts: (usize, u64),
+    /// What `prune --all` would free.
+    pub reclaimable: u64,
+}
+
+/// What to prune.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PruneOptions {
+    /// Drop the whole build cache too (records, cache mounts), not only
+    /// what nothing references.
+    pub all: bool,
+    /// Only count what would go.
+    pub dry_run: bool,
+}
+
+/// What a prune removed (or would remove).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Blobs removed.
+    pub blobs: usize,
+    /// Snapshots removed.
+    pub snapshots: usize,
+    /// Cache records removed.
+    pub records: usize,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+/// What fsck found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FsckReport {
+    /// Blobs whose digest was checked.
+    pub blobs_checked: usize,
+    /// Problems, one line each.
+    pub problems: Vec<String>,
+    /// Whether the problems were repaired.
+    pub repaired: bool,
+}
+
+fn dir_size(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| !m.is_dir())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn names(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err("read", dir))? {
+        let entry = entry.map_err(io_err("read", dir))?;
+        out.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn remove_path(path: &Path) -> Result<(), StoreError> {
+    let result = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match result {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", path)(e)),
+        _ => Ok(()),
+    }
+}
+
+impl Store {
+    /// Blobs reachable from tagged images (indexes, manifests, configs, layers).
+    fn image_blobs(&self) -> Result<HashSet<String>, StoreError> {
+        let mut live = HashSet::new();
+        let mut stack: Vec<String> = self
+            .images()?
+            .into_iter()
+            .map(|(_, d)| d.digest().to_string())
+            .collect();
+        while let Some(digest) = stack.pop() {
+            if !live.insert(digest.clone()) {
+                continue;
+            }
+            let Ok(bytes) = self.read_blob(&digest) else {
+                continue;
+            };
+            let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            let children = doc["manifests"]
+                .as_array()
+                .into_iter()
+                .chain(doc["layers"].as_array())
+                .flatten()
+                .chain(std::iter::once(&doc["config"]));
+            for child in children {
+                if let Some(d) = child["digest"].as_str() {
+                    stack.push(d.to_string());
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    /// Removes what is not needed, as described in the module docs.
+    pub fn prune(&self, opts: PruneOptions) -> Result<PruneReport, StoreError> {
+        let _lock = fsutil::lock(&self.root.join("gc.lock"), true)?;
+        let mut report = PruneReport::default();
+        let live_blobs = self.image_blobs()?;
+        let mut live_snapshots: HashSet<String> = HashSet::new();
+
+        let records_dir = self.root.join("records");
+        for name in names(&records_dir)? {
+            let path = records_dir.join(&name);
+            let record: Option<CacheRecord> = read_json(&path).ok().flatten();
+            let keep = !opts.all
+                && record
+                    .as_ref()
+                    .is_some_and(|r| r.snapshots.iter().all(|s| self.has_snapshot(s)));
+            match record {
+                Some(r) if keep => live_snapshots.extend(r.snapshots),
+                _ => {
+                    report.records += 1;
+                    if !opts.dry_run {
+                        remove_path(&path)?;
+                    }
+                }
+            }
+        }
+        // Unpacked layers of tagged images stay (so `run` needs no unpack).
+        let layers_dir = self.root.join("layers");
+        let mut layer_blobs: HashSet<String> = HashSet::new();
+        for name in names(&layers_dir)? {
+            let Some(snapshot) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let record: Option<LayerRecord> = read_json(&layers_dir.join(&name)).ok().flatten();
+            if let Some(r) = record
+                && live_blobs.contains(&r.blob.digest)
+            {
+                live_snapshots.insert(snapshot.to_string());
+            }
+        }
+        for name in names(&layers_dir)? {
+            let Some(snapshot) = name.strip_suffix(".json") else {
+                continue;
+            };
+            if live_snapshots.contains(snapshot) {
+                if let Some(r) = read_json::<LayerRecord>(&layers_dir.join(&name))
+                    .ok()
+                    .flatten()
+                {
+                    layer_blobs.insert(r.blob.digest);
+                }
+            } else if !opts.dry_run {
+                remove_path(&layers_dir.join(&name))?;
+            }
+        }
+        let snapshots_dir = self.root.join("snapshots");
+        for name in names(&snapshots_dir)? {
+            if !live_snapshots.contains(&name) {
+                let path = snapshots_dir.join(&name);
+                report.snapshots += 1;
+                report.bytes += dir_size(&path);
+                if !opts.dry_run {
+                    remove_path(&path)?;
+                }
+            }
+        }
+        let blobs_dir = self.root.join("blobs/sha256");
+        for name in names(&blobs_dir)? {
+            let digest = format!("sha256:{name}");
+            if !live_blobs.contains(&digest) && !layer_blobs.contains(&digest) {
+                let path = blobs_dir.join(&name);
+                report.blobs += 1;
+                report.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                if !opts.dry_run {
+                    remove_path(&path)?;
+                }
+            }
+        }
+        if opts.all {
+            let mounts = self.root.join("cache-mounts");
+            report.bytes += dir_size(&mounts);
+            if !opts.dry_run {
+                for name in names(&mounts)? {
+                    remove_path(&mounts.join(name))?;
+                }
+            }
+        }
+        if !opts.dry_run {
+            // Leftovers of killed processes.
+            for name in names(&self.root.join("tmp"))? {
+                remove_path(&self.root.join("tmp").join(name))?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Sizes of everything, and what `prune --all` would free.
+    pub fn disk_usage(&self) -> Result<DiskUsage, StoreError> {
+        let count_size = |dir: &Path| -> Result<(usize, u64), StoreError> {
+            let items = names(dir)?;
+            let size = items.iter().map(|n| dir_size(&dir.join(n))).sum();
+            Ok((items.len(), size))
+        };
+        let reclaimable = self
+            .prune(PruneOptions {
+                all: true,
+                dry_run: true,
+            })?
+            .bytes;
+        Ok(DiskUsage {
+            blobs: count_size(&self.root.join("blobs/sha256"))?,
+            snapshots: count_size(&self.root.join("snapshots"))?,
+            records: names(&self.root.join("records"))?.len(),
+            cache_mounts: {
+                let (n, s) = count_size(&self.root.join("cache-mounts"))?;
+                (n / 2, s)
+            },
+            reclaimable,
+        })
+    }
+
+    /// Verifies every blob's digest and that every record and tag points
+    /// at something stored; with `repair`, removes what is broken.
+    pub fn fsck(&self, repair: bool) -> Result<FsckReport, StoreError> {
+        let _lock = fsutil::lock(&self.root.join("gc.lock"), true)?;
+        let mut report = FsckReport {
+            repaired: repair,
+            ..Default::default()
+        };
+        let blobs_dir = self.root.join("blobs/sha256");
+        for name in names(&blobs_dir)? {
+            let path = blobs_dir.join(&name);
+            report.blobs_checked += 1;
+            let expected = format!("sha256:{name}");
+            let actual = blobs::verify(&path)?;
+            if actual != expected {
+                report.problems.push(format!(
+                    "blob {expected} is corrupt (content hashes to {actual})"
+                ));
+                if repair {
+                    remove_path(&path)?;
+                }
+            }
+        }
+        let records_dir = self.root.join("records");
+        for name in names(&records_dir)? {
+            let path = records_dir.join(&name);
+            let broken = match read_json::<CacheRecord>(&path) {
+                Ok(Some(r)) => r.snapshots.iter().find(|s| !self.has_snapshot(s)).cloned(),
+                _ => Some(String::from("(unreadable)")),
+            };
+            if let Some(s) = broken {
+                report
+                    .problems
+                    .push(format!("record {name} names missing snapshot {s}"));
+                if repair {
+                    remove_path(&path)?;
+                }
+            }
+        }
+        for (name, desc) in self.images()? {
+            let digest = desc.digest().to_string();
+            if !self.has_blob(&digest) {
+                report
+                    .problems
+                    .push(format!("image {name} points at missing manifest {digest}"));
+                if repair {
+                    self.untag(&name)?;
+                }
+            }
+        }
+        Ok(report)
+    }
+}

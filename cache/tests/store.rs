@@ -1,0 +1,336 @@
+//! The store against its contract: verified blobs, an OCI layout that
+//! skopeo reads, safe layer unpacking, records, prune and fsck.
+
+use std::io::Write;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::process::Command;
+
+use oci_spec::image::{Descriptor, MediaType};
+use rbuild_cache::{BlobInfo, CacheRecord, PruneOptions, Store, StoreError};
+
+fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    (dir, store)
+}
+
+/// A tar with the given (path, kind) entries: kind "d" dir, "f:<text>"
+/// file, "l:<target>" symlink, "h:<target>" hard link.
+fn tar_of(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_000_000);
+        // Raw names: the tar crate refuses `..`, hostile layers do not.
+        let raw =
+            |field: &mut [u8], value: &str| field[..value.len()].copy_from_slice(value.as_bytes());
+        raw(&mut h.as_old_mut().name, path);
+        let (k, arg) = kind.split_at(1);
+        let arg = arg.strip_prefix(':').unwrap_or("");
+        let data: &[u8] = match k {
+            "d" => {
+                h.set_entry_type(tar::EntryType::Directory);
+                &[]
+            }
+            "f" => {
+                h.set_entry_type(tar::EntryType::Regular);
+                arg.as_bytes()
+            }
+            "l" | "h" => {
+                h.set_entry_type(if k == "l" {
+                    tar::EntryType::Symlink
+                } else {
+                    tar::EntryType::Link
+                });
+                raw(&mut h.as_old_mut().linkname, arg);
+                &[]
+            }
+            _ => unreachable!(),
+        };
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+#[test]
+fn blobs_are_verified_and_content_addressed() {
+    let (_d, store) = store();
+    let info = store.put_blob(b"hello").unwrap();
+    assert_eq!(info.digest, sha256(b"hello"));
+    assert_eq!(store.read_blob(&info.digest).unwrap(), b"hello");
+    let mut w = store.blob_writer().unwrap();
+    w.write_all(b"tampered").unwrap();
+    let err = w.commit(Some(&sha256(b"expected"))).unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err}");
+    assert!(
+        !store.has_blob(&sha256(b"tampered")),
+        "nothing partial visible"
+    );
+    assert_eq!(
+        std::fs::read_dir(store.root().join("tmp")).unwrap().count(),
+        0,
+        "the temp file is gone"
+    );
+    assert!(matches!(
+        store.read_blob(&sha256(b"absent")),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn tags_live_in_an_oci_layout_that_skopeo_reads() {
+    let (_d, store) = store();
+    let config = store.put_blob(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Env":["A=1"]}}"#).unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[]}}"#,
+        config.digest, config.size
+    );
+    let m = store.put_blob(manifest.as_bytes()).unwrap();
+    let desc = Descriptor::new(
+        MediaType::ImageManifest,
+        m.size,
+        m.digest.parse::<oci_spec::image::Digest>().unwrap(),
+    );
+    store.tag("hello", &desc).unwrap();
+    store.tag("127.0.0.1:5000/busybox", &desc).unwrap();
+    store.tag("hello", &desc).unwrap();
+    let names: Vec<String> = store
+        .images()
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["127.0.0.1:5000/busybox", "hello"]);
+    assert_eq!(
+        store
+            .resolve_tag("hello")
+            .unwrap()
+            .unwrap()
+            .digest()
+            .to_string(),
+        m.digest
+    );
+    let out = Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}:hello", store.root().display()))
+        .output()
+        .expect("skopeo is installed (.ci/run)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("A=1"));
+    assert!(store.untag("hello").unwrap());
+    assert!(store.resolve_tag("hello").unwrap().is_none());
+    assert!(!store.untag("hello").unwrap());
+}
+
+#[test]
+fn layers_unpack_with_overlay_whiteouts_and_links() {
+    let (_d, store) = store();
+    let tar = tar_of(&[
+        ("etc", "d"),
+        ("etc/passwd", "f:root"),
+        ("etc/.wh.shadow", "f:"),
+        ("var/.wh..wh..opq", "f:"),
+        ("bin/sh", "l:busybox"),
+        ("bin/hard", "h:etc/passwd"),
+    ]);
+    let blob = store.put_blob(&gzip(&tar)).unwrap();
+    let record = store
+        .unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar+gzip")
+        .unwrap();
+    assert_eq!(
+        record.diff_id,
+        sha256(&tar),
+        "diff_id is the uncompressed digest"
+    );
+    let root = store.snapshot_path(&record.snapshot);
+    assert_eq!(
+        std::fs::read_to_string(root.join("etc/passwd")).unwrap(),
+        "root"
+    );
+    let wh = std::fs::symlink_metadata(root.join("etc/shadow")).unwrap();
+    assert!(
+        wh.file_type().is_char_device() && wh.rdev() == 0,
+        "whiteout"
+    );
+    let mut buf = [0u8; 4];
+    let c = std::ffi::CString::new(root.join("var").to_str().unwrap()).unwrap();
+    // SAFETY: valid path and buffer.
+    let n = unsafe {
+        libc::lgetxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            4,
+        )
+    };
+    assert_eq!((n, buf[0]), (1, b'y'), "opaque dir");
+    assert_eq!(
+        std::fs::read_link(root.join("bin/sh")).unwrap().to_str(),
+        Some("busybox")
+    );
+    assert_eq!(
+        std::fs::metadata(root.join("bin/hard")).unwrap().ino(),
+        std::fs::metadata(root.join("etc/passwd")).unwrap().ino()
+    );
+    assert_eq!(
+        store.layer_of_snapshot(&record.snapshot).unwrap().unwrap(),
+        record
+    );
+    // Idempotent.
+    assert_eq!(
+        store.unpack_layer(&blob, "x").unwrap().snapshot,
+        record.snapshot
+    );
+}
+
+#[test]
+fn hostile_layers_cannot_escape() {
+    let (d, store) = store();
+    for entries in [
+        &[("../escape", "f:x")][..],
+        &[("link", "l:/"), ("link/tmp/escape", "f:x")][..],
+        &[("a", "d"), ("a/b", "h:../../x")][..],
+    ] {
+        let blob = store.put_blob(&tar_of(entries)).unwrap();
+        let err = store
+            .unpack_layer(&blob, "application/vnd.oci.image.layer.v1.tar")
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Invalid { .. }),
+            "{entries:?}: {err}"
+        );
+    }
+    assert!(!d.path().join("escape").exists());
+    assert!(!std::path::Path::new("/tmp/escape").exists());
+    assert_eq!(
+        std::fs::read_dir(store.root().join("snapshots"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn records_need_their_snapshots_and_prune_keeps_tagged_images() {
+    let (_d, store) = store();
+    let pending = store.new_snapshot().unwrap();
+    std::fs::write(pending.dir().join("f"), "data").unwrap();
+    pending.commit("built").unwrap();
+    let record = CacheRecord {
+        snapshots: vec!["built".into()],
+        meta: serde_json::json!({"added": true}),
+    };
+    store.put_record("k1", &record).unwrap();
+    assert_eq!(store.get_record("k1").unwrap().unwrap(), record);
+    let missing = CacheRecord {
+        snapshots: vec!["absent".into()],
+        meta: serde_json::Value::Null,
+    };
+    assert!(store.put_record("k2", &missing).is_err());
+
+    // A tagged image with one layer.
+    let layer = store.put_blob(&tar_of(&[("f", "f:x")])).unwrap();
+    let unpacked = store
+        .unpack_layer(&layer, "application/vnd.oci.image.layer.v1.tar")
+        .unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"config":{{"digest":"{c}","size":1}},"layers":[{{"digest":"{l}","size":{s}}}]}}"#,
+        c = layer.digest,
+        l = layer.digest,
+        s = layer.size
+    );
+    let m: BlobInfo = store.put_blob(manifest.as_bytes()).unwrap();
+    let desc = Descriptor::new(
+        MediaType::ImageManifest,
+        m.size,
+        m.digest.parse::<oci_spec::image::Digest>().unwrap(),
+    );
+    store.tag("img", &desc).unwrap();
+    let orphan = store.put_blob(b"orphan").unwrap();
+
+    let report = store.prune(PruneOptions::default()).unwrap();
+    assert_eq!(report.blobs, 1, "{report:?}");
+    assert!(!store.has_blob(&orphan.digest));
+    assert!(store.has_snapshot("built"), "records keep their snapshots");
+    let du = store.disk_usage().unwrap();
+    assert!(du.reclaimable >= 4, "{du:?}");
+
+    store
+        .prune(PruneOptions {
+            all: true,
+            dry_run: false,
+        })
+        .unwrap();
+    assert!(store.get_record("k1").unwrap().is_none());
+    assert!(!store.has_snapshot("built"));
+    assert!(store.has_blob(&m.digest) && store.has_blob(&layer.digest));
+    assert!(
+        store.has_snapshot(&unpacked.snapshot),
+        "unpacked layers of images stay"
+    );
+}
+
+#[test]
+fn fsck_finds_and_repairs_corruption() {
+    let (_d, store) = store();
+    let good = store.put_blob(b"good").unwrap();
+    let bad = store.put_blob(b"bad").unwrap();
+    std::fs::write(store.blob_path(&bad.digest), b"flipped").unwrap();
+    let report = store.fsck(false).unwrap();
+    assert_eq!(report.blobs_checked, 2);
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert!(report.problems[0].contains(&bad.digest));
+    store.fsck(true).unwrap();
+    assert!(!store.has_blob(&bad.digest) && store.has_blob(&good.digest));
+    assert!(store.fsck(false).unwrap().problems.is_empty());
+}
+
+#[test]
+fn file_hashes_persist_and_reject_changed_stamps() {
+    let (d, store) = store();
+    let f = d.path().join("f");
+    std::fs::write(&f, "x").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let stamp = rbuild_cache::FileStamp {
+        mtime: 1,
+        ctime: old
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128,
+        ..rbuild_cache::FileStamp::of(&std::fs::metadata(&f).unwrap())
+    };
+    let cache = store.file_hashes("ctx");
+    cache.insert("f", stamp, "h1".into());
+    cache.save().unwrap();
+    let cache = store.file_hashes("ctx");
+    assert_eq!(cache.get("f", &stamp).as_deref(), Some("h1"));
+    let changed = rbuild_cache::FileStamp {
+        ctime: stamp.ctime + 1,
+        ..stamp
+    };
+    assert_eq!(cache.get("f", &changed), None);
+    // A change this recent is not trusted.
+    let fresh = rbuild_cache::FileStamp::of(&std::fs::metadata(&f).unwrap());
+    cache.insert("g", fresh, "h2".into());
+    assert_eq!(cache.get("g", &fresh), None);
+}
