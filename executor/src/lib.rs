@@ -3,8 +3,31 @@
 //! snapshot's layers and whose upper dir collects the changes, /proc, a
 //! minimal /dev, /etc/hosts, resolv.conf and hostname, reduced capabilities
 //! and no_new_privs. The same executor serves RUN and `rbuild run`.
+//!
+//! Design: everything the sandbox needs (C strings, mount list, resolved
+//! user, PATH candidates) is prepared in the caller, which may be a
+//! multithreaded process; then `clone` enters new namespaces and the child
+//! only makes raw, async-signal-safe system calls (see `sys`). The child
+//! is pid 1 of its pid namespace: it mounts the overlay root and the
+//! system mounts (paths resolved inside the root with `openat2`
+//! `RESOLVE_IN_ROOT`, so a symlink in an image cannot redirect a mount to
+//! the host), pivots into it, forks the process, reaps zombies and
+//! forwards signals. Every mount lives in the sandbox's mount namespace, so
+//! all of them vanish with its last process; the child dies with its
+//! parent (`PR_SET_PDEATHSIG`).
 
-use std::path::PathBuf;
+mod child;
+mod plan;
+mod stdio;
+mod sys;
+mod users;
+
+use std::ffi::c_void;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+pub use plan::DEFAULT_PATH;
+pub use users::{User, resolve as resolve_user};
 
 /// Errors of the executor.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +35,13 @@ pub enum ExecError {
     /// Setting up the sandbox failed (namespaces, mounts, user lookup).
     #[error("sandbox setup failed: {0}")]
     Setup(String),
+    /// The program could not be started (not found, not executable).
+    #[error("{0}")]
+    Exec(String),
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> ExecError + '_ {
+    move |e| ExecError::Setup(format!("{what}: {e}"))
 }
 
 /// The root filesystem of a sandbox.
@@ -95,6 +125,258 @@ pub enum Stream {
 /// newline) as it is written. Every process and mount of the sandbox is gone
 /// when this returns, also on error.
 pub fn run(spec: &RunSpec, output: &mut dyn FnMut(Stream, &[u8])) -> Result<i32, ExecError> {
-    let _ = output;
-    todo!("executor: run {:?}", spec.args)
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(ExecError::Setup(String::from(
+            "rbuild needs root to create sandboxes (rootless mode is not supported yet)",
+        )));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("rbuild-sandbox")
+        .tempdir()
+        .map_err(setup("create a temp dir"))?;
+    let root = dir.path().join("root");
+    let empty = dir.path().join("empty");
+    for d in [&root, &empty] {
+        std::fs::create_dir(d).map_err(setup("create a temp dir"))?;
+    }
+    let (upper, work) = match &spec.rootfs.upper {
+        Some((u, w)) => (u.clone(), w.clone()),
+        None => {
+            let (u, w) = (dir.path().join("upper"), dir.path().join("work"));
+            for d in [&u, &w] {
+                std::fs::create_dir(d).map_err(setup("create a temp dir"))?;
+            }
+            (u, w)
+        }
+    };
+    let hostname = if spec.hostname.is_empty() {
+        "rbuild"
+    } else {
+        spec.hostname.as_str()
+    };
+    let files = system_files(dir.path(), hostname)?;
+    let user = users::resolve(&spec.rootfs.lowers, &spec.user)?;
+    let plan = plan::build(spec, &user, &root, &upper, &work, &empty, &files)?;
+    let argv = sys::ptrs(&plan.argv);
+    let env = sys::ptrs(&plan.env);
+
+    let (err_r, err_w) = pipe()?;
+    let mut capture = None;
+    let mut tty_master = None;
+    let mut keep: Vec<OwnedFd> = Vec::new();
+    let fds = match spec.stdio {
+        Stdio::Capture => {
+            let devnull = std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
+            let (out_r, out_w) = pipe()?;
+            let (er_r, er_w) = pipe()?;
+            let stdio = [devnull.as_raw_fd(), out_w.as_raw_fd(), er_w.as_raw_fd()];
+            keep.extend([OwnedFd::from(devnull), out_w, er_w]);
+            capture = Some((out_r, er_r));
+            child::Fds {
+                error: err_w.as_raw_fd(),
+                stdio: Some(stdio),
+                tty: None,
+            }
+        }
+        Stdio::Inherit => child::Fds {
+            error: err_w.as_raw_fd(),
+            stdio: None,
+            tty: None,
+        },
+        Stdio::Tty => {
+            let winsize = terminal_size();
+            let pty = nix::pty::openpty(winsize.as_ref(), None)
+                .map_err(setup("open a pseudo-terminal"))?;
+            nix::fcntl::fcntl(
+                &pty.master,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .map_err(setup("pty"))?;
+            let slave = pty.slave.as_raw_fd();
+            keep.push(pty.slave);
+            tty_master = Some(pty.master);
+            child::Fds {
+                error: err_w.as_raw_fd(),
+                stdio: None,
+                tty: Some(slave),
+            }
+        }
+    };
+    let args = child::Args {
+        plan: &plan,
+        fds,
+        argv: &argv,
+        env: &env,
+    };
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+    if spec.network == Network::None {
+        flags |= libc::CLONE_NEWNET;
+    }
+    let interactive = spec.stdio != Stdio::Capture;
+    let _ignored = interactive.then(IgnoreInterrupts::new);
+    let mut stack = vec![0u8; 1 << 20];
+    // SAFETY: the child runs `child::main` on its own copy of our memory
+    // (no CLONE_VM), with a stack at the top of `stack`; `args` lives
+    // until we have waited for it.
+    let pid = unsafe {
+        let top = stack.as_mut_ptr().add(stack.len());
+        libc::clone(
+            child::main,
+            top.cast::<c_void>(),
+            flags | libc::SIGCHLD,
+            &args as *const child::Args<'_> as *mut c_void,
+        )
+    };
+    if pid < 0 {
+        return Err(ExecError::Setup(format!(
+            "clone: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    drop(keep);
+    drop(err_w);
+    let _raw = tty_master.as_ref().and_then(|_| stdio::RawMode::enter());
+    if let Some((out, err)) = capture {
+        stdio::capture(out, err, output);
+    } else if let Some(master) = tty_master {
+        stdio::proxy_tty(master);
+    }
+    let code = wait(pid)?;
+    drop(stack);
+    let mut message = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(err_r), &mut message).ok();
+    if spec.rootfs.upper.is_some() {
+        remove_stubs(&spec.rootfs.lowers, &upper, &plan::mountpoints(spec));
+    }
+    if !message.is_empty() {
+        return Err(if code == 127 {
+            ExecError::Exec(message)
+        } else {
+            ExecError::Setup(message)
+        });
+    }
+    Ok(code)
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(setup("pipe"))
+}
+
+/// Waits for the sandbox's init; its exit code, or 128+signal.
+fn wait(pid: libc::pid_t) -> Result<i32, ExecError> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            return Ok(if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            });
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(ExecError::Setup(format!("waitpid: {e}")));
+        }
+    }
+}
+
+/// /etc/hosts, /etc/resolv.conf and /etc/hostname for the sandbox.
+fn system_files(dir: &Path, hostname: &str) -> Result<Vec<(PathBuf, &'static str)>, ExecError> {
+    let hosts =
+        format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = Vec::new();
+    for (name, content, target) in [
+        ("hosts", hosts, "/etc/hosts"),
+        ("resolv.conf", resolv, "/etc/resolv.conf"),
+        ("hostname", format!("{hostname}\n"), "/etc/hostname"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, content).map_err(setup("write sandbox files"))?;
+        out.push((path, target));
+    }
+    Ok(out)
+}
+
+/// The caller's terminal size, for a new pty.
+fn terminal_size() -> Option<nix::pty::Winsize> {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills a winsize.
+    let rc = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0).then_some(nix::pty::Winsize {
+        ws_row: ws.ws_row,
+        ws_col: ws.ws_col,
+        ws_xpixel: ws.ws_xpixel,
+        ws_ypixel: ws.ws_ypixel,
+    })
+}
+
+/// Ignores SIGINT and SIGQUIT while an interactive process runs (it gets
+/// them from the terminal itself), as `system(3)` does.
+struct IgnoreInterrupts {
+    saved: Vec<(nix::sys::signal::Signal, nix::sys::signal::SigAction)>,
+}
+
+impl IgnoreInterrupts {
+    fn new() -> Self {
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+        let saved = [Signal::SIGINT, Signal::SIGQUIT]
+            .into_iter()
+            // SAFETY: installing SIG_IGN is always sound.
+            .filter_map(|s| unsafe { sigaction(s, &ignore) }.ok().map(|old| (s, old)))
+            .collect();
+        Self { saved }
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        for (s, old) in &self.saved {
+            // SAFETY: restoring the previous disposition.
+            let _ = unsafe { nix::sys::signal::sigaction(*s, old) };
+        }
+    }
+}
+
+/// Removes the mountpoints the sandbox had to create in the upper dir
+/// (empty files and directories absent from every lower layer), deepest
+/// first, so that they do not end up in the layer.
+fn remove_stubs(lowers: &[PathBuf], upper: &Path, mountpoints: &[String]) {
+    let mut paths: Vec<String> = Vec::new();
+    for m in mountpoints {
+        let mut acc = String::new();
+        for c in m.split('/').filter(|c| !c.is_empty()) {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(c);
+            if !paths.contains(&acc) {
+                paths.push(acc.clone());
+            }
+        }
+    }
+    paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    for rel in paths {
+        if lowers
+            .iter()
+            .any(|l| l.join(&rel).symlink_metadata().is_ok())
+        {
+            continue;
+        }
+        let path = upper.join(&rel);
+        match path.symlink_metadata() {
+            Ok(m) if m.is_dir() => {
+                let _ = std::fs::remove_dir(&path);
+            }
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                let _ = std::fs::remove_file(&path);
+            }
+            _ => {}
+        }
+    }
 }

@@ -1,0 +1,403 @@
+//! The child side of the sandbox, entered by `clone` with new namespaces:
+//! it is pid 1 of its pid namespace. It mounts the overlay root and the
+//! system mounts, pivots into the root, then forks the process and stays
+//! as its init: reaps zombies, forwards signals, and exits with the
+//! process's status. Only async-signal-safe calls: see `sys`.
+
+use std::ffi::{CStr, c_int};
+
+use crate::plan::{MountKind, Plan};
+use crate::sys;
+
+/// File descriptors the child works with (all opened by the parent).
+#[derive(Clone, Copy)]
+pub struct Fds {
+    /// The error pipe's write end (close-on-exec).
+    pub error: c_int,
+    /// stdin/stdout/stderr for the process, when redirected.
+    pub stdio: Option<[c_int; 3]>,
+    /// A pty slave that becomes the controlling terminal.
+    pub tty: Option<c_int>,
+}
+
+/// What the clone callback receives.
+pub struct Args<'a> {
+    pub plan: &'a Plan,
+    pub fds: Fds,
+    pub argv: &'a [*const libc::c_char],
+    pub env: &'a [*const libc::c_char],
+}
+
+macro_rules! try_sys {
+    ($fd:expr, $what:expr, $e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(err) => sys::fail($fd, $what, err),
+        }
+    };
+}
+
+fn cvt(rc: c_int) -> Result<c_int, c_int> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Opens (creating when missing) a path below `root` given its prefixes;
+/// returns an `O_PATH` fd of the last one (or a dup of `root`).
+fn open_or_create(
+    root: c_int,
+    prefixes: &[std::ffi::CString],
+    last_is_file: bool,
+) -> Result<c_int, c_int> {
+    // SAFETY: plain system calls on fds we own and C strings from the plan.
+    unsafe {
+        let mut parent = cvt(libc::fcntl(root, libc::F_DUPFD_CLOEXEC, 0))?;
+        let n = prefixes.len();
+        for (i, p) in prefixes.iter().enumerate() {
+            let fd = match sys::open_in_root(root, p, libc::O_PATH) {
+                Ok(fd) => Ok(fd),
+                Err(libc::ENOENT) => {
+                    let name = last_component(p);
+                    let created = if i + 1 == n && last_is_file {
+                        let f = libc::openat(
+                            parent,
+                            name.as_ptr(),
+                            libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                            0o644,
+                        );
+                        cvt(f).map(|f| {
+                            libc::close(f);
+                        })
+                    } else {
+                        cvt(libc::mkdirat(parent, name.as_ptr(), 0o755)).map(drop)
+                    };
+                    created.and_then(|()| sys::open_in_root(root, p, libc::O_PATH))
+                }
+                Err(e) => Err(e),
+            };
+            libc::close(parent);
+            parent = fd?;
+        }
+        Ok(parent)
+    }
+}
+
+/// The part of a relative path after its last `/`.
+fn last_component(path: &CStr) -> &CStr {
+    let bytes = path.to_bytes_with_nul();
+    match bytes.iter().rposition(|b| *b == b'/') {
+        Some(i) => CStr::from_bytes_with_nul(&bytes[i + 1..]).expect("ends with NUL"),
+        None => path,
+    }
+}
+
+/// The clone callback: never returns normally.
+pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
+    // SAFETY: the parent passes a pointer to `Args` that outlives the clone
+    // (the child runs on a copy of the parent's memory).
+    let args = unsafe { &*(arg as *const Args<'_>) };
+    let plan = args.plan;
+    let efd = args.fds.error;
+    // SAFETY: plain system calls on values prepared by the parent.
+    unsafe {
+        // Die with the parent. (getppid is 0 across the pid namespace, so
+        // the usual re-check is not possible; the window is a few syscalls.)
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::umask(0);
+        try_sys!(
+            efd,
+            c"make mounts private",
+            cvt(libc::mount(
+                c"none".as_ptr(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null()
+            ))
+        );
+        if let Some(dir) = &plan.lower_cwd {
+            try_sys!(efd, c"chdir to the layers", cvt(libc::chdir(dir.as_ptr())));
+        }
+        try_sys!(
+            efd,
+            c"mount the overlay root",
+            cvt(libc::mount(
+                c"overlay".as_ptr(),
+                plan.rootdir.as_ptr(),
+                c"overlay".as_ptr(),
+                0,
+                plan.overlay_data.as_ptr().cast()
+            ))
+        );
+        let root = try_sys!(
+            efd,
+            c"open the root",
+            cvt(libc::open(
+                plan.rootdir.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC
+            ))
+        );
+        for m in &plan.mounts {
+            let target = try_sys!(efd, &m.what, open_or_create(root, &m.prefixes, m.is_file));
+            match &m.kind {
+                MountKind::Fs {
+                    fstype,
+                    flags,
+                    data,
+                } => {
+                    try_sys!(
+                        efd,
+                        &m.what,
+                        sys::mount_on_fd(fstype, target, fstype, *flags, data.as_deref())
+                    );
+                }
+                MountKind::Bind { source, readonly } => {
+                    try_sys!(efd, &m.what, sys::bind(source, target, *readonly));
+                }
+            }
+            libc::close(target);
+            if m.prefixes.len() == 1 && m.prefixes[0].as_bytes() == b"dev" {
+                populate_dev(root, plan, efd);
+            }
+        }
+        // A missing working directory is created, as Docker does.
+        let cwd = try_sys!(
+            efd,
+            c"create the working directory",
+            open_or_create(root, &plan.cwd_prefixes, false)
+        );
+        libc::close(cwd);
+        if plan.loopback {
+            loopback_up(efd);
+        }
+        let host = plan.hostname.as_bytes();
+        try_sys!(
+            efd,
+            c"set the hostname",
+            cvt(libc::sethostname(host.as_ptr().cast(), host.len()))
+        );
+        try_sys!(
+            efd,
+            c"chdir to the root",
+            cvt(libc::chdir(plan.rootdir.as_ptr()))
+        );
+        try_sys!(
+            efd,
+            c"pivot_root",
+            cvt(libc::syscall(libc::SYS_pivot_root, c".".as_ptr(), c".".as_ptr()) as c_int)
+        );
+        try_sys!(
+            efd,
+            c"detach the old root",
+            cvt(libc::umount2(c".".as_ptr(), libc::MNT_DETACH))
+        );
+        try_sys!(efd, c"chdir to /", cvt(libc::chdir(c"/".as_ptr())));
+        libc::close(root);
+
+        // Become init: block signals, fork the process, then wait.
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut old);
+        // The raw system call, not glibc's fork(): that one takes malloc's
+        // locks, which another thread of our parent may have held when it
+        // cloned us.
+        let child = libc::syscall(libc::SYS_fork) as libc::pid_t;
+        if child < 0 {
+            sys::fail(
+                efd,
+                c"fork",
+                std::io::Error::last_os_error().raw_os_error().unwrap_or(0),
+            );
+        }
+        if child == 0 {
+            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            exec_process(args);
+        }
+        if let Some(fds) = args.fds.stdio {
+            for fd in fds {
+                libc::close(fd);
+            }
+        }
+        if let Some(tty) = args.fds.tty {
+            libc::close(tty);
+        }
+        libc::close(efd);
+        init_loop(child)
+    }
+}
+
+/// Device nodes and links in the fresh /dev tmpfs.
+unsafe fn populate_dev(root: c_int, plan: &Plan, efd: c_int) {
+    // SAFETY: system calls on fds we own and C strings from the plan.
+    unsafe {
+        let dev = try_sys!(
+            efd,
+            c"open /dev",
+            sys::open_in_root(root, c"dev", libc::O_PATH | libc::O_DIRECTORY)
+        );
+        for d in &plan.devices {
+            let rc = libc::mknodat(
+                dev,
+                d.name.as_ptr(),
+                libc::S_IFCHR | 0o666,
+                libc::makedev(d.major, d.minor),
+            );
+            try_sys!(efd, &d.name, cvt(rc));
+        }
+        for (name, target) in &plan.dev_links {
+            try_sys!(
+                efd,
+                name,
+                cvt(libc::symlinkat(target.as_ptr(), dev, name.as_ptr()))
+            );
+        }
+        for dir in [c"pts", c"shm"] {
+            try_sys!(efd, dir, cvt(libc::mkdirat(dev, dir.as_ptr(), 0o755)));
+        }
+        libc::close(dev);
+    }
+}
+
+/// Brings up `lo` in a new network namespace.
+unsafe fn loopback_up(efd: c_int) {
+    // SAFETY: an ifreq on the stack and a socket we close.
+    unsafe {
+        let sock = try_sys!(
+            efd,
+            c"socket",
+            cvt(libc::socket(
+                libc::AF_INET,
+                libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                0
+            ))
+        );
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        try_sys!(
+            efd,
+            c"get lo flags",
+            cvt(libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req))
+        );
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        try_sys!(
+            efd,
+            c"bring lo up",
+            cvt(libc::ioctl(sock, libc::SIOCSIFFLAGS, &req))
+        );
+        libc::close(sock);
+    }
+}
+
+/// The process: stdio, identity, capabilities, then exec.
+unsafe fn exec_process(args: &Args<'_>) -> ! {
+    let plan = args.plan;
+    let efd = args.fds.error;
+    // SAFETY: system calls on values prepared by the parent.
+    unsafe {
+        if let Some(tty) = args.fds.tty {
+            libc::setsid();
+            try_sys!(
+                efd,
+                c"set the controlling terminal",
+                cvt(libc::ioctl(tty, libc::TIOCSCTTY, 0))
+            );
+            for fd in 0..3 {
+                libc::dup2(tty, fd);
+            }
+            libc::close(tty);
+        } else if let Some(fds) = args.fds.stdio {
+            for (target, fd) in fds.iter().enumerate() {
+                libc::dup2(*fd, target as c_int);
+            }
+            for fd in fds {
+                if fd > 2 {
+                    libc::close(fd);
+                }
+            }
+        }
+        for sig in [libc::SIGPIPE, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM] {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        for cap in &plan.drop_caps {
+            libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0);
+        }
+        // Raw system calls: glibc's wrappers would try to change the ids of
+        // every thread it believes the process has (ours are copies of a
+        // multithreaded parent's bookkeeping) and wait for them forever.
+        let (uid, gid) = (plan.uid as libc::c_long, plan.gid as libc::c_long);
+        let rc = libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr());
+        try_sys!(efd, c"setgroups", cvt(rc as c_int));
+        try_sys!(
+            efd,
+            c"setgid",
+            cvt(libc::syscall(libc::SYS_setresgid, gid, gid, gid) as c_int)
+        );
+        try_sys!(
+            efd,
+            c"setuid",
+            cvt(libc::syscall(libc::SYS_setresuid, uid, uid, uid) as c_int)
+        );
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+        try_sys!(
+            efd,
+            c"chdir to the working directory",
+            cvt(libc::chdir(plan.cwd.as_ptr()))
+        );
+        libc::umask(0o022);
+        let mut last = libc::ENOENT;
+        for path in &plan.candidates {
+            libc::execve(path.as_ptr(), args.argv.as_ptr(), args.env.as_ptr());
+            let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            if e != libc::ENOENT && e != libc::ENOTDIR {
+                last = e;
+            }
+        }
+        if last == libc::ENOENT {
+            sys::write_all(efd, plan.not_found.as_bytes());
+            libc::_exit(127);
+        }
+        sys::fail(efd, &plan.candidates[0], last)
+    }
+}
+
+/// pid 1: reap every child, forward signals to the process, and exit
+/// with its status once it is gone.
+unsafe fn init_loop(process: libc::pid_t) -> ! {
+    // SAFETY: signal-set operations on stack values and waitpid.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        let mut code: Option<c_int> = None;
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(&set, &mut info);
+            if sig == libc::SIGCHLD {
+                loop {
+                    let mut status = 0;
+                    let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
+                    if pid <= 0 {
+                        break;
+                    }
+                    if pid == process {
+                        code = Some(if libc::WIFEXITED(status) {
+                            libc::WEXITSTATUS(status)
+                        } else {
+                            128 + libc::WTERMSIG(status)
+                        });
+                    }
+                }
+                if let Some(c) = code {
+                    libc::_exit(c);
+                }
+            } else if sig > 0 {
+                libc::kill(process, sig);
+            }
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Everything the sandbox's child side needs, computed and allocated
+//! before the clone: C strings, pointer arrays, resolved ids. The child
+//! then only walks this plan with raw system calls.
+
+use std::ffi::{CString, c_int};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::users::User;
+use crate::{ExecError, RunSpec};
+
+/// Docker's default PATH, used when the environment has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The capabilities a Docker container keeps by default.
+const DEFAULT_CAPS: &[c_int] = &[
+    0,  // CHOWN
+    1,  // DAC_OVERRIDE
+    3,  // FOWNER
+    4,  // FSETID
+    5,  // KILL
+    6,  // SETGID
+    7,  // SETUID
+    8,  // SETPCAP
+    10, // NET_BIND_SERVICE
+    13, // NET_RAW
+    18, // SYS_CHROOT
+    27, // MKNOD
+    29, // AUDIT_WRITE
+    31, // SETFCAP
+];
+
+/// What is mounted at a mountpoint inside the root.
+pub enum MountKind {
+    /// A fresh filesystem (`proc`, `tmpfs`, `devpts`, `sysfs`).
+    Fs {
+        fstype: CString,
+        flags: libc::c_ulong,
+        data: Option<CString>,
+    },
+    /// A host path.
+    Bind { source: CString, readonly: bool },
+}
+
+/// One mount inside the root.
+pub struct InnerMount {
+    /// The mountpoint's path prefixes relative to the root (`a`, `a/b`),
+    /// created when missing.
+    pub prefixes: Vec<CString>,
+    /// The mountpoint is a file (bind of a file), not a directory.
+    pub is_file: bool,
+    /// What to mount.
+    pub kind: MountKind,
+    /// What the error message calls it.
+    pub what: CString,
+}
+
+/// A device node in the sandbox's /dev.
+pub struct Device {
+    pub name: CString,
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// The whole plan.
+pub struct Plan {
+    /// Directory to change into before mounting the overlay (the lower
+    /// dirs' common parent, so that their names stay short).
+    pub lower_cwd: Option<CString>,
+    /// Overlay mount options.
+    pub overlay_data: CString,
+    /// Where the overlay root is mounted.
+    pub rootdir: CString,
+    /// Mounts inside the root, in order.
+    pub mounts: Vec<InnerMount>,
+    /// Device nodes for /dev.
+    pub devices: Vec<Device>,
+    /// Symlinks in /dev: (name, target).
+    pub dev_links: Vec<(CString, CString)>,
+    /// Hostname.
+    pub hostname: CString,
+    /// Bring up `lo` (own network namespace).
+    pub loopback: bool,
+    /// Resolved user.
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
+    /// Working directory prefixes (relative to the root), created when
+    /// missing, and the absolute working directory.
+    pub cwd_prefixes: Vec<CString>,
+    pub cwd: CString,
+    /// Candidate paths of the program (PATH lookup), tried in order.
+    pub candidates: Vec<CString>,
+    /// `exec: "NAME": executable file not found in $PATH`.
+    pub not_found: CString,
+    pub argv: Vec<CString>,
+    pub env: Vec<CString>,
+    /// Capabilities to drop from the bounding set.
+    pub drop_caps: Vec<c_int>,
+}
+
+fn cstr(s: impl AsRef<[u8]>) -> Result<CString, ExecError> {
+    CString::new(s.as_ref())
+        .map_err(|_| ExecError::Setup(String::from("a string contains a NUL byte")))
+}
+
+fn cpath(p: &Path) -> Result<CString, ExecError> {
+    cstr(p.as_os_str().as_bytes())
+}
+
+/// `a/b/c` → [`a`, `a/b`, `a/b/c`] (relative, without `.`/`..`).
+pub fn prefixes(path: &str) -> Result<Vec<CString>, ExecError> {
+    let mut out = Vec::new();
+    let mut acc = String::new();
+    for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if c == ".." {
+            return Err(ExecError::Setup(format!("{path}: '..' is not allowed")));
+        }
+        if !acc.is_empty() {
+            acc.push('/');
+        }
+        acc.push_str(c);
+        out.push(cstr(&acc)?);
+    }
+    Ok(out)
+}
+
+fn fs_mount(
+    path: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<InnerMount, ExecError> {
+    Ok(InnerMount {
+        prefixes: prefixes(path)?,
+        is_file: false,
+        kind: MountKind::Fs {
+            fstype: cstr(fstype)?,
+            flags,
+            data: data.map(cstr).transpose()?,
+        },
+        what: cstr(format!("mount {fstype} on /{path}"))?,
+    })
+}
+
+fn bind_mount(source: &Path, target: &str, readonly: bool) -> Result<InnerMount, ExecError> {
+    let is_file = !source.is_dir();
+    if !source.exists() {
+        return Err(ExecError::Setup(format!(
+            "bind source {} does not exist",
+            source.display()
+        )));
+    }
+    Ok(InnerMount {
+        prefixes: prefixes(target)?,
+        is_file,
+        kind: MountKind::Bind {
+            source: cpath(source)?,
+            readonly,
+        },
+        what: cstr(format!("bind {} on {target}", source.display()))?,
+    })
+}
+
+/// The paths a plan mounts on, relative to the root: stubs the sandbox may
+/// have created in the upper dir.
+pub fn mountpoints(spec: &RunSpec) -> Vec<String> {
+    let mut out: Vec<String> = [
+        "proc",
+        "dev",
+        "sys",
+        "etc/hosts",
+        "etc/resolv.conf",
+        "etc/hostname",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    out.extend(
+        spec.mounts
+            .iter()
+            .map(|m| m.target.trim_start_matches('/').to_string()),
+    );
+    out
+}
+
+/// Builds the plan of `spec`. `files` holds the host files for
+/// /etc/hosts, /etc/resolv.conf and /etc/hostname; `root` is the mount
+/// point of the overlay; `upper`/`work` its upper and work dirs; `empty`
+/// an empty dir standing in for no lower layer.
+#[allow(clippy::too_many_arguments)]
+pub fn build(
+    spec: &RunSpec,
+    user: &User,
+    root: &Path,
+    upper: &Path,
+    work: &Path,
+    empty: &Path,
+    files: &[(PathBuf, &str)],
+) -> Result<Plan, ExecError> {
+    // Lower dirs, top first, by name relative to their common parent.
+    let lowers: Vec<&Path> = if spec.rootfs.lowers.is_empty() {
+        vec![empty]
+    } else {
+        spec.rootfs
+            .lowers
+            .iter()
+            .rev()
+            .map(PathBuf::as_path)
+            .collect()
+    };
+    let parent = lowers[0].parent().map(Path::to_path_buf);
+    let common = parent.filter(|p| lowers.iter().all(|l| l.parent() == Some(p.as_path())));
+    let names: Vec<String> = lowers
+        .iter()
+        .map(|l| match &common {
+            Some(_) => l
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            None => l.display().to_string(),
+        })
+        .collect();
+    for n in &names {
+        if n.contains(',') || n.contains(':') {
+            return Err(ExecError::Setup(format!(
+                "layer path {n} contains ',' or ':'"
+            )));
+        }
+    }
+    let overlay_data = format!(
+        "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
+        names.join(":"),
+        upper.display(),
+        work.display()
+    );
+
+    let mut mounts = vec![
+        fs_mount(
+            "proc",
+            "proc",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        )?,
+        fs_mount(
+            "dev",
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+        )?,
+        fs_mount(
+            "dev/pts",
+            "devpts",
+            libc::MS_NOSUID | libc::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        )?,
+        fs_mount(
+            "dev/shm",
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("mode=1777,size=65536k"),
+        )?,
+        fs_mount(
+            "sys",
+            "sysfs",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+            None,
+        )?,
+    ];
+    for (file, target) in files {
+        mounts.push(bind_mount(file, target, false)?);
+    }
+    for m in &spec.mounts {
+        if !m.target.starts_with('/') {
+            return Err(ExecError::Setup(format!(
+                "mount target {} is not absolute",
+                m.target
+            )));
+        }
+        mounts.push(bind_mount(&m.source, &m.target, m.readonly)?);
+    }
+
+    let devices = [
+        ("null", 1, 3),
+        ("zero", 1, 5),
+        ("full", 1, 7),
+        ("random", 1, 8),
+        ("urandom", 1, 9),
+        ("tty", 5, 0),
+    ]
+    .iter()
+    .map(|(n, major, minor)| {
+        Ok(Device {
+            name: cstr(n)?,
+            major: *major,
+            minor: *minor,
+        })
+    })
+    .collect::<Result<_, ExecError>>()?;
+    let dev_links = [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+        ("core", "/proc/kcore"),
+    ]
+    .iter()
+    .map(|(a, b)| Ok((cstr(a)?, cstr(b)?)))
+    .collect::<Result<_, ExecError>>()?;
+
+    let mut env = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
+    let program = spec
+        .args
+        .first()
+        .ok_or_else(|| ExecError::Setup(String::from("no command to run")))?;
+    let candidates: Vec<String> = if program.contains('/') {
+        vec![program.clone()]
+    } else {
+        path_var
+            .split(':')
+            .map(|d| if d.is_empty() { "." } else { d })
+            .map(|d| format!("{}/{program}", d.trim_end_matches('/')))
+            .collect()
+    };
+    let cwd = if spec.cwd.is_empty() {
+        "/"
+    } else {
+        spec.cwd.as_str()
+    };
+    if !cwd.starts_with('/') {
+        return Err(ExecError::Setup(format!(
+            "working directory {cwd} is not absolute"
+        )));
+    }
+    let last_cap: c_int = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    Ok(Plan {
+        lower_cwd: common.as_deref().map(cpath).transpose()?,
+        overlay_data: cstr(overlay_data)?,
+        rootdir: cpath(root)?,
+        mounts,
+        devices,
+        dev_links,
+        hostname: cstr(&spec.hostname)?,
+        loopback: spec.network == crate::Network::None,
+        uid: user.uid,
+        gid: user.gid,
+        groups: user.groups.clone(),
+        cwd_prefixes: prefixes(cwd)?,
+        cwd: cstr(cwd)?,
+        candidates: candidates.iter().map(cstr).collect::<Result<_, _>>()?,
+        not_found: cstr(format!(
+            "exec: \"{program}\": executable file not found in $PATH"
+        ))?,
+        argv: spec.args.iter().map(cstr).collect::<Result<_, _>>()?,
+        env: env.iter().map(cstr).collect::<Result<_, _>>()?,
+        drop_caps: (0..=last_cap)
+            .filter(|c| !DEFAULT_CAPS.contains(c))
+            .collect(),
+    })
+}

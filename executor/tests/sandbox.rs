@@ -1,0 +1,270 @@
+//! The sandbox for real: a busybox root on overlayfs, in new namespaces.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rbuild_executor::{BindMount, ExecError, Network, RootFs, RunSpec, Stdio, Stream, run};
+
+/// A root filesystem layer with Debian's static busybox and its applets.
+fn busybox_layer(dir: &Path) -> PathBuf {
+    let root = dir.join("base");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
+    let list = std::process::Command::new("/bin/busybox")
+        .arg("--list")
+        .output()
+        .unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+    }
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("etc/group"),
+        "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
+    )
+    .unwrap();
+    root
+}
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+    base: PathBuf,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let base = busybox_layer(dir.path());
+        Self { dir, base }
+    }
+
+    fn spec(&self, script: &str) -> RunSpec {
+        RunSpec {
+            rootfs: RootFs {
+                lowers: vec![self.base.clone()],
+                upper: None,
+            },
+            args: vec!["sh".into(), "-c".into(), script.into()],
+            env: vec![],
+            cwd: "/".into(),
+            user: String::new(),
+            hostname: "sandbox".into(),
+            network: Network::Host,
+            mounts: vec![],
+            stdio: Stdio::Capture,
+        }
+    }
+
+    fn upper(&self, name: &str) -> (PathBuf, PathBuf) {
+        let (u, w) = (
+            self.dir.path().join(name),
+            self.dir.path().join(format!("{name}.work")),
+        );
+        std::fs::create_dir(&u).unwrap();
+        std::fs::create_dir(&w).unwrap();
+        (u, w)
+    }
+}
+
+fn output(spec: &RunSpec) -> (i32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run(spec, &mut |s, line| match s {
+        Stream::Stdout => out.extend_from_slice(line),
+        Stream::Stderr => err.extend_from_slice(line),
+    })
+    .unwrap();
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+fn mounts_of_host() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+#[test]
+fn exit_codes_and_streams() {
+    let s = Sandbox::new();
+    let (code, out, err) = output(&s.spec("echo one; echo two >&2; echo three; exit 3"));
+    assert_eq!(code, 3);
+    assert_eq!(out, "one\nthree\n");
+    assert_eq!(err, "two\n");
+    let (code, _, _) = output(&s.spec("kill -9 $$"));
+    assert_eq!(code, 137, "killed by SIGKILL → 128+9");
+}
+
+#[test]
+fn isolation_pid_hostname_mounts_and_devices() {
+    let s = Sandbox::new();
+    let before = mounts_of_host();
+    let (code, out, err) = output(&s.spec(
+        "echo pid=$$; hostname; cat /etc/hostname; ls /proc | grep -c '^[0-9]'; \
+         test -c /dev/null && echo devnull; echo x > /dev/null; cat /proc/self/status | grep CapBnd; \
+         grep -c . /proc/mounts; test -e /work && echo host-visible; ls -d /dev/pts /dev/shm",
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("pid=2\n"),
+        "the process runs under the sandbox's init: {out}"
+    );
+    assert!(out.contains("sandbox\nsandbox\n"), "{out}");
+    assert!(out.contains("devnull"), "{out}");
+    assert!(
+        out.contains("CapBnd:\t00000000a80425fb"),
+        "Docker's default capabilities: {out}"
+    );
+    assert!(!out.contains("host-visible"), "{out}");
+    assert!(out.contains("/dev/pts\n/dev/shm"), "{out}");
+    assert_eq!(mounts_of_host(), before, "no mount leaks to the host");
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    let s = Sandbox::new();
+    let mut spec = s.spec(
+        "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; ip link show lo | grep -c UP",
+    );
+    spec.network = Network::None;
+    let (code, out, err) = output(&spec);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "lo\n1\n");
+}
+
+#[test]
+fn writes_land_in_the_upper_dir_only() {
+    let s = Sandbox::new();
+    let (upper, work) = s.upper("upper");
+    let mut spec = s.spec(
+        "mkdir -p /new/dir && echo hi > /new/dir/f && rm /etc/group && echo more >> /etc/passwd",
+    );
+    spec.rootfs.upper = Some((upper.clone(), work));
+    let (code, _, err) = output(&spec);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("new/dir/f")).unwrap(),
+        "hi\n"
+    );
+    let wh = std::fs::symlink_metadata(upper.join("etc/group")).unwrap();
+    assert!(
+        wh.file_type().is_char_device(),
+        "a delete is an overlay whiteout"
+    );
+    assert!(
+        std::fs::read_to_string(upper.join("etc/passwd"))
+            .unwrap()
+            .ends_with("more\n")
+    );
+    assert!(
+        std::fs::read_to_string(s.base.join("etc/passwd"))
+            .unwrap()
+            .lines()
+            .count()
+            == 2,
+        "lower untouched"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&upper)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["etc", "new"],
+        "no mountpoint stubs (proc, dev, sys) in the layer"
+    );
+    assert!(
+        !upper.join("etc/hosts").exists(),
+        "{:?}",
+        std::fs::read_dir(upper.join("etc"))
+            .unwrap()
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn users_cwd_env_and_path_lookup() {
+    let s = Sandbox::new();
+    let mut spec = s.spec("id -u; id -g; id -G; pwd; echo $HOME $FOO; echo $PATH");
+    spec.user = "app".into();
+    spec.cwd = "/home/app/work".into();
+    spec.env = vec!["FOO=bar".into()];
+    let (code, out, err) = output(&spec);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "1000\n1000\n1000 10\n/home/app/work\n/home/app bar\n{}\n",
+            rbuild_executor::DEFAULT_PATH
+        )
+    );
+    let mut bad = s.spec("true");
+    bad.args = vec!["no-such-program".into()];
+    match run(&bad, &mut |_, _| {}) {
+        Err(ExecError::Exec(m)) => assert!(m.contains("executable file not found"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let mut nouser = s.spec("true");
+    nouser.user = "ghost".into();
+    assert!(run(&nouser, &mut |_, _| {}).is_err());
+}
+
+#[test]
+fn bind_mounts_and_scratch_roots() {
+    let s = Sandbox::new();
+    let shared = s.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("in.txt"), "from host").unwrap();
+    let mut spec = s.spec("cat /mnt/in.txt; echo w > /mnt/out.txt 2>/dev/null || echo read-only");
+    spec.mounts = vec![BindMount {
+        source: shared.clone(),
+        target: "/mnt".into(),
+        readonly: true,
+    }];
+    let (code, out, _) = output(&spec);
+    assert_eq!(code, 0);
+    assert_eq!(out, "from hostread-only\n");
+    spec.mounts[0].readonly = false;
+    output(&spec);
+    assert_eq!(
+        std::fs::read_to_string(shared.join("out.txt")).unwrap(),
+        "w\n"
+    );
+
+    // A scratch root: only what the layer has (one static binary).
+    let scratch = s.dir.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::copy("/bin/busybox", scratch.join("busybox")).unwrap();
+    std::fs::set_permissions(
+        scratch.join("busybox"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let mut spec = s.spec("");
+    spec.rootfs.lowers = vec![scratch];
+    spec.args = vec!["/busybox".into(), "echo".into(), "static".into()];
+    assert_eq!(output(&spec).1, "static\n");
+}
+
+#[test]
+fn init_reaps_orphans_and_concurrent_runs_work() {
+    let s = Sandbox::new();
+    let handles: Vec<_> = (0..3)
+        .map(|i| {
+            let spec = s.spec(&format!(
+                "(sleep 0.2 &) ; sh -c 'sleep 0.1 & exit 0'; echo run{i}"
+            ));
+            std::thread::spawn(move || output(&spec))
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        let (code, out, _) = h.join().unwrap();
+        assert_eq!((code, out), (0, format!("run{i}\n")));
+    }
+}
