@@ -4,7 +4,14 @@
 //! the result to the local store, OCI and docker archives, plain directories,
 //! and registries.
 
+mod image;
+mod layer;
+
+use std::io::Write;
+
 use rbuild_cache::{LayerRecord, Store};
+
+pub use image::{ImageSpec, write_image};
 
 /// Errors of the exporter.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +22,15 @@ pub enum ExportError {
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] rbuild_registry::RegistryError),
+    /// Reading or writing files failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Anything else, with context.
     #[error("{0}")]
     Other(String),
@@ -31,6 +47,20 @@ pub enum Compression {
     Zstd(i32),
 }
 
+impl Compression {
+    /// The layer media type with this compression.
+    pub fn media_type(self, oci: bool) -> &'static str {
+        match (self, oci) {
+            (Compression::Uncompressed, true) => "application/vnd.oci.image.layer.v1.tar",
+            (Compression::Gzip(_), true) => "application/vnd.oci.image.layer.v1.tar+gzip",
+            (Compression::Zstd(_), true) => "application/vnd.oci.image.layer.v1.tar+zstd",
+            (Compression::Uncompressed, false) => "application/vnd.docker.image.rootfs.diff.tar",
+            (Compression::Gzip(_), false) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            (Compression::Zstd(_), false) => "application/vnd.docker.image.rootfs.diff.tar.zstd",
+        }
+    }
+}
+
 /// Options shared by layer and image export.
 #[derive(Debug, Clone, Copy)]
 pub struct ExportOptions {
@@ -42,35 +72,58 @@ pub struct ExportOptions {
     pub oci_mediatypes: bool,
 }
 
-/// Makes (or finds, when already made with the same options) the layer blob
-/// of a snapshot: a deterministic tar of the snapshot directory with overlay
-/// whiteouts written as `.wh.` entries. Records it in the store.
-pub fn export_layer(store: &Store, snapshot: &str, opts: &ExportOptions) -> Result<LayerRecord, ExportError> {
-    todo!("exporter: layer {} {snapshot} {opts:?}", store.root().display())
+fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ExportError {
+    let what = what.into();
+    move |source| ExportError::Io { what, source }
 }
 
-/// An image to write: layers bottom first, the `config` object, history.
-#[derive(Debug, Clone)]
-pub struct ImageSpec {
-    /// Layers, bottom first.
-    pub layers: Vec<LayerRecord>,
-    /// The config's `config` object (Docker field names).
-    pub config: serde_json::Value,
-    /// History entries (serialized `History` objects), in order.
-    pub history: Vec<serde_json::Value>,
-    /// `os`.
-    pub os: String,
-    /// `architecture`.
-    pub architecture: String,
-    /// `variant`.
-    pub variant: Option<String>,
-}
-
-/// Writes the config and manifest blobs; returns the manifest descriptor.
-pub fn write_image(
+/// Makes (or finds, when already made) the layer blob of a snapshot: a
+/// deterministic tar of the snapshot directory with overlay whiteouts
+/// written as `.wh.` entries, compressed as asked. Records it in the store.
+pub fn export_layer(
     store: &Store,
-    image: &ImageSpec,
+    snapshot: &str,
     opts: &ExportOptions,
-) -> Result<oci_spec::image::Descriptor, ExportError> {
-    todo!("exporter: image {} {image:?} {opts:?}", store.root().display())
+) -> Result<LayerRecord, ExportError> {
+    if let Some(record) = store.layer_of_snapshot(snapshot)? {
+        return Ok(record);
+    }
+    let dir = store.snapshot_path(snapshot);
+    let blob = store.blob_writer()?;
+    let what = || format!("export layer {snapshot}");
+    let (blob, diff_id) = match opts.compression {
+        Compression::Uncompressed => {
+            let mut out = layer::HashingWriter::new(blob);
+            layer::write_tar(&dir, &mut out, opts.source_date_epoch).map_err(io_error(what()))?;
+            out.finish()
+        }
+        Compression::Gzip(level) => {
+            let gz = flate2::GzBuilder::new()
+                .mtime(0)
+                .operating_system(255)
+                .write(blob, flate2::Compression::new(level));
+            let mut out = layer::HashingWriter::new(gz);
+            layer::write_tar(&dir, &mut out, opts.source_date_epoch).map_err(io_error(what()))?;
+            let (gz, diff_id) = out.finish();
+            (gz.finish().map_err(io_error(what()))?, diff_id)
+        }
+        Compression::Zstd(level) => {
+            let zs = zstd::Encoder::new(blob, level).map_err(io_error(what()))?;
+            let mut out = layer::HashingWriter::new(zs);
+            layer::write_tar(&dir, &mut out, opts.source_date_epoch).map_err(io_error(what()))?;
+            let (zs, diff_id) = out.finish();
+            (zs.finish().map_err(io_error(what()))?, diff_id)
+        }
+    };
+    let mut blob = blob;
+    blob.flush().map_err(io_error(what()))?;
+    let info = blob.commit(None)?;
+    let record = LayerRecord {
+        snapshot: snapshot.to_string(),
+        diff_id,
+        blob: info,
+        media_type: opts.compression.media_type(opts.oci_mediatypes).to_string(),
+    };
+    store.put_layer(&record)?;
+    Ok(record)
 }

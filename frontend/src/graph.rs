@@ -40,6 +40,8 @@ pub struct BuildGraph {
     pub layer_nodes: Vec<NodeId>,
     /// Build args given with `--build-arg` that no ARG consumed.
     pub unused_build_args: Vec<String>,
+    /// The image's `author` (MAINTAINER, or the base image's).
+    pub author: Option<String>,
 }
 
 /// One vertex of the graph.

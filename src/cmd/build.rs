@@ -199,6 +199,8 @@ fn export_image(
             .iter()
             .map(serde_json::to_value)
             .collect::<Result<_, _>>()?,
+        author: graph.author.clone(),
+        created,
         os: platform.os,
         architecture: platform.architecture,
         variant: platform.variant,

@@ -1,0 +1,197 @@
+//! A snapshot directory (an overlay upper dir, or the files a COPY wrote)
+//! as a deterministic layer tar: entries sorted by path, numeric owners
+//! without names, mtimes clamped to `SOURCE_DATE_EPOCH` when set, hard
+//! links kept, overlay whiteouts written as OCI `.wh.` entries and opaque
+//! directories as `.wh..wh..opq`, overlay's own xattrs dropped.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+/// A writer that hashes what passes through (the layer's diff_id).
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// The inner writer and `sha256:` of everything written.
+    pub fn finish(self) -> (W, String) {
+        (
+            self.inner,
+            format!("sha256:{}", hex::encode(self.hasher.finalize())),
+        )
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads one extended attribute of `path` (not following symlinks).
+fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let n = CString::new(name).ok()?;
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid strings and a buffer of the given length.
+    let len =
+        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| {
+        buf.truncate(len as usize);
+        buf
+    })
+}
+
+/// The extended attributes an image keeps (`security.capability`, `user.*`…):
+/// all but overlay's own.
+fn kept_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let Ok(p) = CString::new(path.as_os_str().as_bytes()) else {
+        return Vec::new();
+    };
+    let mut names = vec![0u8; 4096];
+    // SAFETY: valid string and buffer.
+    let len = unsafe { libc::llistxattr(p.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    if len <= 0 {
+        return Vec::new();
+    }
+    names.truncate(len as usize);
+    let mut out: Vec<(String, Vec<u8>)> = names
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .filter_map(|n| std::str::from_utf8(n).ok())
+        .filter(|n| !n.starts_with("trusted.overlay.") && !n.starts_with("user.overlay."))
+        .filter_map(|n| xattr(path, n).map(|v| (n.to_string(), v)))
+        .collect();
+    out.sort();
+    out
+}
+
+fn is_opaque(path: &Path) -> bool {
+    xattr(path, "trusted.overlay.opaque").is_some_and(|v| v == b"y")
+}
+
+/// Writes the layer tar of `dir` into `out`.
+pub fn write_tar(dir: &Path, out: impl Write, epoch: Option<i64>) -> io::Result<()> {
+    let mut builder = tar::Builder::new(out);
+    builder.follow_symlinks(false);
+    let mut links: HashMap<(u64, u64), String> = HashMap::new();
+    let clamp = |t: i64| -> u64 {
+        let t = t.max(0);
+        match epoch {
+            Some(e) if t > e => e as u64,
+            _ => t as u64,
+        }
+    };
+    let walker = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
+    for entry in walker {
+        let entry = entry.map_err(io::Error::other)?;
+        let path = entry.path();
+        let rel = path.strip_prefix(dir).expect("below the root");
+        let name = rel.to_string_lossy().into_owned();
+        let meta = entry.metadata().map_err(io::Error::other)?;
+        let ft = meta.file_type();
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(u64::from(meta.uid()));
+        h.set_gid(u64::from(meta.gid()));
+        h.set_mode(meta.mode() & 0o7777);
+        h.set_mtime(clamp(meta.mtime()));
+        h.set_size(0);
+        if ft.is_char_device() && meta.rdev() == 0 {
+            // An overlay whiteout: the OCI form is an empty `.wh.` file.
+            let wh = match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+                Some(p) => format!(
+                    "{}/.wh.{}",
+                    p.display(),
+                    entry.file_name().to_string_lossy()
+                ),
+                None => format!(".wh.{}", entry.file_name().to_string_lossy()),
+            };
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(0o644);
+            h.set_mtime(clamp(meta.mtime()));
+            h.set_size(0);
+            builder.append_data(&mut h, wh, io::empty())?;
+            continue;
+        }
+        let xattrs = kept_xattrs(path);
+        if !xattrs.is_empty() {
+            let pax: Vec<(String, Vec<u8>)> = xattrs
+                .into_iter()
+                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
+                .collect();
+            builder.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+        }
+        if ft.is_dir() {
+            h.set_entry_type(tar::EntryType::Directory);
+            builder.append_data(&mut h, format!("{name}/"), io::empty())?;
+            if is_opaque(path) {
+                let mut o = tar::Header::new_gnu();
+                o.set_entry_type(tar::EntryType::Regular);
+                o.set_mode(0o644);
+                o.set_mtime(clamp(meta.mtime()));
+                o.set_size(0);
+                builder.append_data(&mut o, format!("{name}/.wh..wh..opq"), io::empty())?;
+            }
+        } else if ft.is_symlink() {
+            h.set_entry_type(tar::EntryType::Symlink);
+            let target = fs::read_link(path)?;
+            builder.append_link(&mut h, &name, target)?;
+        } else if ft.is_file() {
+            if meta.nlink() > 1 {
+                let key = (meta.dev(), meta.ino());
+                if let Some(first) = links.get(&key) {
+                    h.set_entry_type(tar::EntryType::Link);
+                    builder.append_link(&mut h, &name, first)?;
+                    continue;
+                }
+                links.insert(key, name.clone());
+            }
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(meta.len());
+            let file = fs::File::open(path)?;
+            builder.append_data(&mut h, &name, file)?;
+        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+            h.set_entry_type(if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else {
+                tar::EntryType::Fifo
+            });
+            let rdev = meta.rdev();
+            h.set_device_major(libc::major(rdev))?;
+            h.set_device_minor(libc::minor(rdev))?;
+            builder.append_data(&mut h, &name, io::empty())?;
+        } else if ft.is_socket() {
+            // Sockets have no tar form (as in Docker): skipped.
+            continue;
+        }
+    }
+    builder.into_inner()?.flush()
+}

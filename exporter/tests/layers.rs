@@ -1,0 +1,161 @@
+//! Layers and images: deterministic bytes, OCI whiteouts, real consumers.
+
+use std::os::unix::fs::symlink;
+use std::process::Command;
+
+use rbuild_cache::Store;
+use rbuild_exporter::{Compression, ExportOptions, ImageSpec, export_layer, write_image};
+
+fn opts(compression: Compression) -> ExportOptions {
+    ExportOptions {
+        compression,
+        source_date_epoch: Some(1_000_000),
+        oci_mediatypes: true,
+    }
+}
+
+/// A snapshot with a file, a dir, a symlink, a hard link, a whiteout and an
+/// opaque dir; `stamp` varies mtimes.
+fn snapshot(store: &Store, id: &str, stamp: i64) {
+    let p = store.new_snapshot().unwrap();
+    let d = p.dir();
+    std::fs::create_dir_all(d.join("app/sub")).unwrap();
+    std::fs::create_dir_all(d.join("opaque")).unwrap();
+    std::fs::write(d.join("app/main"), "main").unwrap();
+    std::fs::hard_link(d.join("app/main"), d.join("app/alias")).unwrap();
+    symlink("main", d.join("app/link")).unwrap();
+    nix::sys::stat::mknod(
+        &d.join("gone"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    let c = std::ffi::CString::new(d.join("opaque").to_str().unwrap()).unwrap();
+    // SAFETY: valid path and value.
+    unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            b"y".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    for f in ["app/main", "app/sub", "opaque"] {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs((2_000_000 + stamp) as u64);
+        std::fs::File::open(d.join(f))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    p.commit(id).unwrap();
+}
+
+fn listing(store: &Store, digest: &str, flag: &str) -> String {
+    let out = Command::new("tar")
+        .args([flag, "-tvf"])
+        .arg(store.blob_path(digest))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn layers_are_deterministic_and_carry_oci_whiteouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    snapshot(&store, "a", 0);
+    snapshot(&store, "b", 77);
+    let a = export_layer(&store, "a", &opts(Compression::Gzip(6))).unwrap();
+    let b = export_layer(&store, "b", &opts(Compression::Gzip(6))).unwrap();
+    assert_eq!(a.blob, b.blob, "same content, mtimes clamped → same blob");
+    assert_eq!(a.diff_id, b.diff_id);
+    assert_eq!(a.media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
+    assert_eq!(
+        export_layer(&store, "a", &opts(Compression::Gzip(6))).unwrap(),
+        a,
+        "recorded"
+    );
+    let list = listing(&store, &a.blob.digest, "-z");
+    for want in [
+        "app/\n",
+        "app/main link to app/alias",
+        "app/link -> main",
+        ".wh.gone",
+        "opaque/.wh..wh..opq",
+    ] {
+        assert!(list.contains(want), "missing {want:?} in\n{list}");
+    }
+    assert!(
+        list.contains("1970-01-12"),
+        "mtime clamped to the epoch: {list}"
+    );
+    let first = list.find("app/alias").unwrap();
+    assert!(
+        first < list.find("app/link").unwrap() && list.find("app/sub/").unwrap() > first,
+        "entries sorted: {list}"
+    );
+
+    snapshot(&store, "z", 5);
+    let z = export_layer(&store, "z", &opts(Compression::Zstd(3))).unwrap();
+    assert_eq!(
+        z.diff_id, a.diff_id,
+        "the same tar whatever the compression"
+    );
+    assert!(listing(&store, &z.blob.digest, "--zstd").contains(".wh.gone"));
+}
+
+#[test]
+fn images_are_read_by_skopeo_and_umoci() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    snapshot(&store, "layer", 0);
+    let o = opts(Compression::Uncompressed);
+    let layer = export_layer(&store, "layer", &o).unwrap();
+    let spec = ImageSpec {
+        layers: vec![layer],
+        config: serde_json::json!({"Env": ["A=1"], "Cmd": ["/app/main"]}),
+        history: vec![serde_json::json!({"created_by": "COPY . /app"})],
+        author: Some("me".into()),
+        created: "1970-01-12T13:46:40Z".into(),
+        os: "linux".into(),
+        architecture: "amd64".into(),
+        variant: None,
+    };
+    let m1 = write_image(&store, &spec, &o).unwrap();
+    let m2 = write_image(&store, &spec, &o).unwrap();
+    assert_eq!(m1.digest(), m2.digest(), "deterministic manifest");
+    store.tag("img", &m1).unwrap();
+    let out = Command::new("skopeo")
+        .args(["inspect", "--config"])
+        .arg(format!("oci:{}:img", store.root().display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(config["author"], "me");
+    assert_eq!(config["config"]["Cmd"][0], "/app/main");
+    let bundle = dir.path().join("bundle");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:img", store.root().display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(bundle.join("rootfs/app/alias")).unwrap(),
+        "main"
+    );
+    assert!(!bundle.join("rootfs/gone").exists());
+}
