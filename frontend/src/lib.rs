@@ -8,10 +8,18 @@
 //! [`Dockerfile::parse`] → [`Dockerfile::base_images`] → caller resolves each
 //! → [`Dockerfile::lower`].
 
+pub mod ast;
 pub mod config;
+mod dump;
+pub mod expand;
 pub mod graph;
+mod ignore;
+pub mod lines;
+mod lower;
 
 use std::collections::BTreeMap;
+
+pub use ignore::{IgnoreMatcher, parse_dockerignore};
 
 use config::{History, ImageConfig};
 use graph::BuildGraph;
@@ -56,24 +64,91 @@ pub struct ResolvedImage {
     pub history: Vec<History>,
 }
 
+impl FrontendError {
+    /// An error at a line (column 1) of `file`.
+    pub fn at(file: &str, line: usize, column: usize, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_string(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
 /// A parsed Dockerfile, ready to be lowered.
 #[derive(Debug, Clone)]
 pub struct Dockerfile {
     file: String,
+    directives: lines::Directives,
+    instructions: Vec<ast::Instruction>,
+}
+
+/// Reads and splits `source` into its directives and instructions.
+fn read(
+    file: &str,
+    source: &[u8],
+) -> Result<(lines::Directives, Vec<ast::Instruction>), FrontendError> {
+    let text = String::from_utf8_lossy(source);
+    let (directives, raw) =
+        lines::read(&text).map_err(|e| FrontendError::at(file, e.line, 1, e.message))?;
+    if raw.is_empty() {
+        return Err(FrontendError::at(file, 0, 0, "file with no instructions"));
+    }
+    let instructions = raw
+        .iter()
+        .map(|r| {
+            ast::split(r, directives.escape)
+                .map_err(|e| FrontendError::at(file, r.line, r.column, e.0))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((directives, instructions))
+}
+
+/// BuildKit's AST dump of `source` (the conformance corpus format).
+pub fn dump_ast(file: &str, source: &[u8]) -> Result<String, FrontendError> {
+    read(file, source).map(|(_, i)| dump::dump(&i))
 }
 
 impl Dockerfile {
     /// Parses `source`; `file` names it in errors.
     pub fn parse(file: &str, source: &[u8]) -> Result<Self, FrontendError> {
-        let _ = source;
-        todo!("frontend: parse {file}")
+        let (directives, instructions) = read(file, source)?;
+        if let Some(syntax) = &directives.syntax {
+            let frontend = syntax.split(['@', ':']).next().unwrap_or_default();
+            let builtin = [
+                "docker/dockerfile",
+                "docker.io/docker/dockerfile",
+                "docker.io/docker/dockerfile-upstream",
+                "docker/dockerfile-upstream",
+            ];
+            if !builtin.contains(&frontend) {
+                return Err(FrontendError::at(
+                    file,
+                    1,
+                    1,
+                    format!(
+                        "# syntax={syntax}: only the built-in Dockerfile frontend (docker/dockerfile:1) is supported; rbuild does not pull frontend images"
+                    ),
+                ));
+            }
+        }
+        Ok(Self {
+            file: file.to_string(),
+            directives,
+            instructions,
+        })
+    }
+
+    /// The instructions, in file order.
+    pub fn instructions(&self) -> &[ast::Instruction] {
+        &self.instructions
     }
 
     /// The registry images (as written, ARGs expanded) that the stages the
     /// target needs start FROM. `scratch` and stage names are not included.
     pub fn base_images(&self, opts: &BuildOptions) -> Result<Vec<String>, FrontendError> {
-        let _ = opts;
-        todo!("frontend: base images of {}", self.file)
+        lower::base_images(self, opts)
     }
 
     /// Lowers the stages the target needs into the op graph. `images` maps
@@ -83,35 +158,6 @@ impl Dockerfile {
         opts: &BuildOptions,
         images: &BTreeMap<String, ResolvedImage>,
     ) -> Result<BuildGraph, FrontendError> {
-        let _ = (opts, images);
-        todo!("frontend: lower {}", self.file)
-    }
-}
-
-/// Parses a `.dockerignore` file into its patterns, in order (comments and
-/// blank lines dropped, paths cleaned, `!` kept as a prefix).
-pub fn parse_dockerignore(source: &str) -> Vec<String> {
-    let _ = source;
-    todo!("frontend: dockerignore")
-}
-
-/// Matches context paths against `.dockerignore` patterns with Docker's rules.
-#[derive(Debug, Clone)]
-pub struct IgnoreMatcher {
-    patterns: Vec<String>,
-}
-
-impl IgnoreMatcher {
-    /// Compiles the patterns.
-    pub fn new(patterns: &[String]) -> Result<Self, FrontendError> {
-        Ok(Self {
-            patterns: patterns.to_vec(),
-        })
-    }
-
-    /// Whether the context-relative path (`/`-separated, no leading `/`) is excluded.
-    pub fn is_excluded(&self, path: &str) -> bool {
-        let _ = path;
-        todo!("frontend: ignore matching over {:?}", self.patterns)
+        lower::lower(self, opts, images)
     }
 }

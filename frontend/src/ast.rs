@@ -1,0 +1,256 @@
+//! The parsed Dockerfile: a flat list of instructions with their flags and
+//! argument strings, as BuildKit's first stage produces them (no
+//! expansion, quotes kept in shell form).
+
+use pest::Parser;
+use rbuild_grammar::{DockerfileParser, Rule};
+
+use crate::lines::{Heredoc, RawInstruction};
+
+/// One instruction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instruction {
+    /// Keyword, lower-cased.
+    pub keyword: String,
+    /// Leading `--flags`, quotes removed, with their `--`.
+    pub flags: Vec<String>,
+    /// Argument strings (see the conformance README, 1.4).
+    pub args: Vec<String>,
+    /// The arguments were a JSON array (exec form).
+    pub json: bool,
+    /// For ONBUILD: the wrapped instruction.
+    pub inner: Option<Box<Instruction>>,
+    /// The original text (after continuation joining).
+    pub original: String,
+    /// Heredoc bodies.
+    pub heredocs: Vec<Heredoc>,
+    /// 1-based first line.
+    pub line: usize,
+    /// 1-based column of the keyword.
+    pub column: usize,
+    /// 1-based last line (continuations and heredoc bodies included).
+    pub end_line: usize,
+}
+
+/// Splitting failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitError(pub String);
+
+fn is_blank(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\u{0B}' | '\u{0C}' | '\r')
+}
+
+/// A flag word with quotes removed and escapes processed.
+fn unquote_flag(pair: pest::iterators::Pair<'_, Rule>) -> String {
+    let mut out = String::new();
+    for part in pair.into_inner() {
+        match part.as_rule() {
+            Rule::escaped => out.extend(part.as_str().chars().skip(1)),
+            Rule::double_quote => {
+                for inner in part.into_inner() {
+                    match inner.as_rule() {
+                        Rule::dq_escaped => out.extend(inner.as_str().chars().skip(1)),
+                        _ => out.push_str(inner.as_str()),
+                    }
+                }
+            }
+            Rule::single_quote => {
+                for inner in part.into_inner() {
+                    out.push_str(inner.as_str());
+                }
+            }
+            _ => out.push_str(part.as_str()),
+        }
+    }
+    out
+}
+
+/// The words of `text` (quotes and escapes kept; a lone escape at the very
+/// end dropped).
+pub fn words(text: &str, escape: char) -> Vec<String> {
+    let input = format!("{escape}{text}");
+    let Some(pair) = DockerfileParser::parse(Rule::words, &input)
+        .ok()
+        .and_then(|mut p| p.next())
+    else {
+        return text.split_whitespace().map(str::to_string).collect();
+    };
+    let mut out = Vec::new();
+    for word in pair.into_inner().filter(|p| p.as_rule() == Rule::word) {
+        let mut w = word.as_str().to_string();
+        let dangling = word.into_inner().last().is_some_and(|last| {
+            last.as_rule() == Rule::escaped && last.as_str().chars().count() == 1
+        });
+        if dangling {
+            w.pop();
+        }
+        if !w.is_empty() {
+            out.push(w);
+        }
+    }
+    out
+}
+
+/// The JSON form of `args`, if it is one; `Err` for a JSON array with
+/// non-string elements.
+fn json_form(args: &str) -> Result<Option<Vec<String>>, SplitError> {
+    let t = args.trim_start_matches(is_blank);
+    if !t.starts_with('[') {
+        return Ok(None);
+    }
+    let Ok(values) = serde_json::from_str::<Vec<serde_json::Value>>(t) else {
+        return Ok(None);
+    };
+    values
+        .into_iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => Ok(s),
+            _ => Err(SplitError(String::from(
+                "when using JSON array syntax, arrays must be comprised of strings only",
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn split_ws(args: &str) -> Vec<String> {
+    args.split(is_blank)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// ENV/LABEL key-value triples.
+fn key_values(keyword: &str, args: &str, escape: char) -> Result<Vec<String>, SplitError> {
+    if args.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ws = words(args, escape);
+    if ws.first().is_some_and(|w| !w.contains('=')) {
+        let Some(at) = args.find(is_blank) else {
+            return Err(SplitError(format!(
+                "{} must have two arguments",
+                keyword.to_ascii_uppercase()
+            )));
+        };
+        let key = &args[..at];
+        let value = args[at..].trim_start_matches(is_blank);
+        if value.is_empty() {
+            return Err(SplitError(format!(
+                "{} must have two arguments",
+                keyword.to_ascii_uppercase()
+            )));
+        }
+        return Ok(vec![key.to_string(), value.to_string(), String::new()]);
+    }
+    let mut out = Vec::new();
+    for w in ws {
+        let Some((k, v)) = w.split_once('=') else {
+            return Err(SplitError(format!(
+                "{}: syntax error - can't find = in {w:?}. Must be of the form: name=value",
+                keyword.to_ascii_uppercase()
+            )));
+        };
+        out.extend([k.to_string(), v.to_string(), String::from("=")]);
+    }
+    Ok(out)
+}
+
+/// Splits an assembled instruction text into keyword, flags and arguments.
+pub fn split_text(text: &str, escape: char) -> Result<Instruction, SplitError> {
+    let text = text.trim_matches(is_blank);
+    let input = format!("{escape}{text}");
+    let pair = DockerfileParser::parse(Rule::instruction, &input)
+        .ok()
+        .and_then(|mut p| p.next())
+        .ok_or_else(|| SplitError(format!("cannot parse instruction {text:?}")))?;
+    let mut keyword = String::new();
+    let mut flags = Vec::new();
+    let mut rest = "";
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::keyword => keyword = p.as_str().to_ascii_lowercase(),
+            Rule::flag => flags.push(unquote_flag(p.into_inner().next().expect("a word"))),
+            Rule::rest => rest = p.as_str(),
+            _ => {}
+        }
+    }
+    let args = rest.trim_matches(is_blank);
+    let mut json = false;
+    let mut inner = None;
+    let list = match keyword.as_str() {
+        "from" | "expose" => split_ws(args),
+        "add" | "copy" | "volume" => match json_form(args)? {
+            Some(v) => {
+                json = true;
+                v
+            }
+            None => split_ws(args),
+        },
+        "run" | "cmd" | "entrypoint" | "shell" => match json_form(args)? {
+            Some(v) => {
+                json = true;
+                v
+            }
+            None if args.is_empty() => Vec::new(),
+            None => vec![args.to_string()],
+        },
+        "maintainer" | "user" | "workdir" | "stopsignal" => {
+            if args.is_empty() {
+                Vec::new()
+            } else {
+                vec![args.to_string()]
+            }
+        }
+        "arg" => words(args, escape),
+        "env" | "label" => key_values(&keyword, args, escape)?,
+        "healthcheck" => {
+            if args.is_empty() {
+                Vec::new()
+            } else {
+                let at = args.find(is_blank).unwrap_or(args.len());
+                let kind = &args[..at];
+                let more = args[at..].trim_matches(is_blank);
+                let mut v = vec![kind.to_string()];
+                match json_form(more)? {
+                    Some(j) => {
+                        json = true;
+                        v.extend(j);
+                    }
+                    None if more.is_empty() => {}
+                    None => v.push(more.to_string()),
+                }
+                v
+            }
+        }
+        "onbuild" => {
+            if !args.is_empty() {
+                inner = Some(Box::new(split_text(args, escape)?));
+            }
+            Vec::new()
+        }
+        _ => vec![String::new()],
+    };
+    Ok(Instruction {
+        keyword,
+        flags,
+        args: list,
+        json,
+        inner,
+        original: text.to_string(),
+        heredocs: Vec::new(),
+        line: 0,
+        column: 0,
+        end_line: 0,
+    })
+}
+
+/// Splits a read instruction, keeping its position and heredocs.
+pub fn split(raw: &RawInstruction, escape: char) -> Result<Instruction, SplitError> {
+    let mut ins = split_text(&raw.text, escape)?;
+    ins.heredocs = raw.heredocs.clone();
+    ins.line = raw.line;
+    ins.column = raw.column;
+    ins.end_line = raw.end_line;
+    Ok(ins)
+}

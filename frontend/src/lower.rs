@@ -1,0 +1,1395 @@
+//! Lowering: the stages the target needs become nodes of the op graph, and
+//! the target stage's instructions its image config and history.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::ast::{self, Instruction};
+use crate::config::{EmptyObject, Healthcheck, History, ImageConfig};
+use crate::expand;
+use crate::graph::*;
+use crate::{BuildOptions, Dockerfile, FrontendError, ResolvedImage};
+
+/// Args that every build knows without an ARG (and that are never reported unused).
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The history comment BuildKit writes.
+const COMMENT: &str = "buildkit.dockerfile.v0";
+
+/// One `FROM` and the instructions up to the next.
+struct Stage<'a> {
+    from: &'a Instruction,
+    /// Base as written (before expansion).
+    base: String,
+    name: Option<String>,
+    platform: Option<String>,
+    body: Vec<&'a Instruction>,
+}
+
+struct Parsed<'a> {
+    meta_args: Vec<&'a Instruction>,
+    stages: Vec<Stage<'a>>,
+}
+
+fn err(file: &str, ins: &Instruction, message: impl Into<String>) -> FrontendError {
+    FrontendError::at(file, ins.line, ins.column, message)
+}
+
+fn flag<'a>(ins: &'a Instruction, name: &str) -> Option<&'a str> {
+    ins.flags.iter().rev().find_map(|f| {
+        let f = f.strip_prefix("--")?;
+        match f.split_once('=') {
+            Some((k, v)) if k == name => Some(v),
+            None if f == name => Some("true"),
+            _ => None,
+        }
+    })
+}
+
+fn flags_all<'a>(ins: &'a Instruction, name: &str) -> Vec<&'a str> {
+    ins.flags
+        .iter()
+        .filter_map(|f| {
+            f.strip_prefix("--")?
+                .split_once('=')
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v)
+        })
+        .collect()
+}
+
+/// Rejects flags an instruction does not know.
+fn check_flags(file: &str, ins: &Instruction, allowed: &[&str]) -> Result<(), FrontendError> {
+    for f in &ins.flags {
+        let name = f
+            .trim_start_matches("--")
+            .split('=')
+            .next()
+            .unwrap_or_default();
+        if !allowed.contains(&name) {
+            return Err(err(
+                file,
+                ins,
+                format!(
+                    "unknown flag: --{name} for {}",
+                    ins.keyword.to_ascii_uppercase()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn split_stages<'a>(df: &'a Dockerfile) -> Result<Parsed<'a>, FrontendError> {
+    let mut meta_args = Vec::new();
+    let mut stages: Vec<Stage<'a>> = Vec::new();
+    for ins in df.instructions() {
+        match ins.keyword.as_str() {
+            "from" => {
+                check_flags(&df.file, ins, &["platform"])?;
+                let (base, name) = match ins.args.as_slice() {
+                    [b] => (b.clone(), None),
+                    [b, as_, n] if as_.eq_ignore_ascii_case("as") => {
+                        (b.clone(), Some(n.to_ascii_lowercase()))
+                    }
+                    _ => {
+                        return Err(err(
+                            &df.file,
+                            ins,
+                            "FROM requires either one or three arguments: FROM <image> [AS <name>]",
+                        ));
+                    }
+                };
+                if let Some(n) = &name
+                    && !n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                {
+                    return Err(err(
+                        &df.file,
+                        ins,
+                        format!(
+                            "invalid name for build stage: {n:?}, name can't start with a number or contain symbols"
+                        ),
+                    ));
+                }
+                if let Some(n) = &name
+                    && stages.iter().any(|s| s.name.as_ref() == Some(n))
+                {
+                    return Err(err(&df.file, ins, format!("duplicate stage name {n:?}")));
+                }
+                stages.push(Stage {
+                    from: ins,
+                    base,
+                    name,
+                    platform: flag(ins, "platform").map(str::to_string),
+                    body: Vec::new(),
+                });
+            }
+            "arg" if stages.is_empty() => meta_args.push(ins),
+            _ => match stages.last_mut() {
+                Some(s) => s.body.push(ins),
+                None => {
+                    return Err(err(
+                        &df.file,
+                        ins,
+                        "no build stage in current context: the first instruction must be FROM (ARG may come before it)",
+                    ));
+                }
+            },
+        }
+    }
+    if stages.is_empty() {
+        return Err(FrontendError::at(
+            &df.file,
+            0,
+            0,
+            "file with no FROM instruction",
+        ));
+    }
+    Ok(Parsed { meta_args, stages })
+}
+
+/// Variables as an ordered list of `KEY=value` with lookups.
+#[derive(Debug, Clone, Default)]
+struct Vars(Vec<(String, String)>);
+
+impl Vars {
+    fn get(&self, k: &str) -> Option<String> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    }
+    fn set(&mut self, k: &str, v: &str) {
+        self.0.retain(|(n, _)| n != k);
+        self.0.push((k.to_string(), v.to_string()));
+    }
+}
+
+fn platform_args(platform: &str) -> Vec<(String, String)> {
+    let mut parts = platform.split('/');
+    let os = parts.next().unwrap_or("linux").to_string();
+    let arch = parts.next().unwrap_or("amd64").to_string();
+    let variant = parts.next().unwrap_or("").to_string();
+    let mut out = Vec::new();
+    for prefix in ["TARGET", "BUILD"] {
+        out.push((format!("{prefix}PLATFORM"), platform.to_string()));
+        out.push((format!("{prefix}OS"), os.clone()));
+        out.push((format!("{prefix}ARCH"), arch.clone()));
+        out.push((format!("{prefix}VARIANT"), variant.clone()));
+    }
+    out
+}
+
+/// Global ARGs (before the first FROM), for FROM lines.
+fn meta_vars(
+    df: &Dockerfile,
+    parsed: &Parsed<'_>,
+    opts: &BuildOptions,
+    used: &mut BTreeSet<String>,
+) -> Result<Vars, FrontendError> {
+    let mut vars = Vars(platform_args(&opts.platform));
+    for ins in &parsed.meta_args {
+        for word in &ins.args {
+            let (name, default) = match word.split_once('=') {
+                Some((n, d)) => (n.to_string(), Some(d.to_string())),
+                None => (word.clone(), None),
+            };
+            let value = match opts.build_args.get(&name) {
+                Some(v) => {
+                    used.insert(name.clone());
+                    Some(v.clone())
+                }
+                None => default
+                    .map(|d| expand_one(df, ins, &d, &vars))
+                    .transpose()?,
+            };
+            if let Some(v) = value {
+                vars.set(&name, &v);
+            }
+        }
+    }
+    Ok(vars)
+}
+
+fn expand_one(
+    df: &Dockerfile,
+    ins: &Instruction,
+    word: &str,
+    vars: &Vars,
+) -> Result<String, FrontendError> {
+    expand::expand_word(word, df.directives.escape, &|k| vars.get(k))
+        .map_err(|e| err(&df.file, ins, e))
+}
+
+/// The index of the stage a `--from`/FROM name refers to, if any.
+fn stage_index(parsed: &Parsed<'_>, name: &str, before: usize) -> Option<usize> {
+    let lower = name.to_ascii_lowercase();
+    if let Some(i) = parsed.stages[..before]
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+    {
+        return Some(i);
+    }
+    name.parse::<usize>().ok().filter(|i| *i < before)
+}
+
+fn target_index(
+    df: &Dockerfile,
+    parsed: &Parsed<'_>,
+    opts: &BuildOptions,
+) -> Result<usize, FrontendError> {
+    match &opts.target {
+        None => Ok(parsed.stages.len() - 1),
+        Some(t) => parsed
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(t.to_ascii_lowercase().as_str()))
+            .ok_or_else(|| {
+                FrontendError::at(
+                    &df.file,
+                    0,
+                    0,
+                    format!("target stage {t:?} could not be found"),
+                )
+            }),
+    }
+}
+
+/// What a stage starts from.
+enum Base {
+    Scratch,
+    Stage(usize),
+    Image(String),
+}
+
+fn stage_base(
+    df: &Dockerfile,
+    parsed: &Parsed<'_>,
+    i: usize,
+    meta: &Vars,
+) -> Result<Base, FrontendError> {
+    let s = &parsed.stages[i];
+    let base = expand_one(df, s.from, &s.base, meta)?;
+    if base.is_empty() {
+        return Err(err(
+            &df.file,
+            s.from,
+            format!("base name ({}) should not be blank", s.base),
+        ));
+    }
+    if base.eq_ignore_ascii_case("scratch") {
+        return Ok(Base::Scratch);
+    }
+    if let Some(j) = parsed.stages[..i]
+        .iter()
+        .position(|st| st.name.as_deref() == Some(base.to_ascii_lowercase().as_str()))
+    {
+        return Ok(Base::Stage(j));
+    }
+    Ok(Base::Image(base))
+}
+
+/// `--from` of a COPY or RUN mount: a stage or an image.
+fn from_ref(parsed: &Parsed<'_>, value: &str, stage: usize) -> Base {
+    match stage_index(parsed, value, stage) {
+        Some(j) => Base::Stage(j),
+        None => Base::Image(value.to_string()),
+    }
+}
+
+/// The `--from` values of a stage's instructions (COPY and RUN mounts),
+/// expanded with the stage's meta args only.
+fn dependencies(
+    df: &Dockerfile,
+    parsed: &Parsed<'_>,
+    i: usize,
+    meta: &Vars,
+) -> Result<Vec<Base>, FrontendError> {
+    let mut out = vec![stage_base(df, parsed, i, meta)?];
+    for ins in &parsed.stages[i].body {
+        let mut values: Vec<String> = Vec::new();
+        if matches!(ins.keyword.as_str(), "copy" | "add")
+            && let Some(f) = flag(ins, "from")
+        {
+            values.push(f.to_string());
+        }
+        if ins.keyword == "run" {
+            for m in flags_all(ins, "mount") {
+                if let Some(f) = m.split(',').find_map(|kv| kv.strip_prefix("from=")) {
+                    values.push(f.to_string());
+                }
+            }
+        }
+        for v in values {
+            let v = expand_one(df, ins, &v, meta)?;
+            out.push(from_ref(parsed, &v, i));
+        }
+    }
+    Ok(out)
+}
+
+/// Stages the target needs, in order.
+fn needed(
+    df: &Dockerfile,
+    parsed: &Parsed<'_>,
+    target: usize,
+    meta: &Vars,
+) -> Result<Vec<usize>, FrontendError> {
+    let mut need = BTreeSet::new();
+    let mut stack = vec![target];
+    while let Some(i) = stack.pop() {
+        if need.insert(i) {
+            for d in dependencies(df, parsed, i, meta)? {
+                if let Base::Stage(j) = d {
+                    stack.push(j);
+                }
+            }
+        }
+    }
+    Ok(need.into_iter().collect())
+}
+
+pub fn base_images(df: &Dockerfile, opts: &BuildOptions) -> Result<Vec<String>, FrontendError> {
+    let parsed = split_stages(df)?;
+    let mut used = BTreeSet::new();
+    let meta = meta_vars(df, &parsed, opts, &mut used)?;
+    let target = target_index(df, &parsed, opts)?;
+    let mut out = Vec::new();
+    for i in needed(df, &parsed, target, &meta)? {
+        for d in dependencies(df, &parsed, i, &meta)? {
+            if let Base::Image(name) = d
+                && !out.contains(&name)
+            {
+                out.push(name);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The state of a stage while its instructions are lowered.
+#[derive(Clone)]
+struct StageState {
+    node: NodeId,
+    config: ImageConfig,
+    history: Vec<History>,
+    layer_nodes: Vec<NodeId>,
+    args: Vars,
+    cmd_set: bool,
+    author: Option<String>,
+}
+
+struct Lowerer<'a> {
+    df: &'a Dockerfile,
+    parsed: Parsed<'a>,
+    opts: &'a BuildOptions,
+    images: &'a BTreeMap<String, ResolvedImage>,
+    meta: Vars,
+    used: BTreeSet<String>,
+    nodes: Vec<Node>,
+    context: NodeId,
+    includes: Vec<String>,
+    image_nodes: HashMap<String, NodeId>,
+    done: HashMap<usize, StageState>,
+    multi: bool,
+}
+
+fn shell_form(config: &ImageConfig, cmd: &str) -> Vec<String> {
+    let mut v = config
+        .shell
+        .clone()
+        .unwrap_or_else(|| vec![String::from("/bin/sh"), String::from("-c")]);
+    v.push(cmd.to_string());
+    v
+}
+
+/// Go's `%q` of a string slice, as BuildKit writes JSON-form history.
+fn go_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| crate::dump::quote(s)).collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+/// Docker duration strings (`30s`, `1m30s`, `500ms`) in nanoseconds.
+fn duration(s: &str) -> Option<u64> {
+    let mut total: f64 = 0.0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let mult = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += n * mult;
+    }
+    Some(total as u64)
+}
+
+impl<'a> Lowerer<'a> {
+    fn add(
+        &mut self,
+        op: Op,
+        inputs: Vec<NodeId>,
+        name: String,
+        ins: Option<&Instruction>,
+    ) -> NodeId {
+        self.nodes.push(Node {
+            op,
+            inputs,
+            name,
+            location: ins.map(|i| Location {
+                line: i.line,
+                column: i.column,
+                end_line: i.end_line,
+            }),
+        });
+        NodeId(self.nodes.len() - 1)
+    }
+
+    fn err(&self, ins: &Instruction, message: impl Into<String>) -> FrontendError {
+        err(&self.df.file, ins, message)
+    }
+
+    fn image_node(
+        &mut self,
+        name: &str,
+        ins: &Instruction,
+    ) -> Result<(NodeId, ResolvedImage), FrontendError> {
+        let image = self
+            .images
+            .get(name)
+            .cloned()
+            .ok_or_else(|| self.err(ins, format!("base image {name} was not resolved")))?;
+        if let Some(n) = self.image_nodes.get(name) {
+            return Ok((*n, image));
+        }
+        let n = self.add(
+            Op::Image(ImageSource {
+                reference: image.reference.clone(),
+                digest: image.digest.clone(),
+            }),
+            Vec::new(),
+            format!("[internal] load {}@{}", image.reference, image.digest),
+            Some(ins),
+        );
+        self.image_nodes.insert(name.to_string(), n);
+        Ok((n, image))
+    }
+
+    /// Lowers stage `i` (its dependencies first).
+    fn stage(&mut self, i: usize) -> Result<StageState, FrontendError> {
+        if let Some(s) = self.done.get(&i) {
+            return Ok(s.clone());
+        }
+        let (from, platform) = {
+            let s = &self.parsed.stages[i];
+            (s.from, s.platform.clone())
+        };
+        if let Some(p) = platform {
+            let p = expand_one(self.df, from, &p, &self.meta)?;
+            if p != self.opts.platform {
+                return Err(self.err(from, format!("FROM --platform={p}: building for another platform than {} is not supported yet", self.opts.platform)));
+            }
+        }
+        let total = self.parsed.stages[i].body.len() + 1;
+        let label = self.stage_label(i);
+        let mut state = match stage_base(self.df, &self.parsed, i, &self.meta)? {
+            Base::Scratch => StageState {
+                node: self.add(
+                    Op::Scratch,
+                    Vec::new(),
+                    format!("[{label}1/{total}] FROM scratch"),
+                    Some(from),
+                ),
+                config: ImageConfig::default(),
+                history: Vec::new(),
+                layer_nodes: Vec::new(),
+                args: Vars::default(),
+                cmd_set: false,
+                author: None,
+            },
+            Base::Stage(j) => {
+                let mut s = self.stage(j)?;
+                s.layer_nodes.clear();
+                s.args = Vars::default();
+                s.cmd_set = false;
+                s
+            }
+            Base::Image(name) => {
+                let (node, image) = self.image_node(&name, from)?;
+                StageState {
+                    node,
+                    config: image.config.clone(),
+                    history: image.history.clone(),
+                    layer_nodes: Vec::new(),
+                    args: Vars::default(),
+                    cmd_set: false,
+                    author: None,
+                }
+            }
+        };
+        // ONBUILD triggers of the base run first, and are not inherited.
+        let triggers = state.config.on_build.take().unwrap_or_default();
+        let mut trigger_ins = Vec::new();
+        for t in &triggers {
+            let mut ins = ast::split_text(t, self.df.directives.escape)
+                .map_err(|e| self.err(from, format!("ONBUILD trigger {t:?}: {}", e.0)))?;
+            ins.line = from.line;
+            ins.column = from.column;
+            ins.end_line = from.end_line;
+            trigger_ins.push(ins);
+        }
+        let body: Vec<Instruction> = trigger_ins
+            .into_iter()
+            .chain(self.parsed.stages[i].body.iter().map(|x| (*x).clone()))
+            .collect();
+        for (k, ins) in body.iter().enumerate() {
+            let step = format!("[{label}{}/{}]", k + 2, total.max(body.len() + 1));
+            self.instruction(i, &mut state, ins, &step)?;
+        }
+        self.done.insert(i, state.clone());
+        Ok(state)
+    }
+
+    fn stage_label(&self, i: usize) -> String {
+        if !self.multi {
+            return String::new();
+        }
+        match &self.parsed.stages[i].name {
+            Some(n) => format!("{n} "),
+            None => format!("stage-{i} "),
+        }
+    }
+
+    /// The variables visible to word expansion in a stage: ENV then ARGs
+    /// not shadowed by ENV.
+    fn vars(state: &StageState) -> Vars {
+        let mut v = Vars::default();
+        for (k, val) in &state.args.0 {
+            v.set(k, val);
+        }
+        for e in &state.config.env {
+            if let Some((k, val)) = e.split_once('=') {
+                v.set(k, val);
+            }
+        }
+        v
+    }
+
+    fn expand(
+        &self,
+        state: &StageState,
+        ins: &Instruction,
+        word: &str,
+    ) -> Result<String, FrontendError> {
+        expand_one(self.df, ins, word, &Self::vars(state))
+    }
+
+    fn history(state: &mut StageState, created_by: String, empty: bool) {
+        state.history.push(History {
+            created: None,
+            created_by,
+            comment: String::from(COMMENT),
+            empty_layer: empty,
+        });
+    }
+
+    fn set_env(config: &mut ImageConfig, k: &str, v: &str) {
+        let entry = format!("{k}={v}");
+        match config
+            .env
+            .iter_mut()
+            .find(|e| e.split('=').next() == Some(k))
+        {
+            Some(e) => *e = entry,
+            None => config.env.push(entry),
+        }
+    }
+
+    fn instruction(
+        &mut self,
+        stage: usize,
+        state: &mut StageState,
+        ins: &Instruction,
+        step: &str,
+    ) -> Result<(), FrontendError> {
+        let kw = ins.keyword.as_str();
+        let upper = kw.to_ascii_uppercase();
+        match kw {
+            "arg" => {
+                check_flags(&self.df.file, ins, &[])?;
+                for word in &ins.args {
+                    let (name, default) = match word.split_once('=') {
+                        Some((n, d)) => (n.to_string(), Some(d.to_string())),
+                        None => (word.clone(), None),
+                    };
+                    let value = match self.opts.build_args.get(&name) {
+                        Some(v) => {
+                            self.used.insert(name.clone());
+                            Some(v.clone())
+                        }
+                        None => match default {
+                            Some(d) => Some(self.expand(state, ins, &d)?),
+                            // A global ARG of the same name provides the default.
+                            None => self.meta.get(&name),
+                        },
+                    };
+                    if let Some(v) = value {
+                        state.args.set(&name, &v);
+                    }
+                }
+            }
+            "env" => {
+                check_flags(&self.df.file, ins, &[])?;
+                if ins.args.is_empty() {
+                    return Err(self.err(ins, "ENV requires at least one argument"));
+                }
+                let mut shown = Vec::new();
+                for kv in ins.args.chunks(3) {
+                    let k = self.expand(state, ins, &kv[0])?;
+                    let v = self.expand(state, ins, &kv[1])?;
+                    Self::set_env(&mut state.config, &k, &v);
+                    shown.push(format!("{k}={v}"));
+                }
+                Self::history(state, format!("ENV {}", shown.join(" ")), true);
+            }
+            "label" => {
+                check_flags(&self.df.file, ins, &[])?;
+                let mut shown = Vec::new();
+                for kv in ins.args.chunks(3) {
+                    let k = self.expand(state, ins, &kv[0])?;
+                    let v = self.expand(state, ins, &kv[1])?;
+                    shown.push(format!("{k}={v}"));
+                    state.config.labels.insert(k, v);
+                }
+                Self::history(state, format!("LABEL {}", shown.join(" ")), true);
+            }
+            "maintainer" => {
+                let a = ins.args.first().cloned().unwrap_or_default();
+                state.author = Some(a.clone());
+                Self::history(state, format!("MAINTAINER {a}"), true);
+            }
+            "user" => {
+                let u = ins
+                    .args
+                    .first()
+                    .ok_or_else(|| self.err(ins, "USER requires exactly one argument"))?;
+                state.config.user = self.expand(state, ins, u)?;
+                Self::history(state, format!("USER {}", state.config.user), true);
+            }
+            "expose" => {
+                let mut shown = Vec::new();
+                for p in &ins.args {
+                    let p = self.expand(state, ins, p)?;
+                    let (ports, proto) = match p.split_once('/') {
+                        Some((a, b)) => (a.to_string(), b.to_ascii_lowercase()),
+                        None => (p.clone(), String::from("tcp")),
+                    };
+                    let (lo, hi) = match ports.split_once('-') {
+                        Some((a, b)) => (a.parse::<u32>(), b.parse::<u32>()),
+                        None => (ports.parse::<u32>(), ports.parse::<u32>()),
+                    };
+                    let (Ok(lo), Ok(hi)) = (lo, hi) else {
+                        return Err(self.err(ins, format!("invalid port {p:?}")));
+                    };
+                    for port in lo..=hi {
+                        let key = format!("{port}/{proto}");
+                        shown.push(format!("{key}:{{}}"));
+                        state.config.exposed_ports.insert(key, EmptyObject {});
+                    }
+                }
+                Self::history(state, format!("EXPOSE map[{}]", shown.join(" ")), true);
+            }
+            "volume" => {
+                for v in &ins.args {
+                    let v = self.expand(state, ins, v)?;
+                    if v.is_empty() {
+                        return Err(self.err(ins, "VOLUME specified can not be an empty string"));
+                    }
+                    state.config.volumes.insert(v, EmptyObject {});
+                }
+                Self::history(state, format!("VOLUME {}", go_list(&ins.args)), true);
+            }
+            "stopsignal" => {
+                let s = ins
+                    .args
+                    .first()
+                    .ok_or_else(|| self.err(ins, "STOPSIGNAL requires exactly one argument"))?;
+                state.config.stop_signal = self.expand(state, ins, s)?;
+                Self::history(
+                    state,
+                    format!("STOPSIGNAL {}", state.config.stop_signal),
+                    true,
+                );
+            }
+            "shell" => {
+                if !ins.json || ins.args.is_empty() {
+                    return Err(self.err(ins, "SHELL requires the arguments to be in JSON form"));
+                }
+                state.config.shell = Some(ins.args.clone());
+                Self::history(state, format!("SHELL {}", go_list(&ins.args)), true);
+            }
+            "cmd" | "entrypoint" => {
+                check_flags(&self.df.file, ins, &[])?;
+                let argv = if ins.json {
+                    ins.args.clone()
+                } else {
+                    shell_form(&state.config, ins.args.first().map_or("", String::as_str))
+                };
+                if kw == "cmd" {
+                    state.config.cmd = Some(argv.clone());
+                    state.cmd_set = true;
+                } else {
+                    state.config.entrypoint = Some(argv.clone());
+                    if !state.cmd_set {
+                        state.config.cmd = None;
+                    }
+                }
+                Self::history(state, format!("{upper} {}", go_list(&argv)), true);
+            }
+            "healthcheck" => {
+                check_flags(
+                    &self.df.file,
+                    ins,
+                    &[
+                        "interval",
+                        "timeout",
+                        "start-period",
+                        "start-interval",
+                        "retries",
+                    ],
+                )?;
+                let kind = ins
+                    .args
+                    .first()
+                    .map(|s| s.to_ascii_uppercase())
+                    .unwrap_or_default();
+                let test = match kind.as_str() {
+                    "NONE" => vec![String::from("NONE")],
+                    "CMD" if ins.args.len() > 1 => {
+                        if ins.json {
+                            std::iter::once(String::from("CMD"))
+                                .chain(ins.args[1..].iter().cloned())
+                                .collect()
+                        } else {
+                            vec![String::from("CMD-SHELL"), ins.args[1].clone()]
+                        }
+                    }
+                    _ => {
+                        return Err(
+                            self.err(ins, "HEALTHCHECK must be NONE or CMD followed by a command")
+                        );
+                    }
+                };
+                let dur = |name: &str| -> Result<u64, FrontendError> {
+                    match flag(ins, name) {
+                        None => Ok(0),
+                        Some(v) => duration(v)
+                            .ok_or_else(|| self.err(ins, format!("invalid --{name}={v}"))),
+                    }
+                };
+                state.config.healthcheck = Some(Healthcheck {
+                    test,
+                    interval: dur("interval")?,
+                    timeout: dur("timeout")?,
+                    start_period: dur("start-period")?,
+                    start_interval: dur("start-interval")?,
+                    retries: match flag(ins, "retries") {
+                        None => 0,
+                        Some(v) => v
+                            .parse()
+                            .map_err(|_| self.err(ins, format!("invalid --retries={v}")))?,
+                    },
+                });
+                Self::history(state, format!("HEALTHCHECK {}", after_keyword(ins)), true);
+            }
+            "onbuild" => {
+                let inner = ins
+                    .inner
+                    .as_ref()
+                    .ok_or_else(|| self.err(ins, "ONBUILD requires an instruction"))?;
+                if matches!(inner.keyword.as_str(), "onbuild" | "from" | "maintainer") {
+                    return Err(self.err(
+                        ins,
+                        format!(
+                            "{} isn't allowed as an ONBUILD trigger",
+                            inner.keyword.to_ascii_uppercase()
+                        ),
+                    ));
+                }
+                let text = inner.original.clone();
+                state
+                    .config
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(text.clone());
+                Self::history(state, format!("ONBUILD {text}"), true);
+            }
+            "workdir" => {
+                let w = ins
+                    .args
+                    .first()
+                    .ok_or_else(|| self.err(ins, "WORKDIR requires exactly one argument"))?;
+                let w = self.expand(state, ins, w)?;
+                let path = if w.starts_with('/') {
+                    w
+                } else {
+                    format!("{}/{w}", state.config.working_dir.trim_end_matches('/'))
+                };
+                let path = clean_path(&path);
+                state.config.working_dir = path.clone();
+                let chown = (!state.config.user.is_empty()).then(|| state.config.user.clone());
+                let node = self.add(
+                    Op::File(FileOp {
+                        actions: vec![FileAction::Mkdir {
+                            path: path.clone(),
+                            mode: 0o755,
+                            chown,
+                        }],
+                    }),
+                    vec![state.node],
+                    format!("{step} WORKDIR {path}"),
+                    Some(ins),
+                );
+                state.node = node;
+                state.layer_nodes.push(node);
+                Self::history(state, format!("WORKDIR {path}"), false);
+            }
+            "run" => self.run(stage, state, ins, step)?,
+            "copy" | "add" => self.copy(stage, state, ins, step)?,
+            other => {
+                return Err(self.err(
+                    ins,
+                    format!("unknown instruction: {}", other.to_ascii_uppercase()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment of a RUN: the image's, plus ARGs ENV does not shadow.
+    fn run_env(state: &StageState) -> (Vec<String>, Vec<String>) {
+        let mut env = state.config.env.clone();
+        let mut args = Vec::new();
+        for (k, v) in &state.args.0 {
+            if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+                env.push(format!("{k}={v}"));
+                args.push(format!("{k}={v}"));
+            }
+        }
+        (env, args)
+    }
+
+    fn run(
+        &mut self,
+        stage: usize,
+        state: &mut StageState,
+        ins: &Instruction,
+        step: &str,
+    ) -> Result<(), FrontendError> {
+        check_flags(&self.df.file, ins, &["mount", "network", "security"])?;
+        if let Some(s) = flag(ins, "security")
+            && s != "sandbox"
+        {
+            return Err(self.err(ins, format!("RUN --security={s} is not supported yet")));
+        }
+        let network = match flag(ins, "network").unwrap_or("default") {
+            "default" | "host" => NetworkMode::Host,
+            "none" => NetworkMode::None,
+            other => {
+                return Err(self.err(
+                    ins,
+                    format!("RUN --network={other}: expected default, none or host"),
+                ));
+            }
+        };
+        let cmd_text = ins.args.first().cloned().unwrap_or_default();
+        let args = if ins.json {
+            ins.args.clone()
+        } else if !ins.heredocs.is_empty() {
+            let simple = ins.heredocs.len() == 1 && is_bare_heredoc(&cmd_text);
+            if simple {
+                let body = &ins.heredocs[0].content;
+                if body.starts_with("#!") {
+                    // A script with its own interpreter: run it as a file.
+                    vec![
+                        String::from("/bin/sh"),
+                        String::from("-c"),
+                        format!(
+                            "cat > /tmp/.rbuild-heredoc <<'{n}'\n{body}{n}\nchmod +x /tmp/.rbuild-heredoc && exec /tmp/.rbuild-heredoc",
+                            n = ins.heredocs[0].name
+                        ),
+                    ]
+                } else {
+                    shell_form(&state.config, body)
+                }
+            } else {
+                let mut script = cmd_text.clone();
+                for h in &ins.heredocs {
+                    script.push('\n');
+                    script.push_str(&h.content);
+                    script.push_str(&h.name);
+                }
+                shell_form(&state.config, &script)
+            }
+        } else {
+            if cmd_text.is_empty() {
+                return Err(self.err(ins, "RUN requires at least one argument"));
+            }
+            shell_form(&state.config, &cmd_text)
+        };
+        let (env, args_used) = Self::run_env(state);
+        let mut inputs = vec![state.node];
+        let mut mounts = Vec::new();
+        for m in flags_all(ins, "mount") {
+            mounts.push(self.mount(stage, state, ins, m, &mut inputs)?);
+        }
+        let cwd = if state.config.working_dir.is_empty() {
+            String::from("/")
+        } else {
+            state.config.working_dir.clone()
+        };
+        let shown = if ins.json {
+            go_list(&args)
+        } else {
+            args.join(" ")
+        };
+        let node = self.add(
+            Op::Exec(ExecOp {
+                args,
+                env,
+                cwd,
+                user: state.config.user.clone(),
+                network,
+                mounts,
+            }),
+            inputs,
+            format!("{step} RUN {}", after_keyword(ins)),
+            Some(ins),
+        );
+        state.node = node;
+        state.layer_nodes.push(node);
+        let prefix = if args_used.is_empty() {
+            String::new()
+        } else {
+            format!("|{} {} ", args_used.len(), args_used.join(" "))
+        };
+        Self::history(state, format!("RUN {prefix}{shown} # buildkit"), false);
+        Ok(())
+    }
+
+    fn mount(
+        &mut self,
+        stage: usize,
+        state: &StageState,
+        ins: &Instruction,
+        spec: &str,
+        inputs: &mut Vec<NodeId>,
+    ) -> Result<ExecMount, FrontendError> {
+        let mut kv: BTreeMap<String, String> = BTreeMap::new();
+        for part in spec.split(',') {
+            let (k, v) = part.split_once('=').unwrap_or((part, "true"));
+            kv.insert(
+                k.trim().to_ascii_lowercase(),
+                self.expand(state, ins, v.trim())?,
+            );
+        }
+        let kind = kv
+            .get("type")
+            .cloned()
+            .unwrap_or_else(|| String::from("bind"));
+        let target = kv
+            .get("target")
+            .or_else(|| kv.get("dst"))
+            .or_else(|| kv.get("destination"))
+            .cloned();
+        let abs = |t: String| {
+            if t.starts_with('/') {
+                t
+            } else {
+                format!("{}/{t}", state.config.working_dir.trim_end_matches('/'))
+            }
+        };
+        let kind = match kind.as_str() {
+            "bind" => {
+                let from = match kv.get("from") {
+                    Some(f) => match from_ref(&self.parsed, f, stage) {
+                        Base::Stage(j) => self.stage(j)?.node,
+                        Base::Image(name) => self.image_node(&name, ins)?.0,
+                        Base::Scratch => unreachable!("from_ref never returns scratch"),
+                    },
+                    None => self.context,
+                };
+                if from == self.context {
+                    let src = kv
+                        .get("source")
+                        .or_else(|| kv.get("src"))
+                        .cloned()
+                        .unwrap_or_else(|| String::from("."));
+                    self.includes.push(src);
+                }
+                inputs.push(from);
+                MountKind::Bind {
+                    input: inputs.len() - 1,
+                    source: kv
+                        .get("source")
+                        .or_else(|| kv.get("src"))
+                        .cloned()
+                        .unwrap_or_else(|| String::from("/")),
+                    readwrite: kv
+                        .get("rw")
+                        .or_else(|| kv.get("readwrite"))
+                        .is_some_and(|v| v == "true"),
+                }
+            }
+            "cache" => {
+                let t = target
+                    .clone()
+                    .ok_or_else(|| self.err(ins, "RUN --mount=type=cache requires a target"))?;
+                MountKind::Cache {
+                    id: kv.get("id").cloned().unwrap_or_else(|| abs(t.clone())),
+                    sharing: kv
+                        .get("sharing")
+                        .cloned()
+                        .unwrap_or_else(|| String::from("shared")),
+                }
+            }
+            "tmpfs" => MountKind::Tmpfs,
+            "secret" => {
+                let id = kv.get("id").cloned().or_else(|| {
+                    target
+                        .as_ref()
+                        .and_then(|t| t.rsplit('/').next().map(str::to_string))
+                });
+                let id = id.ok_or_else(|| {
+                    self.err(ins, "RUN --mount=type=secret requires an id or a target")
+                })?;
+                let t = target
+                    .clone()
+                    .unwrap_or_else(|| format!("/run/secrets/{id}"));
+                return Ok(ExecMount {
+                    target: abs(t),
+                    kind: MountKind::Secret {
+                        id,
+                        required: kv.get("required").is_some_and(|v| v == "true"),
+                    },
+                });
+            }
+            other => {
+                return Err(self.err(
+                    ins,
+                    format!("RUN --mount=type={other} is not supported yet"),
+                ));
+            }
+        };
+        let t = target.ok_or_else(|| self.err(ins, "RUN --mount requires a target"))?;
+        Ok(ExecMount {
+            target: abs(t),
+            kind,
+        })
+    }
+
+    fn copy(
+        &mut self,
+        stage: usize,
+        state: &mut StageState,
+        ins: &Instruction,
+        step: &str,
+    ) -> Result<(), FrontendError> {
+        let add = ins.keyword == "add";
+        let allowed: &[&str] = if add {
+            &[
+                "chown",
+                "chmod",
+                "link",
+                "exclude",
+                "checksum",
+                "keep-git-dir",
+                "unpack",
+            ]
+        } else {
+            &["from", "chown", "chmod", "link", "parents", "exclude"]
+        };
+        check_flags(&self.df.file, ins, allowed)?;
+        if ins.args.len() < 2 {
+            return Err(self.err(ins, format!("{} requires at least two arguments, but only one was provided. Destination could not be determined", ins.keyword.to_ascii_uppercase())));
+        }
+        let (srcs, dest) = ins.args.split_at(ins.args.len() - 1);
+        let dest_raw = self.expand(state, ins, &dest[0])?;
+        let wd = if state.config.working_dir.is_empty() {
+            "/"
+        } else {
+            state.config.working_dir.as_str()
+        };
+        let dest = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            let joined = format!("{}/{}", wd.trim_end_matches('/'), dest_raw);
+            let mut c = clean_path(&joined);
+            if dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.") {
+                c = format!("{}/", c.trim_end_matches('/'));
+            }
+            c
+        };
+        let chown = flag(ins, "chown")
+            .map(|c| self.expand(state, ins, c))
+            .transpose()?;
+        let chmod = flag(ins, "chmod").map(str::to_string);
+        let exclude: Vec<String> = flags_all(ins, "exclude")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let source_node = match flag(ins, "from") {
+            Some(f) => {
+                let f = self.expand(state, ins, f)?;
+                match from_ref(&self.parsed, &f, stage) {
+                    Base::Stage(j) => self.stage(j)?.node,
+                    Base::Image(name) => self.image_node(&name, ins)?.0,
+                    Base::Scratch => unreachable!("from_ref never returns scratch"),
+                }
+            }
+            None => self.context,
+        };
+        let mut actions = Vec::new();
+        let mut local = Vec::new();
+        for s in srcs {
+            if let Some(h) = s.strip_prefix("<<").and_then(|n| {
+                ins.heredocs
+                    .iter()
+                    .find(|h| h.name == n.trim_start_matches('-').trim_matches(['"', '\'']))
+            }) {
+                let data = if h.expand {
+                    self.expand_heredoc(state, ins, &h.content)?
+                } else {
+                    h.content.clone()
+                };
+                let path = if dest.ends_with('/') {
+                    format!("{dest}{}", h.name)
+                } else {
+                    dest.clone()
+                };
+                actions.push(FileAction::Mkfile {
+                    path,
+                    data: data.into_bytes(),
+                    mode: 0o644,
+                    chown: chown.clone(),
+                });
+                continue;
+            }
+            let s = self.expand(state, ins, s)?;
+            let remote = if add { remote_source(&s, ins) } else { None };
+            if let Some(r) = remote {
+                actions.push(FileAction::Copy(CopyAction {
+                    source_input: 1,
+                    sources: Vec::new(),
+                    dest: dest.clone(),
+                    chown: chown.clone(),
+                    chmod: chmod.clone(),
+                    exclude: exclude.clone(),
+                    parents: false,
+                    link: flag(ins, "link").is_some_and(|v| v == "true"),
+                    extract_archives: false,
+                    remote: Some(r),
+                }));
+                continue;
+            }
+            if add && flag(ins, "checksum").is_some() {
+                return Err(self.err(ins, "ADD --checksum is only supported for HTTP(S) sources"));
+            }
+            local.push(s);
+        }
+        if !local.is_empty() {
+            if source_node == self.context {
+                self.includes.extend(local.iter().cloned());
+            }
+            actions.push(FileAction::Copy(CopyAction {
+                source_input: 1,
+                sources: local,
+                dest: dest.clone(),
+                chown: chown.clone(),
+                chmod,
+                exclude,
+                parents: flag(ins, "parents").is_some_and(|v| v == "true"),
+                link: flag(ins, "link").is_some_and(|v| v == "true"),
+                extract_archives: add && flag(ins, "unpack") != Some("false"),
+                remote: None,
+            }));
+        }
+        let shown = after_keyword(ins).to_string();
+        let node = self.add(
+            Op::File(FileOp { actions }),
+            vec![state.node, source_node],
+            format!("{step} {} {shown}", ins.keyword.to_ascii_uppercase()),
+            Some(ins),
+        );
+        state.node = node;
+        state.layer_nodes.push(node);
+        Self::history(
+            state,
+            format!("{} {shown} # buildkit", ins.keyword.to_ascii_uppercase()),
+            false,
+        );
+        Ok(())
+    }
+
+    fn expand_heredoc(
+        &self,
+        state: &StageState,
+        ins: &Instruction,
+        body: &str,
+    ) -> Result<String, FrontendError> {
+        // Only variables are expanded in heredoc bodies (quotes stay).
+        let vars = Self::vars(state);
+        let mut out = String::new();
+        for line in body.split_inclusive('\n') {
+            let escaped = line
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\'', "\\'");
+            out.push_str(
+                &expand::expand_word(&escaped, '\\', &|k| vars.get(k))
+                    .map_err(|e| self.err(ins, e))?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// The instruction's text after its keyword, as written.
+fn after_keyword(ins: &Instruction) -> &str {
+    ins.original
+        .split_once(char::is_whitespace)
+        .map_or("", |x| x.1)
+        .trim()
+}
+
+/// `RUN <<EOF` (the heredoc alone, maybe `<<-` or quoted).
+fn is_bare_heredoc(cmd: &str) -> bool {
+    let c = cmd.trim();
+    c.starts_with("<<") && !c.contains(char::is_whitespace)
+}
+
+/// An ADD source that is a URL or a git repository.
+fn remote_source(src: &str, ins: &Instruction) -> Option<RemoteSource> {
+    let git = src.starts_with("git@")
+        || src.starts_with("git://")
+        || ((src.starts_with("https://")
+            || src.starts_with("http://")
+            || src.starts_with("ssh://"))
+            && (src.contains(".git#")
+                || src.split('#').next().is_some_and(|u| u.ends_with(".git"))));
+    if git {
+        return Some(RemoteSource::Git {
+            url: src.to_string(),
+            keep_git_dir: flag(ins, "keep-git-dir").is_some_and(|v| v == "true"),
+        });
+    }
+    if src.starts_with("http://") || src.starts_with("https://") {
+        return Some(RemoteSource::Http {
+            url: src.to_string(),
+            checksum: flag(ins, "checksum").map(str::to_string),
+        });
+    }
+    None
+}
+
+/// `filepath.Clean` for absolute paths.
+fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+pub fn lower(
+    df: &Dockerfile,
+    opts: &BuildOptions,
+    images: &BTreeMap<String, ResolvedImage>,
+) -> Result<BuildGraph, FrontendError> {
+    let parsed = split_stages(df)?;
+    let mut used = BTreeSet::new();
+    let meta = meta_vars(df, &parsed, opts, &mut used)?;
+    let target = target_index(df, &parsed, opts)?;
+    let multi = parsed.stages.len() > 1;
+    let mut l = Lowerer {
+        df,
+        parsed,
+        opts,
+        images,
+        meta,
+        used,
+        nodes: Vec::new(),
+        context: NodeId(0),
+        includes: Vec::new(),
+        image_nodes: HashMap::new(),
+        done: HashMap::new(),
+        multi,
+    };
+    l.context = l.add(
+        Op::Context(ContextSource {
+            include_patterns: Vec::new(),
+            exclude_patterns: opts.ignore_patterns.clone(),
+        }),
+        Vec::new(),
+        String::from("[internal] load build context"),
+        None,
+    );
+    let state = l.stage(target)?;
+    let includes = std::mem::take(&mut l.includes);
+    if let Op::Context(c) = &mut l.nodes[0].op {
+        c.include_patterns = includes;
+    }
+    let unused_build_args = opts
+        .build_args
+        .keys()
+        .filter(|k| !l.used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let history = state.history;
+    let mut config = state.config;
+    if config.on_build.as_ref().is_some_and(Vec::is_empty) {
+        config.on_build = None;
+    }
+    Ok(BuildGraph {
+        nodes: l.nodes,
+        target: state.node,
+        config,
+        history,
+        layer_nodes: state.layer_nodes,
+        unused_build_args,
+        author: state.author,
+    })
+}
