@@ -12,12 +12,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 /// Build OCI images from Dockerfiles, cached and reproducible, and run them.
 #[derive(Debug, Parser)]
-#[command(
-    name = "rbuild",
-    version,
-    about,
-    args_conflicts_with_subcommands = true
-)]
+#[command(name = "rbuild", version, about)]
 struct Cli {
     /// Store location (default: $RBUILD_ROOT, else /var/lib/rbuild as root,
     /// else $XDG_DATA_HOME/rbuild).

@@ -155,8 +155,25 @@ pub fn clean_excludes(exclude: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Whether a copy's `--exclude` patterns exclude `path`: a pattern matches
+/// the path (or a parent) relative to the context root or to one of the
+/// copy's source directories, as BuildKit applies them per source.
+pub fn copy_excludes(excludes: &[String], sources: &[String], path: &str) -> bool {
+    excludes.iter().any(|e| {
+        matches_path(e, path)
+            || sources.iter().any(|s| {
+                let dir = relative(&layered::clean(s)).to_string();
+                !dir.is_empty()
+                    && path
+                        .strip_prefix(dir.as_str())
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .is_some_and(|rest| matches_path(e, rest))
+            })
+    })
+}
+
 /// `--exclude` patterns match a path or any of its parents.
-pub fn matches_path(pattern: &str, path: &str) -> bool {
+fn matches_path(pattern: &str, path: &str) -> bool {
     let pat: Vec<&str> = pattern.split('/').collect();
     let comps: Vec<&str> = path.split('/').collect();
     comps.len() >= pat.len() && pat.iter().zip(&comps).all(|(p, c)| glob::matches(p, c))

@@ -122,7 +122,7 @@ impl Writer {
         let excludes = context::clean_excludes(&copy.exclude);
         let excluded = |p: &str| {
             (source.is_context && (source.ignored)(p))
-                || excludes.iter().any(|e| context::matches_path(e, p))
+                || context::copy_excludes(&excludes, &copy.sources, p)
         };
         let mut tops = Vec::new();
         for pattern in &copy.sources {

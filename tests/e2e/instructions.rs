@@ -106,7 +106,7 @@ fn config_instructions_write_dockers_config() {
     assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
     assert_eq!(
         c["OnBuild"],
-        serde_json::json!(["RUN echo triggered > /onbuild.txt"])
+        serde_json::json!(["RUN echo triggered > /tmp/onbuild.txt"])
     );
     assert_eq!(c["WorkingDir"], "/w/sub");
     assert_eq!(c["User"], "1000:1000");

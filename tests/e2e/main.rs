@@ -93,7 +93,10 @@ fn run_passes_exit_codes_args_and_isolation() {
         "-c",
         "echo pid=$$; hostname; id -u; ls /",
     ]);
-    assert!(out.contains("pid=1"), "{out}");
+    assert!(
+        out.contains("pid=2"),
+        "the command runs under the sandbox's init (pid 1): {out}"
+    );
     assert!(out.contains("\n0\n"), "{out}");
     assert!(out.contains("bin"), "{out}");
     let status = t

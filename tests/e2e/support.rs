@@ -77,10 +77,11 @@ impl TestContext {
         dir
     }
 
-    /// The image config (`config` object) of a tagged image, via skopeo.
+    /// The image config of a tagged image, as stored: the manifest as
+    /// skopeo reads it from the store's OCI layout, then its config blob.
     pub fn config(&self, tag: &str) -> serde_json::Value {
         let out = Command::new("skopeo")
-            .args(["inspect", "--config"])
+            .args(["inspect", "--raw"])
             .arg(format!("oci:{}:{tag}", self.root().display()))
             .output()
             .expect("run skopeo");
@@ -89,7 +90,16 @@ impl TestContext {
             "skopeo: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).expect("config json")
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("manifest json");
+        let digest = manifest["config"]["digest"]
+            .as_str()
+            .expect("config digest");
+        let blob = self
+            .root()
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"));
+        serde_json::from_slice(&std::fs::read(blob).expect("config blob")).expect("config json")
     }
 }
 
