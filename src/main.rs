@@ -33,10 +33,29 @@ enum Command {
     Images(cmd::images::ImagesArgs),
     /// Pull an image from a registry into the store.
     Pull(cmd::pull::PullArgs),
+    /// Push an image to its registry.
+    Push(cmd::push::PushArgs),
     /// Give an image in the store another name.
     Tag(cmd::tag::TagArgs),
     /// Show images' manifests and configs as JSON.
     Inspect(cmd::inspect::InspectArgs),
+    /// Remove image names.
+    Rmi(cmd::rmi::RmiArgs),
+    /// Remove what tagged images do not need (`--all`: the build cache too).
+    Prune(cmd::prune::PruneArgs),
+    /// Show the store's disk use.
+    Du(cmd::prune::DuArgs),
+    /// Write images to a docker archive.
+    Save(cmd::archive::SaveArgs),
+    /// Read images from a docker archive.
+    Load(cmd::archive::LoadArgs),
+    /// Log in to a registry.
+    Login(cmd::login::LoginArgs),
+    /// Log out from a registry.
+    Logout(cmd::login::LogoutArgs),
+    /// Parser and store diagnostics.
+    #[command(subcommand)]
+    Debug(cmd::debug::DebugCommand),
 }
 
 /// Whether `word` names a subcommand, so that `rbuild PATH` can mean
@@ -95,6 +114,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => cmd::images::run(&root, args),
         Command::Pull(args) => cmd::pull::run(&root, args),
         Command::Tag(args) => cmd::tag::run(&root, args),
+        Command::Push(args) => cmd::push::run(&root, args),
         Command::Inspect(args) => cmd::inspect::run(&root, args),
+        Command::Rmi(args) => cmd::rmi::run(&root, args),
+        Command::Prune(args) => cmd::prune::run(&root, args),
+        Command::Du(args) => cmd::prune::du(&root, args),
+        Command::Save(args) => cmd::archive::save(&root, args),
+        Command::Load(args) => cmd::archive::load(&root, args),
+        Command::Login(args) => cmd::login::login(&root, args),
+        Command::Logout(args) => cmd::login::logout(&root, args),
+        Command::Debug(command) => cmd::debug::run(&root, command),
     }
 }

@@ -192,6 +192,19 @@ impl Store {
                 }
             }
         }
+        // Compressed variants are a cache: they go with prune --all, and
+        // otherwise stay with their blobs.
+        let variants = self.root.join("variants");
+        for name in names(&variants)? {
+            let path = variants.join(&name);
+            match read_json::<LayerRecord>(&path).ok().flatten() {
+                Some(r) if !opts.all => {
+                    layer_blobs.insert(r.blob.digest);
+                }
+                _ if !opts.dry_run => remove_path(&path)?,
+                _ => {}
+            }
+        }
         let blobs_dir = self.root.join("blobs/sha256");
         for name in names(&blobs_dir)? {
             let digest = format!("sha256:{name}");

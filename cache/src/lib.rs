@@ -14,6 +14,7 @@
 //! snapshots/<id>/                                 unpacked layers / RUN and COPY results
 //! records/<key>.json                              cache key → CacheRecord
 //! layers/<snapshot>.json                          snapshot → LayerRecord (its blob)
+//! variants/<diff_id hex>-<kind>.json              a layer compressed another way
 //! hashes/<name>.json                              content-hash cache of context files
 //! cache-mounts/<id>/                              RUN --mount=type=cache dirs
 //! tmp/                                            writes in progress
@@ -40,6 +41,7 @@ pub use hashes::{FileHashCache, FileStamp};
 pub use layout::REF_NAME;
 pub use records::{CacheRecord, LayerRecord};
 pub use snapshots::PendingSnapshot;
+pub use unpack::decompress;
 
 use error::io_err;
 
@@ -57,6 +59,7 @@ impl Store {
             "snapshots",
             "records",
             "layers",
+            "variants",
             "hashes",
             "cache-mounts",
             "tmp",
@@ -280,6 +283,37 @@ impl Store {
             return Ok(None);
         };
         Ok(self.has_blob(&record.blob.digest).then_some(record))
+    }
+
+    /// Records that the layer with `diff_id` exists compressed as `kind`
+    /// (e.g. `gzip-6`) in `layer`'s blob, so the work is done once.
+    pub fn put_variant(
+        &self,
+        diff_id: &str,
+        kind: &str,
+        layer: &LayerRecord,
+    ) -> Result<(), StoreError> {
+        let path = self.variant_path(diff_id, kind)?;
+        let bytes = serde_json::to_vec(layer).expect("a layer record serializes");
+        fsutil::write_atomic(&self.tmp_dir(), &path, &bytes)
+    }
+
+    /// The layer with `diff_id` compressed as `kind`, if made before and its
+    /// blob is still stored.
+    pub fn variant(&self, diff_id: &str, kind: &str) -> Result<Option<LayerRecord>, StoreError> {
+        let Some(record) = read_json::<LayerRecord>(&self.variant_path(diff_id, kind)?)? else {
+            return Ok(None);
+        };
+        Ok(self.has_blob(&record.blob.digest).then_some(record))
+    }
+
+    fn variant_path(&self, diff_id: &str, kind: &str) -> Result<PathBuf, StoreError> {
+        snapshots::check_id(kind)?;
+        let hex = blobs::digest_hex(diff_id)?;
+        Ok(self
+            .root
+            .join("variants")
+            .join(format!("{hex}-{kind}.json")))
     }
 
     /// Looks up a cache key.

@@ -34,8 +34,8 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-/// A decompressing reader for a layer blob: by magic bytes, so that a
-/// mislabelled media type still unpacks.
+/// A decompressing reader for a layer blob (gzip, zstd or plain), chosen
+/// by magic bytes so that a mislabelled media type still reads.
 pub fn decompress<'a>(mut file: fs::File) -> io::Result<Box<dyn Read + 'a>> {
     let mut head = [0u8; 4];
     let n = file.read(&mut head)?;

@@ -4,14 +4,22 @@
 //! the result to the local store, OCI and docker archives, plain directories,
 //! and registries.
 
+mod archive;
+mod compress;
 mod image;
 mod layer;
+mod push;
+mod rootfs;
 
 use std::io::Write;
 
 use rbuild_cache::{LayerRecord, Store};
 
+pub use archive::{export_oci, load_docker_archive, save_docker_archive};
+pub use compress::{parallel_gzip, recompress};
 pub use image::{ImageSpec, write_image};
+pub use push::push_image;
+pub use rootfs::{export_rootfs, export_rootfs_tar};
 
 /// Errors of the exporter.
 #[derive(Debug, thiserror::Error)]

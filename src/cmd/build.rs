@@ -16,6 +16,7 @@ use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
 use rbuild_registry::{ClientOptions, Reference};
 use rbuild_solver::{Layer, SolveOptions, SolveResult, Solver, store_name};
 
+use super::output::Output;
 use super::secrets::Secrets;
 use super::session::{Session, host_platform};
 use crate::progress::{Display, Mode};
@@ -59,6 +60,23 @@ pub struct BuildArgs {
     /// `id=ID,env=VAR`; repeatable.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     secrets: Vec<String>,
+
+    /// Where the result goes: `type=image|registry|oci|docker|local|tar`
+    /// with `dest=`, `push=true`, `name=`… (repeatable; default: the store).
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
+    outputs: Vec<String>,
+
+    /// Push the image to its registry (shorthand for `--output type=registry`).
+    #[arg(long)]
+    push: bool,
+
+    /// Write the image id (config digest) to this file.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+
+    /// Write the build result (digests, tags) as JSON to this file.
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
 
     /// How many RUN steps may run at once (default: the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -114,6 +132,17 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
     }
 
     let secrets = Secrets::parse(&args.secrets)?;
+    let mut outputs = args
+        .outputs
+        .iter()
+        .map(|o| Output::parse(o))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.push {
+        outputs.push(Output::parse("type=registry")?);
+    }
+    if !outputs.iter().any(|o| o.kind == "image") {
+        outputs.insert(0, Output::parse("type=image")?);
+    }
     let solver = session.runtime.block_on(Solver::new(
         session.store.clone(),
         session.images.clone(),
@@ -135,15 +164,51 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let manifest = export_image(&session, &graph, result)?;
     let digest = manifest.digest().to_string();
     display.note(&export, &format!("writing image {digest} done"));
-    for tag in &tags {
-        session.store.tag(tag, &manifest)?;
-        display.note(&export, &format!("naming to {tag} done"));
+    for output in &outputs {
+        output.write(&session, &manifest, &tags)?;
+        if output.kind == "image" {
+            for tag in &tags {
+                display.note(&export, &format!("naming to {tag} done"));
+            }
+        } else {
+            display.note(
+                &export,
+                &format!(
+                    "exporting to {} {} done",
+                    output.kind,
+                    output.options.get("dest").map_or("", String::as_str)
+                ),
+            );
+        }
     }
     display.end(export, "exporting to image");
+    let config_digest = image_id(&session, &digest)?;
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, &config_digest)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    if let Some(path) = &args.metadata_file {
+        let meta = serde_json::json!({
+            "containerimage.digest": digest,
+            "containerimage.config.digest": config_digest,
+            "image.name": tags.join(","),
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&meta)?)
+            .with_context(|| format!("write {}", path.display()))?;
+    }
     if args.quiet {
         println!("{digest}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The image id: the digest of the manifest's config.
+fn image_id(session: &Session, manifest: &str) -> anyhow::Result<String> {
+    let m: serde_json::Value = serde_json::from_slice(&session.store.read_blob(manifest)?)?;
+    Ok(m["config"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// Writes the solved state as an image: layers (built ones exported,

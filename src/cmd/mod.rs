@@ -1,9 +1,16 @@
 //! One module per subcommand, plus what they share.
 
+pub mod archive;
 pub mod build;
+pub mod debug;
 pub mod images;
 pub mod inspect;
+pub mod login;
+pub mod output;
+pub mod prune;
 pub mod pull;
+pub mod push;
+pub mod rmi;
 pub mod run;
 pub mod secrets;
 mod session;

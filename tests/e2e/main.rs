@@ -2,6 +2,7 @@
 //! namespaces on real overlayfs) into a private store, and runs them.
 
 mod instructions;
+mod outputs;
 mod support;
 
 use support::{TestContext, repo};
@@ -224,4 +225,40 @@ fn context_edits_invalidate_only_what_they_touch() {
     // --no-cache reruns everything.
     let log = text(&t.ok(&["build", "--progress=plain", "--no-cache", c]));
     assert!(!cached(&log, "RUN cat"), "{log}");
+}
+
+#[test]
+fn push_to_a_registry_then_build_from_it_in_an_empty_store() {
+    let registry = rbuild_registry::testing::TestRegistry::start();
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let remote = format!("{}/base/busybox", registry.addr);
+    t.ok(&["tag", "busybox", &remote]);
+    let pushed = t.stdout(&["push", "-q", &remote]);
+    assert!(pushed.trim().starts_with("sha256:"), "{pushed}");
+    // A real consumer sees it in the registry, with gzip layers.
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{remote}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tar+gzip"));
+
+    // A second, empty store builds FROM the registry image, pulling it.
+    let u = TestContext::new();
+    let df =
+        format!("FROM {remote}\nRUN echo built-on-pulled > /proof\nCMD [\"cat\", \"/proof\"]\n");
+    let ctx = u.context("from-registry", &[("Dockerfile", &df)]);
+    u.ok(&["build", "-q", "-t", "app", ctx.to_str().unwrap()]);
+    assert_eq!(u.stdout(&["run", "--rm", "app"]).trim(), "built-on-pulled");
+    // And `pull` into a third store gives the same manifest digest.
+    let v = TestContext::new();
+    let pulled = v.stdout(&["pull", "-q", &remote]);
+    assert_eq!(pulled.trim(), pushed.trim());
+    assert!(v.stdout(&["run", "--rm", &remote, "true"]).is_empty());
 }

@@ -1,0 +1,261 @@
+//! Image archives: the docker format (`manifest.json` + config + layer
+//! tars, as `docker save` writes and `docker load` reads) and OCI image
+//! layouts (a directory or a tar of one).
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use oci_spec::image::{Descriptor, Digest, MediaType};
+use rbuild_cache::Store;
+use serde_json::{Value, json};
+
+use crate::push::{image_layers, read_json};
+use crate::{ExportError, io_error};
+
+fn hex(digest: &str) -> &str {
+    digest.trim_start_matches("sha256:")
+}
+
+/// Appends a file entry with fixed metadata (deterministic archives).
+fn append(
+    builder: &mut tar::Builder<impl Write>,
+    name: &str,
+    size: u64,
+    data: impl Read,
+) -> std::io::Result<()> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(size);
+    h.set_mtime(0);
+    builder.append_data(&mut h, name, data)
+}
+
+fn append_bytes(
+    builder: &mut tar::Builder<impl Write>,
+    name: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    append(builder, name, bytes.len() as u64, bytes)
+}
+
+/// Writes a docker archive of `images` (name, manifest) to `out`: layers
+/// uncompressed, as `docker load` (20.10 and later) and `podman load` read.
+pub fn save_docker_archive(
+    store: &Store,
+    images: &[(String, Descriptor)],
+    out: impl Write,
+) -> Result<(), ExportError> {
+    let what = || String::from("write docker archive");
+    let mut builder = tar::Builder::new(out);
+    let mut manifest = Vec::new();
+    let mut written: Vec<String> = Vec::new();
+    let mut repositories = serde_json::Map::new();
+    for (name, desc) in images {
+        let doc = read_json(store, &desc.digest().to_string())?;
+        let (_, layers) = image_layers(store, &doc)?;
+        let config_digest = doc["config"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let config_name = format!("{}.json", hex(&config_digest));
+        if !written.contains(&config_name) {
+            append_bytes(
+                &mut builder,
+                &config_name,
+                &store.read_blob(&config_digest)?,
+            )
+            .map_err(io_error(what()))?;
+            written.push(config_name.clone());
+        }
+        let mut layer_names = Vec::new();
+        for l in &layers {
+            let entry = format!("{}/layer.tar", hex(&l.diff_id));
+            if !written.contains(&entry) {
+                let file = std::fs::File::open(store.blob_path(&l.blob.digest))
+                    .map_err(io_error(what()))?;
+                // Layers go in uncompressed, so the size is that of the tar.
+                let mut tmp = tempfile::tempfile().map_err(io_error(what()))?;
+                let size = std::io::copy(
+                    &mut rbuild_cache::decompress(file).map_err(io_error(what()))?,
+                    &mut tmp,
+                )
+                .map_err(io_error(what()))?;
+                std::io::Seek::rewind(&mut tmp).map_err(io_error(what()))?;
+                append(&mut builder, &entry, size, tmp).map_err(io_error(what()))?;
+                written.push(entry.clone());
+            }
+            layer_names.push(entry);
+        }
+        let tag = docker_tag(name);
+        manifest.push(
+            json!({ "Config": config_name, "RepoTags": [tag.clone()], "Layers": layer_names }),
+        );
+        if let Some((repo, t)) = tag.rsplit_once(':') {
+            let top = layers
+                .last()
+                .map(|l| hex(&l.diff_id).to_string())
+                .unwrap_or_default();
+            repositories
+                .entry(repo.to_string())
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("an object")
+                .insert(t.to_string(), json!(top));
+        }
+    }
+    append_bytes(
+        &mut builder,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).expect("json"),
+    )
+    .map_err(io_error(what()))?;
+    append_bytes(
+        &mut builder,
+        "repositories",
+        &serde_json::to_vec(&repositories).expect("json"),
+    )
+    .map_err(io_error(what()))?;
+    builder
+        .into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(io_error(what()))
+}
+
+/// A store name as docker wants it in `RepoTags` (`name:tag`).
+fn docker_tag(name: &str) -> String {
+    match name.rsplit_once(':') {
+        Some((_, t)) if !t.contains('/') => name.to_string(),
+        _ => format!("{name}:latest"),
+    }
+}
+
+/// Reads a docker archive into the store; returns each image's tags and
+/// the manifest written for it (OCI media types, layers uncompressed).
+pub fn load_docker_archive(
+    store: &Store,
+    input: impl Read,
+) -> Result<Vec<(Vec<String>, Descriptor)>, ExportError> {
+    let what = || String::from("read docker archive");
+    let dir = tempfile::Builder::new()
+        .prefix("load-")
+        .tempdir_in(store.root().join("tmp"))
+        .map_err(io_error(what()))?;
+    let mut archive = tar::Archive::new(input);
+    archive.unpack(dir.path()).map_err(io_error(what()))?;
+    let manifest: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("manifest.json"))
+            .map_err(io_error("read manifest.json of the archive"))?,
+    )
+    .map_err(|e| ExportError::Other(format!("manifest.json: {e}")))?;
+    let mut out = Vec::new();
+    for entry in manifest.as_array().cloned().unwrap_or_default() {
+        let config_path = dir
+            .path()
+            .join(entry["Config"].as_str().unwrap_or_default());
+        let config = store.put_blob(
+            &std::fs::read(&config_path)
+                .map_err(io_error(format!("read {}", config_path.display())))?,
+        )?;
+        let mut layers = Vec::new();
+        for l in entry["Layers"].as_array().cloned().unwrap_or_default() {
+            let path = dir.path().join(l.as_str().unwrap_or_default());
+            let mut blob = store.blob_writer()?;
+            let file =
+                std::fs::File::open(&path).map_err(io_error(format!("read {}", path.display())))?;
+            std::io::copy(
+                &mut rbuild_cache::decompress(file).map_err(io_error(what()))?,
+                &mut blob,
+            )
+            .map_err(io_error(what()))?;
+            let info = blob.commit(None)?;
+            layers.push(json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": info.digest, "size": info.size }));
+        }
+        let doc = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest, "size": config.size },
+            "layers": layers,
+        });
+        let blob = store.put_blob(&serde_json::to_vec(&doc).expect("json"))?;
+        let digest: Digest = blob
+            .digest
+            .parse()
+            .map_err(|e| ExportError::Other(format!("{e}")))?;
+        let tags = entry["RepoTags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((
+            tags,
+            Descriptor::new(MediaType::ImageManifest, blob.size, digest),
+        ));
+    }
+    Ok(out)
+}
+
+/// Writes an OCI image layout holding the image (tagged `name`) to
+/// `dest`: a directory, or a tar of one when `as_tar`.
+pub fn export_oci(
+    store: &Store,
+    desc: &Descriptor,
+    name: &str,
+    dest: &Path,
+    as_tar: bool,
+) -> Result<(), ExportError> {
+    let what = || format!("write OCI layout {}", dest.display());
+    let doc = read_json(store, &desc.digest().to_string())?;
+    let (_, layers) = image_layers(store, &doc)?;
+    let mut blobs: Vec<String> = vec![
+        desc.digest().to_string(),
+        doc["config"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    ];
+    blobs.extend(layers.iter().map(|l| l.blob.digest.clone()));
+    let mut d = desc.clone();
+    let mut annotations = std::collections::HashMap::new();
+    annotations.insert(rbuild_cache::REF_NAME.to_string(), name.to_string());
+    d.set_annotations(Some(annotations));
+    let index = json!({ "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [d] });
+    let index = serde_json::to_vec(&index).expect("json");
+    let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
+    if as_tar {
+        let file = std::fs::File::create(dest).map_err(io_error(what()))?;
+        let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+        append_bytes(&mut builder, "oci-layout", layout).map_err(io_error(what()))?;
+        append_bytes(&mut builder, "index.json", &index).map_err(io_error(what()))?;
+        for b in &blobs {
+            let path = store.blob_path(b);
+            let size = std::fs::metadata(&path).map_err(io_error(what()))?.len();
+            let file = std::fs::File::open(&path).map_err(io_error(what()))?;
+            append(
+                &mut builder,
+                &format!("blobs/sha256/{}", hex(b)),
+                size,
+                file,
+            )
+            .map_err(io_error(what()))?;
+        }
+        builder
+            .into_inner()
+            .and_then(|mut w| w.flush())
+            .map_err(io_error(what()))
+    } else {
+        std::fs::create_dir_all(dest.join("blobs/sha256")).map_err(io_error(what()))?;
+        std::fs::write(dest.join("oci-layout"), layout).map_err(io_error(what()))?;
+        std::fs::write(dest.join("index.json"), &index).map_err(io_error(what()))?;
+        for b in &blobs {
+            let target = dest.join("blobs/sha256").join(hex(b));
+            if std::fs::hard_link(store.blob_path(b), &target).is_err() {
+                std::fs::copy(store.blob_path(b), &target).map_err(io_error(what()))?;
+            }
+        }
+        Ok(())
+    }
+}

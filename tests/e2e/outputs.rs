@@ -1,0 +1,212 @@
+//! Outputs and store commands, each checked by a real consumer.
+
+use std::process::Command;
+
+use crate::support::{TestContext, repo};
+
+fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo").args(args).output().expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn every_output_type_is_read_by_real_consumers() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let hello = repo().join("testdata/hello");
+    let h = hello.to_str().unwrap();
+    let oci = t.path("hello-oci.tar");
+    let docker = t.path("hello-docker.tar");
+    let local = t.path("hello-local");
+    let tarball = t.path("hello-rootfs.tar");
+    let iid = t.path("iid");
+    let meta = t.path("meta.json");
+    t.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "hello:v1",
+        h,
+        "-o",
+        &format!("type=oci,dest={}", oci.display()),
+        "-o",
+        &format!("type=docker,dest={}", docker.display()),
+        "-o",
+        &format!("type=local,dest={}", local.display()),
+        "-o",
+        &format!("type=tar,dest={}", tarball.display()),
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "--metadata-file",
+        meta.to_str().unwrap(),
+    ]);
+    let config_digest = std::fs::read_to_string(&iid).unwrap();
+    assert!(config_digest.starts_with("sha256:"));
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["containerimage.config.digest"], config_digest.as_str());
+
+    assert!(
+        skopeo(&[
+            "inspect",
+            "--config",
+            &format!("oci-archive:{}", oci.display())
+        ])
+        .contains("GREETING=hello")
+    );
+    assert!(
+        skopeo(&[
+            "inspect",
+            "--config",
+            &format!("docker-archive:{}", docker.display())
+        ])
+        .contains("GREETING=hello")
+    );
+    assert_eq!(
+        std::fs::read_to_string(local.join("app/built.txt")).unwrap(),
+        "built by rbuild\n"
+    );
+    assert!(local.join("bin/busybox").is_file());
+    let listing = Command::new("tar")
+        .arg("-tf")
+        .arg(&tarball)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.contains("app/greet.sh") && listing.contains("bin/busybox"),
+        "{listing}"
+    );
+
+    // umoci's unpack of the stored image equals type=local.
+    let bundle = t.path("bundle");
+    let out = Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:hello:v1", t.root().display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let diff = Command::new("diff")
+        .arg("-r")
+        .arg(bundle.join("rootfs"))
+        .arg(&local)
+        .output()
+        .unwrap();
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+
+    // save/load round trip into another store.
+    let saved = t.path("saved.tar");
+    t.ok(&["save", "-o", saved.to_str().unwrap(), "hello:v1"]);
+    let u = TestContext::new();
+    let loaded = u.stdout(&["load", "-i", saved.to_str().unwrap()]);
+    assert!(loaded.contains("Loaded image: hello:v1"), "{loaded}");
+    assert!(
+        u.stdout(&["run", "--rm", "hello:v1"])
+            .contains("hello from")
+    );
+}
+
+#[test]
+fn builds_are_reproducible_with_source_date_epoch() {
+    let digest = |name: &str, touch: i64| {
+        let t = TestContext::new();
+        let base = t.path("busybox-ctx");
+        crate::support::copy_dir(&repo().join("testdata/busybox"), &base);
+        std::fs::copy(crate::support::busybox(), base.join("busybox")).unwrap();
+        let out = t
+            .cmd(&["build", "-q", "-t", "busybox", base.to_str().unwrap()])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ctx = t.path(name);
+        crate::support::copy_dir(&repo().join("testdata/hello"), &ctx);
+        let when =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_001_000 + touch as u64);
+        std::fs::File::options()
+            .write(true)
+            .open(ctx.join("greet.sh"))
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        let out = t
+            .cmd(&["build", "-q", ctx.to_str().unwrap()])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let a = digest("ctx-a", 0);
+    let b = digest("ctx-b", 12345);
+    assert!(a.starts_with("sha256:"));
+    assert_eq!(a, b, "clean stores, different paths and mtimes: same image");
+}
+
+#[test]
+fn store_commands_rmi_prune_du_fsck_and_parse() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let hello = repo().join("testdata/hello");
+    t.ok(&["build", "-q", "-t", "hello", hello.to_str().unwrap()]);
+    let du = t.stdout(&["du"]);
+    assert!(
+        du.contains("snapshots") && du.contains("Reclaimable"),
+        "{du}"
+    );
+    assert!(t.stdout(&["debug", "fsck"]).contains("0 problems"));
+    t.ok(&["rmi", "hello"]);
+    assert!(!t.stdout(&["images"]).contains("hello "));
+    let pruned = t.stdout(&["prune", "--all", "--force"]);
+    assert!(pruned.contains("Total reclaimed space"), "{pruned}");
+    // busybox is still tagged, so it still runs.
+    assert!(
+        t.stdout(&["run", "--rm", "busybox", "echo", "ok"])
+            .contains("ok")
+    );
+    let dump = t.stdout(&[
+        "debug",
+        "parse",
+        "--dump",
+        hello.join("Dockerfile").to_str().unwrap(),
+    ]);
+    assert!(dump.starts_with("(from \"busybox\")\n"), "{dump}");
+    let bad = t.path("Dockerfile.bad");
+    std::fs::write(&bad, "FROM busybox\nRUN [\"a\", [1]]\n").unwrap();
+    let out = t
+        .cmd(&[
+            "build",
+            "-f",
+            bad.to_str().unwrap(),
+            hello.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Dockerfile.bad:2:1"),
+        "errors name file:line:column: {err}"
+    );
+}
