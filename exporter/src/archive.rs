@@ -52,7 +52,7 @@ pub fn save_docker_archive(
     let mut written: Vec<String> = Vec::new();
     let mut repositories = serde_json::Map::new();
     for (name, desc) in images {
-        let doc = read_json(store, &desc.digest().to_string())?;
+        let doc = read_json(store, desc.digest().as_ref())?;
         let (_, layers) = image_layers(store, &doc)?;
         let config_digest = doc["config"]["digest"]
             .as_str()
@@ -208,7 +208,7 @@ pub fn export_oci(
     as_tar: bool,
 ) -> Result<(), ExportError> {
     let what = || format!("write OCI layout {}", dest.display());
-    let doc = read_json(store, &desc.digest().to_string())?;
+    let doc = read_json(store, desc.digest().as_ref())?;
     let (_, layers) = image_layers(store, &doc)?;
     let mut blobs: Vec<String> = vec![
         desc.digest().to_string(),

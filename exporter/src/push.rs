@@ -62,7 +62,7 @@ pub async fn push_image(
     client: &Client,
     compression: Compression,
 ) -> Result<String, ExportError> {
-    let mut doc = read_json(store, &manifest.digest().to_string())?;
+    let mut doc = read_json(store, manifest.digest().as_ref())?;
     let oci = doc["mediaType"].as_str().is_none_or(|m| m.contains("oci"));
     let (_, layers) = image_layers(store, &doc)?;
     let mut pushed = Vec::with_capacity(layers.len());

@@ -95,7 +95,7 @@ fn apply_layer(reader: impl io::Read, dest: &Path) -> io::Result<()> {
 /// Writes the image's final filesystem into the directory `dest`.
 pub fn export_rootfs(store: &Store, desc: &Descriptor, dest: &Path) -> Result<(), ExportError> {
     let what = || format!("write the filesystem to {}", dest.display());
-    let doc = read_json(store, &desc.digest().to_string())?;
+    let doc = read_json(store, desc.digest().as_ref())?;
     let (_, layers) = image_layers(store, &doc)?;
     fs::create_dir_all(dest).map_err(io_error(what()))?;
     for l in layers {
