@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
+use rbuild_cache::{FileHashCache, FileStamp};
 use rbuild_frontend::graph::CopyAction;
 
 use crate::chmod::Chmod;
@@ -108,6 +109,7 @@ pub fn checksum(
     view: &(dyn FsView + Sync),
     copies: &[&CopyAction],
     ignored: Excluded<'_>,
+    hashes: Option<&FileHashCache>,
 ) -> Result<String, String> {
     let whole = [String::from(".")];
     let mut entries: Vec<(String, PathBuf, Option<Chmod>)> = Vec::new();
@@ -138,7 +140,7 @@ pub fn checksum(
     }
     let digests: Vec<io::Result<[u8; 32]>> = entries
         .par_iter()
-        .map(|(name, host, chmod)| entry_digest(name, host, chmod.as_ref()))
+        .map(|(name, host, chmod)| entry_digest(name, host, chmod.as_ref(), hashes))
         .collect();
     let mut hasher = blake3::Hasher::new();
     for d in digests {
@@ -179,7 +181,36 @@ fn matches_path(pattern: &str, path: &str) -> bool {
     comps.len() >= pat.len() && pat.iter().zip(&comps).all(|(p, c)| glob::matches(p, c))
 }
 
-fn entry_digest(name: &str, host: &std::path::Path, chmod: Option<&Chmod>) -> io::Result<[u8; 32]> {
+/// The blake3 of a file's content, from `hashes` when its stamp (inode,
+/// size, mtime, ctime) is unchanged.
+fn content_hash(host: &std::path::Path, meta: &std::fs::Metadata, hashes: Option<&FileHashCache>) -> io::Result<[u8; 32]> {
+    let key = host.to_string_lossy();
+    let stamp = FileStamp::of(meta);
+    if let Some(hex) = hashes.and_then(|c| c.get(&key, &stamp))
+        && let Ok(bytes) = hex::decode(&hex)
+        && let Ok(hash) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(hash);
+    }
+    let mut h = blake3::Hasher::new();
+    if meta.len() > 1 << 20 {
+        h.update_mmap_rayon(host)?;
+    } else {
+        h.update(&std::fs::read(host)?);
+    }
+    let hash = *h.finalize().as_bytes();
+    if let Some(c) = hashes {
+        c.insert(&key, stamp, hex::encode(hash));
+    }
+    Ok(hash)
+}
+
+fn entry_digest(
+    name: &str,
+    host: &std::path::Path,
+    chmod: Option<&Chmod>,
+    hashes: Option<&FileHashCache>,
+) -> io::Result<[u8; 32]> {
     let meta = host.symlink_metadata()?;
     let mut h = blake3::Hasher::new();
     h.update(&(name.len() as u64).to_le_bytes());
@@ -191,7 +222,7 @@ fn entry_digest(name: &str, host: &std::path::Path, chmod: Option<&Chmod>) -> io
     h.update(&((meta.mode() & 0o170_000) | perm).to_le_bytes());
     if meta.is_file() {
         h.update(&meta.len().to_le_bytes());
-        h.update_mmap_rayon(host)?;
+        h.update(&content_hash(host, &meta, hashes)?);
     } else if meta.is_symlink() {
         h.update(std::fs::read_link(host)?.as_os_str().as_encoded_bytes());
     }
@@ -248,24 +279,24 @@ mod tests {
         let view = HostTree::new(dir.path());
         let none = |_: &str| false;
         let src = copy_of(&["src"], None, &[]);
-        let before = checksum(&view, &[&src], &none).unwrap();
+        let before = checksum(&view, &[&src], &none, None).unwrap();
         std::fs::write(dir.path().join("README"), "changed").unwrap();
         let f = std::fs::File::options()
             .write(true)
             .open(dir.path().join("src/a.c"))
             .unwrap();
         f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
-        assert_eq!(checksum(&view, &[&src], &none).unwrap(), before);
+        assert_eq!(checksum(&view, &[&src], &none, None).unwrap(), before);
         std::fs::write(dir.path().join("src/sub/c.c"), "C").unwrap();
-        assert_ne!(checksum(&view, &[&src], &none).unwrap(), before);
+        assert_ne!(checksum(&view, &[&src], &none, None).unwrap(), before);
         let ex = |p: &str| p == "src/sub/c.c";
-        let excluded = checksum(&view, &[&src], &ex).unwrap();
+        let excluded = checksum(&view, &[&src], &ex, None).unwrap();
         std::fs::write(dir.path().join("src/sub/c.c"), "CC").unwrap();
-        assert_eq!(checksum(&view, &[&src], &ex).unwrap(), excluded);
+        assert_eq!(checksum(&view, &[&src], &ex, None).unwrap(), excluded);
         let own_exclude = copy_of(&["src"], None, &["src/sub"]);
-        let before = checksum(&view, &[&own_exclude], &none).unwrap();
+        let before = checksum(&view, &[&own_exclude], &none, None).unwrap();
         std::fs::write(dir.path().join("src/sub/c.c"), "CCC").unwrap();
-        assert_eq!(checksum(&view, &[&own_exclude], &none).unwrap(), before);
+        assert_eq!(checksum(&view, &[&own_exclude], &none, None).unwrap(), before);
     }
 
     #[test]
@@ -278,12 +309,12 @@ mod tests {
         let plain = copy_of(&["src/a.c"], None, &[]);
         let chmod = copy_of(&["src/a.c"], Some("755"), &[]);
         let (p1, c1) = (
-            checksum(&view, &[&plain], &none).unwrap(),
-            checksum(&view, &[&chmod], &none).unwrap(),
+            checksum(&view, &[&plain], &none, None).unwrap(),
+            checksum(&view, &[&chmod], &none, None).unwrap(),
         );
         std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_ne!(checksum(&view, &[&plain], &none).unwrap(), p1);
-        assert_eq!(checksum(&view, &[&chmod], &none).unwrap(), c1);
+        assert_ne!(checksum(&view, &[&plain], &none, None).unwrap(), p1);
+        assert_eq!(checksum(&view, &[&chmod], &none, None).unwrap(), c1);
     }
 
     #[test]

@@ -108,13 +108,19 @@ impl Solver {
             .map(|(k, f)| (*k, f.checksum.clone()))
             .collect();
         let view = HostTree::new(&opts.context_dir);
+        let context_name = std::fs::canonicalize(&opts.context_dir)
+            .unwrap_or_else(|_| opts.context_dir.clone())
+            .display()
+            .to_string();
+        let hashes = store.file_hashes(&context_name);
         let keys = keys::compute(&graph, &sums, |copies| {
             let ignored = |p: &str| ignore.is_excluded(p);
-            context::checksum(&view, copies, &ignored)
+            context::checksum(&view, copies, &ignored, Some(&hashes))
         })
         .map_err(|(i, message)| {
             step_error(&graph, i, format!("failed to compute cache key: {message}"))
         })?;
+        hashes.save()?;
         let mut first: HashMap<&str, usize> = HashMap::new();
         let canonical = keys
             .iter()
