@@ -157,6 +157,23 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
                 MountKind::Bind { source, readonly } => {
                     try_sys!(efd, &m.what, sys::bind(source, target, *readonly));
                 }
+                MountKind::Overlay {
+                    data,
+                    at,
+                    source,
+                    readonly,
+                } => {
+                    let flags = if *readonly { libc::MS_RDONLY } else { 0 };
+                    let rc = libc::mount(
+                        c"overlay".as_ptr(),
+                        at.as_ptr(),
+                        c"overlay".as_ptr(),
+                        flags,
+                        data.as_ptr().cast(),
+                    );
+                    try_sys!(efd, &m.what, cvt(rc));
+                    try_sys!(efd, &m.what, sys::bind(source, target, *readonly));
+                }
             }
             libc::close(target);
             if m.prefixes.len() == 1 && m.prefixes[0].as_bytes() == b"dev" {

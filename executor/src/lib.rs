@@ -75,6 +75,21 @@ pub struct BindMount {
     pub readonly: bool,
 }
 
+/// A filesystem state (layers, bottom first) mounted at a path: its
+/// `source` subdirectory, read-only, or writable with the writes thrown
+/// away (`RUN --mount=type=bind,from=…`).
+#[derive(Debug, Clone)]
+pub struct LayerMount {
+    /// Layers, bottom first.
+    pub lowers: Vec<PathBuf>,
+    /// Path inside the state to mount (`/` for all of it).
+    pub source: String,
+    /// Absolute path inside the sandbox.
+    pub target: String,
+    /// Allow writes (to a throw-away upper dir).
+    pub readwrite: bool,
+}
+
 /// Where the process's stdio goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Stdio {
@@ -107,6 +122,10 @@ pub struct RunSpec {
     pub network: Network,
     /// Extra bind mounts.
     pub mounts: Vec<BindMount>,
+    /// Layer states mounted at paths.
+    pub layer_mounts: Vec<LayerMount>,
+    /// Empty tmpfs mounts at these absolute paths.
+    pub tmpfs: Vec<String>,
     /// Stdio handling.
     pub stdio: Stdio,
 }
@@ -157,7 +176,14 @@ pub fn run(spec: &RunSpec, output: &mut dyn FnMut(Stream, &[u8])) -> Result<i32,
     };
     let files = system_files(dir.path(), hostname)?;
     let user = users::resolve(&spec.rootfs.lowers, &spec.user)?;
-    let plan = plan::build(spec, &user, &root, &upper, &work, &empty, &files)?;
+    let dirs = plan::Dirs {
+        root: &root,
+        upper: &upper,
+        work: &work,
+        empty: &empty,
+        scratch: dir.path(),
+    };
+    let plan = plan::build(spec, &user, &dirs, &files)?;
     let argv = sys::ptrs(&plan.argv);
     let env = sys::ptrs(&plan.env);
 
@@ -343,6 +369,28 @@ impl Drop for IgnoreInterrupts {
     }
 }
 
+fn is_empty_dir(path: &Path) -> bool {
+    std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
+}
+
+fn is_opaque(path: &Path) -> bool {
+    let Ok(p) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
+    else {
+        return false;
+    };
+    let mut buf = [0u8; 4];
+    // SAFETY: valid path and buffer.
+    let n = unsafe {
+        libc::lgetxattr(
+            p.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    n > 0
+}
+
 /// Removes the mountpoints the sandbox had to create in the upper dir
 /// (empty files and directories absent from every lower layer), deepest
 /// first, so that they do not end up in the layer.
@@ -362,21 +410,35 @@ fn remove_stubs(lowers: &[PathBuf], upper: &Path, mountpoints: &[String]) {
     }
     paths.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
     for rel in paths {
-        if lowers
-            .iter()
-            .any(|l| l.join(&rel).symlink_metadata().is_ok())
-        {
-            continue;
-        }
         let path = upper.join(&rel);
-        match path.symlink_metadata() {
-            Ok(m) if m.is_dir() => {
-                let _ = std::fs::remove_dir(&path);
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        let below = lowers
+            .iter()
+            .rev()
+            .find_map(|l| l.join(&rel).symlink_metadata().ok());
+        let removable = match below {
+            // Created for a mount: an empty file or directory.
+            None => (meta.is_dir() && is_empty_dir(&path)) || (meta.is_file() && meta.len() == 0),
+            // Copied up only because a mountpoint was created inside it:
+            // an empty directory with the same owner and mode, not opaque.
+            Some(lower) => {
+                use std::os::unix::fs::MetadataExt;
+                meta.is_dir()
+                    && lower.is_dir()
+                    && is_empty_dir(&path)
+                    && (meta.mode(), meta.uid(), meta.gid())
+                        == (lower.mode(), lower.uid(), lower.gid())
+                    && !is_opaque(&path)
             }
-            Ok(m) if m.is_file() && m.len() == 0 => {
-                let _ = std::fs::remove_file(&path);
-            }
-            _ => {}
+        };
+        if removable {
+            let _ = if meta.is_dir() {
+                std::fs::remove_dir(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
         }
     }
 }

@@ -40,6 +40,14 @@ pub enum MountKind {
     },
     /// A host path.
     Bind { source: CString, readonly: bool },
+    /// An overlay of layers mounted at the host dir `at` first, then its
+    /// `source` subpath bound.
+    Overlay {
+        data: CString,
+        at: CString,
+        source: CString,
+        readonly: bool,
+    },
 }
 
 /// One mount inside the root.
@@ -176,64 +184,83 @@ pub fn mountpoints(spec: &RunSpec) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    out.extend(
-        spec.mounts
-            .iter()
-            .map(|m| m.target.trim_start_matches('/').to_string()),
-    );
+    let targets = spec
+        .mounts
+        .iter()
+        .map(|m| m.target.as_str())
+        .chain(spec.tmpfs.iter().map(String::as_str))
+        .chain(spec.layer_mounts.iter().map(|m| m.target.as_str()));
+    out.extend(targets.map(|t| t.trim_start_matches('/').to_string()));
     out
 }
 
-/// Builds the plan of `spec`. `files` holds the host files for
-/// /etc/hosts, /etc/resolv.conf and /etc/hostname; `root` is the mount
-/// point of the overlay; `upper`/`work` its upper and work dirs; `empty`
-/// an empty dir standing in for no lower layer.
-#[allow(clippy::too_many_arguments)]
-pub fn build(
-    spec: &RunSpec,
-    user: &User,
-    root: &Path,
-    upper: &Path,
-    work: &Path,
-    empty: &Path,
-    files: &[(PathBuf, &str)],
-) -> Result<Plan, ExecError> {
-    // Lower dirs, top first, by name relative to their common parent.
-    let lowers: Vec<&Path> = if spec.rootfs.lowers.is_empty() {
-        vec![empty]
-    } else {
-        spec.rootfs
-            .lowers
-            .iter()
-            .rev()
-            .map(PathBuf::as_path)
-            .collect()
-    };
-    let parent = lowers[0].parent().map(Path::to_path_buf);
-    let common = parent.filter(|p| lowers.iter().all(|l| l.parent() == Some(p.as_path())));
-    let names: Vec<String> = lowers
-        .iter()
-        .map(|l| match &common {
-            Some(_) => l
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            None => l.display().to_string(),
-        })
-        .collect();
-    for n in &names {
-        if n.contains(',') || n.contains(':') {
+/// The host directories a sandbox uses.
+pub struct Dirs<'a> {
+    /// The mount point of the root overlay.
+    pub root: &'a Path,
+    /// Its upper dir.
+    pub upper: &'a Path,
+    /// Its work dir.
+    pub work: &'a Path,
+    /// An empty dir standing in for no lower layer.
+    pub empty: &'a Path,
+    /// A private temp dir for layer mounts.
+    pub scratch: &'a Path,
+}
+
+/// The overlay options for layers (bottom first), with an optional upper.
+fn overlay_options(lowers: &[&Path], upper: Option<(&Path, &Path)>) -> Result<String, ExecError> {
+    for l in lowers {
+        let s = l.display().to_string();
+        if s.contains(',') || s.contains(':') {
             return Err(ExecError::Setup(format!(
-                "layer path {n} contains ',' or ':'"
+                "layer path {s} contains ',' or ':'"
             )));
         }
     }
-    let overlay_data = format!(
-        "lowerdir={},upperdir={},workdir={},redirect_dir=off,metacopy=off",
-        names.join(":"),
-        upper.display(),
-        work.display()
-    );
+    let names: Vec<String> = lowers
+        .iter()
+        .rev()
+        .map(|l| l.display().to_string())
+        .collect();
+    let mut data = format!("lowerdir={}", names.join(":"));
+    if let Some((u, w)) = upper {
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        ));
+    }
+    data.push_str(",redirect_dir=off,metacopy=off");
+    Ok(data)
+}
+
+/// Builds the plan of `spec`. `files` holds the host files for
+/// /etc/hosts, /etc/resolv.conf and /etc/hostname.
+pub fn build(
+    spec: &RunSpec,
+    user: &User,
+    dirs: &Dirs<'_>,
+    files: &[(PathBuf, &str)],
+) -> Result<Plan, ExecError> {
+    let (root, upper, work, empty) = (dirs.root, dirs.upper, dirs.work, dirs.empty);
+    // Lower dirs (bottom first), named relative to their common parent so
+    // that many layers fit in the mount options.
+    let lowers: Vec<&Path> = if spec.rootfs.lowers.is_empty() {
+        vec![empty]
+    } else {
+        spec.rootfs.lowers.iter().map(PathBuf::as_path).collect()
+    };
+    let parent = lowers[0].parent().map(Path::to_path_buf);
+    let common = parent.filter(|p| lowers.iter().all(|l| l.parent() == Some(p.as_path())));
+    let names: Vec<&Path> = lowers
+        .iter()
+        .map(|l| match &common {
+            Some(_) => l.file_name().map_or(*l, Path::new),
+            None => l,
+        })
+        .collect();
+    let overlay_data = overlay_options(&names, Some((upper, work)))?;
 
     let mut mounts = vec![
         fs_mount(
@@ -278,6 +305,52 @@ pub fn build(
             )));
         }
         mounts.push(bind_mount(&m.source, &m.target, m.readonly)?);
+    }
+    for t in &spec.tmpfs {
+        mounts.push(fs_mount(
+            t.trim_start_matches('/'),
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("mode=1777"),
+        )?);
+    }
+    for (i, m) in spec.layer_mounts.iter().enumerate() {
+        let at = dirs.scratch.join(format!("layers-{i}"));
+        std::fs::create_dir(&at)
+            .map_err(|e| ExecError::Setup(format!("create {}: {e}", at.display())))?;
+        let mut lowers: Vec<&Path> = m.lowers.iter().map(PathBuf::as_path).collect();
+        if lowers.is_empty() {
+            lowers.push(empty);
+        }
+        let upper_dirs = if m.readwrite {
+            let (u, w) = (
+                dirs.scratch.join(format!("layers-{i}.upper")),
+                dirs.scratch.join(format!("layers-{i}.work")),
+            );
+            for d in [&u, &w] {
+                std::fs::create_dir(d)
+                    .map_err(|e| ExecError::Setup(format!("create {}: {e}", d.display())))?;
+            }
+            Some((u, w))
+        } else {
+            None
+        };
+        let data = overlay_options(
+            &lowers,
+            upper_dirs.as_ref().map(|(u, w)| (u.as_path(), w.as_path())),
+        )?;
+        let source = at.join(m.source.trim_start_matches('/'));
+        mounts.push(InnerMount {
+            prefixes: prefixes(&m.target)?,
+            is_file: false,
+            kind: MountKind::Overlay {
+                data: cstr(data)?,
+                at: cpath(&at)?,
+                source: cpath(&source)?,
+                readonly: !m.readwrite,
+            },
+            what: cstr(format!("mount layers on {}", m.target))?,
+        });
     }
 
     let devices = [

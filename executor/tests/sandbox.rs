@@ -56,6 +56,8 @@ impl Sandbox {
             hostname: "sandbox".into(),
             network: Network::Host,
             mounts: vec![],
+            layer_mounts: vec![],
+            tmpfs: vec![],
             stdio: Stdio::Capture,
         }
     }

@@ -183,7 +183,11 @@ fn matches_path(pattern: &str, path: &str) -> bool {
 
 /// The blake3 of a file's content, from `hashes` when its stamp (inode,
 /// size, mtime, ctime) is unchanged.
-fn content_hash(host: &std::path::Path, meta: &std::fs::Metadata, hashes: Option<&FileHashCache>) -> io::Result<[u8; 32]> {
+fn content_hash(
+    host: &std::path::Path,
+    meta: &std::fs::Metadata,
+    hashes: Option<&FileHashCache>,
+) -> io::Result<[u8; 32]> {
     let key = host.to_string_lossy();
     let stamp = FileStamp::of(meta);
     if let Some(hex) = hashes.and_then(|c| c.get(&key, &stamp))
@@ -296,7 +300,10 @@ mod tests {
         let own_exclude = copy_of(&["src"], None, &["src/sub"]);
         let before = checksum(&view, &[&own_exclude], &none, None).unwrap();
         std::fs::write(dir.path().join("src/sub/c.c"), "CCC").unwrap();
-        assert_eq!(checksum(&view, &[&own_exclude], &none, None).unwrap(), before);
+        assert_eq!(
+            checksum(&view, &[&own_exclude], &none, None).unwrap(),
+            before
+        );
     }
 
     #[test]

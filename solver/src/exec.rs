@@ -4,19 +4,45 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
-use rbuild_executor::{BindMount, Network, RootFs, RunSpec, Stdio};
+use rbuild_executor::{BindMount, LayerMount, Network, RootFs, RunSpec, Stdio};
 use rbuild_frontend::graph::{ExecOp, MountKind, NetworkMode};
 
 /// How many trailing output lines a failure quotes.
 const TAIL_LINES: usize = 10;
 
-/// The sandbox mounts of `exec`'s `RUN --mount`s.
-fn mounts(exec: &ExecOp, secrets: &BTreeMap<String, PathBuf>) -> Result<Vec<BindMount>, String> {
-    let mut out = Vec::new();
+/// What a `RUN --mount=type=bind` reads: a host directory (the build
+/// context) or a state's layers.
+#[derive(Debug, Clone)]
+pub enum BindSource {
+    /// A host directory.
+    Host(PathBuf),
+    /// Layer directories, bottom first.
+    Layers(Vec<PathBuf>),
+}
+
+/// Everything the mounts of an exec need from outside it.
+#[derive(Debug, Clone, Default)]
+pub struct MountInputs {
+    /// Secret id → host file.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// The state of each of the exec's inputs (index = input position).
+    pub binds: Vec<Option<BindSource>>,
+    /// Cache mount id → (directory, lock file), from the store.
+    pub caches: BTreeMap<String, (PathBuf, PathBuf)>,
+}
+
+/// The sandbox's mounts for `exec`'s `RUN --mount`s, and the cache mount
+/// locks to hold while it runs.
+fn mounts(
+    exec: &ExecOp,
+    inputs: &MountInputs,
+    spec: &mut RunSpec,
+) -> Result<Vec<nix::fcntl::Flock<std::fs::File>>, String> {
+    let mut locks = Vec::new();
     for m in &exec.mounts {
         match &m.kind {
-            MountKind::Secret { id, required } => match secrets.get(id) {
-                Some(file) => out.push(BindMount {
+            MountKind::Secret { id, required } => match inputs.secrets.get(id) {
+                Some(file) => spec.mounts.push(BindMount {
                     source: file.clone(),
                     target: m.target.clone(),
                     readonly: true,
@@ -28,17 +54,66 @@ fn mounts(exec: &ExecOp, secrets: &BTreeMap<String, PathBuf>) -> Result<Vec<Bind
                 }
                 None => {}
             },
-            other => {
-                let kind = match other {
-                    MountKind::Bind { .. } => "bind",
-                    MountKind::Cache { .. } => "cache",
-                    _ => "tmpfs",
-                };
-                return Err(format!("RUN --mount=type={kind} is not supported yet"));
+            MountKind::Tmpfs => spec.tmpfs.push(m.target.clone()),
+            MountKind::Cache { id, sharing } => {
+                let (dir, lock) = inputs
+                    .caches
+                    .get(id)
+                    .ok_or_else(|| format!("cache mount {id} was not prepared"))?;
+                if sharing != "shared" {
+                    // `locked` (and `private`, which rbuild serializes too):
+                    // one user at a time.
+                    let f = std::fs::File::options()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(lock)
+                        .map_err(|e| format!("open {}: {e}", lock.display()))?;
+                    let f = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+                        .map_err(|(_, e)| format!("lock cache mount {id}: {e}"))?;
+                    locks.push(f);
+                }
+                spec.mounts.push(BindMount {
+                    source: dir.clone(),
+                    target: m.target.clone(),
+                    readonly: false,
+                });
             }
+            MountKind::Bind {
+                input,
+                source,
+                readwrite,
+            } => match inputs.binds.get(*input).cloned().flatten() {
+                Some(BindSource::Host(dir)) if !readwrite => {
+                    let path = dir.join(source.trim_start_matches('/'));
+                    let real = std::fs::canonicalize(&path)
+                        .map_err(|e| format!("bind source {source}: {e}"))?;
+                    if !real.starts_with(std::fs::canonicalize(&dir).map_err(|e| e.to_string())?) {
+                        return Err(format!("bind source {source} is outside the build context"));
+                    }
+                    spec.mounts.push(BindMount {
+                        source: real,
+                        target: m.target.clone(),
+                        readonly: true,
+                    });
+                }
+                Some(BindSource::Host(dir)) => spec.layer_mounts.push(LayerMount {
+                    lowers: vec![dir],
+                    source: source.clone(),
+                    target: m.target.clone(),
+                    readwrite: true,
+                }),
+                Some(BindSource::Layers(lowers)) => spec.layer_mounts.push(LayerMount {
+                    lowers,
+                    source: source.clone(),
+                    target: m.target.clone(),
+                    readwrite: *readwrite,
+                }),
+                None => return Err(format!("bind mount input {input} is missing")),
+            },
         }
     }
-    Ok(out)
+    Ok(locks)
 }
 
 /// Runs `exec` with `lowers` (bottom first) as its root and `upper`/`work`
@@ -47,11 +122,10 @@ pub fn run(
     exec: &ExecOp,
     lowers: Vec<PathBuf>,
     upper: (PathBuf, PathBuf),
-    secrets: &BTreeMap<String, PathBuf>,
+    inputs: &MountInputs,
     log: &mut dyn FnMut(&[u8]),
 ) -> Result<(), String> {
-    let mounts = mounts(exec, secrets)?;
-    let spec = RunSpec {
+    let mut spec = RunSpec {
         rootfs: RootFs {
             lowers,
             upper: Some(upper),
@@ -65,9 +139,12 @@ pub fn run(
             NetworkMode::Host => Network::Host,
             NetworkMode::None => Network::None,
         },
-        mounts,
+        mounts: Vec::new(),
+        layer_mounts: Vec::new(),
+        tmpfs: Vec::new(),
         stdio: Stdio::Capture,
     };
+    let _locks = mounts(exec, inputs, &mut spec)?;
     let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES);
     let code = rbuild_executor::run(&spec, &mut |_stream, line| {
         if tail.len() == TAIL_LINES {

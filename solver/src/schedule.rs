@@ -278,6 +278,7 @@ impl Solver {
         let upper = pending.dir().to_path_buf();
         match &node.op {
             Op::Exec(op) => {
+                let inputs = self.mount_inputs(op, &node.inputs, inputs).await?;
                 let _permit = self.runs.acquire().await.map_err(|e| e.to_string())?;
                 let (op, work, progress) = (
                     op.clone(),
@@ -285,9 +286,8 @@ impl Solver {
                     self.progress.clone(),
                 );
                 let upper = upper.clone();
-                let secrets = self.opts.secrets.clone();
                 tokio::task::spawn_blocking(move || {
-                    exec::run(&op, lowers, (upper, work), &secrets, &mut |line| {
+                    exec::run(&op, lowers, (upper, work), &inputs, &mut |line| {
                         progress.log(i, line)
                     })
                 })
@@ -354,6 +354,40 @@ impl Solver {
             state: snapshots.into_iter().map(Layer::Snapshot).collect(),
             added,
         })
+    }
+
+    /// What the `RUN --mount`s of `op` need: secrets, cache dirs, and the
+    /// states of its bind inputs.
+    async fn mount_inputs(
+        &self,
+        op: &rbuild_frontend::graph::ExecOp,
+        graph_inputs: &[NodeId],
+        results: &[NodeResult],
+    ) -> Result<exec::MountInputs, String> {
+        let mut out = exec::MountInputs {
+            secrets: self.opts.secrets.clone(),
+            ..Default::default()
+        };
+        for (pos, input) in graph_inputs.iter().enumerate().skip(1) {
+            let source = match &self.graph.nodes[input.0].op {
+                Op::Context(_) => exec::BindSource::Host(self.opts.context_dir.clone()),
+                _ => {
+                    let snaps = self.materialize(&results[pos].state).await?;
+                    exec::BindSource::Layers(
+                        snaps.iter().map(|s| self.store.snapshot_path(s)).collect(),
+                    )
+                }
+            };
+            out.binds.resize(pos + 1, None);
+            out.binds[pos] = Some(source);
+        }
+        for m in &op.mounts {
+            if let rbuild_frontend::graph::MountKind::Cache { id, .. } = &m.kind {
+                let dirs = self.store.cache_mount_dir(id).map_err(|e| e.to_string())?;
+                out.caches.insert(id.clone(), dirs);
+            }
+        }
+        Ok(out)
     }
 
     /// The id of a new snapshot: the key itself, unless `--no-cache` asked

@@ -140,6 +140,8 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|v| parse_volume(v))
             .collect::<anyhow::Result<_>>()?,
+        layer_mounts: Vec::new(),
+        tmpfs: Vec::new(),
         stdio: if args.tty { Stdio::Tty } else { Stdio::Inherit },
     };
     let _ = (args.rm, args.interactive);

@@ -176,3 +176,41 @@ fn stages_by_name_index_and_image_with_args_and_target() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("nope"));
 }
+
+#[test]
+fn run_mounts_cache_tmpfs_bind_and_secret() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let ctx = case(&t, "mounts");
+    let secret = t.path("token");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let secret_arg = format!("id=token,src={}", secret.display());
+    let c = ctx.to_str().unwrap();
+    t.ok(&["build", "-q", "-t", "mounts", "--secret", &secret_arg, c]);
+    let out = sh(
+        &t,
+        "mounts",
+        "cat /cache-count /tmpfs.txt /bound.txt /ctx.txt /secret-len; ls -d /cache /scratch /mnt /in.txt /run/secrets 2>/dev/null; true",
+    );
+    assert_eq!(
+        out, "1\ntmpfs\nfrom-stage\nfrom-context\n6\n",
+        "mount points stay out of the image: {out}"
+    );
+    // The cache mount persists across builds; the secret never reaches a layer.
+    t.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "mounts",
+        "--no-cache",
+        "--secret",
+        &secret_arg,
+        c,
+    ]);
+    assert_eq!(sh(&t, "mounts", "cat /cache-count"), "2\n");
+    let missing = t.cmd(&["build", "--no-cache", c]).output().unwrap();
+    assert!(
+        !missing.status.success(),
+        "a required secret that is missing fails the build"
+    );
+}
