@@ -22,6 +22,7 @@
 
 mod blobs;
 mod error;
+pub mod files;
 mod fsutil;
 mod gc;
 mod hashes;

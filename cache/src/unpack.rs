@@ -9,10 +9,11 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use nix::sys::stat::{Mode, SFlag, UtimensatFlags, mknod, utimensat};
-use nix::sys::time::TimeSpec;
+use crate::files::{relative_in_layer, remove_any, set_mtime};
+
+use nix::sys::stat::{Mode, SFlag, mknod};
 use sha2::{Digest, Sha256};
 
 /// Why an entry could not be unpacked.
@@ -63,7 +64,9 @@ pub fn unpack(reader: Box<dyn Read + '_>, dest: &Path) -> io::Result<String> {
         for entry in archive.entries()? {
             let mut entry = entry?;
             let raw = entry.path()?.into_owned();
-            let Some(rel) = clean(&raw)? else { continue };
+            let Some(rel) = relative_in_layer(&raw)? else {
+                continue;
+            };
             let name = rel
                 .file_name()
                 .map(|n| n.as_bytes().to_vec())
@@ -108,7 +111,7 @@ pub fn unpack(reader: Box<dyn Read + '_>, dest: &Path) -> io::Result<String> {
                     let target = entry.link_name()?.ok_or_else(|| {
                         invalid(format!("{}: hard link without target", raw.display()))
                     })?;
-                    let target = clean(&target)?
+                    let target = relative_in_layer(&target)?
                         .ok_or_else(|| invalid(format!("{}: bad hard link", raw.display())))?;
                     ensure_parent(dest, &target)?;
                     fs::hard_link(dest.join(target), &path)?;
@@ -149,34 +152,16 @@ pub fn unpack(reader: Box<dyn Read + '_>, dest: &Path) -> io::Result<String> {
             if kind.is_dir() {
                 dir_times.push((path, mtime));
             } else {
-                set_mtime(&path, mtime)?;
+                set_mtime(&path, mtime, 0)?;
             }
         }
     }
     // Read to the end, so that the digest covers trailing padding too.
     io::copy(&mut hashing, &mut io::sink())?;
     for (dir, mtime) in dir_times.iter().rev() {
-        set_mtime(dir, *mtime)?;
+        set_mtime(dir, *mtime, 0)?;
     }
     Ok(format!("sha256:{}", hex::encode(hashing.hasher.finalize())))
-}
-
-/// A tar path as a clean relative path; `None` for the root itself.
-fn clean(raw: &Path) -> io::Result<Option<PathBuf>> {
-    let mut out = PathBuf::new();
-    for c in raw.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::CurDir | Component::RootDir => {}
-            Component::ParentDir | Component::Prefix(_) => {
-                return Err(invalid(format!(
-                    "{}: path escapes the layer",
-                    raw.display()
-                )));
-            }
-        }
-    }
-    Ok((!out.as_os_str().is_empty()).then_some(out))
 }
 
 /// Makes the parent directories of `rel` (mode 0755, root) and checks that
@@ -207,14 +192,6 @@ fn ensure_parent(dest: &Path, rel: &Path) -> io::Result<PathBuf> {
     Ok(current)
 }
 
-fn remove_any(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(_) => Ok(()),
-    }
-}
-
 fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let p = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     let n = CString::new(name).map_err(io::Error::other)?;
@@ -233,16 +210,4 @@ fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-fn set_mtime(path: &Path, secs: i64) -> io::Result<()> {
-    let t = TimeSpec::new(secs, 0);
-    utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &t,
-        &t,
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(io::Error::from)
 }

@@ -4,38 +4,14 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use oci_spec::image::Descriptor;
 use rbuild_cache::Store;
+use rbuild_cache::files::{relative_in_layer, remove_any};
 
 use crate::push::{image_layers, read_json};
 use crate::{ExportError, io_error};
-
-fn clean(raw: &Path) -> io::Result<Option<PathBuf>> {
-    let mut out = PathBuf::new();
-    for c in raw.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::CurDir | Component::RootDir => {}
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: path escapes the image", raw.display()),
-                ));
-            }
-        }
-    }
-    Ok((!out.as_os_str().is_empty()).then_some(out))
-}
-
-fn remove_any(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(_) => Ok(()),
-    }
-}
 
 /// Checks that no parent of `rel` below `dest` is a symlink.
 fn check_parents(dest: &Path, rel: &Path) -> io::Result<()> {
@@ -62,7 +38,7 @@ fn apply_layer(reader: impl io::Read, dest: &Path) -> io::Result<()> {
     archive.set_overwrite(true);
     for entry in archive.entries()? {
         let mut entry = entry?;
-        let Some(rel) = clean(&entry.path()?)? else {
+        let Some(rel) = relative_in_layer(&entry.path()?)? else {
             continue;
         };
         check_parents(dest, &rel)?;

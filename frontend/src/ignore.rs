@@ -26,7 +26,7 @@ pub fn parse_dockerignore(source: &str) -> Vec<String> {
 }
 
 /// `filepath.Clean` without the leading `/`.
-fn clean(p: &str) -> String {
+pub(crate) fn clean(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for c in p.split('/') {
         match c {

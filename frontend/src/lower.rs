@@ -1321,17 +1321,7 @@ fn remote_source(src: &str, ins: &Instruction) -> Option<RemoteSource> {
 
 /// `filepath.Clean` for absolute paths.
 fn clean_path(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    format!("/{}", crate::ignore::clean(p))
 }
 
 pub fn lower(

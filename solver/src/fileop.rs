@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use rbuild_frontend::graph::{CopyAction, FileAction, FileOp};
 
+use rbuild_cache::files::set_mtime;
+
 use crate::archive;
 use crate::chmod::Chmod;
 use crate::context::{self, Excluded};
@@ -362,20 +364,6 @@ fn copy_special(meta: &fs::Metadata, out: &Path) -> io::Result<()> {
     let kind = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);
     let perm = nix::sys::stat::Mode::from_bits_truncate(meta.mode() & 0o7777);
     nix::sys::stat::mknod(out, kind, perm, meta.rdev()).map_err(io::Error::from)
-}
-
-fn set_mtime(path: &Path, secs: i64, nanos: i64) -> io::Result<()> {
-    use nix::sys::stat::{UtimensatFlags, utimensat};
-    use nix::sys::time::TimeSpec;
-    let t = TimeSpec::new(secs, nanos);
-    utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &t,
-        &t,
-        UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(io::Error::from)
 }
 
 #[cfg(test)]
