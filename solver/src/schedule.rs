@@ -47,6 +47,10 @@ pub struct SolveResult {
     /// For each of the graph's `layer_nodes`: whether it added a layer
     /// (a step whose changes are empty adds none, as in BuildKit).
     pub layer_added: Vec<bool>,
+    /// For each of the graph's `layer_nodes`: when its result was first
+    /// made (Unix seconds), kept with the cache record so that a cached
+    /// rebuild writes the same history and digest.
+    pub layer_created: Vec<i64>,
 }
 
 /// A step's failure, shared by everything that waited on it.
@@ -61,6 +65,14 @@ struct Failure {
 struct NodeResult {
     state: State,
     added: bool,
+    /// When the result was first made (Unix seconds).
+    created: i64,
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 type Outcome = Result<NodeResult, Failure>;
@@ -160,17 +172,22 @@ impl Solver {
             .await
             .map_err(|f| me.failure_error(f))?;
         let mut layer_added = Vec::with_capacity(me.graph.layer_nodes.len());
+        let mut layer_created = Vec::with_capacity(me.graph.layer_nodes.len());
         for node in &me.graph.layer_nodes {
-            let added = match me.cells[me.canonical[node.0]].get() {
-                Some(Ok(r)) => r.added,
+            let (added, created) = match me.cells[me.canonical[node.0]].get() {
+                Some(Ok(r)) => (r.added, r.created),
                 // Not realized because a later step was cached: read the record.
-                _ => me.cached(node.0)?.is_some_and(|r| r.added),
+                _ => me
+                    .cached(node.0)?
+                    .map_or((false, now_secs()), |r| (r.added, r.created)),
             };
             layer_added.push(added);
+            layer_created.push(created);
         }
         Ok(SolveResult {
             state: result.state,
             layer_added,
+            layer_created,
         })
     }
 
@@ -201,6 +218,7 @@ impl Solver {
             Op::Scratch | Op::Context(_) => Ok(NodeResult {
                 state: Vec::new(),
                 added: false,
+                created: 0,
             }),
             Op::Image(source) => {
                 let started = Instant::now();
@@ -214,6 +232,7 @@ impl Solver {
                 Ok(NodeResult {
                     state: image.layers.clone(),
                     added: false,
+                    created: 0,
                 })
             }
             Op::Exec(_) | Op::File(_) => {
@@ -267,6 +286,11 @@ impl Solver {
                 .get("added")
                 .and_then(|v| v.as_bool())
                 .unwrap_or(true),
+            created: record
+                .meta
+                .get("created")
+                .and_then(|v| v.as_i64())
+                .unwrap_or_else(now_secs),
         }))
     }
 
@@ -343,9 +367,10 @@ impl Solver {
             pending.commit(&id).map_err(|e| e.to_string())?;
             snapshots.push(id);
         }
+        let created = now_secs();
         let record = CacheRecord {
             snapshots: snapshots.clone(),
-            meta: serde_json::json!({ "added": added }),
+            meta: serde_json::json!({ "added": added, "created": created }),
         };
         self.store
             .put_record(&self.keys[i], &record)
@@ -353,6 +378,7 @@ impl Solver {
         Ok(NodeResult {
             state: snapshots.into_iter().map(Layer::Snapshot).collect(),
             added,
+            created,
         })
     }
 

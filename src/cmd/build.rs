@@ -249,12 +249,11 @@ fn export_image(
         };
         layers.push(record);
     }
-    let created = opts.source_date_epoch.map_or_else(now_rfc3339, rfc3339);
-    let history = mark_history(
+    let (history, created) = mark_history(
         &graph.history,
-        &result.layer_added,
+        &result,
         &graph.layer_nodes,
-        &created,
+        opts.source_date_epoch,
     );
     let platform = host_platform();
     let image = ImageSpec {
@@ -273,14 +272,17 @@ fn export_image(
     Ok(rbuild_exporter::write_image(&session.store, &image, &opts)?)
 }
 
-/// The history to write: the entries of layer steps that added nothing are
-/// marked empty, and entries of this build get their creation time.
+/// The history to write, and the image's `created`: the entries of layer
+/// steps that added nothing are marked empty; each entry of this build gets
+/// the time its step's result was first made (config-only steps that of the
+/// step before them), so that a cached rebuild is the same image; with
+/// `SOURCE_DATE_EPOCH`, that time.
 fn mark_history(
     history: &[History],
-    added: &[bool],
+    result: &SolveResult,
     layer_nodes: &[rbuild_frontend::graph::NodeId],
-    created: &str,
-) -> Vec<History> {
+    epoch: Option<i64>,
+) -> (Vec<History>, String) {
     let mut out = history.to_vec();
     let layer_entries: Vec<usize> = out
         .iter()
@@ -289,15 +291,38 @@ fn mark_history(
         .map(|(i, _)| i)
         .collect();
     let ours = &layer_entries[layer_entries.len().saturating_sub(layer_nodes.len())..];
-    for (&entry, &was_added) in ours.iter().zip(added) {
+    let mut stamp: BTreeMap<usize, i64> = BTreeMap::new();
+    for ((&entry, &was_added), &created) in ours
+        .iter()
+        .zip(&result.layer_added)
+        .zip(&result.layer_created)
+    {
         out[entry].empty_layer = !was_added;
+        stamp.insert(entry, created);
     }
-    for h in &mut out {
-        if h.created.is_none() {
-            h.created = Some(created.to_string());
+    let base_time = out.iter().rev().find_map(|h| h.created.clone());
+    let mut last: Option<String> = base_time;
+    for (i, h) in out.iter_mut().enumerate() {
+        if let Some(t) = stamp.get(&i) {
+            last = Some(rfc3339(epoch.unwrap_or(*t)));
+        }
+        match &h.created {
+            Some(c) => last = last.or_else(|| Some(c.clone())),
+            None => {
+                h.created = Some(
+                    epoch
+                        .map(rfc3339)
+                        .or_else(|| last.clone())
+                        .unwrap_or_else(now_rfc3339),
+                )
+            }
         }
     }
-    out
+    let created = epoch
+        .map(rfc3339)
+        .or_else(|| out.last().and_then(|h| h.created.clone()))
+        .unwrap_or_else(now_rfc3339);
+    (out, created)
 }
 
 fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
