@@ -44,6 +44,9 @@ rm -rf "$TMP/bundle"
 umoci unpack --image "$STORE:$IMG" "$TMP/bundle" >/dev/null 2>&1
 jq '.process.args=["true"] | .process.terminal=false' "$TMP/bundle/config.json" >"$TMP/c.json"
 mv "$TMP/c.json" "$TMP/bundle/config.json"
+# umoci makes the rootfs 0700 when no layer has a "./" entry; the image
+# runs as an unprivileged user, which needs to traverse it.
+chmod 755 "$TMP/bundle/rootfs"
 for i in $(seq "$RUNS"); do
   run_r+=("$(timed "$RBUILD" run --rm "$IMG" true)")
   run_c+=("$(timed runc run -b "$TMP/bundle" "rbuild-bench-$i")")

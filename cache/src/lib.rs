@@ -15,6 +15,7 @@
 //! records/<key>.json                              cache key → CacheRecord
 //! layers/<snapshot>.json                          snapshot → LayerRecord (its blob)
 //! variants/<diff_id hex>-<kind>.json              a layer compressed another way
+//! sources/<blob hex>.json                         repositories known to hold a blob
 //! hashes/<name>.json                              content-hash cache of context files
 //! cache-mounts/<id>/                              RUN --mount=type=cache dirs
 //! tmp/                                            writes in progress
@@ -61,6 +62,7 @@ impl Store {
             "records",
             "layers",
             "variants",
+            "sources",
             "hashes",
             "cache-mounts",
             "tmp",
@@ -315,6 +317,32 @@ impl Store {
             .root
             .join("variants")
             .join(format!("{hex}-{kind}.json")))
+    }
+
+    /// Remembers that `repository` (`host/path`) holds blob `digest`, so
+    /// that a later push to another repository of that registry can mount
+    /// it instead of uploading it.
+    pub fn add_blob_source(&self, digest: &str, repository: &str) -> Result<(), StoreError> {
+        let path = self.source_path(digest)?;
+        let mut list: Vec<String> = read_json(&path)?.unwrap_or_default();
+        if list.iter().any(|r| r == repository) {
+            return Ok(());
+        }
+        list.push(repository.to_string());
+        let bytes = serde_json::to_vec(&list).expect("a list serializes");
+        fsutil::write_atomic(&self.tmp_dir(), &path, &bytes)
+    }
+
+    /// The repositories known to hold blob `digest`.
+    pub fn blob_sources(&self, digest: &str) -> Result<Vec<String>, StoreError> {
+        Ok(read_json(&self.source_path(digest)?)?.unwrap_or_default())
+    }
+
+    fn source_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        Ok(self
+            .root
+            .join("sources")
+            .join(format!("{}.json", blobs::digest_hex(digest)?)))
     }
 
     /// Looks up a cache key.

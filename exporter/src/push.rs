@@ -81,13 +81,27 @@ pub async fn push_image(
         .to_string();
     let mut blobs: Vec<String> = pushed.iter().map(|l| l.blob.digest.clone()).collect();
     blobs.push(config_digest);
+    let here = format!("{}/{}", reference.registry, reference.repository);
+    let same_registry = format!("{}/", reference.registry);
     for batch in blobs.chunks(PARALLEL_UPLOADS) {
-        let paths: Vec<(String, std::path::PathBuf)> = batch
+        let mut jobs = Vec::new();
+        for d in batch {
+            // A repository of the same registry known to hold the blob:
+            // ask for a cross-repository mount instead of an upload.
+            let from = store
+                .blob_sources(d)?
+                .into_iter()
+                .filter(|r| r != &here)
+                .find_map(|r| r.strip_prefix(&same_registry).map(str::to_string));
+            jobs.push((d.clone(), store.blob_path(d), from));
+        }
+        let uploads = jobs
             .iter()
-            .map(|d| (d.clone(), store.blob_path(d)))
-            .collect();
-        let uploads = paths.iter().map(|(d, p)| client.push_blob(reference, d, p));
+            .map(|(d, p, from)| client.push_blob_from(reference, d, p, from.as_deref()));
         futures::future::try_join_all(uploads).await?;
+        for (d, _, _) in &jobs {
+            store.add_blob_source(d, &here)?;
+        }
     }
     doc["layers"] = Value::Array(
         pushed

@@ -218,6 +218,10 @@ impl ImageResolver {
                 .pull_blob(&reference, &blob.digest, &mut writer)
                 .await?;
             writer.commit(Some(&blob.digest))?;
+            self.store.add_blob_source(
+                &blob.digest,
+                &format!("{}/{}", reference.registry, reference.repository),
+            )?;
         }
         Ok(())
     }
