@@ -24,9 +24,10 @@ pub use ignore::{IgnoreMatcher, parse_dockerignore};
 use config::{History, ImageConfig};
 use graph::BuildGraph;
 
-/// A frontend error: always names the file, and line and column where known.
+/// A frontend error: always names the file, and line and column where
+/// known, followed by the source line with a caret under the column.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}:{column}: {message}")]
+#[error("{file}:{line}:{column}: {message}{excerpt}")]
 pub struct FrontendError {
     /// The Dockerfile's name as the user gave it.
     pub file: String,
@@ -36,6 +37,8 @@ pub struct FrontendError {
     pub column: usize,
     /// What went wrong and what was expected.
     pub message: String,
+    /// The source line and a caret (empty when there is no line).
+    pub excerpt: String,
 }
 
 /// Build-wide inputs of lowering.
@@ -72,7 +75,22 @@ impl FrontendError {
             line,
             column,
             message: message.into(),
+            excerpt: String::new(),
         }
+    }
+
+    /// Adds the source line of the error, with a caret under its column.
+    fn with_source(mut self, source: &str) -> Self {
+        if self.line == 0 {
+            return self;
+        }
+        if let Some(text) = source.lines().nth(self.line - 1) {
+            let number = self.line.to_string();
+            let pad = " ".repeat(number.len());
+            let caret = " ".repeat(self.column.saturating_sub(1));
+            self.excerpt = format!("\n {number} | {text}\n {pad} | {caret}^");
+        }
+        self
     }
 }
 
@@ -80,6 +98,7 @@ impl FrontendError {
 #[derive(Debug, Clone)]
 pub struct Dockerfile {
     file: String,
+    source: String,
     directives: lines::Directives,
     instructions: Vec<ast::Instruction>,
 }
@@ -113,7 +132,8 @@ pub fn dump_ast(file: &str, source: &[u8]) -> Result<String, FrontendError> {
 impl Dockerfile {
     /// Parses `source`; `file` names it in errors.
     pub fn parse(file: &str, source: &[u8]) -> Result<Self, FrontendError> {
-        let (directives, instructions) = read(file, source)?;
+        let text = String::from_utf8_lossy(source).into_owned();
+        let (directives, instructions) = read(file, source).map_err(|e| e.with_source(&text))?;
         if let Some(syntax) = &directives.syntax {
             let frontend = syntax.split(['@', ':']).next().unwrap_or_default();
             let builtin = [
@@ -135,6 +155,7 @@ impl Dockerfile {
         }
         Ok(Self {
             file: file.to_string(),
+            source: text,
             directives,
             instructions,
         })
@@ -148,7 +169,7 @@ impl Dockerfile {
     /// The registry images (as written, ARGs expanded) that the stages the
     /// target needs start FROM. `scratch` and stage names are not included.
     pub fn base_images(&self, opts: &BuildOptions) -> Result<Vec<String>, FrontendError> {
-        lower::base_images(self, opts)
+        lower::base_images(self, opts).map_err(|e| e.with_source(&self.source))
     }
 
     /// Lowers the stages the target needs into the op graph. `images` maps
@@ -158,6 +179,6 @@ impl Dockerfile {
         opts: &BuildOptions,
         images: &BTreeMap<String, ResolvedImage>,
     ) -> Result<BuildGraph, FrontendError> {
-        lower::lower(self, opts, images)
+        lower::lower(self, opts, images).map_err(|e| e.with_source(&self.source))
     }
 }

@@ -158,21 +158,35 @@ fn split_stages<'a>(df: &'a Dockerfile) -> Result<Parsed<'a>, FrontendError> {
     Ok(Parsed { meta_args, stages })
 }
 
-/// Variables as an ordered list of `KEY=value` with lookups.
+/// Variables in declaration order, with constant-time lookups.
 #[derive(Debug, Clone, Default)]
-struct Vars(Vec<(String, String)>);
+struct Vars {
+    list: Vec<(String, String)>,
+    index: HashMap<String, usize>,
+}
 
 impl Vars {
     fn get(&self, k: &str) -> Option<String> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
+        self.index.get(k).map(|i| self.list[*i].1.clone())
     }
+
     fn set(&mut self, k: &str, v: &str) {
-        self.0.retain(|(n, _)| n != k);
-        self.0.push((k.to_string(), v.to_string()));
+        match self.index.get(k) {
+            Some(i) => self.list[*i].1 = v.to_string(),
+            None => {
+                self.index.insert(k.to_string(), self.list.len());
+                self.list.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+
+    fn from_env(env: &[String]) -> Self {
+        let mut v = Self::default();
+        for e in env {
+            let (k, val) = e.split_once('=').unwrap_or((e.as_str(), ""));
+            v.set(k, val);
+        }
+        v
     }
 }
 
@@ -198,7 +212,10 @@ fn meta_vars(
     opts: &BuildOptions,
     used: &mut BTreeSet<String>,
 ) -> Result<Vars, FrontendError> {
-    let mut vars = Vars(platform_args(&opts.platform));
+    let mut vars = Vars::default();
+    for (k, v) in platform_args(&opts.platform) {
+        vars.set(&k, &v);
+    }
     for ins in &parsed.meta_args {
         for word in &ins.args {
             let (name, default) = match word.split_once('=') {
@@ -211,7 +228,7 @@ fn meta_vars(
                     Some(v.clone())
                 }
                 None => default
-                    .map(|d| expand_one(df, ins, &d, &vars))
+                    .map(|d| expand_one(df, ins, &d, &|k| vars.get(k)))
                     .transpose()?,
             };
             if let Some(v) = value {
@@ -226,10 +243,9 @@ fn expand_one(
     df: &Dockerfile,
     ins: &Instruction,
     word: &str,
-    vars: &Vars,
+    lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, FrontendError> {
-    expand::expand_word(word, df.directives.escape, &|k| vars.get(k))
-        .map_err(|e| err(&df.file, ins, e))
+    expand::expand_word(word, df.directives.escape, lookup).map_err(|e| err(&df.file, ins, e))
 }
 
 /// The index of the stage a `--from`/FROM name refers to, if any.
@@ -280,7 +296,7 @@ fn stage_base(
     meta: &Vars,
 ) -> Result<Base, FrontendError> {
     let s = &parsed.stages[i];
-    let base = expand_one(df, s.from, &s.base, meta)?;
+    let base = expand_one(df, s.from, &s.base, &|k| meta.get(k))?;
     if base.is_empty() {
         return Err(err(
             &df.file,
@@ -332,7 +348,7 @@ fn dependencies(
             }
         }
         for v in values {
-            let v = expand_one(df, ins, &v, meta)?;
+            let v = expand_one(df, ins, &v, &|k| meta.get(k))?;
             out.push(from_ref(parsed, &v, i));
         }
     }
@@ -386,6 +402,8 @@ struct StageState {
     history: Vec<History>,
     layer_nodes: Vec<NodeId>,
     args: Vars,
+    /// `config.env` by name.
+    env: Vars,
     cmd_set: bool,
     author: Option<String>,
 }
@@ -512,7 +530,7 @@ impl<'a> Lowerer<'a> {
             (s.from, s.platform.clone())
         };
         if let Some(p) = platform {
-            let p = expand_one(self.df, from, &p, &self.meta)?;
+            let p = expand_one(self.df, from, &p, &|k| self.meta.get(k))?;
             if p != self.opts.platform {
                 return Err(self.err(from, format!("FROM --platform={p}: building for another platform than {} is not supported yet", self.opts.platform)));
             }
@@ -531,6 +549,7 @@ impl<'a> Lowerer<'a> {
                 history: Vec::new(),
                 layer_nodes: Vec::new(),
                 args: Vars::default(),
+                env: Vars::default(),
                 cmd_set: false,
                 author: None,
             },
@@ -545,6 +564,7 @@ impl<'a> Lowerer<'a> {
                 let (node, image) = self.image_node(&name, from)?;
                 StageState {
                     node,
+                    env: Vars::from_env(&image.config.env),
                     config: image.config.clone(),
                     history: image.history.clone(),
                     layer_nodes: Vec::new(),
@@ -587,19 +607,10 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// The variables visible to word expansion in a stage: ENV then ARGs
-    /// not shadowed by ENV.
-    fn vars(state: &StageState) -> Vars {
-        let mut v = Vars::default();
-        for (k, val) in &state.args.0 {
-            v.set(k, val);
-        }
-        for e in &state.config.env {
-            if let Some((k, val)) = e.split_once('=') {
-                v.set(k, val);
-            }
-        }
-        v
+    /// A variable as word expansion in a stage sees it: ENV first, then
+    /// the stage's ARGs.
+    fn lookup(state: &StageState, k: &str) -> Option<String> {
+        state.env.get(k).or_else(|| state.args.get(k))
     }
 
     fn expand(
@@ -608,7 +619,7 @@ impl<'a> Lowerer<'a> {
         ins: &Instruction,
         word: &str,
     ) -> Result<String, FrontendError> {
-        expand_one(self.df, ins, word, &Self::vars(state))
+        expand_one(self.df, ins, word, &|k| Self::lookup(state, k))
     }
 
     fn history(state: &mut StageState, created_by: String, empty: bool) {
@@ -620,16 +631,21 @@ impl<'a> Lowerer<'a> {
         });
     }
 
-    fn set_env(config: &mut ImageConfig, k: &str, v: &str) {
+    fn set_env(state: &mut StageState, k: &str, v: &str) {
         let entry = format!("{k}={v}");
-        match config
-            .env
-            .iter_mut()
-            .find(|e| e.split('=').next() == Some(k))
-        {
-            Some(e) => *e = entry,
-            None => config.env.push(entry),
+        if state.env.get(k).is_some() {
+            if let Some(e) = state
+                .config
+                .env
+                .iter_mut()
+                .find(|e| e.split('=').next() == Some(k))
+            {
+                *e = entry;
+            }
+        } else {
+            state.config.env.push(entry);
         }
+        state.env.set(k, v);
     }
 
     fn instruction(
@@ -674,7 +690,7 @@ impl<'a> Lowerer<'a> {
                 for kv in ins.args.chunks(3) {
                     let k = self.expand(state, ins, &kv[0])?;
                     let v = self.expand(state, ins, &kv[1])?;
-                    Self::set_env(&mut state.config, &k, &v);
+                    Self::set_env(state, &k, &v);
                     shown.push(format!("{k}={v}"));
                 }
                 Self::history(state, format!("ENV {}", shown.join(" ")), true);
@@ -897,8 +913,8 @@ impl<'a> Lowerer<'a> {
     fn run_env(state: &StageState) -> (Vec<String>, Vec<String>) {
         let mut env = state.config.env.clone();
         let mut args = Vec::new();
-        for (k, v) in &state.args.0 {
-            if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+        for (k, v) in &state.args.list {
+            if state.env.get(k).is_none() {
                 env.push(format!("{k}={v}"));
                 args.push(format!("{k}={v}"));
             }
@@ -1265,7 +1281,6 @@ impl<'a> Lowerer<'a> {
         body: &str,
     ) -> Result<String, FrontendError> {
         // Only variables are expanded in heredoc bodies (quotes stay).
-        let vars = Self::vars(state);
         let mut out = String::new();
         for line in body.split_inclusive('\n') {
             let escaped = line
@@ -1273,7 +1288,7 @@ impl<'a> Lowerer<'a> {
                 .replace('"', "\\\"")
                 .replace('\'', "\\'");
             out.push_str(
-                &expand::expand_word(&escaped, '\\', &|k| vars.get(k))
+                &expand::expand_word(&escaped, '\\', &|k| Self::lookup(state, k))
                     .map_err(|e| self.err(ins, e))?,
             );
         }

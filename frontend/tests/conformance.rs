@@ -35,6 +35,11 @@ fn positive_cases_dump_exactly_as_buildkit() {
             Err(e) => failures.push(format!("{}: {e}", case.display())),
         }
     }
+    println!(
+        "parser: {}/{} cases",
+        cases.len() - failures.len(),
+        cases.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",
@@ -115,6 +120,7 @@ fn env_var_vectors() {
         }
     }
     assert_eq!(n, 228);
+    println!("shell envVarTest: {}/{n} vectors", n - failures.len());
     assert!(
         failures.is_empty(),
         "{} of {n} differ:\n{}",
@@ -128,6 +134,7 @@ fn words_vectors() {
     let text = std::fs::read_to_string(corpus().join("shell/wordsTest")).unwrap();
     let mut env: Vec<(String, String)> = Vec::new();
     let mut failures = Vec::new();
+    let mut n = 0;
     for line in text.lines() {
         if line.starts_with('#') {
             continue;
@@ -142,6 +149,7 @@ fn words_vectors() {
         let input = input.trim();
         let expected = expected.trim_start_matches(' ');
         let lookup = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        n += 1;
         let got = expand_words(input, '\\', &lookup);
         let ok = match (&got, expected) {
             (Err(_), "error") => true,
@@ -152,5 +160,6 @@ fn words_vectors() {
             failures.push(format!("{input:?} → {got:?}, want {expected:?}"));
         }
     }
+    println!("shell wordsTest: {}/{n} vectors", n - failures.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
