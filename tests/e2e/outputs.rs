@@ -210,3 +210,25 @@ fn store_commands_rmi_prune_du_fsck_and_parse() {
         "errors name file:line:column: {err}"
     );
 }
+
+#[test]
+fn prune_waits_for_a_running_build() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let ctx = t.context(
+        "slow",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN sleep 1 && echo done > /done\n",
+        )],
+    );
+    let build = t
+        .cmd(&["build", "-q", "-t", "slow", ctx.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    t.ok(&["prune", "--all", "--force"]);
+    assert!(build.wait_with_output().unwrap().status.success());
+    assert_eq!(t.stdout(&["run", "--rm", "slow", "cat", "/done"]), "done\n");
+    assert!(t.stdout(&["debug", "fsck"]).contains("0 problems"));
+}
