@@ -26,6 +26,15 @@ pub struct RunArgs {
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     env: Vec<String>,
 
+    /// Read environment variables from a file (`KEY=VALUE` lines, `#`
+    /// comments); `-e` values come after and win.
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_files: Vec<std::path::PathBuf>,
+
+    /// A name for the sandbox (its hostname unless --hostname is given).
+    #[arg(long)]
+    name: Option<String>,
+
     /// Working directory inside the sandbox.
     #[arg(short = 'w', long = "workdir")]
     workdir: Option<String>,
@@ -122,7 +131,10 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             upper: None,
         },
         args: argv,
-        env: merge_env(&config.env, &args.env),
+        env: merge_env(
+            &config.env,
+            &[read_env_files(&args.env_files)?, args.env.clone()].concat(),
+        ),
         cwd: args
             .workdir
             .clone()
@@ -131,6 +143,7 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         hostname: args
             .hostname
             .clone()
+            .or_else(|| args.name.clone())
             .unwrap_or_else(|| short_id(&image.digest)),
         network: if args.network == "none" {
             Network::None
@@ -149,6 +162,24 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let _ = (args.rm, args.interactive);
     let code = rbuild_executor::run(&spec, &mut |_, _| {})?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+/// The `KEY=VALUE` lines of `--env-file`s, as `docker run` reads them
+/// (blank lines and `#` comments skipped; a bare `KEY` comes from the
+/// environment).
+fn read_env_files(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("read --env-file {}", f.display()))?;
+        out.extend(
+            text.lines()
+                .map(str::trim_start)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    Ok(out)
 }
 
 /// `-v HOST:CONTAINER[:ro|rw]` → a bind mount; the host path must exist.
@@ -256,6 +287,15 @@ mod tests {
         assert!(parse_volume("/tmp:relative").is_err());
         assert!(parse_volume("/nonexistent-path:/mnt").is_err());
         assert!(parse_volume("/tmp:/mnt:bogus").is_err());
+    }
+
+    #[test]
+    fn env_files_skip_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("env");
+        std::fs::write(&f, "# c\nA=1\n\n  B=two words\n").unwrap();
+        assert_eq!(read_env_files(&[f]).unwrap(), ["A=1", "B=two words"]);
+        assert!(read_env_files(&[dir.path().join("missing")]).is_err());
     }
 
     #[test]

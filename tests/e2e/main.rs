@@ -262,3 +262,36 @@ fn push_to_a_registry_then_build_from_it_in_an_empty_store() {
     assert_eq!(pulled.trim(), pushed.trim());
     assert!(v.stdout(&["run", "--rm", &remote, "true"]).is_empty());
 }
+
+#[test]
+fn run_env_files_volumes_and_names() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let env = t.path("env");
+    std::fs::write(&env, "# settings\nA=from-file\nB=1\n").unwrap();
+    let shared = t.path("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("in.txt"), "host data").unwrap();
+    let volume = format!("{}:/data", shared.display());
+    let out = t.stdout(&[
+        "run",
+        "--rm",
+        "--env-file",
+        env.to_str().unwrap(),
+        "-e",
+        "B=2",
+        "-v",
+        &volume,
+        "--name",
+        "box",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A $B $(hostname); cat /data/in.txt; echo out > /data/out.txt",
+    ]);
+    assert_eq!(out, "from-file 2 box\nhost data");
+    assert_eq!(
+        std::fs::read_to_string(shared.join("out.txt")).unwrap(),
+        "out\n"
+    );
+}
