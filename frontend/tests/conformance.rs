@@ -1,4 +1,6 @@
-//! BuildKit's parser corpus and shell-expansion vectors (../shared/conformance).
+//! BuildKit's parser corpus and shell-expansion vectors, vendored byte for
+//! byte from ../shared/conformance into testdata/conformance (its README and
+//! licences included), so that a clean clone tests itself.
 
 use std::path::PathBuf;
 
@@ -6,12 +8,12 @@ use rbuild_frontend::expand::{expand_word, expand_words};
 use rbuild_frontend::{Dockerfile, dump_ast};
 
 fn corpus() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance")
 }
 
 fn folders(dir: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(corpus().join(dir))
-        .expect("the conformance corpus is at ../shared/conformance")
+        .expect("the conformance corpus is at testdata/conformance")
         .map(|e| e.unwrap().path())
         .collect();
     v.sort();
