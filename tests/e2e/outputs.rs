@@ -232,3 +232,49 @@ fn prune_waits_for_a_running_build() {
     assert_eq!(t.stdout(&["run", "--rm", "slow", "cat", "/done"]), "done\n");
     assert!(t.stdout(&["debug", "fsck"]).contains("0 problems"));
 }
+
+#[test]
+fn killed_builds_leave_the_store_valid() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let ctx = t.context(
+        "killed",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY big /big\nRUN i=0; while [ $i -lt 300 ]; do dd if=/dev/zero of=/f$i bs=64k count=4 2>/dev/null; i=$((i+1)); done\n"),
+            ("big", &"x".repeat(8 << 20)),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    for delay_ms in [50u64, 150, 300, 600] {
+        let mut child = t
+            .cmd(&["build", "-q", "--no-cache", "-t", "killed", c])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let fsck = t.stdout(&["debug", "fsck"]);
+        assert!(
+            fsck.contains(" 0 problems"),
+            "after a kill at {delay_ms} ms: {fsck}"
+        );
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(t.root().to_str().unwrap()),
+        "no mount left behind"
+    );
+    t.ok(&["build", "-q", "-t", "killed", c]);
+    assert_eq!(
+        t.stdout(&["run", "--rm", "killed", "sh", "-c", "ls / | grep -c '^f'"]),
+        "300\n"
+    );
+    t.ok(&["prune", "--all", "--force"]);
+    assert!(
+        std::fs::read_dir(t.root().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "prune clears leftovers of killed builds"
+    );
+}
