@@ -23,6 +23,12 @@ const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
+/// Blobs larger than this are uploaded in chunks.
+const CHUNKED_ABOVE: u64 = 64 << 20;
+
+/// Size of one uploaded chunk.
+const CHUNK: u64 = 16 << 20;
+
 /// How many times a request is tried on transport errors and 5xx answers.
 const ATTEMPTS: u32 = 3;
 
@@ -103,6 +109,15 @@ impl Client {
             "https"
         };
         format!("{scheme}://{host}")
+    }
+
+    /// An upload `Location` made absolute (registries may answer with a path).
+    fn absolute(&self, registry: &str, location: &str) -> String {
+        if location.starts_with('/') {
+            format!("{}{location}", self.base(registry))
+        } else {
+            location.to_string()
+        }
     }
 
     fn url(&self, r: &Reference, path: &str) -> String {
@@ -428,16 +443,17 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| other(format!("{reference}: upload without a Location")))?
             .to_string();
-        let location = if location.starts_with('/') {
-            format!("{}{location}", self.base(&reference.registry))
-        } else {
-            location
-        };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let put_url = format!("{location}{sep}digest={digest}");
+        let location = self.absolute(&reference.registry, &location);
         let size = std::fs::metadata(path)
             .map_err(|e| other(format!("{}: {e}", path.display())))?
             .len();
+        if size > CHUNKED_ABOVE {
+            return self
+                .upload_chunked(reference, &scope, location, digest, path, size)
+                .await;
+        }
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put_url = format!("{location}{sep}digest={digest}");
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -460,6 +476,71 @@ impl Client {
             }
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
         }
+    }
+
+    /// A chunked upload: PATCHes of `CHUNK` bytes (each to the Location the
+    /// previous answer gave), then the closing PUT with the digest.
+    async fn upload_chunked(
+        &self,
+        reference: &Reference,
+        scope: &str,
+        mut location: String,
+        digest: &str,
+        path: &Path,
+        size: u64,
+    ) -> Result<(), RegistryError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let what = || format!("{reference} blob {digest}");
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| other(format!("{}: {e}", path.display())))?;
+        let mut offset = 0u64;
+        while offset < size {
+            let len = CHUNK.min(size - offset);
+            let mut buf = vec![0u8; len as usize];
+            file.seek(std::io::SeekFrom::Start(offset))
+                .await
+                .map_err(|e| other(format!("{}: {e}", path.display())))?;
+            file.read_exact(&mut buf)
+                .await
+                .map_err(|e| other(format!("{}: {e}", path.display())))?;
+            let rb = self
+                .http
+                .patch(&location)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .header("Content-Range", format!("{offset}-{}", offset + len - 1))
+                .header("Content-Length", len.to_string())
+                .body(buf);
+            let resp = self
+                .with_auth(rb, &reference.registry, scope)
+                .send()
+                .await
+                .map_err(|e| other(format!("{}: {e}", what())))?;
+            if resp.status() != StatusCode::ACCEPTED {
+                return Err(status_error(&what(), resp).await);
+            }
+            let next = resp
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| other(format!("{}: chunk answer without a Location", what())))?;
+            location = self.absolute(&reference.registry, next);
+            offset += len;
+        }
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let rb = self
+            .http
+            .put(format!("{location}{sep}digest={digest}"))
+            .header("Content-Length", "0");
+        let resp = self
+            .with_auth(rb, &reference.registry, scope)
+            .send()
+            .await
+            .map_err(|e| other(format!("{}: {e}", what())))?;
+        if resp.status() != StatusCode::CREATED {
+            return Err(status_error(&what(), resp).await);
+        }
+        Ok(())
     }
 
     /// Uploads a manifest under the reference's tag (or digest); returns its digest.

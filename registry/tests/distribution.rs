@@ -198,3 +198,21 @@ async fn basic_auth_from_the_docker_config() {
     rbuild_registry::auth::store(&reg.addr, None).unwrap();
     assert!(rbuild_registry::auth::lookup(&reg.addr).unwrap().is_none());
 }
+
+#[tokio::test]
+async fn large_blobs_go_up_in_chunks() {
+    let reg = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let r = Reference::parse(&format!("{}/big:1", reg.addr)).unwrap();
+    let blob: Vec<u8> = (0..(70u32 << 20)).map(|i| (i % 253) as u8).collect();
+    let path = dir.path().join("big");
+    std::fs::write(&path, &blob).unwrap();
+    client.push_blob(&r, &digest(&blob), &path).await.unwrap();
+    let mut back = Vec::new();
+    client
+        .pull_blob(&r, &digest(&blob), &mut back)
+        .await
+        .unwrap();
+    assert!(back == blob, "the chunked upload is byte-identical");
+}

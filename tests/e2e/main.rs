@@ -295,3 +295,46 @@ fn run_env_files_volumes_and_names() {
         "out\n"
     );
 }
+
+#[test]
+fn images_round_trip_with_skopeo_through_a_registry() {
+    let registry = rbuild_registry::testing::TestRegistry::start();
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    // skopeo pushes an image from rbuild's store (an OCI layout) …
+    let remote = format!("{}/interop/busybox:skopeo", registry.addr);
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:busybox", t.root().display()))
+        .arg(format!("docker://{remote}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // … rbuild pulls and runs what skopeo pushed …
+    let u = TestContext::new();
+    assert!(
+        u.stdout(&["run", "--rm", &remote, "echo", "pulled"])
+            .contains("pulled")
+    );
+    // … and skopeo pulls what rbuild pushed.
+    let back = format!("{}/interop/busybox:rbuild", registry.addr);
+    u.ok(&["tag", &remote, &back]);
+    u.ok(&["push", &back]);
+    let dir = t.path("copied");
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "--src-tls-verify=false"])
+        .arg(format!("docker://{back}"))
+        .arg(format!("dir:{}", dir.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.join("manifest.json").is_file());
+}
