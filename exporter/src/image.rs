@@ -18,6 +18,8 @@ pub struct ImageSpec {
     pub history: Vec<Value>,
     /// `author` (MAINTAINER).
     pub author: Option<String>,
+    /// Manifest annotations (`--annotation`).
+    pub annotations: std::collections::BTreeMap<String, String>,
     /// `created`, RFC 3339.
     pub created: String,
     /// `os`.
@@ -50,6 +52,25 @@ fn config_json(image: &ImageSpec) -> Value {
     config
 }
 
+/// A layer media type in the manifest's family (OCI or Docker schema 2).
+pub(crate) fn layer_media_type(media_type: &str, oci: bool) -> String {
+    let suffix = if media_type.ends_with("gzip") {
+        Some("gzip")
+    } else if media_type.ends_with("zstd") {
+        Some("zstd")
+    } else if media_type.ends_with("tar") {
+        None
+    } else {
+        return media_type.to_string();
+    };
+    match (oci, suffix) {
+        (true, Some(c)) => format!("application/vnd.oci.image.layer.v1.tar+{c}"),
+        (true, None) => String::from("application/vnd.oci.image.layer.v1.tar"),
+        (false, Some(c)) => format!("application/vnd.docker.image.rootfs.diff.tar.{c}"),
+        (false, None) => String::from("application/vnd.docker.image.rootfs.diff.tar"),
+    }
+}
+
 /// Writes the config and manifest blobs; returns the manifest descriptor.
 pub fn write_image(
     store: &Store,
@@ -69,16 +90,19 @@ pub fn write_image(
     };
     let config = serde_json::to_vec(&config_json(image)).expect("json serializes");
     let config = store.put_blob(&config)?;
-    let manifest = json!({
+    let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": manifest_type,
         "config": { "mediaType": config_type, "digest": config.digest, "size": config.size },
         "layers": image.layers.iter().map(|l| json!({
-            "mediaType": l.media_type,
+            "mediaType": layer_media_type(&l.media_type, opts.oci_mediatypes),
             "digest": l.blob.digest,
             "size": l.blob.size,
         })).collect::<Vec<_>>(),
     });
+    if !image.annotations.is_empty() {
+        manifest["annotations"] = json!(image.annotations);
+    }
     let bytes = serde_json::to_vec(&manifest).expect("json serializes");
     let blob = store.put_blob(&bytes)?;
     let digest: Digest = blob

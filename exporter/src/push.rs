@@ -53,16 +53,22 @@ pub(crate) fn image_layers(
     Ok((config, records))
 }
 
-/// Pushes the image `manifest` points at to `reference`; returns the
-/// pushed manifest's digest.
+/// Pushes the image `manifest` points at to `reference`, with Docker
+/// schema 2 media types when `docker_media_types`; returns the pushed
+/// manifest's digest.
 pub async fn push_image(
     store: &Store,
     manifest: &Descriptor,
     reference: &Reference,
     client: &Client,
     compression: Compression,
+    docker_media_types: bool,
 ) -> Result<String, ExportError> {
     let mut doc = read_json(store, manifest.digest().as_ref())?;
+    if docker_media_types {
+        doc["mediaType"] = Value::from("application/vnd.docker.distribution.manifest.v2+json");
+        doc["config"]["mediaType"] = Value::from("application/vnd.docker.container.image.v1+json");
+    }
     let oci = doc["mediaType"].as_str().is_none_or(|m| m.contains("oci"));
     let (_, layers) = image_layers(store, &doc)?;
     let mut pushed = Vec::with_capacity(layers.len());
@@ -106,7 +112,13 @@ pub async fn push_image(
     doc["layers"] = Value::Array(
         pushed
             .iter()
-            .map(|l| serde_json::json!({ "mediaType": l.media_type, "digest": l.blob.digest, "size": l.blob.size }))
+            .map(|l| {
+                serde_json::json!({
+                    "mediaType": crate::image::layer_media_type(&l.media_type, oci),
+                    "digest": l.blob.digest,
+                    "size": l.blob.size,
+                })
+            })
             .collect(),
     );
     let bytes = serde_json::to_vec(&doc).expect("json serializes");

@@ -119,6 +119,7 @@ fn images_are_read_by_skopeo_and_umoci() {
         config: serde_json::json!({"Env": ["A=1"], "Cmd": ["/app/main"]}),
         history: vec![serde_json::json!({"created_by": "COPY . /app"})],
         author: Some("me".into()),
+        annotations: [("org.example.k".to_string(), "v".to_string())].into(),
         created: "1970-01-12T13:46:40Z".into(),
         os: "linux".into(),
         architecture: "amd64".into(),

@@ -70,6 +70,10 @@ pub struct BuildArgs {
     #[arg(long)]
     push: bool,
 
+    /// Add an annotation to the image manifest (`KEY=VALUE`); repeatable.
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    annotations: Vec<String>,
+
     /// Write the image id (config digest) to this file.
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
@@ -163,7 +167,10 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let result = session.runtime.block_on(solver.solve())?;
 
     let export = display.begin("exporting to image");
-    let manifest = export_image(&session, &graph, result)?;
+    let annotations = parse_annotations(&args.annotations)?;
+    // The store is an OCI layout, so images in it always use OCI media
+    // types; `oci-mediatypes=false` applies where an image leaves it.
+    let manifest = export_image(&session, &graph, result, annotations)?;
     let digest = manifest.digest().to_string();
     display.note(&export, &format!("writing image {digest} done"));
     for output in &outputs {
@@ -219,6 +226,7 @@ fn export_image(
     session: &Session,
     graph: &rbuild_frontend::graph::BuildGraph,
     result: SolveResult,
+    annotations: BTreeMap<String, String>,
 ) -> anyhow::Result<oci_spec::image::Descriptor> {
     let opts = ExportOptions {
         compression: Compression::Uncompressed,
@@ -267,6 +275,7 @@ fn export_image(
             .collect::<Result<_, _>>()?,
         author: graph.author.clone(),
         created,
+        annotations,
         os: platform.os,
         architecture: platform.architecture,
         variant: platform.variant,
@@ -325,6 +334,19 @@ fn mark_history(
         .or_else(|| out.last().and_then(|h| h.created.clone()))
         .unwrap_or_else(now_rfc3339);
     (out, created)
+}
+
+/// `--annotation KEY=VALUE` values.
+fn parse_annotations(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    values
+        .iter()
+        .map(|a| {
+            a.split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("invalid --annotation {a:?}: expected KEY=VALUE"))
+        })
+        .collect()
 }
 
 fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {

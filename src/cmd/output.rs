@@ -117,7 +117,14 @@ impl Output {
                         session
                             .runtime
                             .block_on(rbuild_exporter::push_image(
-                                store, manifest, &reference, &client, comp,
+                                store,
+                                manifest,
+                                &reference,
+                                &client,
+                                comp,
+                                self.options
+                                    .get("oci-mediatypes")
+                                    .is_some_and(|v| v == "false"),
                             ))
                             .with_context(|| format!("push {n}"))?;
                     }

@@ -54,6 +54,7 @@ pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<ExitCode> {
         &reference,
         &client,
         compression(&args.compression, None)?,
+        false,
     ))?;
     if args.quiet {
         println!("{digest}");

@@ -278,3 +278,57 @@ fn killed_builds_leave_the_store_valid() {
         "prune clears leftovers of killed builds"
     );
 }
+
+#[test]
+fn annotations_and_docker_media_types() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let hello = repo().join("testdata/hello");
+    let h = hello.to_str().unwrap();
+    t.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "oci",
+        "--annotation",
+        "org.example.k=v",
+        h,
+    ]);
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci:{}:oci", t.root().display()),
+    ]);
+    assert!(
+        raw.contains("application/vnd.oci.image.manifest.v1+json")
+            && raw.contains("\"org.example.k\":\"v\""),
+        "{raw}"
+    );
+    let registry = rbuild_registry::testing::TestRegistry::start();
+    let remote = format!("{}/media/hello", registry.addr);
+    t.ok(&[
+        "build",
+        "-q",
+        "-t",
+        &remote,
+        "-o",
+        "type=registry,oci-mediatypes=false",
+        h,
+    ]);
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{remote}"),
+    ]);
+    assert!(
+        raw.contains("application/vnd.docker.distribution.manifest.v2+json"),
+        "{raw}"
+    );
+    assert!(
+        !raw.contains("vnd.oci.image.layer"),
+        "layers use Docker media types too: {raw}"
+    );
+    let u = TestContext::new();
+    assert!(u.stdout(&["run", "--rm", &remote]).contains("hello from"));
+}
