@@ -78,26 +78,35 @@ pub fn relative(path: &str) -> &str {
 /// sorted, skipping excluded paths (but still descending into excluded
 /// directories, where a `!` exception may re-include something).
 pub fn walk(view: &dyn FsView, root: &str, excluded: Excluded<'_>) -> io::Result<Vec<String>> {
+    Ok(walk_hosts(view, root, excluded)?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect())
+}
+
+/// [`walk`], with each path's host path (one `readdir` per directory and,
+/// for a host tree, no `stat` per entry).
+pub fn walk_hosts(
+    view: &dyn FsView,
+    root: &str,
+    excluded: Excluded<'_>,
+) -> io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_string()];
     while let Some(dir) = stack.pop() {
         let mut children = Vec::new();
-        for name in view.list(&dir)? {
+        for (name, host, is_dir) in view.list_entries(&dir)? {
             let path = layered::child(&dir, &name);
-            let Some(host) = view.locate(&path) else {
-                continue;
-            };
-            let is_dir = host.symlink_metadata().map(|m| m.is_dir()).unwrap_or(false);
             if is_dir {
                 children.push(path.clone());
             }
             if !excluded(relative(&path)) {
-                out.push(path);
+                out.push((path, host));
             }
         }
         stack.extend(children.into_iter().rev());
     }
-    out.sort();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
@@ -122,8 +131,7 @@ pub fn checksum(
                 let is_dir = host.is_dir();
                 entries.push((format!("{pattern}\0{top}"), host, chmod.clone()));
                 if is_dir {
-                    for p in walk(view, &top, &excluded).map_err(|e| e.to_string())? {
-                        let host = view.locate(&p).expect("walked paths exist");
+                    for (p, host) in walk_hosts(view, &top, &excluded).map_err(|e| e.to_string())? {
                         entries.push((p, host, chmod.clone()));
                     }
                 }

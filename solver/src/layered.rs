@@ -19,6 +19,20 @@ pub trait FsView {
 
     /// The names in the directory at `path`, sorted.
     fn list(&self, path: &str) -> io::Result<Vec<String>>;
+
+    /// The entries of the directory at `path`, sorted, each with its host
+    /// path and whether it is a directory (not following symlinks).
+    fn list_entries(&self, path: &str) -> io::Result<Vec<(String, PathBuf, bool)>> {
+        let mut out = Vec::new();
+        for name in self.list(path)? {
+            let child = child(path, &name);
+            if let Some(host) = self.locate(&child) {
+                let is_dir = host.symlink_metadata().is_ok_and(|m| m.is_dir());
+                out.push((name, host, is_dir));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A host directory seen as a root.
@@ -48,6 +62,22 @@ impl FsView for HostTree {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// One `readdir`, no `stat` per entry: the entry types come with it.
+    fn list_entries(&self, path: &str) -> io::Result<Vec<(String, PathBuf, bool)>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(host_join(&self.root, path))? {
+            let entry = entry?;
+            let is_dir = entry.file_type()?.is_dir();
+            out.push((
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.path(),
+                is_dir,
+            ));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 }
 
