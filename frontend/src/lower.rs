@@ -490,6 +490,19 @@ impl<'a> Lowerer<'a> {
         NodeId(self.nodes.len() - 1)
     }
 
+    /// The single argument of USER, WORKDIR, STOPSIGNAL.
+    fn one_arg<'i>(&self, ins: &'i Instruction) -> Result<&'i String, FrontendError> {
+        ins.args.first().ok_or_else(|| {
+            self.err(
+                ins,
+                format!(
+                    "{} requires exactly one argument",
+                    ins.keyword.to_ascii_uppercase()
+                ),
+            )
+        })
+    }
+
     fn err(&self, ins: &Instruction, message: impl Into<String>) -> FrontendError {
         err(&self.df.file, ins, message)
     }
@@ -712,10 +725,7 @@ impl<'a> Lowerer<'a> {
                 Self::history(state, format!("MAINTAINER {a}"), true);
             }
             "user" => {
-                let u = ins
-                    .args
-                    .first()
-                    .ok_or_else(|| self.err(ins, "USER requires exactly one argument"))?;
+                let u = self.one_arg(ins)?;
                 state.config.user = self.expand(state, ins, u)?;
                 Self::history(state, format!("USER {}", state.config.user), true);
             }
@@ -753,10 +763,7 @@ impl<'a> Lowerer<'a> {
                 Self::history(state, format!("VOLUME {}", go_list(&ins.args)), true);
             }
             "stopsignal" => {
-                let s = ins
-                    .args
-                    .first()
-                    .ok_or_else(|| self.err(ins, "STOPSIGNAL requires exactly one argument"))?;
+                let s = self.one_arg(ins)?;
                 state.config.stop_signal = self.expand(state, ins, s)?;
                 Self::history(
                     state,
@@ -868,10 +875,7 @@ impl<'a> Lowerer<'a> {
                 Self::history(state, format!("ONBUILD {text}"), true);
             }
             "workdir" => {
-                let w = ins
-                    .args
-                    .first()
-                    .ok_or_else(|| self.err(ins, "WORKDIR requires exactly one argument"))?;
+                let w = self.one_arg(ins)?;
                 let w = self.expand(state, ins, w)?;
                 let path = if w.starts_with('/') {
                     w
