@@ -17,6 +17,7 @@
 //! parent (`PR_SET_PDEATHSIG`).
 
 mod child;
+mod external;
 mod plan;
 mod stdio;
 mod sys;
@@ -26,6 +27,7 @@ use std::ffi::c_void;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+pub use external::runtime_spec;
 pub use plan::DEFAULT_PATH;
 pub use users::{User, resolve as resolve_user};
 
@@ -144,6 +146,17 @@ pub enum Stream {
 /// newline) as it is written. Every process and mount of the sandbox is gone
 /// when this returns, also on error.
 pub fn run(spec: &RunSpec, output: &mut dyn FnMut(Stream, &[u8])) -> Result<i32, ExecError> {
+    run_with(None, spec, output)
+}
+
+/// [`run`] with an external OCI runtime (`runc`, `crun`) instead of the
+/// bundled sandbox when `runtime` names one: the same process, described
+/// as an OCI runtime spec ([`runtime_spec`]).
+pub fn run_with(
+    runtime: Option<&str>,
+    spec: &RunSpec,
+    output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<i32, ExecError> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(ExecError::Setup(String::from(
@@ -176,6 +189,14 @@ pub fn run(spec: &RunSpec, output: &mut dyn FnMut(Stream, &[u8])) -> Result<i32,
     };
     let files = system_files(dir.path(), hostname)?;
     let user = users::resolve(&spec.rootfs.lowers, &spec.user)?;
+    if let Some(runtime) = runtime {
+        let mut lowers: Vec<&Path> = spec.rootfs.lowers.iter().map(PathBuf::as_path).collect();
+        if lowers.is_empty() {
+            lowers.push(&empty);
+        }
+        let options = plan::overlay_options(&lowers, Some((&upper, &work)))?;
+        return external::run_external(runtime, spec, dir.path(), &options, &user, &files, output);
+    }
     let dirs = plan::Dirs {
         root: &root,
         upper: &upper,

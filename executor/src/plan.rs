@@ -209,7 +209,10 @@ pub struct Dirs<'a> {
 }
 
 /// The overlay options for layers (bottom first), with an optional upper.
-fn overlay_options(lowers: &[&Path], upper: Option<(&Path, &Path)>) -> Result<String, ExecError> {
+pub(crate) fn overlay_options(
+    lowers: &[&Path],
+    upper: Option<(&Path, &Path)>,
+) -> Result<String, ExecError> {
     for l in lowers {
         let s = l.display().to_string();
         if s.contains(',') || s.contains(':') {

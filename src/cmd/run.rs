@@ -31,6 +31,11 @@ pub struct RunArgs {
     #[arg(long = "env-file", value_name = "FILE")]
     env_files: Vec<std::path::PathBuf>,
 
+    /// The OCI runtime to run the sandbox with: `bundled` (default) or an
+    /// external one on PATH such as `runc`, given the same spec.
+    #[arg(long, default_value = "bundled", value_name = "RUNTIME")]
+    runtime: String,
+
     /// A name for the sandbox (its hostname unless --hostname is given).
     #[arg(long)]
     name: Option<String>,
@@ -160,7 +165,8 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         stdio: if args.tty { Stdio::Tty } else { Stdio::Inherit },
     };
     let _ = (args.rm, args.interactive);
-    let code = rbuild_executor::run(&spec, &mut |_, _| {})?;
+    let runtime = (args.runtime != "bundled").then_some(args.runtime.as_str());
+    let code = rbuild_executor::run_with(runtime, &spec, &mut |_, _| {})?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
 

@@ -290,6 +290,17 @@ fn run_env_files_volumes_and_names() {
         "echo $A $B $(hostname); cat /data/in.txt; echo out > /data/out.txt",
     ]);
     assert_eq!(out, "from-file 2 box\nhost data");
+    let runc = t.stdout(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$ via runc",
+    ]);
+    assert_eq!(runc, "1 via runc\n");
     assert_eq!(
         std::fs::read_to_string(shared.join("out.txt")).unwrap(),
         "out\n"

@@ -1,0 +1,170 @@
+//! The same sandbox described as an OCI runtime spec (`config.json`,
+//! checked against oci-spec's types) and run by an external runtime (runc,
+//! crun): rbuild mounts the overlay root in a private mount namespace
+//! (`unshare --mount`, so nothing is left on the host) and execs the runtime
+//! there on the bundle.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio as ProcStdio};
+
+use serde_json::{Value, json};
+
+use crate::plan::DEFAULT_PATH;
+use crate::users::User;
+use crate::{ExecError, Network, RunSpec, Stdio, Stream};
+
+/// Docker's default capabilities, by name.
+const CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SYS_CHROOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_WRITE",
+    "CAP_SETFCAP",
+];
+
+/// The OCI runtime spec of `spec` for a bundle whose root is `rootfs`;
+/// `files` are the hosts, resolv.conf and hostname files to bind.
+pub fn runtime_spec(
+    spec: &RunSpec,
+    user: &User,
+    files: &[(std::path::PathBuf, &str)],
+) -> Result<oci_spec::runtime::Spec, ExecError> {
+    let mut env = spec.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home));
+    }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    ];
+    for (file, target) in files {
+        mounts.push(json!({"destination": target, "type": "bind", "source": file, "options": ["rbind", "rprivate"]}));
+    }
+    for m in &spec.mounts {
+        let mut options = vec!["rbind", "rprivate"];
+        if m.readonly {
+            options.push("ro");
+        }
+        mounts.push(json!({"destination": m.target, "type": "bind", "source": m.source, "options": options}));
+    }
+    for t in &spec.tmpfs {
+        mounts.push(json!({"destination": t, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}));
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if spec.network == Network::None {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let caps: Vec<&str> = CAPABILITIES.to_vec();
+    let value: Value = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": spec.stdio == Stdio::Tty,
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.groups},
+            "args": spec.args,
+            "env": env,
+            "cwd": if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() },
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": true,
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": if spec.hostname.is_empty() { "rbuild" } else { spec.hostname.as_str() },
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+        },
+    });
+    serde_json::from_value(value).map_err(|e| ExecError::Setup(format!("runtime spec: {e}")))
+}
+
+/// Runs `spec` with the external runtime `runtime` (e.g. `runc`, `crun`).
+pub fn run_external(
+    runtime: &str,
+    spec: &RunSpec,
+    dir: &Path,
+    overlay_options: &str,
+    user: &User,
+    files: &[(std::path::PathBuf, &str)],
+    output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<i32, ExecError> {
+    let bundle = dir.join("bundle");
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(&rootfs)
+        .map_err(|e| ExecError::Setup(format!("create {}: {e}", rootfs.display())))?;
+    let config = runtime_spec(spec, user, files)?;
+    config
+        .save(bundle.join("config.json"))
+        .map_err(|e| ExecError::Setup(format!("write config.json: {e}")))?;
+    let id = format!(
+        "rbuild-{}-{}",
+        std::process::id(),
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount -t overlay overlay -o \"$1\" \"$2\" && shift 2 && exec \"$@\"")
+        .arg("sh")
+        .arg(overlay_options)
+        .arg(&rootfs)
+        .arg(runtime);
+    cmd.args(["run", "--bundle"]).arg(&bundle).arg(&id);
+    let status = if spec.stdio == Stdio::Capture {
+        cmd.stdin(ProcStdio::null())
+            .stdout(ProcStdio::piped())
+            .stderr(ProcStdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| ExecError::Setup(format!("run {runtime}: {e}")))?;
+        let stderr = child.stderr.take().expect("piped");
+        let errors = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut r = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while r.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                lines.push(std::mem::take(&mut line));
+            }
+            lines
+        });
+        let mut r = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = Vec::new();
+        while r.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            output(Stream::Stdout, &line);
+            line.clear();
+        }
+        for l in errors.join().unwrap_or_default() {
+            output(Stream::Stderr, &l);
+        }
+        child.wait()
+    } else {
+        cmd.status()
+    }
+    .map_err(|e| ExecError::Setup(format!("run {runtime}: {e}")))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
