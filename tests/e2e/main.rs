@@ -349,3 +349,48 @@ fn images_round_trip_with_skopeo_through_a_registry() {
     );
     assert!(dir.join("manifest.json").is_file());
 }
+
+#[test]
+fn killing_rbuild_kills_the_sandbox() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let marker = "rbuild-kill-test-4711";
+    let mut child = t
+        .cmd(&[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("sleep 30; echo {marker}"),
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let sandboxed = |pattern: &str| {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .any(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(pattern)
+            })
+    };
+    assert!(sandboxed(marker), "the sandboxed process is running");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sandboxed(marker) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sandbox outlived rbuild"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains("rbuild-sandbox"),
+        "no sandbox mount on the host"
+    );
+}
