@@ -35,6 +35,12 @@ pub struct PruneOptions {
     pub all: bool,
     /// Only count what would go.
     pub dry_run: bool,
+    /// Also drop cache records made before this time (Unix seconds; the
+    /// `created` the solver keeps in a record's meta).
+    pub older_than: Option<i64>,
+    /// Then drop the oldest cache records until the build cache (snapshots
+    /// only records need) takes at most this many bytes.
+    pub keep_bytes: Option<u64>,
 }
 
 /// What a prune removed (or would remove).
@@ -135,15 +141,22 @@ impl Store {
         let mut live_snapshots: HashSet<String> = HashSet::new();
 
         let records_dir = self.root.join("records");
+        let mut kept: Vec<(i64, std::path::PathBuf, CacheRecord)> = Vec::new();
         for name in names(&records_dir)? {
             let path = records_dir.join(&name);
             let record: Option<CacheRecord> = read_json(&path).ok().flatten();
+            let created = record
+                .as_ref()
+                .and_then(|r| r.meta.get("created"))
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0);
             let keep = !opts.all
+                && opts.older_than.is_none_or(|t| created >= t)
                 && record
                     .as_ref()
                     .is_some_and(|r| r.snapshots.iter().all(|s| self.has_snapshot(s)));
             match record {
-                Some(r) if keep => live_snapshots.extend(r.snapshots),
+                Some(r) if keep => kept.push((created, path, r)),
                 _ => {
                     report.records += 1;
                     if !opts.dry_run {
@@ -151,6 +164,44 @@ impl Store {
                     }
                 }
             }
+        }
+        if let Some(limit) = opts.keep_bytes {
+            // Oldest first, drop records while the snapshots only records
+            // need are over the limit.
+            kept.sort_by_key(|(created, _, _)| *created);
+            let mut uses: std::collections::HashMap<String, usize> =
+                std::collections::HashMap::new();
+            for (_, _, r) in &kept {
+                for s in &r.snapshots {
+                    *uses.entry(s.clone()).or_default() += 1;
+                }
+            }
+            let size_of = |s: &str| dir_size(&self.snapshot_path(s));
+            let mut sizes: std::collections::HashMap<String, u64> =
+                uses.keys().map(|s| (s.clone(), size_of(s))).collect();
+            let mut total: u64 = sizes.values().sum();
+            let mut drop_count = 0;
+            for (_, path, r) in &kept {
+                if total <= limit {
+                    break;
+                }
+                for s in &r.snapshots {
+                    let n = uses.get_mut(s).expect("counted above");
+                    *n -= 1;
+                    if *n == 0 {
+                        total -= sizes.remove(s).unwrap_or(0);
+                    }
+                }
+                report.records += 1;
+                if !opts.dry_run {
+                    remove_path(path)?;
+                }
+                drop_count += 1;
+            }
+            kept.drain(..drop_count);
+        }
+        for (_, _, r) in kept {
+            live_snapshots.extend(r.snapshots);
         }
         // Unpacked layers of tagged images stay (so `run` needs no unpack).
         let layers_dir = self.root.join("layers");
@@ -246,6 +297,7 @@ impl Store {
             .prune(PruneOptions {
                 all: true,
                 dry_run: true,
+                ..Default::default()
             })?
             .bytes;
         Ok(DiskUsage {

@@ -278,7 +278,7 @@ fn records_need_their_snapshots_and_prune_keeps_tagged_images() {
     store
         .prune(PruneOptions {
             all: true,
-            dry_run: false,
+            ..Default::default()
         })
         .unwrap();
     assert!(store.get_record("k1").unwrap().is_none());
@@ -288,6 +288,44 @@ fn records_need_their_snapshots_and_prune_keeps_tagged_images() {
         store.has_snapshot(&unpacked.snapshot),
         "unpacked layers of images stay"
     );
+}
+
+#[test]
+fn prune_by_age_and_by_size_keeps_the_newest() {
+    let (_d, store) = store();
+    for (key, created, bytes) in [
+        ("old", 100, 3000usize),
+        ("mid", 200, 3000),
+        ("new", 300, 3000),
+    ] {
+        let p = store.new_snapshot().unwrap();
+        std::fs::write(p.dir().join("data"), vec![1u8; bytes]).unwrap();
+        p.commit(key).unwrap();
+        let record = CacheRecord {
+            snapshots: vec![key.into()],
+            meta: serde_json::json!({ "created": created }),
+        };
+        store.put_record(key, &record).unwrap();
+    }
+    let r = store
+        .prune(PruneOptions {
+            older_than: Some(150),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r.records, 1);
+    assert!(!store.has_snapshot("old") && store.has_snapshot("mid"));
+    store
+        .prune(PruneOptions {
+            keep_bytes: Some(3500),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        store.get_record("mid").unwrap().is_none(),
+        "the oldest goes first"
+    );
+    assert!(store.has_snapshot("new") && store.get_record("new").unwrap().is_some());
 }
 
 #[test]

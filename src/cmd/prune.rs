@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
 use clap::Args;
 use rbuild_cache::{PruneOptions, Store};
 
@@ -23,15 +24,86 @@ pub struct PruneArgs {
     /// Only show what would be removed.
     #[arg(long)]
     dry_run: bool,
+
+    /// `until=DURATION` (e.g. `24h`, `90m`, `1h30m`): also remove cache
+    /// records made longer ago than that.
+    #[arg(long, value_name = "until=DURATION")]
+    filter: Option<String>,
+
+    /// Then remove the oldest cache records until the build cache takes at
+    /// most this much (`10GB`, `512MB`, `1.5g`; 1024-based).
+    #[arg(long, value_name = "SIZE")]
+    keep_storage: Option<String>,
+}
+
+/// `24h`, `90m`, `1h30m`, `45s` in seconds.
+fn parse_duration(s: &str) -> anyhow::Result<i64> {
+    let mut total = 0i64;
+    let mut number = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: i64 = number
+            .parse()
+            .with_context(|| format!("invalid duration {s:?}"))?;
+        number.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => bail!("invalid duration {s:?}: units are s, m, h, d"),
+        };
+    }
+    if !number.is_empty() {
+        bail!("invalid duration {s:?}: a number needs a unit (s, m, h, d)");
+    }
+    Ok(total)
+}
+
+/// `10GB`, `512MB`, `1.5g`, `100` (bytes) in bytes, 1024-based like Docker's.
+fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let n: f64 = t[..digits]
+        .parse()
+        .with_context(|| format!("invalid size {s:?}"))?;
+    let mult = match t[digits..].trim_end_matches('b').trim_end_matches('i') {
+        "" => 1u64,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        _ => bail!("invalid size {s:?}"),
+    };
+    Ok((n * mult as f64) as u64)
 }
 
 /// Prunes and reports what went.
 pub fn run(root: &Path, args: PruneArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let _ = args.force;
+    let older_than = match &args.filter {
+        Some(f) => {
+            let d = f.strip_prefix("until=").with_context(|| {
+                format!("invalid --filter {f:?}: only until=DURATION is supported")
+            })?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            Some(now - parse_duration(d)?)
+        }
+        None => None,
+    };
     let r = store.prune(PruneOptions {
         all: args.all,
         dry_run: args.dry_run,
+        older_than,
+        keep_bytes: args.keep_storage.as_deref().map(parse_size).transpose()?,
     })?;
     let verb = if args.dry_run {
         "Would reclaim"
@@ -89,4 +161,21 @@ pub fn du(root: &Path, args: DuArgs) -> anyhow::Result<ExitCode> {
         human_size(du.reclaimable)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("1h30m").unwrap(), 5400);
+        assert_eq!(parse_duration("2d").unwrap(), 172_800);
+        assert!(parse_duration("10").is_err() && parse_duration("5x").is_err());
+        assert_eq!(parse_size("10GB").unwrap(), 10 << 30);
+        assert_eq!(parse_size("512mb").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("ten").is_err());
+    }
 }
