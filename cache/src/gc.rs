@@ -27,6 +27,19 @@ pub struct DiskUsage {
     pub reclaimable: u64,
 }
 
+/// One cache record as `du --verbose` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordUsage {
+    /// The cache key.
+    pub key: String,
+    /// When its result was made (Unix seconds), if recorded.
+    pub created: Option<i64>,
+    /// Size of the step's own layer (its top snapshot).
+    pub size: u64,
+    /// How many layers its state has.
+    pub layers: usize,
+}
+
 /// What to prune.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PruneOptions {
@@ -284,6 +297,32 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Every cache record with its age and the size of its own layer,
+    /// oldest first.
+    pub fn record_usage(&self) -> Result<Vec<RecordUsage>, StoreError> {
+        let dir = self.root.join("records");
+        let mut out = Vec::new();
+        for name in names(&dir)? {
+            let Some(record) = read_json::<CacheRecord>(&dir.join(&name)).ok().flatten() else {
+                continue;
+            };
+            out.push(RecordUsage {
+                key: name.trim_end_matches(".json").to_string(),
+                created: record
+                    .meta
+                    .get("created")
+                    .and_then(serde_json::Value::as_i64),
+                size: record
+                    .snapshots
+                    .last()
+                    .map_or(0, |s| dir_size(&self.snapshot_path(s))),
+                layers: record.snapshots.len(),
+            });
+        }
+        out.sort_by_key(|r| r.created);
+        Ok(out)
     }
 
     /// Sizes of everything, and what `prune --all` would free.

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 pub use blobs::{BlobInfo, BlobWriter};
 pub use error::StoreError;
 pub use fsutil::LockGuard;
-pub use gc::{DiskUsage, FsckReport, PruneOptions, PruneReport};
+pub use gc::{DiskUsage, FsckReport, PruneOptions, PruneReport, RecordUsage};
 pub use hashes::{FileHashCache, FileStamp};
 pub use layout::REF_NAME;
 pub use records::{CacheRecord, LayerRecord};

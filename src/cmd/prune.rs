@@ -126,6 +126,10 @@ pub struct DuArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+
+    /// Also list every cache record: key, age, size of its own layer.
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 /// Prints the store's disk use.
