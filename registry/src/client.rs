@@ -243,6 +243,20 @@ impl Client {
                     self.authenticate(registry, scope, &header).await?;
                     authed = true;
                 }
+                Ok(resp)
+                    if resp.status() == StatusCode::TOO_MANY_REQUESTS && attempt < ATTEMPTS =>
+                {
+                    // Rate limited: wait as long as the registry asks (capped).
+                    let wait = resp
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .map_or(Duration::from_millis(500 << attempt), |s| {
+                            Duration::from_secs(s.min(30))
+                        });
+                    tokio::time::sleep(wait).await;
+                }
                 Ok(resp) if resp.status().is_server_error() && attempt < ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }

@@ -216,3 +216,39 @@ async fn large_blobs_go_up_in_chunks() {
         .unwrap();
     assert!(back == blob, "the chunked upload is byte-identical");
 }
+
+/// A registry stand-in that answers 429 (then 503) before serving one
+/// manifest: the client must wait and retry.
+#[tokio::test]
+async fn rate_limits_and_server_errors_are_retried() {
+    use std::io::{Read, Write};
+    let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1},"layers":[]}"#;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let answers = [
+            String::from(
+                "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ),
+            String::from(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ),
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                manifest.len(),
+                String::from_utf8_lossy(manifest)
+            ),
+        ];
+        for answer in answers {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            s.write_all(answer.as_bytes()).unwrap();
+        }
+    });
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let r = Reference::parse(&format!("{addr}/flaky:1")).unwrap();
+    let pulled = client.pull_manifest(&r, &platform()).await.unwrap();
+    assert_eq!(pulled.bytes, manifest);
+    server.join().unwrap();
+}
