@@ -22,6 +22,18 @@ mod schedule;
 mod state;
 
 pub use error::SolveError;
+
+/// The cache-key checksum of a whole directory, as a `COPY . /dest` of it
+/// keys it (content, types and modes of every entry; `hashes` is the
+/// stat fast path). For benchmarks and diagnostics.
+pub fn checksum_dir(
+    dir: &std::path::Path,
+    hashes: Option<&rbuild_cache::FileHashCache>,
+) -> Result<String, String> {
+    let view = layered::HostTree::new(dir);
+    let nothing = |_: &str| false;
+    context::checksum(&view, &[], &nothing, hashes)
+}
 pub use image::{ImageResolver, PulledImage, store_name};
 pub use progress::{Progress, VertexStatus};
 pub use schedule::{SolveOptions, SolveResult, Solver};
