@@ -332,3 +332,54 @@ fn annotations_and_docker_media_types() {
     let u = TestContext::new();
     assert!(u.stdout(&["run", "--rm", &remote]).contains("hello from"));
 }
+
+#[test]
+fn pulls_and_unpacks_killed_midway_and_concurrent_builds_with_prune() {
+    let registry = rbuild_registry::testing::TestRegistry::start();
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let big = t.context(
+        "big",
+        &[("Dockerfile", "FROM busybox\nRUN i=0; while [ $i -lt 64 ]; do dd if=/dev/urandom of=/blob$i bs=1M count=1 2>/dev/null; i=$((i+1)); done\n")],
+    );
+    let remote = format!("{}/kill/big", registry.addr);
+    t.ok(&["build", "-q", "-t", &remote, big.to_str().unwrap()]);
+    t.ok(&["push", "-q", "--compression", "gzip", &remote]);
+
+    // Pull + unpack killed at several points: the store stays valid.
+    let u = TestContext::new();
+    for delay_ms in [20u64, 100, 250, 500] {
+        let mut child = u.cmd(&["run", "--rm", &remote, "true"]).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let fsck = u.stdout(&["debug", "fsck"]);
+        assert!(
+            fsck.contains(" 0 problems"),
+            "after a kill at {delay_ms} ms: {fsck}"
+        );
+    }
+    assert_eq!(
+        u.stdout(&["run", "--rm", &remote, "sh", "-c", "ls / | grep -c blob"]),
+        "64\n"
+    );
+
+    // Two builds and a prune at once on one store.
+    let a = t.context("a", &[("Dockerfile", "FROM busybox\nRUN echo a > /a\n")]);
+    let b = t.context("b", &[("Dockerfile", "FROM busybox\nRUN echo b > /b\n")]);
+    let ba = t
+        .cmd(&["build", "-q", "-t", "a", a.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let bb = t
+        .cmd(&["build", "-q", "-t", "b", b.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let pr = t.cmd(&["prune", "--all", "--force"]).spawn().unwrap();
+    for c in [ba, bb, pr] {
+        assert!(c.wait_with_output().unwrap().status.success());
+    }
+    assert!(t.stdout(&["debug", "fsck"]).contains(" 0 problems"));
+    assert_eq!(t.stdout(&["run", "--rm", "a", "cat", "/a"]), "a\n");
+    assert_eq!(t.stdout(&["run", "--rm", "b", "cat", "/b"]), "b\n");
+}
