@@ -34,6 +34,8 @@ pub struct RecordUsage {
     pub key: String,
     /// When its result was made (Unix seconds), if recorded.
     pub created: Option<i64>,
+    /// When it was last used (Unix seconds).
+    pub last_used: Option<i64>,
     /// Size of the step's own layer (its top snapshot).
     pub size: u64,
     /// How many layers its state has.
@@ -308,8 +310,14 @@ impl Store {
             let Some(record) = read_json::<CacheRecord>(&dir.join(&name)).ok().flatten() else {
                 continue;
             };
+            let last_used = std::fs::metadata(dir.join(&name))
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64);
             out.push(RecordUsage {
                 key: name.trim_end_matches(".json").to_string(),
+                last_used,
                 created: record
                     .meta
                     .get("created")

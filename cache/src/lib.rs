@@ -363,6 +363,18 @@ impl Store {
         fsutil::write_atomic(&self.tmp_dir(), &self.record_path(key), &bytes)
     }
 
+    /// Marks a cache record as used now (its file's mtime), for `du` and
+    /// age-based pruning. A record that vanished meanwhile is fine.
+    pub fn touch_record(&self, key: &str) -> Result<(), StoreError> {
+        records::check_key(key)?;
+        let path = self.record_path(key);
+        if let Ok(f) = std::fs::File::options().write(true).open(&path) {
+            f.set_modified(std::time::SystemTime::now())
+                .map_err(io_err("touch", &path))?;
+        }
+        Ok(())
+    }
+
     fn record_path(&self, key: &str) -> PathBuf {
         self.root.join("records").join(format!("{key}.json"))
     }

@@ -279,6 +279,7 @@ impl Solver {
         if !record.snapshots.iter().all(|s| self.store.has_snapshot(s)) {
             return Ok(None);
         }
+        self.store.touch_record(&self.keys[i])?;
         Ok(Some(NodeResult {
             state: record.snapshots.into_iter().map(Layer::Snapshot).collect(),
             added: record

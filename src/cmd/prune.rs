@@ -164,6 +164,32 @@ pub fn du(root: &Path, args: DuArgs) -> anyhow::Result<ExitCode> {
         "Reclaimable with `prune --all`: {}",
         human_size(du.reclaimable)
     );
+    if args.verbose {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let ago = |t: Option<i64>| {
+            t.map_or_else(
+                || String::from("-"),
+                |c| format!("{}s ago", (now - c).max(0)),
+            )
+        };
+        println!();
+        println!(
+            "{:<16} {:>12} {:>12} {:>8} {:>10}",
+            "CACHE KEY", "CREATED", "LAST USED", "LAYERS", "SIZE"
+        );
+        for r in store.record_usage()? {
+            let key: String = r.key.chars().take(16).collect();
+            println!(
+                "{key:<16} {:>12} {:>12} {:>8} {:>10}",
+                ago(r.created),
+                ago(r.last_used),
+                r.layers,
+                human_size(r.size)
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -170,7 +170,12 @@ fn store_commands_rmi_prune_du_fsck_and_parse() {
     t.make_busybox("busybox");
     let hello = repo().join("testdata/hello");
     t.ok(&["build", "-q", "-t", "hello", hello.to_str().unwrap()]);
-    let du = t.stdout(&["du"]);
+    t.ok(&["build", "-q", "-t", "hello", hello.to_str().unwrap()]);
+    let du = t.stdout(&["du", "--verbose"]);
+    assert!(
+        du.contains("CACHE KEY") && du.contains("LAST USED") && du.contains("s ago"),
+        "records listed with creation and last use: {du}"
+    );
     assert!(
         du.contains("snapshots") && du.contains("Reclaimable"),
         "{du}"
