@@ -107,7 +107,12 @@ pub fn recompress(
             parallel_gzip(input, &mut blob, level).map_err(io_error(what()))?
         }
         Compression::Zstd(level) => {
-            zstd::stream::copy_encode(input, &mut blob, level).map_err(io_error(what()))?
+            let mut zs = zstd::Encoder::new(&mut blob, level).map_err(io_error(what()))?;
+            zs.multithread(crate::ZSTD_WORKERS)
+                .map_err(io_error(what()))?;
+            let mut input = input;
+            std::io::copy(&mut input, &mut zs).map_err(io_error(what()))?;
+            zs.finish().map_err(io_error(what()))?;
         }
         Compression::Uncompressed => unreachable!("handled above"),
     }

@@ -44,6 +44,10 @@ pub enum ExportError {
     Other(String),
 }
 
+/// Worker threads of zstd (a fixed number: the frame layout, and so the
+/// bytes, depend on it).
+pub(crate) const ZSTD_WORKERS: u32 = 2;
+
 /// Layer compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -116,7 +120,10 @@ pub fn export_layer(
             (gz.finish().map_err(io_error(what()))?, diff_id)
         }
         Compression::Zstd(level) => {
-            let zs = zstd::Encoder::new(blob, level).map_err(io_error(what()))?;
+            let mut zs = zstd::Encoder::new(blob, level).map_err(io_error(what()))?;
+            // zstd's own worker threads compress while the tar is written;
+            // the output depends on the level only, not on the machine.
+            zs.multithread(ZSTD_WORKERS).map_err(io_error(what()))?;
             let mut out = layer::HashingWriter::new(zs);
             layer::write_tar(&dir, &mut out, opts.source_date_epoch).map_err(io_error(what()))?;
             let (zs, diff_id) = out.finish();
