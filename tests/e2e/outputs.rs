@@ -107,6 +107,23 @@ fn every_output_type_is_read_by_real_consumers() {
         String::from_utf8_lossy(&diff.stdout)
     );
 
+    // podman loads the docker archive.
+    let podman = std::process::Command::new("podman")
+        .arg("--root")
+        .arg(t.path("podman-root"))
+        .arg("--runroot")
+        .arg(t.path("podman-run"))
+        .args(["load", "-i"])
+        .arg(&docker)
+        .output()
+        .expect("podman is installed (.ci/run)");
+    assert!(
+        podman.status.success(),
+        "{}",
+        String::from_utf8_lossy(&podman.stderr)
+    );
+    assert!(String::from_utf8_lossy(&podman.stdout).contains("hello:v1"));
+
     // save/load round trip into another store.
     let saved = t.path("saved.tar");
     t.ok(&["save", "-o", saved.to_str().unwrap(), "hello:v1"]);
