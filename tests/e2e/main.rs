@@ -5,7 +5,7 @@ mod instructions;
 mod outputs;
 mod support;
 
-use support::{TestContext, repo};
+use support::{TestContext, repo, skopeo};
 
 fn text(out: &std::process::Output) -> String {
     format!(
@@ -237,17 +237,13 @@ fn push_to_a_registry_then_build_from_it_in_an_empty_store() {
     let pushed = t.stdout(&["push", "-q", &remote]);
     assert!(pushed.trim().starts_with("sha256:"), "{pushed}");
     // A real consumer sees it in the registry, with gzip layers.
-    let out = std::process::Command::new("skopeo")
-        .args(["inspect", "--raw", "--tls-verify=false"])
-        .arg(format!("docker://{remote}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("tar+gzip"));
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{remote}"),
+    ]);
+    assert!(raw.contains("tar+gzip"), "{raw}");
 
     // A second, empty store builds FROM the registry image, pulling it.
     let u = TestContext::new();
@@ -314,17 +310,12 @@ fn images_round_trip_with_skopeo_through_a_registry() {
     t.make_busybox("busybox");
     // skopeo pushes an image from rbuild's store (an OCI layout) …
     let remote = format!("{}/interop/busybox:skopeo", registry.addr);
-    let out = std::process::Command::new("skopeo")
-        .args(["copy", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:busybox", t.root().display()))
-        .arg(format!("docker://{remote}"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:busybox", t.root().display()),
+        &format!("docker://{remote}"),
+    ]);
     // … rbuild pulls and runs what skopeo pushed …
     let u = TestContext::new();
     assert!(
@@ -336,17 +327,12 @@ fn images_round_trip_with_skopeo_through_a_registry() {
     u.ok(&["tag", &remote, &back]);
     u.ok(&["push", &back]);
     let dir = t.path("copied");
-    let out = std::process::Command::new("skopeo")
-        .args(["copy", "--src-tls-verify=false"])
-        .arg(format!("docker://{back}"))
-        .arg(format!("dir:{}", dir.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    skopeo(&[
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{back}"),
+        &format!("dir:{}", dir.display()),
+    ]);
     assert!(dir.join("manifest.json").is_file());
 }
 

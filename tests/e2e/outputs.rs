@@ -2,17 +2,7 @@
 
 use std::process::Command;
 
-use crate::support::{TestContext, repo};
-
-fn skopeo(args: &[&str]) -> String {
-    let out = Command::new("skopeo").args(args).output().expect("skopeo");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::support::{TestContext, repo, skopeo};
 
 #[test]
 fn every_output_type_is_read_by_real_consumers() {

@@ -80,18 +80,12 @@ impl TestContext {
     /// The image config of a tagged image, as stored: the manifest as
     /// skopeo reads it from the store's OCI layout, then its config blob.
     pub fn config(&self, tag: &str) -> serde_json::Value {
-        let out = Command::new("skopeo")
-            .args(["inspect", "--raw"])
-            .arg(format!("oci:{}:{tag}", self.root().display()))
-            .output()
-            .expect("run skopeo");
-        assert!(
-            out.status.success(),
-            "skopeo: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("manifest json");
+        let raw = skopeo(&[
+            "inspect",
+            "--raw",
+            &format!("oci:{}:{tag}", self.root().display()),
+        ]);
+        let manifest: serde_json::Value = serde_json::from_str(&raw).expect("manifest json");
         let digest = manifest["config"]["digest"]
             .as_str()
             .expect("config digest");
@@ -101,6 +95,18 @@ impl TestContext {
             .join(digest.trim_start_matches("sha256:"));
         serde_json::from_slice(&std::fs::read(blob).expect("config blob")).expect("config json")
     }
+}
+
+/// Runs skopeo (a real consumer of what rbuild writes), failing the test
+/// on a non-zero exit; returns its stdout.
+pub fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo").args(args).output().expect("skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The repository root.
