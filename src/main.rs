@@ -107,7 +107,11 @@ fn first_positional(args: &[std::ffi::OsString]) -> Option<String> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The store's place depends on who the user is on the host: decide it
+    // before becoming root in a user namespace (rootless mode), which must
+    // happen while the process has one thread.
     let root = root::store_root(cli.root);
+    rbuild_executor::enter_user_namespace()?;
     match cli.command {
         Command::Build(args) => cmd::build::run(&root, args),
         Command::Run(args) => cmd::run::run(&root, args),

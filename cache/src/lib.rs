@@ -43,7 +43,7 @@ pub use hashes::{FileHashCache, FileStamp};
 pub use layout::REF_NAME;
 pub use records::{CacheRecord, LayerRecord};
 pub use snapshots::PendingSnapshot;
-pub use unpack::decompress;
+pub use unpack::{OPAQUE_XATTR, decompress};
 
 use error::io_err;
 

@@ -1,10 +1,10 @@
 //! Unpacking a layer tar into a snapshot: OCI whiteouts become overlay
 //! whiteouts (`.wh.name` → a 0/0 character device, `.wh..wh..opq` → the
-//! `trusted.overlay.opaque=y` xattr), and nothing may land outside the
+//! `user.overlay.opaque=y` xattr), and nothing may land outside the
 //! snapshot: `..` components are refused and no path is written through a
 //! symlink.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -73,7 +73,7 @@ pub fn unpack(reader: Box<dyn Read + '_>, dest: &Path) -> io::Result<String> {
                 .unwrap_or_default();
             let parent = ensure_parent(dest, &rel)?;
             if name == b".wh..wh..opq" {
-                set_xattr(&parent, "trusted.overlay.opaque", b"y")?;
+                set_xattr(&parent, OPAQUE_XATTR, b"y")?;
                 continue;
             }
             if let Some(hidden) = name.strip_prefix(b".wh.") {
@@ -143,9 +143,12 @@ pub fn unpack(reader: Box<dyn Read + '_>, dest: &Path) -> io::Result<String> {
             if let Some(exts) = entry.pax_extensions()? {
                 for ext in exts {
                     let ext = ext?;
-                    if let Some(attr) = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr."))
-                    {
-                        set_xattr(&path, attr, ext.value_bytes())?;
+                    let attr = ext.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr."));
+                    // Overlay metadata comes from whiteout entries only: a
+                    // layer must not smuggle in its own.
+                    if let Some(attr) = attr.filter(|a| !a.contains(".overlay.")) {
+                        let attr = CString::new(attr).map_err(io::Error::other)?;
+                        set_xattr(&path, &attr, ext.value_bytes())?;
                     }
                 }
             }
@@ -192,9 +195,13 @@ fn ensure_parent(dest: &Path, rel: &Path) -> io::Result<PathBuf> {
     Ok(current)
 }
 
-fn set_xattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
+/// The xattr that marks an opaque directory of an overlay layer: the
+/// `user.overlay.` namespace of overlayfs's `userxattr` option, which the
+/// executor's mounts use so that root and rootless mode share one format.
+pub const OPAQUE_XATTR: &CStr = c"user.overlay.opaque";
+
+fn set_xattr(path: &Path, n: &CStr, value: &[u8]) -> io::Result<()> {
     let p = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let n = CString::new(name).map_err(io::Error::other)?;
     // SAFETY: valid NUL-terminated strings and a live buffer of `value.len()` bytes.
     let rc = unsafe {
         libc::lsetxattr(

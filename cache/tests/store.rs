@@ -178,7 +178,7 @@ fn layers_unpack_with_overlay_whiteouts_and_links() {
     let n = unsafe {
         libc::lgetxattr(
             c.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
+            rbuild_cache::OPAQUE_XATTR.as_ptr(),
             buf.as_mut_ptr().cast(),
             4,
         )

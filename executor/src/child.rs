@@ -348,8 +348,10 @@ unsafe fn exec_process(args: &Args<'_>) -> ! {
         // every thread it believes the process has (ours are copies of a
         // multithreaded parent's bookkeeping) and wait for them forever.
         let (uid, gid) = (plan.uid as libc::c_long, plan.gid as libc::c_long);
-        let rc = libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr());
-        try_sys!(efd, c"setgroups", cvt(rc as c_int));
+        if plan.set_groups {
+            let rc = libc::syscall(libc::SYS_setgroups, plan.groups.len(), plan.groups.as_ptr());
+            try_sys!(efd, c"setgroups", cvt(rc as c_int));
+        }
         try_sys!(
             efd,
             c"setgid",

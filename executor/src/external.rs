@@ -99,6 +99,16 @@ pub fn runtime_spec(
     serde_json::from_value(value).map_err(|e| ExecError::Setup(format!("runtime spec: {e}")))
 }
 
+/// The shell step run in the private mount namespace: mount the overlay
+/// root (`$1` options at `$2`), then exec the runtime command that follows.
+const MOUNT_ROOT_AND_EXEC: &str =
+    "mount -t overlay overlay -o \"$1\" \"$2\" && shift 2 && exec \"$@\"";
+
+/// Whether `runtime` names crun (a path or a bare name).
+fn is_crun(runtime: &str) -> bool {
+    Path::new(runtime).file_name().is_some_and(|n| n == "crun")
+}
+
 /// Runs `spec` with the external runtime `runtime` (e.g. `runc`, `crun`).
 pub fn run_external(
     runtime: &str,
@@ -124,13 +134,26 @@ pub fn run_external(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     );
+    let cgroups_off = is_crun(runtime);
+    let script = if cgroups_off {
+        // crun refuses a hybrid cgroup v1/v2 host outright, even without
+        // managing cgroups; in this private mount namespace it sees a plain
+        // cgroup2 hierarchy and is told to leave cgroups alone (rbuild sets
+        // no resource limits).
+        format!("mount -t cgroup2 cgroup2 /sys/fs/cgroup && {MOUNT_ROOT_AND_EXEC}")
+    } else {
+        MOUNT_ROOT_AND_EXEC.to_string()
+    };
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg("mount -t overlay overlay -o \"$1\" \"$2\" && shift 2 && exec \"$@\"")
+        .arg(script)
         .arg("sh")
         .arg(overlay_options)
         .arg(&rootfs)
         .arg(runtime);
+    if cgroups_off {
+        cmd.arg("--cgroup-manager=disabled");
+    }
     cmd.args(["run", "--bundle"]).arg(&bundle).arg(&id);
     let status = if spec.stdio == Stdio::Capture {
         cmd.stdin(ProcStdio::null())

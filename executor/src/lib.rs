@@ -19,6 +19,7 @@
 mod child;
 mod external;
 mod plan;
+mod rootless;
 mod stdio;
 mod sys;
 mod users;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 pub use external::runtime_spec;
 pub use plan::DEFAULT_PATH;
+pub use rootless::{IdMapping, enter_user_namespace};
 pub use users::{User, resolve as resolve_user};
 
 /// Errors of the executor.
@@ -160,7 +162,8 @@ pub fn run_with(
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         return Err(ExecError::Setup(String::from(
-            "rbuild needs root to create sandboxes (rootless mode is not supported yet)",
+            "sandboxes need root, on the host or in a user namespace \
+             (see enter_user_namespace)",
         )));
     }
     let dir = tempfile::Builder::new()
@@ -189,6 +192,7 @@ pub fn run_with(
     };
     let files = system_files(dir.path(), hostname)?;
     let user = users::resolve(&spec.rootfs.lowers, &spec.user)?;
+    rootless::check_mapped(&user)?;
     if let Some(runtime) = runtime {
         let mut lowers: Vec<&Path> = spec.rootfs.lowers.iter().map(PathBuf::as_path).collect();
         if lowers.is_empty() {
@@ -394,6 +398,10 @@ fn is_empty_dir(path: &Path) -> bool {
     std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
 }
 
+/// The xattr overlayfs marks an opaque upper directory with (the mounts
+/// use `userxattr`).
+pub const OPAQUE_XATTR: &std::ffi::CStr = c"user.overlay.opaque";
+
 fn is_opaque(path: &Path) -> bool {
     let Ok(p) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
     else {
@@ -404,7 +412,7 @@ fn is_opaque(path: &Path) -> bool {
     let n = unsafe {
         libc::lgetxattr(
             p.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
+            OPAQUE_XATTR.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )

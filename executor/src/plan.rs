@@ -6,6 +6,7 @@ use std::ffi::{CString, c_int};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::rootless;
 use crate::users::User;
 use crate::{ExecError, RunSpec};
 
@@ -28,6 +29,19 @@ const DEFAULT_CAPS: &[c_int] = &[
     27, // MKNOD
     29, // AUDIT_WRITE
     31, // SETFCAP
+];
+
+/// The group of terminals in Docker's images.
+const TTY_GID: u32 = 5;
+
+/// The device nodes of the sandbox's /dev: name, major, minor.
+const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
 ];
 
 /// What is mounted at a mountpoint inside the root.
@@ -93,6 +107,8 @@ pub struct Plan {
     pub uid: libc::uid_t,
     pub gid: libc::gid_t,
     pub groups: Vec<libc::gid_t>,
+    /// Set the supplementary groups (not allowed with a single-id map).
+    pub set_groups: bool,
     /// Working directory prefixes (relative to the root), created when
     /// missing, and the absolute working directory.
     pub cwd_prefixes: Vec<CString>,
@@ -234,7 +250,9 @@ pub(crate) fn overlay_options(
             w.display()
         ));
     }
-    data.push_str(",redirect_dir=off,metacopy=off");
+    // `userxattr`: overlay metadata (opaque dirs) in `user.overlay.*`,
+    // which works as root and in a user namespace alike.
+    data.push_str(",redirect_dir=nofollow,metacopy=off,userxattr");
     Ok(data)
 }
 
@@ -282,7 +300,12 @@ pub fn build(
             "dev/pts",
             "devpts",
             libc::MS_NOSUID | libc::MS_NOEXEC,
-            Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+            // The tty group, when it exists (not with a single-id map).
+            Some(if rootless::gid_mapped(TTY_GID) {
+                "newinstance,ptmxmode=0666,mode=0620,gid=5"
+            } else {
+                "newinstance,ptmxmode=0666,mode=0620"
+            }),
         )?,
         fs_mount(
             "dev/shm",
@@ -290,13 +313,24 @@ pub fn build(
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
             Some("mode=1777,size=65536k"),
         )?,
-        fs_mount(
+    ];
+    let rootless = rootless::in_user_namespace();
+    if rootless {
+        // No sysfs without a network namespace of ours, and no device
+        // nodes on a tmpfs of a user namespace: bind the host's.
+        mounts.push(bind_mount(Path::new("/sys"), "/sys", true)?);
+        for (name, ..) in DEVICES {
+            let host = Path::new("/dev").join(name);
+            mounts.insert(2, bind_mount(&host, &format!("/dev/{name}"), false)?);
+        }
+    } else {
+        mounts.push(fs_mount(
             "sys",
             "sysfs",
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
             None,
-        )?,
-    ];
+        )?);
+    }
     for (file, target) in files {
         mounts.push(bind_mount(file, target, false)?);
     }
@@ -356,23 +390,17 @@ pub fn build(
         });
     }
 
-    let devices = [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ]
-    .iter()
-    .map(|(n, major, minor)| {
-        Ok(Device {
-            name: cstr(n)?,
-            major: *major,
-            minor: *minor,
+    let devices = DEVICES
+        .iter()
+        .filter(|_| !rootless)
+        .map(|(n, major, minor)| {
+            Ok(Device {
+                name: cstr(n)?,
+                major: *major,
+                minor: *minor,
+            })
         })
-    })
-    .collect::<Result<_, ExecError>>()?;
+        .collect::<Result<_, ExecError>>()?;
     let dev_links = [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -437,6 +465,7 @@ pub fn build(
         uid: user.uid,
         gid: user.gid,
         groups: user.groups.clone(),
+        set_groups: rootless::setgroups_allowed(),
         cwd_prefixes: prefixes(cwd)?,
         cwd: cstr(cwd)?,
         candidates: candidates.iter().map(cstr).collect::<Result<_, _>>()?,

@@ -275,18 +275,28 @@ fn init_reaps_orphans_and_concurrent_runs_work() {
 fn external_runtimes_run_the_same_spec() {
     let s = Sandbox::new();
     let before = mounts_of_host();
-    // runc only: crun refuses this kind of machine's hybrid cgroup hierarchy.
-    let mut spec = s.spec("echo pid=$$; id -u; hostname; exit 5");
-    spec.user = "app".into();
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = rbuild_executor::run_with(Some("runc"), &spec, &mut |st, line| match st {
-        Stream::Stdout => out.extend_from_slice(line),
-        Stream::Stderr => err.extend_from_slice(line),
-    })
-    .unwrap();
-    assert_eq!(code, 5, "{}", String::from_utf8_lossy(&err));
-    assert_eq!(String::from_utf8(out).unwrap(), "pid=1\n1000\nsandbox\n");
-    assert_eq!(mounts_of_host(), before, "no mount left on the host");
+    for runtime in ["runc", "crun"] {
+        let mut spec =
+            s.spec("echo pid=$$; id -u; hostname; grep CapBnd /proc/self/status; exit 5");
+        spec.user = "app".into();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = rbuild_executor::run_with(Some(runtime), &spec, &mut |st, line| match st {
+            Stream::Stdout => out.extend_from_slice(line),
+            Stream::Stderr => err.extend_from_slice(line),
+        })
+        .unwrap();
+        assert_eq!(code, 5, "{runtime}: {}", String::from_utf8_lossy(&err));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "pid=1\n1000\nsandbox\nCapBnd:\t00000000a80425fb\n",
+            "{runtime}"
+        );
+        assert_eq!(
+            mounts_of_host(),
+            before,
+            "no mount left on the host by {runtime}"
+        );
+    }
     let spec = s.spec("true");
     let json = serde_json::to_value(
         rbuild_executor::runtime_spec(

@@ -89,7 +89,7 @@ fn kept_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn is_opaque(path: &Path) -> bool {
-    xattr(path, "trusted.overlay.opaque").is_some_and(|v| v == b"y")
+    xattr(path, rbuild_cache::OPAQUE_XATTR.to_str().expect("ASCII")).is_some_and(|v| v == b"y")
 }
 
 /// Writes the layer tar of `dir` into `out`.

@@ -36,7 +36,7 @@ fn snapshot(store: &Store, id: &str, stamp: i64) {
     unsafe {
         libc::lsetxattr(
             c.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
+            rbuild_cache::OPAQUE_XATTR.as_ptr(),
             b"y".as_ptr().cast(),
             1,
             0,

@@ -82,7 +82,7 @@ impl FsView for HostTree {
 }
 
 /// Overlay layers (whiteouts as 0/0 character devices, opaque directories
-/// marked with `trusted.overlay.opaque=y`), bottom first.
+/// marked with `user.overlay.opaque=y`), bottom first.
 pub struct LayerStack {
     layers: Vec<PathBuf>,
 }
@@ -162,7 +162,7 @@ fn is_opaque(dir: &Path) -> bool {
     let n = unsafe {
         libc::lgetxattr(
             path.as_ptr(),
-            c"trusted.overlay.opaque".as_ptr(),
+            rbuild_cache::OPAQUE_XATTR.as_ptr(),
             value.as_mut_ptr().cast(),
             value.len(),
         )
@@ -328,7 +328,7 @@ mod tests {
         let rc = unsafe {
             libc::lsetxattr(
                 c.as_ptr(),
-                c"trusted.overlay.opaque".as_ptr(),
+                rbuild_cache::OPAQUE_XATTR.as_ptr(),
                 b"y".as_ptr().cast(),
                 1,
                 0,

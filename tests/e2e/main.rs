@@ -5,7 +5,9 @@ mod instructions;
 mod outputs;
 mod support;
 
-use support::{TestContext, repo, skopeo};
+use std::process::Command;
+
+use support::{TestContext, busybox, copy_dir, repo, skopeo};
 
 fn text(out: &std::process::Output) -> String {
     format!(
@@ -286,17 +288,19 @@ fn run_env_files_volumes_and_names() {
         "echo $A $B $(hostname); cat /data/in.txt; echo out > /data/out.txt",
     ]);
     assert_eq!(out, "from-file 2 box\nhost data");
-    let runc = t.stdout(&[
-        "run",
-        "--rm",
-        "--runtime",
-        "runc",
-        "busybox",
-        "sh",
-        "-c",
-        "echo $$ via runc",
-    ]);
-    assert_eq!(runc, "1 via runc\n");
+    for runtime in ["runc", "crun"] {
+        let out = t.stdout(&[
+            "run",
+            "--rm",
+            "--runtime",
+            runtime,
+            "busybox",
+            "sh",
+            "-c",
+            "echo $$ via $0",
+        ]);
+        assert_eq!(out, "1 via sh\n", "{runtime}");
+    }
     assert_eq!(
         std::fs::read_to_string(shared.join("out.txt")).unwrap(),
         "out\n"
@@ -378,5 +382,101 @@ fn killing_rbuild_kills_the_sandbox() {
     assert!(
         !mounts.contains("rbuild-sandbox"),
         "no sandbox mount on the host"
+    );
+}
+
+/// `rbuild …` as the unprivileged user `nobody`, on the test's store.
+fn as_nobody(t: &TestContext, args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_rbuild"))
+        .arg("--root")
+        .arg(t.root())
+        .args(args)
+        .env("HOME", t.path("home"))
+        .env("CI", "true")
+        .output()
+        .expect("run setpriv")
+}
+
+#[test]
+fn rootless_mode_builds_and_runs_as_an_unprivileged_user() {
+    let t = TestContext::new();
+    let base = t.path("busybox-ctx");
+    copy_dir(&repo().join("testdata/busybox"), &base);
+    std::fs::copy(busybox(), base.join("busybox")).unwrap();
+    let app = t.context(
+        "app",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN mkdir -p /d/a && touch /d/a/x /d/keep && cat /proc/self/uid_map\n\
+             RUN rm -rf /d && mkdir /d && touch /d/new\n",
+        )],
+    );
+    std::fs::create_dir_all(t.path("home")).unwrap();
+    let status = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(t.path(""))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let check = |out: std::process::Output| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    check(as_nobody(
+        &t,
+        &["build", "-t", "busybox", base.to_str().unwrap()],
+    ));
+    let log = check(as_nobody(
+        &t,
+        &["build", "-t", "app", app.to_str().unwrap()],
+    ));
+    // The RUN saw itself as root, mapped onto nobody on the host.
+    assert!(
+        log.split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(3)
+            .any(|w| w == ["0", "65534", "1"]),
+        "{log}"
+    );
+    // The second RUN replaced /d: an opaque directory in the layer.
+    let out = check(as_nobody(
+        &t,
+        &["run", "--rm", "app", "sh", "-c", "ls /d; id -u; echo $$"],
+    ));
+    assert_eq!(out, "new\n0\n2\n");
+    let out = check(as_nobody(
+        &t,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "app",
+            "cat",
+            "/proc/net/dev",
+        ],
+    ));
+    assert_eq!(out.lines().count(), 3, "only lo: {out}");
+    // Only root exists without subordinate ids: a clear error, no crash.
+    let out = as_nobody(&t, &["run", "--rm", "-u", "1000", "app", "id"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/etc/subuid"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Everything in the store belongs to nobody on the host.
+    let meta = std::fs::metadata(t.root().join("index.json")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        mounts_before,
+        "no mount left on the host"
     );
 }
