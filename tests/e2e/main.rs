@@ -385,10 +385,29 @@ fn killing_rbuild_kills_the_sandbox() {
     );
 }
 
-/// `rbuild …` as the unprivileged user `nobody`, on the test's store.
-fn as_nobody(t: &TestContext, args: &[&str]) -> std::process::Output {
+/// Gives the test's directory (contexts, home, the store to be) to
+/// `user:group`, once, before it runs rbuild.
+fn give_to(t: &TestContext, user: &str) {
+    std::fs::create_dir_all(t.path("home")).unwrap();
+    let status = Command::new("chown")
+        .args(["-R", user])
+        .arg(t.path(""))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// `rbuild …` as the unprivileged `user:group` (names or ids), on the test's
+/// store.
+fn as_user(t: &TestContext, user: &str, args: &[&str]) -> std::process::Output {
+    let (uid, gid) = user.split_once(':').expect("user:group");
     Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args([
+            &format!("--reuid={uid}"),
+            &format!("--regid={gid}"),
+            "--clear-groups",
+            "--",
+        ])
         .arg(env!("CARGO_BIN_EXE_rbuild"))
         .arg("--root")
         .arg(t.root())
@@ -399,12 +418,26 @@ fn as_nobody(t: &TestContext, args: &[&str]) -> std::process::Output {
         .expect("run setpriv")
 }
 
-#[test]
-fn rootless_mode_builds_and_runs_as_an_unprivileged_user() {
-    let t = TestContext::new();
+/// Stdout and stderr of a successful command.
+fn succeeded(out: std::process::Output) -> String {
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+/// The busybox base context, for builds by another user.
+fn busybox_context(t: &TestContext) -> String {
     let base = t.path("busybox-ctx");
     copy_dir(&repo().join("testdata/busybox"), &base);
     std::fs::copy(busybox(), base.join("busybox")).unwrap();
+    base.to_str().unwrap().to_string()
+}
+
+#[test]
+fn rootless_mode_builds_and_runs_as_an_unprivileged_user() {
+    let t = TestContext::new();
+    let base = busybox_context(&t);
     let app = t.context(
         "app",
         &[(
@@ -414,28 +447,11 @@ fn rootless_mode_builds_and_runs_as_an_unprivileged_user() {
              RUN rm -rf /d && mkdir /d && touch /d/new\n",
         )],
     );
-    std::fs::create_dir_all(t.path("home")).unwrap();
-    let status = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(t.path(""))
-        .status()
-        .unwrap();
-    assert!(status.success());
     let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let check = |out: std::process::Output| {
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{text}");
-        text
-    };
-    check(as_nobody(
-        &t,
-        &["build", "-t", "busybox", base.to_str().unwrap()],
-    ));
-    let log = check(as_nobody(
-        &t,
-        &["build", "-t", "app", app.to_str().unwrap()],
-    ));
+    give_to(&t, "65534:65534");
+    let nobody = |args: &[&str]| as_user(&t, "65534:65534", args);
+    succeeded(nobody(&["build", "-t", "busybox", &base]));
+    let log = succeeded(nobody(&["build", "-t", "app", app.to_str().unwrap()]));
     // The RUN saw itself as root, mapped onto nobody on the host.
     assert!(
         log.split_whitespace()
@@ -445,26 +461,27 @@ fn rootless_mode_builds_and_runs_as_an_unprivileged_user() {
         "{log}"
     );
     // The second RUN replaced /d: an opaque directory in the layer.
-    let out = check(as_nobody(
-        &t,
-        &["run", "--rm", "app", "sh", "-c", "ls /d; id -u; echo $$"],
-    ));
+    let out = succeeded(nobody(&[
+        "run",
+        "--rm",
+        "app",
+        "sh",
+        "-c",
+        "ls /d; id -u; echo $$",
+    ]));
     assert_eq!(out, "new\n0\n2\n");
-    let out = check(as_nobody(
-        &t,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "app",
-            "cat",
-            "/proc/net/dev",
-        ],
-    ));
+    let out = succeeded(nobody(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "app",
+        "cat",
+        "/proc/net/dev",
+    ]));
     assert_eq!(out.lines().count(), 3, "only lo: {out}");
     // Only root exists without subordinate ids: a clear error, no crash.
-    let out = as_nobody(&t, &["run", "--rm", "-u", "1000", "app", "id"]);
+    let out = nobody(&["run", "--rm", "-u", "1000", "app", "id"]);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("/etc/subuid"),
@@ -478,5 +495,79 @@ fn rootless_mode_builds_and_runs_as_an_unprivileged_user() {
         std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
         mounts_before,
         "no mount left on the host"
+    );
+}
+
+#[test]
+fn rootless_mode_maps_subordinate_ids() {
+    // .ci/run creates this user with 65,536 subordinate ids from 200000.
+    let user = "rbuild-rootless:rbuild-rootless";
+    let t = TestContext::new();
+    let base = busybox_context(&t);
+    let app = t.context(
+        "app",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 RUN echo app:x:1000:1000::/home/app:/bin/sh >> /etc/passwd \\\n\
+                     && echo app:x:1000: >> /etc/group && mkdir -p /home/app \\\n\
+                     && chown app:app /home/app && cat /proc/self/uid_map\n\
+                 COPY --chown=app:app f /home/app/f\n\
+                 USER app\n\
+                 RUN id && touch /home/app/made\n",
+            ),
+            ("f", "data"),
+        ],
+    );
+    give_to(&t, user);
+    succeeded(as_user(&t, user, &["build", "-t", "busybox", &base]));
+    let log = succeeded(as_user(
+        &t,
+        user,
+        &["build", "-t", "app", app.to_str().unwrap()],
+    ));
+    assert!(log.contains("uid=1000(app) gid=1000(app)"), "{log}");
+    let host_uid = Command::new("id")
+        .args(["-u", "rbuild-rootless"])
+        .output()
+        .unwrap();
+    let host_uid = String::from_utf8(host_uid.stdout).unwrap();
+    // The uid map, as the RUN printed it (after the `#3 0.123` prefixes).
+    let map: Vec<Vec<&str>> = log
+        .lines()
+        .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>())
+        .filter(|f| f.len() == 3 && f.iter().all(|x| x.parse::<u32>().is_ok()))
+        .collect();
+    assert_eq!(
+        map,
+        [["0", host_uid.trim(), "1"], ["1", "200000", "65536"]],
+        "{log}"
+    );
+    let out = succeeded(as_user(
+        &t,
+        user,
+        &[
+            "run",
+            "--rm",
+            "app",
+            "stat",
+            "-c",
+            "%u:%g %n",
+            "/home/app/f",
+            "/home/app/made",
+        ],
+    ));
+    assert_eq!(out, "1000:1000 /home/app/f\n1000:1000 /home/app/made\n");
+    // On the host, uid 1000 of the image is subordinate id 200000 + 999.
+    let owners = Command::new("find")
+        .arg(t.root())
+        .args(["-name", "made", "-printf", "%U\n"])
+        .output()
+        .unwrap();
+    let owners = String::from_utf8(owners.stdout).unwrap();
+    assert!(
+        !owners.is_empty() && owners.lines().all(|u| u == "200999"),
+        "{owners}"
     );
 }
