@@ -63,6 +63,25 @@ fn other(e: impl std::fmt::Display) -> RegistryError {
     RegistryError::Other(e.to_string())
 }
 
+/// A transport error with its causes (reqwest's own message rarely says
+/// what went wrong: "error sending request for url (…)").
+fn transport(what: &str, e: &reqwest::Error) -> RegistryError {
+    let mut message = format!("{what}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    RegistryError::Other(message)
+}
+
+/// Whether a failed request is worth another attempt: the connection could
+/// not be made, timed out, or broke before a complete answer arrived (reset,
+/// closed, or a truncated status line or headers).
+fn retryable(e: &reqwest::Error) -> bool {
+    e.is_connect() || e.is_timeout() || e.is_request()
+}
+
 impl Client {
     /// A client with credentials from `~/.docker/config.json`.
     pub fn new(options: ClientOptions) -> Result<Self, RegistryError> {
@@ -189,8 +208,9 @@ impl Client {
         if let Some(s) = service {
             q.push(("service", s));
         }
-        if !scope.is_empty() {
-            q.push(("scope", scope));
+        // Several scopes (space-separated here) are repeated parameters.
+        for s in scope.split(' ').filter(|s| !s.is_empty()) {
+            q.push(("scope", s));
         }
         let url = reqwest::Url::parse_with_params(realm, &q)
             .map_err(|e| other(format!("{registry}: bad token realm {realm:?}: {e}")))?;
@@ -261,10 +281,10 @@ impl Client {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => {
+                Err(e) if attempt < ATTEMPTS && retryable(&e) => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }
-                Err(e) => return Err(other(format!("{registry}: {e}"))),
+                Err(e) => return Err(transport(registry, &e)),
             }
         }
     }
@@ -304,7 +324,7 @@ impl Client {
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| other(format!("{r}: {e}")))?
+            .map_err(|e| transport(&r.to_string(), &e))?
             .to_vec();
         if by.starts_with("sha256:") && sha256_hex(&bytes) != by {
             return Err(other(format!(
@@ -386,7 +406,7 @@ impl Client {
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| other(format!("{reference} blob {digest}: {e}")))?
+            .map_err(|e| transport(&format!("{reference} blob {digest}"), &e))?
         {
             hasher.update(&chunk);
             size += chunk.len() as u64;
@@ -439,13 +459,31 @@ impl Client {
         if self.has_blob(reference, digest).await? {
             return Ok(());
         }
-        let scope = Self::push_scope(reference);
-        let mut url = self.url(reference, "blobs/uploads/");
+        let mut scope = Self::push_scope(reference);
+        let url = self.url(reference, "blobs/uploads/");
+        let mut mounted = None;
         if let Some(from) = mount_from {
-            url = format!("{url}?mount={digest}&from={from}");
+            // A mount needs pull access to the source repository as well;
+            // without it (a 401 or 403), upload as if there were no source.
+            let mount_scope = format!("{scope} repository:{from}:pull");
+            let mount_url = format!("{url}?mount={digest}&from={from}");
+            let build = || self.http.post(&mount_url).header("Content-Length", "0");
+            let resp = self.send(&reference.registry, &mount_scope, &build).await?;
+            if !matches!(
+                resp.status(),
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+            ) {
+                scope = mount_scope;
+                mounted = Some(resp);
+            }
         }
-        let build = || self.http.post(&url).header("Content-Length", "0");
-        let resp = self.send(&reference.registry, &scope, &build).await?;
+        let resp = match mounted {
+            Some(resp) => resp,
+            None => {
+                let build = || self.http.post(&url).header("Content-Length", "0");
+                self.send(&reference.registry, &scope, &build).await?
+            }
+        };
         match resp.status() {
             StatusCode::CREATED => return Ok(()),
             StatusCode::ACCEPTED => {}
@@ -484,9 +522,19 @@ impl Client {
             match resp {
                 Ok(r) if r.status() == StatusCode::CREATED => return Ok(()),
                 Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => {}
-                Ok(r) => return Err(status_error(&format!("{reference} blob {digest}"), r).await),
-                Err(e) if attempt < ATTEMPTS && (e.is_connect() || e.is_timeout()) => {}
-                Err(e) => return Err(other(format!("{reference} blob {digest}: {e}"))),
+                Ok(r) => {
+                    // An earlier attempt may have been served with its answer
+                    // lost: the upload session is gone then, the blob there.
+                    if attempt > 1
+                        && r.status() == StatusCode::NOT_FOUND
+                        && self.has_blob(reference, digest).await?
+                    {
+                        return Ok(());
+                    }
+                    return Err(status_error(&format!("{reference} blob {digest}"), r).await);
+                }
+                Err(e) if attempt < ATTEMPTS && retryable(&e) => {}
+                Err(e) => return Err(transport(&format!("{reference} blob {digest}"), &e)),
             }
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
         }
