@@ -120,6 +120,37 @@ pub fn checksum(
     ignored: Excluded<'_>,
     hashes: Option<&FileHashCache>,
 ) -> Result<String, String> {
+    checksum_of(view, copies, ignored, hashes, Carried::ModeAndContent)
+}
+
+/// The checksum of what `copies` select in an earlier stage's layers
+/// (`COPY --from=stage`): as [`checksum`], plus owners and modification
+/// times, which such a copy keeps.
+pub fn stage_checksum(
+    view: &(dyn FsView + Sync),
+    copies: &[&CopyAction],
+) -> Result<String, String> {
+    checksum_of(view, copies, &|_| false, None, Carried::Everything)
+}
+
+/// What of a file, besides its path, type and permission bits (after
+/// `--chmod`), a copy carries into the layer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Carried {
+    /// Content and symlink targets (a copy from the build context).
+    ModeAndContent,
+    /// Also owners, modification times and device numbers (a copy from a
+    /// stage).
+    Everything,
+}
+
+fn checksum_of(
+    view: &(dyn FsView + Sync),
+    copies: &[&CopyAction],
+    ignored: Excluded<'_>,
+    hashes: Option<&FileHashCache>,
+    carried: Carried,
+) -> Result<String, String> {
     let whole = [String::from(".")];
     let mut entries: Vec<(String, PathBuf, Option<Chmod>)> = Vec::new();
     let mut add = |sources: &[String], exclude: &[String], chmod: Option<Chmod>| {
@@ -148,7 +179,7 @@ pub fn checksum(
     }
     let digests: Vec<io::Result<[u8; 32]>> = entries
         .par_iter()
-        .map(|(name, host, chmod)| entry_digest(name, host, chmod.as_ref(), hashes))
+        .map(|(name, host, chmod)| entry_digest(name, host, chmod.as_ref(), hashes, carried))
         .collect();
     let mut hasher = blake3::Hasher::new();
     for d in digests {
@@ -222,6 +253,7 @@ fn entry_digest(
     host: &std::path::Path,
     chmod: Option<&Chmod>,
     hashes: Option<&FileHashCache>,
+    carried: Carried,
 ) -> io::Result<[u8; 32]> {
     let meta = host.symlink_metadata()?;
     let mut h = blake3::Hasher::new();
@@ -232,6 +264,14 @@ fn entry_digest(
         _ => meta.mode() & 0o7777,
     };
     h.update(&((meta.mode() & 0o170_000) | perm).to_le_bytes());
+    if carried == Carried::Everything {
+        for n in [meta.uid(), meta.gid()] {
+            h.update(&n.to_le_bytes());
+        }
+        for n in [meta.mtime(), meta.mtime_nsec(), meta.rdev() as i64] {
+            h.update(&n.to_le_bytes());
+        }
+    }
     if meta.is_file() {
         h.update(&meta.len().to_le_bytes());
         h.update(&content_hash(host, &meta, hashes)?);

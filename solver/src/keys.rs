@@ -10,6 +10,9 @@ use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, Op};
 /// Version of the key scheme: bump to invalidate every record.
 const SCHEME: &str = "rbuild cache key v1";
 
+/// Version of the content-key scheme of copies from stages.
+const CONTENT_SCHEME: &str = "rbuild content key v1";
+
 /// Computes the key of every node, in graph order. `context_checksum`
 /// returns the checksum of what the given copies select in the context, as
 /// it reaches the layer (an empty list means the whole context, as a RUN
@@ -57,6 +60,20 @@ pub fn compute<E>(
         keys.push(h.finalize().to_hex().to_string());
     }
     Ok(keys)
+}
+
+/// The content key of a copy from earlier stages: the op's definition, its
+/// base state's key, and the checksum of what it selects in each source
+/// stage, in input order (see the scheduler's `content_key`).
+pub fn content_key(op: &Op, base: &str, source_sums: &[String]) -> String {
+    let mut h = blake3::Hasher::new();
+    field(&mut h, CONTENT_SCHEME.as_bytes());
+    field(&mut h, &serde_json::to_vec(op).expect("ops serialize"));
+    field(&mut h, base.as_bytes());
+    for sum in source_sums {
+        field(&mut h, sum.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
 }
 
 /// Hashes a length-prefixed field, so that field boundaries are unambiguous.

@@ -12,7 +12,7 @@ use std::time::Instant;
 use futures::future::{BoxFuture, FutureExt, try_join_all};
 use rbuild_cache::{CacheRecord, Store};
 use rbuild_frontend::IgnoreMatcher;
-use rbuild_frontend::graph::{BuildGraph, CopyAction, NodeId, Op};
+use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, NodeId, Op};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::context;
@@ -249,9 +249,16 @@ impl Solver {
                 }
                 let inputs =
                     try_join_all(node.inputs.iter().map(|n| self.clone().realize(n.0))).await?;
+                let content_key = self.content_key(i, &inputs).await.map_err(fail)?;
+                if let Some(key) = &content_key
+                    && let Some(hit) = self.cached_as(i, key).map_err(|e| fail(e.to_string()))?
+                {
+                    self.report_cached(i);
+                    return Ok(hit);
+                }
                 let started = Instant::now();
                 self.start(i);
-                let result = self.run(i, &inputs).await;
+                let result = self.run(i, &inputs, content_key.as_deref()).await;
                 match result {
                     Ok(r) => {
                         self.finish(i, VertexStatus::Done(started.elapsed()));
@@ -276,10 +283,29 @@ impl Solver {
         let Some(record) = self.store.get_record(&self.keys[i])? else {
             return Ok(None);
         };
+        self.usable(&self.keys[i], record)
+    }
+
+    /// The result recorded under node `i`'s content key `key` (see
+    /// [`Self::content_key`]), now also recorded under its key, so that
+    /// the next build finds it without computing the content key.
+    fn cached_as(&self, i: usize, key: &str) -> Result<Option<NodeResult>, SolveError> {
+        let Some(record) = self.store.get_record(key)? else {
+            return Ok(None);
+        };
+        let result = self.usable(key, record.clone())?;
+        if result.is_some() {
+            self.store.put_record(&self.keys[i], &record)?;
+        }
+        Ok(result)
+    }
+
+    /// `record` as a result, unless a snapshot it names is gone; marks it used.
+    fn usable(&self, key: &str, record: CacheRecord) -> Result<Option<NodeResult>, SolveError> {
         if !record.snapshots.iter().all(|s| self.store.has_snapshot(s)) {
             return Ok(None);
         }
-        self.store.touch_record(&self.keys[i])?;
+        self.store.touch_record(key)?;
         Ok(Some(NodeResult {
             state: record.snapshots.into_iter().map(Layer::Snapshot).collect(),
             added: record
@@ -295,7 +321,66 @@ impl Solver {
         }))
     }
 
-    async fn run(&self, i: usize, inputs: &[NodeResult]) -> Result<NodeResult, String> {
+    /// The content key of a copy from earlier stages (`COPY --from=stage`),
+    /// as BuildKit keys such copies: from the op, its base's key and the
+    /// checksum of exactly the files it selects in each source stage
+    /// (content, modes, owners, times), instead of the source stages' keys.
+    /// A source stage that was rebuilt but left the copied files as they
+    /// were then still hits the cache. `None` for every other node, and
+    /// with `--no-cache`.
+    async fn content_key(&self, i: usize, inputs: &[NodeResult]) -> Result<Option<String>, String> {
+        let node = &self.graph.nodes[i];
+        let Op::File(op) = &node.op else {
+            return Ok(None);
+        };
+        let is_stage = |n: &NodeId| matches!(self.graph.nodes[n.0].op, Op::Exec(_) | Op::File(_));
+        let stage_inputs = node.inputs.iter().skip(1).filter(|n| is_stage(n)).count();
+        let all_copies = op
+            .actions
+            .iter()
+            .all(|a| matches!(a, FileAction::Copy(c) if c.remote.is_none()));
+        if self.opts.no_cache
+            || stage_inputs == 0
+            || stage_inputs + 1 != node.inputs.len()
+            || !all_copies
+        {
+            return Ok(None);
+        }
+        let mut sources = Vec::new();
+        for (pos, input) in inputs.iter().enumerate().skip(1) {
+            let snaps = self.materialize(&input.state).await?;
+            let layers: Vec<PathBuf> = snaps.iter().map(|s| self.store.snapshot_path(s)).collect();
+            sources.push((pos, layers));
+        }
+        let op = op.clone();
+        let sums = tokio::task::spawn_blocking(move || {
+            sources
+                .into_iter()
+                .map(|(pos, layers)| {
+                    let copies: Vec<&CopyAction> = op
+                        .actions
+                        .iter()
+                        .filter_map(|a| match a {
+                            FileAction::Copy(c) if c.source_input == pos => Some(c),
+                            _ => None,
+                        })
+                        .collect();
+                    context::stage_checksum(&LayerStack::new(layers), &copies)
+                })
+                .collect::<Result<Vec<String>, String>>()
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        let base = &self.keys[node.inputs[0].0];
+        Ok(Some(keys::content_key(&node.op, base, &sums)))
+    }
+
+    async fn run(
+        &self,
+        i: usize,
+        inputs: &[NodeResult],
+        content_key: Option<&str>,
+    ) -> Result<NodeResult, String> {
         let node = &self.graph.nodes[i];
         let base = self.materialize(&inputs[0].state).await?;
         let lowers: Vec<PathBuf> = base.iter().map(|s| self.store.snapshot_path(s)).collect();
@@ -373,9 +458,11 @@ impl Solver {
             snapshots: snapshots.clone(),
             meta: serde_json::json!({ "added": added, "created": created }),
         };
-        self.store
-            .put_record(&self.keys[i], &record)
-            .map_err(|e| e.to_string())?;
+        for key in std::iter::once(self.keys[i].as_str()).chain(content_key) {
+            self.store
+                .put_record(key, &record)
+                .map_err(|e| e.to_string())?;
+        }
         Ok(NodeResult {
             state: snapshots.into_iter().map(Layer::Snapshot).collect(),
             added,

@@ -195,14 +195,7 @@ fn context_edits_invalidate_only_what_they_touch() {
     );
     let c = ctx.to_str().unwrap();
     t.ok(&["build", "-q", c]);
-    let cached = |log: &str, step: &str| {
-        let line = log
-            .lines()
-            .find(|l| l.contains(step))
-            .unwrap_or_else(|| panic!("{step} missing in {log}"));
-        let n = line.split_whitespace().next().unwrap();
-        log.contains(&format!("{n} CACHED"))
-    };
+    let cached = step_cached;
     // Unselected file changed, selected file touched: all cached.
     std::fs::write(ctx.join("other"), "O2").unwrap();
     std::fs::File::options()
@@ -227,6 +220,66 @@ fn context_edits_invalidate_only_what_they_touch() {
     // --no-cache reruns everything.
     let log = text(&t.ok(&["build", "--progress=plain", "--no-cache", c]));
     assert!(!cached(&log, "RUN cat"), "{log}");
+}
+
+/// Whether the step whose header line contains `step` is reported CACHED.
+fn step_cached(log: &str, step: &str) -> bool {
+    let line = log
+        .lines()
+        .find(|l| l.contains(step))
+        .unwrap_or_else(|| panic!("{step} missing in {log}"));
+    let n = line.split_whitespace().next().unwrap();
+    log.contains(&format!("{n} CACHED"))
+}
+
+#[test]
+fn copies_from_stages_key_on_the_files_they_select() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let df = "FROM busybox AS build\n\
+              ARG T=1000\n\
+              COPY dep.txt /dep.txt\n\
+              RUN mkdir /deps && cp /dep.txt /deps/lib && touch -d @$T /deps/lib\n\
+              COPY src.txt /src.txt\n\
+              RUN mkdir /out && cat /src.txt > /out/app && cat /proc/sys/kernel/random/uuid > /out/id\n\
+              FROM busybox\n\
+              COPY --from=build /deps /usr/lib/app\n\
+              COPY --from=build /out/ /app/\n";
+    let ctx = t.context(
+        "stagecopies",
+        &[("Dockerfile", df), ("dep.txt", "D1"), ("src.txt", "S1")],
+    );
+    let c = ctx.to_str().unwrap();
+    t.ok(&["build", "-q", "-t", "sc", c]);
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "--progress=plain", "-t", "sc", c];
+        args.extend_from_slice(extra);
+        text(&t.ok(&args))
+    };
+    // The source stage reran, but /deps came out the same: the copy of it
+    // is a cache hit; the copy of /out is not.
+    std::fs::write(ctx.join("src.txt"), "S2").unwrap();
+    let log = build(&[]);
+    assert!(!step_cached(&log, "RUN mkdir /out"), "{log}");
+    assert!(step_cached(&log, "COPY --from=build /deps"), "{log}");
+    assert!(!step_cached(&log, "COPY --from=build /out/"), "{log}");
+    let out = t.stdout(&["run", "--rm", "sc", "cat", "/usr/lib/app/lib", "/app/app"]);
+    assert_eq!(out, "D1S2");
+    // Same content, another modification time: the copy keeps times, so
+    // it reruns.
+    let log = build(&["--build-arg", "T=2000"]);
+    assert!(!step_cached(&log, "COPY --from=build /deps"), "{log}");
+    let out = t.stdout(&["run", "--rm", "sc", "stat", "-c", "%Y", "/usr/lib/app/lib"]);
+    assert_eq!(out, "2000\n");
+    // Other content: reruns, and the image has it.
+    std::fs::write(ctx.join("dep.txt"), "D2").unwrap();
+    let log = build(&["--build-arg", "T=2000"]);
+    assert!(!step_cached(&log, "COPY --from=build /deps"), "{log}");
+    let out = t.stdout(&["run", "--rm", "sc", "cat", "/usr/lib/app/lib"]);
+    assert_eq!(out, "D2");
+    // --no-cache: no content-key hit either.
+    let log = build(&["--build-arg", "T=2000", "--no-cache"]);
+    assert!(!step_cached(&log, "COPY --from=build /deps"), "{log}");
 }
 
 #[test]
