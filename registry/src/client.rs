@@ -1,6 +1,10 @@
 //! The distribution API over HTTP: manifests (with platform selection from
 //! an index), streamed and verified blobs, uploads with existence checks,
-//! and auth (Basic, Bearer tokens cached per scope) with retries.
+//! and auth (Basic, Bearer tokens cached per scope, renewed on a 401) with
+//! retries. Every exchange has an idle timeout (no data moved for
+//! [`ClientOptions::idle_timeout`]): a stalled connection is retried, a cut
+//! blob download resumed with a `Range` request, a failed upload chunk
+//! recovered from the upload's status.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -8,8 +12,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use tokio::time::Instant;
+
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_RANGE, CONTENT_TYPE, LOCATION, RANGE, WWW_AUTHENTICATE,
+};
+use reqwest::{RequestBuilder, Response, StatusCode};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, Challenge, Credentials};
@@ -23,27 +31,117 @@ const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
-/// Blobs larger than this are uploaded in chunks.
-const CHUNKED_ABOVE: u64 = 64 << 20;
-
-/// Size of one uploaded chunk.
-const CHUNK: u64 = 16 << 20;
-
 /// How many times a request is tried on transport errors and 5xx answers.
 const ATTEMPTS: u32 = 3;
 
+/// How long a token lives when the token service does not say, and at
+/// least (as docker does: shorter `expires_in` values are not trusted).
+const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// How long to wait for the body of an error answer.
+const ERROR_BODY_WAIT: Duration = Duration::from_secs(10);
+
 /// Client options.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Hosts allowed over plain HTTP besides loopback.
     pub insecure_registries: Vec<String>,
+    /// How long a connection may move no data at all (no byte of a request
+    /// body sent, no answer or byte of an answer received) before the
+    /// attempt is abandoned as stalled (and retried, or resumed). 60 s by
+    /// default. This is an idle timeout, not a deadline: a slow transfer
+    /// that keeps moving is never cut.
+    pub idle_timeout: Duration,
+    /// Blobs larger than this are uploaded in chunks (64 MiB by default).
+    pub chunked_above: u64,
+    /// Size of one uploaded chunk (16 MiB by default).
+    pub chunk_size: u64,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            insecure_registries: Vec::new(),
+            idle_timeout: Duration::from_secs(60),
+            chunked_above: 64 << 20,
+            chunk_size: 16 << 20,
+        }
+    }
 }
 
 /// How a registry wants us to authenticate, once known.
 #[derive(Debug, Clone)]
 enum Auth {
     Basic(Credentials),
-    Bearer(String),
+    /// A token and when it expires.
+    Bearer(String, Instant),
+}
+
+/// When a transfer last moved data, for the idle timeout.
+#[derive(Debug)]
+struct Progress(Mutex<Instant>);
+
+impl Progress {
+    fn start() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Instant::now())))
+    }
+
+    fn touch(&self) {
+        *self.0.lock().expect("poisoned") = Instant::now();
+    }
+
+    fn last(&self) -> Instant {
+        *self.0.lock().expect("poisoned")
+    }
+}
+
+/// Why an attempt failed before an answer arrived.
+enum Failure {
+    Http(reqwest::Error),
+    /// No data moved for the idle timeout.
+    Stalled,
+}
+
+/// Builds a request; gets the progress clock of the attempt (for bodies
+/// from [`file_body`]).
+type Build<'a> = dyn Fn(&Arc<Progress>) -> Result<RequestBuilder, RegistryError> + Sync + 'a;
+
+/// `len` bytes of the file at `path` from `offset`, as a request body whose
+/// progress `progress` follows: a thread copies them into a pipe reqwest
+/// reads from, and each write the reader made room for is progress (so a
+/// peer that stops reading the body is noticed).
+fn file_body(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    progress: &Arc<Progress>,
+) -> Result<reqwest::Body, RegistryError> {
+    use std::io::{Read, Seek};
+    let io = |e: std::io::Error| other(format!("{}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    file.seek(std::io::SeekFrom::Start(offset)).map_err(io)?;
+    let (reader, mut writer) = std::io::pipe().map_err(io)?;
+    let progress = progress.clone();
+    std::thread::spawn(move || {
+        let mut file = file.take(len);
+        let mut buf = vec![0u8; 64 << 10];
+        // Ends when the file does, or when the reader is gone (EPIPE).
+        while let Ok(n @ 1..) = file.read(&mut buf) {
+            if writer.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            progress.touch();
+        }
+    });
+    let reader = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+    Ok(reqwest::Body::from(tokio::fs::File::from_std(reader)))
+}
+
+/// The end (inclusive) of a `Range: 0-<end>` upload status header.
+fn range_end(resp: &Response) -> Option<u64> {
+    let v = resp.headers().get(RANGE)?.to_str().ok()?;
+    let v = v.strip_prefix("bytes=").unwrap_or(v);
+    v.split_once('-')?.1.trim().parse().ok()
 }
 
 /// The registry client. Cheap to clone; tokens are shared.
@@ -80,6 +178,25 @@ fn transport(what: &str, e: &reqwest::Error) -> RegistryError {
 /// closed, or a truncated status line or headers).
 fn retryable(e: &reqwest::Error) -> bool {
     e.is_connect() || e.is_timeout() || e.is_request()
+}
+
+impl Failure {
+    fn retryable(&self) -> bool {
+        match self {
+            Self::Http(e) => retryable(e),
+            Self::Stalled => true,
+        }
+    }
+
+    fn into_error(self, what: &str, idle: Duration) -> RegistryError {
+        match self {
+            Self::Http(e) => transport(what, &e),
+            Self::Stalled => RegistryError::Timeout {
+                what: what.to_string(),
+                after: idle,
+            },
+        }
+    }
 }
 
 impl Client {
@@ -153,13 +270,18 @@ impl Client {
             .get(&Self::auth_key(registry, scope))
             .or_else(|| map.get(registry))
         {
-            Some(Auth::Bearer(t)) => rb.header(AUTHORIZATION, format!("Bearer {t}")),
+            // An expired token is not sent: the 401 fetches a new one.
+            Some(Auth::Bearer(t, expires)) if Instant::now() < *expires => {
+                rb.header(AUTHORIZATION, format!("Bearer {t}"))
+            }
+            Some(Auth::Bearer(..)) => rb,
             Some(Auth::Basic(c)) => rb.basic_auth(&c.username, Some(&c.password)),
             None => rb,
         }
     }
 
-    /// Answers a 401 challenge: fetches a token or sets up Basic auth.
+    /// Answers a 401 challenge: fetches a token (replacing the cached one,
+    /// which the registry no longer takes) or sets up Basic auth.
     async fn authenticate(
         &self,
         registry: &str,
@@ -181,13 +303,13 @@ impl Client {
                 Ok(())
             }
             Some(Challenge::Bearer { realm, service, .. }) => {
-                let token = self
+                let (token, lifetime) = self
                     .token(registry, &realm, service.as_deref(), scope, creds.as_ref())
                     .await?;
-                self.auth
-                    .lock()
-                    .expect("poisoned")
-                    .insert(Self::auth_key(registry, scope), Auth::Bearer(token));
+                self.auth.lock().expect("poisoned").insert(
+                    Self::auth_key(registry, scope),
+                    Auth::Bearer(token, Instant::now() + lifetime),
+                );
                 Ok(())
             }
             None => Err(RegistryError::Other(format!(
@@ -203,7 +325,7 @@ impl Client {
         service: Option<&str>,
         scope: &str,
         creds: Option<&Credentials>,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<(String, Duration), RegistryError> {
         let mut q: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
             q.push(("service", s));
@@ -218,10 +340,12 @@ impl Client {
         if let Some(c) = creds {
             rb = rb.basic_auth(&c.username, Some(&c.password));
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| other(format!("{registry}: token request: {e}")))?;
+        let resp = self.attempt(rb, &Progress::start()).await.map_err(|e| {
+            e.into_error(
+                &format!("{registry}: token request"),
+                self.options.idle_timeout,
+            )
+        })?;
         if !resp.status().is_success() {
             return Err(status_error(registry, resp).await);
         }
@@ -229,29 +353,81 @@ impl Client {
         struct TokenAnswer {
             token: Option<String>,
             access_token: Option<String>,
+            expires_in: Option<serde_json::Value>,
         }
-        let t: TokenAnswer = resp
-            .json()
-            .await
+        let body = self
+            .read_body(&format!("{registry}: token answer"), resp)
+            .await?;
+        let t: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|e| other(format!("{registry}: token answer: {e}")))?;
-        t.token
+        // Taken with a margin (the clocks of the token service and the
+        // registry need not agree with ours).
+        let lifetime = t
+            .expires_in
+            .as_ref()
+            .and_then(serde_json::Value::as_u64)
+            .map_or(MIN_TOKEN_LIFETIME, Duration::from_secs)
+            .max(MIN_TOKEN_LIFETIME)
+            .mul_f32(0.9);
+        let token = t
+            .token
             .or(t.access_token)
-            .ok_or_else(|| other(format!("{registry}: the token service returned no token")))
+            .ok_or_else(|| other(format!("{registry}: the token service returned no token")))?;
+        Ok((token, lifetime))
     }
 
     /// Sends a request built by `build`, answering auth challenges and
-    /// retrying transport errors and 5xx answers with backoff.
+    /// retrying transport errors, stalls and 5xx answers with backoff.
     async fn send(
         &self,
         registry: &str,
         scope: &str,
         build: &(dyn Fn() -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
+        let (resp, _) = self
+            .exchange(registry, scope, ATTEMPTS, &|_| Ok(build()))
+            .await?;
+        Ok(resp)
+    }
+
+    /// Sends one attempt of a request, abandoning it when no data moved for
+    /// the idle timeout (by the clock `progress`, which a request body may
+    /// push on) before the answer's headers arrived.
+    async fn attempt(&self, rb: RequestBuilder, progress: &Progress) -> Result<Response, Failure> {
+        let idle = self.options.idle_timeout;
+        let send = rb.send();
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                result = &mut send => return result.map_err(Failure::Http),
+                () = tokio::time::sleep_until(progress.last() + idle) => {
+                    if progress.last() + idle <= Instant::now() {
+                        return Err(Failure::Stalled);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a request built by `build` up to `attempts` times: answers
+    /// auth challenges (a 401 also when a cached token was sent: it expired
+    /// or was revoked, so a new one is fetched, once) and retries transport
+    /// errors, stalls, 429 and 5xx answers with backoff. Returns the answer
+    /// and how many attempts it took.
+    async fn exchange(
+        &self,
+        registry: &str,
+        scope: &str,
+        attempts: u32,
+        build: &Build<'_>,
+    ) -> Result<(Response, u32), RegistryError> {
         let mut authed = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.with_auth(build(), registry, scope).send().await;
+            let progress = Progress::start();
+            let rb = self.with_auth(build(&progress)?, registry, scope);
+            let result = self.attempt(rb, &progress).await;
             match result {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authed => {
                     let header = resp
@@ -262,9 +438,11 @@ impl Client {
                         .to_string();
                     self.authenticate(registry, scope, &header).await?;
                     authed = true;
+                    // Not a failed attempt.
+                    attempt -= 1;
                 }
                 Ok(resp)
-                    if resp.status() == StatusCode::TOO_MANY_REQUESTS && attempt < ATTEMPTS =>
+                    if resp.status() == StatusCode::TOO_MANY_REQUESTS && attempt < attempts =>
                 {
                     // Rate limited: wait as long as the registry asks (capped).
                     let wait = resp
@@ -277,14 +455,28 @@ impl Client {
                         });
                     tokio::time::sleep(wait).await;
                 }
-                Ok(resp) if resp.status().is_server_error() && attempt < ATTEMPTS => {
+                Ok(resp) if resp.status().is_server_error() && attempt < attempts => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }
-                Ok(resp) => return Ok(resp),
-                Err(e) if attempt < ATTEMPTS && retryable(&e) => {
+                Ok(resp) => return Ok((resp, attempt)),
+                Err(e) if attempt < attempts && e.retryable() => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }
-                Err(e) => return Err(transport(registry, &e)),
+                Err(e) => return Err(e.into_error(registry, self.options.idle_timeout)),
+            }
+        }
+    }
+
+    /// Reads a whole (small) answer body, each read within the idle timeout.
+    async fn read_body(&self, what: &str, mut resp: Response) -> Result<Vec<u8>, RegistryError> {
+        let idle = self.options.idle_timeout;
+        let mut out = Vec::new();
+        loop {
+            match tokio::time::timeout(idle, resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => out.extend_from_slice(&chunk),
+                Ok(Ok(None)) => return Ok(out),
+                Ok(Err(e)) => return Err(transport(what, &e)),
+                Err(_) => return Err(Failure::Stalled.into_error(what, idle)),
             }
         }
     }
@@ -321,11 +513,7 @@ impl Client {
             .next()
             .unwrap_or("")
             .to_string();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport(&r.to_string(), &e))?
-            .to_vec();
+        let bytes = self.read_body(&r.to_string(), resp).await?;
         if by.starts_with("sha256:") && sha256_hex(&bytes) != by {
             return Err(other(format!(
                 "{r}: manifest digest mismatch: expected {by}, got {}",
@@ -387,31 +575,79 @@ impl Client {
     }
 
     /// Streams a blob into `sink`, verifying its digest; returns its size.
+    ///
+    /// When the answer breaks off in the middle of the body (the connection
+    /// is cut, or moves no data for the idle timeout), the rest is asked for
+    /// with a `Range` request, up to 3 times in a row without progress, and
+    /// the digest is still checked over the whole blob.
+    ///
+    /// **On error, `sink` may hold part of the blob** (whatever arrived
+    /// before the failure, or all of it when the digest does not match):
+    /// the caller must discard what it wrote (e.g. write to a temporary
+    /// file and only rename it into place on `Ok`). On `Ok`, `sink` got
+    /// exactly the blob's bytes, once, in order.
     pub async fn pull_blob(
         &self,
         reference: &Reference,
         digest: &str,
         sink: &mut (dyn Write + Send),
     ) -> Result<u64, RegistryError> {
+        let what = format!("{reference} blob {digest}");
         let url = self.url(reference, &format!("blobs/{digest}"));
-        let build = || self.http.get(&url);
-        let mut resp = self
-            .send(&reference.registry, &Self::pull_scope(reference), &build)
-            .await?;
-        if !resp.status().is_success() {
-            return Err(status_error(&format!("{reference} blob {digest}"), resp).await);
-        }
+        let scope = Self::pull_scope(reference);
+        let idle = self.options.idle_timeout;
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| transport(&format!("{reference} blob {digest}"), &e))?
-        {
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            sink.write_all(&chunk)
-                .map_err(|e| other(format!("write blob {digest}: {e}")))?;
+        // Failed reads in a row without a byte of progress.
+        let mut failures = 0;
+        'resume: loop {
+            let from = size;
+            let build = || {
+                let rb = self.http.get(&url);
+                if from > 0 {
+                    rb.header(RANGE, format!("bytes={from}-"))
+                } else {
+                    rb
+                }
+            };
+            let mut resp = self.send(&reference.registry, &scope, &build).await?;
+            if from == 0 && !resp.status().is_success() {
+                return Err(status_error(&what, resp).await);
+            }
+            if from > 0 {
+                let start = resp
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("bytes "))
+                    .and_then(|v| v.split_once('-'))
+                    .and_then(|(s, _)| s.parse::<u64>().ok());
+                if resp.status() != StatusCode::PARTIAL_CONTENT || start != Some(from) {
+                    let status = resp.status();
+                    return Err(other(format!(
+                        "{what}: cannot resume the download at byte {from}: the registry answered {status} to a Range request"
+                    )));
+                }
+            }
+            let failure = loop {
+                match tokio::time::timeout(idle, resp.chunk()).await {
+                    Ok(Ok(Some(chunk))) => {
+                        hasher.update(&chunk);
+                        size += chunk.len() as u64;
+                        failures = 0;
+                        sink.write_all(&chunk)
+                            .map_err(|e| other(format!("write blob {digest}: {e}")))?;
+                    }
+                    Ok(Ok(None)) => break 'resume,
+                    Ok(Err(e)) => break transport(&what, &e),
+                    Err(_) => break Failure::Stalled.into_error(&what, idle),
+                }
+            };
+            failures += 1;
+            if failures >= ATTEMPTS {
+                return Err(failure);
+            }
+            tokio::time::sleep(Duration::from_millis(200 << failures)).await;
         }
         let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
         if actual != digest {
@@ -489,59 +725,100 @@ impl Client {
             StatusCode::ACCEPTED => {}
             _ => return Err(status_error(&format!("{reference} upload"), resp).await),
         }
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| other(format!("{reference}: upload without a Location")))?
-            .to_string();
-        let location = self.absolute(&reference.registry, &location);
+        let location = self.location(reference, &resp)?;
         let size = std::fs::metadata(path)
             .map_err(|e| other(format!("{}: {e}", path.display())))?
             .len();
-        if size > CHUNKED_ABOVE {
+        if size > self.options.chunked_above {
             return self
                 .upload_chunked(reference, &scope, location, digest, path, size)
                 .await;
         }
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let put_url = format!("{location}{sep}digest={digest}");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let file = tokio::fs::File::open(path)
-                .await
-                .map_err(|e| other(format!("{}: {e}", path.display())))?;
-            let rb = self
+        let build = |progress: &Arc<Progress>| {
+            Ok(self
                 .http
-                .request(Method::PUT, &put_url)
+                .put(Self::with_digest(&location, digest))
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header("Content-Length", size.to_string())
-                .body(reqwest::Body::from(file));
-            let resp = self.with_auth(rb, &reference.registry, &scope).send().await;
-            match resp {
-                Ok(r) if r.status() == StatusCode::CREATED => return Ok(()),
-                Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => {}
-                Ok(r) => {
-                    // An earlier attempt may have been served with its answer
-                    // lost: the upload session is gone then, the blob there.
-                    if attempt > 1
-                        && r.status() == StatusCode::NOT_FOUND
-                        && self.has_blob(reference, digest).await?
-                    {
-                        return Ok(());
-                    }
-                    return Err(status_error(&format!("{reference} blob {digest}"), r).await);
-                }
-                Err(e) if attempt < ATTEMPTS && retryable(&e) => {}
-                Err(e) => return Err(transport(&format!("{reference} blob {digest}"), &e)),
-            }
-            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-        }
+                .body(file_body(path, 0, size, progress)?))
+        };
+        self.close_upload(reference, &scope, digest, &build).await
     }
 
-    /// A chunked upload: PATCHes of `CHUNK` bytes (each to the Location the
-    /// previous answer gave), then the closing PUT with the digest.
+    /// The absolute upload URL in an answer's `Location`.
+    fn location(&self, reference: &Reference, resp: &Response) -> Result<String, RegistryError> {
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| other(format!("{reference}: upload answer without a Location")))?;
+        Ok(self.absolute(&reference.registry, location))
+    }
+
+    fn with_digest(location: &str, digest: &str) -> String {
+        let sep = if location.contains('?') { '&' } else { '?' };
+        format!("{location}{sep}digest={digest}")
+    }
+
+    /// Starts a new upload session; returns its URL.
+    async fn start_upload(
+        &self,
+        reference: &Reference,
+        scope: &str,
+    ) -> Result<String, RegistryError> {
+        let url = self.url(reference, "blobs/uploads/");
+        let build = || self.http.post(&url).header("Content-Length", "0");
+        let resp = self.send(&reference.registry, scope, &build).await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            return Err(status_error(&format!("{reference} upload"), resp).await);
+        }
+        self.location(reference, &resp)
+    }
+
+    /// Sends the PUT that closes an upload (with the whole blob, or after
+    /// its chunks), retried; a 404 on a retry is success when the blob is
+    /// there (an earlier attempt was served, its answer lost).
+    async fn close_upload(
+        &self,
+        reference: &Reference,
+        scope: &str,
+        digest: &str,
+        build: &Build<'_>,
+    ) -> Result<(), RegistryError> {
+        let what = format!("{reference} blob {digest}");
+        let (resp, attempts) = self
+            .exchange(&reference.registry, scope, ATTEMPTS, build)
+            .await
+            .map_err(|e| match e {
+                RegistryError::Timeout { after, .. } => RegistryError::Timeout {
+                    what: what.clone(),
+                    after,
+                },
+                RegistryError::Other(m) => RegistryError::Other(format!("{what}: {m}")),
+                e => e,
+            })?;
+        if resp.status() == StatusCode::CREATED {
+            return Ok(());
+        }
+        if attempts > 1
+            && resp.status() == StatusCode::NOT_FOUND
+            && self.has_blob(reference, digest).await?
+        {
+            return Ok(());
+        }
+        Err(status_error(&what, resp).await)
+    }
+
+    /// A chunked upload: PATCHes of `chunk_size` bytes (each to the Location
+    /// the previous answer gave), then the closing PUT with the digest.
+    ///
+    /// A PATCH that fails (connection lost or stalled, 5xx, or the registry
+    /// disagreeing on the offset) is recovered as the distribution spec
+    /// says: a GET of the upload URL tells how much the registry has
+    /// (`Range: 0-<last>`), and the upload goes on from there; when the
+    /// session is gone (or the registry will not say), a new one starts
+    /// from the beginning. Three failures in a row without progress are
+    /// an error.
     async fn upload_chunked(
         &self,
         reference: &Reference,
@@ -551,58 +828,75 @@ impl Client {
         path: &Path,
         size: u64,
     ) -> Result<(), RegistryError> {
-        use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let what = || format!("{reference} blob {digest}");
-        let mut file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| other(format!("{}: {e}", path.display())))?;
+        let what = format!("{reference} blob {digest}");
+        let chunk = self.options.chunk_size.max(1);
         let mut offset = 0u64;
+        let mut failures = 0;
         while offset < size {
-            let len = CHUNK.min(size - offset);
-            let mut buf = vec![0u8; len as usize];
-            file.seek(std::io::SeekFrom::Start(offset))
-                .await
-                .map_err(|e| other(format!("{}: {e}", path.display())))?;
-            file.read_exact(&mut buf)
-                .await
-                .map_err(|e| other(format!("{}: {e}", path.display())))?;
-            let rb = self
-                .http
-                .patch(&location)
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .header("Content-Range", format!("{offset}-{}", offset + len - 1))
-                .header("Content-Length", len.to_string())
-                .body(buf);
-            let resp = self
-                .with_auth(rb, &reference.registry, scope)
-                .send()
-                .await
-                .map_err(|e| other(format!("{}: {e}", what())))?;
-            if resp.status() != StatusCode::ACCEPTED {
-                return Err(status_error(&what(), resp).await);
+            let len = chunk.min(size - offset);
+            let build = |progress: &Arc<Progress>| {
+                Ok(self
+                    .http
+                    .patch(&location)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header("Content-Range", format!("{offset}-{}", offset + len - 1))
+                    .header("Content-Length", len.to_string())
+                    .body(file_body(path, offset, len, progress)?))
+            };
+            // One attempt (a blind retry could send bytes twice), but
+            // with a 401 answered by a new token.
+            let failure = match self.exchange(&reference.registry, scope, 1, &build).await {
+                Ok((resp, _)) if resp.status() == StatusCode::ACCEPTED => {
+                    location = self.location(reference, &resp)?;
+                    offset += len;
+                    failures = 0;
+                    continue;
+                }
+                Ok((resp, _))
+                    if resp.status().is_server_error()
+                        || matches!(
+                            resp.status(),
+                            StatusCode::BAD_REQUEST
+                                | StatusCode::NOT_FOUND
+                                | StatusCode::RANGE_NOT_SATISFIABLE
+                                | StatusCode::TOO_MANY_REQUESTS
+                        ) =>
+                {
+                    status_error(&what, resp).await
+                }
+                Ok((resp, _)) => return Err(status_error(&what, resp).await),
+                Err(e) => e,
+            };
+            failures += 1;
+            if failures >= ATTEMPTS {
+                return Err(failure);
             }
-            let next = resp
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| other(format!("{}: chunk answer without a Location", what())))?;
-            location = self.absolute(&reference.registry, next);
-            offset += len;
+            tokio::time::sleep(Duration::from_millis(200 << failures)).await;
+            // Where does the registry stand?
+            let status_url = location.clone();
+            let build = || self.http.get(&status_url);
+            let status = self.send(&reference.registry, scope, &build).await;
+            match status {
+                Ok(resp) if resp.status() == StatusCode::NO_CONTENT => {
+                    // `0-0` is also what an empty upload says: start over then.
+                    let have = range_end(&resp).filter(|e| *e > 0).map_or(0, |e| e + 1);
+                    if have > size {
+                        return Err(other(format!(
+                            "{what}: the registry says it has {have} bytes of {size}"
+                        )));
+                    }
+                    location = self.location(reference, &resp)?;
+                    offset = have;
+                }
+                _ => {
+                    location = self.start_upload(reference, scope).await?;
+                    offset = 0;
+                }
+            }
         }
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let rb = self
-            .http
-            .put(format!("{location}{sep}digest={digest}"))
-            .header("Content-Length", "0");
-        let resp = self
-            .with_auth(rb, &reference.registry, scope)
-            .send()
-            .await
-            .map_err(|e| other(format!("{}: {e}", what())))?;
-        if resp.status() != StatusCode::CREATED {
-            return Err(status_error(&what(), resp).await);
-        }
-        Ok(())
+        let put_url = Self::with_digest(&location, digest);
+        let build = |_: &Arc<Progress>| Ok(self.http.put(&put_url).header("Content-Length", "0"));
+        self.close_upload(reference, scope, digest, &build).await
     }
 
     /// Uploads a manifest under the reference's tag (or digest); returns its digest.
@@ -636,11 +930,9 @@ impl Client {
     pub async fn login(&self, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
         let url = format!("{}/v2/", self.base(registry));
         let resp = self
-            .http
-            .get(&url)
-            .send()
+            .attempt(self.http.get(&url), &Progress::start())
             .await
-            .map_err(|e| other(format!("{registry}: {e}")))?;
+            .map_err(|e| e.into_error(registry, self.options.idle_timeout))?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -656,13 +948,14 @@ impl Client {
                 .await
                 .map(|_| ()),
             _ => {
-                let resp = self
+                let rb = self
                     .http
                     .get(&url)
-                    .basic_auth(&creds.username, Some(&creds.password))
-                    .send()
+                    .basic_auth(&creds.username, Some(&creds.password));
+                let resp = self
+                    .attempt(rb, &Progress::start())
                     .await
-                    .map_err(|e| other(format!("{registry}: {e}")))?;
+                    .map_err(|e| e.into_error(registry, self.options.idle_timeout))?;
                 if resp.status().is_success() {
                     Ok(())
                 } else {
@@ -686,7 +979,12 @@ impl Client {
 /// An error from a registry's answer: status plus its error codes and messages.
 async fn status_error(what: &str, resp: Response) -> RegistryError {
     let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap_or_default();
+    // The body is only for the message: not worth waiting long for.
+    let text = tokio::time::timeout(ERROR_BODY_WAIT, resp.text())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
     let message = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| {

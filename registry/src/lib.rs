@@ -2,7 +2,9 @@
 //! and blob pull with platform selection and digest verification, push with
 //! existence checks and cross-repository mounts, auth from
 //! `~/.docker/config.json` (entries and credential helpers; Basic and
-//! Bearer tokens), retries with backoff. Written directly on reqwest: the
+//! Bearer tokens, renewed when the registry stops taking them), retries
+//! with backoff, an idle timeout on every transfer, resumed blob downloads
+//! and recovered chunked uploads. Written directly on reqwest: the
 //! protocol is small, and rbuild needs streamed, verified blob transfers.
 
 pub mod auth;
@@ -35,6 +37,16 @@ pub enum RegistryError {
         status: u16,
         /// Registry's message.
         message: String,
+    },
+    /// A connection made no progress (no byte sent or received) for the
+    /// client's idle timeout ([`ClientOptions::idle_timeout`]), every time
+    /// it was tried.
+    #[error("{what}: timed out: no data moved for {} s (stalled connection)", after.as_secs_f32())]
+    Timeout {
+        /// What was asked of which registry.
+        what: String,
+        /// The idle timeout that ran out.
+        after: std::time::Duration,
     },
     /// Anything else (transport, decoding, digest mismatch).
     #[error("{0}")]

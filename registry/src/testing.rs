@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -128,8 +128,9 @@ pub const TOKEN_SERVICE: &str = "rbuild-test";
 /// The issuer of a [`TokenServer`]'s tokens.
 pub const TOKEN_ISSUER: &str = "rbuild-test-issuer";
 
-/// How long a [`TokenServer`]'s tokens are valid, in seconds.
-const TOKEN_LIFETIME: u64 = 300;
+/// How long a [`TokenServer`]'s tokens are valid, in seconds, unless
+/// [`TokenServer::set_token_lifetime`] says otherwise.
+const TOKEN_LIFETIME: i64 = 300;
 
 /// A bearer token service for a [`TestRegistry`]: plain HTTP/1.1 on a free
 /// loopback port, answering `GET /token?service=…&scope=…` (the
@@ -145,6 +146,7 @@ pub struct TokenServer {
     pub issued: Arc<AtomicUsize>,
     requests: Arc<Mutex<Vec<TokenRequest>>>,
     forbidden: Arc<Mutex<Vec<String>>>,
+    lifetime: Arc<AtomicI64>,
     /// The certificate the registry trusts (PEM).
     cert: PathBuf,
     stop: Arc<AtomicBool>,
@@ -163,6 +165,8 @@ struct TokenIssuer {
     requests: Arc<Mutex<Vec<TokenRequest>>>,
     /// Repositories nobody gets any access to.
     forbidden: Arc<Mutex<Vec<String>>>,
+    /// Seconds from issue to the `exp` claim.
+    lifetime: Arc<AtomicI64>,
 }
 
 /// A token request a [`TokenServer`] got with valid or no credentials.
@@ -215,6 +219,7 @@ impl TokenServer {
         let issued = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let forbidden = Arc::new(Mutex::new(Vec::new()));
+        let lifetime = Arc::new(AtomicI64::new(TOKEN_LIFETIME));
         let issuer = Arc::new(TokenIssuer {
             basic: encode_base64(format!("{user}:{password}").as_bytes()),
             user: user.to_string(),
@@ -223,6 +228,7 @@ impl TokenServer {
             issued: issued.clone(),
             requests: requests.clone(),
             forbidden: forbidden.clone(),
+            lifetime: lifetime.clone(),
         });
         let stop = Arc::new(AtomicBool::new(false));
         let dir = Arc::new(dir);
@@ -246,6 +252,7 @@ impl TokenServer {
             issued,
             requests,
             forbidden,
+            lifetime,
             cert,
             stop,
             _dir: dir,
@@ -264,6 +271,15 @@ impl TokenServer {
             .lock()
             .expect("poisoned")
             .push(repository.to_string());
+    }
+
+    /// From now on, issues tokens whose `exp` claim is `seconds` after
+    /// their issue (may be negative); their `expires_in` says the same
+    /// (at least 1). The registry accepts a token until a minute after
+    /// its `exp` (distribution's leeway for clock skew), so with
+    /// `seconds = 2 - 60`, a token stops working about 2 s after issue.
+    pub fn set_token_lifetime(&self, seconds: i64) {
+        self.lifetime.store(seconds, Ordering::SeqCst);
     }
 
     /// The token requests with valid or no credentials so far, oldest first.
@@ -387,12 +403,13 @@ impl TokenIssuer {
             .expect("after 1970")
             .as_secs();
         let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let lifetime = self.lifetime.load(Ordering::SeqCst);
         let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [self.cert_der_b64]});
         let claims = serde_json::json!({
             "iss": TOKEN_ISSUER,
             "sub": user.unwrap_or_default(),
             "aud": TOKEN_SERVICE,
-            "exp": now + TOKEN_LIFETIME,
+            "exp": now.saturating_add_signed(lifetime),
             "nbf": now - 10,
             "iat": now,
             "jti": format!("rbuild-test-{now}-{n}"),
@@ -416,7 +433,7 @@ impl TokenIssuer {
         let body = serde_json::json!({
             "token": jwt,
             "access_token": jwt,
-            "expires_in": TOKEN_LIFETIME,
+            "expires_in": lifetime.max(1),
             "issued_at": rfc3339(now),
         });
         (200, body.to_string())
@@ -562,6 +579,15 @@ pub enum Fault {
     /// `n`-th arrives, without forwarding it: the request was served but
     /// the client never hears so.
     CloseAtResponse(usize),
+    /// Read (and drop) what the client sends, never answer, and keep the
+    /// connection open until the client gives up; upstream is not
+    /// contacted: a server that accepts, then hangs.
+    Stall,
+    /// Forward, but only this many bytes upstream → client; then forward
+    /// nothing more (dropping what upstream still sends) and keep the
+    /// connection open until the client gives up: a transfer that
+    /// stops moving in the middle.
+    StallResponseAfter(usize),
 }
 
 /// A TCP proxy on a free loopback port in front of `upstream`, applying
@@ -660,6 +686,7 @@ impl Drop for FaultProxy {
 /// Serves one proxied connection according to `fault`.
 fn proxy_connection(mut client: TcpStream, upstream: &str, fault: Fault) {
     let mut limit = None;
+    let mut stall = false;
     let mut close_at_request = None;
     let mut close_at_response = None;
     match fault {
@@ -671,6 +698,18 @@ fn proxy_connection(mut client: TcpStream, upstream: &str, fault: Fault) {
         }
         Fault::Delay(d) => std::thread::sleep(d),
         Fault::TruncateResponseAfter(n) => limit = Some(n),
+        Fault::StallResponseAfter(n) => {
+            limit = Some(n);
+            stall = true;
+        }
+        Fault::Stall => {
+            // Until the client closes (or 2 minutes, not to leak a thread
+            // forever on a client that never does).
+            let _ = client.set_read_timeout(Some(Duration::from_secs(120)));
+            let mut sink = [0u8; 16 << 10];
+            while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
+            return;
+        }
         Fault::CloseAtRequest(n) => close_at_request = Some(n),
         Fault::CloseAtResponse(n) => close_at_response = Some(n),
         Fault::Respond503 => {
@@ -696,18 +735,20 @@ fn proxy_connection(mut client: TcpStream, upstream: &str, fault: Fault) {
     };
     let up = std::thread::spawn(move || match close_at_request {
         Some(n) => forward_until(client_reader, server_writer, b" HTTP/1.1\r\n", n),
-        None => pipe(client_reader, server_writer, None),
+        None => pipe(client_reader, server_writer, None, false),
     });
     match close_at_response {
         Some(n) => forward_until(server, client, b"HTTP/1.1 ", n),
-        None => pipe(server, client, limit),
+        None => pipe(server, client, limit, stall),
     }
     let _ = up.join();
 }
 
 /// Copies `from` → `to` (at most `limit` bytes), then closes: after a normal
-/// end, `to`'s write side; after reaching `limit`, both sockets entirely.
-fn pipe(mut from: TcpStream, mut to: TcpStream, limit: Option<usize>) {
+/// end, `to`'s write side; after reaching `limit`, both sockets entirely
+/// (with `stall`, only once `from` ends, what it sends dropped meanwhile:
+/// `from` is upstream, which closes after the client did).
+fn pipe(mut from: TcpStream, mut to: TcpStream, limit: Option<usize>, stall: bool) {
     let mut left = limit.unwrap_or(usize::MAX);
     let mut buf = vec![0u8; 64 << 10];
     while left > 0 {
@@ -719,6 +760,10 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, limit: Option<usize>) {
             break;
         }
         left -= n;
+    }
+    if left == 0 && stall {
+        let _ = from.set_read_timeout(Some(Duration::from_secs(120)));
+        while matches!(from.read(&mut buf), Ok(n) if n > 0) {}
     }
     if left == 0 {
         let _ = to.shutdown(Shutdown::Both);

@@ -1,5 +1,5 @@
 //! The client through `FaultProxy` in front of a real registry: connections
-//! reset, answered with 503, truncated or delayed. A fault applies to one
+//! reset, answered with 503, truncated, delayed or stalled. A fault applies to one
 //! new TCP connection, and the client keeps connections alive, so each
 //! test starts from a fresh client (an empty pool) and checks the proxy
 //! really applied its faults.
@@ -236,4 +236,185 @@ async fn delays_within_the_timeout_succeed() {
     pull_and_compare(&client(), &via_proxy, &manifest, &layers).await;
     assert!(start.elapsed() >= Duration::from_millis(800));
     assert_eq!(proxy.faults_applied(), 2);
+}
+
+fn client_with(options: ClientOptions) -> Client {
+    Client::new(options).unwrap()
+}
+
+/// A client that gives up on a connection after 1 s without data.
+fn impatient() -> Client {
+    client_with(ClientOptions {
+        idle_timeout: Duration::from_secs(1),
+        ..ClientOptions::default()
+    })
+}
+
+/// A server that accepts and then never answers, or stops sending in the
+/// middle of a body: the client notices within its idle timeout, retries
+/// (or resumes), and when every attempt stalls, says so: no hang.
+#[tokio::test]
+async fn stalled_connections_time_out() {
+    let reg = TestRegistry::start();
+    let proxy = FaultProxy::start(&reg.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let via_proxy = Reference::parse(&format!("{}/stall/app:1", proxy.addr)).unwrap();
+    let layers = layers(2, 1 << 20);
+    let bounded = Duration::from_secs(30);
+
+    // A push whose first connection hangs.
+    proxy.push_faults([Fault::Stall]);
+    let start = Instant::now();
+    let manifest = tokio::time::timeout(
+        bounded,
+        push_image(&impatient(), &via_proxy, dir.path(), &layers),
+    )
+    .await
+    .expect("the push does not hang")
+    .unwrap();
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    assert_eq!(proxy.faults_applied(), 1);
+
+    // A blob download that stops moving after 200 KiB: resumed.
+    proxy.push_faults([Fault::StallResponseAfter(200 << 10)]);
+    let mut out = Vec::new();
+    let start = Instant::now();
+    let n = tokio::time::timeout(
+        bounded,
+        impatient().pull_blob(&via_proxy, &digest(&layers[0]), &mut out),
+    )
+    .await
+    .expect("the pull does not hang")
+    .unwrap();
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    assert_eq!(n as usize, layers[0].len());
+    assert!(out == layers[0]);
+    assert_eq!(proxy.faults_applied(), 2);
+    pull_and_compare(&impatient(), &via_proxy, &manifest, &layers).await;
+
+    // Every attempt hangs: a timeout error, in bounded time.
+    proxy.push_faults([Fault::Stall; 3]);
+    let start = Instant::now();
+    let err = tokio::time::timeout(bounded, impatient().pull_manifest(&via_proxy, &platform()))
+        .await
+        .expect("the pull does not hang")
+        .unwrap_err();
+    assert!(
+        matches!(err, rbuild_registry::RegistryError::Timeout { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(15));
+    assert_eq!(proxy.faults_applied(), 5);
+}
+
+/// The default idle timeout is there (a minute), not infinite.
+#[test]
+fn the_idle_timeout_defaults_to_a_minute() {
+    assert_eq!(
+        ClientOptions::default().idle_timeout,
+        Duration::from_secs(60)
+    );
+}
+
+/// A chunked upload whose connection is lost at a PATCH (before the
+/// registry got it, or after it stored it but before the client heard):
+/// the client asks the registry where the upload stands and goes on.
+#[tokio::test]
+async fn chunked_uploads_recover_from_a_lost_chunk() {
+    let reg = TestRegistry::start();
+    let proxy = FaultProxy::start(&reg.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let via_proxy = Reference::parse(&format!("{}/chunks/app:1", proxy.addr)).unwrap();
+    let direct = Reference::parse(&format!("{}/chunks/app:1", reg.addr)).unwrap();
+    let options = ClientOptions {
+        chunked_above: 512 << 10,
+        chunk_size: 256 << 10,
+        idle_timeout: Duration::from_secs(2),
+        ..ClientOptions::default()
+    };
+    // One connection: HEAD, POST, PATCH 1 (request 3), PATCH 2 (4), …
+    let faults = [
+        Fault::CloseAtRequest(4),
+        Fault::CloseAtResponse(4),
+        Fault::CloseAtRequest(6),
+        Fault::CloseAtResponse(3),
+        Fault::StallResponseAfter(0),
+    ];
+    for (i, fault) in faults.into_iter().enumerate() {
+        let blob: Vec<u8> = (0..(1_300_000u32 + i as u32))
+            .map(|b| (b % 241) as u8 ^ (i as u8 * 17))
+            .collect();
+        let p = dir.path().join(format!("blob-{i}"));
+        std::fs::write(&p, &blob).unwrap();
+        proxy.push_faults([fault]);
+        let client = client_with(options.clone());
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            client.push_blob(&via_proxy, &digest(&blob), &p),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{fault:?}: the push hangs"))
+        .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(proxy.faults_applied(), i + 1, "{fault:?}");
+        let mut out = Vec::new();
+        client
+            .pull_blob(&direct, &digest(&blob), &mut out)
+            .await
+            .unwrap();
+        assert!(out == blob, "{fault:?}: the registry has the blob");
+    }
+}
+
+/// A blob download cut in the middle of the body goes on with a Range
+/// request where it stopped; the digest is checked over the whole blob.
+#[tokio::test]
+async fn cut_blob_downloads_resume() {
+    let reg = TestRegistry::start();
+    let proxy = FaultProxy::start(&reg.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let direct = Reference::parse(&format!("{}/resume/blob:1", reg.addr)).unwrap();
+    let blob: Vec<u8> = (0..(4u32 << 20)).map(|i| (i % 239) as u8).collect();
+    let path = dir.path().join("blob");
+    std::fs::write(&path, &blob).unwrap();
+    client()
+        .push_blob(&direct, &digest(&blob), &path)
+        .await
+        .unwrap();
+    let via_proxy = Reference::parse(&format!("{}/resume/blob:1", proxy.addr)).unwrap();
+    for cut in [1000, 64 << 10, 3 << 20] {
+        let before = proxy.faults_applied();
+        proxy.push_faults([Fault::TruncateResponseAfter(cut)]);
+        let mut out = Vec::new();
+        let n = client()
+            .pull_blob(&via_proxy, &digest(&blob), &mut out)
+            .await
+            .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(proxy.faults_applied(), before + 1, "cut at {cut}");
+        assert_eq!(n as usize, blob.len(), "cut at {cut}");
+        assert!(out == blob, "cut at {cut}: exactly the blob, once");
+    }
+    // Cut twice in a row (the resumed answer too): still fine.
+    proxy.push_faults([
+        Fault::TruncateResponseAfter(100 << 10),
+        Fault::TruncateResponseAfter(100 << 10),
+    ]);
+    let mut out = Vec::new();
+    client()
+        .pull_blob(&via_proxy, &digest(&blob), &mut out)
+        .await
+        .unwrap();
+    assert!(out == blob);
+    // Cut every time without progress: an error, and the sink holds
+    // only part of the blob (the documented contract).
+    proxy.push_faults([Fault::TruncateResponseAfter(100 << 10)]);
+    proxy.push_faults([Fault::TruncateResponseAfter(10); 9]);
+    let mut out = Vec::new();
+    let err = client()
+        .pull_blob(&via_proxy, &digest(&blob), &mut out)
+        .await
+        .unwrap_err();
+    eprintln!("{err}");
+    assert!(out.len() < blob.len());
+    proxy.clear_faults();
 }

@@ -5,9 +5,10 @@
 mod common;
 
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 use common::{digest, layers, platform, pull_and_compare, push_image};
-use rbuild_registry::testing::TestRegistry;
+use rbuild_registry::testing::{Fault, FaultProxy, TestRegistry};
 use rbuild_registry::{Client, ClientOptions, Credentials, Reference, RegistryError};
 
 /// One docker config directory for the whole test binary: `DOCKER_CONFIG`
@@ -238,4 +239,80 @@ async fn cross_repository_mounts_with_tokens() {
         .await
         .unwrap();
     assert!(out == layers[1]);
+}
+
+/// A cached token the registry stops taking in the middle of a push (it
+/// expired): the PUT that gets the 401 fetches a new token and is sent
+/// again, for a whole-blob PUT, a chunked upload and a pull.
+#[tokio::test]
+async fn expired_tokens_are_renewed_mid_operation() {
+    docker_config();
+    let (reg, tokens) = TestRegistry::start_with_token_auth("frank", "pw");
+    let proxy = FaultProxy::start(&reg.addr);
+    store(&proxy.addr, Some(&creds("frank", "pw")));
+    // The registry takes each token for 2 to 3 s (see `set_token_lifetime`;
+    // `exp` is in whole seconds): any token is dead after `DEAD`.
+    tokens.set_token_lifetime(3 - 60);
+    const DEAD: Duration = Duration::from_millis(4500);
+    let dir = tempfile::tempdir().unwrap();
+    let client = || {
+        Client::new(ClientOptions {
+            chunked_above: 256 << 10,
+            chunk_size: 128 << 10,
+            ..ClientOptions::default()
+        })
+        .unwrap()
+    };
+    let r = Reference::parse(&format!("{}/exp/app:1", proxy.addr)).unwrap();
+
+    // Whole-blob PUT. The first connection carries HEAD (401), HEAD, POST
+    // with a fresh token, and is lost as the PUT goes out; the PUT is sent
+    // again on a second connection held back: with a dead token.
+    let small: Vec<u8> = (0..100_000u32).map(|i| (i % 211) as u8).collect();
+    let p = dir.path().join("small");
+    std::fs::write(&p, &small).unwrap();
+    proxy.push_faults([Fault::CloseAtRequest(4), Fault::Delay(DEAD)]);
+    client().push_blob(&r, &digest(&small), &p).await.unwrap();
+    assert_eq!(proxy.faults_applied(), 2);
+    assert!(
+        tokens.tokens_issued() >= 2,
+        "the PUT's 401 fetched a second token: {:?}",
+        tokens.requests()
+    );
+
+    // Chunked: lost at the second PATCH; the upload status GET comes
+    // later, with a dead token. (A slow machine may see a token die
+    // earlier too: hence "at least" here.)
+    let big: Vec<u8> = (0..600_000u32).map(|i| (i % 199) as u8).collect();
+    let p = dir.path().join("big");
+    std::fs::write(&p, &big).unwrap();
+    proxy.push_faults([Fault::CloseAtRequest(5), Fault::Delay(DEAD)]);
+    let before = tokens.tokens_issued();
+    client().push_blob(&r, &digest(&big), &p).await.unwrap();
+    assert_eq!(proxy.faults_applied(), 4);
+    assert!(
+        tokens.tokens_issued() >= before + 2,
+        "{:?}",
+        tokens.requests()
+    );
+
+    // Pulls on a client whose pull token died meanwhile.
+    let puller = client();
+    let mut out = Vec::new();
+    puller
+        .pull_blob(&r, &digest(&small), &mut out)
+        .await
+        .unwrap();
+    assert!(out == small);
+    let before = tokens.tokens_issued();
+    tokio::time::sleep(DEAD).await;
+    let mut out = Vec::new();
+    puller.pull_blob(&r, &digest(&big), &mut out).await.unwrap();
+    assert!(out == big);
+    assert_eq!(
+        tokens.tokens_issued(),
+        before + 1,
+        "{:?}",
+        tokens.requests()
+    );
 }
