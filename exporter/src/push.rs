@@ -1,6 +1,7 @@
 //! Pushing an image from the store: layers compressed as asked (locally
-//! built layers are stored uncompressed; base layers go as pulled), blobs
-//! uploaded at once with existence checks, then the manifest.
+//! built layers are stored uncompressed; base layers go as pulled), each
+//! uploaded as soon as it is ready, with existence checks, then the
+//! manifest.
 
 use oci_spec::image::Descriptor;
 use rbuild_cache::{BlobInfo, LayerRecord, Store};
@@ -11,6 +12,42 @@ use crate::{Compression, ExportError, compress};
 
 /// How many blobs are uploaded at once.
 const PARALLEL_UPLOADS: usize = 4;
+
+/// Uploads blobs of the store to one repository, a few at a time.
+struct Uploader<'a> {
+    store: &'a Store,
+    client: &'a Client,
+    reference: &'a Reference,
+    /// `registry/repository` of the destination.
+    here: String,
+    slots: tokio::sync::Semaphore,
+}
+
+impl Uploader<'_> {
+    /// Uploads blob `digest` (skipped when the registry has it), by a
+    /// cross-repository mount when a repository of the same registry is
+    /// known to hold it; remembers the destination as one of its sources.
+    async fn blob(&self, digest: &str) -> Result<(), ExportError> {
+        let _slot = self.slots.acquire().await.expect("never closed");
+        let same_registry = format!("{}/", self.reference.registry);
+        let from = self
+            .store
+            .blob_sources(digest)?
+            .into_iter()
+            .filter(|r| r != &self.here)
+            .find_map(|r| r.strip_prefix(&same_registry).map(str::to_string));
+        self.client
+            .push_blob_from(
+                self.reference,
+                digest,
+                &self.store.blob_path(digest),
+                from.as_deref(),
+            )
+            .await?;
+        self.store.add_blob_source(digest, &self.here)?;
+        Ok(())
+    }
+}
 
 /// Reads a JSON blob.
 pub(crate) fn read_json(store: &Store, digest: &str) -> Result<Value, ExportError> {
@@ -71,44 +108,41 @@ pub async fn push_image(
     }
     let oci = doc["mediaType"].as_str().is_none_or(|m| m.contains("oci"));
     let (_, layers) = image_layers(store, &doc)?;
-    let mut pushed = Vec::with_capacity(layers.len());
-    for layer in layers {
-        let store = store.clone();
-        let converted = tokio::task::spawn_blocking(move || {
-            compress::recompress(&store, &layer, compression, oci)
-        })
-        .await
-        .map_err(|e| ExportError::Other(format!("compression task: {e}")))??;
-        pushed.push(converted);
-    }
     let config_digest = doc["config"]["digest"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let mut blobs: Vec<String> = pushed.iter().map(|l| l.blob.digest.clone()).collect();
-    blobs.push(config_digest);
-    let here = format!("{}/{}", reference.registry, reference.repository);
-    let same_registry = format!("{}/", reference.registry);
-    for batch in blobs.chunks(PARALLEL_UPLOADS) {
-        let mut jobs = Vec::new();
-        for d in batch {
-            // A repository of the same registry known to hold the blob:
-            // ask for a cross-repository mount instead of an upload.
-            let from = store
-                .blob_sources(d)?
-                .into_iter()
-                .filter(|r| r != &here)
-                .find_map(|r| r.strip_prefix(&same_registry).map(str::to_string));
-            jobs.push((d.clone(), store.blob_path(d), from));
+    let upload = Uploader {
+        store,
+        client,
+        reference,
+        here: format!("{}/{}", reference.registry, reference.repository),
+        slots: tokio::sync::Semaphore::new(PARALLEL_UPLOADS),
+    };
+    // A pipeline: each layer goes up as soon as it is compressed, while the
+    // next one compresses (one at a time: each uses every core).
+    let compressing = tokio::sync::Semaphore::new(1);
+    let layer_jobs = layers.into_iter().map(|layer| {
+        let (upload, compressing) = (&upload, &compressing);
+        async move {
+            let converted = {
+                let _turn = compressing.acquire().await.expect("never closed");
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || {
+                    compress::recompress(&store, &layer, compression, oci)
+                })
+                .await
+                .map_err(|e| ExportError::Other(format!("compression task: {e}")))??
+            };
+            upload.blob(&converted.blob.digest).await?;
+            Ok::<_, ExportError>(converted)
         }
-        let uploads = jobs
-            .iter()
-            .map(|(d, p, from)| client.push_blob_from(reference, d, p, from.as_deref()));
-        futures::future::try_join_all(uploads).await?;
-        for (d, _, _) in &jobs {
-            store.add_blob_source(d, &here)?;
-        }
-    }
+    });
+    let (pushed, ()) = futures::future::try_join(
+        futures::future::try_join_all(layer_jobs),
+        upload.blob(&config_digest),
+    )
+    .await?;
     doc["layers"] = Value::Array(
         pushed
             .iter()
