@@ -33,6 +33,29 @@ fn kind(c: Compression) -> String {
     }
 }
 
+/// How much of a member [`compresses`] tries, at its start and middle.
+const SAMPLE: usize = 16 << 10;
+
+/// Whether a member is worth compressing: deflate at its fastest level
+/// saves at least 3% on samples from its start and middle. Random or already
+/// compressed bytes are then stored (deflate's stored blocks) at memory
+/// speed instead of costing a full compression pass for nothing. The
+/// choice depends only on the bytes, so output stays deterministic.
+fn compresses(member: &[u8]) -> bool {
+    let middle = member.len() / 2;
+    let windows = [
+        &member[..member.len().min(SAMPLE)],
+        &member[middle..member.len().min(middle + SAMPLE)],
+    ];
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    let sampled: usize = windows.iter().map(|w| w.len()).sum();
+    let packed = windows
+        .iter()
+        .try_for_each(|w| z.write_all(w))
+        .and_then(|()| z.finish());
+    packed.is_ok_and(|p| p.len() * 100 < sampled * 97)
+}
+
 /// gzip of `input` into `out`, members compressed in parallel.
 pub fn parallel_gzip(mut input: impl Read, mut out: impl Write, level: u32) -> std::io::Result<()> {
     let batch = rayon::current_num_threads().max(1) * 2;
@@ -53,13 +76,15 @@ pub fn parallel_gzip(mut input: impl Read, mut out: impl Write, level: u32) -> s
         let compressed: Vec<std::io::Result<Vec<u8>>> = chunks
             .par_iter()
             .map(|c| {
+                let level = if compresses(c) {
+                    flate2::Compression::new(level)
+                } else {
+                    flate2::Compression::none()
+                };
                 let mut gz = flate2::GzBuilder::new()
                     .mtime(0)
                     .operating_system(255)
-                    .write(
-                        Vec::with_capacity(c.len() / 3),
-                        flate2::Compression::new(level),
-                    );
+                    .write(Vec::with_capacity(c.len() / 3), level);
                 gz.write_all(c)?;
                 gz.finish()
             })
@@ -130,6 +155,29 @@ pub fn recompress(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn incompressible_members_are_stored() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let random: Vec<u8> = (0..MEMBER)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        assert!(!compresses(&random));
+        assert!(compresses(&vec![b'a'; MEMBER]));
+        let mut out = Vec::new();
+        parallel_gzip(&random[..], &mut out, 6).unwrap();
+        assert!(out.len() > random.len(), "stored, not squeezed");
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, random);
+    }
 
     #[test]
     fn parallel_gzip_is_valid_and_deterministic() {

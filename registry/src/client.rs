@@ -107,9 +107,9 @@ enum Failure {
 type Build<'a> = dyn Fn(&Arc<Progress>) -> Result<RequestBuilder, RegistryError> + Sync + 'a;
 
 /// `len` bytes of the file at `path` from `offset`, as a request body whose
-/// progress `progress` follows: a thread copies them into a pipe reqwest
-/// reads from, and each write the reader made room for is progress (so a
-/// peer that stops reading the body is noticed).
+/// progress `progress` follows: a thread reads the file in 1 MiB chunks into
+/// a short channel reqwest takes them from, and each chunk taken is
+/// progress (so a peer that stops reading the body is noticed).
 fn file_body(
     path: &Path,
     offset: u64,
@@ -117,24 +117,33 @@ fn file_body(
     progress: &Arc<Progress>,
 ) -> Result<reqwest::Body, RegistryError> {
     use std::io::{Read, Seek};
+    const CHUNK: usize = 1 << 20;
     let io = |e: std::io::Error| other(format!("{}: {e}", path.display()));
     let mut file = std::fs::File::open(path).map_err(io)?;
     file.seek(std::io::SeekFrom::Start(offset)).map_err(io)?;
-    let (reader, mut writer) = std::io::pipe().map_err(io)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let progress = progress.clone();
     std::thread::spawn(move || {
         let mut file = file.take(len);
-        let mut buf = vec![0u8; 64 << 10];
-        // Ends when the file does, or when the reader is gone (EPIPE).
-        while let Ok(n @ 1..) = file.read(&mut buf) {
-            if writer.write_all(&buf[..n]).is_err() {
+        loop {
+            let mut buf = Vec::with_capacity(CHUNK);
+            let chunk = match (&mut file).take(CHUNK as u64).read_to_end(&mut buf) {
+                Ok(0) => break,
+                Ok(_) => Ok(buf),
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            // Ends when the file does, or when the body is dropped.
+            if tx.blocking_send(chunk).is_err() || failed {
                 break;
             }
             progress.touch();
         }
     });
-    let reader = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
-    Ok(reqwest::Body::from(tokio::fs::File::from_std(reader)))
+    let chunks = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    Ok(reqwest::Body::wrap_stream(chunks))
 }
 
 /// The end (inclusive) of a `Range: 0-<end>` upload status header.
