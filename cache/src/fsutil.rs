@@ -51,3 +51,27 @@ pub fn lock(path: &Path, exclusive: bool) -> Result<LockGuard, StoreError> {
     })?;
     Ok(LockGuard { _lock: lock })
 }
+
+/// Asks the filesystem to place each new subdirectory of `dir` in a block
+/// group of its own, as for top-level directories (ext4's `FS_TOPDIR_FL`,
+/// `chattr +T`), best effort. Without it, ext4 puts a new snapshot next to
+/// its siblings, where a prune just freed thousands of inodes; without a
+/// journal, ext4 skips each recently freed inode one by one when it
+/// allocates, and a 25,000-file COPY after `rbuild prune -a` took 19 s
+/// instead of 2 s.
+pub fn spread_subdirectories(dir: &Path) {
+    const FS_TOPDIR_FL: libc::c_long = 0x0002_0000;
+    let Ok(file) = std::fs::File::open(dir) else {
+        return;
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS/SETFLAGS read and write one long through a
+    // valid pointer on an fd we own; filesystems without flags fail cleanly.
+    unsafe {
+        if libc::ioctl(fd, libc::FS_IOC_GETFLAGS, &mut flags) == 0 && flags & FS_TOPDIR_FL == 0 {
+            flags |= FS_TOPDIR_FL;
+            libc::ioctl(fd, libc::FS_IOC_SETFLAGS, &flags);
+        }
+    }
+}

@@ -70,6 +70,10 @@ impl Store {
             let p = root.join(dir);
             std::fs::create_dir_all(&p).map_err(io_err("create", &p))?;
         }
+        // Snapshots and cache mounts are filled in directories made here.
+        for dir in ["tmp", "cache-mounts"] {
+            fsutil::spread_subdirectories(&root.join(dir));
+        }
         let store = Self {
             root: root.to_path_buf(),
         };

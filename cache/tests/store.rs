@@ -372,3 +372,23 @@ fn file_hashes_persist_and_reject_changed_stamps() {
     cache.insert("g", fresh, "h2".into());
     assert_eq!(cache.get("g", &fresh), None);
 }
+
+#[test]
+fn new_snapshots_are_spread_over_the_filesystem() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = rbuild_cache::Store::open(dir.path()).unwrap();
+    let tmp = std::fs::File::open(store.root().join("tmp")).unwrap();
+    let mut flags: libc::c_long = 0;
+    // SAFETY: one long read through a valid pointer on an fd we own.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&tmp),
+            libc::FS_IOC_GETFLAGS,
+            &mut flags,
+        )
+    };
+    // Filesystems without inode flags (tmpfs) have nothing to set.
+    if rc == 0 {
+        assert_ne!(flags & 0x0002_0000, 0, "FS_TOPDIR_FL on tmp/");
+    }
+}
