@@ -199,9 +199,13 @@ impl Writer {
         archive::open(host).map_err(|e| format!("read {}: {e}", host.display()))
     }
 
+    /// Copies the tree at `top` to `dest`: directories first, in order,
+    /// then every other entry, in parallel (they only need their parents).
     fn copy_tree(&mut self, plan: &CopyPlan<'_>, top: &str, dest: &str) -> Result<(), String> {
+        use rayon::prelude::*;
         let entries = context::walk(plan.source.view, top, plan.excluded)
             .map_err(|e| format!("read {top}: {e}"))?;
+        let mut leaves = Vec::new();
         for path in entries {
             let host = plan
                 .source
@@ -213,61 +217,54 @@ impl Writer {
                 dest.trim_end_matches('/'),
                 &path[top.trim_end_matches('/').len()..]
             );
-            self.copy_entry(plan, &host, &target)
+            let meta = host
+                .symlink_metadata()
                 .map_err(|e| format!("copy {path} to {target}: {e}"))?;
+            if meta.is_dir() {
+                self.copy_dir_entry(plan, &meta, &target)
+                    .map_err(|e| format!("copy {path} to {target}: {e}"))?;
+            } else {
+                leaves.push((path, host, meta, target));
+            }
         }
-        Ok(())
+        let this = &*self;
+        leaves
+            .par_iter()
+            .try_for_each(|(path, host, meta, target)| {
+                copy_leaf(plan, host, meta, &this.host(target))
+                    .map_err(|e| format!("copy {path} to {target}: {e}"))
+            })
     }
 
     /// Copies one entry (a directory itself, not its content).
     fn copy_entry(&mut self, plan: &CopyPlan<'_>, from: &Path, to: &str) -> io::Result<()> {
         let meta = from.symlink_metadata()?;
-        let owner = plan.chown.unwrap_or(if plan.source.is_context {
-            Owner::ROOT
+        if meta.is_dir() {
+            self.copy_dir_entry(plan, &meta, to)
         } else {
-            Owner {
-                uid: meta.uid(),
-                gid: meta.gid(),
-            }
-        });
+            copy_leaf(plan, from, &meta, &self.host(to))
+        }
+    }
+
+    /// Makes `to` a directory with the owner, mode and (once the copy is
+    /// done) modification time of the source directory `meta` describes.
+    fn copy_dir_entry(
+        &mut self,
+        plan: &CopyPlan<'_>,
+        meta: &fs::Metadata,
+        to: &str,
+    ) -> io::Result<()> {
         let out = self.host(to);
-        let existing = out.symlink_metadata().ok();
-        if meta.is_dir() {
-            match existing {
-                Some(m) if m.is_dir() => {}
-                Some(_) => {
-                    fs::remove_file(&out)?;
-                    fs::create_dir(&out)?;
-                }
-                None => fs::create_dir(&out)?,
+        match out.symlink_metadata().ok() {
+            Some(m) if m.is_dir() => {}
+            Some(_) => {
+                fs::remove_file(&out)?;
+                fs::create_dir(&out)?;
             }
-        } else {
-            match existing {
-                Some(m) if m.is_dir() => fs::remove_dir_all(&out)?,
-                Some(_) => fs::remove_file(&out)?,
-                None => {}
-            }
-            if meta.is_symlink() {
-                symlink(fs::read_link(from)?, &out)?;
-            } else if meta.is_file() {
-                fs::copy(from, &out)?;
-            } else {
-                copy_special(&meta, &out)?;
-            }
+            None => fs::create_dir(&out)?,
         }
-        std::os::unix::fs::lchown(&out, Some(owner.uid), Some(owner.gid))?;
-        if !meta.is_symlink() {
-            let mode = match &plan.chmod {
-                Some(c) => c.apply(meta.mode(), meta.is_dir()),
-                None => meta.mode() & 0o7777,
-            };
-            fs::set_permissions(&out, fs::Permissions::from_mode(mode))?;
-        }
-        if meta.is_dir() {
-            self.dir_times.push((out, meta.mtime(), meta.mtime_nsec()));
-        } else {
-            set_mtime(&out, meta.mtime(), meta.mtime_nsec())?;
-        }
+        plan.apply_owner_and_mode(meta, &out)?;
+        self.dir_times.push((out, meta.mtime(), meta.mtime_nsec()));
         Ok(())
     }
 
@@ -335,6 +332,51 @@ impl Writer {
     fn finish(self) -> io::Result<()> {
         for (dir, secs, nanos) in self.dir_times.iter().rev() {
             set_mtime(dir, *secs, *nanos)?;
+        }
+        Ok(())
+    }
+}
+
+/// Copies the non-directory `from` (described by `meta`) to the host path
+/// `out`, replacing what is there, with the copy's owner, mode and the
+/// source's modification time.
+fn copy_leaf(plan: &CopyPlan<'_>, from: &Path, meta: &fs::Metadata, out: &Path) -> io::Result<()> {
+    match out.symlink_metadata() {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(out)?,
+        Ok(_) => fs::remove_file(out)?,
+        Err(_) => {}
+    }
+    if meta.is_symlink() {
+        symlink(fs::read_link(from)?, out)?;
+    } else if meta.is_file() {
+        fs::copy(from, out)?;
+    } else {
+        copy_special(meta, out)?;
+    }
+    plan.apply_owner_and_mode(meta, out)?;
+    set_mtime(out, meta.mtime(), meta.mtime_nsec())
+}
+
+impl CopyPlan<'_> {
+    /// Gives the copy `out` of the entry `meta` describes its owner (the
+    /// `--chown`, else root for context files, else the source's) and mode
+    /// (after `--chmod`; symlinks have none).
+    fn apply_owner_and_mode(&self, meta: &fs::Metadata, out: &Path) -> io::Result<()> {
+        let owner = self.chown.unwrap_or(if self.source.is_context {
+            Owner::ROOT
+        } else {
+            Owner {
+                uid: meta.uid(),
+                gid: meta.gid(),
+            }
+        });
+        std::os::unix::fs::lchown(out, Some(owner.uid), Some(owner.gid))?;
+        if !meta.is_symlink() {
+            let mode = match &self.chmod {
+                Some(c) => c.apply(meta.mode(), meta.is_dir()),
+                None => meta.mode() & 0o7777,
+            };
+            fs::set_permissions(out, fs::Permissions::from_mode(mode))?;
         }
         Ok(())
     }
