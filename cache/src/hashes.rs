@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock, RwLock};
+use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
@@ -43,33 +45,51 @@ impl FileStamp {
 /// How close to "now" a change may be before its hash is not kept.
 const RACY_NANOS: i128 = 2_000_000_000;
 
-/// A persistent map from file path to the hash of its content.
+/// Path → (stamp, content hash).
+type Entries = HashMap<String, (FileStamp, String)>;
+
+/// A persistent map from file path to the hash of its content. It is read
+/// in the background from the moment it is opened, while the caller walks
+/// the files it will ask about.
 #[derive(Debug)]
 pub struct FileHashCache {
     path: PathBuf,
     tmp_dir: PathBuf,
-    entries: Mutex<HashMap<String, (FileStamp, String)>>,
-    dirty: Mutex<bool>,
+    loading: Mutex<Option<JoinHandle<Entries>>>,
+    entries: OnceLock<RwLock<Entries>>,
+    dirty: AtomicBool,
 }
 
 impl FileHashCache {
     pub(crate) fn load(path: PathBuf, tmp_dir: PathBuf) -> Self {
+        let file = path.clone();
         // A missing or unreadable cache only costs a re-hash.
-        let entries = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let read = move || {
+            std::fs::read(&file)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default()
+        };
         Self {
             path,
             tmp_dir,
-            entries: Mutex::new(entries),
-            dirty: Mutex::new(false),
+            loading: Mutex::new(std::thread::Builder::new().spawn(read).ok()),
+            entries: OnceLock::new(),
+            dirty: AtomicBool::new(false),
         }
+    }
+
+    /// The entries, once the background read is done.
+    fn entries(&self) -> &RwLock<Entries> {
+        self.entries.get_or_init(|| {
+            let loading = self.loading.lock().expect("poisoned").take();
+            RwLock::new(loading.and_then(|h| h.join().ok()).unwrap_or_default())
+        })
     }
 
     /// The hash recorded for `path` if its stamp is still `stamp`.
     pub fn get(&self, path: &str, stamp: &FileStamp) -> Option<String> {
-        let entries = self.entries.lock().expect("poisoned");
+        let entries = self.entries().read().expect("poisoned");
         entries
             .get(path)
             .filter(|(s, _)| s == stamp)
@@ -86,19 +106,19 @@ impl FileHashCache {
         if now - stamp.ctime.max(stamp.mtime) < RACY_NANOS {
             return;
         }
-        self.entries
-            .lock()
+        self.entries()
+            .write()
             .expect("poisoned")
             .insert(path.to_string(), (stamp, hash));
-        *self.dirty.lock().expect("poisoned") = true;
+        self.dirty.store(true, Ordering::Relaxed);
     }
 
     /// Writes the cache back if anything changed.
     pub fn save(&self) -> Result<(), StoreError> {
-        if !*self.dirty.lock().expect("poisoned") {
+        if !self.dirty.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let bytes = serde_json::to_vec(&*self.entries.lock().expect("poisoned"))
+        let bytes = serde_json::to_vec(&*self.entries().read().expect("poisoned"))
             .expect("hash entries serialize");
         fsutil::write_atomic(&self.tmp_dir, &self.path, &bytes)
     }
