@@ -4,8 +4,6 @@
 #   push   the w3 image to the local registry (fresh repository each run):
 #          `rbuild push` vs `skopeo copy` from the very same store
 #   pull   the pushed image into an empty store: `rbuild pull` vs `skopeo copy`
-#   run    `rbuild run --rm IMAGE true` vs `runc run` of the same image
-#          unpacked by umoci
 #   rss    peak RSS (MiB) of a no-op build and of the pull
 #   bench/extras.sh RBUILD_BINARY RUNS
 # Needs the w3 image built by the shared runner (tag bench/w3-typical-app) and
@@ -28,7 +26,7 @@ row() { # NAME RBUILD_MEDIAN PEER PEER_MEDIAN
   printf '| %s | %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4" "$(ratio "$2" "$4")"
 }
 
-push_r=(); push_s=(); pull_r=(); pull_s=(); run_r=(); run_c=()
+push_r=(); push_s=(); pull_r=(); pull_s=()
 for i in $(seq "$RUNS"); do
   n=$RANDOM$RANDOM
   "$RBUILD" tag "$IMG" "$REG/bench/w3-r$n" >/dev/null
@@ -39,27 +37,13 @@ for i in $(seq "$RUNS"); do
   pull_s+=("$(timed skopeo copy -q --src-tls-verify=false "docker://$REG/bench/w3-s$n" "oci:$TMP/s:w3")")
 done
 
-# run latency: the same image, as rbuild runs it and as runc runs it
-rm -rf "$TMP/bundle"
-umoci unpack --image "$STORE:$IMG" "$TMP/bundle" >/dev/null 2>&1
-jq '.process.args=["true"] | .process.terminal=false' "$TMP/bundle/config.json" >"$TMP/c.json"
-mv "$TMP/c.json" "$TMP/bundle/config.json"
-# umoci makes the rootfs 0700 when no layer has a "./" entry; the image
-# runs as an unprivileged user, which needs to traverse it.
-chmod 755 "$TMP/bundle/rootfs"
-for i in $(seq "$RUNS"); do
-  run_r+=("$(timed "$RBUILD" run --rm "$IMG" true)")
-  run_c+=("$(timed runc run -b "$TMP/bundle" "rbuild-bench-$i")")
-done
-
 m() { printf '%s\n' "$@" | grep -q FAIL && echo FAIL || printf '%s\n' "$@" | median; }
-echo "## Distribution and run (median seconds of $RUNS; ratio peer/rbuild)"
+echo "## Push and pull of w3 (median seconds of $RUNS; ratio peer/rbuild)"
 echo
 echo "| scenario | rbuild s | peer | peer s | peer/rbuild |"
 echo "|---|---|---|---|---|"
 row "push w3 to registry" "$(m "${push_r[@]}")" skopeo "$(m "${push_s[@]}")"
 row "pull w3 to empty store" "$(m "${pull_r[@]}")" skopeo "$(m "${pull_s[@]}")"
-row "run --rm IMAGE true" "$(m "${run_r[@]}")" runc "$(m "${run_c[@]}")"
 echo
 echo "## Peak memory (MiB)"
 echo

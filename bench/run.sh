@@ -6,8 +6,10 @@
 # shared side-by-side runner (cold, no-op and one-file-edit builds of w1, w2,
 # w3), then the extras below, and writes the tables to bench/results/.
 #   push/pull  the w3 image to the local registry and back into an empty
-#              store: rbuild vs skopeo
-#   run        `rbuild run --rm IMAGE true` latency vs `runc run`
+#              store: rbuild vs skopeo (extras.sh), and a 1 GiB image
+#              (transfer.sh)
+#   latency    `rbuild run --rm IMAGE true` vs runc and crun, and a one-RUN
+#              build vs BuildKit and buildah (latency.sh)
 #   memory     peak RSS of each engine's process per scenario (rbuild, buildah;
 #              BuildKit runs inside dockerd and is reported as not measured)
 # A peer that is not available is skipped, and the table says so.
@@ -35,4 +37,8 @@ bash "$SHARED/tools/peers-up.sh" >/dev/null
   bash "$SHARED/bench/run.sh" -n "$RUNS" -w "$WORKLOADS" "$RBUILD" 2>/dev/null
   echo
   bash bench/extras.sh "$RBUILD" "$RUNS"
+  echo
+  bash bench/latency.sh "$RBUILD" 21
+  echo
+  bash bench/transfer.sh "$RBUILD" "$RUNS"
 } | tee "$OUT/latest.md"
