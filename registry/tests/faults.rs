@@ -12,6 +12,16 @@ use common::{digest, layers, platform, pull_and_compare, push_image};
 use rbuild_registry::testing::{Fault, FaultProxy, TestRegistry};
 use rbuild_registry::{Client, ClientOptions, Reference};
 
+/// Pulls `blob` from `reference` without the proxy and checks its bytes.
+async fn assert_registry_has(client: &Client, reference: &Reference, blob: &[u8], what: &str) {
+    let mut out = Vec::new();
+    client
+        .pull_blob(reference, &digest(blob), &mut out)
+        .await
+        .unwrap();
+    assert!(out == blob, "{what}: the registry has the blob");
+}
+
 fn client() -> Client {
     Client::new(ClientOptions::default()).unwrap()
 }
@@ -110,12 +120,7 @@ async fn pushes_survive_a_connection_lost_mid_upload() {
             proxy.connections() >= connections + 2,
             "{fault:?}: a new connection was needed"
         );
-        let mut out = Vec::new();
-        client
-            .pull_blob(&direct, &digest(&blob), &mut out)
-            .await
-            .unwrap();
-        assert!(out == blob, "{fault:?}: the registry has the blob");
+        assert_registry_has(&client, &direct, &blob, &format!("{fault:?}")).await;
     }
 }
 
@@ -357,12 +362,7 @@ async fn chunked_uploads_recover_from_a_lost_chunk() {
         .unwrap_or_else(|_| panic!("{fault:?}: the push hangs"))
         .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
         assert_eq!(proxy.faults_applied(), i + 1, "{fault:?}");
-        let mut out = Vec::new();
-        client
-            .pull_blob(&direct, &digest(&blob), &mut out)
-            .await
-            .unwrap();
-        assert!(out == blob, "{fault:?}: the registry has the blob");
+        assert_registry_has(&client, &direct, &blob, &format!("{fault:?}")).await;
     }
 }
 
