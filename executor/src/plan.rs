@@ -251,8 +251,13 @@ pub(crate) fn overlay_options(
         ));
     }
     // `userxattr`: overlay metadata (opaque dirs) in `user.overlay.*`,
-    // which works as root and in a user namespace alike.
-    data.push_str(",redirect_dir=nofollow,metacopy=off,userxattr");
+    // which works as root and in a user namespace alike. `volatile`: the
+    // unmount does not sync the whole upper filesystem, which made every
+    // RUN wait for the writeback of all the store's dirty data (a 260 MB
+    // COPY before it: 1.2 s → 0.4 s). An upper dir is either thrown away
+    // or becomes a snapshot, which is not synced either: what survives a
+    // killed build is what the kernel holds, as for every other file.
+    data.push_str(",redirect_dir=nofollow,metacopy=off,userxattr,volatile");
     Ok(data)
 }
 

@@ -103,11 +103,17 @@ pub fn export_layer(
     let dir = store.snapshot_path(snapshot);
     let blob = store.blob_writer()?;
     let what = || format!("export layer {snapshot}");
+    // An uncompressed layer's diff_id is its blob digest: hashed once, by
+    // the blob writer.
     let (blob, diff_id) = match opts.compression {
         Compression::Uncompressed => {
-            let mut out = layer::HashingWriter::new(blob);
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, blob);
             layer::write_tar(&dir, &mut out, opts.source_date_epoch).map_err(io_error(what()))?;
-            out.finish()
+            (
+                out.into_inner()
+                    .map_err(|e| io_error(what())(e.into_error()))?,
+                None,
+            )
         }
         Compression::Gzip(level) => {
             let gz = flate2::GzBuilder::new()
@@ -117,7 +123,7 @@ pub fn export_layer(
             let mut out = layer::HashingWriter::new(gz);
             layer::write_tar(&dir, &mut out, opts.source_date_epoch).map_err(io_error(what()))?;
             let (gz, diff_id) = out.finish();
-            (gz.finish().map_err(io_error(what()))?, diff_id)
+            (gz.finish().map_err(io_error(what()))?, Some(diff_id))
         }
         Compression::Zstd(level) => {
             let mut zs = zstd::Encoder::new(blob, level).map_err(io_error(what()))?;
@@ -127,7 +133,7 @@ pub fn export_layer(
             let mut out = layer::HashingWriter::new(zs);
             layer::write_tar(&dir, &mut out, opts.source_date_epoch).map_err(io_error(what()))?;
             let (zs, diff_id) = out.finish();
-            (zs.finish().map_err(io_error(what()))?, diff_id)
+            (zs.finish().map_err(io_error(what()))?, Some(diff_id))
         }
     };
     let mut blob = blob;
@@ -135,7 +141,7 @@ pub fn export_layer(
     let info = blob.commit(None)?;
     let record = LayerRecord {
         snapshot: snapshot.to_string(),
-        diff_id,
+        diff_id: diff_id.unwrap_or_else(|| info.digest.clone()),
         blob: info,
         media_type: opts.compression.media_type(opts.oci_mediatypes).to_string(),
     };
