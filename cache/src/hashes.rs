@@ -12,13 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 
-use serde::{Deserialize, Serialize};
-
 use crate::StoreError;
 use crate::fsutil;
 
 /// What identifies a file's version without reading it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
     /// Inode number.
     pub ino: u64,
@@ -46,7 +44,59 @@ impl FileStamp {
 const RACY_NANOS: i128 = 2_000_000_000;
 
 /// Path → (stamp, content hash).
-type Entries = HashMap<String, (FileStamp, String)>;
+type Entries = HashMap<String, (FileStamp, [u8; 32])>;
+
+/// The first bytes of a cache file (and its format's version).
+const MAGIC: &[u8; 8] = b"RBHASH1\n";
+
+/// The bytes of one entry besides its path: length, stamp, hash.
+const ENTRY_FIXED: usize = 4 + 8 + 8 + 16 + 16 + 32;
+
+/// The cache file's bytes for `entries`.
+fn encode(entries: &Entries) -> Vec<u8> {
+    let paths: usize = entries.keys().map(String::len).sum();
+    let mut out = Vec::with_capacity(MAGIC.len() + 8 + paths + entries.len() * ENTRY_FIXED);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+    for (path, (stamp, hash)) in entries {
+        out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(&stamp.ino.to_le_bytes());
+        out.extend_from_slice(&stamp.size.to_le_bytes());
+        out.extend_from_slice(&stamp.mtime.to_le_bytes());
+        out.extend_from_slice(&stamp.ctime.to_le_bytes());
+        out.extend_from_slice(hash);
+    }
+    out
+}
+
+/// The entries in a cache file's bytes; `None` when they are not one.
+fn decode(bytes: &[u8]) -> Option<Entries> {
+    let mut r = bytes.strip_prefix(MAGIC.as_slice())?;
+    let count = u64::from_le_bytes(take(&mut r)?) as usize;
+    let mut entries = Entries::with_capacity(count.min(r.len() / ENTRY_FIXED));
+    while !r.is_empty() {
+        let len = u32::from_le_bytes(take(&mut r)?) as usize;
+        let (path, rest) = r.split_at_checked(len)?;
+        r = rest;
+        let path = std::str::from_utf8(path).ok()?.to_string();
+        let stamp = FileStamp {
+            ino: u64::from_le_bytes(take(&mut r)?),
+            size: u64::from_le_bytes(take(&mut r)?),
+            mtime: i128::from_le_bytes(take(&mut r)?),
+            ctime: i128::from_le_bytes(take(&mut r)?),
+        };
+        entries.insert(path, (stamp, take(&mut r)?));
+    }
+    (entries.len() == count).then_some(entries)
+}
+
+/// The next `N` bytes of `r`, consumed.
+fn take<const N: usize>(r: &mut &[u8]) -> Option<[u8; N]> {
+    let (head, rest) = r.split_first_chunk::<N>()?;
+    *r = rest;
+    Some(*head)
+}
 
 /// A persistent map from file path to the hash of its content. It is read
 /// in the background from the moment it is opened, while the caller walks
@@ -67,7 +117,7 @@ impl FileHashCache {
         let read = move || {
             std::fs::read(&file)
                 .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
+                .and_then(|b| decode(&b))
                 .unwrap_or_default()
         };
         Self {
@@ -88,17 +138,17 @@ impl FileHashCache {
     }
 
     /// The hash recorded for `path` if its stamp is still `stamp`.
-    pub fn get(&self, path: &str, stamp: &FileStamp) -> Option<String> {
+    pub fn get(&self, path: &str, stamp: &FileStamp) -> Option<[u8; 32]> {
         let entries = self.entries().read().expect("poisoned");
         entries
             .get(path)
             .filter(|(s, _)| s == stamp)
-            .map(|(_, h)| h.clone())
+            .map(|(_, h)| *h)
     }
 
     /// Records the hash of `path` at `stamp` (unless the change is too
     /// recent to be told apart from a next one).
-    pub fn insert(&self, path: &str, stamp: FileStamp, hash: String) {
+    pub fn insert(&self, path: &str, stamp: FileStamp, hash: [u8; 32]) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as i128)
@@ -118,8 +168,33 @@ impl FileHashCache {
         if !self.dirty.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let bytes = serde_json::to_vec(&*self.entries().read().expect("poisoned"))
-            .expect("hash entries serialize");
+        let bytes = encode(&self.entries().read().expect("poisoned"));
         fsutil::write_atomic(&self.tmp_dir, &self.path, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_files_round_trip_and_damaged_ones_are_refused() {
+        let stamp = FileStamp {
+            ino: 7,
+            size: 3,
+            mtime: -5,
+            ctime: 1 << 100,
+        };
+        let entries: Entries = [
+            (String::from("a/é"), (stamp, [9; 32])),
+            (String::from(""), (FileStamp { ino: 8, ..stamp }, [0; 32])),
+        ]
+        .into();
+        let bytes = encode(&entries);
+        assert_eq!(decode(&bytes), Some(entries));
+        for cut in [0, MAGIC.len(), bytes.len() - 1] {
+            assert_eq!(decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+        assert_eq!(decode(b"{\"a\": 1}"), None);
     }
 }

@@ -16,7 +16,7 @@
 //! layers/<snapshot>.json                          snapshot → LayerRecord (its blob)
 //! variants/<diff_id hex>-<kind>.json              a layer compressed another way
 //! sources/<blob hex>.json                         repositories known to hold a blob
-//! hashes/<name>.json                              content-hash cache of context files
+//! hashes/<name>.bin                               content-hash cache of context files
 //! cache-mounts/<id>/                              RUN --mount=type=cache dirs
 //! tmp/                                            writes in progress
 //! ```
@@ -402,7 +402,7 @@ impl Store {
     pub fn file_hashes(&self, name: &str) -> FileHashCache {
         let file = blake3::hash(name.as_bytes()).to_hex().to_string();
         FileHashCache::load(
-            self.root.join("hashes").join(format!("{file}.json")),
+            self.root.join("hashes").join(format!("{file}.bin")),
             self.tmp_dir(),
         )
     }

@@ -358,10 +358,10 @@ fn file_hashes_persist_and_reject_changed_stamps() {
         ..rbuild_cache::FileStamp::of(&std::fs::metadata(&f).unwrap())
     };
     let cache = store.file_hashes("ctx");
-    cache.insert("f", stamp, "h1".into());
+    cache.insert("f", stamp, [1; 32]);
     cache.save().unwrap();
     let cache = store.file_hashes("ctx");
-    assert_eq!(cache.get("f", &stamp).as_deref(), Some("h1"));
+    assert_eq!(cache.get("f", &stamp), Some([1; 32]));
     let changed = rbuild_cache::FileStamp {
         ctime: stamp.ctime + 1,
         ..stamp
@@ -369,7 +369,7 @@ fn file_hashes_persist_and_reject_changed_stamps() {
     assert_eq!(cache.get("f", &changed), None);
     // A change this recent is not trusted.
     let fresh = rbuild_cache::FileStamp::of(&std::fs::metadata(&f).unwrap());
-    cache.insert("g", fresh, "h2".into());
+    cache.insert("g", fresh, [2; 32]);
     assert_eq!(cache.get("g", &fresh), None);
 }
 

@@ -229,10 +229,7 @@ fn content_hash(
 ) -> io::Result<[u8; 32]> {
     let key = host.to_string_lossy();
     let stamp = FileStamp::of(meta);
-    if let Some(hex) = hashes.and_then(|c| c.get(&key, &stamp))
-        && let Ok(bytes) = hex::decode(&hex)
-        && let Ok(hash) = <[u8; 32]>::try_from(bytes.as_slice())
-    {
+    if let Some(hash) = hashes.and_then(|c| c.get(&key, &stamp)) {
         return Ok(hash);
     }
     let mut h = blake3::Hasher::new();
@@ -243,7 +240,7 @@ fn content_hash(
     }
     let hash = *h.finalize().as_bytes();
     if let Some(c) = hashes {
-        c.insert(&key, stamp, hex::encode(hash));
+        c.insert(&key, stamp, hash);
     }
     Ok(hash)
 }
