@@ -247,6 +247,14 @@ impl Store {
                 remove_path(&layers_dir.join(&name))?;
             }
         }
+        let by_blob = layers_dir.join("by-blob");
+        for name in names(&by_blob)? {
+            let path = by_blob.join(&name);
+            let live = std::fs::read_to_string(&path).is_ok_and(|id| live_snapshots.contains(&id));
+            if !live && !opts.dry_run {
+                remove_path(&path)?;
+            }
+        }
         let snapshots_dir = self.root.join("snapshots");
         for name in names(&snapshots_dir)? {
             if !live_snapshots.contains(&name) {

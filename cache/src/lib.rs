@@ -14,6 +14,7 @@
 //! snapshots/<id>/                                 unpacked layers / RUN and COPY results
 //! records/<key>.json                              cache key → CacheRecord
 //! layers/<snapshot>.json                          snapshot → LayerRecord (its blob)
+//! layers/by-blob/<blob hex>                       blob → the built snapshot it was made from
 //! variants/<diff_id hex>-<kind>.json              a layer compressed another way
 //! sources/<blob hex>.json                         repositories known to hold a blob
 //! hashes/<name>.bin                               content-hash cache of context files
@@ -60,7 +61,7 @@ impl Store {
             "blobs/sha256",
             "snapshots",
             "records",
-            "layers",
+            "layers/by-blob",
             "variants",
             "sources",
             "hashes",
@@ -242,11 +243,17 @@ impl Store {
         blob: &BlobInfo,
         media_type: &str,
     ) -> Result<LayerRecord, StoreError> {
-        let id = format!("sha256-{}", blobs::digest_hex(&blob.digest)?);
-        if self.has_snapshot(&id)
-            && let Some(record) = self.layer_of_snapshot(&id)?
-        {
-            return Ok(record);
+        let hex = blobs::digest_hex(&blob.digest)?;
+        let id = format!("sha256-{hex}");
+        // Unpacked before, or exported from a snapshot this store built.
+        let built = std::fs::read_to_string(self.built_snapshot_path(hex)).ok();
+        for id in std::iter::once(id.as_str()).chain(built.as_deref()) {
+            if self.has_snapshot(id)
+                && let Some(record) = self.layer_of_snapshot(id)?
+                && record.blob.digest == blob.digest
+            {
+                return Ok(record);
+            }
         }
         let path = self.blob_path(&blob.digest);
         let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
@@ -279,7 +286,19 @@ impl Store {
             .join("layers")
             .join(format!("{}.json", layer.snapshot));
         let bytes = serde_json::to_vec(layer).expect("a layer record serializes");
-        fsutil::write_atomic(&self.tmp_dir(), &path, &bytes)
+        fsutil::write_atomic(&self.tmp_dir(), &path, &bytes)?;
+        let hex = blobs::digest_hex(&layer.blob.digest)?;
+        if layer.snapshot != format!("sha256-{hex}") {
+            let by_blob = self.built_snapshot_path(hex);
+            fsutil::write_atomic(&self.tmp_dir(), &by_blob, layer.snapshot.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Where the id of the built snapshot a layer blob was exported from
+    /// is kept, so that running or building on the image reuses it.
+    fn built_snapshot_path(&self, blob_hex: &str) -> PathBuf {
+        self.root.join("layers/by-blob").join(blob_hex)
     }
 
     /// The layer record of a snapshot, if it has a blob (that is still stored).

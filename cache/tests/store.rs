@@ -392,3 +392,42 @@ fn new_snapshots_are_spread_over_the_filesystem() {
         assert_ne!(flags & 0x0002_0000, 0, "FS_TOPDIR_FL on tmp/");
     }
 }
+
+#[test]
+fn layers_exported_from_built_snapshots_are_not_unpacked_again() {
+    let (_d, store) = store();
+    let pending = store.new_snapshot().unwrap();
+    std::fs::write(pending.dir().join("built"), "x").unwrap();
+    pending.commit("built-1").unwrap();
+    // An empty tar stands for the layer exported from it.
+    let mut w = store.blob_writer().unwrap();
+    w.write_all(&[0u8; 1024]).unwrap();
+    let blob = w.commit(None).unwrap();
+    let media_type = "application/vnd.oci.image.layer.v1.tar";
+    let layer = rbuild_cache::LayerRecord {
+        snapshot: String::from("built-1"),
+        diff_id: blob.digest.clone(),
+        blob: blob.clone(),
+        media_type: media_type.to_string(),
+    };
+    store.put_layer(&layer).unwrap();
+    assert_eq!(store.unpack_layer(&blob, media_type).unwrap(), layer);
+    let unpacked = format!("sha256-{}", &blob.digest["sha256:".len()..]);
+    assert!(!store.has_snapshot(&unpacked));
+    // Once the built snapshot is gone, the blob is unpacked as usual.
+    store
+        .prune(PruneOptions {
+            all: true,
+            ..PruneOptions::default()
+        })
+        .unwrap();
+    assert!(!store.has_snapshot("built-1"));
+    let mut w = store.blob_writer().unwrap();
+    w.write_all(&[0u8; 1024]).unwrap();
+    let blob = w.commit(None).unwrap();
+    assert_eq!(
+        store.unpack_layer(&blob, media_type).unwrap().snapshot,
+        unpacked
+    );
+    assert!(store.has_snapshot(&unpacked));
+}
