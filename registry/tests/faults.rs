@@ -148,12 +148,14 @@ async fn pulls_survive_resets_and_503s() {
     assert_eq!(proxy.faults_applied(), 5);
 }
 
-#[tokio::test]
-async fn truncated_blob_downloads_never_yield_wrong_bytes() {
+/// A 4 MiB blob pushed straight to a fresh registry (kept running while
+/// the first value lives), and the reference that reaches it through a
+/// fault proxy.
+async fn blob_behind_proxy(repo: &str) -> (TestRegistry, FaultProxy, Vec<u8>, Reference) {
     let reg = TestRegistry::start();
     let proxy = FaultProxy::start(&reg.addr);
     let dir = tempfile::tempdir().unwrap();
-    let direct = Reference::parse(&format!("{}/big/blob:1", reg.addr)).unwrap();
+    let direct = Reference::parse(&format!("{}/{repo}:1", reg.addr)).unwrap();
     let blob: Vec<u8> = (0..(4u32 << 20)).map(|i| (i % 241) as u8).collect();
     let path = dir.path().join("blob");
     std::fs::write(&path, &blob).unwrap();
@@ -161,7 +163,13 @@ async fn truncated_blob_downloads_never_yield_wrong_bytes() {
         .push_blob(&direct, &digest(&blob), &path)
         .await
         .unwrap();
-    let via_proxy = Reference::parse(&format!("{}/big/blob:1", proxy.addr)).unwrap();
+    let via_proxy = Reference::parse(&format!("{}/{repo}:1", proxy.addr)).unwrap();
+    (reg, proxy, blob, via_proxy)
+}
+
+#[tokio::test]
+async fn truncated_blob_downloads_never_yield_wrong_bytes() {
+    let (_reg, proxy, blob, via_proxy) = blob_behind_proxy("big/blob").await;
     // Cut in the status line, in the headers, early in the body, late in it.
     let mut outcomes = Vec::new();
     for cut in [5, 60, 1000, 64 << 10, 3 << 20] {
@@ -370,18 +378,7 @@ async fn chunked_uploads_recover_from_a_lost_chunk() {
 /// request where it stopped; the digest is checked over the whole blob.
 #[tokio::test]
 async fn cut_blob_downloads_resume() {
-    let reg = TestRegistry::start();
-    let proxy = FaultProxy::start(&reg.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let direct = Reference::parse(&format!("{}/resume/blob:1", reg.addr)).unwrap();
-    let blob: Vec<u8> = (0..(4u32 << 20)).map(|i| (i % 239) as u8).collect();
-    let path = dir.path().join("blob");
-    std::fs::write(&path, &blob).unwrap();
-    client()
-        .push_blob(&direct, &digest(&blob), &path)
-        .await
-        .unwrap();
-    let via_proxy = Reference::parse(&format!("{}/resume/blob:1", proxy.addr)).unwrap();
+    let (_reg, proxy, blob, via_proxy) = blob_behind_proxy("resume/blob").await;
     for cut in [1000, 64 << 10, 3 << 20] {
         let before = proxy.faults_applied();
         proxy.push_faults([Fault::TruncateResponseAfter(cut)]);

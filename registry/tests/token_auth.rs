@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use common::{digest, layers, platform, pull_and_compare, push_image};
-use rbuild_registry::testing::{Fault, FaultProxy, TestRegistry};
+use rbuild_registry::testing::{Fault, FaultProxy, TestRegistry, TokenServer};
 use rbuild_registry::{Client, ClientOptions, Credentials, Reference, RegistryError};
 
 /// One docker config directory for the whole test binary: `DOCKER_CONFIG`
@@ -40,11 +40,18 @@ fn creds(username: &str, password: &str) -> Credentials {
     }
 }
 
+/// A token-auth registry for `user` with `password`, and a docker config
+/// that gives it `stored` (the right password or not).
+fn token_registry(user: &str, password: &str, stored: &str) -> (TestRegistry, TokenServer) {
+    docker_config();
+    let (reg, tokens) = TestRegistry::start_with_token_auth(user, password);
+    store(&reg.addr, Some(&creds(user, stored)));
+    (reg, tokens)
+}
+
 #[tokio::test]
 async fn push_then_pull_with_tokens_is_byte_identical() {
-    docker_config();
-    let (reg, tokens) = TestRegistry::start_with_token_auth("alice", "s3cret");
-    store(&reg.addr, Some(&creds("alice", "s3cret")));
+    let (reg, tokens) = token_registry("alice", "s3cret", "s3cret");
     let dir = tempfile::tempdir().unwrap();
     let client = Client::new(ClientOptions::default()).unwrap();
     let r = Reference::parse(&format!("{}/team/app:v1", reg.addr)).unwrap();
@@ -74,9 +81,7 @@ async fn push_then_pull_with_tokens_is_byte_identical() {
 
 #[tokio::test]
 async fn tokens_are_reused_per_scope() {
-    docker_config();
-    let (reg, tokens) = TestRegistry::start_with_token_auth("bob", "hunter2");
-    store(&reg.addr, Some(&creds("bob", "hunter2")));
+    let (reg, tokens) = token_registry("bob", "hunter2", "hunter2");
     let dir = tempfile::tempdir().unwrap();
     let client = Client::new(ClientOptions::default()).unwrap();
     let r = Reference::parse(&format!("{}/many:1", reg.addr)).unwrap();
@@ -109,9 +114,7 @@ async fn tokens_are_reused_per_scope() {
 
 #[tokio::test]
 async fn wrong_credentials_are_a_clear_error() {
-    docker_config();
-    let (reg, tokens) = TestRegistry::start_with_token_auth("carol", "right");
-    store(&reg.addr, Some(&creds("carol", "wrong")));
+    let (reg, tokens) = token_registry("carol", "right", "wrong");
     let dir = tempfile::tempdir().unwrap();
     let client = Client::new(ClientOptions::default()).unwrap();
     let r = Reference::parse(&format!("{}/secret:1", reg.addr)).unwrap();
@@ -195,9 +198,7 @@ async fn anonymous_pull_works_and_anonymous_push_is_refused() {
 /// without that access, the blob is uploaded instead.
 #[tokio::test]
 async fn cross_repository_mounts_with_tokens() {
-    docker_config();
-    let (reg, tokens) = TestRegistry::start_with_token_auth("erin", "pw");
-    store(&reg.addr, Some(&creds("erin", "pw")));
+    let (reg, tokens) = token_registry("erin", "pw", "pw");
     let dir = tempfile::tempdir().unwrap();
     let client = Client::new(ClientOptions::default()).unwrap();
     let base = Reference::parse(&format!("{}/base/img:1", reg.addr)).unwrap();
