@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -156,7 +156,9 @@ fn range_end(resp: &Response) -> Option<u64> {
 /// The registry client. Cheap to clone; tokens are shared.
 #[derive(Debug, Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    /// Made on first use: loading the system's root certificates is a few
+    /// milliseconds that `rbuild run` and cached builds never need.
+    http: Arc<OnceLock<reqwest::Client>>,
     options: ClientOptions,
     /// `registry` or `registry scope` → auth to send.
     auth: Arc<Mutex<HashMap<String, Auth>>>,
@@ -211,16 +213,24 @@ impl Failure {
 impl Client {
     /// A client with credentials from `~/.docker/config.json`.
     pub fn new(options: ClientOptions) -> Result<Self, RegistryError> {
+        Ok(Self {
+            http: Arc::default(),
+            options,
+            auth: Arc::default(),
+        })
+    }
+
+    /// The HTTP client, made the first time one is needed.
+    fn http(&self) -> Result<&reqwest::Client, RegistryError> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
             .build()
             .map_err(other)?;
-        Ok(Self {
-            http,
-            options,
-            auth: Arc::default(),
-        })
+        Ok(self.http.get_or_init(|| http))
     }
 
     fn plain_http(&self, registry: &str) -> bool {
@@ -335,6 +345,7 @@ impl Client {
         scope: &str,
         creds: Option<&Credentials>,
     ) -> Result<(String, Duration), RegistryError> {
+        let http = self.http()?;
         let mut q: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
             q.push(("service", s));
@@ -345,7 +356,7 @@ impl Client {
         }
         let url = reqwest::Url::parse_with_params(realm, &q)
             .map_err(|e| other(format!("{registry}: bad token realm {realm:?}: {e}")))?;
-        let mut rb = self.http.get(url);
+        let mut rb = http.get(url);
         if let Some(c) = creds {
             rb = rb.basic_auth(&c.username, Some(&c.password));
         }
@@ -503,12 +514,9 @@ impl Client {
         r: &Reference,
         by: &str,
     ) -> Result<(String, Vec<u8>), RegistryError> {
+        let http = self.http()?;
         let url = self.url(r, &format!("manifests/{by}"));
-        let build = || {
-            self.http
-                .get(&url)
-                .header(ACCEPT, MANIFEST_TYPES.join(", "))
-        };
+        let build = || http.get(&url).header(ACCEPT, MANIFEST_TYPES.join(", "));
         let resp = self.send(&r.registry, &Self::pull_scope(r), &build).await?;
         if !resp.status().is_success() {
             return Err(status_error(&r.to_string(), resp).await);
@@ -601,6 +609,7 @@ impl Client {
         digest: &str,
         sink: &mut (dyn Write + Send),
     ) -> Result<u64, RegistryError> {
+        let http = self.http()?;
         let what = format!("{reference} blob {digest}");
         let url = self.url(reference, &format!("blobs/{digest}"));
         let scope = Self::pull_scope(reference);
@@ -612,7 +621,7 @@ impl Client {
         'resume: loop {
             let from = size;
             let build = || {
-                let rb = self.http.get(&url);
+                let rb = http.get(&url);
                 if from > 0 {
                     rb.header(RANGE, format!("bytes={from}-"))
                 } else {
@@ -673,8 +682,9 @@ impl Client {
         reference: &Reference,
         digest: &str,
     ) -> Result<bool, RegistryError> {
+        let http = self.http()?;
         let url = self.url(reference, &format!("blobs/{digest}"));
-        let build = || self.http.head(&url);
+        let build = || http.head(&url);
         let resp = self
             .send(&reference.registry, &Self::push_scope(reference), &build)
             .await?;
@@ -701,6 +711,7 @@ impl Client {
         path: &Path,
         mount_from: Option<&str>,
     ) -> Result<(), RegistryError> {
+        let http = self.http()?;
         if self.has_blob(reference, digest).await? {
             return Ok(());
         }
@@ -712,7 +723,7 @@ impl Client {
             // without it (a 401 or 403), upload as if there were no source.
             let mount_scope = format!("{scope} repository:{from}:pull");
             let mount_url = format!("{url}?mount={digest}&from={from}");
-            let build = || self.http.post(&mount_url).header("Content-Length", "0");
+            let build = || http.post(&mount_url).header("Content-Length", "0");
             let resp = self.send(&reference.registry, &mount_scope, &build).await?;
             if !matches!(
                 resp.status(),
@@ -725,7 +736,7 @@ impl Client {
         let resp = match mounted {
             Some(resp) => resp,
             None => {
-                let build = || self.http.post(&url).header("Content-Length", "0");
+                let build = || http.post(&url).header("Content-Length", "0");
                 self.send(&reference.registry, &scope, &build).await?
             }
         };
@@ -744,8 +755,7 @@ impl Client {
                 .await;
         }
         let build = |progress: &Arc<Progress>| {
-            Ok(self
-                .http
+            Ok(http
                 .put(Self::with_digest(&location, digest))
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .header("Content-Length", size.to_string())
@@ -775,8 +785,9 @@ impl Client {
         reference: &Reference,
         scope: &str,
     ) -> Result<String, RegistryError> {
+        let http = self.http()?;
         let url = self.url(reference, "blobs/uploads/");
-        let build = || self.http.post(&url).header("Content-Length", "0");
+        let build = || http.post(&url).header("Content-Length", "0");
         let resp = self.send(&reference.registry, scope, &build).await?;
         if resp.status() != StatusCode::ACCEPTED {
             return Err(status_error(&format!("{reference} upload"), resp).await);
@@ -837,6 +848,7 @@ impl Client {
         path: &Path,
         size: u64,
     ) -> Result<(), RegistryError> {
+        let http = self.http()?;
         let what = format!("{reference} blob {digest}");
         let chunk = self.options.chunk_size.max(1);
         let mut offset = 0u64;
@@ -844,8 +856,7 @@ impl Client {
         while offset < size {
             let len = chunk.min(size - offset);
             let build = |progress: &Arc<Progress>| {
-                Ok(self
-                    .http
+                Ok(http
                     .patch(&location)
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .header("Content-Range", format!("{offset}-{}", offset + len - 1))
@@ -883,7 +894,7 @@ impl Client {
             tokio::time::sleep(Duration::from_millis(200 << failures)).await;
             // Where does the registry stand?
             let status_url = location.clone();
-            let build = || self.http.get(&status_url);
+            let build = || http.get(&status_url);
             let status = self.send(&reference.registry, scope, &build).await;
             match status {
                 Ok(resp) if resp.status() == StatusCode::NO_CONTENT => {
@@ -904,7 +915,7 @@ impl Client {
             }
         }
         let put_url = Self::with_digest(&location, digest);
-        let build = |_: &Arc<Progress>| Ok(self.http.put(&put_url).header("Content-Length", "0"));
+        let build = |_: &Arc<Progress>| Ok(http.put(&put_url).header("Content-Length", "0"));
         self.close_upload(reference, scope, digest, &build).await
     }
 
@@ -915,14 +926,14 @@ impl Client {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<String, RegistryError> {
+        let http = self.http()?;
         let url = self.url(
             reference,
             &format!("manifests/{}", reference.manifest_ref()),
         );
         let body = bytes.to_vec();
         let build = || {
-            self.http
-                .put(&url)
+            http.put(&url)
                 .header(CONTENT_TYPE, media_type)
                 .body(body.clone())
         };
@@ -937,9 +948,10 @@ impl Client {
 
     /// Checks `creds` against `registry` (as `docker login` does).
     pub async fn login(&self, registry: &str, creds: &Credentials) -> Result<(), RegistryError> {
+        let http = self.http()?;
         let url = format!("{}/v2/", self.base(registry));
         let resp = self
-            .attempt(self.http.get(&url), &Progress::start())
+            .attempt(http.get(&url), &Progress::start())
             .await
             .map_err(|e| e.into_error(registry, self.options.idle_timeout))?;
         if resp.status().is_success() {
@@ -957,8 +969,7 @@ impl Client {
                 .await
                 .map(|_| ()),
             _ => {
-                let rb = self
-                    .http
+                let rb = http
                     .get(&url)
                     .basic_auth(&creds.username, Some(&creds.password));
                 let resp = self
