@@ -22,17 +22,44 @@ async fn assert_registry_has(client: &Client, reference: &Reference, blob: &[u8]
     assert!(out == blob, "{what}: the registry has the blob");
 }
 
+/// A fresh registry behind a fault proxy, a temp dir, and `repo:1` as
+/// reached through the proxy and directly. The registry runs while `reg`
+/// is kept.
+struct Proxied {
+    reg: TestRegistry,
+    proxy: FaultProxy,
+    dir: tempfile::TempDir,
+    via_proxy: Reference,
+    direct: Reference,
+}
+
+fn proxied(repo: &str) -> Proxied {
+    let reg = TestRegistry::start();
+    let proxy = FaultProxy::start(&reg.addr);
+    let via_proxy = Reference::parse(&format!("{}/{repo}:1", proxy.addr)).unwrap();
+    let direct = Reference::parse(&format!("{}/{repo}:1", reg.addr)).unwrap();
+    Proxied {
+        reg,
+        proxy,
+        dir: tempfile::tempdir().unwrap(),
+        via_proxy,
+        direct,
+    }
+}
+
 fn client() -> Client {
     Client::new(ClientOptions::default()).unwrap()
 }
 
 #[tokio::test]
 async fn pushes_survive_resets_and_503s() {
-    let reg = TestRegistry::start();
-    let proxy = FaultProxy::start(&reg.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let via_proxy = Reference::parse(&format!("{}/flaky/app:1", proxy.addr)).unwrap();
-    let direct = Reference::parse(&format!("{}/flaky/app:1", reg.addr)).unwrap();
+    let Proxied {
+        reg,
+        proxy,
+        dir,
+        via_proxy,
+        direct,
+    } = proxied("flaky/app");
     let layers = layers(3, 300 << 10);
     let (config, manifest) = common::image(&layers);
 
@@ -93,11 +120,13 @@ async fn pushes_survive_resets_and_503s() {
 /// served them but before the client got the answer.
 #[tokio::test]
 async fn pushes_survive_a_connection_lost_mid_upload() {
-    let reg = TestRegistry::start();
-    let proxy = FaultProxy::start(&reg.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let via_proxy = Reference::parse(&format!("{}/mid/app:1", proxy.addr)).unwrap();
-    let direct = Reference::parse(&format!("{}/mid/app:1", reg.addr)).unwrap();
+    let Proxied {
+        reg: _reg,
+        proxy,
+        dir,
+        via_proxy,
+        direct,
+    } = proxied("mid/app");
     let faults = [
         Fault::CloseAtRequest(2),
         Fault::CloseAtRequest(3),
@@ -126,15 +155,17 @@ async fn pushes_survive_a_connection_lost_mid_upload() {
 
 #[tokio::test]
 async fn pulls_survive_resets_and_503s() {
-    let reg = TestRegistry::start();
-    let proxy = FaultProxy::start(&reg.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let direct = Reference::parse(&format!("{}/pull/app:1", reg.addr)).unwrap();
+    let Proxied {
+        reg: _reg,
+        proxy,
+        dir,
+        via_proxy,
+        direct,
+    } = proxied("pull/app");
     let layers = layers(2, 100 << 10);
     let manifest = push_image(&client(), &direct, dir.path(), &layers)
         .await
         .unwrap();
-    let via_proxy = Reference::parse(&format!("{}/pull/app:1", proxy.addr)).unwrap();
     proxy.push_faults([Fault::ResetImmediately, Fault::Respond503]);
     pull_and_compare(&client(), &via_proxy, &manifest, &layers).await;
     assert_eq!(proxy.faults_applied(), 2);
@@ -152,10 +183,13 @@ async fn pulls_survive_resets_and_503s() {
 /// the first value lives), and the reference that reaches it through a
 /// fault proxy.
 async fn blob_behind_proxy(repo: &str) -> (TestRegistry, FaultProxy, Vec<u8>, Reference) {
-    let reg = TestRegistry::start();
-    let proxy = FaultProxy::start(&reg.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let direct = Reference::parse(&format!("{}/{repo}:1", reg.addr)).unwrap();
+    let Proxied {
+        reg,
+        proxy,
+        dir,
+        via_proxy,
+        direct,
+    } = proxied(repo);
     let blob: Vec<u8> = (0..(4u32 << 20)).map(|i| (i % 241) as u8).collect();
     let path = dir.path().join("blob");
     std::fs::write(&path, &blob).unwrap();
@@ -163,7 +197,6 @@ async fn blob_behind_proxy(repo: &str) -> (TestRegistry, FaultProxy, Vec<u8>, Re
         .push_blob(&direct, &digest(&blob), &path)
         .await
         .unwrap();
-    let via_proxy = Reference::parse(&format!("{}/{repo}:1", proxy.addr)).unwrap();
     (reg, proxy, blob, via_proxy)
 }
 
@@ -210,15 +243,17 @@ async fn truncated_blob_downloads_never_yield_wrong_bytes() {
 
 #[tokio::test]
 async fn truncated_manifests_are_retried_or_refused() {
-    let reg = TestRegistry::start();
-    let proxy = FaultProxy::start(&reg.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let direct = Reference::parse(&format!("{}/m/app:1", reg.addr)).unwrap();
+    let Proxied {
+        reg: _reg,
+        proxy,
+        dir,
+        via_proxy,
+        direct,
+    } = proxied("m/app");
     let layers = layers(1, 1000);
     let manifest = push_image(&client(), &direct, dir.path(), &layers)
         .await
         .unwrap();
-    let via_proxy = Reference::parse(&format!("{}/m/app:1", proxy.addr)).unwrap();
     for cut in [10, 200, 400] {
         proxy.push_faults([Fault::TruncateResponseAfter(cut)]);
         let before = proxy.faults_applied();
@@ -232,10 +267,13 @@ async fn truncated_manifests_are_retried_or_refused() {
 
 #[tokio::test]
 async fn delays_within_the_timeout_succeed() {
-    let reg = TestRegistry::start();
-    let proxy = FaultProxy::start(&reg.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let via_proxy = Reference::parse(&format!("{}/slow/app:1", proxy.addr)).unwrap();
+    let Proxied {
+        reg: _reg,
+        proxy,
+        dir,
+        via_proxy,
+        ..
+    } = proxied("slow/app");
     let layers = layers(2, 50 << 10);
     proxy.push_faults([Fault::Delay(Duration::from_millis(1500))]);
     let start = Instant::now();
@@ -268,10 +306,13 @@ fn impatient() -> Client {
 /// (or resumes), and when every attempt stalls, says so: no hang.
 #[tokio::test]
 async fn stalled_connections_time_out() {
-    let reg = TestRegistry::start();
-    let proxy = FaultProxy::start(&reg.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let via_proxy = Reference::parse(&format!("{}/stall/app:1", proxy.addr)).unwrap();
+    let Proxied {
+        reg: _reg,
+        proxy,
+        dir,
+        via_proxy,
+        ..
+    } = proxied("stall/app");
     let layers = layers(2, 1 << 20);
     let bounded = Duration::from_secs(30);
 
@@ -335,11 +376,13 @@ fn the_idle_timeout_defaults_to_a_minute() {
 /// the client asks the registry where the upload stands and goes on.
 #[tokio::test]
 async fn chunked_uploads_recover_from_a_lost_chunk() {
-    let reg = TestRegistry::start();
-    let proxy = FaultProxy::start(&reg.addr);
-    let dir = tempfile::tempdir().unwrap();
-    let via_proxy = Reference::parse(&format!("{}/chunks/app:1", proxy.addr)).unwrap();
-    let direct = Reference::parse(&format!("{}/chunks/app:1", reg.addr)).unwrap();
+    let Proxied {
+        reg: _reg,
+        proxy,
+        dir,
+        via_proxy,
+        direct,
+    } = proxied("chunks/app");
     let options = ClientOptions {
         chunked_above: 512 << 10,
         chunk_size: 256 << 10,
