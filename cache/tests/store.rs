@@ -8,6 +8,13 @@ use std::process::Command;
 use oci_spec::image::{Descriptor, MediaType};
 use rbuild_cache::{BlobInfo, CacheRecord, PruneOptions, Store, StoreError};
 
+/// Commits a snapshot `id` holding one file `name` with `content`.
+fn committed_snapshot(store: &Store, id: &str, name: &str, content: &[u8]) {
+    let pending = store.new_snapshot().unwrap();
+    std::fs::write(pending.dir().join(name), content).unwrap();
+    pending.commit(id).unwrap();
+}
+
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
@@ -233,9 +240,7 @@ fn hostile_layers_cannot_escape() {
 #[test]
 fn records_need_their_snapshots_and_prune_keeps_tagged_images() {
     let (_d, store) = store();
-    let pending = store.new_snapshot().unwrap();
-    std::fs::write(pending.dir().join("f"), "data").unwrap();
-    pending.commit("built").unwrap();
+    committed_snapshot(&store, "built", "f", b"data");
     let record = CacheRecord {
         snapshots: vec!["built".into()],
         meta: serde_json::json!({"added": true}),
@@ -298,9 +303,7 @@ fn prune_by_age_and_by_size_keeps_the_newest() {
         ("mid", 200, 3000),
         ("new", 300, 3000),
     ] {
-        let p = store.new_snapshot().unwrap();
-        std::fs::write(p.dir().join("data"), vec![1u8; bytes]).unwrap();
-        p.commit(key).unwrap();
+        committed_snapshot(&store, key, "data", &vec![1u8; bytes]);
         let record = CacheRecord {
             snapshots: vec![key.into()],
             meta: serde_json::json!({ "created": created }),
@@ -396,9 +399,7 @@ fn new_snapshots_are_spread_over_the_filesystem() {
 #[test]
 fn layers_exported_from_built_snapshots_are_not_unpacked_again() {
     let (_d, store) = store();
-    let pending = store.new_snapshot().unwrap();
-    std::fs::write(pending.dir().join("built"), "x").unwrap();
-    pending.commit("built-1").unwrap();
+    committed_snapshot(&store, "built-1", "built", b"x");
     // An empty tar stands for the layer exported from it.
     let mut w = store.blob_writer().unwrap();
     w.write_all(&[0u8; 1024]).unwrap();
