@@ -6,6 +6,7 @@ use pest::Parser;
 use rbuild_grammar::{DockerfileParser, Rule};
 
 use crate::lines::{Heredoc, RawInstruction};
+use crate::quote;
 
 /// One instruction.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,8 +148,9 @@ fn key_values(keyword: &str, args: &str, escape: char) -> Result<Vec<String>, Sp
     for w in ws {
         let Some((k, v)) = w.split_once('=') else {
             return Err(SplitError(format!(
-                "{}: syntax error - can't find = in {w:?}. Must be of the form: name=value",
-                keyword.to_ascii_uppercase()
+                "{}: syntax error - can't find = in {}. Must be of the form: name=value",
+                keyword.to_ascii_uppercase(),
+                quote::excerpt(&w)
             )));
         };
         out.extend([k.to_string(), v.to_string(), String::from("=")]);
@@ -163,7 +165,7 @@ pub fn split_text(text: &str, escape: char) -> Result<Instruction, SplitError> {
     let pair = DockerfileParser::parse(Rule::instruction, &input)
         .ok()
         .and_then(|mut p| p.next())
-        .ok_or_else(|| SplitError(format!("cannot parse instruction {text:?}")))?;
+        .ok_or_else(|| SplitError(format!("cannot parse instruction {}", quote::excerpt(text))))?;
     let mut keyword = String::new();
     let mut flags = Vec::new();
     let mut rest = "";

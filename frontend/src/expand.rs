@@ -2,6 +2,30 @@
 //! quote removal, escapes, `$name` / `${name}` with the `-` `+` `?` `:-`
 //! `:+` `:?` `#` `##` `%` `%%` `/` `//` forms, and (for word lists)
 //! splitting on unquoted whitespace. No command substitution, no globbing.
+//!
+//! Bounded by construction: `${…}` nests at most [`MAX_NESTING`] deep (the
+//! lexer recurses once per level), the variable values substituted into
+//! one call add up to at most [`MAX_EXPANDED`] bytes (so `ENV A=$A$A` on
+//! repeat cannot double without end), and the pattern forms match by
+//! automaton simulation ([`crate::wildcard`]), never by backtracking.
+
+use crate::quote;
+use crate::wildcard::Pattern;
+
+/// Deepest `${…}` nesting accepted. Real Dockerfiles nest two or three
+/// deep; each level costs one recursion of the lexer.
+pub const MAX_NESTING: usize = 100;
+
+/// Most bytes of variable values one expansion may substitute: the kernel's
+/// limit on one argument or environment string (`MAX_ARG_STRLEN`, 128 KiB)
+/// times eight, so anything a RUN could receive fits.
+pub const MAX_EXPANDED: usize = 1 << 20;
+
+/// Most pattern-matching steps (pattern positions × text characters) one
+/// `${v/p/r}` may take: a few tens of milliseconds of work. Only a pattern
+/// with a `*` after its first element, over a value thousands of
+/// characters long, gets near it.
+const MAX_MATCH_WORK: usize = 20_000_000;
 
 /// How a piece of expanded text may be split into words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +43,10 @@ struct Lexer<'a> {
     pos: usize,
     escape: char,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// `${` levels open around the current position.
+    depth: usize,
+    /// Bytes of variable values substituted so far.
+    produced: usize,
 }
 
 type Pieces = Vec<(Piece, String)>;
@@ -154,13 +182,31 @@ impl Lexer<'_> {
         Ok(out)
     }
 
+    /// The value of a variable, counted against [`MAX_EXPANDED`].
+    fn lookup(&mut self, name: &str) -> Result<Option<String>, String> {
+        let value = (self.env)(name);
+        self.produced += value.as_ref().map_or(0, String::len);
+        if self.produced > MAX_EXPANDED {
+            return Err(format!(
+                "the variables substituted add up to more than {MAX_EXPANDED} bytes"
+            ));
+        }
+        Ok(value)
+    }
+
     /// At `$`: the expansion, or `None` when the `$` is literal.
     fn dollar(&mut self) -> Result<Option<String>, String> {
         self.pos += 1;
         match self.peek() {
             Some('{') => {
                 self.pos += 1;
-                self.braced().map(Some)
+                if self.depth >= MAX_NESTING {
+                    return Err(format!("${{…}} nested more than {MAX_NESTING} deep"));
+                }
+                self.depth += 1;
+                let value = self.braced();
+                self.depth -= 1;
+                value.map(Some)
             }
             Some(c) if c.is_ascii_digit() => {
                 let mut name = String::new();
@@ -168,7 +214,7 @@ impl Lexer<'_> {
                     name.push(d);
                     self.pos += 1;
                 }
-                Ok(Some((self.env)(&name).unwrap_or_default()))
+                Ok(Some(self.lookup(&name)?.unwrap_or_default()))
             }
             Some(c) if is_name_char(c) => {
                 let mut name = String::new();
@@ -176,11 +222,11 @@ impl Lexer<'_> {
                     name.push(d);
                     self.pos += 1;
                 }
-                Ok(Some((self.env)(&name).unwrap_or_default()))
+                Ok(Some(self.lookup(&name)?.unwrap_or_default()))
             }
             Some(c) if "@*#?-$!0".contains(c) => {
                 self.pos += 1;
-                Ok(Some((self.env)(&c.to_string()).unwrap_or_default()))
+                Ok(Some(self.lookup(&c.to_string())?.unwrap_or_default()))
             }
             _ => Ok(None),
         }
@@ -204,7 +250,7 @@ impl Lexer<'_> {
         } else {
             return Err(bad());
         }
-        let value = (self.env)(&name);
+        let value = self.lookup(&name)?;
         let op: String = match self.peek() {
             None => return Err(String::from("syntax error: missing '}'")),
             Some('}') => {
@@ -243,12 +289,8 @@ impl Lexer<'_> {
             };
             self.close()?;
             let v = value.unwrap_or_default();
-            return Ok(replace(
-                &v,
-                &self.expand_pattern(&pattern)?,
-                &replacement,
-                op == "//",
-            ));
+            let pattern = self.expand_pattern(&pattern)?;
+            return replace(&v, &pattern, &replacement, op == "//");
         }
         if op.starts_with('#') || op.starts_with('%') {
             let pattern = self.raw_until(&['}']);
@@ -349,7 +391,7 @@ impl Lexer<'_> {
     }
 
     /// Expands variables in a pattern, keeping escapes (for matching).
-    fn expand_pattern(&self, raw: &str) -> Result<String, String> {
+    fn expand_pattern(&mut self, raw: &str) -> Result<String, String> {
         let mut out = String::new();
         let chars: Vec<char> = raw.chars().collect();
         let mut i = 0;
@@ -366,8 +408,12 @@ impl Lexer<'_> {
                     pos: 0,
                     escape: self.escape,
                     env: self.env,
+                    depth: self.depth,
+                    produced: self.produced,
                 };
-                match sub.dollar()? {
+                let value = sub.dollar()?;
+                self.produced = sub.produced;
+                match value {
                     Some(v) => {
                         for ch in v.chars() {
                             if "*?\\".contains(ch) {
@@ -388,67 +434,61 @@ impl Lexer<'_> {
     }
 }
 
-/// Whether `text` matches the shell pattern `pat` (`*`, `?`, `\` escapes).
-fn matches(pat: &[char], text: &[char]) -> bool {
-    match pat.first() {
-        None => text.is_empty(),
-        Some('*') => (0..=text.len()).any(|i| matches(&pat[1..], &text[i..])),
-        Some('?') => !text.is_empty() && matches(&pat[1..], &text[1..]),
-        Some('\\') if pat.len() > 1 => {
-            text.first() == Some(&pat[1]) && matches(&pat[2..], &text[1..])
-        }
-        Some(c) => text.first() == Some(c) && matches(&pat[1..], &text[1..]),
-    }
-}
-
 /// `${v#p}`, `${v##p}`, `${v%p}`, `${v%%p}`.
 fn trim(value: &str, pattern: &str, prefix: bool, longest: bool) -> String {
     let v: Vec<char> = value.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
-    let n = v.len();
-    let mut lens: Vec<usize> = (0..=n).collect();
-    if longest {
-        lens.reverse();
+    let pattern = Pattern::shell(pattern);
+    let ends = if prefix {
+        pattern.prefix_matches(&v)
+    } else {
+        pattern.suffix_matches(&v)
+    };
+    let mut lens = (0..ends.len()).filter(|&len| ends[len]);
+    let Some(len) = (if longest { lens.next_back() } else { lens.next() }) else {
+        return value.to_string();
+    };
+    if prefix {
+        v[len..].iter().collect()
+    } else {
+        v[..v.len() - len].iter().collect()
     }
-    for len in lens {
-        let ok = if prefix {
-            matches(&p, &v[..len])
-        } else {
-            matches(&p, &v[n - len..])
-        };
-        if ok {
-            return if prefix {
-                v[len..].iter().collect()
-            } else {
-                v[..n - len].iter().collect()
-            };
-        }
-    }
-    value.to_string()
 }
 
 /// `${v/p/r}` and `${v//p/r}` (longest match at each position).
-fn replace(value: &str, pattern: &str, with: &str, all: bool) -> String {
+fn replace(value: &str, pattern: &str, with: &str, all: bool) -> Result<String, String> {
     let v: Vec<char> = value.chars().collect();
-    let p: Vec<char> = pattern.chars().collect();
+    let pattern = Pattern::shell(pattern);
     let mut out = String::new();
+    let mut work = 0usize;
     let mut i = 0;
     let mut done = false;
     while i < v.len() {
-        if !done
-            && let Some(len) = (1..=v.len() - i)
-                .rev()
-                .find(|len| matches(&p, &v[i..i + len]))
-        {
-            out.push_str(with);
-            i += len;
-            done = !all;
-            continue;
+        if !done {
+            let ends = pattern.prefix_matches(&v[i..]);
+            work += pattern.len().max(1) * ends.len();
+            if work > MAX_MATCH_WORK {
+                return Err(String::from(
+                    "pattern substitution too expensive (value and pattern too long)",
+                ));
+            }
+            if let Some(len) = (1..ends.len()).rev().find(|&len| ends[len]) {
+                out.push_str(with);
+                if out.len() > MAX_EXPANDED {
+                    return Err(format!(
+                        "pattern substitution result longer than {MAX_EXPANDED} bytes"
+                    ));
+                }
+                i += len;
+                done = !all;
+                continue;
+            }
+            // A leading `*` that matched nothing here matches nothing later.
+            done = pattern.starts_with_star();
         }
         out.push(v[i]);
         i += 1;
     }
-    out
+    Ok(out)
 }
 
 fn lex(input: &str, escape: char, env: &dyn Fn(&str) -> Option<String>) -> Result<Pieces, String> {
@@ -457,6 +497,8 @@ fn lex(input: &str, escape: char, env: &dyn Fn(&str) -> Option<String>) -> Resul
         pos: 0,
         escape,
         env,
+        depth: 0,
+        produced: 0,
     };
     let pieces = lexer.pieces(None)?;
     Ok(pieces)
@@ -469,8 +511,8 @@ pub fn expand_word(
     escape: char,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
-    let pieces =
-        lex(input, escape, env).map_err(|e| format!("failed to process \"{input}\": {e}"))?;
+    let pieces = lex(input, escape, env)
+        .map_err(|e| format!("failed to process {}: {e}", quote::excerpt(input)))?;
     Ok(pieces.into_iter().map(|(_, s)| s).collect())
 }
 
@@ -480,8 +522,8 @@ pub fn expand_words(
     escape: char,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, String> {
-    let pieces =
-        lex(input, escape, env).map_err(|e| format!("failed to process \"{input}\": {e}"))?;
+    let pieces = lex(input, escape, env)
+        .map_err(|e| format!("failed to process {}: {e}", quote::excerpt(input)))?;
     let mut words = Vec::new();
     let mut current = String::new();
     let mut has = false;

@@ -3,6 +3,8 @@
 //! directory excludes everything below it.
 
 use crate::FrontendError;
+use crate::quote;
+use crate::wildcard::{Element, Pattern, match_ends};
 
 /// Parses a `.dockerignore` file into its patterns, in order (comments and
 /// blank lines dropped, paths cleaned, `!` kept as a prefix).
@@ -40,14 +42,39 @@ pub(crate) fn clean(p: &str) -> String {
     parts.join("/")
 }
 
-/// Matches context paths against `.dockerignore` patterns with Docker's rules.
+/// One component of an ignore pattern.
+#[derive(Debug, Clone)]
+enum Component {
+    /// `**`: any number of path components, none included.
+    AnyDirs,
+    /// A `filepath.Match` pattern for exactly one component.
+    Glob(Pattern),
+}
+
+impl Element<str> for Component {
+    fn is_star(&self) -> bool {
+        matches!(self, Component::AnyDirs)
+    }
+
+    fn accepts(&self, component: &str) -> bool {
+        match self {
+            Component::AnyDirs => false,
+            Component::Glob(p) => p.matches(component),
+        }
+    }
+}
+
+/// Matches context paths against `.dockerignore` patterns with Docker's
+/// rules, in time linear in the pattern's and the path's length (see
+/// [`crate::wildcard`]).
 #[derive(Debug, Clone)]
 pub struct IgnoreMatcher {
-    patterns: Vec<(bool, Vec<String>)>,
+    patterns: Vec<(bool, Vec<Component>)>,
 }
 
 impl IgnoreMatcher {
-    /// Compiles the patterns.
+    /// Compiles the patterns; a malformed one (an unclosed `[`, a trailing
+    /// `\`) is an error, as in Docker.
     pub fn new(patterns: &[String]) -> Result<Self, FrontendError> {
         let patterns = patterns
             .iter()
@@ -56,9 +83,24 @@ impl IgnoreMatcher {
                     Some(rest) => (true, rest),
                     None => (false, p.as_str()),
                 };
-                (neg, clean(p).split('/').map(str::to_string).collect())
+                let components = clean(p)
+                    .split('/')
+                    .map(|c| match c {
+                        "**" => Some(Component::AnyDirs),
+                        c => Pattern::glob(c).map(Component::Glob),
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        FrontendError::at(
+                            ".dockerignore",
+                            0,
+                            0,
+                            format!("syntax error in pattern {}", quote::excerpt(p)),
+                        )
+                    })?;
+                Ok((neg, components))
             })
-            .collect();
+            .collect::<Result<_, FrontendError>>()?;
         Ok(Self { patterns })
     }
 
@@ -67,61 +109,17 @@ impl IgnoreMatcher {
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         let mut excluded = false;
         for (neg, pat) in &self.patterns {
-            // A pattern matches the path or one of its parent directories.
-            let hit = (1..=comps.len()).any(|n| match_components(pat, &comps[..n]));
+            // A pattern matches the path or one of its parent directories:
+            // an anchored match ending after any component.
+            let hit = match_ends::<str, _>(pat, &comps)
+                .iter()
+                .skip(1)
+                .any(|&hit| hit);
             if hit {
                 excluded = !neg;
             }
         }
         excluded
-    }
-}
-
-fn match_components(pat: &[String], comps: &[&str]) -> bool {
-    match pat.first() {
-        None => comps.is_empty(),
-        Some(p) if p == "**" => (0..=comps.len()).any(|i| match_components(&pat[1..], &comps[i..])),
-        Some(p) => {
-            !comps.is_empty()
-                && glob(p.as_bytes(), comps[0].as_bytes())
-                && match_components(&pat[1..], &comps[1..])
-        }
-    }
-}
-
-/// Go's `filepath.Match` for one path component.
-fn glob(p: &[u8], s: &[u8]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some(b'*') => (0..=s.len()).any(|i| glob(&p[1..], &s[i..])),
-        Some(b'?') => !s.is_empty() && glob(&p[1..], &s[1..]),
-        Some(b'\\') if p.len() > 1 => s.first() == Some(&p[1]) && glob(&p[2..], &s[1..]),
-        Some(b'[') => {
-            let Some(c) = s.first() else { return false };
-            let mut i = 1;
-            let negate = p.get(1) == Some(&b'^') || p.get(1) == Some(&b'!');
-            if negate {
-                i += 1;
-            }
-            let mut matched = false;
-            let mut first = true;
-            while i < p.len() && (first || p[i] != b']') {
-                first = false;
-                let lo = p[i];
-                if p.get(i + 1) == Some(&b'-') && i + 2 < p.len() && p[i + 2] != b']' {
-                    matched |= lo <= *c && *c <= p[i + 2];
-                    i += 3;
-                } else {
-                    matched |= lo == *c;
-                    i += 1;
-                }
-            }
-            if i >= p.len() {
-                return false;
-            }
-            matched != negate && glob(&p[i + 1..], &s[1..])
-        }
-        Some(c) => s.first() == Some(c) && glob(&p[1..], &s[1..]),
     }
 }
 
@@ -148,5 +146,28 @@ mod tests {
         assert!(j.is_excluded("docs/a.md") && !j.is_excluded("docs/README.md"));
         assert!(m("[a-c].txt").is_excluded("b.txt"));
         assert!(!m("[!a-c].txt").is_excluded("b.txt"));
+        assert!(m("a/**/b").is_excluded("a/b") && m("a/**/b").is_excluded("a/x/y/b/c"));
+        assert!(!m("a/**/b").is_excluded("a/x/c"));
+        assert!(IgnoreMatcher::new(&[String::from("[a-")]).is_err());
+    }
+
+    #[test]
+    fn many_stars_are_matched_in_one_pass() {
+        // Exponential for a backtracking matcher: over a minute before.
+        let i = m(&format!(
+            "{}a\n{}/**/{}b",
+            "*".repeat(24),
+            "*".repeat(500),
+            "*".repeat(500)
+        ));
+        let started = std::time::Instant::now();
+        for path in [
+            "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+            "x/y/z/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbc",
+        ] {
+            assert!(!i.is_excluded(path));
+        }
+        assert!(i.is_excluded("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbba"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
     }
 }

@@ -16,6 +16,8 @@ pub mod graph;
 mod ignore;
 pub mod lines;
 mod lower;
+pub mod quote;
+mod wildcard;
 
 use std::collections::BTreeMap;
 
@@ -87,7 +89,10 @@ impl FrontendError {
         if let Some(text) = source.lines().nth(self.line - 1) {
             let number = self.line.to_string();
             let pad = " ".repeat(number.len());
-            let caret = " ".repeat(self.column.saturating_sub(1));
+            // The column counts characters of the line; past the excerpt's
+            // cut the caret goes at its end.
+            let text = quote::line(text);
+            let caret = " ".repeat(self.column.saturating_sub(1).min(quote::EXCERPT_CHARS));
             self.excerpt = format!("\n {number} | {text}\n {pad} | {caret}^");
         }
         self

@@ -62,8 +62,9 @@ fn err(line: usize, message: impl Into<String>) -> LineError {
     }
 }
 
-/// Longest line BuildKit accepts.
-const MAX_LINE: usize = 65_535;
+/// Longest line BuildKit accepts; rbuild applies it to the logical line
+/// (continuations joined) too, so that joining cannot build an unbounded one.
+pub const MAX_LINE: usize = 65_535;
 
 /// Splits the file into lines without their endings.
 fn physical_lines(source: &str) -> Vec<&str> {
@@ -194,6 +195,14 @@ pub fn read(source: &str) -> Result<(Directives, Vec<RawInstruction>), LineError
                     break;
                 }
             }
+        }
+        if text.len() > MAX_LINE {
+            return Err(err(
+                start + 1,
+                format!(
+                    "instruction (continuation lines joined) greater than max allowed size of {MAX_LINE}"
+                ),
+            ));
         }
         let end = i.min(lines.len() - 1);
         i = end + 1;

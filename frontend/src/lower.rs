@@ -7,6 +7,7 @@ use crate::ast::{self, Instruction};
 use crate::config::{EmptyObject, Healthcheck, History, ImageConfig};
 use crate::expand;
 use crate::graph::*;
+use crate::quote;
 use crate::{BuildOptions, Dockerfile, FrontendError, ResolvedImage};
 
 /// Args that every build knows without an ARG (and that are never reported unused).
@@ -117,14 +118,19 @@ fn split_stages<'a>(df: &'a Dockerfile) -> Result<Parsed<'a>, FrontendError> {
                         &df.file,
                         ins,
                         format!(
-                            "invalid name for build stage: {n:?}, name can't start with a number or contain symbols"
+                            "invalid name for build stage: {}, name can't start with a number or contain symbols",
+                            quote::excerpt(n)
                         ),
                     ));
                 }
                 if let Some(n) = &name
                     && stages.iter().any(|s| s.name.as_ref() == Some(n))
                 {
-                    return Err(err(&df.file, ins, format!("duplicate stage name {n:?}")));
+                    return Err(err(
+                        &df.file,
+                        ins,
+                        format!("duplicate stage name {}", quote::excerpt(n)),
+                    ));
                 }
                 stages.push(Stage {
                     from: ins,
@@ -276,7 +282,7 @@ fn target_index(
                     &df.file,
                     0,
                     0,
-                    format!("target stage {t:?} could not be found"),
+                    format!("target stage {} could not be found", quote::excerpt(t)),
                 )
             }),
     }
@@ -591,8 +597,12 @@ impl<'a> Lowerer<'a> {
         let triggers = state.config.on_build.take().unwrap_or_default();
         let mut trigger_ins = Vec::new();
         for t in &triggers {
-            let mut ins = ast::split_text(t, self.df.directives.escape)
-                .map_err(|e| self.err(from, format!("ONBUILD trigger {t:?}: {}", e.0)))?;
+            let mut ins = ast::split_text(t, self.df.directives.escape).map_err(|e| {
+                self.err(
+                    from,
+                    format!("ONBUILD trigger {}: {}", quote::excerpt(t), e.0),
+                )
+            })?;
             ins.line = from.line;
             ins.column = from.column;
             ins.end_line = from.end_line;
@@ -742,7 +752,7 @@ impl<'a> Lowerer<'a> {
                         None => (ports.parse::<u32>(), ports.parse::<u32>()),
                     };
                     let (Ok(lo), Ok(hi)) = (lo, hi) else {
-                        return Err(self.err(ins, format!("invalid port {p:?}")));
+                        return Err(self.err(ins, format!("invalid port {}", quote::excerpt(&p))));
                     };
                     for port in lo..=hi {
                         let key = format!("{port}/{proto}");

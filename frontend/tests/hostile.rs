@@ -1,0 +1,112 @@
+//! Hostile Dockerfiles: each is refused with a clear error, in bounded time
+//! and memory, never with a panic or a stack overflow.
+
+use rbuild_frontend::expand::{MAX_EXPANDED, MAX_NESTING, expand_word};
+use rbuild_frontend::{BuildOptions, Dockerfile};
+use std::collections::BTreeMap;
+
+fn lower_error(source: &str) -> String {
+    let df = match Dockerfile::parse("Dockerfile", source.as_bytes()) {
+        Ok(df) => df,
+        Err(e) => return e.to_string(),
+    };
+    let opts = BuildOptions {
+        platform: String::from("linux/amd64"),
+        ..Default::default()
+    };
+    df.lower(&opts, &BTreeMap::new())
+        .expect_err("lowering must fail")
+        .to_string()
+}
+
+#[test]
+fn nesting_20000_deep_over_continuation_lines_is_refused_by_the_logical_line_limit() {
+    // Overflowed the stack (SIGABRT) before: every physical line was short.
+    let mut source = String::from("FROM scratch\nENV Q=");
+    for _ in 0..20_000 {
+        source.push_str("${a:-\\\n");
+    }
+    source.push_str(&"}".repeat(20_000));
+    source.push('\n');
+    let e = lower_error(&source);
+    assert!(e.contains("Dockerfile:2:1:"), "{e}");
+    assert!(e.contains("continuation lines joined"), "{e}");
+    assert!(
+        e.len() < 1_000,
+        "the error quotes only an excerpt: {} bytes",
+        e.len()
+    );
+}
+
+#[test]
+fn nesting_deeper_than_the_limit_within_one_line_is_a_clear_error() {
+    let deep = MAX_NESTING + 1;
+    let source = format!(
+        "FROM scratch\nENV Q={}x{}\n",
+        "${a:-".repeat(deep),
+        "}".repeat(deep)
+    );
+    let e = lower_error(&source);
+    assert!(
+        e.contains(&format!("nested more than {MAX_NESTING} deep")),
+        "{e}"
+    );
+    let ok = format!(
+        "{}x{}",
+        "${a:-".repeat(MAX_NESTING),
+        "}".repeat(MAX_NESTING)
+    );
+    assert_eq!(expand_word(&ok, '\\', &|_| None).unwrap(), "x");
+}
+
+#[test]
+fn a_doubling_env_chain_stops_at_the_expansion_limit() {
+    let mut source = String::from("FROM scratch\nENV A=0123456789abcdef\n");
+    for _ in 0..40 {
+        source.push_str("ENV A=$A$A\n");
+    }
+    let e = lower_error(&source);
+    assert!(
+        e.contains(&format!("more than {MAX_EXPANDED} bytes")),
+        "{e}"
+    );
+}
+
+#[test]
+fn pattern_forms_do_not_backtrack() {
+    let value = "b".repeat(5_000);
+    let env = |_: &str| Some(value.clone());
+    let stars = "*".repeat(24);
+    let started = std::time::Instant::now();
+    for form in ["#", "##", "%", "%%"] {
+        let word = format!("${{v{form}{stars}a}}");
+        assert_eq!(expand_word(&word, '\\', &env).unwrap(), value, "{form}");
+    }
+    assert_eq!(
+        expand_word(&format!("${{v//{stars}a/x}}"), '\\', &env).unwrap(),
+        value
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Quadratic at worst (every position starts a match that runs to the
+    // end): stopped by a work budget with a clear error.
+    let value = "b".repeat(8_000);
+    let env = |_: &str| Some(value.clone());
+    let e = expand_word("${v//b*a/x}", '\\', &env).unwrap_err();
+    assert!(e.contains("too expensive"), "{e}");
+    assert_eq!(expand_word("${v//b*b/x}", '\\', &env).unwrap(), "x");
+}
+
+#[test]
+fn errors_quote_a_short_escaped_excerpt_of_the_line() {
+    let long = "x".repeat(10 << 20);
+    let source = format!("FROM scratch\nBOGUS \u{1b}[2J{long}\n");
+    let e = Dockerfile::parse("Dockerfile", source.as_bytes())
+        .expect_err("a 10 MB line is refused")
+        .to_string();
+    assert!(e.len() < 1_000, "{} bytes", e.len());
+    assert!(!e.contains('\u{1b}'), "{e}");
+    let source = format!("FROM scratch\nENV A=\"\u{1b}[2J{long}\n");
+    let e = lower_error(&source.replace(&long, "y"));
+    assert!(!e.contains('\u{1b}'), "{e}");
+    assert!(e.contains("\\u{1b}"), "{e}");
+}
