@@ -444,7 +444,11 @@ fn trim(value: &str, pattern: &str, prefix: bool, longest: bool) -> String {
         pattern.suffix_matches(&v)
     };
     let mut lens = (0..ends.len()).filter(|&len| ends[len]);
-    let Some(len) = (if longest { lens.next_back() } else { lens.next() }) else {
+    let Some(len) = (if longest {
+        lens.next_back()
+    } else {
+        lens.next()
+    }) else {
         return value.to_string();
     };
     if prefix {
