@@ -747,13 +747,20 @@ impl<'a> Lowerer<'a> {
                         Some((a, b)) => (a.to_string(), b.to_ascii_lowercase()),
                         None => (p.clone(), String::from("tcp")),
                     };
+                    // 16-bit ports, as Docker's nat.ParsePortRange: a range
+                    // of 2^32 ports would be 2^32 config entries.
                     let (lo, hi) = match ports.split_once('-') {
-                        Some((a, b)) => (a.parse::<u32>(), b.parse::<u32>()),
-                        None => (ports.parse::<u32>(), ports.parse::<u32>()),
+                        Some((a, b)) => (a.parse::<u16>(), b.parse::<u16>()),
+                        None => (ports.parse::<u16>(), ports.parse::<u16>()),
                     };
                     let (Ok(lo), Ok(hi)) = (lo, hi) else {
                         return Err(self.err(ins, format!("invalid port {}", quote::excerpt(&p))));
                     };
+                    if lo > hi {
+                        return Err(
+                            self.err(ins, format!("invalid port range {}", quote::excerpt(&p)))
+                        );
+                    }
                     for port in lo..=hi {
                         let key = format!("{port}/{proto}");
                         shown.push(format!("{key}:{{}}"));
@@ -855,9 +862,9 @@ impl<'a> Lowerer<'a> {
                     start_interval: dur("start-interval")?,
                     retries: match flag(ins, "retries") {
                         None => 0,
-                        Some(v) => v
-                            .parse()
-                            .map_err(|_| self.err(ins, format!("invalid --retries={v}")))?,
+                        Some(v) => v.parse().map_err(|_| {
+                            self.err(ins, format!("invalid --retries={}", quote::excerpt(v)))
+                        })?,
                     },
                 });
                 Self::history(state, format!("HEALTHCHECK {}", after_keyword(ins)), true);

@@ -110,3 +110,12 @@ fn errors_quote_a_short_escaped_excerpt_of_the_line() {
     assert!(!e.contains('\u{1b}'), "{e}");
     assert!(e.contains("\\u{1b}"), "{e}");
 }
+
+#[test]
+fn a_port_range_is_sixteen_bits() {
+    // 0-4294967295 made four billion config entries before.
+    for bad in ["0-4294967295", "70000", "20-10"] {
+        let e = lower_error(&format!("FROM scratch\nEXPOSE {bad}\n"));
+        assert!(e.contains("invalid port"), "{e}");
+    }
+}

@@ -390,13 +390,23 @@ fn platform_string() -> String {
     }
 }
 
+/// The latest `SOURCE_DATE_EPOCH` accepted: 9999-12-31T23:59:59Z, the last
+/// instant RFC 3339 (the image config's `created`) can write.
+const MAX_SOURCE_DATE_EPOCH: i64 = 253_402_300_799;
+
 fn source_date_epoch() -> anyhow::Result<Option<i64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => {
-            Ok(Some(v.parse().with_context(|| {
-                format!("invalid SOURCE_DATE_EPOCH {v:?}")
-            })?))
-        }
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .ok()
+            .filter(|secs| (0..=MAX_SOURCE_DATE_EPOCH).contains(secs))
+            .map(Some)
+            .with_context(|| {
+                format!(
+                    "invalid SOURCE_DATE_EPOCH {}: expected seconds from 0 to {MAX_SOURCE_DATE_EPOCH}",
+                    rbuild_frontend::quote::excerpt(&v)
+                )
+            }),
         _ => Ok(None),
     }
 }
@@ -438,6 +448,7 @@ mod tests {
     fn formats_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(MAX_SOURCE_DATE_EPOCH), "9999-12-31T23:59:59Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 

@@ -10,6 +10,9 @@ use anyhow::{Context, bail};
 use oci_spec::image::Descriptor;
 use rbuild_registry::{ClientOptions, Reference};
 
+use rbuild_exporter::Compression;
+use rbuild_frontend::quote;
+
 use super::push::compression;
 use super::session::Session;
 
@@ -67,7 +70,30 @@ impl Output {
         if let Some(k) = options.keys().find(|k| !known.contains(&k.as_str())) {
             bail!("invalid --output {value:?}: unknown option {k:?}");
         }
-        Ok(Self { kind, options })
+        let output = Self { kind, options };
+        output
+            .compression()
+            .with_context(|| format!("invalid --output {}", quote::excerpt(value)))?;
+        Ok(output)
+    }
+
+    /// The layer compression its `compression=` and `compression-level=` ask for.
+    fn compression(&self) -> anyhow::Result<Compression> {
+        let level = self
+            .options
+            .get("compression-level")
+            .map(|l| {
+                l.parse::<i32>().with_context(|| {
+                    format!("compression-level={} is not a number", quote::excerpt(l))
+                })
+            })
+            .transpose()?;
+        compression(
+            self.options
+                .get("compression")
+                .map_or("gzip", String::as_str),
+            level,
+        )
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -99,18 +125,7 @@ impl Output {
                     if names.is_empty() {
                         bail!("--push needs a name: give -t or name=");
                     }
-                    let level = self
-                        .options
-                        .get("compression-level")
-                        .map(|l| l.parse())
-                        .transpose()
-                        .context("compression-level")?;
-                    let comp = compression(
-                        self.options
-                            .get("compression")
-                            .map_or("gzip", String::as_str),
-                        level,
-                    )?;
+                    let comp = self.compression()?;
                     let client = rbuild_registry::Client::new(ClientOptions::default())?;
                     for n in &names {
                         let reference = Reference::parse(n)?;
@@ -191,5 +206,18 @@ mod tests {
         assert!(Output::parse("type=nope,dest=x").is_err());
         assert!(Output::parse("type=docker").is_err());
         assert!(Output::parse("type=oci,dest=x,bogus=1").is_err());
+    }
+
+    #[test]
+    fn compression_level_is_checked_when_parsed() {
+        // Panicked in the compressor, after the whole build, before.
+        let e = Output::parse("type=registry,compression-level=12")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid --output"), "{e}");
+        let o = Output::parse("type=registry,compression=zstd,compression-level=12").unwrap();
+        assert_eq!(o.compression().unwrap(), Compression::Zstd(12));
+        assert!(Output::parse("type=registry,compression-level=99999999999").is_err());
+        assert!(Output::parse("type=registry,compression=zstd,compression-level=23").is_err());
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use rbuild_cache::{PruneOptions, Store};
+use rbuild_frontend::quote;
 
 use super::images::human_size;
 
@@ -36,8 +37,17 @@ pub struct PruneArgs {
     keep_storage: Option<String>,
 }
 
-/// `24h`, `90m`, `1h30m`, `45s` in seconds.
+/// Longest `until=` accepted: a thousand years, far beyond any record's age.
+const MAX_DURATION_SECS: i64 = 1_000 * 365 * 86_400;
+
+/// `24h`, `90m`, `1h30m`, `45s` in seconds, at most [`MAX_DURATION_SECS`].
 fn parse_duration(s: &str) -> anyhow::Result<i64> {
+    let too_long = || {
+        anyhow::anyhow!(
+            "invalid duration {}: longer than 1000 years",
+            quote::excerpt(s)
+        )
+    };
     let mut total = 0i64;
     let mut number = String::new();
     for c in s.chars() {
@@ -45,20 +55,33 @@ fn parse_duration(s: &str) -> anyhow::Result<i64> {
             number.push(c);
             continue;
         }
-        let n: i64 = number
-            .parse()
-            .with_context(|| format!("invalid duration {s:?}"))?;
+        let n: i64 = match number.parse() {
+            Ok(n) => n,
+            Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => return Err(too_long()),
+            Err(_) => bail!("invalid duration {}", quote::excerpt(s)),
+        };
         number.clear();
-        total += n * match c {
+        let unit = match c {
             's' => 1,
             'm' => 60,
             'h' => 3600,
             'd' => 86_400,
-            _ => bail!("invalid duration {s:?}: units are s, m, h, d"),
+            _ => bail!(
+                "invalid duration {}: units are s, m, h, d",
+                quote::excerpt(s)
+            ),
         };
+        total = n
+            .checked_mul(unit)
+            .and_then(|secs| total.checked_add(secs))
+            .filter(|t| *t <= MAX_DURATION_SECS)
+            .ok_or_else(too_long)?;
     }
     if !number.is_empty() {
-        bail!("invalid duration {s:?}: a number needs a unit (s, m, h, d)");
+        bail!(
+            "invalid duration {}: a number needs a unit (s, m, h, d)",
+            quote::excerpt(s)
+        );
     }
     Ok(total)
 }
@@ -202,6 +225,14 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), 5400);
         assert_eq!(parse_duration("2d").unwrap(), 172_800);
         assert!(parse_duration("10").is_err() && parse_duration("5x").is_err());
+        for huge in [
+            "9223372036854775807d",
+            "99999999999999999999999s",
+            "1000000d",
+        ] {
+            let e = parse_duration(huge).unwrap_err().to_string();
+            assert!(e.contains("longer than 1000 years"), "{e}");
+        }
         assert_eq!(parse_size("10GB").unwrap(), 10 << 30);
         assert_eq!(parse_size("512mb").unwrap(), 512 << 20);
         assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
