@@ -3,11 +3,12 @@
 //! per registry and scope.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::RegistryError;
+use crate::helper::Helper;
 
 /// A user name and password (or identity token).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,32 +108,13 @@ pub fn encode_base64(data: &[u8]) -> String {
     out
 }
 
-/// Runs `docker-credential-<helper> get` for `server`.
-fn from_helper(helper: &str, server: &str) -> Option<Credentials> {
-    use std::io::Write;
-    let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
-        .arg("get")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(server.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct HelperAnswer {
-        username: String,
-        secret: String,
-    }
-    let a: HelperAnswer = serde_json::from_slice(&out.stdout).ok()?;
-    Some(Credentials {
-        username: a.username,
-        password: a.secret,
-    })
+/// The helper that keeps `registry`'s credentials: its `credHelpers`
+/// entry, else `credsStore`.
+fn helper_of(config: &DockerConfig, keys: &[String]) -> Option<Helper> {
+    keys.iter()
+        .find_map(|k| config.cred_helpers.get(k))
+        .or(config.creds_store.as_ref())
+        .map(|name| Helper::new(name))
 }
 
 /// The credentials stored for `registry`, if any.
@@ -145,7 +127,7 @@ pub fn lookup(registry: &str) -> Result<Option<Credentials>, RegistryError> {
     };
     let keys = config_keys(registry);
     if let Some(helper) = keys.iter().find_map(|k| config.cred_helpers.get(k)) {
-        return Ok(from_helper(helper, &keys[0]));
+        return Ok(Helper::new(helper).get(&keys[0]));
     }
     for k in &keys {
         if let Some(e) = config.auths.get(k) {
@@ -166,7 +148,7 @@ pub fn lookup(registry: &str) -> Result<Option<Credentials>, RegistryError> {
         }
     }
     if let Some(store) = &config.creds_store {
-        return Ok(from_helper(store, &keys[0]));
+        return Ok(Helper::new(store).get(&keys[0]));
     }
     Ok(None)
 }
@@ -174,43 +156,87 @@ pub fn lookup(registry: &str) -> Result<Option<Credentials>, RegistryError> {
 /// Saves (or with `None`, removes) the credentials of `registry` in the
 /// docker config file, keeping everything else in it.
 pub fn store(registry: &str, creds: Option<&Credentials>) -> Result<(), RegistryError> {
-    let path = docker_config_path();
-    let mut config: serde_json::Value = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_else(|| serde_json::json!({}));
-    let key = config_keys(registry).remove(0);
+    store_in(&docker_config_path(), registry, creds)
+}
+
+/// Saves (or with `None`, removes) the credentials of `registry`: through
+/// the credential helper the config file at `path` names for it (the
+/// file then keeps no copy), else in the file's `auths`. A file that
+/// exists but does not parse is never overwritten (it may hold other
+/// credentials); the new file is private (0600) from its creation.
+pub fn store_in(
+    path: &Path,
+    registry: &str,
+    creds: Option<&Credentials>,
+) -> Result<(), RegistryError> {
+    let fail = |message: String| RegistryError::Other(format!("{}: {message}", path.display()));
+    let mut config: serde_json::Value = match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            fail(format!(
+                "not valid JSON ({e}); refusing to overwrite it, fix or move it first"
+            ))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    let parsed: DockerConfig = serde_json::from_value(config.clone())
+        .map_err(|e| fail(format!("refusing to overwrite it: {e}")))?;
+    let keys = config_keys(registry);
+    let helper = helper_of(&parsed, &keys);
     let auths = config
         .as_object_mut()
-        .ok_or_else(|| RegistryError::Other(format!("{}: not a JSON object", path.display())))?
+        .ok_or_else(|| fail(String::from("not a JSON object; refusing to overwrite it")))?
         .entry("auths")
-        .or_insert_with(|| serde_json::json!({}));
-    let map = auths.as_object_mut().ok_or_else(|| {
-        RegistryError::Other(format!("{}: auths is not an object", path.display()))
-    })?;
-    match creds {
-        Some(c) => {
-            map.insert(key, serde_json::json!({ "auth": encode_base64(format!("{}:{}", c.username, c.password).as_bytes()) }));
-        }
-        None => {
-            for k in config_keys(registry) {
-                map.remove(&k);
-            }
-        }
+        .or_insert_with(|| serde_json::json!({}))
+        .as_object_mut()
+        .ok_or_else(|| {
+            fail(String::from(
+                "auths is not an object; refusing to overwrite it",
+            ))
+        })?;
+    for k in &keys {
+        auths.remove(k);
     }
-    let io = |e: std::io::Error| RegistryError::Other(format!("{}: {e}", path.display()));
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    match (creds, &helper) {
+        (Some(c), Some(h)) => h.store(&keys[0], c)?,
+        (None, Some(h)) => h.erase(&keys[0])?,
+        (Some(c), None) => {
+            let auth = encode_base64(format!("{}:{}", c.username, c.password).as_bytes());
+            auths.insert(keys[0].clone(), serde_json::json!({ "auth": auth }));
+        }
+        (None, None) => {}
     }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec_pretty(&config).expect("json serializes"),
+    write_private(
+        path,
+        &serde_json::to_vec_pretty(&config).expect("json serializes"),
     )
-    .map_err(io)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
+    .map_err(|e| fail(e.to_string()))
+}
+
+/// Replaces `path` with `bytes` through a temp file beside it that is
+/// created with mode 0600 (never readable by others, not even briefly),
+/// synced, then renamed over `path`.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// A parsed `WWW-Authenticate` challenge.

@@ -9,6 +9,7 @@
 
 pub mod auth;
 mod client;
+pub mod helper;
 mod reference;
 #[cfg(feature = "testing")]
 pub mod testing;

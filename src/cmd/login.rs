@@ -1,5 +1,6 @@
-//! `rbuild login` / `rbuild logout`: registry credentials in
-//! `~/.docker/config.json`, shared with docker, podman and skopeo.
+//! `rbuild login` / `rbuild logout`: registry credentials through the
+//! credential helper `~/.docker/config.json` names, else in that file,
+//! shared with docker, podman and skopeo.
 
 use std::io::Read;
 use std::path::Path;

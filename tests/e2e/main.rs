@@ -3,6 +3,7 @@
 
 mod instructions;
 mod outputs;
+mod store;
 mod support;
 
 use std::process::Command;

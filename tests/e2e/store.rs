@@ -1,0 +1,141 @@
+//! The store's promises and the files rbuild keeps for the user: login
+//! through credential helpers and never over a file it cannot read.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use rbuild_registry::testing::TestRegistry;
+
+use crate::support::TestContext;
+
+/// A credential helper (`docker-credential-e2e`) that keeps one entry in
+/// `stored.json` beside it and notes what it was asked to erase.
+fn install_helper(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let script = format!(
+        r#"#!/bin/sh
+d={dir}
+case "$1" in
+  store) cat > "$d/stored.json" ;;
+  get) read server; if [ -f "$d/stored.json" ]; then cat "$d/stored.json"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+  erase) read server; echo "$server" > "$d/erased"; rm -f "$d/stored.json" ;;
+  *) exit 2 ;;
+esac
+"#,
+        dir = dir.display()
+    );
+    let helper = dir.join("docker-credential-e2e");
+    std::fs::write(&helper, script).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `rbuild ARGS` with a docker config dir and the helper dir on `$PATH`.
+fn with_config(t: &TestContext, args: &[&str]) -> std::process::Output {
+    let path = format!(
+        "{}:{}",
+        t.path("helper").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    t.cmd(args)
+        .env("DOCKER_CONFIG", t.path("docker"))
+        .env("PATH", path)
+        .output()
+        .expect("run rbuild")
+}
+
+#[test]
+fn login_and_logout_store_and_erase_through_the_credential_helper() {
+    let registry = TestRegistry::start_with_auth("alice", "s3cret");
+    let t = TestContext::new();
+    install_helper(&t.path("helper"));
+    let config = t.path("docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, r#"{"credsStore": "e2e", "auths": {}}"#).unwrap();
+
+    let out = with_config(
+        &t,
+        &["login", "-u", "alice", "-p", "s3cret", &registry.addr],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path("helper/stored.json")).unwrap()).unwrap();
+    assert_eq!(stored["ServerURL"], registry.addr.as_str());
+    assert_eq!(stored["Username"], "alice");
+    assert_eq!(stored["Secret"], "s3cret");
+    let file = std::fs::read_to_string(&config).unwrap();
+    assert!(!file.contains("auth\""), "no copy in the file: {file}");
+    assert!(file.contains("credsStore"), "{file}");
+
+    // Push reads them back through the helper.
+    t.make_busybox("busybox");
+    let remote = format!("{}/team/busybox", registry.addr);
+    t.ok(&["tag", "busybox", &remote]);
+    let out = with_config(&t, &["push", "-q", &remote]);
+    assert!(out.status.success(), "{out:?}");
+
+    let out = with_config(&t, &["logout", &registry.addr]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(t.path("helper/erased"))
+            .unwrap()
+            .trim(),
+        registry.addr
+    );
+    assert!(!t.path("helper/stored.json").exists());
+    let out = with_config(&t, &["push", "-q", &remote]);
+    assert!(!out.status.success(), "anonymous push is refused: {out:?}");
+}
+
+#[test]
+fn login_refuses_to_overwrite_a_config_it_cannot_parse() {
+    let registry = TestRegistry::start_with_auth("alice", "s3cret");
+    let t = TestContext::new();
+    let config = t.path("docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let broken = "{\"auths\": {\"other.example\": {\"auth\": \"b3RoZXI6cGFzcw==\"}},,}";
+    std::fs::write(&config, broken).unwrap();
+    let out = with_config(
+        &t,
+        &["login", "-u", "alice", "-p", "s3cret", &registry.addr],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config.json") && stderr.contains("refusing to overwrite"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), broken);
+}
+
+#[test]
+fn login_without_a_helper_writes_a_private_file_and_keeps_other_entries() {
+    let registry = TestRegistry::start_with_auth("alice", "s3cret");
+    let t = TestContext::new();
+    let config = t.path("docker/config.json");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(
+        &config,
+        r#"{"auths": {"other.example": {"auth": "b3RoZXI6cGFzcw=="}}, "detachKeys": "ctrl-x"}"#,
+    )
+    .unwrap();
+    let out = with_config(
+        &t,
+        &["login", "-u", "alice", "-p", "s3cret", &registry.addr],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert_eq!(file["auths"]["other.example"]["auth"], "b3RoZXI6cGFzcw==");
+    assert_eq!(file["detachKeys"], "ctrl-x");
+    assert_eq!(
+        file["auths"][registry.addr.as_str()]["auth"],
+        rbuild_registry::auth::encode_base64(b"alice:s3cret")
+    );
+    // No temp file is left beside it.
+    let names: Vec<_> = std::fs::read_dir(config.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["config.json"]);
+}
