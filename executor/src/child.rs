@@ -128,7 +128,7 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
                 c"overlay".as_ptr(),
                 plan.rootdir.as_ptr(),
                 c"overlay".as_ptr(),
-                0,
+                libc::MS_NODEV,
                 plan.overlay_data.as_ptr().cast()
             ))
         );
@@ -141,6 +141,10 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
             ))
         );
         for m in &plan.mounts {
+            if matches!(m.kind, MountKind::Mask | MountKind::ReadOnly) {
+                try_sys!(efd, &m.what, cover(root, m));
+                continue;
+            }
             let target = try_sys!(efd, &m.what, open_or_create(root, &m.prefixes, m.is_file));
             match &m.kind {
                 MountKind::Fs {
@@ -154,25 +158,31 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
                         sys::mount_on_fd(fstype, target, fstype, *flags, data.as_deref())
                     );
                 }
-                MountKind::Bind { source, readonly } => {
-                    try_sys!(efd, &m.what, sys::bind(source, target, *readonly));
+                MountKind::Bind { source, attrs } => {
+                    try_sys!(efd, &m.what, sys::bind(source, target, *attrs));
                 }
+                MountKind::Mask | MountKind::ReadOnly => {}
                 MountKind::Overlay {
                     data,
                     at,
                     source,
                     readonly,
                 } => {
-                    let flags = if *readonly { libc::MS_RDONLY } else { 0 };
+                    let (flags, attrs) = if *readonly {
+                        (libc::MS_RDONLY, sys::MOUNT_ATTR_RDONLY)
+                    } else {
+                        (0, 0)
+                    };
                     let rc = libc::mount(
                         c"overlay".as_ptr(),
                         at.as_ptr(),
                         c"overlay".as_ptr(),
-                        flags,
+                        flags | libc::MS_NODEV | libc::MS_NOSUID,
                         data.as_ptr().cast(),
                     );
                     try_sys!(efd, &m.what, cvt(rc));
-                    try_sys!(efd, &m.what, sys::bind(source, target, *readonly));
+                    let attrs = attrs | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOSUID;
+                    try_sys!(efd, &m.what, sys::bind(source, target, attrs));
                 }
             }
             libc::close(target);
@@ -247,7 +257,8 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
     }
 }
 
-/// Device nodes and links in the fresh /dev tmpfs.
+/// Links and directories in the fresh /dev tmpfs (the device nodes are
+/// bound onto it later).
 unsafe fn populate_dev(root: c_int, plan: &Plan, efd: c_int) {
     // SAFETY: system calls on fds we own and C strings from the plan.
     unsafe {
@@ -256,15 +267,6 @@ unsafe fn populate_dev(root: c_int, plan: &Plan, efd: c_int) {
             c"open /dev",
             sys::open_in_root(root, c"dev", libc::O_PATH | libc::O_DIRECTORY)
         );
-        for d in &plan.devices {
-            let rc = libc::mknodat(
-                dev,
-                d.name.as_ptr(),
-                libc::S_IFCHR | 0o666,
-                libc::makedev(d.major, d.minor),
-            );
-            try_sys!(efd, &d.name, cvt(rc));
-        }
         for (name, target) in &plan.dev_links {
             try_sys!(
                 efd,
@@ -277,6 +279,43 @@ unsafe fn populate_dev(root: c_int, plan: &Plan, efd: c_int) {
         }
         libc::close(dev);
     }
+}
+
+/// Applies a masked or read-only path of `masks` below `root`; a path the
+/// kernel does not have is skipped.
+fn cover(root: c_int, m: &crate::plan::InnerMount) -> Result<(), c_int> {
+    let Some(path) = m.prefixes.last() else {
+        return Ok(());
+    };
+    let target = match sys::open_in_root(root, path, libc::O_PATH | libc::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: fstat into a stack value, mounts on an fd we own.
+    let result = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        cvt(libc::fstat(target, &mut st)).and_then(|_| match m.kind {
+            MountKind::Mask if st.st_mode & libc::S_IFMT == libc::S_IFDIR => sys::mount_on_fd(
+                c"tmpfs",
+                target,
+                c"tmpfs",
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                None,
+            ),
+            MountKind::Mask => sys::bind(c"/dev/null", target, 0),
+            _ => sys::rebind(
+                target,
+                sys::MOUNT_ATTR_RDONLY
+                    | sys::MOUNT_ATTR_NOSUID
+                    | sys::MOUNT_ATTR_NODEV
+                    | sys::MOUNT_ATTR_NOEXEC,
+            ),
+        })
+    };
+    // SAFETY: closing our fd.
+    unsafe { libc::close(target) };
+    result
 }
 
 /// Brings up `lo` in a new network namespace.
@@ -344,6 +383,27 @@ unsafe fn exec_process(args: &Args<'_>) -> ! {
         for cap in &plan.drop_caps {
             libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0);
         }
+        if plan.no_new_privs {
+            try_sys!(
+                efd,
+                c"set no_new_privs",
+                cvt(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+            );
+        }
+        // Before the ids change: without no_new_privs, installing a filter
+        // needs CAP_SYS_ADMIN, which a non-root user no longer has. What
+        // follows (setgroups, setresuid, chdir, execve) is allowed by
+        // Docker's profile, as in runc.
+        if let Some(program) = &plan.seccomp {
+            let fprog = program.fprog();
+            let rc = libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &fprog as *const libc::sock_fprog,
+            );
+            try_sys!(efd, c"install the seccomp filter", cvt(rc as c_int));
+        }
         // Raw system calls: glibc's wrappers would try to change the ids of
         // every thread it believes the process has (ours are copies of a
         // multithreaded parent's bookkeeping) and wait for them forever.
@@ -362,7 +422,6 @@ unsafe fn exec_process(args: &Args<'_>) -> ! {
             c"setuid",
             cvt(libc::syscall(libc::SYS_setresuid, uid, uid, uid) as c_int)
         );
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
         try_sys!(
             efd,
             c"chdir to the working directory",

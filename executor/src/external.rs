@@ -14,24 +14,6 @@ use crate::plan::DEFAULT_PATH;
 use crate::users::User;
 use crate::{ExecError, Network, RunSpec, Stdio, Stream};
 
-/// Docker's default capabilities, by name.
-const CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_RAW",
-    "CAP_SYS_CHROOT",
-    "CAP_MKNOD",
-    "CAP_AUDIT_WRITE",
-    "CAP_SETFCAP",
-];
-
 /// The OCI runtime spec of `spec` for a bundle whose root is `rootfs`;
 /// `files` are the hosts, resolv.conf and hostname files to bind.
 pub fn runtime_spec(
@@ -75,7 +57,13 @@ pub fn runtime_spec(
     if spec.network == Network::None {
         namespaces.push(json!({"type": "network"}));
     }
-    let caps: Vec<&str> = CAPABILITIES.to_vec();
+    let caps = crate::caps::default_names();
+    let seccomp = match &spec.security.seccomp {
+        _ if spec.security.insecure => None,
+        crate::Seccomp::Default => Some(crate::seccomp::oci(None)?),
+        crate::Seccomp::Unconfined => None,
+        crate::Seccomp::Profile(text) => Some(crate::seccomp::oci(Some(text))?),
+    };
     let value: Value = json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -85,15 +73,16 @@ pub fn runtime_spec(
             "env": env,
             "cwd": if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() },
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": true,
+            "noNewPrivileges": spec.security.no_new_privileges,
         },
         "root": {"path": "rootfs", "readonly": false},
         "hostname": if spec.hostname.is_empty() { "rbuild" } else { spec.hostname.as_str() },
         "mounts": mounts,
         "linux": {
             "namespaces": namespaces,
-            "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
-            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            "seccomp": seccomp,
+            "maskedPaths": crate::masks::MASKED.iter().map(|p| format!("/{p}")).collect::<Vec<_>>(),
+            "readonlyPaths": crate::masks::READ_ONLY.iter().map(|p| format!("/{p}")).collect::<Vec<_>>(),
         },
     });
     serde_json::from_value(value).map_err(|e| ExecError::Setup(format!("runtime spec: {e}")))

@@ -16,10 +16,13 @@
 //! all of them vanish with its last process; the child dies with its
 //! parent (`PR_SET_PDEATHSIG`).
 
+mod caps;
 mod child;
 mod external;
+mod masks;
 mod plan;
 mod rootless;
+mod seccomp;
 mod stdio;
 mod sys;
 mod users;
@@ -94,6 +97,45 @@ pub struct LayerMount {
     pub readwrite: bool,
 }
 
+/// The seccomp filter of a sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Seccomp {
+    /// Docker's default profile (as BuildKit's RUN and `docker run`).
+    #[default]
+    Default,
+    /// No filter (`--security-opt seccomp=unconfined`).
+    Unconfined,
+    /// A profile in Docker's JSON format: the text of
+    /// `--security-opt seccomp=FILE`.
+    Profile(String),
+}
+
+/// What confines the process beyond its namespaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Security {
+    /// The seccomp filter (ignored when `insecure`).
+    pub seccomp: Seccomp,
+    /// Set no_new_privs: setuid binaries and file capabilities cannot
+    /// raise privileges (on for RUN, as BuildKit; off by default for
+    /// `rbuild run`, as Docker).
+    pub no_new_privileges: bool,
+    /// `RUN --security=insecure`: every capability, no seccomp filter, no
+    /// masked or read-only /proc paths, a writable /sys (BuildKit's
+    /// insecure mode; the devices stay the default set).
+    pub insecure: bool,
+}
+
+impl Default for Security {
+    /// The strict defaults of a RUN step.
+    fn default() -> Self {
+        Self {
+            seccomp: Seccomp::Default,
+            no_new_privileges: true,
+            insecure: false,
+        }
+    }
+}
+
 /// Where the process's stdio goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Stdio {
@@ -132,6 +174,8 @@ pub struct RunSpec {
     pub tmpfs: Vec<String>,
     /// Stdio handling.
     pub stdio: Stdio,
+    /// Seccomp, no_new_privs and the insecure mode.
+    pub security: Security,
 }
 
 /// Which stream a captured chunk came from.

@@ -5,44 +5,28 @@
 use std::ffi::{CString, c_int};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::rootless;
+use crate::{Seccomp, caps, masks, rootless, seccomp, sys};
 use crate::users::User;
 use crate::{ExecError, RunSpec};
 
 /// Docker's default PATH, used when the environment has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The capabilities a Docker container keeps by default.
-const DEFAULT_CAPS: &[c_int] = &[
-    0,  // CHOWN
-    1,  // DAC_OVERRIDE
-    3,  // FOWNER
-    4,  // FSETID
-    5,  // KILL
-    6,  // SETGID
-    7,  // SETUID
-    8,  // SETPCAP
-    10, // NET_BIND_SERVICE
-    13, // NET_RAW
-    18, // SYS_CHROOT
-    27, // MKNOD
-    29, // AUDIT_WRITE
-    31, // SETFCAP
-];
-
 /// The group of terminals in Docker's images.
 const TTY_GID: u32 = 5;
 
-/// The device nodes of the sandbox's /dev: name, major, minor.
-const DEVICES: &[(&str, u32, u32)] = &[
-    ("null", 1, 3),
-    ("zero", 1, 5),
-    ("full", 1, 7),
-    ("random", 1, 8),
-    ("urandom", 1, 9),
-    ("tty", 5, 0),
-];
+/// The device nodes of the sandbox's /dev, bound from the host's /dev.
+/// They are the only usable devices: every other mount (the root overlay,
+/// the /dev tmpfs, binds, layer mounts) is `nodev`, so a node COPYed in or
+/// made with `mknod` (CAP_MKNOD stays, as in Docker) cannot be opened. A
+/// bind works the same rootful and rootless and on cgroup v1 and v2, where
+/// a device cgroup would need a v1 controller or an eBPF program.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Attributes of every bind of a host path.
+const BIND_ATTRS: u64 = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
 
 /// What is mounted at a mountpoint inside the root.
 pub enum MountKind {
@@ -52,8 +36,13 @@ pub enum MountKind {
         flags: libc::c_ulong,
         data: Option<CString>,
     },
-    /// A host path.
-    Bind { source: CString, readonly: bool },
+    /// A host path, with `MOUNT_ATTR_*` attributes.
+    Bind { source: CString, attrs: u64 },
+    /// A masked path (see `masks`): an empty read-only tmpfs on a
+    /// directory, the host's /dev/null on a file; skipped when missing.
+    Mask,
+    /// A path made read-only (see `masks`); skipped when missing.
+    ReadOnly,
     /// An overlay of layers mounted at the host dir `at` first, then its
     /// `source` subpath bound.
     Overlay {
@@ -77,13 +66,6 @@ pub struct InnerMount {
     pub what: CString,
 }
 
-/// A device node in the sandbox's /dev.
-pub struct Device {
-    pub name: CString,
-    pub major: u32,
-    pub minor: u32,
-}
-
 /// The whole plan.
 pub struct Plan {
     /// Directory to change into before mounting the overlay (the lower
@@ -95,8 +77,6 @@ pub struct Plan {
     pub rootdir: CString,
     /// Mounts inside the root, in order.
     pub mounts: Vec<InnerMount>,
-    /// Device nodes for /dev.
-    pub devices: Vec<Device>,
     /// Symlinks in /dev: (name, target).
     pub dev_links: Vec<(CString, CString)>,
     /// Hostname.
@@ -121,6 +101,10 @@ pub struct Plan {
     pub env: Vec<CString>,
     /// Capabilities to drop from the bounding set.
     pub drop_caps: Vec<c_int>,
+    /// The seccomp filter to install, if any.
+    pub seccomp: Option<Arc<seccomp::Program>>,
+    /// Set no_new_privs before the exec.
+    pub no_new_privs: bool,
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, ExecError> {
@@ -167,7 +151,7 @@ fn fs_mount(
     })
 }
 
-fn bind_mount(source: &Path, target: &str, readonly: bool) -> Result<InnerMount, ExecError> {
+fn bind_mount(source: &Path, target: &str, attrs: u64) -> Result<InnerMount, ExecError> {
     let is_file = !source.is_dir();
     if !source.exists() {
         return Err(ExecError::Setup(format!(
@@ -180,7 +164,7 @@ fn bind_mount(source: &Path, target: &str, readonly: bool) -> Result<InnerMount,
         is_file,
         kind: MountKind::Bind {
             source: cpath(source)?,
-            readonly,
+            attrs,
         },
         what: cstr(format!("bind {} on {target}", source.display()))?,
     })
@@ -298,7 +282,7 @@ pub fn build(
         fs_mount(
             "dev",
             "tmpfs",
-            libc::MS_NOSUID | libc::MS_STRICTATIME,
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
         )?,
         fs_mount(
@@ -319,25 +303,51 @@ pub fn build(
             Some("mode=1777,size=65536k"),
         )?,
     ];
-    let rootless = rootless::in_user_namespace();
-    if rootless {
-        // No sysfs without a network namespace of ours, and no device
-        // nodes on a tmpfs of a user namespace: bind the host's.
-        mounts.push(bind_mount(Path::new("/sys"), "/sys", true)?);
-        for (name, ..) in DEVICES {
-            let host = Path::new("/dev").join(name);
-            mounts.insert(2, bind_mount(&host, &format!("/dev/{name}"), false)?);
-        }
+    for name in DEVICES {
+        let host = Path::new("/dev").join(name);
+        let attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC;
+        mounts.push(bind_mount(&host, &format!("/dev/{name}"), attrs)?);
+    }
+    let insecure = spec.security.insecure;
+    let sys_ro = if insecure { 0 } else { libc::MS_RDONLY };
+    if rootless::in_user_namespace() {
+        // No sysfs without a network namespace of ours: bind the host's.
+        mounts.push(bind_mount(
+            Path::new("/sys"),
+            "/sys",
+            BIND_ATTRS | sys::MOUNT_ATTR_NOEXEC | sys::MOUNT_ATTR_RDONLY,
+        )?);
     } else {
         mounts.push(fs_mount(
             "sys",
             "sysfs",
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY,
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | sys_ro,
             None,
         )?);
     }
+    let (masked, read_only) = if insecure {
+        (&[][..], &[][..])
+    } else {
+        (masks::MASKED, masks::READ_ONLY)
+    };
+    for path in masked {
+        mounts.push(InnerMount {
+            prefixes: prefixes(path)?,
+            is_file: false,
+            kind: MountKind::Mask,
+            what: cstr(format!("mask /{path}"))?,
+        });
+    }
+    for path in read_only {
+        mounts.push(InnerMount {
+            prefixes: prefixes(path)?,
+            is_file: false,
+            kind: MountKind::ReadOnly,
+            what: cstr(format!("make /{path} read-only"))?,
+        });
+    }
     for (file, target) in files {
-        mounts.push(bind_mount(file, target, false)?);
+        mounts.push(bind_mount(file, target, BIND_ATTRS)?);
     }
     for m in &spec.mounts {
         if !m.target.starts_with('/') {
@@ -346,7 +356,12 @@ pub fn build(
                 m.target
             )));
         }
-        mounts.push(bind_mount(&m.source, &m.target, m.readonly)?);
+        let ro = if m.readonly {
+            sys::MOUNT_ATTR_RDONLY
+        } else {
+            0
+        };
+        mounts.push(bind_mount(&m.source, &m.target, BIND_ATTRS | ro)?);
     }
     for t in &spec.tmpfs {
         mounts.push(fs_mount(
@@ -395,17 +410,6 @@ pub fn build(
         });
     }
 
-    let devices = DEVICES
-        .iter()
-        .filter(|_| !rootless)
-        .map(|(n, major, minor)| {
-            Ok(Device {
-                name: cstr(n)?,
-                major: *major,
-                minor: *minor,
-            })
-        })
-        .collect::<Result<_, ExecError>>()?;
     let dev_links = [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -454,16 +458,22 @@ pub fn build(
             "working directory {cwd} is not absolute"
         )));
     }
-    let last_cap: c_int = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40);
+    let kept: Vec<c_int> = caps::DEFAULT.iter().map(|(_, n)| *n).collect();
+    let drop_caps = if insecure {
+        Vec::new()
+    } else {
+        (0..=caps::last()).filter(|c| !kept.contains(c)).collect()
+    };
+    let seccomp = match (&spec.security.seccomp, insecure) {
+        (_, true) | (Seccomp::Unconfined, _) => None,
+        (Seccomp::Default, false) => Some(seccomp::default_program()?),
+        (Seccomp::Profile(text), false) => Some(seccomp::program(text)?),
+    };
     Ok(Plan {
         lower_cwd: common.as_deref().map(cpath).transpose()?,
         overlay_data: cstr(overlay_data)?,
         rootdir: cpath(root)?,
         mounts,
-        devices,
         dev_links,
         hostname: cstr(&spec.hostname)?,
         loopback: spec.network == crate::Network::None,
@@ -479,8 +489,8 @@ pub fn build(
         ))?,
         argv: spec.args.iter().map(cstr).collect::<Result<_, _>>()?,
         env: env.iter().map(cstr).collect::<Result<_, _>>()?,
-        drop_caps: (0..=last_cap)
-            .filter(|c| !DEFAULT_CAPS.contains(c))
-            .collect(),
+        drop_caps,
+        seccomp,
+        no_new_privs: spec.security.no_new_privileges,
     })
 }

@@ -16,7 +16,13 @@ const AT_RECURSIVE: c_uint = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: c_uint = 0x4;
 const MOVE_MOUNT_T_EMPTY_PATH: c_uint = 0x40;
 /// `mount_setattr` attribute: read-only.
-const MOUNT_ATTR_RDONLY: u64 = 1;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// `mount_setattr` attribute: setuid bits are ignored.
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+/// `mount_setattr` attribute: device nodes cannot be opened.
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// `mount_setattr` attribute: nothing can be executed.
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 #[repr(C)]
 struct OpenHow {
@@ -65,19 +71,45 @@ pub fn open_in_root(root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int> 
 }
 
 /// Binds the host tree `source` onto the mountpoint fd `target`,
-/// recursively, read-only when asked.
-pub fn bind(source: &CStr, target: c_int, readonly: bool) -> SysResult<()> {
-    // SAFETY: valid C strings and fds; the syscalls do not keep pointers.
-    unsafe {
-        let tree = check(libc::syscall(
+/// recursively, with the mount attributes `attrs` (`MOUNT_ATTR_*`) set on
+/// every mount of the copy.
+pub fn bind(source: &CStr, target: c_int, attrs: u64) -> SysResult<()> {
+    // SAFETY: a valid C string; the syscall does not keep the pointer.
+    let tree = check(unsafe {
+        libc::syscall(
             libc::SYS_open_tree,
             libc::AT_FDCWD,
             source.as_ptr(),
             OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as c_uint,
-        ))? as c_int;
-        if readonly {
+        )
+    })? as c_int;
+    attach(tree, target, attrs)
+}
+
+/// Binds the tree at the mountpoint fd `target` onto itself with the
+/// attributes `attrs` added (a read-only path: `MOUNT_ATTR_RDONLY`).
+pub fn rebind(target: c_int, attrs: u64) -> SysResult<()> {
+    // SAFETY: an fd we own and an empty path.
+    let tree = check(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            target,
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | AT_RECURSIVE | (libc::AT_EMPTY_PATH | libc::O_CLOEXEC) as c_uint,
+        )
+    })? as c_int;
+    attach(tree, target, attrs)
+}
+
+/// Sets `attrs` on the detached tree `tree`, moves it onto `target` and
+/// closes it.
+fn attach(tree: c_int, target: c_int, attrs: u64) -> SysResult<()> {
+    // SAFETY: fds we own and a MountAttr on the stack; the syscalls do not
+    // keep pointers.
+    unsafe {
+        if attrs != 0 {
             let attr = MountAttr {
-                attr_set: MOUNT_ATTR_RDONLY,
+                attr_set: attrs,
                 attr_clr: 0,
                 propagation: 0,
                 userns_fd: 0,

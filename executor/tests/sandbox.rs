@@ -1,91 +1,12 @@
 //! The sandbox for real: a busybox root on overlayfs, in new namespaces.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 
-use rbuild_executor::{BindMount, ExecError, Network, RootFs, RunSpec, Stdio, Stream, run};
+use rbuild_executor::{BindMount, ExecError, Network, Stream, run};
 
-/// A root filesystem layer with Debian's static busybox and its applets.
-fn busybox_layer(dir: &Path) -> PathBuf {
-    let root = dir.join("base");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static is installed");
-    let list = std::process::Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-    }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
-    )
-    .unwrap();
-    std::fs::write(
-        root.join("etc/group"),
-        "root:x:0:\napp:x:1000:\nwheel:x:10:app\n",
-    )
-    .unwrap();
-    root
-}
+mod support;
 
-struct Sandbox {
-    dir: tempfile::TempDir,
-    base: PathBuf,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let base = busybox_layer(dir.path());
-        Self { dir, base }
-    }
-
-    fn spec(&self, script: &str) -> RunSpec {
-        RunSpec {
-            rootfs: RootFs {
-                lowers: vec![self.base.clone()],
-                upper: None,
-            },
-            args: vec!["sh".into(), "-c".into(), script.into()],
-            env: vec![],
-            cwd: "/".into(),
-            user: String::new(),
-            hostname: "sandbox".into(),
-            network: Network::Host,
-            mounts: vec![],
-            layer_mounts: vec![],
-            tmpfs: vec![],
-            stdio: Stdio::Capture,
-        }
-    }
-
-    fn upper(&self, name: &str) -> (PathBuf, PathBuf) {
-        let (u, w) = (
-            self.dir.path().join(name),
-            self.dir.path().join(format!("{name}.work")),
-        );
-        std::fs::create_dir(&u).unwrap();
-        std::fs::create_dir(&w).unwrap();
-        (u, w)
-    }
-}
-
-fn output(spec: &RunSpec) -> (i32, String, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run(spec, &mut |s, line| match s {
-        Stream::Stdout => out.extend_from_slice(line),
-        Stream::Stderr => err.extend_from_slice(line),
-    })
-    .unwrap();
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
-}
+use support::{Sandbox, output};
 
 fn mounts_of_host() -> String {
     std::fs::read_to_string("/proc/self/mountinfo").unwrap()

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
-use rbuild_executor::{BindMount, LayerMount, Network, RootFs, RunSpec, Stdio};
+use rbuild_executor::{BindMount, LayerMount, Network, RootFs, RunSpec, Security, Stdio};
 use rbuild_frontend::graph::{ExecOp, MountKind, NetworkMode};
 
 /// How many trailing output lines a failure quotes.
@@ -143,6 +143,7 @@ pub fn run(
         layer_mounts: Vec::new(),
         tmpfs: Vec::new(),
         stdio: Stdio::Capture,
+        security: Security::default(),
     };
     let _locks = mounts(exec, inputs, &mut spec)?;
     let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use rbuild_executor::{BindMount, Network, RootFs, RunSpec, Stdio};
+use rbuild_executor::{BindMount, Network, RootFs, RunSpec, Seccomp, Security, Stdio};
 use rbuild_frontend::config::ImageConfig;
 use rbuild_registry::{ClientOptions, Reference};
 use rbuild_solver::store_name;
@@ -71,6 +71,11 @@ pub struct RunArgs {
     /// Bind a host path: `HOST:CONTAINER[:ro|rw]`; repeatable.
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     volumes: Vec<String>,
+
+    /// Security options, as `docker run`: `seccomp=unconfined`,
+    /// `seccomp=PROFILE.json`, `no-new-privileges[=true|false]`; repeatable.
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    security_opts: Vec<String>,
 
     /// The image.
     image: String,
@@ -163,11 +168,42 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         layer_mounts: Vec::new(),
         tmpfs: Vec::new(),
         stdio: if args.tty { Stdio::Tty } else { Stdio::Inherit },
+        security: security(&args.security_opts)?,
     };
     let _ = (args.rm, args.interactive);
     let runtime = (args.runtime != "bundled").then_some(args.runtime.as_str());
     let code = rbuild_executor::run_with(runtime, &spec, &mut |_, _| {})?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+/// The sandbox's security from `--security-opt`s: Docker's defaults
+/// (default seccomp profile, no_new_privs off) unless they say otherwise.
+fn security(options: &[String]) -> anyhow::Result<Security> {
+    let mut security = Security {
+        no_new_privileges: false,
+        ..Security::default()
+    };
+    for option in options {
+        // Docker also accepts the older `seccomp:…` spelling.
+        let (key, value) = option
+            .split_once(['=', ':'])
+            .map_or((option.as_str(), None), |(k, v)| (k, Some(v)));
+        match (key, value) {
+            ("seccomp", Some("unconfined")) => security.seccomp = Seccomp::Unconfined,
+            ("seccomp", Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("--security-opt seccomp: read {file}"))?;
+                security.seccomp = Seccomp::Profile(text);
+            }
+            ("no-new-privileges", None | Some("true")) => security.no_new_privileges = true,
+            ("no-new-privileges", Some("false")) => security.no_new_privileges = false,
+            _ => bail!(
+                "--security-opt {option}: expected seccomp=unconfined, seccomp=FILE \
+                 or no-new-privileges[=true|false]"
+            ),
+        }
+    }
+    Ok(security)
 }
 
 /// The `KEY=VALUE` lines of `--env-file`s, as `docker run` reads them
