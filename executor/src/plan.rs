@@ -7,9 +7,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::{Seccomp, caps, masks, rootless, seccomp, sys};
 use crate::users::User;
 use crate::{ExecError, RunSpec};
+use crate::{Seccomp, caps, masks, rootless, seccomp, sys};
 
 /// Docker's default PATH, used when the environment has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

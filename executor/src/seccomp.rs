@@ -170,7 +170,10 @@ fn holds(c: &Condition, caps: &[&str], kernel: (u32, u32)) -> Result<bool, ExecE
 /// Whether an `excludes` condition matches: any listed architecture or
 /// capability, or the kernel at least as new.
 fn excluded(c: &Condition, caps: &[&str], kernel: (u32, u32)) -> Result<bool, ExecError> {
-    let arch = c.arches.as_ref().is_some_and(|a| a.iter().any(|x| x == native_arch()));
+    let arch = c
+        .arches
+        .as_ref()
+        .is_some_and(|a| a.iter().any(|x| x == native_arch()));
     let cap = c
         .caps
         .as_ref()
@@ -278,7 +281,10 @@ fn compile(r: &Resolved) -> Result<Program, ExecError> {
         }
     }
     for rule in &r.rules {
-        let act = action(&rule.action, Some(rule.errno_ret.unwrap_or(r.default_errno)))?;
+        let act = action(
+            &rule.action,
+            Some(rule.errno_ret.unwrap_or(r.default_errno)),
+        )?;
         if act == r.default_action {
             continue;
         }
@@ -299,7 +305,8 @@ fn compile(r: &Resolved) -> Result<Program, ExecError> {
                         .map_err(seccomp)?;
                 }
             } else {
-                ctx.add_rule_conditional(act, call, &conds).map_err(seccomp)?;
+                ctx.add_rule_conditional(act, call, &conds)
+                    .map_err(seccomp)?;
             }
         }
     }
@@ -332,7 +339,7 @@ fn compile(r: &Resolved) -> Result<Program, ExecError> {
 }
 
 fn parse(text: &str) -> Result<Profile, ExecError> {
-    serde_json::from_str(text).map_err(|e| bad(e))
+    serde_json::from_str(text).map_err(bad)
 }
 
 /// Docker's default profile for Docker's default capabilities, compiled on
@@ -376,7 +383,8 @@ pub fn oci(profile: Option<&str>) -> Result<serde_json::Value, ExecError> {
                         "valueTwo": a.value_two, "op": a.op})
                 })
                 .collect();
-            let mut v = serde_json::json!({"names": rule.names, "action": rule.action, "args": args});
+            let mut v =
+                serde_json::json!({"names": rule.names, "action": rule.action, "args": args});
             if let Some(e) = rule.errno_ret {
                 v["errnoRet"] = e.into();
             }
@@ -397,7 +405,10 @@ mod tests {
     use super::*;
 
     fn rule_names(r: &Resolved) -> Vec<&str> {
-        r.rules.iter().flat_map(|r| r.names.iter().map(String::as_str)).collect()
+        r.rules
+            .iter()
+            .flat_map(|r| r.names.iter().map(String::as_str))
+            .collect()
     }
 
     #[test]
@@ -405,8 +416,13 @@ mod tests {
         let caps = crate::caps::default_names();
         let r = resolve(&parse(DEFAULT_PROFILE).unwrap(), &caps).unwrap();
         let names = rule_names(&r);
-        assert!(names.contains(&"read") && names.contains(&"chroot"), "CAP_SYS_CHROOT is default");
-        for blocked in ["mount", "umount2", "unshare", "keyctl", "bpf", "reboot", "setns"] {
+        assert!(
+            names.contains(&"read") && names.contains(&"chroot"),
+            "CAP_SYS_CHROOT is default"
+        );
+        for blocked in [
+            "mount", "umount2", "unshare", "keyctl", "bpf", "reboot", "setns",
+        ] {
             assert!(!names.contains(&blocked), "{blocked} is not allowed");
         }
         // clone only without namespace flags; clone3 fails with ENOSYS.
@@ -415,7 +431,10 @@ mod tests {
         let clone3 = r.rules.iter().find(|r| r.names == ["clone3"]).unwrap();
         assert_eq!(clone3.errno_ret, Some(libc::ENOSYS as u32));
         if native_arch() == "amd64" {
-            assert_eq!(r.arches, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+            assert_eq!(
+                r.arches,
+                ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+            );
             assert!(names.contains(&"arch_prctl"));
         }
         assert!(default_program().unwrap().fprog().len > 100);
@@ -428,14 +447,19 @@ mod tests {
         let r = resolve(&parse(DEFAULT_PROFILE).unwrap(), &caps).unwrap();
         let names = rule_names(&r);
         assert!(names.contains(&"mount") && names.contains(&"unshare"));
-        assert!(!r.rules.iter().any(|r| r.names == ["clone3"]), "clone3 allowed");
+        assert!(
+            !r.rules.iter().any(|r| r.names == ["clone3"]),
+            "clone3 allowed"
+        );
     }
 
     #[test]
     fn bad_profiles_are_reported() {
         let e = program("{").unwrap_err().to_string();
         assert!(e.contains("seccomp profile"), "{e}");
-        let e = program(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#).unwrap_err().to_string();
+        let e = program(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("SCMP_ACT_NOPE"), "{e}");
         assert_eq!(parse_version("6.18.44-fc"), Some((6, 18)));
     }

@@ -121,7 +121,8 @@ fn every_escape_probe_is_blocked_as_root() {
 #[test]
 fn seccomp_and_no_new_privs_follow_the_security_options() {
     let s = Sandbox::new();
-    let status = "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; unshare -U true && echo unshared";
+    let status =
+        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; unshare -U true && echo unshared";
     let mut spec = s.spec(status);
     spec.security = rbuild_executor::Security {
         seccomp: rbuild_executor::Seccomp::Unconfined,
@@ -140,5 +141,8 @@ fn seccomp_and_no_new_privs_follow_the_security_options() {
     assert!(!out.contains("unshared"), "{out}");
     spec.security.insecure = true;
     let (_, out, _) = output(&spec);
-    assert!(out.contains("Seccomp:\t0\n") && out.contains("unshared"), "insecure: {out}");
+    assert!(
+        out.contains("Seccomp:\t0\n") && out.contains("unshared"),
+        "insecure: {out}"
+    );
 }

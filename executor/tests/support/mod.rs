@@ -96,4 +96,3 @@ pub fn output(spec: &RunSpec) -> (i32, String, String) {
         String::from_utf8(err).unwrap(),
     )
 }
-
