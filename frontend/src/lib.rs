@@ -14,6 +14,7 @@ mod dump;
 pub mod expand;
 pub mod graph;
 mod ignore;
+pub mod input;
 pub mod lines;
 mod lower;
 pub mod quote;

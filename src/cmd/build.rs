@@ -12,6 +12,7 @@ use futures::future::try_join_all;
 use rbuild_cache::LayerRecord;
 use rbuild_exporter::{Compression, ExportOptions, ImageSpec};
 use rbuild_frontend::config::History;
+use rbuild_frontend::input::read_input;
 use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
 use rbuild_registry::{ClientOptions, Reference};
 use rbuild_solver::{Layer, SolveOptions, SolveResult, Solver, store_name};
@@ -113,8 +114,8 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .file
         .clone()
         .unwrap_or_else(|| args.context.join("Dockerfile"));
-    let source = std::fs::read(&dockerfile)
-        .with_context(|| format!("read Dockerfile {}", dockerfile.display()))?;
+    let source = read_input(&dockerfile)?
+        .with_context(|| format!("Dockerfile {} not found", dockerfile.display()))?;
     let parsed = Dockerfile::parse(&dockerfile.display().to_string(), &source)?;
     let options = BuildOptions {
         build_args: parse_build_args(&args.build_args)?,
@@ -369,14 +370,13 @@ fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>>
 }
 
 /// `.dockerignore` patterns: `<Dockerfile>.dockerignore` beside the
-/// Dockerfile wins over the context's `.dockerignore`.
+/// Dockerfile wins over the context's `.dockerignore`. Each is read as the
+/// Dockerfile is (regular files only, bounded, symlinks kept inside).
 fn read_ignore(context: &Path, dockerfile: &Path) -> anyhow::Result<Vec<String>> {
     let beside = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
     for candidate in [beside, context.join(".dockerignore")] {
-        match std::fs::read_to_string(&candidate) {
-            Ok(text) => return Ok(parse_dockerignore(&text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("read {}", candidate.display())),
+        if let Some(bytes) = read_input(&candidate)? {
+            return Ok(parse_dockerignore(&String::from_utf8_lossy(&bytes)));
         }
     }
     Ok(Vec::new())

@@ -42,7 +42,8 @@ pub fn run(root: &Path, command: DebugCommand) -> anyhow::Result<ExitCode> {
     match command {
         DebugCommand::Parse(args) => {
             let name = args.file.display().to_string();
-            let source = std::fs::read(&args.file).with_context(|| format!("read {name}"))?;
+            let source = rbuild_frontend::input::read_input(&args.file)?
+                .with_context(|| format!("{name} not found"))?;
             if args.dump {
                 print!("{}", rbuild_frontend::dump_ast(&name, &source)?);
             } else {
