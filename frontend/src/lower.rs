@@ -486,7 +486,8 @@ impl<'a> Lowerer<'a> {
         self.nodes.push(Node {
             op,
             inputs,
-            name,
+            // Shown in progress and in every error of the step: an excerpt.
+            name: quote::line(&name),
             location: ins.map(|i| Location {
                 line: i.line,
                 column: i.column,

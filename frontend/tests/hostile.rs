@@ -119,3 +119,24 @@ fn a_port_range_is_sixteen_bits() {
         assert!(e.contains("invalid port"), "{e}");
     }
 }
+
+#[test]
+fn step_names_are_short_escaped_excerpts() {
+    let source = format!(
+        "FROM scratch\nRUN echo \u{1b}]0;title\u{7}{}\n",
+        "x".repeat(60_000)
+    );
+    let df = Dockerfile::parse("Dockerfile", source.as_bytes()).unwrap();
+    let opts = BuildOptions {
+        platform: String::from("linux/amd64"),
+        ..Default::default()
+    };
+    let graph = df.lower(&opts, &BTreeMap::new()).unwrap();
+    let run = graph
+        .nodes
+        .iter()
+        .find(|n| n.name.contains("RUN echo"))
+        .expect("the RUN node");
+    assert!(run.name.len() < 200, "{}", run.name.len());
+    assert!(!run.name.chars().any(char::is_control), "{:?}", run.name);
+}

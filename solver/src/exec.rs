@@ -159,8 +159,8 @@ pub fn run(
         return Ok(());
     }
     let mut message = format!(
-        "process {:?} did not complete successfully: exit code: {code}",
-        exec.args.join(" ")
+        "process {} did not complete successfully: exit code: {code}",
+        rbuild_frontend::quote::excerpt(&exec.args.join(" "))
     );
     if !tail.is_empty() {
         message.push_str("\nlast output:\n");
