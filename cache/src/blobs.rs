@@ -17,8 +17,9 @@ pub struct BlobInfo {
     pub size: u64,
 }
 
-/// The hex part of a `sha256:<hex>` digest, checked.
-pub(crate) fn digest_hex(digest: &str) -> Result<&str, StoreError> {
+/// The hex part of a `sha256:<hex>` digest, checked (64 lowercase hex
+/// digits), so that it is safe as a file name.
+pub fn digest_hex(digest: &str) -> Result<&str, StoreError> {
     digest
         .strip_prefix("sha256:")
         .filter(|h| {

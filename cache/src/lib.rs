@@ -23,6 +23,7 @@
 //! ```
 
 mod blobs;
+pub mod contain;
 mod error;
 pub mod files;
 mod fsutil;
@@ -36,7 +37,7 @@ mod unpack;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use blobs::{BlobInfo, BlobWriter};
+pub use blobs::{BlobInfo, BlobWriter, digest_hex};
 pub use error::StoreError;
 pub use fsutil::LockGuard;
 pub use gc::{DiskUsage, FsckReport, PruneOptions, PruneReport, RecordUsage};
@@ -44,7 +45,7 @@ pub use hashes::{FileHashCache, FileStamp};
 pub use layout::REF_NAME;
 pub use records::{CacheRecord, LayerRecord};
 pub use snapshots::PendingSnapshot;
-pub use unpack::{OPAQUE_XATTR, decompress};
+pub use unpack::{Limits, OPAQUE_XATTR, UnpackError, Whiteouts, decompress, unpack};
 
 use error::io_err;
 
@@ -265,8 +266,10 @@ impl Store {
             what: format!("layer {}", blob.digest),
             message: e.to_string(),
         };
+        let limits = unpack::Limits::for_compressed(file.metadata().map_err(invalid)?.len());
         let reader = unpack::decompress(file).map_err(invalid)?;
-        let diff_id = unpack::unpack(reader, pending.dir()).map_err(invalid)?;
+        let diff_id = unpack::unpack(reader, pending.dir(), Whiteouts::Overlay, limits)
+            .map_err(|e| invalid(e.into()))?;
         pending.commit(&id)?;
         let record = LayerRecord {
             snapshot: id,

@@ -1,7 +1,7 @@
 //! The store against its contract: verified blobs, an OCI layout that
 //! skopeo reads, safe layer unpacking, records, prune and fsck.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::process::Command;
 
@@ -210,13 +210,51 @@ fn layers_unpack_with_overlay_whiteouts_and_links() {
     );
 }
 
+/// Everything below `root` (type, and content for files and symlinks),
+/// to show that nothing changed.
+fn listing(root: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let t = e.file_type();
+            let what = if t.is_symlink() {
+                format!("-> {}", std::fs::read_link(e.path()).unwrap().display())
+            } else if t.is_file() {
+                format!(
+                    "= {}",
+                    String::from_utf8_lossy(&std::fs::read(e.path()).unwrap())
+                )
+            } else {
+                format!("{t:?}")
+            };
+            (e.path().to_path_buf(), what)
+        })
+        .collect()
+}
+
 #[test]
 fn hostile_layers_cannot_escape() {
     let (d, store) = store();
+    // Bait beside the store and in its tmp/, where pending snapshots live.
+    std::fs::write(d.path().join("bait"), "keep").unwrap();
+    std::fs::write(store.root().join("tmp/bait"), "keep").unwrap();
+    let before = listing(d.path());
     for entries in [
         &[("../escape", "f:x")][..],
+        &[("a/../../escape", "f:x")][..],
         &[("link", "l:/"), ("link/tmp/escape", "f:x")][..],
-        &[("a", "d"), ("a/b", "h:../../x")][..],
+        &[("link", "l:.."), ("link/escape", "f:x")][..],
+        &[("a", "d"), ("a/b", "h:../../bait")][..],
+        &[("root", "l:/"), ("b", "h:root/etc/passwd")][..],
+        &[("up", "l:.."), ("b", "h:up/bait")][..],
+        // Whiteouts of `..` and `.` (the hidden name of `.wh...` is `..`).
+        &[(".wh...", "f:")][..],
+        &[("a", "d"), ("a/.wh...", "f:")][..],
+        &[("a", "d"), ("a/.wh..", "f:")][..],
+        &[("up", "l:.."), ("up/.wh.bait", "f:")][..],
+        &[("up", "l:.."), ("up/.wh..wh..opq", "f:")][..],
     ] {
         let blob = store.put_blob(&tar_of(entries)).unwrap();
         let err = store
@@ -226,15 +264,101 @@ fn hostile_layers_cannot_escape() {
             matches!(err, StoreError::Invalid { .. }),
             "{entries:?}: {err}"
         );
+        let last = entries.last().unwrap().0;
+        assert!(err.to_string().contains(last), "{err} names {last}");
+        let after: Vec<_> = listing(d.path())
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(store.root().join("blobs")))
+            .collect();
+        let expected: Vec<_> = before
+            .iter()
+            .filter(|(p, _)| !p.starts_with(store.root().join("blobs")))
+            .cloned()
+            .collect();
+        assert_eq!(after, expected, "{entries:?} changed something");
     }
-    assert!(!d.path().join("escape").exists());
     assert!(!std::path::Path::new("/tmp/escape").exists());
-    assert_eq!(
-        std::fs::read_dir(store.root().join("snapshots"))
-            .unwrap()
-            .count(),
-        0
+    assert!(!std::path::Path::new("/escape").exists());
+}
+
+#[test]
+fn oversized_layers_and_headers_are_refused() {
+    use rbuild_cache::{Limits, UnpackError, Whiteouts};
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        max_bytes: 64 << 10,
+        max_header_bytes: 8 << 10,
+    };
+    // A bomb: 1 MiB of zeros compresses to a few hundred bytes.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1 << 20);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "zeros", std::io::repeat(0).take(1 << 20))
+        .unwrap();
+    let bomb = zstd::encode_all(&b.into_inner().unwrap()[..], 19).unwrap();
+    assert!(bomb.len() < 1 << 10, "{} bytes", bomb.len());
+    let out = dir.path().join("bomb");
+    std::fs::create_dir(&out).unwrap();
+    let reader = zstd::stream::read::Decoder::new(&bomb[..]).unwrap();
+    let err = rbuild_cache::unpack(reader, &out, Whiteouts::Overlay, limits).unwrap_err();
+    assert!(
+        matches!(err, UnpackError::TooLarge { limit } if limit == 64 << 10),
+        "{err}"
     );
+    // A PAX header of 100 KiB (a huge path or xattr) before one entry.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    b.append_data(&mut h, "small", &b"x"[..]).unwrap();
+    let huge = vec![b'v'; 100 << 10];
+    b.append_pax_extensions([("SCHILY.xattr.user.big", &huge[..])])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_cksum();
+    b.append_data(&mut h, "after", &b"x"[..]).unwrap();
+    let out = dir.path().join("pax");
+    std::fs::create_dir(&out).unwrap();
+    let tar = b.into_inner().unwrap();
+    let err = rbuild_cache::unpack(&tar[..], &out, Whiteouts::Overlay, limits).unwrap_err();
+    assert!(
+        matches!(&err, UnpackError::HeaderTooLarge { after, limit } if after == "small" && *limit == 8 << 10),
+        "{err}"
+    );
+    // Within the default header limit, an xattr over Linux's 64 KiB is
+    // refused by name instead.
+    let out = dir.path().join("xattr");
+    std::fs::create_dir(&out).unwrap();
+    let err = rbuild_cache::unpack(&tar[..], &out, Whiteouts::Overlay, Limits::with_ratio(1, 0))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("after: xattr user.big of 102400 bytes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unpack_limits_follow_the_compressed_size() {
+    use rbuild_cache::Limits;
+    assert_eq!(
+        Limits::with_ratio(10, Limits::RATIO).max_bytes,
+        Limits::FLOOR
+    );
+    assert_eq!(
+        Limits::with_ratio(1 << 30, Limits::RATIO).max_bytes,
+        Limits::RATIO << 30
+    );
+    assert_eq!(Limits::with_ratio(10, 0).max_bytes, u64::MAX);
 }
 
 #[test]

@@ -12,8 +12,10 @@ use serde_json::{Value, json};
 use crate::push::{image_layers, read_json};
 use crate::{ExportError, io_error};
 
-fn hex(digest: &str) -> &str {
-    digest.trim_start_matches("sha256:")
+/// The hex of a digest read from a manifest or config, checked before it
+/// names a file or an archive entry.
+fn hex(digest: &str) -> Result<&str, ExportError> {
+    Ok(rbuild_cache::digest_hex(digest)?)
 }
 
 /// Appends a file entry with fixed metadata (deterministic archives).
@@ -58,7 +60,7 @@ pub fn save_docker_archive(
             .as_str()
             .unwrap_or_default()
             .to_string();
-        let config_name = format!("{}.json", hex(&config_digest));
+        let config_name = format!("{}.json", hex(&config_digest)?);
         if !written.contains(&config_name) {
             append_bytes(
                 &mut builder,
@@ -70,7 +72,7 @@ pub fn save_docker_archive(
         }
         let mut layer_names = Vec::new();
         for l in &layers {
-            let entry = format!("{}/layer.tar", hex(&l.diff_id));
+            let entry = format!("{}/layer.tar", hex(&l.diff_id)?);
             if !written.contains(&entry) {
                 let file = std::fs::File::open(store.blob_path(&l.blob.digest))
                     .map_err(io_error(what()))?;
@@ -92,10 +94,10 @@ pub fn save_docker_archive(
             json!({ "Config": config_name, "RepoTags": [tag.clone()], "Layers": layer_names }),
         );
         if let Some((repo, t)) = tag.rsplit_once(':') {
-            let top = layers
-                .last()
-                .map(|l| hex(&l.diff_id).to_string())
-                .unwrap_or_default();
+            let top = match layers.last() {
+                Some(l) => hex(&l.diff_id)?.to_string(),
+                None => String::new(),
+            };
             repositories
                 .entry(repo.to_string())
                 .or_insert_with(|| json!({}))
@@ -150,16 +152,14 @@ pub fn load_docker_archive(
     .map_err(|e| ExportError::Other(format!("manifest.json: {e}")))?;
     let mut out = Vec::new();
     for entry in manifest.as_array().cloned().unwrap_or_default() {
-        let config_path = dir
-            .path()
-            .join(entry["Config"].as_str().unwrap_or_default());
+        let config_path = inside(dir.path(), &entry["Config"])?;
         let config = store.put_blob(
             &std::fs::read(&config_path)
                 .map_err(io_error(format!("read {}", config_path.display())))?,
         )?;
         let mut layers = Vec::new();
         for l in entry["Layers"].as_array().cloned().unwrap_or_default() {
-            let path = dir.path().join(l.as_str().unwrap_or_default());
+            let path = inside(dir.path(), &l)?;
             let mut blob = store.blob_writer()?;
             let file =
                 std::fs::File::open(&path).map_err(io_error(format!("read {}", path.display())))?;
@@ -196,6 +196,14 @@ pub fn load_docker_archive(
         ));
     }
     Ok(out)
+}
+
+/// The file a docker archive's `manifest.json` names, found inside the
+/// unpacked archive `dir` (its symlinks followed, never out of `dir`).
+fn inside(dir: &Path, name: &Value) -> Result<std::path::PathBuf, ExportError> {
+    let name = name.as_str().unwrap_or_default();
+    rbuild_cache::contain::existing_inside(dir, name.as_bytes())
+        .map_err(|e| ExportError::Other(format!("docker archive manifest.json: {e}")))
 }
 
 /// Writes an OCI image layout holding the image (tagged `name`) to
@@ -236,7 +244,7 @@ pub fn export_oci(
             let file = std::fs::File::open(&path).map_err(io_error(what()))?;
             append(
                 &mut builder,
-                &format!("blobs/sha256/{}", hex(b)),
+                &format!("blobs/sha256/{}", hex(b)?),
                 size,
                 file,
             )
@@ -251,7 +259,7 @@ pub fn export_oci(
         std::fs::write(dest.join("oci-layout"), layout).map_err(io_error(what()))?;
         std::fs::write(dest.join("index.json"), &index).map_err(io_error(what()))?;
         for b in &blobs {
-            let target = dest.join("blobs/sha256").join(hex(b));
+            let target = dest.join("blobs/sha256").join(hex(b)?);
             if std::fs::hard_link(store.blob_path(b), &target).is_err() {
                 std::fs::copy(store.blob_path(b), &target).map_err(io_error(what()))?;
             }

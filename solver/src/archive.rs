@@ -1,10 +1,13 @@
 //! ADD of local tar archives: recognized by content (not by name), as
 //! Docker does — plain tar, or tar compressed with gzip, bzip2, xz or zstd —
-//! and unpacked into the destination directory.
+//! and unpacked into the destination directory by the store's one unpack
+//! routine (names contained, size bounded, `.wh.` names plain files).
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
+
+use rbuild_cache::{Limits, Whiteouts};
 
 /// The compression of an archive, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +29,13 @@ fn sniff(head: &[u8]) -> Compression {
     }
 }
 
-/// A decompressing reader over `file`.
-fn decompressed(mut file: File, compression: Compression) -> io::Result<Box<dyn Read>> {
+/// A decompressing reader over `file`; what is spooled to disk on the
+/// way is bounded by `limits`.
+fn decompressed(
+    mut file: File,
+    compression: Compression,
+    limits: Limits,
+) -> io::Result<Box<dyn Read>> {
     file.seek(SeekFrom::Start(0))?;
     let file = BufReader::new(file);
     Ok(match compression {
@@ -37,14 +45,48 @@ fn decompressed(mut file: File, compression: Compression) -> io::Result<Box<dyn 
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(file)?),
         Compression::Xz => {
             // lzma-rs decodes into a writer: spool to an unnamed temp file.
-            let mut out = tempfile::tempfile()?;
+            let mut out = Capped {
+                inner: tempfile::tempfile()?,
+                left: limits.max_bytes,
+            };
             let mut input = file;
-            lzma_rs::xz_decompress(&mut input, &mut out)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            lzma_rs::xz_decompress(&mut input, &mut out).map_err(|e| {
+                let message = match out.left {
+                    0 => rbuild_cache::UnpackError::TooLarge {
+                        limit: limits.max_bytes,
+                    }
+                    .to_string(),
+                    _ => e.to_string(),
+                };
+                io::Error::new(io::ErrorKind::InvalidData, message)
+            })?;
+            let mut out = out.inner;
             out.seek(SeekFrom::Start(0))?;
             Box::new(BufReader::new(out))
         }
     })
+}
+
+/// A writer that fails once `left` bytes were written.
+struct Capped<W> {
+    inner: W,
+    left: u64,
+}
+
+impl<W: Write> Write for Capped<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            self.left = 0;
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "limit reached"));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Whether a tar header starts `block`: the `ustar` magic, or a valid
@@ -74,38 +116,34 @@ fn is_tar_header(block: &[u8]) -> bool {
     stored == Some(sum) && block[0] != 0
 }
 
+/// A local archive to extract: its tar stream and its bounds.
+pub struct Archive {
+    tar: Box<dyn Read>,
+    limits: Limits,
+}
+
 /// Opens `path` as a tar archive when it is one (after decompression).
-pub fn open(path: &Path) -> io::Result<Option<tar::Archive<Box<dyn Read>>>> {
+pub fn open(path: &Path) -> io::Result<Option<Archive>> {
     let mut file = File::open(path)?;
+    let limits = Limits::for_compressed(file.metadata()?.len());
     let mut head = [0u8; 6];
     let n = file.read(&mut head)?;
     let compression = sniff(&head[..n]);
-    let mut probe = decompressed(file.try_clone()?, compression)?;
+    let mut probe = decompressed(file.try_clone()?, compression, limits)?;
     let mut block = vec![0u8; 512];
     if probe.read_exact(&mut block).is_err() || !is_tar_header(&block) {
         return Ok(None);
     }
-    Ok(Some(tar::Archive::new(decompressed(file, compression)?)))
+    Ok(Some(Archive {
+        tar: decompressed(file, compression, limits)?,
+        limits,
+    }))
 }
 
 /// Unpacks `archive` into the directory `dest`, keeping modes, owners,
 /// times and xattrs; entries that would land outside `dest` are refused.
-pub fn unpack(mut archive: tar::Archive<Box<dyn Read>>, dest: &Path) -> io::Result<()> {
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.set_preserve_mtime(true);
-    archive.set_unpack_xattrs(true);
-    archive.set_overwrite(true);
-    archive.unpack(dest).map_err(|e| {
-        // tar's errors hide their cause in Display: spell the chain out.
-        let mut message = e.to_string();
-        let mut cause = e.get_ref().and_then(|inner| inner.source());
-        while let Some(c) = cause {
-            message = format!("{message}: {c}");
-            cause = c.source();
-        }
-        io::Error::new(e.kind(), message)
-    })
+pub fn unpack(archive: Archive, dest: &Path) -> Result<(), rbuild_cache::UnpackError> {
+    rbuild_cache::unpack(archive.tar, dest, Whiteouts::Literal, archive.limits).map(drop)
 }
 
 #[cfg(test)]

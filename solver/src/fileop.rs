@@ -192,7 +192,7 @@ impl Writer {
         copy: &CopyAction,
         source: &Source<'_>,
         host: &Path,
-    ) -> Result<Option<tar::Archive<Box<dyn io::Read>>>, String> {
+    ) -> Result<Option<archive::Archive>, String> {
         if !copy.extract_archives || copy.remote.is_some() || !source.is_context {
             return Ok(None);
         }

@@ -1,0 +1,209 @@
+//! Hostile layers and archives on every path that writes their names:
+//! unpack into the store, `-o type=local|tar`, `COPY --from`, `ADD` of an
+//! archive. Each is refused with an error naming the entry, and nothing
+//! beside the target changes.
+
+use std::path::Path;
+
+use crate::support::TestContext;
+use crate::text;
+
+/// A tar of (name, kind) entries with raw names (the tar crate refuses
+/// `..`, hostile layers do not): kind "f:<text>" file, "l:<target>"
+/// symlink, "h:<target>" hard link, "d" directory.
+fn raw_tar(entries: Entries<'_>) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        let (k, arg) = kind.split_at(1);
+        let arg = arg.strip_prefix(':').unwrap_or("");
+        let data: &[u8] = match k {
+            "f" => arg.as_bytes(),
+            _ => &[],
+        };
+        h.set_entry_type(match k {
+            "f" => tar::EntryType::Regular,
+            "l" => tar::EntryType::Symlink,
+            "h" => tar::EntryType::Link,
+            _ => tar::EntryType::Directory,
+        });
+        h.as_old_mut().linkname[..arg.len().min(100)]
+            .copy_from_slice(&arg.as_bytes()[..arg.len().min(100)]);
+        if k == "f" {
+            h.as_old_mut().linkname = [0; 100];
+        }
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Tar entries as [`raw_tar`] takes them.
+type Entries<'a> = &'a [(&'a str, &'a str)];
+
+/// Loads an image `tag` whose one layer is `layer` (a docker archive read
+/// by `rbuild load`, which stores the layer without unpacking it).
+fn load_image(t: &TestContext, tag: &str, layer: &[u8]) {
+    use sha2::Digest;
+    let diff_id = format!("sha256:{}", hex::encode(sha2::Sha256::digest(layer)));
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+    });
+    let manifest = serde_json::json!([
+        { "Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"] }
+    ]);
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("config.json", serde_json::to_vec(&config).unwrap()),
+        ("manifest.json", serde_json::to_vec(&manifest).unwrap()),
+        ("layer.tar", layer.to_vec()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, &data[..]).unwrap();
+    }
+    let archive = t.path(&format!("{tag}.tar"));
+    std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+    t.ok(&["load", "-i", archive.to_str().unwrap()]);
+}
+
+/// Bait files around `dir/out`, and their content, to check afterwards.
+fn bait(dir: &Path) -> Vec<(std::path::PathBuf, &'static str)> {
+    let files = [
+        (dir.join("keep"), "sibling"),
+        (dir.join("out/keep"), "in the destination"),
+        (dir.join("up/keep"), "beside the parent"),
+    ];
+    for (p, content) in &files {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    files.to_vec()
+}
+
+/// No file of the store is named `keep` (the name hostile entries write).
+fn assert_store_clean(t: &TestContext) {
+    let found: Vec<_> = walkdir::WalkDir::new(t.root())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name() == "keep" || e.file_name() == "x")
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert!(found.is_empty(), "written into the store: {found:?}");
+}
+
+fn assert_intact(files: &[(std::path::PathBuf, &str)]) {
+    for (p, content) in files {
+        assert_eq!(
+            std::fs::read_to_string(p).ok().as_deref(),
+            Some(*content),
+            "{} was changed",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn hostile_layers_are_refused_on_export_copy_from_and_run() {
+    let t = TestContext::new();
+    let layers: [(&str, Entries<'_>, &str); 4] = [
+        ("wh-dotdot", &[("out/.wh...", "f:")], ".wh..."),
+        (
+            "through-link",
+            &[("up", "l:../.."), ("up/keep", "f:changed")],
+            "symlink up",
+        ),
+        ("hard-out", &[("x", "h:../keep")], "`..` leaves"),
+        ("dotdot", &[("../keep", "f:changed")], "`..` leaves"),
+    ];
+    for (tag, entries, message) in layers {
+        load_image(&t, tag, &raw_tar(entries));
+        let work = t.path(&format!("work-{tag}"));
+        let files = bait(&work);
+        let ctx = t.context(
+            &format!("ctx-{tag}"),
+            &[("Dockerfile", &format!("FROM {tag}\n"))],
+        );
+        for output in [
+            format!("type=local,dest={}", work.join("out").display()),
+            format!("type=tar,dest={}", work.join("out/fs.tar").display()),
+        ] {
+            let out = t
+                .cmd(&["build", "-q", ctx.to_str().unwrap(), "-o", &output])
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{tag} {output}: {}", text(&out));
+            assert!(
+                text(&out).contains(message),
+                "{tag} {output}: {}",
+                text(&out)
+            );
+            assert_intact(&files);
+        }
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            format!("FROM scratch\nCOPY --from={tag} / /copied/\n"),
+        )
+        .unwrap();
+        let out = t
+            .cmd(&["build", "-q", ctx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{tag} COPY --from: {}", text(&out));
+        assert!(
+            text(&out).contains(message),
+            "{tag} COPY --from: {}",
+            text(&out)
+        );
+        assert_intact(&files);
+        let store_tmp: Vec<_> = std::fs::read_dir(t.root().join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            store_tmp.is_empty(),
+            "{tag}: store tmp/ holds {store_tmp:?}"
+        );
+        assert_store_clean(&t);
+    }
+}
+
+#[test]
+fn hostile_archives_in_add_are_refused() {
+    let t = TestContext::new();
+    let archives: [(Entries<'_>, &str); 3] = [
+        (&[("../../keep", "f:changed")], "`..` leaves"),
+        (
+            &[("up", "l:../../.."), ("up/keep", "f:changed")],
+            "symlink up",
+        ),
+        (&[("x", "h:/etc/passwd")], "x: No such file"),
+    ];
+    for (i, (entries, message)) in archives.into_iter().enumerate() {
+        let work = t.path(&format!("work-{i}"));
+        let files = bait(&work);
+        let ctx = t.context(
+            &format!("ctx-{i}"),
+            &[("Dockerfile", "FROM scratch\nADD evil.tar /dest/\n")],
+        );
+        std::fs::write(ctx.join("evil.tar"), raw_tar(entries)).unwrap();
+        let out = t
+            .cmd(&["build", "-q", ctx.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{entries:?}: {}", text(&out));
+        assert!(text(&out).contains(message), "{entries:?}: {}", text(&out));
+        assert_intact(&files);
+        assert!(ctx.join("evil.tar").is_file());
+        assert_store_clean(&t);
+        assert!(!Path::new("/keep").exists());
+    }
+}
