@@ -1,8 +1,9 @@
 //! The child side of the sandbox, entered by `clone` with new namespaces:
 //! it is pid 1 of its pid namespace. It mounts the overlay root and the
-//! system mounts, pivots into the root, then forks the process and stays
-//! as its init: reaps zombies, forwards signals, and exits with the
-//! process's status. Only async-signal-safe calls: see `sys`.
+//! system mounts, pivots into the root, then becomes the process (execve),
+//! so that the image's process is pid 1 as in Docker. With `--init` it
+//! forks the process instead and stays as its init (see `init`). Only
+//! async-signal-safe calls: see `sys`.
 
 use std::ffi::{CStr, c_int};
 
@@ -118,8 +119,15 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
                 std::ptr::null()
             ))
         );
-        if let Some(dir) = &plan.lower_cwd {
-            try_sys!(efd, c"chdir to the layers", cvt(libc::chdir(dir.as_ptr())));
+        try_sys!(efd, c"make the sandbox's files", make_files(plan));
+        for (dir, number) in &plan.layer_dirs {
+            let fd = try_sys!(
+                efd,
+                dir,
+                cvt(libc::open(dir.as_ptr(), libc::O_PATH | libc::O_DIRECTORY))
+            );
+            try_sys!(efd, dir, cvt(libc::dup3(fd, *number, libc::O_CLOEXEC)));
+            libc::close(fd);
         }
         try_sys!(
             efd,
@@ -224,7 +232,14 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
         try_sys!(efd, c"chdir to /", cvt(libc::chdir(c"/".as_ptr())));
         libc::close(root);
 
-        // Become init: block signals, fork the process, then wait.
+        if plan.init.is_none() {
+            // The image's process is pid 1 itself, as in Docker without
+            // --init; rbuild, outside the pid namespace, waits for it.
+            let empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            exec_process(args);
+        }
+        // --init: block signals, fork the process, then wait.
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut old: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -253,7 +268,7 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
             libc::close(tty);
         }
         libc::close(efd);
-        init_loop(child)
+        crate::init::run(plan, child)
     }
 }
 
@@ -316,6 +331,54 @@ fn cover(root: c_int, m: &crate::plan::InnerMount) -> Result<(), c_int> {
     // SAFETY: closing our fd.
     unsafe { libc::close(target) };
     result
+}
+
+/// Mounts a tmpfs on the files dir (in our mount namespace only) and
+/// writes the made files there, with their modes and owners.
+fn make_files(plan: &Plan) -> Result<(), c_int> {
+    // SAFETY: system calls on C strings from the plan and fds we own.
+    unsafe {
+        cvt(libc::mount(
+            c"tmpfs".as_ptr(),
+            plan.files_dir.as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            c"mode=0755".as_ptr().cast(),
+        ))?;
+        let dir = cvt(libc::open(
+            plan.files_dir.as_ptr(),
+            libc::O_DIRECTORY | libc::O_RDONLY | libc::O_CLOEXEC,
+        ))?;
+        for f in &plan.files {
+            let fd = libc::openat(
+                dir,
+                f.name.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC,
+                f.mode,
+            );
+            let result = cvt(fd).and_then(|fd| {
+                let mut rest = &f.content[..];
+                while !rest.is_empty() {
+                    let n = libc::write(fd, rest.as_ptr().cast(), rest.len());
+                    if n <= 0 {
+                        return cvt(-1);
+                    }
+                    rest = &rest[n as usize..];
+                }
+                cvt(libc::fchown(fd, f.uid, f.gid))?;
+                cvt(libc::fchmod(fd, f.mode))
+            });
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            if let Err(e) = result {
+                libc::close(dir);
+                return Err(e);
+            }
+        }
+        libc::close(dir);
+        Ok(())
+    }
 }
 
 /// Brings up `lo` in a new network namespace.
@@ -441,41 +504,5 @@ unsafe fn exec_process(args: &Args<'_>) -> ! {
             libc::_exit(127);
         }
         sys::fail(efd, &plan.candidates[0], last)
-    }
-}
-
-/// pid 1: reap every child, forward signals to the process, and exit
-/// with its status once it is gone.
-unsafe fn init_loop(process: libc::pid_t) -> ! {
-    // SAFETY: signal-set operations on stack values and waitpid.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut set);
-        let mut code: Option<c_int> = None;
-        loop {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(&set, &mut info);
-            if sig == libc::SIGCHLD {
-                loop {
-                    let mut status = 0;
-                    let pid = libc::waitpid(-1, &mut status, libc::WNOHANG);
-                    if pid <= 0 {
-                        break;
-                    }
-                    if pid == process {
-                        code = Some(if libc::WIFEXITED(status) {
-                            libc::WEXITSTATUS(status)
-                        } else {
-                            128 + libc::WTERMSIG(status)
-                        });
-                    }
-                }
-                if let Some(c) = code {
-                    libc::_exit(c);
-                }
-            } else if sig > 0 {
-                libc::kill(process, sig);
-            }
-        }
     }
 }

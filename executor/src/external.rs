@@ -88,6 +88,27 @@ pub fn runtime_spec(
     serde_json::from_value(value).map_err(|e| ExecError::Setup(format!("runtime spec: {e}")))
 }
 
+/// Writes the sandbox's made files into `dir` (with their modes and
+/// owners) for a runtime to bind: (host path, target).
+pub fn write_files(
+    dir: &Path,
+    files: &[crate::FileMount],
+) -> Result<Vec<(std::path::PathBuf, String)>, ExecError> {
+    let made = dir.join("files");
+    let fail = |e: std::io::Error| ExecError::Setup(format!("write sandbox files: {e}"));
+    std::fs::create_dir_all(&made).map_err(fail)?;
+    let mut out = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let path = made.join(i.to_string());
+        std::fs::write(&path, &f.content).map_err(fail)?;
+        std::os::unix::fs::chown(&path, Some(f.uid), Some(f.gid)).map_err(fail)?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(f.mode))
+            .map_err(fail)?;
+        out.push((path, f.target.clone()));
+    }
+    Ok(out)
+}
+
 /// The shell step run in the private mount namespace: mount the overlay
 /// root (`$1` options at `$2`), then exec the runtime command that follows.
 const MOUNT_ROOT_AND_EXEC: &str =

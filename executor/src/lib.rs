@@ -19,6 +19,7 @@
 mod caps;
 mod child;
 mod external;
+mod init;
 mod masks;
 mod plan;
 mod rootless;
@@ -78,6 +79,26 @@ pub struct BindMount {
     pub source: PathBuf,
     /// Absolute path inside the sandbox.
     pub target: String,
+    /// Mount read-only.
+    pub readonly: bool,
+}
+
+/// A file made for the sandbox and bound at a path: /etc/hosts and its
+/// kin, or a secret (`RUN --mount=type=secret`). The sandbox writes it on
+/// a tmpfs of its own mount namespace, so it never exists on the host's
+/// disk and its mount shows no host path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMount {
+    /// Absolute path inside the sandbox.
+    pub target: String,
+    /// The file's content.
+    pub content: Vec<u8>,
+    /// Permission bits.
+    pub mode: u32,
+    /// Owner inside the sandbox.
+    pub uid: u32,
+    /// Group inside the sandbox.
+    pub gid: u32,
     /// Mount read-only.
     pub readonly: bool,
 }
@@ -172,10 +193,15 @@ pub struct RunSpec {
     pub layer_mounts: Vec<LayerMount>,
     /// Empty tmpfs mounts at these absolute paths.
     pub tmpfs: Vec<String>,
+    /// Files made for the sandbox (secrets).
+    pub files: Vec<FileMount>,
     /// Stdio handling.
     pub stdio: Stdio,
     /// Seccomp, no_new_privs and the insecure mode.
     pub security: Security,
+    /// Run the process under a small init that reaps zombies and forwards
+    /// signals (`rbuild run --init`); otherwise the process is pid 1.
+    pub init: bool,
 }
 
 /// Which stream a captured chunk came from.
@@ -234,7 +260,8 @@ pub fn run_with(
     } else {
         spec.hostname.as_str()
     };
-    let files = system_files(dir.path(), hostname)?;
+    let mut files = system_files(hostname);
+    files.extend(spec.files.iter().cloned());
     let user = users::resolve(&spec.rootfs.lowers, &spec.user)?;
     rootless::check_mapped(&user)?;
     if let Some(runtime) = runtime {
@@ -243,6 +270,11 @@ pub fn run_with(
             lowers.push(&empty);
         }
         let options = plan::overlay_options(&lowers, Some((&upper, &work)))?;
+        let written = external::write_files(dir.path(), &files)?;
+        let files: Vec<(PathBuf, &str)> = written
+            .iter()
+            .map(|(p, t)| (p.clone(), t.as_str()))
+            .collect();
         return external::run_external(runtime, spec, dir.path(), &options, &user, &files, output);
     }
     let dirs = plan::Dirs {
@@ -251,7 +283,9 @@ pub fn run_with(
         work: &work,
         empty: &empty,
         scratch: dir.path(),
+        files: &dir.path().join("files"),
     };
+    std::fs::create_dir(dirs.files).map_err(setup("create a temp dir"))?;
     let plan = plan::build(spec, &user, &dirs, &files)?;
     let argv = sys::ptrs(&plan.argv);
     let env = sys::ptrs(&plan.env);
@@ -380,21 +414,25 @@ fn wait(pid: libc::pid_t) -> Result<i32, ExecError> {
 }
 
 /// /etc/hosts, /etc/resolv.conf and /etc/hostname for the sandbox.
-fn system_files(dir: &Path, hostname: &str) -> Result<Vec<(PathBuf, &'static str)>, ExecError> {
+fn system_files(hostname: &str) -> Vec<FileMount> {
     let hosts =
         format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let mut out = Vec::new();
-    for (name, content, target) in [
-        ("hosts", hosts, "/etc/hosts"),
-        ("resolv.conf", resolv, "/etc/resolv.conf"),
-        ("hostname", format!("{hostname}\n"), "/etc/hostname"),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, content).map_err(setup("write sandbox files"))?;
-        out.push((path, target));
-    }
-    Ok(out)
+    [
+        (hosts, "/etc/hosts"),
+        (resolv, "/etc/resolv.conf"),
+        (format!("{hostname}\n"), "/etc/hostname"),
+    ]
+    .into_iter()
+    .map(|(content, target)| FileMount {
+        target: target.to_string(),
+        content: content.into_bytes(),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        readonly: false,
+    })
+    .collect()
 }
 
 /// The caller's terminal size, for a new pty.

@@ -3,12 +3,13 @@
 //! then only walks this plan with raw system calls.
 
 use std::ffi::{CString, c_int};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::users::User;
-use crate::{ExecError, RunSpec};
+use crate::{ExecError, FileMount, RunSpec};
 use crate::{Seccomp, caps, masks, rootless, seccomp, sys};
 
 /// Docker's default PATH, used when the environment has none.
@@ -66,11 +67,39 @@ pub struct InnerMount {
     pub what: CString,
 }
 
+/// A file the child writes on its tmpfs before binding it.
+pub struct MadeFile {
+    /// Its name in the files dir.
+    pub name: CString,
+    /// Content, permission bits and owner.
+    pub content: Vec<u8>,
+    pub mode: libc::mode_t,
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+}
+
+/// What `--init` needs: this process's argv and environment memory areas
+/// (start, end), which init overwrites.
+pub struct InitPlan {
+    /// argv's area, then the environment's.
+    pub areas: [(usize, usize); 2],
+}
+
 /// The whole plan.
 pub struct Plan {
-    /// Directory to change into before mounting the overlay (the lower
-    /// dirs' common parent, so that their names stay short).
-    pub lower_cwd: Option<CString>,
+    /// Every overlay's layer, upper and work dir, with the fd number the
+    /// overlay options name it by (`/proc/self/fd/N`, so that mountinfo
+    /// inside shows no store path and many layers fit in the options).
+    /// The parent holds these fd numbers (`layer_fds`); the child reopens
+    /// each path onto its number, so that the fd refers to a mount of the
+    /// child's own mount namespace, as overlayfs requires.
+    pub layer_dirs: Vec<(CString, c_int)>,
+    /// The fds that hold those numbers.
+    pub layer_fds: Vec<OwnedFd>,
+    /// Where the made files are written (a tmpfs mounted by the child).
+    pub files_dir: CString,
+    /// The made files, named by index in `files_dir`.
+    pub files: Vec<MadeFile>,
     /// Overlay mount options.
     pub overlay_data: CString,
     /// Where the overlay root is mounted.
@@ -105,6 +134,10 @@ pub struct Plan {
     pub seccomp: Option<Arc<seccomp::Program>>,
     /// Set no_new_privs before the exec.
     pub no_new_privs: bool,
+    /// Run under a small init (`rbuild run --init`) instead of as pid 1.
+    pub init: Option<InitPlan>,
+    /// The highest capability number of this kernel.
+    pub last_cap: c_int,
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, ExecError> {
@@ -189,7 +222,8 @@ pub fn mountpoints(spec: &RunSpec) -> Vec<String> {
         .iter()
         .map(|m| m.target.as_str())
         .chain(spec.tmpfs.iter().map(String::as_str))
-        .chain(spec.layer_mounts.iter().map(|m| m.target.as_str()));
+        .chain(spec.layer_mounts.iter().map(|m| m.target.as_str()))
+        .chain(spec.files.iter().map(|f| f.target.as_str()));
     out.extend(targets.map(|t| t.trim_start_matches('/').to_string()));
     out
 }
@@ -206,6 +240,51 @@ pub struct Dirs<'a> {
     pub empty: &'a Path,
     /// A private temp dir for layer mounts.
     pub scratch: &'a Path,
+    /// An empty dir the child mounts a tmpfs on for the made files.
+    pub files: &'a Path,
+}
+
+/// Open layer dirs: the fds and (path, fd number) pairs.
+#[derive(Default)]
+struct LayerFds {
+    fds: Vec<OwnedFd>,
+    dirs: Vec<(CString, c_int)>,
+}
+
+/// Opens `dir` as an O_PATH fd kept in `fds`; its `/proc/self/fd/N` name.
+fn fd_name(dir: &Path, fds: &mut LayerFds) -> Result<PathBuf, ExecError> {
+    let fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| ExecError::Setup(format!("open {}: {e}", dir.display())))?;
+    let name = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    fds.dirs.push((cpath(dir)?, fd.as_raw_fd()));
+    fds.fds.push(fd);
+    Ok(name)
+}
+
+/// The overlay options of layers (bottom first) and an optional upper and
+/// work dir, every dir named by an fd kept in `fds`.
+fn fd_overlay_options(
+    lowers: &[&Path],
+    upper: Option<(&Path, &Path)>,
+    fds: &mut LayerFds,
+) -> Result<String, ExecError> {
+    let lowers: Vec<PathBuf> = lowers
+        .iter()
+        .map(|l| fd_name(l, fds))
+        .collect::<Result<_, _>>()?;
+    let lower_refs: Vec<&Path> = lowers.iter().map(PathBuf::as_path).collect();
+    let upper = match upper {
+        Some((u, w)) => Some((fd_name(u, fds)?, fd_name(w, fds)?)),
+        None => None,
+    };
+    overlay_options(
+        &lower_refs,
+        upper.as_ref().map(|(u, w)| (u.as_path(), w.as_path())),
+    )
 }
 
 /// The overlay options for layers (bottom first), with an optional upper.
@@ -245,32 +324,22 @@ pub(crate) fn overlay_options(
     Ok(data)
 }
 
-/// Builds the plan of `spec`. `files` holds the host files for
-/// /etc/hosts, /etc/resolv.conf and /etc/hostname.
+/// Builds the plan of `spec`. `files` are the files to make and bind
+/// (/etc/hosts, /etc/resolv.conf, /etc/hostname, secrets).
 pub fn build(
     spec: &RunSpec,
     user: &User,
     dirs: &Dirs<'_>,
-    files: &[(PathBuf, &str)],
+    files: &[FileMount],
 ) -> Result<Plan, ExecError> {
     let (root, upper, work, empty) = (dirs.root, dirs.upper, dirs.work, dirs.empty);
-    // Lower dirs (bottom first), named relative to their common parent so
-    // that many layers fit in the mount options.
     let lowers: Vec<&Path> = if spec.rootfs.lowers.is_empty() {
         vec![empty]
     } else {
         spec.rootfs.lowers.iter().map(PathBuf::as_path).collect()
     };
-    let parent = lowers[0].parent().map(Path::to_path_buf);
-    let common = parent.filter(|p| lowers.iter().all(|l| l.parent() == Some(p.as_path())));
-    let names: Vec<&Path> = lowers
-        .iter()
-        .map(|l| match &common {
-            Some(_) => l.file_name().map_or(*l, Path::new),
-            None => l,
-        })
-        .collect();
-    let overlay_data = overlay_options(&names, Some((upper, work)))?;
+    let mut layer_fds = LayerFds::default();
+    let overlay_data = fd_overlay_options(&lowers, Some((upper, work)), &mut layer_fds)?;
 
     let mut mounts = vec![
         fs_mount(
@@ -346,8 +415,30 @@ pub fn build(
             what: cstr(format!("make /{path} read-only"))?,
         });
     }
-    for (file, target) in files {
-        mounts.push(bind_mount(file, target, BIND_ATTRS)?);
+    let mut made = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let name = i.to_string();
+        let ro = if f.readonly {
+            sys::MOUNT_ATTR_RDONLY
+        } else {
+            0
+        };
+        mounts.push(InnerMount {
+            prefixes: prefixes(&f.target)?,
+            is_file: true,
+            kind: MountKind::Bind {
+                source: cpath(&dirs.files.join(&name))?,
+                attrs: BIND_ATTRS | sys::MOUNT_ATTR_NOEXEC | ro,
+            },
+            what: cstr(format!("bind a file on {}", f.target))?,
+        });
+        made.push(MadeFile {
+            name: cstr(name)?,
+            content: f.content.clone(),
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
+        });
     }
     for m in &spec.mounts {
         if !m.target.starts_with('/') {
@@ -392,9 +483,10 @@ pub fn build(
         } else {
             None
         };
-        let data = overlay_options(
+        let data = fd_overlay_options(
             &lowers,
             upper_dirs.as_ref().map(|(u, w)| (u.as_path(), w.as_path())),
+            &mut layer_fds,
         )?;
         let source = at.join(m.source.trim_start_matches('/'));
         mounts.push(InnerMount {
@@ -470,7 +562,10 @@ pub fn build(
         (Seccomp::Profile(text), false) => Some(seccomp::program(text)?),
     };
     Ok(Plan {
-        lower_cwd: common.as_deref().map(cpath).transpose()?,
+        layer_dirs: layer_fds.dirs,
+        layer_fds: layer_fds.fds,
+        files_dir: cpath(dirs.files)?,
+        files: made,
         overlay_data: cstr(overlay_data)?,
         rootdir: cpath(root)?,
         mounts,
@@ -492,5 +587,15 @@ pub fn build(
         drop_caps,
         seccomp,
         no_new_privs: spec.security.no_new_privileges,
+        init: if spec.init {
+            Some(
+                crate::init::memory_areas().ok_or_else(|| {
+                    ExecError::Setup(String::from("read /proc/self/stat for --init"))
+                })?,
+            )
+        } else {
+            None
+        },
+        last_cap: caps::last(),
     })
 }

@@ -86,19 +86,26 @@ fn verdicts(out: &str) -> Vec<(String, bool)> {
 /// Runs the probe with `markers` and prints the confinement lines of
 /// /proc/self/status after it; exits with the probe's status.
 fn probe_spec(s: &Sandbox, markers: &[String]) -> rbuild_executor::RunSpec {
+    std::fs::write(s.base.join("markers"), markers.join("\n")).unwrap();
     let mut spec = s.spec(
-        "/probe \"$@\"; code=$?; grep -E '^(Seccomp|NoNewPrivs|Cap(Bnd|Eff|Prm)):' /proc/self/status; exit $code",
+        "/probe \"$1\" /markers; code=$?; grep -E '^(Seccomp|NoNewPrivs|Cap(Bnd|Eff|Prm)):' /proc/self/status; exit $code",
     );
     spec.args.push(String::from("sh"));
     spec.args.push(std::process::id().to_string());
-    spec.args.extend(markers.iter().cloned());
     spec
 }
 
 #[test]
 fn every_escape_probe_is_blocked_as_root() {
     let s = sandbox_with_probe();
-    let markers = [];
+    // The test binary's path (the host's command line, which a clone of
+    // it as pid 1 would show), the test's temp dir (the layer's host
+    // path), and the sandbox's own temp dirs.
+    let markers = [
+        std::env::args().next().unwrap(),
+        s.dir.path().display().to_string(),
+        String::from("rbuild-sandbox"),
+    ];
     let (code, out, err) = output(&probe_spec(&s, &markers));
     let got = verdicts(&out);
     let mut expected: Vec<String> = PROBES.iter().map(|p| p.to_string()).collect();
@@ -145,4 +152,33 @@ fn seccomp_and_no_new_privs_follow_the_security_options() {
         out.contains("Seccomp:\t0\n") && out.contains("unshared"),
         "insecure: {out}"
     );
+}
+
+#[test]
+fn init_shows_nothing_of_the_host_and_has_no_capabilities() {
+    let s = sandbox_with_probe();
+    let markers = [
+        std::env::args().next().unwrap(),
+        s.dir.path().display().to_string(),
+        String::from("rbuild-sandbox"),
+    ];
+    let mut spec = probe_spec(&s, &markers);
+    spec.init = true;
+    let (code, out, err) = output(&spec);
+    let escaped: Vec<&str> = out.lines().filter(|l| l.starts_with("ESCAPED")).collect();
+    assert!(escaped.is_empty(), "escapes:\n{}", escaped.join("\n"));
+    assert_eq!(code, 0, "{err}");
+
+    let mut spec = s.spec(
+        "echo pid=$$; tr '\\0' ' ' < /proc/1/cmdline; echo; grep -E '^(CapEff|CapBnd):' /proc/1/status; \
+         cat /proc/1/environ && echo environ-readable; exit 4",
+    );
+    spec.init = true;
+    let (code, out, _) = output(&spec);
+    assert_eq!(code, 4, "init exits with the process's status");
+    let lines: Vec<&str> = out.lines().map(str::trim_end).collect();
+    assert_eq!(lines[..2], ["pid=2", "rbuild-init"], "{out}");
+    assert!(lines.contains(&"CapEff:\t0000000000000000"), "{out}");
+    assert!(lines.contains(&"CapBnd:\t0000000000000000"), "{out}");
+    assert!(!out.contains("environ-readable"), "{out}");
 }

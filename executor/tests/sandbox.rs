@@ -1,6 +1,7 @@
 //! The sandbox for real: a busybox root on overlayfs, in new namespaces.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
 
 use rbuild_executor::{BindMount, ExecError, Network, Stream, run};
 
@@ -19,8 +20,12 @@ fn exit_codes_and_streams() {
     assert_eq!(code, 3);
     assert_eq!(out, "one\nthree\n");
     assert_eq!(err, "two\n");
-    let (code, _, _) = output(&s.spec("kill -9 $$"));
+    let (code, _, _) = output(&s.spec("sh -c 'kill -9 $$'; exit $?"));
     assert_eq!(code, 137, "killed by SIGKILL → 128+9");
+    // pid 1 ignores signals it has no handler for, SIGKILL from inside
+    // included, as in Docker without --init.
+    let (code, out, _) = output(&s.spec("kill -9 $$; echo alive"));
+    assert_eq!((code, out.as_str()), (0, "alive\n"));
 }
 
 #[test]
@@ -28,14 +33,41 @@ fn isolation_pid_hostname_mounts_and_devices() {
     let s = Sandbox::new();
     let before = mounts_of_host();
     let (code, out, err) = output(&s.spec(
-        "echo pid=$$; hostname; cat /etc/hostname; ls /proc | grep -c '^[0-9]'; \
+        "echo pid=$$; hostname; cat /etc/hostname; echo processes /proc/[0-9]*; \
          test -c /dev/null && echo devnull; echo x > /dev/null; cat /proc/self/status | grep CapBnd; \
-         grep -c . /proc/mounts; test -e /work && echo host-visible; ls -d /dev/pts /dev/shm",
+         echo mounts $(grep -c . /proc/mounts); test -e /work && echo host-visible; ls -d /dev/pts /dev/shm",
     ));
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("pid=2\n"),
-        "the process runs under the sandbox's init: {out}"
+        out.contains("pid=1\n"),
+        "the image's process is pid 1: {out}"
+    );
+    assert!(out.contains("processes /proc/1\n"), "one process: {out}");
+    // The root, proc, the /dev tmpfs, devpts, shm, 6 device nodes, sysfs,
+    // hosts, resolv.conf and hostname; then one mount per masked or
+    // read-only path this kernel has.
+    let covered = [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/proc/scsi",
+        "/sys/firmware",
+        "/sys/devices/virtual/powercap",
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sys",
+        "/proc/sysrq-trigger",
+    ];
+    let mounts = 15 + covered.iter().filter(|p| Path::new(p).exists()).count();
+    assert!(
+        out.contains(&format!("mounts {mounts}\n")),
+        "{mounts} mounts: {out}"
     );
     assert!(out.contains("sandbox\nsandbox\n"), "{out}");
     assert!(out.contains("devnull"), "{out}");

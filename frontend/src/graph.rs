@@ -116,6 +116,11 @@ pub struct ExecOp {
     pub network: NetworkMode,
     /// Extra mounts (`RUN --mount`).
     pub mounts: Vec<ExecMount>,
+    /// `RUN --security=insecure`: all capabilities, no seccomp filter (a
+    /// build runs it only when `--allow security.insecure` entitles it).
+    /// Not serialized when off, so the keys of other RUNs do not change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
 }
 
 /// A `RUN --mount`.
@@ -148,12 +153,27 @@ pub enum MountKind {
     },
     /// An empty tmpfs.
     Tmpfs,
-    /// A secret file; only the id takes part in the cache key.
+    /// A secret: a file at the target (none when the target is empty) and
+    /// optionally an environment variable; only the id and the options
+    /// take part in the cache key, never the content.
     Secret {
         /// Secret id.
         id: String,
         /// Fail when the secret is not provided.
         required: bool,
+        /// `env=NAME`: also (or, without a target, only) set this
+        /// variable to the secret's value for this RUN.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        env: Option<String>,
+        /// `mode=` (octal); BuildKit's default is 0400.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<u32>,
+        /// `uid=`; default 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
+        /// `gid=`; default 0.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gid: Option<u32>,
     },
 }
 

@@ -952,11 +952,16 @@ impl<'a> Lowerer<'a> {
         step: &str,
     ) -> Result<(), FrontendError> {
         check_flags(&self.df.file, ins, &["mount", "network", "security"])?;
-        if let Some(s) = flag(ins, "security")
-            && s != "sandbox"
-        {
-            return Err(self.err(ins, format!("RUN --security={s} is not supported yet")));
-        }
+        let insecure = match flag(ins, "security").unwrap_or("sandbox") {
+            "sandbox" => false,
+            "insecure" => true,
+            other => {
+                return Err(self.err(
+                    ins,
+                    format!("RUN --security={other}: expected sandbox or insecure"),
+                ));
+            }
+        };
         let network = match flag(ins, "network").unwrap_or("default") {
             "default" | "host" => NetworkMode::Host,
             "none" => NetworkMode::None,
@@ -1026,6 +1031,7 @@ impl<'a> Lowerer<'a> {
                 user: state.config.user.clone(),
                 network,
                 mounts,
+                insecure,
             }),
             inputs,
             format!("{step} RUN {}", after_keyword(ins)),
@@ -1128,14 +1134,31 @@ impl<'a> Lowerer<'a> {
                 let id = id.ok_or_else(|| {
                     self.err(ins, "RUN --mount=type=secret requires an id or a target")
                 })?;
-                let t = target
-                    .clone()
-                    .unwrap_or_else(|| format!("/run/secrets/{id}"));
+                let env = kv.get("env").cloned();
+                // With env= and no target, the secret is only a variable.
+                let t = match (&target, &env) {
+                    (Some(t), _) => abs(t.clone()),
+                    (None, Some(_)) => String::new(),
+                    (None, None) => format!("/run/secrets/{id}"),
+                };
+                let number = |key: &str, radix: u32| -> Result<Option<u32>, FrontendError> {
+                    kv.get(key)
+                        .map(|v| {
+                            u32::from_str_radix(v, radix).map_err(|_| {
+                                self.err(ins, format!("RUN --mount=type=secret: invalid {key}={v}"))
+                            })
+                        })
+                        .transpose()
+                };
                 return Ok(ExecMount {
-                    target: abs(t),
+                    target: t,
                     kind: MountKind::Secret {
                         id,
                         required: kv.get("required").is_some_and(|v| v == "true"),
+                        env,
+                        mode: number("mode", 8)?,
+                        uid: number("uid", 10)?,
+                        gid: number("gid", 10)?,
                     },
                 });
             }

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
-use rbuild_executor::{BindMount, LayerMount, Network, RootFs, RunSpec, Security, Stdio};
+use rbuild_executor::{
+    BindMount, FileMount, LayerMount, Network, RootFs, RunSpec, Security, Stdio,
+};
 use rbuild_frontend::graph::{ExecOp, MountKind, NetworkMode};
 
 /// How many trailing output lines a failure quotes.
@@ -41,12 +43,33 @@ fn mounts(
     let mut locks = Vec::new();
     for m in &exec.mounts {
         match &m.kind {
-            MountKind::Secret { id, required } => match inputs.secrets.get(id) {
-                Some(file) => spec.mounts.push(BindMount {
-                    source: file.clone(),
-                    target: m.target.clone(),
-                    readonly: true,
-                }),
+            MountKind::Secret {
+                id,
+                required,
+                env,
+                mode,
+                uid,
+                gid,
+            } => match inputs.secrets.get(id) {
+                Some(file) => {
+                    let content = std::fs::read(file)
+                        .map_err(|e| format!("read secret {id} ({}): {e}", file.display()))?;
+                    if let Some(name) = env {
+                        let value = String::from_utf8_lossy(&content);
+                        spec.env.push(format!("{name}={value}"));
+                    }
+                    if !m.target.is_empty() {
+                        // BuildKit's defaults: 0400, owned by root.
+                        spec.files.push(FileMount {
+                            target: m.target.clone(),
+                            content,
+                            mode: mode.unwrap_or(0o400),
+                            uid: uid.unwrap_or(0),
+                            gid: gid.unwrap_or(0),
+                            readonly: true,
+                        });
+                    }
+                }
                 None if *required => {
                     return Err(format!(
                         "secret {id} not found: pass it with --secret id={id},src=PATH"
@@ -143,7 +166,12 @@ pub fn run(
         layer_mounts: Vec::new(),
         tmpfs: Vec::new(),
         stdio: Stdio::Capture,
-        security: Security::default(),
+        security: Security {
+            insecure: exec.insecure,
+            ..Security::default()
+        },
+        init: false,
+        files: Vec::new(),
     };
     let _locks = mounts(exec, inputs, &mut spec)?;
     let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES);

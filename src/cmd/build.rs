@@ -83,9 +83,40 @@ pub struct BuildArgs {
     #[arg(long = "metadata-file", value_name = "FILE")]
     metadata_file: Option<PathBuf>,
 
+    /// Grant an entitlement: `security.insecure` lets `RUN
+    /// --security=insecure` run (as BuildKit's `--allow`); repeatable.
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure", "network.host"])]
+    allow: Vec<String>,
+
     /// How many RUN steps may run at once (default: the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+}
+
+/// Fails when a step of `graph` needs an entitlement `allow` does not
+/// grant, naming the step (BuildKit refuses these builds the same way).
+fn check_entitlements(
+    dockerfile: &Path,
+    graph: &rbuild_frontend::graph::BuildGraph,
+    allow: &[String],
+) -> anyhow::Result<()> {
+    let insecure_allowed = allow.iter().any(|a| a == "security.insecure");
+    for node in &graph.nodes {
+        if let rbuild_frontend::graph::Op::Exec(exec) = &node.op
+            && exec.insecure
+            && !insecure_allowed
+        {
+            let at = node.location.map_or(String::new(), |l| {
+                format!("{}:{}:{}: ", dockerfile.display(), l.line, l.column)
+            });
+            bail!(
+                "{at}{}: RUN --security=insecure needs the security.insecure entitlement: \
+                 pass --allow security.insecure",
+                node.name
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Runs a build.
@@ -133,6 +164,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .zip(resolved.iter().map(|i| i.to_frontend()))
         .collect();
     let graph = parsed.lower(&options, &images)?;
+    check_entitlements(&dockerfile, &graph, &args.allow)?;
     display.end(load, "[internal] load build definition");
     for arg in &graph.unused_build_args {
         eprintln!("WARNING: build-arg {arg:?} was not consumed by any ARG");

@@ -77,6 +77,11 @@ pub struct RunArgs {
     #[arg(long = "security-opt", value_name = "OPTION")]
     security_opts: Vec<String>,
 
+    /// Run a small init as pid 1 that reaps zombies and forwards signals
+    /// (otherwise the image's process is pid 1, as in Docker).
+    #[arg(long)]
+    init: bool,
+
     /// The image.
     image: String,
 
@@ -169,6 +174,8 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         tmpfs: Vec::new(),
         stdio: if args.tty { Stdio::Tty } else { Stdio::Inherit },
         security: security(&args.security_opts)?,
+        init: args.init,
+        files: Vec::new(),
     };
     let _ = (args.rm, args.interactive);
     let runtime = (args.runtime != "bundled").then_some(args.runtime.as_str());

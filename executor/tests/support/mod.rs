@@ -66,6 +66,8 @@ impl Sandbox {
             tmpfs: vec![],
             stdio: Stdio::Capture,
             security: Default::default(),
+            init: false,
+            files: vec![],
         }
     }
 
