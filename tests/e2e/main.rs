@@ -5,6 +5,7 @@ mod hostile;
 mod inputs;
 mod instructions;
 mod outputs;
+mod sandbox;
 mod store;
 mod support;
 
