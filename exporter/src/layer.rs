@@ -96,7 +96,7 @@ fn is_opaque(path: &Path) -> bool {
 pub fn write_tar(dir: &Path, out: impl Write, epoch: Option<i64>) -> io::Result<()> {
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
-    let mut links: HashMap<(u64, u64), String> = HashMap::new();
+    let mut links: HashMap<(u64, u64), std::path::PathBuf> = HashMap::new();
     let clamp = |t: i64| -> u64 {
         let t = t.max(0);
         match epoch {
@@ -112,7 +112,8 @@ pub fn write_tar(dir: &Path, out: impl Write, epoch: Option<i64>) -> io::Result<
         let entry = entry.map_err(io::Error::other)?;
         let path = entry.path();
         let rel = path.strip_prefix(dir).expect("below the root");
-        let name = rel.to_string_lossy().into_owned();
+        // Names go in byte-exact (non-UTF-8 ones too).
+        let name = rel.to_path_buf();
         let meta = entry.metadata().map_err(io::Error::other)?;
         let ft = meta.file_type();
         let mut h = tar::Header::new_gnu();
@@ -123,14 +124,9 @@ pub fn write_tar(dir: &Path, out: impl Write, epoch: Option<i64>) -> io::Result<
         h.set_size(0);
         if ft.is_char_device() && meta.rdev() == 0 {
             // An overlay whiteout: the OCI form is an empty `.wh.` file.
-            let wh = match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
-                Some(p) => format!(
-                    "{}/.wh.{}",
-                    p.display(),
-                    entry.file_name().to_string_lossy()
-                ),
-                None => format!(".wh.{}", entry.file_name().to_string_lossy()),
-            };
+            let mut hidden = b".wh.".to_vec();
+            hidden.extend_from_slice(entry.file_name().as_bytes());
+            let wh = rel.with_file_name(std::ffi::OsStr::from_bytes(&hidden));
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Regular);
             h.set_mode(0o644);
@@ -149,14 +145,16 @@ pub fn write_tar(dir: &Path, out: impl Write, epoch: Option<i64>) -> io::Result<
         }
         if ft.is_dir() {
             h.set_entry_type(tar::EntryType::Directory);
-            builder.append_data(&mut h, format!("{name}/"), io::empty())?;
+            let mut dir_name = name.as_os_str().to_owned();
+            dir_name.push("/");
+            builder.append_data(&mut h, &dir_name, io::empty())?;
             if is_opaque(path) {
                 let mut o = tar::Header::new_gnu();
                 o.set_entry_type(tar::EntryType::Regular);
                 o.set_mode(0o644);
                 o.set_mtime(clamp(meta.mtime()));
                 o.set_size(0);
-                builder.append_data(&mut o, format!("{name}/.wh..wh..opq"), io::empty())?;
+                builder.append_data(&mut o, name.join(".wh..wh..opq"), io::empty())?;
             }
         } else if ft.is_symlink() {
             h.set_entry_type(tar::EntryType::Symlink);

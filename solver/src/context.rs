@@ -95,7 +95,10 @@ pub fn walk_hosts(
     let mut stack = vec![root.to_string()];
     while let Some(dir) = stack.pop() {
         let mut children = Vec::new();
-        for (name, host, is_dir) in view.list_entries(&dir)? {
+        let entries = view
+            .list_entries(&dir)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", escaped(&dir))))?;
+        for (name, host, is_dir) in entries {
             let path = layered::child(&dir, &name);
             if is_dir {
                 children.push(path.clone());
@@ -158,7 +161,8 @@ fn checksum_of(
         let excluded = |p: &str| ignored(p) || excludes.iter().any(|e| matches_path(e, p));
         for pattern in sources {
             for top in expand(view, pattern, &excluded).map_err(|e| e.to_string())? {
-                let host = view.locate(&top).expect("expanded paths exist");
+                // Gone since it was listed: deleted while the build runs.
+                let host = view.locate(&top).ok_or_else(|| vanished(&top))?;
                 let is_dir = host.is_dir();
                 entries.push((format!("{pattern}\0{top}"), host, chmod.clone()));
                 if is_dir {
@@ -177,15 +181,33 @@ fn checksum_of(
         let chmod = copy.chmod.as_deref().map(Chmod::parse).transpose()?;
         add(&copy.sources, &copy.exclude, chmod)?;
     }
-    let digests: Vec<io::Result<[u8; 32]>> = entries
+    let digests: Vec<Result<[u8; 32], String>> = entries
         .par_iter()
-        .map(|(name, host, chmod)| entry_digest(name, host, chmod.as_ref(), hashes, carried))
+        .map(|(name, host, chmod)| {
+            entry_digest(name, host, chmod.as_ref(), hashes, carried).map_err(|e| {
+                let path = name.rsplit('\0').next().unwrap_or(name);
+                match e.kind() {
+                    io::ErrorKind::NotFound => vanished(path),
+                    _ => format!("{}: {e}", escaped(path)),
+                }
+            })
+        })
         .collect();
     let mut hasher = blake3::Hasher::new();
     for d in digests {
-        hasher.update(&d.map_err(|e| e.to_string())?);
+        hasher.update(&d?);
     }
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// The error for a selected file that is gone (deleted during the build).
+pub fn vanished(path: &str) -> String {
+    format!("{}: deleted while the build was reading it", escaped(path))
+}
+
+/// A view path for a message: its host bytes, escaped.
+pub fn escaped(path: &str) -> String {
+    rbuild_cache::contain::escape(layered::host_name(path).as_encoded_bytes())
 }
 
 /// `--exclude` patterns as context-relative paths.
@@ -227,7 +249,7 @@ fn content_hash(
     meta: &std::fs::Metadata,
     hashes: Option<&FileHashCache>,
 ) -> io::Result<[u8; 32]> {
-    let key = host.to_string_lossy();
+    let key = layered::name_of(host.as_os_str());
     let stamp = FileStamp::of(meta);
     if let Some(hash) = hashes.and_then(|c| c.get(&key, &stamp)) {
         return Ok(hash);
@@ -367,6 +389,84 @@ mod tests {
         std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_ne!(checksum(&view, &[&plain], &none, None).unwrap(), p1);
         assert_eq!(checksum(&view, &[&chmod], &none, None).unwrap(), c1);
+    }
+
+    /// A host tree whose file `victim` is deleted once it was located
+    /// twice (resolved, then found) or listed: a context file deleted
+    /// while the build reads the context.
+    struct Vanishing {
+        tree: HostTree,
+        victim: std::path::PathBuf,
+        seen: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Vanishing {
+        fn delete(&self) {
+            let _ = std::fs::remove_file(&self.victim);
+        }
+    }
+
+    impl FsView for Vanishing {
+        fn locate(&self, path: &str) -> Option<PathBuf> {
+            let found = self.tree.locate(path);
+            if found.as_ref() == Some(&self.victim)
+                && self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1
+            {
+                self.delete();
+            }
+            found
+        }
+
+        fn list(&self, path: &str) -> io::Result<Vec<String>> {
+            self.tree.list(path)
+        }
+
+        fn list_entries(&self, path: &str) -> io::Result<Vec<(String, PathBuf, bool)>> {
+            let entries = self.tree.list_entries(path)?;
+            if entries.iter().any(|(_, host, _)| *host == self.victim) {
+                self.delete();
+            }
+            Ok(entries)
+        }
+    }
+
+    #[test]
+    fn context_files_deleted_during_the_build_are_named() {
+        let none = |_: &str| false;
+        for (source, victim) in [("src/a.c", "src/a.c"), ("src", "src/sub/c.c")] {
+            let dir = tree();
+            let view = Vanishing {
+                tree: HostTree::new(dir.path()),
+                victim: dir.path().join(victim),
+                seen: Default::default(),
+            };
+            let copy = copy_of(&[source], None, &[]);
+            let err = checksum(&view, &[&copy], &none, None).unwrap_err();
+            assert_eq!(
+                err,
+                format!("/{victim}: deleted while the build was reading it")
+            );
+        }
+    }
+
+    #[test]
+    fn non_utf8_names_are_selected_and_checksummed_byte_exact() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tree();
+        let bad = |b: u8| dir.path().join(std::ffi::OsStr::from_bytes(&[b'x', b]));
+        std::fs::write(bad(0xff), "1").unwrap();
+        std::fs::write(bad(0xfe), "2").unwrap();
+        let view = HostTree::new(dir.path());
+        let none = |_: &str| false;
+        let found = expand(&view, "x*", &none).unwrap();
+        assert_eq!(found.len(), 2);
+        for path in &found {
+            assert!(view.locate(path).is_some_and(|h| h.is_file()), "{path:?}");
+        }
+        let all = copy_of(&["x*"], None, &[]);
+        let before = checksum(&view, &[&all], &none, None).unwrap();
+        std::fs::write(bad(0xfe), "3").unwrap();
+        assert_ne!(checksum(&view, &[&all], &none, None).unwrap(), before);
     }
 
     #[test]

@@ -113,9 +113,7 @@ impl Writer {
     }
 
     fn host(&self, path: &str) -> PathBuf {
-        let mut p = self.upper.clone();
-        p.extend(layered::components(path));
-        p
+        layered::host_join(&self.upper, path)
     }
 
     fn copy(&mut self, copy: &CopyAction, source: &Source<'_>) -> Result<(), String> {
@@ -157,7 +155,7 @@ impl Writer {
             let host = source
                 .view
                 .locate(&top)
-                .ok_or_else(|| format!("{top}: not found"))?;
+                .ok_or_else(|| context::vanished(&top))?;
             let created = chown.unwrap_or(Owner::ROOT);
             if host.is_dir() {
                 self.ensure_dir(&dest, Some(created), 0o755)
@@ -211,7 +209,7 @@ impl Writer {
                 .source
                 .view
                 .locate(&path)
-                .ok_or_else(|| format!("{path}: vanished"))?;
+                .ok_or_else(|| context::vanished(&path))?;
             let target = format!(
                 "{}{}",
                 dest.trim_end_matches('/'),

@@ -2,9 +2,13 @@
 //! host directory (the build context) and a stack of overlay-format layers
 //! (a state's snapshots), plus path resolution confined to the view's root,
 //! so no `..` or symlink can lead outside it.
+//!
+//! Paths in views are `String`s; host names that are not UTF-8 are kept
+//! byte-exact by a reversible encoding ([`name_of`], [`host_name`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::fs::Metadata;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -58,7 +62,7 @@ impl FsView for HostTree {
     fn list(&self, path: &str) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
         for entry in std::fs::read_dir(host_join(&self.root, path))? {
-            names.push(entry?.file_name().to_string_lossy().into_owned());
+            names.push(name_of(&entry?.file_name()));
         }
         names.sort();
         Ok(names)
@@ -70,11 +74,7 @@ impl FsView for HostTree {
         for entry in std::fs::read_dir(host_join(&self.root, path))? {
             let entry = entry?;
             let is_dir = entry.file_type()?.is_dir();
-            out.push((
-                entry.file_name().to_string_lossy().into_owned(),
-                entry.path(),
-                is_dir,
-            ));
+            out.push((name_of(&entry.file_name()), entry.path(), is_dir));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -101,7 +101,7 @@ impl FsView for LayerStack {
             let mut here = layer.clone();
             let mut opaque = false;
             for (i, c) in components.iter().enumerate() {
-                here.push(c);
+                here.push(host_name(c));
                 let Ok(meta) = here.symlink_metadata() else {
                     break;
                 };
@@ -137,7 +137,7 @@ impl FsView for LayerStack {
             let dir = host_join(layer, path);
             if dir.is_dir() && !dir.is_symlink() {
                 for entry in std::fs::read_dir(&dir)? {
-                    names.insert(entry?.file_name().to_string_lossy().into_owned());
+                    names.insert(name_of(&entry?.file_name()));
                 }
             }
         }
@@ -213,12 +213,59 @@ pub fn clean(path: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-fn host_join(root: &Path, path: &str) -> PathBuf {
+/// The host path of the view path `path` below the host directory `root`.
+pub fn host_join(root: &Path, path: &str) -> PathBuf {
     let mut p = root.to_path_buf();
     for c in components(path) {
-        p.push(c);
+        p.push(host_name(c));
     }
     p
+}
+
+/// The first of the 256 characters that stand for raw bytes: U+10FF00 +
+/// byte, the end of Supplementary Private Use Area-B.
+const RAW_BYTE_BASE: u32 = 0x10_FF00;
+
+/// A host name (or symlink target) as a view name: UTF-8 as it is; each
+/// byte of an invalid sequence, and of a genuine character in the range
+/// that stands for raw bytes, as its stand-in character (U+10FF00 + byte).
+/// [`host_name`] reverses it exactly, so every host name has one view
+/// name and back.
+pub fn name_of(host: &OsStr) -> String {
+    let bytes = host.as_bytes();
+    let escape = |out: &mut String, raw: &[u8]| {
+        out.extend(
+            raw.iter()
+                .map(|b| char::from_u32(RAW_BYTE_BASE + u32::from(*b)).expect("a valid char")),
+        );
+    };
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for ch in chunk.valid().chars() {
+            if u32::from(ch) >= RAW_BYTE_BASE {
+                escape(&mut out, ch.encode_utf8(&mut [0; 4]).as_bytes());
+            } else {
+                out.push(ch);
+            }
+        }
+        escape(&mut out, chunk.invalid());
+    }
+    out
+}
+
+/// The host bytes of a view name (the reverse of [`name_of`]).
+pub fn host_name(name: &str) -> Cow<'_, OsStr> {
+    if !name.chars().any(|c| u32::from(c) >= RAW_BYTE_BASE) {
+        return Cow::Borrowed(OsStr::new(name));
+    }
+    let mut out = Vec::with_capacity(name.len());
+    for ch in name.chars() {
+        match u32::from(ch).checked_sub(RAW_BYTE_BASE) {
+            Some(b) => out.push(b as u8),
+            None => out.extend_from_slice(ch.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    Cow::Owned(std::os::unix::ffi::OsStringExt::from_vec(out))
 }
 
 /// Resolves `path` in `view` like the kernel would inside a chroot: every
@@ -252,7 +299,7 @@ pub fn resolve(view: &dyn FsView, path: &str, follow_last: bool) -> io::Result<S
                         "too many levels of symbolic links in {path}"
                     )));
                 }
-                let target = target.to_string_lossy().into_owned();
+                let target = name_of(target.as_os_str());
                 if target.starts_with('/') {
                     resolved = String::from("/");
                 }
@@ -273,6 +320,26 @@ pub fn resolve(view: &dyn FsView, path: &str, follow_last: bool) -> io::Result<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_round_trip_byte_exact() {
+        for raw in [
+            &b"plain"[..],
+            b"bad\xffname",
+            b"\xc3",
+            "caf\u{e9}".as_bytes(),
+            "\u{10ff41}".as_bytes(),
+            b"\xf4\x8f\xbd\x81\xff",
+        ] {
+            let name = name_of(OsStr::from_bytes(raw));
+            assert_eq!(host_name(&name).as_bytes(), raw, "{name:?}");
+        }
+        assert_eq!(name_of(OsStr::new("café")), "café");
+        assert_ne!(
+            name_of(OsStr::from_bytes(b"a\xff")),
+            name_of(OsStr::from_bytes(b"a\xfe"))
+        );
+    }
     use std::os::unix::fs::symlink;
 
     #[test]

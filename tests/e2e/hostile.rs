@@ -1,7 +1,7 @@
-//! Hostile layers and archives on every path that writes their names:
-//! unpack into the store, `-o type=local|tar`, `COPY --from`, `ADD` of an
-//! archive. Each is refused with an error naming the entry, and nothing
-//! beside the target changes.
+//! Hostile names on every path that writes them: layers (unpack into the
+//! store, `-o type=local|tar`, `COPY --from`) and `ADD` archives are
+//! refused with an error naming the entry, and nothing beside the target
+//! changes; non-UTF-8 names travel byte-exact.
 
 use std::path::Path;
 
@@ -148,22 +148,19 @@ fn hostile_layers_are_refused_on_export_copy_from_and_run() {
             );
             assert_intact(&files);
         }
-        std::fs::write(
-            ctx.join("Dockerfile"),
+        for dockerfile in [
             format!("FROM scratch\nCOPY --from={tag} / /copied/\n"),
-        )
-        .unwrap();
-        let out = t
-            .cmd(&["build", "-q", ctx.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{tag} COPY --from: {}", text(&out));
-        assert!(
-            text(&out).contains(message),
-            "{tag} COPY --from: {}",
-            text(&out)
-        );
-        assert_intact(&files);
+            format!("FROM {tag}\nRUN true\n"),
+        ] {
+            std::fs::write(ctx.join("Dockerfile"), &dockerfile).unwrap();
+            let out = t
+                .cmd(&["build", "-q", ctx.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{dockerfile}: {}", text(&out));
+            assert!(text(&out).contains(message), "{dockerfile}: {}", text(&out));
+            assert_intact(&files);
+        }
         let store_tmp: Vec<_> = std::fs::read_dir(t.root().join("tmp"))
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -205,5 +202,47 @@ fn hostile_archives_in_add_are_refused() {
         assert!(ctx.join("evil.tar").is_file());
         assert_store_clean(&t);
         assert!(!Path::new("/keep").exists());
+    }
+}
+
+#[test]
+fn non_utf8_names_stay_byte_exact_from_context_to_layer_to_export() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = TestContext::new();
+    let name = std::ffi::OsStr::from_bytes(b"bad\xffname");
+    let ctx = t.context(
+        "ctx",
+        &[(
+            "Dockerfile",
+            "FROM scratch AS first\nCOPY . /ctx/\nFROM scratch\nCOPY --from=first /ctx/ /again/\n",
+        )],
+    );
+    std::fs::write(ctx.join(name), "bytes").unwrap();
+    let local = t.path("local");
+    let tarball = t.path("fs.tar");
+    let ctx_arg = ctx.to_str().unwrap();
+    for target in ["first", ""] {
+        let mut args = vec!["build", "-q", ctx_arg];
+        if !target.is_empty() {
+            args.extend(["--target", target]);
+        }
+        let local_arg = format!("type=local,dest={}", local.display());
+        let tar_arg = format!("type=tar,dest={}", tarball.display());
+        args.extend(["-o", &local_arg, "-o", &tar_arg]);
+        t.ok(&args);
+        let dir = if target.is_empty() { "again" } else { "ctx" };
+        assert_eq!(
+            std::fs::read_to_string(local.join(dir).join(name)).unwrap(),
+            "bytes"
+        );
+        let mut archive = tar::Archive::new(std::fs::File::open(&tarball).unwrap());
+        let names: Vec<Vec<u8>> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path_bytes().into_owned())
+            .collect();
+        let wanted = [dir.as_bytes(), b"/bad\xffname"].concat();
+        assert!(names.contains(&wanted), "{names:?}");
+        std::fs::remove_dir_all(&local).unwrap();
     }
 }
