@@ -61,16 +61,50 @@ fn every_output_type_is_read_by_real_consumers() {
         "built by rbuild\n"
     );
     assert!(local.join("bin/busybox").is_file());
-    let listing = Command::new("tar")
-        .arg("-tf")
+    // type=tar holds the same files, bytes and metadata as type=local.
+    let untarred = t.path("hello-untarred");
+    std::fs::create_dir(&untarred).unwrap();
+    let status = Command::new("tar")
+        .args(["-xpf"])
         .arg(&tarball)
+        .args(["--numeric-owner", "-C"])
+        .arg(&untarred)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(untarred.join("app/greet.sh").is_file());
+    let diff = Command::new("diff")
+        .arg("-r")
+        .arg(&untarred)
+        .arg(&local)
         .output()
         .unwrap();
-    let listing = String::from_utf8_lossy(&listing.stdout);
     assert!(
-        listing.contains("app/greet.sh") && listing.contains("bin/busybox"),
-        "{listing}"
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
     );
+    let metadata = |dir: &std::path::Path| {
+        let out = Command::new("find")
+            .arg(dir)
+            .args(["-mindepth", "1", "-printf", "%P %y %m %U:%G %l\\n"])
+            .output()
+            .unwrap();
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let expected = metadata(&local);
+    assert!(
+        expected
+            .iter()
+            .any(|l| l.starts_with("app/greet.sh f 755 0:0")),
+        "{expected:?}"
+    );
+    assert_eq!(metadata(&untarred), expected);
 
     // umoci's unpack of the stored image equals type=local.
     let bundle = t.path("bundle");
@@ -231,16 +265,41 @@ fn prune_waits_for_a_running_build() {
         "slow",
         &[(
             "Dockerfile",
-            "FROM busybox\nRUN sleep 1 && echo done > /done\n",
+            "FROM busybox\nRUN sleep 2 && echo done > /done\n",
         )],
     );
-    let build = t
+    let mut build = t
         .cmd(&["build", "-q", "-t", "slow", ctx.to_str().unwrap()])
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Wait until the build holds its shared lease on the store (an
+    // exclusive try-lock fails), so prune surely starts during the build.
+    let lease = t.root().join("gc.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build took no lease"
+        );
+        assert!(build.try_wait().unwrap().is_none(), "the build ended early");
+        let held = std::fs::File::open(&lease).ok().is_some_and(|f| {
+            nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+        });
+        if held {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The lease is taken before the RUN starts and held until it ended,
+    // so a prune that waits for it takes at least the RUN's 2 s.
+    let leased = std::time::Instant::now();
     t.ok(&["prune", "--all", "--force"]);
-    assert!(build.wait_with_output().unwrap().status.success());
+    let waited = leased.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_secs(2),
+        "prune returned after {waited:?}, while the build ran"
+    );
+    assert!(build.wait().unwrap().success());
     assert_eq!(t.stdout(&["run", "--rm", "slow", "cat", "/done"]), "done\n");
     assert!(t.stdout(&["debug", "fsck"]).contains("0 problems"));
 }
