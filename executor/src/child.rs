@@ -108,6 +108,13 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
         // the usual re-check is not possible; the window is a few syscalls.)
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::umask(0);
+        if let Some(fd) = plan.netns {
+            try_sys!(
+                efd,
+                c"join the network namespace",
+                cvt(libc::setns(fd, libc::CLONE_NEWNET))
+            );
+        }
         try_sys!(
             efd,
             c"make mounts private",

@@ -54,7 +54,7 @@ pub fn runtime_spec(
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if spec.network == Network::None {
+    if spec.network != Network::Host {
         namespaces.push(json!({"type": "network"}));
     }
     let caps = crate::caps::default_names();
@@ -109,6 +109,25 @@ pub fn write_files(
     Ok(out)
 }
 
+/// Makes the spec's network namespace the prepared one at `path`.
+fn join_network(config: &mut oci_spec::runtime::Spec, path: &str) -> Result<(), ExecError> {
+    use oci_spec::runtime::{LinuxNamespaceBuilder, LinuxNamespaceType};
+    let namespaces = config
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+        .ok_or_else(|| ExecError::Setup(String::from("runtime spec without namespaces")))?;
+    namespaces.retain(|n| n.typ() != LinuxNamespaceType::Network);
+    namespaces.push(
+        LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Network)
+            .path(path)
+            .build()
+            .map_err(|e| ExecError::Setup(format!("runtime spec: {e}")))?,
+    );
+    Ok(())
+}
+
 /// The shell step run in the private mount namespace: mount the overlay
 /// root (`$1` options at `$2`), then exec the runtime command that follows.
 const MOUNT_ROOT_AND_EXEC: &str =
@@ -119,21 +138,42 @@ fn is_crun(runtime: &str) -> bool {
     Path::new(runtime).file_name().is_some_and(|n| n == "crun")
 }
 
+/// What the bundled side prepared for an external runtime's sandbox.
+pub struct Sandbox<'a> {
+    /// The sandbox's private temp dir (the bundle goes there).
+    pub dir: &'a Path,
+    /// The overlay root's mount options.
+    pub overlay: &'a str,
+    /// The resolved user.
+    pub user: &'a User,
+    /// The hosts, resolv.conf and hostname files to bind.
+    pub files: &'a [(std::path::PathBuf, &'a str)],
+    /// A path to the prepared network namespace to join, if any.
+    pub netns: Option<String>,
+}
+
 /// Runs `spec` with the external runtime `runtime` (e.g. `runc`, `crun`).
 pub fn run_external(
     runtime: &str,
     spec: &RunSpec,
-    dir: &Path,
-    overlay_options: &str,
-    user: &User,
-    files: &[(std::path::PathBuf, &str)],
+    sandbox: &Sandbox<'_>,
     output: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<i32, ExecError> {
+    let Sandbox {
+        dir,
+        overlay: overlay_options,
+        user,
+        files,
+        ..
+    } = *sandbox;
     let bundle = dir.join("bundle");
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs)
         .map_err(|e| ExecError::Setup(format!("create {}: {e}", rootfs.display())))?;
-    let config = runtime_spec(spec, user, files)?;
+    let mut config = runtime_spec(spec, user, files)?;
+    if let Some(path) = &sandbox.netns {
+        join_network(&mut config, path)?;
+    }
     config
         .save(bundle.join("config.json"))
         .map_err(|e| ExecError::Setup(format!("write config.json: {e}")))?;

@@ -15,12 +15,19 @@
 //! forwards signals. Every mount lives in the sandbox's mount namespace, so
 //! all of them vanish with its last process; the child dies with its
 //! parent (`PR_SET_PDEATHSIG`).
+//!
+//! Networks: [`Network::Private`] (the default) joins a network namespace
+//! prepared with a `slirp4netns` helper for outbound access (see
+//! `network`; [`prepare_networks`] keeps a few ready for a build's RUN
+//! steps), [`Network::None`] has only `lo`, [`Network::Host`] shares the
+//! host's.
 
 mod caps;
 mod child;
 mod external;
 mod init;
 mod masks;
+mod network;
 mod plan;
 mod rootless;
 mod seccomp;
@@ -33,6 +40,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub use external::runtime_spec;
+pub use network::{prepare as prepare_networks, prepare_one as prepare_network};
 pub use plan::DEFAULT_PATH;
 pub use rootless::{IdMapping, enter_user_namespace};
 pub use users::{User, resolve as resolve_user};
@@ -65,8 +73,11 @@ pub struct RootFs {
 /// Network of the sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
-    /// Share the host's network namespace.
+    /// A network namespace of its own with outbound access through a
+    /// user-mode NAT, and DNS (Docker's default; see `network`).
     #[default]
+    Private,
+    /// Share the host's network namespace.
     Host,
     /// A new network namespace with only `lo`.
     None,
@@ -260,10 +271,14 @@ pub fn run_with(
     } else {
         spec.hostname.as_str()
     };
-    let mut files = system_files(hostname);
+    let mut files = system_files(hostname, spec.network);
     files.extend(spec.files.iter().cloned());
     let user = users::resolve(&spec.rootfs.lowers, &spec.user)?;
     rootless::check_mapped(&user)?;
+    let netns = match spec.network {
+        Network::Private => Some(network::take()?),
+        Network::Host | Network::None => None,
+    };
     if let Some(runtime) = runtime {
         let mut lowers: Vec<&Path> = spec.rootfs.lowers.iter().map(PathBuf::as_path).collect();
         if lowers.is_empty() {
@@ -275,7 +290,14 @@ pub fn run_with(
             .iter()
             .map(|(p, t)| (p.clone(), t.as_str()))
             .collect();
-        return external::run_external(runtime, spec, dir.path(), &options, &user, &files, output);
+        let sandbox = external::Sandbox {
+            dir: dir.path(),
+            overlay: &options,
+            user: &user,
+            files: &files,
+            netns: netns.as_ref().map(network::Namespace::path),
+        };
+        return external::run_external(runtime, spec, &sandbox, output);
     }
     let dirs = plan::Dirs {
         root: &root,
@@ -286,7 +308,8 @@ pub fn run_with(
         files: &dir.path().join("files"),
     };
     std::fs::create_dir(dirs.files).map_err(setup("create a temp dir"))?;
-    let plan = plan::build(spec, &user, &dirs, &files)?;
+    let mut plan = plan::build(spec, &user, &dirs, &files)?;
+    plan.netns = netns.as_ref().map(network::Namespace::fd);
     let argv = sys::ptrs(&plan.argv);
     let env = sys::ptrs(&plan.env);
 
@@ -373,6 +396,7 @@ pub fn run_with(
         stdio::proxy_tty(master);
     }
     let code = wait(pid)?;
+    drop(netns);
     drop(stack);
     let mut message = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(err_r), &mut message).ok();
@@ -414,10 +438,14 @@ fn wait(pid: libc::pid_t) -> Result<i32, ExecError> {
 }
 
 /// /etc/hosts, /etc/resolv.conf and /etc/hostname for the sandbox.
-fn system_files(hostname: &str) -> Vec<FileMount> {
+fn system_files(hostname: &str, net: Network) -> Vec<FileMount> {
     let hosts =
         format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = match net {
+        Network::Private => network::resolv_conf(&host_resolv),
+        Network::Host | Network::None => host_resolv,
+    };
     [
         (hosts, "/etc/hosts"),
         (resolv, "/etc/resolv.conf"),

@@ -112,6 +112,8 @@ pub struct Plan {
     pub hostname: CString,
     /// Bring up `lo` (own network namespace).
     pub loopback: bool,
+    /// A prepared network namespace to join (an open nsfs fd).
+    pub netns: Option<c_int>,
     /// Resolved user.
     pub uid: libc::uid_t,
     pub gid: libc::gid_t,
@@ -572,6 +574,7 @@ pub fn build(
         dev_links,
         hostname: cstr(&spec.hostname)?,
         loopback: spec.network == crate::Network::None,
+        netns: None,
         uid: user.uid,
         gid: user.gid,
         groups: user.groups.clone(),

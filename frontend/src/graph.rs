@@ -94,8 +94,12 @@ pub struct ContextSource {
 /// Network mode of an exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum NetworkMode {
-    /// The host's network (BuildKit's default for RUN).
+    /// A network namespace of the step's own with outbound access
+    /// (BuildKit's default for RUN).
     #[default]
+    Default,
+    /// The host's network (`RUN --network=host`; needs the build's
+    /// `network.host` entitlement).
     Host,
     /// Only a loopback interface.
     None,

@@ -963,7 +963,8 @@ impl<'a> Lowerer<'a> {
             }
         };
         let network = match flag(ins, "network").unwrap_or("default") {
-            "default" | "host" => NetworkMode::Host,
+            "default" => NetworkMode::Default,
+            "host" => NetworkMode::Host,
             "none" => NetworkMode::None,
             other => {
                 return Err(self.err(

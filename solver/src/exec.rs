@@ -159,6 +159,7 @@ pub fn run(
         user: exec.user.clone(),
         hostname: String::from("rbuild"),
         network: match exec.network {
+            NetworkMode::Default => Network::Private,
             NetworkMode::Host => Network::Host,
             NetworkMode::None => Network::None,
         },

@@ -382,6 +382,13 @@ impl Solver {
         content_key: Option<&str>,
     ) -> Result<NodeResult, String> {
         let node = &self.graph.nodes[i];
+        if let Op::Exec(op) = &node.op
+            && op.network == rbuild_frontend::graph::NetworkMode::Default
+        {
+            // Made while the layers are prepared, and kept ready for the
+            // steps to come.
+            rbuild_executor::prepare_networks();
+        }
         let base = self.materialize(&inputs[0].state).await?;
         let lowers: Vec<PathBuf> = base.iter().map(|s| self.store.snapshot_path(s)).collect();
         let pending = self.store.new_snapshot().map_err(|e| e.to_string())?;

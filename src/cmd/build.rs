@@ -84,7 +84,8 @@ pub struct BuildArgs {
     metadata_file: Option<PathBuf>,
 
     /// Grant an entitlement: `security.insecure` lets `RUN
-    /// --security=insecure` run (as BuildKit's `--allow`); repeatable.
+    /// --security=insecure` run, `network.host` lets `RUN --network=host`
+    /// use the host's network (as BuildKit's `--allow`); repeatable.
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure", "network.host"])]
     allow: Vec<String>,
 
@@ -100,18 +101,26 @@ fn check_entitlements(
     graph: &rbuild_frontend::graph::BuildGraph,
     allow: &[String],
 ) -> anyhow::Result<()> {
-    let insecure_allowed = allow.iter().any(|a| a == "security.insecure");
+    let granted = |entitlement: &str| allow.iter().any(|a| a == entitlement);
     for node in &graph.nodes {
-        if let rbuild_frontend::graph::Op::Exec(exec) = &node.op
-            && exec.insecure
-            && !insecure_allowed
+        let rbuild_frontend::graph::Op::Exec(exec) = &node.op else {
+            continue;
+        };
+        let needed = if exec.insecure && !granted("security.insecure") {
+            Some(("RUN --security=insecure", "security.insecure"))
+        } else if exec.network == rbuild_frontend::graph::NetworkMode::Host
+            && !granted("network.host")
         {
+            Some(("RUN --network=host", "network.host"))
+        } else {
+            None
+        };
+        if let Some((what, entitlement)) = needed {
             let at = node.location.map_or(String::new(), |l| {
                 format!("{}:{}:{}: ", dockerfile.display(), l.line, l.column)
             });
             bail!(
-                "{at}{}: RUN --security=insecure needs the security.insecure entitlement: \
-                 pass --allow security.insecure",
+                "{at}{}: {what} needs the {entitlement} entitlement: pass --allow {entitlement}",
                 node.name
             );
         }

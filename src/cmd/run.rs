@@ -52,8 +52,10 @@ pub struct RunArgs {
     #[arg(long)]
     entrypoint: Option<String>,
 
-    /// Network: `host` (default) or `none`.
-    #[arg(long, default_value = "host", value_parser = ["host", "none"])]
+    /// Network: `bridge` (default; also `default`: a network namespace of
+    /// its own with outbound access through a user-mode NAT), `host` or
+    /// `none`.
+    #[arg(long, default_value = "bridge", value_parser = ["bridge", "default", "host", "none"])]
     network: String,
 
     /// Hostname inside the sandbox.
@@ -107,6 +109,10 @@ struct ConfigBlob {
 
 /// Runs the image; the exit code is the process's.
 pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if matches!(args.network.as_str(), "bridge" | "default") {
+        // Made while the image is opened.
+        rbuild_executor::prepare_network();
+    }
     let session = Session::open(root, ClientOptions::default())?;
     // Held until the command ends: `prune` waits instead of deleting what we use.
     let _lease = session.store.lease()?;
@@ -160,10 +166,10 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             .clone()
             .or_else(|| args.name.clone())
             .unwrap_or_else(|| short_id(&image.digest)),
-        network: if args.network == "none" {
-            Network::None
-        } else {
-            Network::Host
+        network: match args.network.as_str() {
+            "none" => Network::None,
+            "host" => Network::Host,
+            _ => Network::Private,
         },
         mounts: args
             .volumes

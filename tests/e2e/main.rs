@@ -4,6 +4,7 @@
 mod hostile;
 mod inputs;
 mod instructions;
+mod network;
 mod outputs;
 mod sandbox;
 mod store;

@@ -1,0 +1,302 @@
+//! The default network of a sandbox, as `docker build` and `docker run`
+//! give it: a network namespace of its own with outbound access and DNS,
+//! but none of the host's interfaces, loopback services or traffic.
+//!
+//! Each namespace gets a `slirp4netns` helper (Debian's package of the
+//! same name, what rootless BuildKit and Podman use): a user-mode NAT that
+//! owns a tap device inside the namespace (10.0.2.100/24, gateway
+//! 10.0.2.2, DNS forwarder 10.0.2.3) and makes the sandbox's connections
+//! as ordinary sockets of its own on the host. It needs no host firewall
+//! or sysctl changes, works rootful and rootless alike, and is started
+//! with `--disable-host-loopback`, so 10.0.2.2 does not lead to the
+//! host's 127.0.0.1.
+//!
+//! Making one costs about 11 ms (mostly the helper's start), so a few are
+//! prepared ahead in a background thread, as BuildKit keeps a pool of
+//! network namespaces: a RUN takes a ready one and a replacement is made
+//! while it runs. A namespace serves one sandbox only (whatever a RUN did
+//! to it cannot reach the next one). Each helper ends when its namespace
+//! is released, and on its own when rbuild exits, however it exits: it
+//! watches a pipe (`--exit-fd`) whose other end only rbuild holds.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Condvar, Mutex};
+
+use crate::ExecError;
+
+/// How many namespaces are kept ready.
+const POOL_SIZE: usize = 2;
+
+/// The helper's subnet, gateway and DNS forwarder (slirp4netns' defaults).
+pub(crate) const DNS_SERVER: &str = "10.0.2.3";
+
+/// The fd numbers the helper gets its pipes and namespace on.
+const READY_FD: RawFd = 3;
+const EXIT_FD: RawFd = 4;
+const NETNS_FD: RawFd = 5;
+
+/// A prepared network namespace and its helper, for one sandbox.
+#[derive(Debug)]
+pub(crate) struct Namespace {
+    /// The namespace (an nsfs file descriptor).
+    fd: OwnedFd,
+    /// The slirp4netns process serving it.
+    helper: Child,
+    /// The write end of the helper's exit pipe.
+    _exit: OwnedFd,
+}
+
+impl Namespace {
+    /// The namespace's file descriptor, for `setns`.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// A path to the namespace that another process (an external runtime)
+    /// can open while this one lives.
+    pub(crate) fn path(&self) -> String {
+        format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd())
+    }
+
+    /// A new namespace with its helper running and the network configured.
+    fn make() -> Result<Self, ExecError> {
+        // The helper makes its tap device there; say so plainly when this
+        // user may not (rootless, with a node not world-accessible).
+        std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .map_err(|e| {
+                ExecError::Setup(format!(
+                    "the sandbox's network needs /dev/net/tun ({e}; Debian's udev \
+                     makes it mode 0666): fix it, or use --network=host or none"
+                ))
+            })?;
+        let fd = new_namespace()?;
+        // Its messages, read if it fails to start.
+        let mut errors = tempfile::tempfile().map_err(setup)?;
+        let (ready_r, ready_w) = pipe()?;
+        let (exit_r, exit_w) = pipe()?;
+        let inherit = [
+            (ready_w.as_raw_fd(), READY_FD),
+            (exit_r.as_raw_fd(), EXIT_FD),
+            (fd.as_raw_fd(), NETNS_FD),
+        ];
+        let mut cmd = Command::new("slirp4netns");
+        cmd.args([
+            "--configure",
+            "--mtu=65520",
+            "--disable-host-loopback",
+            "--enable-sandbox",
+            "--enable-seccomp",
+            "--netns-type=path",
+        ])
+        .arg(format!("--ready-fd={READY_FD}"))
+        .arg(format!("--exit-fd={EXIT_FD}"))
+        .arg(format!("/proc/self/fd/{NETNS_FD}"))
+        .arg("tap0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(errors.try_clone().map_err(setup)?);
+        // SAFETY: only dup2/fcntl between fork and exec. Each source fd is
+        // moved above the targets first, so no dup2 overwrites a source
+        // still to be used.
+        unsafe {
+            cmd.pre_exec(move || {
+                let mut moved = [0; 3];
+                for (i, (from, _)) in inherit.iter().enumerate() {
+                    moved[i] = cvt(libc::fcntl(*from, libc::F_DUPFD_CLOEXEC, 10))?;
+                }
+                for (i, (_, to)) in inherit.iter().enumerate() {
+                    cvt(libc::dup2(moved[i], *to))?;
+                }
+                Ok(())
+            });
+        }
+        let mut helper = cmd.spawn().map_err(|e| {
+            ExecError::Setup(format!(
+                "start slirp4netns for the sandbox's network (install Debian's \
+                 slirp4netns package, or use --network=none or host): {e}"
+            ))
+        })?;
+        drop(ready_w);
+        drop(exit_r);
+        let mut byte = [0u8; 1];
+        let ready = std::fs::File::from(ready_r).read(&mut byte).unwrap_or(0) == 1;
+        if !ready {
+            let _ = helper.kill();
+            let _ = helper.wait();
+            let mut message = String::new();
+            std::io::Seek::rewind(&mut errors)
+                .and_then(|()| errors.read_to_string(&mut message))
+                .ok();
+            return Err(ExecError::Setup(format!(
+                "slirp4netns could not configure the sandbox's network: {}",
+                message.trim()
+            )));
+        }
+        Ok(Self {
+            fd,
+            helper,
+            _exit: exit_w,
+        })
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        // Killed rather than told through the exit pipe: a sandbox's init
+        // started meanwhile holds copies of the pipe's write end until it
+        // ends.
+        let _ = self.helper.kill();
+        let _ = self.helper.wait();
+    }
+}
+
+fn cvt(rc: libc::c_int) -> std::io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn setup(e: impl std::fmt::Display) -> ExecError {
+    ExecError::Setup(format!("prepare the sandbox's network: {e}"))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(setup)
+}
+
+/// The sandbox's resolv.conf: the host's search domains and options,
+/// with the helper's DNS forwarder (which asks the host's resolvers, even
+/// one on the host's loopback) as the only name server.
+pub(crate) fn resolv_conf(host: &str) -> String {
+    let mut out: String = host
+        .lines()
+        .filter(|l| {
+            let word = l.split_whitespace().next().unwrap_or("");
+            matches!(word, "search" | "domain" | "options")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("nameserver {DNS_SERVER}\n"));
+    out
+}
+
+/// A new, empty network namespace: a short-lived thread unshares its
+/// own and hands out a file descriptor of it, which keeps it alive.
+fn new_namespace() -> Result<OwnedFd, ExecError> {
+    std::thread::spawn(|| -> std::io::Result<OwnedFd> {
+        // SAFETY: this thread is ours alone and ends right after; unshare
+        // and open have no memory-safety preconditions.
+        unsafe {
+            cvt(libc::unshare(libc::CLONE_NEWNET))?;
+            let fd = cvt(libc::open(
+                c"/proc/thread-self/ns/net".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            ))?;
+            Ok(OwnedFd::from_raw_fd(fd))
+        }
+    })
+    .join()
+    .map_err(|_| ExecError::Setup(String::from("network namespace thread panicked")))?
+    .map_err(|e| ExecError::Setup(format!("create a network namespace: {e}")))
+}
+
+/// The ready namespaces, whether a thread is making more, how many are
+/// asked for once ([`prepare_one`]), and whether the pool is kept full
+/// (once [`prepare`] was called).
+struct Pool {
+    ready: Vec<Namespace>,
+    filling: bool,
+    asked: usize,
+    keep_full: bool,
+}
+
+impl Pool {
+    /// How many namespaces should be ready.
+    fn target(&self) -> usize {
+        if self.keep_full {
+            self.asked.max(POOL_SIZE)
+        } else {
+            self.asked
+        }
+    }
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    ready: Vec::new(),
+    filling: false,
+    asked: 0,
+    keep_full: false,
+});
+static FILLED: Condvar = Condvar::new();
+
+fn lock_pool() -> std::sync::MutexGuard<'static, Pool> {
+    POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts preparing network namespaces in the background and keeps a few
+/// ready from now on, so that the sandboxes to come (a build's RUN steps)
+/// find one ready. Cheap to call again.
+pub fn prepare() {
+    lock_pool().keep_full = true;
+    fill();
+}
+
+/// Starts preparing one network namespace in the background for a
+/// sandbox about to start (`rbuild run`), while the caller prepares the
+/// rest of it.
+pub fn prepare_one() {
+    lock_pool().asked += 1;
+    fill();
+}
+
+/// Starts a thread filling the pool, unless one is at it or it is full.
+fn fill() {
+    let mut pool = lock_pool();
+    if pool.filling || pool.ready.len() >= pool.target() {
+        return;
+    }
+    pool.filling = true;
+    drop(pool);
+    std::thread::spawn(|| {
+        loop {
+            let made = Namespace::make();
+            let mut pool = lock_pool();
+            let ok = made.map(|ns| pool.ready.push(ns)).is_ok();
+            // A failure is reported by the `take` that makes its own.
+            let done = !ok || pool.ready.len() >= pool.target();
+            if done {
+                pool.filling = false;
+            }
+            FILLED.notify_all();
+            if done {
+                return;
+            }
+        }
+    });
+}
+
+/// A namespace for one sandbox: a prepared one when there is one (waiting
+/// for the one being made, if any), else a new one; a pool kept full is
+/// refilled in the background.
+pub(crate) fn take() -> Result<Namespace, ExecError> {
+    let mut pool = lock_pool();
+    while pool.ready.is_empty() && pool.filling {
+        pool = FILLED.wait(pool).unwrap_or_else(|e| e.into_inner());
+    }
+    let ns = pool.ready.pop();
+    pool.asked = pool.asked.saturating_sub(1);
+    drop(pool);
+    fill();
+    match ns {
+        Some(ns) => Ok(ns),
+        None => Namespace::make(),
+    }
+}
