@@ -1,8 +1,8 @@
 //! Disk usage, prune and fsck. What tagged images reference (manifests,
 //! configs, layer blobs, and the snapshots those layers unpack to) is
 //! always kept; the build cache (records and the snapshots only they name)
-//! goes with `prune --all`. Prune holds the store lock exclusively, so it
-//! waits for running builds (which hold [`Store::lease`]).
+//! goes with `prune --all`. Prune and fsck hold the store lease
+//! exclusively, so they wait for every other command on the store.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::io_err;
-use crate::{CacheRecord, LayerRecord, Store, StoreError, blobs, fsutil, read_json};
+use crate::{CacheRecord, LayerRecord, Store, StoreError, blobs, read_json};
 
 /// Sizes of what the store holds, in bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -150,7 +150,7 @@ impl Store {
 
     /// Removes what is not needed, as described in the module docs.
     pub fn prune(&self, opts: PruneOptions) -> Result<PruneReport, StoreError> {
-        let _lock = fsutil::lock(&self.root.join("gc.lock"), true)?;
+        let _exclusive = self.lease.exclusive()?;
         let mut report = PruneReport::default();
         let live_blobs = self.image_blobs()?;
         let mut live_snapshots: HashSet<String> = HashSet::new();
@@ -370,7 +370,7 @@ impl Store {
     /// Verifies every blob's digest and that every record and tag points
     /// at something stored; with `repair`, removes what is broken.
     pub fn fsck(&self, repair: bool) -> Result<FsckReport, StoreError> {
-        let _lock = fsutil::lock(&self.root.join("gc.lock"), true)?;
+        let _exclusive = self.lease.exclusive()?;
         let mut report = FsckReport {
             repaired: repair,
             ..Default::default()

@@ -5,8 +5,9 @@
 //!
 //! Every write goes to a temp name on the same filesystem (`tmp/`), then is
 //! renamed into place, so a killed process never leaves a partial object
-//! reachable. Tag updates serialize on a lock file; `prune` takes the store
-//! lock exclusively while builds and runs hold it shared ([`Store::lease`]).
+//! reachable. Tag updates serialize on a lock file; every open handle holds
+//! the store lock shared, and `prune` and `fsck` take it exclusively, so
+//! they never run beside another command on the same store.
 //!
 //! Layout:
 //! ```text
@@ -30,6 +31,7 @@ mod fsutil;
 mod gc;
 mod hashes;
 mod layout;
+mod lease;
 mod records;
 mod snapshots;
 mod unpack;
@@ -49,14 +51,18 @@ pub use unpack::{Limits, OPAQUE_XATTR, UnpackError, Whiteouts, decompress, unpac
 
 use error::io_err;
 
-/// The store.
+/// The store. Every handle holds the store lease (see [`lease`]) until
+/// its last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    lease: std::sync::Arc<lease::Lease>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root` and takes its lease:
+    /// waits while a prune or fsck runs, and makes them wait until the
+    /// handle (and every clone of it) is dropped.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         for dir in [
             "blobs/sha256",
@@ -76,8 +82,14 @@ impl Store {
         for dir in ["tmp", "cache-mounts"] {
             fsutil::spread_subdirectories(&root.join(dir));
         }
+        let lock = root.join("gc.lock");
+        let lock = match lock.parent().map(Path::canonicalize) {
+            Some(Ok(dir)) => dir.join("gc.lock"),
+            _ => lock,
+        };
         let store = Self {
             root: root.to_path_buf(),
+            lease: lease::Lease::take(&lock)?,
         };
         let layout = root.join("oci-layout");
         if !layout.exists() {
@@ -112,12 +124,6 @@ impl Store {
 
     fn index_lock(&self) -> Result<LockGuard, StoreError> {
         fsutil::lock(&self.root.join("index.lock"), true)
-    }
-
-    /// Holds the store against `prune` (shared with other builds and runs)
-    /// until the guard is dropped.
-    pub fn lease(&self) -> Result<LockGuard, StoreError> {
-        fsutil::lock(&self.root.join("gc.lock"), false)
     }
 
     /// Path of a blob by digest (whether or not it exists). A malformed

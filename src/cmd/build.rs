@@ -137,8 +137,6 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let display = Arc::new(Display::new(mode));
     let session = Session::open(root, ClientOptions::default())?;
-    // Held until the command ends: `prune` waits instead of deleting what we use.
-    let _lease = session.store.lease()?;
     let tags: Vec<String> = args
         .tags
         .iter()

@@ -114,8 +114,6 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         rbuild_executor::prepare_network();
     }
     let session = Session::open(root, ClientOptions::default())?;
-    // Held until the command ends: `prune` waits instead of deleting what we use.
-    let _lease = session.store.lease()?;
     let reference =
         Reference::parse(&args.image).with_context(|| format!("invalid image {:?}", args.image))?;
     let name = store_name(&reference);

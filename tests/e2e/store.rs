@@ -139,3 +139,20 @@ fn login_without_a_helper_writes_a_private_file_and_keeps_other_entries() {
         .collect();
     assert_eq!(names, ["config.json"]);
 }
+
+#[test]
+fn builds_pulls_pushes_tags_loads_and_prunes_at_once_leave_a_clean_store() {
+    // The short version of the stress script: 4 rounds of 9 commands at once.
+    let out = std::process::Command::new(crate::support::repo().join("scripts/stress-store.sh"))
+        .arg("4")
+        .env("RBUILD", env!("CARGO_BIN_EXE_rbuild"))
+        .output()
+        .expect("run scripts/stress-store.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("OK: 4 rounds"), "{stdout}");
+}
