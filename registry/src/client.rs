@@ -1,10 +1,17 @@
 //! The distribution API over HTTP: manifests (with platform selection from
 //! an index), streamed and verified blobs, uploads with existence checks,
 //! and auth (Basic, Bearer tokens cached per scope, renewed on a 401) with
-//! retries. Every exchange has an idle timeout (no data moved for
-//! [`ClientOptions::idle_timeout`]): a stalled connection is retried, a cut
-//! blob download resumed with a `Range` request, a failed upload chunk
-//! recovered from the upload's status.
+//! retries. A connection must be made within
+//! [`ClientOptions::connect_timeout`] and answer within
+//! [`ClientOptions::first_byte_timeout`] (seconds: a registry that accepts
+//! and never answers fails fast); once a transfer has started (a body is
+//! moving, or the registry verifies a closed upload) only the long
+//! [`ClientOptions::idle_timeout`] applies (no data moved for that long). A
+//! stalled connection is retried, a cut blob download resumed with a
+//! `Range` request, a failed upload chunk recovered from the upload's
+//! status. Answers read whole are capped: manifests and indexes at
+//! [`MAX_MANIFEST_BYTES`] (containerd's limit), token answers at
+//! [`MAX_TOKEN_BYTES`], error bodies at [`MAX_ERROR_BYTES`].
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -41,16 +48,35 @@ const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// How long to wait for the body of an error answer.
 const ERROR_BODY_WAIT: Duration = Duration::from_secs(10);
 
+/// The largest manifest, index or image config accepted: containerd's
+/// limit (4 MiB), far above real ones (a few KiB).
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// The largest token answer read (real ones are a few KiB of JWT).
+pub const MAX_TOKEN_BYTES: usize = 1 << 20;
+
+/// The most of an error answer's body read, for its message.
+pub const MAX_ERROR_BYTES: usize = 64 << 10;
+
 /// Client options.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Hosts allowed over plain HTTP besides loopback.
     pub insecure_registries: Vec<String>,
-    /// How long a connection may move no data at all (no byte of a request
-    /// body sent, no answer or byte of an answer received) before the
-    /// attempt is abandoned as stalled (and retried, or resumed). 60 s by
-    /// default. This is an idle timeout, not a deadline: a slow transfer
-    /// that keeps moving is never cut.
+    /// How long making a connection (TCP and TLS) may take: 5 s by default.
+    pub connect_timeout: Duration,
+    /// How long a request may wait for the first byte of its answer while
+    /// no transfer has started (no byte of a request body taken): 10 s by
+    /// default, so a registry that accepts and never answers fails in
+    /// seconds (three attempts), not minutes.
+    pub first_byte_timeout: Duration,
+    /// How long a transfer that has started may move no data at all (no
+    /// byte of a request body sent, no answer or byte of an answer
+    /// received) before the attempt is abandoned as stalled (and retried,
+    /// or resumed); also how long the request that closes an upload waits
+    /// while the registry verifies the blob. 60 s by default. This is an
+    /// idle timeout, not a deadline: a slow transfer that keeps moving is
+    /// never cut.
     pub idle_timeout: Duration,
     /// Blobs larger than this are uploaded in chunks (64 MiB by default).
     pub chunked_above: u64,
@@ -62,6 +88,8 @@ impl Default for ClientOptions {
     fn default() -> Self {
         Self {
             insecure_registries: Vec::new(),
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             chunked_above: 64 << 20,
             chunk_size: 16 << 20,
@@ -77,29 +105,44 @@ enum Auth {
     Bearer(String, Instant),
 }
 
-/// When a transfer last moved data, for the idle timeout.
+/// When a transfer last moved data, and whether it moved any yet.
 #[derive(Debug)]
-struct Progress(Mutex<Instant>);
+struct Progress(Mutex<(Instant, bool)>);
 
 impl Progress {
     fn start() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(Instant::now())))
+        Arc::new(Self(Mutex::new((Instant::now(), false))))
     }
 
     fn touch(&self) {
-        *self.0.lock().expect("poisoned") = Instant::now();
+        *self.0.lock().expect("poisoned") = (Instant::now(), true);
     }
 
     fn last(&self) -> Instant {
-        *self.0.lock().expect("poisoned")
+        self.0.lock().expect("poisoned").0
     }
+
+    fn moved(&self) -> bool {
+        self.0.lock().expect("poisoned").1
+    }
+}
+
+/// How long a request may wait for its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// The first-byte timeout until a request body moves, then the idle
+    /// timeout.
+    FirstByte,
+    /// The idle timeout from the start: the request that closes an upload,
+    /// answered only once the registry has verified the blob.
+    Verification,
 }
 
 /// Why an attempt failed before an answer arrived.
 enum Failure {
     Http(reqwest::Error),
-    /// No data moved for the idle timeout.
-    Stalled,
+    /// No data moved for this long.
+    Stalled(Duration),
 }
 
 /// Builds a request; gets the progress clock of the attempt (for bodies
@@ -195,16 +238,16 @@ impl Failure {
     fn retryable(&self) -> bool {
         match self {
             Self::Http(e) => retryable(e),
-            Self::Stalled => true,
+            Self::Stalled(_) => true,
         }
     }
 
-    fn into_error(self, what: &str, idle: Duration) -> RegistryError {
+    fn into_error(self, what: &str) -> RegistryError {
         match self {
             Self::Http(e) => transport(what, &e),
-            Self::Stalled => RegistryError::Timeout {
+            Self::Stalled(after) => RegistryError::Timeout {
                 what: what.to_string(),
-                after: idle,
+                after,
             },
         }
     }
@@ -227,7 +270,7 @@ impl Client {
         }
         let http = reqwest::Client::builder()
             .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
+            .connect_timeout(self.options.connect_timeout)
             .build()
             .map_err(other)?;
         Ok(self.http.get_or_init(|| http))
@@ -360,12 +403,10 @@ impl Client {
         if let Some(c) = creds {
             rb = rb.basic_auth(&c.username, Some(&c.password));
         }
-        let resp = self.attempt(rb, &Progress::start()).await.map_err(|e| {
-            e.into_error(
-                &format!("{registry}: token request"),
-                self.options.idle_timeout,
-            )
-        })?;
+        let resp = self
+            .attempt(rb, &Progress::start(), Wait::FirstByte)
+            .await
+            .map_err(|e| e.into_error(&format!("{registry}: token request")))?;
         if !resp.status().is_success() {
             return Err(status_error(registry, resp).await);
         }
@@ -376,7 +417,7 @@ impl Client {
             expires_in: Option<serde_json::Value>,
         }
         let body = self
-            .read_body(&format!("{registry}: token answer"), resp)
+            .read_body(&format!("{registry}: token answer"), resp, MAX_TOKEN_BYTES)
             .await?;
         let t: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|e| other(format!("{registry}: token answer: {e}")))?;
@@ -405,24 +446,38 @@ impl Client {
         build: &(dyn Fn() -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
         let (resp, _) = self
-            .exchange(registry, scope, ATTEMPTS, &|_| Ok(build()))
+            .exchange(registry, scope, ATTEMPTS, Wait::FirstByte, &|_| Ok(build()))
             .await?;
         Ok(resp)
     }
 
-    /// Sends one attempt of a request, abandoning it when no data moved for
-    /// the idle timeout (by the clock `progress`, which a request body may
-    /// push on) before the answer's headers arrived.
-    async fn attempt(&self, rb: RequestBuilder, progress: &Progress) -> Result<Response, Failure> {
-        let idle = self.options.idle_timeout;
+    /// Sends one attempt of a request, abandoning it when its answer's
+    /// headers have not arrived in time: within the first-byte timeout
+    /// while no transfer has started, then within the idle timeout of the
+    /// last data moved (by the clock `progress`, which a request body
+    /// pushes on); see [`Wait`].
+    async fn attempt(
+        &self,
+        rb: RequestBuilder,
+        progress: &Progress,
+        wait: Wait,
+    ) -> Result<Response, Failure> {
+        let limit = || {
+            if wait == Wait::Verification || progress.moved() {
+                self.options.idle_timeout
+            } else {
+                self.options.first_byte_timeout
+            }
+        };
         let send = rb.send();
         tokio::pin!(send);
         loop {
             tokio::select! {
                 result = &mut send => return result.map_err(Failure::Http),
-                () = tokio::time::sleep_until(progress.last() + idle) => {
-                    if progress.last() + idle <= Instant::now() {
-                        return Err(Failure::Stalled);
+                () = tokio::time::sleep_until(progress.last() + limit()) => {
+                    let limit = limit();
+                    if progress.last() + limit <= Instant::now() {
+                        return Err(Failure::Stalled(limit));
                     }
                 }
             }
@@ -439,6 +494,7 @@ impl Client {
         registry: &str,
         scope: &str,
         attempts: u32,
+        wait: Wait,
         build: &Build<'_>,
     ) -> Result<(Response, u32), RegistryError> {
         let mut authed = false;
@@ -447,7 +503,7 @@ impl Client {
             attempt += 1;
             let progress = Progress::start();
             let rb = self.with_auth(build(&progress)?, registry, scope);
-            let result = self.attempt(rb, &progress).await;
+            let result = self.attempt(rb, &progress, wait).await;
             match result {
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED && !authed => {
                     let header = resp
@@ -482,21 +538,37 @@ impl Client {
                 Err(e) if attempt < attempts && e.retryable() => {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }
-                Err(e) => return Err(e.into_error(registry, self.options.idle_timeout)),
+                Err(e) => return Err(e.into_error(registry)),
             }
         }
     }
 
-    /// Reads a whole (small) answer body, each read within the idle timeout.
-    async fn read_body(&self, what: &str, mut resp: Response) -> Result<Vec<u8>, RegistryError> {
+    /// Reads a whole (small) answer body of at most `max` bytes, each read
+    /// within the idle timeout; a larger one is refused as soon as it says
+    /// so (`Content-Length`) or grows past `max`.
+    async fn read_body(
+        &self,
+        what: &str,
+        mut resp: Response,
+        max: usize,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let too_large = || other(format!("{what}: the answer is larger than {max} bytes"));
+        if resp.content_length().is_some_and(|n| n > max as u64) {
+            return Err(too_large());
+        }
         let idle = self.options.idle_timeout;
         let mut out = Vec::new();
         loop {
             match tokio::time::timeout(idle, resp.chunk()).await {
-                Ok(Ok(Some(chunk))) => out.extend_from_slice(&chunk),
+                Ok(Ok(Some(chunk))) => {
+                    if out.len() + chunk.len() > max {
+                        return Err(too_large());
+                    }
+                    out.extend_from_slice(&chunk);
+                }
                 Ok(Ok(None)) => return Ok(out),
                 Ok(Err(e)) => return Err(transport(what, &e)),
-                Err(_) => return Err(Failure::Stalled.into_error(what, idle)),
+                Err(_) => return Err(Failure::Stalled(idle).into_error(what)),
             }
         }
     }
@@ -530,7 +602,9 @@ impl Client {
             .next()
             .unwrap_or("")
             .to_string();
-        let bytes = self.read_body(&r.to_string(), resp).await?;
+        let bytes = self
+            .read_body(&r.to_string(), resp, MAX_MANIFEST_BYTES)
+            .await?;
         if by.starts_with("sha256:") && sha256_hex(&bytes) != by {
             return Err(other(format!(
                 "{r}: manifest digest mismatch: expected {by}, got {}",
@@ -609,6 +683,31 @@ impl Client {
         digest: &str,
         sink: &mut (dyn Write + Send),
     ) -> Result<u64, RegistryError> {
+        self.pull_blob_within(reference, digest, sink, u64::MAX)
+            .await
+    }
+
+    /// [`Client::pull_blob`] for an image config: refused (with an error
+    /// naming it) once it grows past [`MAX_MANIFEST_BYTES`], as containerd
+    /// refuses one.
+    pub async fn pull_config(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        sink: &mut (dyn Write + Send),
+    ) -> Result<u64, RegistryError> {
+        self.pull_blob_within(reference, digest, sink, MAX_MANIFEST_BYTES as u64)
+            .await
+    }
+
+    /// [`Client::pull_blob`], refusing a blob larger than `max` bytes.
+    async fn pull_blob_within(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        sink: &mut (dyn Write + Send),
+        max: u64,
+    ) -> Result<u64, RegistryError> {
         let http = self.http()?;
         let what = format!("{reference} blob {digest}");
         let url = self.url(reference, &format!("blobs/{digest}"));
@@ -650,6 +749,9 @@ impl Client {
             let failure = loop {
                 match tokio::time::timeout(idle, resp.chunk()).await {
                     Ok(Ok(Some(chunk))) => {
+                        if size + chunk.len() as u64 > max {
+                            return Err(other(format!("{what}: larger than {max} bytes")));
+                        }
                         hasher.update(&chunk);
                         size += chunk.len() as u64;
                         failures = 0;
@@ -658,7 +760,7 @@ impl Client {
                     }
                     Ok(Ok(None)) => break 'resume,
                     Ok(Err(e)) => break transport(&what, &e),
-                    Err(_) => break Failure::Stalled.into_error(&what, idle),
+                    Err(_) => break Failure::Stalled(idle).into_error(&what),
                 }
             };
             failures += 1;
@@ -807,7 +909,13 @@ impl Client {
     ) -> Result<(), RegistryError> {
         let what = format!("{reference} blob {digest}");
         let (resp, attempts) = self
-            .exchange(&reference.registry, scope, ATTEMPTS, build)
+            .exchange(
+                &reference.registry,
+                scope,
+                ATTEMPTS,
+                Wait::Verification,
+                build,
+            )
             .await
             .map_err(|e| match e {
                 RegistryError::Timeout { after, .. } => RegistryError::Timeout {
@@ -865,7 +973,10 @@ impl Client {
             };
             // One attempt (a blind retry could send bytes twice), but
             // with a 401 answered by a new token.
-            let failure = match self.exchange(&reference.registry, scope, 1, &build).await {
+            let failure = match self
+                .exchange(&reference.registry, scope, 1, Wait::FirstByte, &build)
+                .await
+            {
                 Ok((resp, _)) if resp.status() == StatusCode::ACCEPTED => {
                     location = self.location(reference, &resp)?;
                     offset += len;
@@ -951,9 +1062,9 @@ impl Client {
         let http = self.http()?;
         let url = format!("{}/v2/", self.base(registry));
         let resp = self
-            .attempt(http.get(&url), &Progress::start())
+            .attempt(http.get(&url), &Progress::start(), Wait::FirstByte)
             .await
-            .map_err(|e| e.into_error(registry, self.options.idle_timeout))?;
+            .map_err(|e| e.into_error(registry))?;
         if resp.status().is_success() {
             return Ok(());
         }
@@ -973,9 +1084,9 @@ impl Client {
                     .get(&url)
                     .basic_auth(&creds.username, Some(&creds.password));
                 let resp = self
-                    .attempt(rb, &Progress::start())
+                    .attempt(rb, &Progress::start(), Wait::FirstByte)
                     .await
-                    .map_err(|e| e.into_error(registry, self.options.idle_timeout))?;
+                    .map_err(|e| e.into_error(registry))?;
                 if resp.status().is_success() {
                     Ok(())
                 } else {
@@ -997,14 +1108,22 @@ impl Client {
 }
 
 /// An error from a registry's answer: status plus its error codes and messages.
-async fn status_error(what: &str, resp: Response) -> RegistryError {
+async fn status_error(what: &str, mut resp: Response) -> RegistryError {
     let status = resp.status().as_u16();
-    // The body is only for the message: not worth waiting long for.
-    let text = tokio::time::timeout(ERROR_BODY_WAIT, resp.text())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .unwrap_or_default();
+    // The body is only for the message: not worth waiting long for, nor
+    // reading past its first [`MAX_ERROR_BYTES`].
+    let mut body = Vec::new();
+    let _ = tokio::time::timeout(ERROR_BODY_WAIT, async {
+        while body.len() < MAX_ERROR_BYTES {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+    })
+    .await;
+    body.truncate(MAX_ERROR_BYTES);
+    let text = String::from_utf8_lossy(&body);
     let message = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| {
@@ -1022,10 +1141,32 @@ async fn status_error(what: &str, resp: Response) -> RegistryError {
             })
         })
         .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| text.chars().take(200).collect());
+        .unwrap_or_else(|| text.into_owned());
     RegistryError::Status {
         registry: what.to_string(),
         status,
-        message,
+        message: printable(&message),
     }
+}
+
+/// A registry's message as it may reach a terminal: its first 300
+/// characters, control characters (escape sequences) escaped.
+fn printable(message: &str) -> String {
+    const SHOWN: usize = 300;
+    let mut out: String = message
+        .chars()
+        .take(SHOWN)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    if message.chars().nth(SHOWN).is_some() {
+        out.push('…');
+    }
+    out
 }

@@ -15,7 +15,7 @@ mod reference;
 pub mod testing;
 
 pub use auth::Credentials;
-pub use client::{Client, ClientOptions};
+pub use client::{Client, ClientOptions, MAX_ERROR_BYTES, MAX_MANIFEST_BYTES, MAX_TOKEN_BYTES};
 pub use reference::Reference;
 
 /// Errors of the registry client.

@@ -546,6 +546,10 @@ pub enum Fault {
     /// Answer `503 Service Unavailable` (empty, `Connection: close`)
     /// without contacting upstream.
     Respond503,
+    /// Answer `200 OK` with a manifest media type and a body of this many
+    /// bytes (no `Content-Length`: the body ends when the connection
+    /// closes) without contacting upstream: an answer too large to take.
+    RespondOversized(usize),
     /// Forward the first `n - 1` requests of the connection (counted by
     /// their `… HTTP/1.1` request lines), then close both sides when the
     /// client sends the `n`-th, without forwarding it: a kept-alive
@@ -578,8 +582,12 @@ pub struct FaultProxy {
     plan: Arc<Mutex<VecDeque<Fault>>>,
     applied: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
+    requests: RequestLog,
     stop: Arc<AtomicBool>,
 }
+
+/// The request lines a [`FaultProxy`] forwarded, in the order seen.
+type RequestLog = Arc<Mutex<Vec<String>>>;
 
 impl FaultProxy {
     /// Starts a proxy to `upstream` (`host:port`) with an empty fault plan.
@@ -589,12 +597,14 @@ impl FaultProxy {
         let plan: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
         let applied = Arc::new(AtomicUsize::new(0));
         let connections = Arc::new(AtomicUsize::new(0));
+        let requests = RequestLog::default();
         let stop = Arc::new(AtomicBool::new(false));
         {
-            let (plan, applied, connections, stop) = (
+            let (plan, applied, connections, requests, stop) = (
                 plan.clone(),
                 applied.clone(),
                 connections.clone(),
+                requests.clone(),
                 stop.clone(),
             );
             let upstream = upstream.to_string();
@@ -614,7 +624,8 @@ impl FaultProxy {
                         applied.fetch_add(1, Ordering::SeqCst);
                     }
                     let upstream = upstream.clone();
-                    std::thread::spawn(move || proxy_connection(conn, &upstream, fault));
+                    let requests = requests.clone();
+                    std::thread::spawn(move || proxy_connection(conn, &upstream, fault, &requests));
                 }
             });
         }
@@ -623,8 +634,15 @@ impl FaultProxy {
             plan,
             applied,
             connections,
+            requests,
             stop,
         }
+    }
+
+    /// The request lines (`PATCH /v2/… HTTP/1.1`) of the connections
+    /// forwarded untouched ([`Fault::Pass`]), in the order seen.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("poisoned").clone()
     }
 
     /// Queues faults for the next new connections, after those already queued.
@@ -660,8 +678,32 @@ impl Drop for FaultProxy {
     }
 }
 
+/// Answers the connection's first request with `head` and `body_len`
+/// spaces, upstream not contacted, then closes it.
+fn answer_directly(mut client: TcpStream, head: &[u8], body_len: usize) {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = read_head(&mut client);
+    let _ = client.write_all(head);
+    let filler = [b' '; 64 << 10];
+    let mut left = body_len;
+    while left > 0 {
+        let n = left.min(filler.len());
+        // The client may hang up early (it refuses the body): done.
+        if client.write_all(&filler[..n]).is_err() {
+            return;
+        }
+        left -= n;
+    }
+    let _ = client.shutdown(Shutdown::Write);
+    // Drain what the client still sends (a request body) so that closing
+    // does not turn into a reset racing the answer.
+    let _ = client.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut sink = [0u8; 16 << 10];
+    while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
+}
+
 /// Serves one proxied connection according to `fault`.
-fn proxy_connection(mut client: TcpStream, upstream: &str, fault: Fault) {
+fn proxy_connection(mut client: TcpStream, upstream: &str, fault: Fault, requests: &RequestLog) {
     let mut limit = None;
     let mut stall = false;
     let mut close_at_request = None;
@@ -690,17 +732,19 @@ fn proxy_connection(mut client: TcpStream, upstream: &str, fault: Fault) {
         Fault::CloseAtRequest(n) => close_at_request = Some(n),
         Fault::CloseAtResponse(n) => close_at_response = Some(n),
         Fault::Respond503 => {
-            let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
-            let _ = read_head(&mut client);
-            let _ = client.write_all(
+            answer_directly(
+                client,
                 b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                0,
             );
-            let _ = client.shutdown(Shutdown::Write);
-            // Drain what the client still sends (a request body) so that
-            // closing does not turn into a reset racing the answer.
-            let _ = client.set_read_timeout(Some(Duration::from_secs(2)));
-            let mut sink = [0u8; 16 << 10];
-            while matches!(client.read(&mut sink), Ok(n) if n > 0) {}
+            return;
+        }
+        Fault::RespondOversized(n) => {
+            answer_directly(
+                client,
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n",
+                n,
+            );
             return;
         }
     }
@@ -710,13 +754,14 @@ fn proxy_connection(mut client: TcpStream, upstream: &str, fault: Fault) {
     let (Ok(client_reader), Ok(server_writer)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
+    let requests = requests.clone();
     let up = std::thread::spawn(move || match close_at_request {
         Some(n) => forward_until(client_reader, server_writer, b" HTTP/1.1\r\n", n),
-        None => pipe(client_reader, server_writer, None, false),
+        None => pipe(client_reader, server_writer, None, false, Some(&requests)),
     });
     match close_at_response {
         Some(n) => forward_until(server, client, b"HTTP/1.1 ", n),
-        None => pipe(server, client, limit, stall),
+        None => pipe(server, client, limit, stall, None),
     }
     let _ = up.join();
 }
@@ -725,14 +770,25 @@ fn proxy_connection(mut client: TcpStream, upstream: &str, fault: Fault) {
 /// end, `to`'s write side; after reaching `limit`, both sockets entirely
 /// (with `stall`, only once `from` ends, what it sends dropped meanwhile:
 /// `from` is upstream, which closes after the client did).
-fn pipe(mut from: TcpStream, mut to: TcpStream, limit: Option<usize>, stall: bool) {
+/// With `log`, the request lines passing through are recorded.
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    limit: Option<usize>,
+    stall: bool,
+    log: Option<&RequestLog>,
+) {
     let mut left = limit.unwrap_or(usize::MAX);
     let mut buf = vec![0u8; 64 << 10];
+    let mut unscanned = Vec::new();
     while left > 0 {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n.min(left),
         };
+        if let Some(log) = log {
+            record_requests(&mut unscanned, &buf[..n], log);
+        }
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
@@ -748,6 +804,35 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, limit: Option<usize>, stall: boo
     } else {
         let _ = to.shutdown(Shutdown::Write);
     }
+}
+
+/// Adds the request lines (`METHOD /path HTTP/1.1` CRLF) completed by
+/// `data` to `log`; `unscanned` carries the end of the stream not yet
+/// holding one over to the next read (its last 8 KiB: a request line is
+/// shorter).
+fn record_requests(unscanned: &mut Vec<u8>, data: &[u8], log: &RequestLog) {
+    const END: &[u8] = b" HTTP/1.1\r\n";
+    unscanned.extend_from_slice(data);
+    let mut done = 0;
+    while let Some(at) = unscanned[done..].windows(END.len()).position(|w| w == END) {
+        let end = done + at;
+        // `METHOD /path`: a body may end right before the method, with no
+        // line break, so the line starts where the method's name does.
+        let path = unscanned[done..end]
+            .windows(2)
+            .rposition(|w| w == b" /")
+            .map_or(done, |i| done + i);
+        let start = ["DELETE", "PATCH", "HEAD", "POST", "GET", "PUT"]
+            .iter()
+            .find(|m| unscanned[done..path].ends_with(m.as_bytes()))
+            .map_or(done, |m| path - m.len());
+        log.lock()
+            .expect("poisoned")
+            .push(String::from_utf8_lossy(&unscanned[start..end]).into_owned());
+        done = end + END.len();
+    }
+    let keep_from = done.max(unscanned.len().saturating_sub(8 << 10));
+    unscanned.drain(..keep_from);
 }
 
 /// Copies `from` → `to` until the `n`-th occurrence of `marker` (a request

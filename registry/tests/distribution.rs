@@ -1,6 +1,6 @@
 //! The client against a real registry (Debian's docker-registry on loopback).
 
-use rbuild_registry::testing::TestRegistry;
+use rbuild_registry::testing::{FaultProxy, TestRegistry};
 use rbuild_registry::{Client, ClientOptions, Credentials, Platform, Reference, RegistryError};
 use sha2::Digest;
 
@@ -202,9 +202,11 @@ async fn basic_auth_from_the_docker_config() {
 #[tokio::test]
 async fn large_blobs_go_up_in_chunks() {
     let reg = TestRegistry::start();
+    // Only watches: it records the request lines it forwards.
+    let proxy = FaultProxy::start(&reg.addr);
     let dir = tempfile::tempdir().unwrap();
     let client = Client::new(ClientOptions::default()).unwrap();
-    let r = Reference::parse(&format!("{}/big:1", reg.addr)).unwrap();
+    let r = Reference::parse(&format!("{}/big:1", proxy.addr)).unwrap();
     let blob: Vec<u8> = (0..(70u32 << 20)).map(|i| (i % 253) as u8).collect();
     let path = dir.path().join("big");
     std::fs::write(&path, &blob).unwrap();
@@ -215,6 +217,18 @@ async fn large_blobs_go_up_in_chunks() {
         .await
         .unwrap();
     assert!(back == blob, "the chunked upload is byte-identical");
+    // 70 MiB (above the 64 MiB default threshold) in 16 MiB chunks: five
+    // PATCHes, then the one PUT that closes the upload with the digest.
+    let requests = proxy.requests();
+    let patches = requests.iter().filter(|l| l.starts_with("PATCH ")).count();
+    assert_eq!(patches, 5, "{requests:#?}");
+    let puts: Vec<&String> = requests.iter().filter(|l| l.starts_with("PUT ")).collect();
+    assert_eq!(puts.len(), 1, "{requests:#?}");
+    assert!(
+        puts[0].contains("digest=sha256%3A") || puts[0].contains("digest=sha256:"),
+        "{}",
+        puts[0]
+    );
 }
 
 /// A registry stand-in that answers 429 (then 503) before serving one

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{digest, layers, platform, pull_and_compare, push_image};
 use rbuild_registry::testing::{Fault, FaultProxy, TestRegistry};
-use rbuild_registry::{Client, ClientOptions, Reference};
+use rbuild_registry::{Client, ClientOptions, MAX_MANIFEST_BYTES, Reference};
 
 /// Pulls `blob` from `reference` without the proxy and checks its bytes.
 async fn assert_registry_has(client: &Client, reference: &Reference, blob: &[u8], what: &str) {
@@ -296,6 +296,7 @@ fn client_with(options: ClientOptions) -> Client {
 /// A client that gives up on a connection after 1 s without data.
 fn impatient() -> Client {
     client_with(ClientOptions {
+        first_byte_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(1),
         ..ClientOptions::default()
     })
@@ -362,13 +363,81 @@ async fn stalled_connections_time_out() {
     assert_eq!(proxy.faults_applied(), 5);
 }
 
-/// The default idle timeout is there (a minute), not infinite.
-#[test]
-fn the_idle_timeout_defaults_to_a_minute() {
-    assert_eq!(
-        ClientOptions::default().idle_timeout,
-        Duration::from_secs(60)
+/// A registry that accepts and never answers fails the request within
+/// the first-byte timeout (times the attempts), not the minute-long idle
+/// timeout that a started transfer gets: 181 s before.
+#[tokio::test]
+async fn a_server_that_never_answers_fails_within_seconds() {
+    let Proxied {
+        reg: _reg,
+        proxy,
+        via_proxy,
+        ..
+    } = proxied("silent/app");
+    let defaults = ClientOptions::default();
+    assert!(defaults.first_byte_timeout <= Duration::from_secs(10));
+    assert!(defaults.connect_timeout <= Duration::from_secs(10));
+    let client = client_with(ClientOptions {
+        first_byte_timeout: Duration::from_secs(1),
+        ..defaults.clone()
+    });
+    assert_eq!(defaults.idle_timeout, Duration::from_secs(60));
+    proxy.push_faults([Fault::Stall; 3]);
+    let start = Instant::now();
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.pull_manifest(&via_proxy, &platform()),
+    )
+    .await
+    .expect("the pull does not wait for the idle timeout")
+    .unwrap_err();
+    assert!(
+        matches!(err, rbuild_registry::RegistryError::Timeout { after, .. } if after == Duration::from_secs(1)),
+        "{err:?}"
     );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(proxy.faults_applied(), 3);
+}
+
+/// A manifest larger than containerd's 4 MiB limit is refused while it
+/// arrives, not read into memory whole.
+#[tokio::test]
+async fn an_oversized_manifest_is_refused() {
+    let Proxied {
+        reg: _reg,
+        proxy,
+        via_proxy,
+        ..
+    } = proxied("huge/app");
+    proxy.push_faults([Fault::RespondOversized(64 << 20)]);
+    let err = client()
+        .pull_manifest(&via_proxy, &platform())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("larger than {MAX_MANIFEST_BYTES} bytes")),
+        "{err}"
+    );
+    assert_eq!(proxy.faults_applied(), 1);
+    // An image config, likewise (as a layer blob it would be taken).
+    proxy.push_faults([Fault::RespondOversized(64 << 20)]);
+    let mut out = Vec::new();
+    let err = client()
+        .pull_config(&via_proxy, &format!("sha256:{}", "0".repeat(64)), &mut out)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("larger than {MAX_MANIFEST_BYTES} bytes")),
+        "{err}"
+    );
+    assert!(out.len() <= MAX_MANIFEST_BYTES, "{}", out.len());
+    assert_eq!(proxy.faults_applied(), 2);
 }
 
 /// A chunked upload whose connection is lost at a PATCH (before the

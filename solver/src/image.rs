@@ -167,7 +167,7 @@ impl ImageResolver {
         if !self.store.has_blob(&config_digest) {
             let mut writer = self.store.blob_writer()?;
             self.client
-                .pull_blob(reference, &config_digest, &mut writer)
+                .pull_config(reference, &config_digest, &mut writer)
                 .await?;
             writer.commit(Some(&config_digest))?;
         }
