@@ -53,7 +53,9 @@ fn positive_cases_dump_exactly_as_buildkit() {
 
 #[test]
 fn negative_cases_fail_with_a_location() {
-    for case in folders("parser/negative") {
+    let cases = folders("parser/negative");
+    assert_eq!(cases.len(), 4, "the README's count");
+    for case in cases {
         let source = std::fs::read(case.join("Dockerfile")).unwrap();
         let err = Dockerfile::parse("Dockerfile", &source).expect_err(&case.display().to_string());
         assert!(err.to_string().starts_with("Dockerfile:"), "{err}");
@@ -137,11 +139,13 @@ fn words_vectors() {
     let mut env: Vec<(String, String)> = Vec::new();
     let mut failures = Vec::new();
     let mut n = 0;
+    let mut env_lines = 0;
     for line in text.lines() {
         if line.starts_with('#') {
             continue;
         }
         if let Some(rest) = line.strip_prefix("ENV ") {
+            env_lines += 1;
             let (k, v) = rest.trim_start_matches(' ').split_once('=').unwrap();
             env.retain(|(n, _)| n != k);
             env.push((k.to_string(), v.to_string()));
@@ -162,6 +166,7 @@ fn words_vectors() {
             failures.push(format!("{input:?} → {got:?}, want {expected:?}"));
         }
     }
+    assert_eq!((n, env_lines), (24, 4), "the README's counts");
     println!("shell wordsTest: {}/{n} vectors", n - failures.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
