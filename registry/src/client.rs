@@ -27,6 +27,7 @@ use reqwest::header::{
 use reqwest::{RequestBuilder, Response, StatusCode};
 use sha2::{Digest, Sha256};
 
+use crate::answers;
 use crate::auth::{self, Challenge, Credentials};
 use crate::{Platform, PulledManifest, Reference, RegistryError};
 
@@ -40,10 +41,6 @@ const MANIFEST_TYPES: &[&str] = &[
 
 /// How many times a request is tried on transport errors and 5xx answers.
 const ATTEMPTS: u32 = 3;
-
-/// How long a token lives when the token service does not say, and at
-/// least (as docker does: shorter `expires_in` values are not trusted).
-const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
 /// How long to wait for the body of an error answer.
 const ERROR_BODY_WAIT: Duration = Duration::from_secs(10);
@@ -410,31 +407,10 @@ impl Client {
         if !resp.status().is_success() {
             return Err(status_error(registry, resp).await);
         }
-        #[derive(serde::Deserialize)]
-        struct TokenAnswer {
-            token: Option<String>,
-            access_token: Option<String>,
-            expires_in: Option<serde_json::Value>,
-        }
         let body = self
             .read_body(&format!("{registry}: token answer"), resp, MAX_TOKEN_BYTES)
             .await?;
-        let t: TokenAnswer = serde_json::from_slice(&body)
-            .map_err(|e| other(format!("{registry}: token answer: {e}")))?;
-        // Taken with a margin (the clocks of the token service and the
-        // registry need not agree with ours).
-        let lifetime = t
-            .expires_in
-            .as_ref()
-            .and_then(serde_json::Value::as_u64)
-            .map_or(MIN_TOKEN_LIFETIME, Duration::from_secs)
-            .max(MIN_TOKEN_LIFETIME)
-            .mul_f32(0.9);
-        let token = t
-            .token
-            .or(t.access_token)
-            .ok_or_else(|| other(format!("{registry}: the token service returned no token")))?;
-        Ok((token, lifetime))
+        answers::token(&body).map_err(|e| other(format!("{registry}: token answer: {e}")))
     }
 
     /// Sends a request built by `build`, answering auth challenges and
@@ -623,34 +599,11 @@ impl Client {
         let (mut media_type, mut bytes) = self
             .get_manifest(reference, reference.manifest_ref())
             .await?;
-        let doc: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| other(format!("{reference}: bad manifest: {e}")))?;
-        if let Some(list) = doc["manifests"].as_array() {
-            let pick = |variant_too: bool| {
-                list.iter().find(|m| {
-                    let p = &m["platform"];
-                    p["os"] == platform.os.as_str()
-                        && p["architecture"] == platform.architecture.as_str()
-                        && (!variant_too
-                            || platform
-                                .variant
-                                .as_deref()
-                                .is_none_or(|v| p["variant"].as_str().is_none_or(|pv| pv == v)))
-                })
-            };
-            let chosen = pick(true).or_else(|| pick(false)).ok_or_else(|| {
-                other(format!(
-                    "{reference}: no image for platform {}/{} in the index",
-                    platform.os, platform.architecture
-                ))
-            })?;
-            let digest = chosen["digest"]
-                .as_str()
-                .ok_or_else(|| other(format!("{reference}: index entry without digest")))?;
-            (media_type, bytes) = self.get_manifest(reference, digest).await?;
+        let bad = |e: answers::AnswerError| other(format!("{reference}: {e}"));
+        if let Some(digest) = answers::platform_manifest(&bytes, platform).map_err(bad)? {
+            (media_type, bytes) = self.get_manifest(reference, &digest).await?;
         }
-        let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&bytes)
-            .map_err(|e| other(format!("{reference}: bad image manifest: {e}")))?;
+        let manifest = answers::image_manifest(&bytes).map_err(bad)?;
         if media_type.is_empty() {
             media_type = manifest.media_type().as_ref().map_or_else(
                 || String::from("application/vnd.oci.image.manifest.v1+json"),

@@ -7,6 +7,7 @@
 //! and recovered chunked uploads. Written directly on reqwest: the
 //! protocol is small, and rbuild needs streamed, verified blob transfers.
 
+pub mod answers;
 pub mod auth;
 mod client;
 pub mod helper;

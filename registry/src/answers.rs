@@ -1,0 +1,154 @@
+//! The registry's JSON answers read as pure functions of their bytes (an
+//! index's platform choice, an image manifest, a token answer), so that
+//! they can be fuzzed without a network: whatever the bytes, an answer or
+//! an error, never a panic.
+
+use std::time::Duration;
+
+use crate::Platform;
+
+/// How long a token lives when the token service does not say, and at
+/// least (as docker does: shorter `expires_in` values are not trusted).
+pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The longest a token is kept, whatever its `expires_in` says: a day
+/// (`Instant::now()` plus an unbounded `expires_in` would overflow).
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+
+/// Why an answer is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// Not the JSON document expected.
+    #[error("bad {what}: {source}")]
+    Json {
+        /// `manifest`, `image manifest` or `token answer`.
+        what: &'static str,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An index without an image for the platform.
+    #[error("no image for platform {os}/{architecture} in the index")]
+    NoPlatform {
+        /// The platform's OS.
+        os: String,
+        /// The platform's architecture.
+        architecture: String,
+    },
+    /// An index entry without a digest.
+    #[error("index entry without digest")]
+    NoDigest,
+    /// A token answer without a token.
+    #[error("the token service returned no token")]
+    NoToken,
+}
+
+/// For an index (a document with `manifests`), the digest of the manifest
+/// for `platform` (the variant preferred when given, else any variant);
+/// `None` for a document that is not an index.
+pub fn platform_manifest(bytes: &[u8], platform: &Platform) -> Result<Option<String>, AnswerError> {
+    let doc: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|source| AnswerError::Json {
+            what: "manifest",
+            source,
+        })?;
+    let Some(list) = doc["manifests"].as_array() else {
+        return Ok(None);
+    };
+    let pick = |variant_too: bool| {
+        list.iter().find(|m| {
+            let p = &m["platform"];
+            p["os"] == platform.os.as_str()
+                && p["architecture"] == platform.architecture.as_str()
+                && (!variant_too
+                    || platform
+                        .variant
+                        .as_deref()
+                        .is_none_or(|v| p["variant"].as_str().is_none_or(|pv| pv == v)))
+        })
+    };
+    let chosen = pick(true)
+        .or_else(|| pick(false))
+        .ok_or_else(|| AnswerError::NoPlatform {
+            os: platform.os.clone(),
+            architecture: platform.architecture.clone(),
+        })?;
+    chosen["digest"]
+        .as_str()
+        .map(|d| Some(d.to_string()))
+        .ok_or(AnswerError::NoDigest)
+}
+
+/// An image manifest.
+pub fn image_manifest(bytes: &[u8]) -> Result<oci_spec::image::ImageManifest, AnswerError> {
+    serde_json::from_slice(bytes).map_err(|source| AnswerError::Json {
+        what: "image manifest",
+        source,
+    })
+}
+
+/// A token answer: the token and how long to use it (its `expires_in`,
+/// between [`MIN_TOKEN_LIFETIME`] and [`MAX_TOKEN_LIFETIME`], less a tenth
+/// as a margin for clocks that disagree).
+pub fn token(bytes: &[u8]) -> Result<(String, Duration), AnswerError> {
+    #[derive(serde::Deserialize)]
+    struct TokenAnswer {
+        token: Option<String>,
+        access_token: Option<String>,
+        expires_in: Option<serde_json::Value>,
+    }
+    let t: TokenAnswer = serde_json::from_slice(bytes).map_err(|source| AnswerError::Json {
+        what: "token answer",
+        source,
+    })?;
+    let lifetime = t
+        .expires_in
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .map_or(MIN_TOKEN_LIFETIME, Duration::from_secs)
+        .clamp(MIN_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME)
+        .mul_f32(0.9);
+    let token = t.token.or(t.access_token).ok_or(AnswerError::NoToken)?;
+    Ok((token, lifetime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn amd64() -> Platform {
+        Platform {
+            os: String::from("linux"),
+            architecture: String::from("amd64"),
+            variant: None,
+        }
+    }
+
+    #[test]
+    fn an_index_yields_the_platform_digest() {
+        let index = br#"{"manifests":[{"digest":"sha256:a","platform":{"os":"linux","architecture":"arm64"}},{"digest":"sha256:b","platform":{"os":"linux","architecture":"amd64"}}]}"#;
+        assert_eq!(
+            platform_manifest(index, &amd64()).unwrap().as_deref(),
+            Some("sha256:b")
+        );
+        assert!(
+            platform_manifest(br#"{"layers":[]}"#, &amd64())
+                .unwrap()
+                .is_none()
+        );
+        assert!(platform_manifest(br#"{"manifests":[]}"#, &amd64()).is_err());
+        assert!(platform_manifest(b"[", &amd64()).is_err());
+    }
+
+    #[test]
+    fn tokens_live_at_least_a_minute() {
+        let (t, life) = token(br#"{"token":"x","expires_in":5}"#).unwrap();
+        assert_eq!((t.as_str(), life), ("x", MIN_TOKEN_LIFETIME.mul_f32(0.9)));
+        let (t, life) =
+            token(br#"{"access_token":"y","expires_in":18446744073709551615}"#).unwrap();
+        assert_eq!((t.as_str(), life), ("y", MAX_TOKEN_LIFETIME.mul_f32(0.9)));
+        // Used as `Instant::now() + life`: must not overflow.
+        let _ = std::time::Instant::now() + life;
+        assert!(matches!(token(b"{}"), Err(AnswerError::NoToken)));
+    }
+}
