@@ -67,6 +67,9 @@ pub struct PruneReport {
     pub snapshots: usize,
     /// Cache records removed.
     pub records: usize,
+    /// Context hash caches (`hashes/`) and blob source lists (`sources/`)
+    /// removed.
+    pub caches: usize,
     /// Bytes freed.
     pub bytes: u64,
 }
@@ -291,6 +294,31 @@ impl Store {
                 }
             }
         }
+        // Where a blob came from matters while it is stored.
+        let sources = self.root.join("sources");
+        for name in names(&sources)? {
+            let hex = name.strip_suffix(".json").unwrap_or(&name);
+            let digest = format!("sha256:{hex}");
+            if !live_blobs.contains(&digest) && !layer_blobs.contains(&digest) {
+                report.caches += 1;
+                self.remove_counted(&sources.join(&name), opts, &mut report)?;
+            }
+        }
+        // Context hash caches go with the build cache, or when unused
+        // since the cut-off (they are saved when a build adds to them).
+        let hashes = self.root.join("hashes");
+        for name in names(&hashes)? {
+            let path = hashes.join(&name);
+            let unused_since = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64);
+            if opts.all || opts.older_than.is_some_and(|t| unused_since < t) {
+                report.caches += 1;
+                self.remove_counted(&path, opts, &mut report)?;
+            }
+        }
         if opts.all {
             let mounts = self.root.join("cache-mounts");
             report.bytes += dir_size(&mounts);
@@ -307,6 +335,21 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Removes one file (unless a dry run), adding its size to the report.
+    fn remove_counted(
+        &self,
+        path: &Path,
+        opts: PruneOptions,
+        report: &mut PruneReport,
+    ) -> Result<(), StoreError> {
+        report.bytes += std::fs::metadata(path).map_or(0, |m| m.len());
+        if opts.dry_run {
+            Ok(())
+        } else {
+            remove_path(path)
+        }
     }
 
     /// Every cache record with its age and the size of its own layer,

@@ -282,6 +282,7 @@ impl Store {
             diff_id,
             blob: blob.clone(),
             media_type: media_type.to_string(),
+            epoch: None,
         };
         self.put_layer(&record)?;
         Ok(record)

@@ -19,6 +19,11 @@ pub struct LayerRecord {
     pub blob: BlobInfo,
     /// The blob's media type.
     pub media_type: String,
+    /// The `SOURCE_DATE_EPOCH` the blob's file times were clamped to, for
+    /// a layer exported from a built snapshot (part of its identity: the
+    /// same snapshot makes another blob under another epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 /// What a cache key resolves to: the layers of a filesystem state, bottom

@@ -544,6 +544,7 @@ fn layers_exported_from_built_snapshots_are_not_unpacked_again() {
         diff_id: blob.digest.clone(),
         blob: blob.clone(),
         media_type: media_type.to_string(),
+        epoch: None,
     };
     store.put_layer(&layer).unwrap();
     assert_eq!(store.unpack_layer(&blob, media_type).unwrap(), layer);

@@ -147,6 +147,7 @@ pub fn recompress(
         diff_id: layer.diff_id.clone(),
         blob: info,
         media_type: target.media_type(oci).to_string(),
+        epoch: layer.epoch,
     };
     store.put_variant(&layer.diff_id, &k, &record)?;
     Ok(record)

@@ -92,12 +92,19 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ExportErr
 /// Makes (or finds, when already made) the layer blob of a snapshot: a
 /// deterministic tar of the snapshot directory with overlay whiteouts
 /// written as `.wh.` entries, compressed as asked. Records it in the store.
+/// A blob made under another `SOURCE_DATE_EPOCH` is not this layer (its
+/// times differ) and is made again; a layer unpacked from a blob is that
+/// blob, whatever the epoch.
 pub fn export_layer(
     store: &Store,
     snapshot: &str,
     opts: &ExportOptions,
 ) -> Result<LayerRecord, ExportError> {
-    if let Some(record) = store.layer_of_snapshot(snapshot)? {
+    if let Some(record) = store.layer_of_snapshot(snapshot)?
+        && (record.epoch == opts.source_date_epoch
+            || record.snapshot.strip_prefix("sha256-")
+                == record.blob.digest.strip_prefix("sha256:"))
+    {
         return Ok(record);
     }
     let dir = store.snapshot_path(snapshot);
@@ -144,6 +151,7 @@ pub fn export_layer(
         diff_id: diff_id.unwrap_or_else(|| info.digest.clone()),
         blob: info,
         media_type: opts.compression.media_type(opts.oci_mediatypes).to_string(),
+        epoch: opts.source_date_epoch,
     };
     store.put_layer(&record)?;
     Ok(record)

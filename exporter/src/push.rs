@@ -85,6 +85,7 @@ pub(crate) fn image_layers(
                 size: l["size"].as_u64().unwrap_or_default(),
             },
             media_type: l["mediaType"].as_str().unwrap_or_default().to_string(),
+            epoch: None,
         })
         .collect();
     Ok((config, records))

@@ -29,10 +29,12 @@ pub fn export_rootfs(store: &Store, desc: &Descriptor, dest: &Path) -> Result<()
     Ok(())
 }
 
-/// Writes the image's final filesystem as one tar to `out`.
+/// Writes the image's final filesystem as one tar to `out`, file times
+/// clamped to `epoch` (`SOURCE_DATE_EPOCH`) when given.
 pub fn export_rootfs_tar(
     store: &Store,
     desc: &Descriptor,
+    epoch: Option<i64>,
     out: impl Write,
 ) -> Result<(), ExportError> {
     let dir = tempfile::Builder::new()
@@ -40,5 +42,5 @@ pub fn export_rootfs_tar(
         .tempdir_in(store.root().join("tmp"))
         .map_err(io_error("create a temp dir"))?;
     export_rootfs(store, desc, dir.path())?;
-    crate::layer::write_tar(dir.path(), out, None).map_err(io_error("write the filesystem tar"))
+    crate::layer::write_tar(dir.path(), out, epoch).map_err(io_error("write the filesystem tar"))
 }

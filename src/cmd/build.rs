@@ -214,7 +214,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let digest = manifest.digest().to_string();
     display.note(&export, &format!("writing image {digest} done"));
     for output in &outputs {
-        output.write(&session, &manifest, &tags)?;
+        output.write(&session, &manifest, &tags, source_date_epoch()?)?;
         if output.kind == "image" {
             for tag in &tags {
                 display.note(&export, &format!("naming to {tag} done"));
@@ -276,10 +276,7 @@ fn export_image(
     let mut layers: Vec<LayerRecord> = Vec::with_capacity(result.state.len());
     for layer in &result.state {
         let record = match layer {
-            Layer::Snapshot(id) => match session.store.layer_of_snapshot(id)? {
-                Some(record) => record,
-                None => rbuild_exporter::export_layer(&session.store, id, &opts)?,
-            },
+            Layer::Snapshot(id) => rbuild_exporter::export_layer(&session.store, id, &opts)?,
             Layer::Blob {
                 blob,
                 media_type,
@@ -294,6 +291,7 @@ fn export_image(
                     diff_id: diff_id.clone(),
                     blob: blob.clone(),
                     media_type: media_type.clone(),
+                    epoch: None,
                 }
             }
         };

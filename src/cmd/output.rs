@@ -104,12 +104,14 @@ impl Output {
         PathBuf::from(self.options.get("dest").cloned().unwrap_or_default())
     }
 
-    /// Writes the image (`manifest`, named `tags`) where this output says.
+    /// Writes the image (`manifest`, named `tags`) where this output says;
+    /// a filesystem tar clamps file times to `epoch` (`SOURCE_DATE_EPOCH`).
     pub fn write(
         &self,
         session: &Session,
         manifest: &Descriptor,
         tags: &[String],
+        epoch: Option<i64>,
     ) -> anyhow::Result<()> {
         let store = &session.store;
         let mut names: Vec<String> = tags.to_vec();
@@ -170,13 +172,19 @@ impl Output {
             _ => {
                 let dest = self.dest();
                 if dest.as_os_str() == "-" {
-                    rbuild_exporter::export_rootfs_tar(store, manifest, std::io::stdout().lock())?;
+                    rbuild_exporter::export_rootfs_tar(
+                        store,
+                        manifest,
+                        epoch,
+                        std::io::stdout().lock(),
+                    )?;
                 } else {
                     let file = std::fs::File::create(&dest)
                         .with_context(|| format!("create {}", dest.display()))?;
                     rbuild_exporter::export_rootfs_tar(
                         store,
                         manifest,
+                        epoch,
                         std::io::BufWriter::new(file),
                     )?;
                 }

@@ -156,3 +156,75 @@ fn builds_pulls_pushes_tags_loads_and_prunes_at_once_leave_a_clean_store() {
     );
     assert!(stdout.contains("OK: 4 rounds"), "{stdout}");
 }
+
+/// Builds `ctx` tagged `tag` with `SOURCE_DATE_EPOCH=epoch` (or unset);
+/// returns the printed digest.
+fn build_with_epoch(t: &TestContext, epoch: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = t.cmd(&[&["build", "-q"], args].concat());
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    if let Some(e) = epoch {
+        cmd.env("SOURCE_DATE_EPOCH", e);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A store with a busybox base built at `SOURCE_DATE_EPOCH=0`, so that
+/// stores can be compared.
+fn store_with_base() -> TestContext {
+    let t = TestContext::new();
+    let ctx = t.path("busybox-ctx");
+    crate::support::copy_dir(&crate::support::repo().join("testdata/busybox"), &ctx);
+    std::fs::copy(crate::support::busybox(), ctx.join("busybox")).unwrap();
+    build_with_epoch(&t, Some("0"), &["-t", "busybox", ctx.to_str().unwrap()]);
+    t
+}
+
+#[test]
+fn source_date_epoch_makes_its_own_layers_on_a_warm_store_and_clamps_type_tar() {
+    let files = [
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY f /f\nRUN echo made > /made\n",
+        ),
+        ("f", "content\n"),
+    ];
+    let warm = store_with_base();
+    let ctx = warm.context("app", &files);
+    let ctx = ctx.to_str().unwrap();
+    let unclamped = build_with_epoch(&warm, None, &["-t", "app", ctx]);
+    let clamped = build_with_epoch(&warm, Some("1000"), &["-t", "app", ctx]);
+    assert_ne!(unclamped, clamped);
+
+    let fresh = store_with_base();
+    let ctx2 = fresh.context("app", &files);
+    let reference = build_with_epoch(&fresh, Some("1000"), &["-t", "app", ctx2.to_str().unwrap()]);
+    assert_eq!(
+        clamped, reference,
+        "the warm store reused a layer of another epoch"
+    );
+    // And back: the unclamped layers are found again.
+    assert_eq!(
+        build_with_epoch(&warm, None, &["-t", "app", ctx]),
+        unclamped
+    );
+
+    // type=tar clamps file times too (RUN wrote /made just now).
+    let tar_path = warm.path("fs.tar");
+    let output = format!("type=tar,dest={}", tar_path.display());
+    build_with_epoch(&warm, Some("1000"), &["-o", &output, ctx]);
+    let mut archive = tar::Archive::new(std::fs::File::open(&tar_path).unwrap());
+    let mut seen = 0;
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let mtime = entry.header().mtime().unwrap();
+        assert!(
+            mtime <= 1000,
+            "{:?} has mtime {mtime}",
+            entry.path().unwrap()
+        );
+        seen += 1;
+    }
+    assert!(seen > 100, "the whole filesystem is there ({seen} entries)");
+}
