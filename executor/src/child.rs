@@ -108,6 +108,12 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
         // the usual re-check is not possible; the window is a few syscalls.)
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::umask(0);
+        // Into the limits' cgroups before anything is started ("0": the
+        // writer itself).
+        for fd in &plan.cgroup_procs {
+            let rc = libc::write(*fd, c"0".as_ptr().cast(), 1);
+            try_sys!(efd, c"join the sandbox's cgroup", cvt(rc as c_int));
+        }
         if let Some(fd) = plan.netns {
             try_sys!(
                 efd,

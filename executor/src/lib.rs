@@ -23,6 +23,7 @@
 //! host's.
 
 mod caps;
+mod cgroup;
 mod child;
 mod external;
 mod init;
@@ -39,6 +40,7 @@ use std::ffi::c_void;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+pub use cgroup::Limits;
 pub use external::runtime_spec;
 pub use network::{prepare as prepare_networks, prepare_one as prepare_network};
 pub use plan::DEFAULT_PATH;
@@ -213,6 +215,8 @@ pub struct RunSpec {
     /// Run the process under a small init that reaps zombies and forwards
     /// signals (`rbuild run --init`); otherwise the process is pid 1.
     pub init: bool,
+    /// Resource limits (cgroups; rootful only, bundled runtime only).
+    pub limits: Limits,
 }
 
 /// Which stream a captured chunk came from.
@@ -280,6 +284,11 @@ pub fn run_with(
         Network::Host | Network::None => None,
     };
     if let Some(runtime) = runtime {
+        if spec.limits.any() {
+            return Err(ExecError::Setup(format!(
+                "--memory, --cpus and --pids-limit work with the bundled runtime, not {runtime}"
+            )));
+        }
         let mut lowers: Vec<&Path> = spec.rootfs.lowers.iter().map(PathBuf::as_path).collect();
         if lowers.is_empty() {
             lowers.push(&empty);
@@ -310,6 +319,8 @@ pub fn run_with(
     std::fs::create_dir(dirs.files).map_err(setup("create a temp dir"))?;
     let mut plan = plan::build(spec, &user, &dirs, &files)?;
     plan.netns = netns.as_ref().map(network::Namespace::fd);
+    let cgroups = cgroup::Cgroups::create(&spec.limits)?;
+    plan.cgroup_procs = cgroups.procs_fds();
     let argv = sys::ptrs(&plan.argv);
     let env = sys::ptrs(&plan.env);
 
@@ -397,6 +408,7 @@ pub fn run_with(
     }
     let code = wait(pid)?;
     drop(netns);
+    drop(cgroups);
     drop(stack);
     let mut message = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(err_r), &mut message).ok();

@@ -114,6 +114,8 @@ pub struct Plan {
     pub loopback: bool,
     /// A prepared network namespace to join (an open nsfs fd).
     pub netns: Option<c_int>,
+    /// `cgroup.procs` files (open for writing) of the cgroups to join.
+    pub cgroup_procs: Vec<c_int>,
     /// Resolved user.
     pub uid: libc::uid_t,
     pub gid: libc::gid_t,
@@ -575,6 +577,7 @@ pub fn build(
         hostname: cstr(&spec.hostname)?,
         loopback: spec.network == crate::Network::None,
         netns: None,
+        cgroup_procs: Vec::new(),
         uid: user.uid,
         gid: user.gid,
         groups: user.groups.clone(),

@@ -146,6 +146,7 @@ pub fn run(
     lowers: Vec<PathBuf>,
     upper: (PathBuf, PathBuf),
     inputs: &MountInputs,
+    limits: rbuild_executor::Limits,
     log: &mut dyn FnMut(&[u8]),
 ) -> Result<(), String> {
     let mut spec = RunSpec {
@@ -173,6 +174,7 @@ pub fn run(
         },
         init: false,
         files: Vec::new(),
+        limits,
     };
     let _locks = mounts(exec, inputs, &mut spec)?;
     let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES);

@@ -37,6 +37,8 @@ pub struct SolveOptions {
     pub max_parallel_runs: usize,
     /// Secret id → host file, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// Resource limits of every RUN (`--memory`, `--cpus`, `--pids-limit`).
+    pub limits: rbuild_executor::Limits,
 }
 
 /// What a solve produced.
@@ -403,8 +405,9 @@ impl Solver {
                     self.progress.clone(),
                 );
                 let upper = upper.clone();
+                let limits = self.opts.limits;
                 tokio::task::spawn_blocking(move || {
-                    exec::run(&op, lowers, (upper, work), &inputs, &mut |line| {
+                    exec::run(&op, lowers, (upper, work), &inputs, limits, &mut |line| {
                         progress.log(i, line)
                     })
                 })

@@ -17,6 +17,7 @@ use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
 use rbuild_registry::{ClientOptions, Reference};
 use rbuild_solver::{Layer, SolveOptions, SolveResult, Solver, store_name};
 
+use super::limits::LimitArgs;
 use super::output::Output;
 use super::secrets::Secrets;
 use super::session::{Session, host_platform};
@@ -88,6 +89,9 @@ pub struct BuildArgs {
     /// use the host's network (as BuildKit's `--allow`); repeatable.
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure", "network.host"])]
     allow: Vec<String>,
+
+    #[command(flatten)]
+    limits: LimitArgs,
 
     /// How many RUN steps may run at once (default: the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -201,6 +205,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
                 usize::from,
             ),
             secrets: secrets.sources(),
+            limits: args.limits.limits()?,
         },
         display.clone(),
     ))?;

@@ -5,6 +5,7 @@ pub mod build;
 pub mod debug;
 pub mod images;
 pub mod inspect;
+mod limits;
 pub mod login;
 pub mod output;
 pub mod prune;

@@ -12,6 +12,7 @@ use rbuild_registry::{ClientOptions, Reference};
 use rbuild_solver::store_name;
 use serde::Deserialize;
 
+use super::limits::LimitArgs;
 use super::session::Session;
 
 /// `rbuild run` arguments, named as `docker run`'s.
@@ -83,6 +84,9 @@ pub struct RunArgs {
     /// (otherwise the image's process is pid 1, as in Docker).
     #[arg(long)]
     init: bool,
+
+    #[command(flatten)]
+    limits: LimitArgs,
 
     /// The image.
     image: String,
@@ -180,6 +184,7 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         security: security(&args.security_opts)?,
         init: args.init,
         files: Vec::new(),
+        limits: args.limits.limits()?,
     };
     let _ = (args.rm, args.interactive);
     let runtime = (args.runtime != "bundled").then_some(args.runtime.as_str());

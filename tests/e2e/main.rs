@@ -5,6 +5,7 @@ mod conformance;
 mod hostile;
 mod inputs;
 mod instructions;
+mod limits;
 mod network;
 mod outputs;
 mod sandbox;

@@ -68,6 +68,7 @@ impl Sandbox {
             security: Default::default(),
             init: false,
             files: vec![],
+            limits: Default::default(),
         }
     }
 
