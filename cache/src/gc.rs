@@ -1,4 +1,4 @@
-//! Disk usage, prune and fsck. What tagged images reference (manifests,
+//! Disk usage and prune. What tagged images reference (manifests,
 //! configs, layer blobs, and the snapshots those layers unpack to) is
 //! always kept; the build cache (records and the snapshots only they name)
 //! goes with `prune --all`. Prune and fsck hold the store lease
@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::io_err;
-use crate::{CacheRecord, LayerRecord, Store, StoreError, blobs, read_json};
+use crate::{CacheRecord, LayerRecord, Store, StoreError, read_json};
 
 /// Sizes of what the store holds, in bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -74,17 +74,6 @@ pub struct PruneReport {
     pub bytes: u64,
 }
 
-/// What fsck found.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct FsckReport {
-    /// Blobs whose digest was checked.
-    pub blobs_checked: usize,
-    /// Problems, one line each.
-    pub problems: Vec<String>,
-    /// Whether the problems were repaired.
-    pub repaired: bool,
-}
-
 fn dir_size(path: &Path) -> u64 {
     walkdir::WalkDir::new(path)
         .into_iter()
@@ -95,7 +84,7 @@ fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
-fn names(dir: &Path) -> Result<Vec<String>, StoreError> {
+pub(crate) fn names(dir: &Path) -> Result<Vec<String>, StoreError> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_err("read", dir))? {
         let entry = entry.map_err(io_err("read", dir))?;
@@ -105,7 +94,7 @@ fn names(dir: &Path) -> Result<Vec<String>, StoreError> {
     Ok(out)
 }
 
-fn remove_path(path: &Path) -> Result<(), StoreError> {
+pub(crate) fn remove_path(path: &Path) -> Result<(), StoreError> {
     let result = if path.is_dir() {
         std::fs::remove_dir_all(path)
     } else {
@@ -266,7 +255,15 @@ impl Store {
                 report.bytes += dir_size(&path);
                 if !opts.dry_run {
                     remove_path(&path)?;
+                    remove_path(&crate::snapshots::listing_path(&self.root, &name))?;
                 }
+            }
+        }
+        // Listings of snapshots that were never committed (a killed process).
+        let listings = self.root.join("listings");
+        for name in names(&listings)? {
+            if !opts.dry_run && !snapshots_dir.join(&name).exists() {
+                remove_path(&listings.join(&name))?;
             }
         }
         // Compressed variants are a cache: they go with prune --all, and
@@ -408,58 +405,5 @@ impl Store {
             },
             reclaimable,
         })
-    }
-
-    /// Verifies every blob's digest and that every record and tag points
-    /// at something stored; with `repair`, removes what is broken.
-    pub fn fsck(&self, repair: bool) -> Result<FsckReport, StoreError> {
-        let _exclusive = self.lease.exclusive()?;
-        let mut report = FsckReport {
-            repaired: repair,
-            ..Default::default()
-        };
-        let blobs_dir = self.root.join("blobs/sha256");
-        for name in names(&blobs_dir)? {
-            let path = blobs_dir.join(&name);
-            report.blobs_checked += 1;
-            let expected = format!("sha256:{name}");
-            let actual = blobs::verify(&path)?;
-            if actual != expected {
-                report.problems.push(format!(
-                    "blob {expected} is corrupt (content hashes to {actual})"
-                ));
-                if repair {
-                    remove_path(&path)?;
-                }
-            }
-        }
-        let records_dir = self.root.join("records");
-        for name in names(&records_dir)? {
-            let path = records_dir.join(&name);
-            let broken = match read_json::<CacheRecord>(&path) {
-                Ok(Some(r)) => r.snapshots.iter().find(|s| !self.has_snapshot(s)).cloned(),
-                _ => Some(String::from("(unreadable)")),
-            };
-            if let Some(s) = broken {
-                report
-                    .problems
-                    .push(format!("record {name} names missing snapshot {s}"));
-                if repair {
-                    remove_path(&path)?;
-                }
-            }
-        }
-        for (name, desc) in self.images()? {
-            let digest = desc.digest().to_string();
-            if !self.has_blob(&digest) {
-                report
-                    .problems
-                    .push(format!("image {name} points at missing manifest {digest}"));
-                if repair {
-                    self.untag(&name)?;
-                }
-            }
-        }
-        Ok(report)
     }
 }

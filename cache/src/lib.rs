@@ -12,7 +12,9 @@
 //! Layout:
 //! ```text
 //! oci-layout  index.json  blobs/sha256/<hex>      the OCI image layout
+//! store-version                                   this layout's version (see `version`)
 //! snapshots/<id>/                                 unpacked layers / RUN and COPY results
+//! listings/<id>                                   what a snapshot held when made (for fsck)
 //! records/<key>.json                              cache key → CacheRecord
 //! layers/<snapshot>.json                          snapshot → LayerRecord (its blob)
 //! layers/by-blob/<blob hex>                       blob → the built snapshot it was made from
@@ -27,27 +29,32 @@ mod blobs;
 pub mod contain;
 mod error;
 pub mod files;
+mod fsck;
 mod fsutil;
 mod gc;
 mod hashes;
 mod layout;
 mod lease;
+mod listing;
 mod records;
 mod snapshots;
 mod unpack;
+mod version;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobInfo, BlobWriter, digest_hex};
 pub use error::StoreError;
+pub use fsck::FsckReport;
 pub use fsutil::LockGuard;
-pub use gc::{DiskUsage, FsckReport, PruneOptions, PruneReport, RecordUsage};
+pub use gc::{DiskUsage, PruneOptions, PruneReport, RecordUsage};
 pub use hashes::{FileHashCache, FileStamp};
 pub use layout::REF_NAME;
 pub use records::{CacheRecord, LayerRecord};
 pub use snapshots::PendingSnapshot;
 pub use unpack::{Limits, OPAQUE_XATTR, UnpackError, Whiteouts, decompress, unpack};
+pub use version::STORE_VERSION;
 
 use error::io_err;
 
@@ -67,6 +74,7 @@ impl Store {
         for dir in [
             "blobs/sha256",
             "snapshots",
+            "listings",
             "records",
             "layers/by-blob",
             "variants",
@@ -91,6 +99,7 @@ impl Store {
             root: root.to_path_buf(),
             lease: lease::Lease::take(&lock)?,
         };
+        store.check_version()?;
         let layout = root.join("oci-layout");
         if !layout.exists() {
             fsutil::write_atomic(
@@ -238,7 +247,7 @@ impl Store {
     /// Starts a new snapshot: an empty dir to fill (an overlay upper dir, or
     /// the target of a copy), with an overlay work dir beside it.
     pub fn new_snapshot(&self) -> Result<PendingSnapshot, StoreError> {
-        PendingSnapshot::new(&self.tmp_dir(), self.root.join("snapshots"))
+        PendingSnapshot::new(self.root.clone())
     }
 
     /// Unpacks a layer blob (gzip, zstd or plain tar) into a snapshot with

@@ -1,9 +1,12 @@
 //! Snapshots: directories under `snapshots/<id>`, used read-only as overlay
-//! lower dirs. A new one is filled in a temp dir and renamed into place.
+//! lower dirs. A new one is filled in a temp dir, its listing recorded
+//! (`listings/<id>`, see [`crate::listing`]), then it is renamed into place.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{StoreError, io_err};
+use crate::fsutil;
+use crate::listing::Listing;
 
 /// Checks that a snapshot id is a plain file name.
 pub(crate) fn check_id(id: &str) -> Result<(), StoreError> {
@@ -28,11 +31,13 @@ pub struct PendingSnapshot {
     tmp: tempfile::TempDir,
     dir: PathBuf,
     work: PathBuf,
-    snapshots_dir: PathBuf,
+    root: PathBuf,
 }
 
 impl PendingSnapshot {
-    pub(crate) fn new(tmp_dir: &Path, snapshots_dir: PathBuf) -> Result<Self, StoreError> {
+    /// A pending snapshot of the store at `root`.
+    pub(crate) fn new(root: PathBuf) -> Result<Self, StoreError> {
+        let tmp_dir = &root.join("tmp");
         let tmp = tempfile::Builder::new()
             .prefix("snap-")
             .tempdir_in(tmp_dir)
@@ -45,7 +50,7 @@ impl PendingSnapshot {
             tmp,
             dir,
             work,
-            snapshots_dir,
+            root,
         })
     }
 
@@ -59,20 +64,38 @@ impl PendingSnapshot {
         &self.work
     }
 
-    /// Makes the snapshot visible under `id` (atomic rename). If `id`
-    /// already exists, the pending one is discarded and `Ok` returned.
+    /// Makes the snapshot visible under `id` (atomic rename) after its
+    /// listing is recorded. If `id` already exists, the pending one is
+    /// discarded and `Ok` returned.
     pub fn commit(self, id: &str) -> Result<(), StoreError> {
         check_id(id)?;
-        let target = self.snapshots_dir.join(id);
+        let target = self.root.join("snapshots").join(id);
         if target.exists() {
             return Ok(());
         }
+        record_listing(&self.root, id, &self.dir)?;
         match std::fs::rename(&self.dir, &target) {
             Ok(()) => Ok(()),
-            // Another process committed the same id meanwhile.
-            Err(_) if target.exists() => Ok(()),
+            // Another process committed the same id meanwhile: the listing
+            // must be the one of what is there.
+            Err(_) if target.exists() => record_listing(&self.root, id, &target),
             Err(e) => Err(io_err("rename snapshot into", &target)(e)),
         }
         .map(|()| drop(self.tmp))
     }
+}
+
+/// Path of the listing of snapshot `id`.
+pub(crate) fn listing_path(root: &Path, id: &str) -> PathBuf {
+    root.join("listings").join(id)
+}
+
+/// Records the listing of the snapshot `id` whose files are in `dir`.
+pub(crate) fn record_listing(root: &Path, id: &str, dir: &Path) -> Result<(), StoreError> {
+    let listing = Listing::of(dir)?;
+    fsutil::write_atomic(
+        &root.join("tmp"),
+        &listing_path(root, id),
+        &listing.encode(),
+    )
 }

@@ -13,8 +13,9 @@ pub enum DebugCommand {
     /// Parse a Dockerfile and print BuildKit's AST dump (`--dump`) or the
     /// instructions with their lines.
     Parse(ParseArgs),
-    /// Verify every blob's digest and every record and tag; `--repair`
-    /// removes what is broken.
+    /// Verify every blob's digest, every snapshot against its listing,
+    /// every record, and that every tagged image is complete; `--repair`
+    /// removes what is broken and says what it removed.
     Fsck(FsckArgs),
 }
 
@@ -32,7 +33,8 @@ pub struct ParseArgs {
 /// `rbuild debug fsck` arguments.
 #[derive(Debug, Args)]
 pub struct FsckArgs {
-    /// Remove corrupt blobs, broken records and dangling tags.
+    /// Remove corrupt blobs, broken snapshots, the records that name them,
+    /// and the names of incomplete images.
     #[arg(long)]
     repair: bool,
 }
@@ -60,9 +62,14 @@ pub fn run(root: &Path, command: DebugCommand) -> anyhow::Result<ExitCode> {
             for p in &report.problems {
                 println!("{p}");
             }
+            for r in &report.removed {
+                println!("removed {r}");
+            }
             println!(
-                "{} blobs checked, {} problems{}",
+                "{} blobs, {} snapshots, {} images checked, {} problems{}",
                 report.blobs_checked,
+                report.snapshots_checked,
+                report.images_checked,
                 report.problems.len(),
                 if args.repair && !report.problems.is_empty() {
                     " (repaired)"

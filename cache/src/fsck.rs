@@ -1,0 +1,174 @@
+//! `fsck`: what the store claims, checked. Every blob hashes to its name;
+//! every snapshot still matches the listing recorded when it was made;
+//! every cache record names snapshots that are there and whole; every
+//! layer record names a snapshot that is there; every tagged image is
+//! complete (its manifest, or index and the manifests it lists, its config
+//! and every layer blob are stored and readable). With `repair`, what is
+//! broken is removed (corrupt blobs, broken snapshots with the records
+//! that name them, dangling layer records, the names of incomplete images)
+//! and each removal is reported.
+
+use serde::Serialize;
+
+use crate::gc::{names, remove_path};
+use crate::listing::Listing;
+use crate::snapshots::listing_path;
+use crate::{CacheRecord, LayerRecord, Store, StoreError, blobs, read_json};
+
+/// What fsck found (and, with repair, removed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FsckReport {
+    /// Blobs whose digest was checked.
+    pub blobs_checked: usize,
+    /// Snapshots walked and compared with their listing.
+    pub snapshots_checked: usize,
+    /// Tagged images checked for completeness.
+    pub images_checked: usize,
+    /// Problems, one line each.
+    pub problems: Vec<String>,
+    /// What repair removed, one line each (empty without repair).
+    pub removed: Vec<String>,
+}
+
+/// The blobs an image document (index or manifest) needs, as (what, digest).
+fn children(doc: &serde_json::Value) -> Vec<(&'static str, String)> {
+    let digest = |v: &serde_json::Value| v["digest"].as_str().map(str::to_string);
+    let mut out = Vec::new();
+    for m in doc["manifests"].as_array().into_iter().flatten() {
+        out.extend(digest(m).map(|d| ("manifest", d)));
+    }
+    out.extend(digest(&doc["config"]).map(|d| ("config", d)));
+    for l in doc["layers"].as_array().into_iter().flatten() {
+        out.extend(digest(l).map(|d| ("layer", d)));
+    }
+    out
+}
+
+impl Store {
+    /// Checks the store as the module docs say; with `repair`, removes
+    /// what is broken. Waits for every other command on the store.
+    pub fn fsck(&self, repair: bool) -> Result<FsckReport, StoreError> {
+        let _exclusive = self.lease.exclusive()?;
+        let mut report = FsckReport::default();
+        let remove = |report: &mut FsckReport, what: String, path: &std::path::Path| {
+            if repair {
+                remove_path(path)?;
+                report.removed.push(what);
+            }
+            Ok::<(), StoreError>(())
+        };
+
+        let blobs_dir = self.root.join("blobs/sha256");
+        for name in names(&blobs_dir)? {
+            let path = blobs_dir.join(&name);
+            report.blobs_checked += 1;
+            let expected = format!("sha256:{name}");
+            let actual = blobs::verify(&path)?;
+            if actual != expected {
+                report.problems.push(format!(
+                    "blob {expected} is corrupt (content hashes to {actual})"
+                ));
+                remove(&mut report, format!("blob {expected}"), &path)?;
+            }
+        }
+
+        let snapshots_dir = self.root.join("snapshots");
+        for id in names(&snapshots_dir)? {
+            report.snapshots_checked += 1;
+            let dir = snapshots_dir.join(&id);
+            let recorded = std::fs::read(listing_path(&self.root, &id))
+                .ok()
+                .and_then(|b| Listing::decode(&b));
+            let problem = match recorded {
+                None => Some(String::from("has no recorded listing")),
+                Some(recorded) => {
+                    let now = Listing::of(&dir)?;
+                    (now != recorded).then(|| {
+                        format!(
+                            "does not match its listing ({} entries recorded, {} found, or changed)",
+                            recorded.entries, now.entries
+                        )
+                    })
+                }
+            };
+            if let Some(problem) = problem {
+                report.problems.push(format!("snapshot {id} {problem}"));
+                remove(&mut report, format!("snapshot {id}"), &dir)?;
+                if repair {
+                    remove_path(&listing_path(&self.root, &id))?;
+                }
+            }
+        }
+
+        let records_dir = self.root.join("records");
+        for name in names(&records_dir)? {
+            let path = records_dir.join(&name);
+            let broken = match read_json::<CacheRecord>(&path) {
+                Ok(Some(r)) => r
+                    .snapshots
+                    .iter()
+                    .find(|s| !self.has_snapshot(s))
+                    .map(|s| format!("names missing snapshot {s}")),
+                _ => Some(String::from("is unreadable")),
+            };
+            if let Some(why) = broken {
+                report.problems.push(format!("record {name} {why}"));
+                remove(&mut report, format!("record {name}"), &path)?;
+            }
+        }
+
+        let layers_dir = self.root.join("layers");
+        for name in names(&layers_dir)? {
+            let Some(snapshot) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let path = layers_dir.join(&name);
+            let broken = match read_json::<LayerRecord>(&path) {
+                Ok(Some(r)) if r.snapshot == snapshot => (!self.has_snapshot(snapshot))
+                    .then(|| format!("names missing snapshot {snapshot}")),
+                _ => Some(String::from("is unreadable")),
+            };
+            if let Some(why) = broken {
+                report.problems.push(format!("layer record {name} {why}"));
+                remove(&mut report, format!("layer record {name}"), &path)?;
+            }
+        }
+
+        for (name, desc) in self.images()? {
+            report.images_checked += 1;
+            if let Some(why) = self.incomplete(desc.digest().as_ref()) {
+                report
+                    .problems
+                    .push(format!("image {name} is incomplete: {why}"));
+                if repair {
+                    self.untag(&name)?;
+                    report.removed.push(format!("name {name}"));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Why the image (manifest or index) `digest` is not whole, if it is not.
+    fn incomplete(&self, digest: &str) -> Option<String> {
+        let mut stack = vec![("manifest", digest.to_string())];
+        while let Some((what, digest)) = stack.pop() {
+            if what == "layer" {
+                if !self.has_blob(&digest) {
+                    return Some(format!("missing layer {digest}"));
+                }
+                continue;
+            }
+            let bytes = match self.read_blob(&digest) {
+                Ok(b) => b,
+                Err(_) => return Some(format!("missing {what} {digest}")),
+            };
+            match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(doc) if what != "config" => stack.extend(children(&doc)),
+                Ok(_) => {}
+                Err(e) => return Some(format!("{what} {digest} is not JSON: {e}")),
+            }
+        }
+        None
+    }
+}
