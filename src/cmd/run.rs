@@ -124,10 +124,6 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let image = session
         .runtime
         .block_on(session.images.resolve(&args.image))?;
-    if session.store.resolve_tag(&name)?.is_none() {
-        // Pulled from a registry just now: keep it, as `docker run` does.
-        session.store.tag(&name, &image.manifest_descriptor()?)?;
-    }
     let manifest: Manifest = serde_json::from_slice(&session.store.read_blob(&image.digest)?)?;
     let config: ConfigBlob =
         serde_json::from_slice(&session.store.read_blob(&manifest.config.digest)?)?;
@@ -143,6 +139,11 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         Ok::<_, rbuild_solver::SolveError>(out)
     })?;
+    if session.store.resolve_tag(&name)?.is_none() {
+        // Pulled from a registry just now: keep it, as `docker run` does,
+        // once every layer is stored (a name never points at less).
+        session.store.tag(&name, &image.manifest_descriptor()?)?;
+    }
 
     let argv = command_line(&config, args.entrypoint.as_deref(), &args.command);
     if argv.is_empty() {
