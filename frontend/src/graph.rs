@@ -179,6 +179,20 @@ pub enum MountKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         gid: Option<u32>,
     },
+    /// The build's ssh agent `id` (`--ssh`) as a socket at the target;
+    /// only the id and the options take part in the cache key.
+    Ssh {
+        /// Agent id (`default` unless given).
+        id: String,
+        /// Fail when the build has no such agent (else no socket).
+        required: bool,
+        /// `mode=` (octal); BuildKit's default is 0600.
+        mode: u32,
+        /// `uid=`; default 0.
+        uid: u32,
+        /// `gid=`; default 0.
+        gid: u32,
+    },
 }
 
 /// File actions, applied in order on `inputs[0]`.

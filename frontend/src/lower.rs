@@ -1008,12 +1008,13 @@ impl<'a> Lowerer<'a> {
             }
             shell_form(&state.config, &cmd_text)
         };
-        let (env, args_used) = Self::run_env(state);
+        let (mut env, args_used) = Self::run_env(state);
         let mut inputs = vec![state.node];
         let mut mounts = Vec::new();
         for m in flags_all(ins, "mount") {
             mounts.push(self.mount(stage, state, ins, m, &mut inputs)?);
         }
+        ssh_defaults(&mut mounts, &mut env);
         let cwd = if state.config.working_dir.is_empty() {
             String::from("/")
         } else {
@@ -1081,6 +1082,15 @@ impl<'a> Lowerer<'a> {
                 format!("{}/{t}", state.config.working_dir.trim_end_matches('/'))
             }
         };
+        let number = |key: &str, radix: u32| -> Result<Option<u32>, FrontendError> {
+            kv.get(key)
+                .map(|v| {
+                    u32::from_str_radix(v, radix).map_err(|_| {
+                        self.err(ins, format!("RUN --mount=type={kind}: invalid {key}={v}"))
+                    })
+                })
+                .transpose()
+        };
         let kind = match kind.as_str() {
             "bind" => {
                 let from = match kv.get("from") {
@@ -1142,15 +1152,6 @@ impl<'a> Lowerer<'a> {
                     (None, Some(_)) => String::new(),
                     (None, None) => format!("/run/secrets/{id}"),
                 };
-                let number = |key: &str, radix: u32| -> Result<Option<u32>, FrontendError> {
-                    kv.get(key)
-                        .map(|v| {
-                            u32::from_str_radix(v, radix).map_err(|_| {
-                                self.err(ins, format!("RUN --mount=type=secret: invalid {key}={v}"))
-                            })
-                        })
-                        .transpose()
-                };
                 return Ok(ExecMount {
                     target: t,
                     kind: MountKind::Secret {
@@ -1160,6 +1161,23 @@ impl<'a> Lowerer<'a> {
                         mode: number("mode", 8)?,
                         uid: number("uid", 10)?,
                         gid: number("gid", 10)?,
+                    },
+                });
+            }
+            "ssh" => {
+                // No target: BuildKit's /run/buildkit/ssh_agent.N, set by
+                // the RUN once it knows N.
+                return Ok(ExecMount {
+                    target: target.map(abs).unwrap_or_default(),
+                    kind: MountKind::Ssh {
+                        id: kv
+                            .get("id")
+                            .cloned()
+                            .unwrap_or_else(|| String::from("default")),
+                        required: kv.get("required").is_some_and(|v| v == "true"),
+                        mode: number("mode", 8)?.unwrap_or(0o600),
+                        uid: number("uid", 10)?.unwrap_or(0),
+                        gid: number("gid", 10)?.unwrap_or(0),
                     },
                 });
             }
@@ -1351,6 +1369,27 @@ fn after_keyword(ins: &Instruction) -> &str {
 }
 
 /// `RUN <<EOF` (the heredoc alone, maybe `<<-` or quoted).
+/// BuildKit's defaults for a RUN's ssh mounts: the Nth without a target
+/// gets `/run/buildkit/ssh_agent.N`, and `SSH_AUTH_SOCK` names the first
+/// one unless the environment sets it.
+fn ssh_defaults(mounts: &mut [ExecMount], env: &mut Vec<String>) {
+    let ssh = mounts
+        .iter_mut()
+        .filter(|m| matches!(m.kind, MountKind::Ssh { .. }));
+    let mut first = None;
+    for (n, m) in ssh.enumerate() {
+        if m.target.is_empty() {
+            m.target = format!("/run/buildkit/ssh_agent.{n}");
+        }
+        first.get_or_insert_with(|| m.target.clone());
+    }
+    if let Some(target) = first
+        && !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))
+    {
+        env.push(format!("SSH_AUTH_SOCK={target}"));
+    }
+}
+
 fn is_bare_heredoc(cmd: &str) -> bool {
     let c = cmd.trim();
     c.starts_with("<<") && !c.contains(char::is_whitespace)

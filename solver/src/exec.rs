@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
+use crate::ssh::AgentRelay;
 use rbuild_executor::{
     BindMount, FileMount, LayerMount, Network, RootFs, RunSpec, Security, Stdio,
 };
@@ -31,18 +32,47 @@ pub struct MountInputs {
     pub binds: Vec<Option<BindSource>>,
     /// Cache mount id → (directory, lock file), from the store.
     pub caches: BTreeMap<String, (PathBuf, PathBuf)>,
+    /// Ssh agent id → the agent's socket on the host (`--ssh`).
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
-/// The sandbox's mounts for `exec`'s `RUN --mount`s, and the cache mount
-/// locks to hold while it runs.
-fn mounts(
-    exec: &ExecOp,
-    inputs: &MountInputs,
-    spec: &mut RunSpec,
-) -> Result<Vec<nix::fcntl::Flock<std::fs::File>>, String> {
+/// What the sandbox's mounts need while it runs: cache mount locks and
+/// ssh agent relays.
+struct Held {
+    _locks: Vec<nix::fcntl::Flock<std::fs::File>>,
+    _relays: Vec<AgentRelay>,
+}
+
+/// The sandbox's mounts for `exec`'s `RUN --mount`s, and what to hold
+/// while it runs.
+fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Held, String> {
     let mut locks = Vec::new();
+    let mut relays = Vec::new();
     for m in &exec.mounts {
         match &m.kind {
+            MountKind::Ssh {
+                id,
+                required,
+                mode,
+                uid,
+                gid,
+            } => match inputs.ssh.get(id) {
+                Some(agent) => {
+                    let relay = AgentRelay::start(agent, *mode, *uid, *gid)?;
+                    spec.mounts.push(BindMount {
+                        source: relay.socket(),
+                        target: m.target.clone(),
+                        readonly: false,
+                    });
+                    relays.push(relay);
+                }
+                None if *required => {
+                    return Err(format!(
+                        "no ssh agent {id}: pass one with --ssh {id}[=SOCKET]"
+                    ));
+                }
+                None => {}
+            },
             MountKind::Secret {
                 id,
                 required,
@@ -136,7 +166,10 @@ fn mounts(
             },
         }
     }
-    Ok(locks)
+    Ok(Held {
+        _locks: locks,
+        _relays: relays,
+    })
 }
 
 /// Runs `exec` with `lowers` (bottom first) as its root and `upper`/`work`
@@ -176,7 +209,7 @@ pub fn run(
         files: Vec::new(),
         limits,
     };
-    let _locks = mounts(exec, inputs, &mut spec)?;
+    let _held = mounts(exec, inputs, &mut spec)?;
     let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES);
     let code = rbuild_executor::run(&spec, &mut |_stream, line| {
         if tail.len() == TAIL_LINES {

@@ -19,6 +19,7 @@ mod owner;
 mod progress;
 mod remote;
 mod schedule;
+mod ssh;
 mod state;
 
 pub use error::SolveError;

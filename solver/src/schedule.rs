@@ -37,6 +37,8 @@ pub struct SolveOptions {
     pub max_parallel_runs: usize,
     /// Secret id → host file, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,
+    /// Ssh agent id → agent socket, for `RUN --mount=type=ssh` (`--ssh`).
+    pub ssh: BTreeMap<String, PathBuf>,
     /// Resource limits of every RUN (`--memory`, `--cpus`, `--pids-limit`).
     pub limits: rbuild_executor::Limits,
 }
@@ -490,6 +492,7 @@ impl Solver {
     ) -> Result<exec::MountInputs, String> {
         let mut out = exec::MountInputs {
             secrets: self.opts.secrets.clone(),
+            ssh: self.opts.ssh.clone(),
             ..Default::default()
         };
         for (pos, input) in graph_inputs.iter().enumerate().skip(1) {

@@ -90,6 +90,11 @@ pub struct BuildArgs {
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure", "network.host"])]
     allow: Vec<String>,
 
+    /// An ssh agent for `RUN --mount=type=ssh`: `default` (the agent of
+    /// `$SSH_AUTH_SOCK`) or `ID=SOCKET`; repeatable.
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    ssh: Vec<String>,
+
     #[command(flatten)]
     limits: LimitArgs,
 
@@ -205,6 +210,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
                 usize::from,
             ),
             secrets: secrets.sources(),
+            ssh: super::ssh::parse(&args.ssh)?,
             limits: args.limits.limits()?,
         },
         display.clone(),

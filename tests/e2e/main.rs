@@ -9,6 +9,7 @@ mod limits;
 mod network;
 mod outputs;
 mod sandbox;
+mod ssh;
 mod store;
 mod support;
 
