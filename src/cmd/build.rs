@@ -17,6 +17,7 @@ use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
 use rbuild_registry::{ClientOptions, Reference};
 use rbuild_solver::{Layer, SolveOptions, SolveResult, Solver, store_name};
 
+use super::epoch;
 use super::limits::LimitArgs;
 use super::output::Output;
 use super::secrets::Secrets;
@@ -101,6 +102,13 @@ pub struct BuildArgs {
     /// How many RUN steps may run at once (default: the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+
+    /// File times in layers are clamped to this time and `created` is it
+    /// (seconds since 1970), or `none` for the real times. Default: the
+    /// `SOURCE_DATE_EPOCH` variable, else the HEAD commit's time when the
+    /// context is a git work tree.
+    #[arg(long = "source-date-epoch", value_name = "SECONDS|none")]
+    source_date_epoch: Option<String>,
 }
 
 /// Fails when a step of `graph` needs an entitlement `allow` does not
@@ -181,6 +189,16 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let graph = parsed.lower(&options, &images)?;
     check_entitlements(&dockerfile, &graph, &args.allow)?;
+    let epoch = epoch::resolve(args.source_date_epoch.as_deref(), &args.context)?;
+    if let Some((secs, epoch::EpochSource::GitHead)) = epoch {
+        display.note(
+            &load,
+            &format!(
+                "SOURCE_DATE_EPOCH={secs}: the context's git HEAD commit time (--source-date-epoch none for real times)"
+            ),
+        );
+    }
+    let epoch = epoch.map(|(secs, _)| secs);
     display.end(load, "[internal] load build definition");
     for arg in &graph.unused_build_args {
         eprintln!("WARNING: build-arg {arg:?} was not consumed by any ARG");
@@ -221,11 +239,11 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let annotations = parse_annotations(&args.annotations)?;
     // The store is an OCI layout, so images in it always use OCI media
     // types; `oci-mediatypes=false` applies where an image leaves it.
-    let manifest = export_image(&session, &graph, result, annotations)?;
+    let manifest = export_image(&session, &graph, result, annotations, epoch)?;
     let digest = manifest.digest().to_string();
     display.note(&export, &format!("writing image {digest} done"));
     for output in &outputs {
-        output.write(&session, &manifest, &tags, source_date_epoch()?)?;
+        output.write(&session, &manifest, &tags, epoch)?;
         if output.kind == "image" {
             for tag in &tags {
                 display.note(&export, &format!("naming to {tag} done"));
@@ -278,10 +296,11 @@ fn export_image(
     graph: &rbuild_frontend::graph::BuildGraph,
     result: SolveResult,
     annotations: BTreeMap<String, String>,
+    epoch: Option<i64>,
 ) -> anyhow::Result<oci_spec::image::Descriptor> {
     let opts = ExportOptions {
         compression: Compression::Uncompressed,
-        source_date_epoch: source_date_epoch()?,
+        source_date_epoch: epoch,
         oci_mediatypes: true,
     };
     let mut layers: Vec<LayerRecord> = Vec::with_capacity(result.state.len());
@@ -438,27 +457,6 @@ fn platform_string() -> String {
     }
 }
 
-/// The latest `SOURCE_DATE_EPOCH` accepted: 9999-12-31T23:59:59Z, the last
-/// instant RFC 3339 (the image config's `created`) can write.
-const MAX_SOURCE_DATE_EPOCH: i64 = 253_402_300_799;
-
-fn source_date_epoch() -> anyhow::Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => v
-            .parse()
-            .ok()
-            .filter(|secs| (0..=MAX_SOURCE_DATE_EPOCH).contains(secs))
-            .map(Some)
-            .with_context(|| {
-                format!(
-                    "invalid SOURCE_DATE_EPOCH {}: expected seconds from 0 to {MAX_SOURCE_DATE_EPOCH}",
-                    rbuild_frontend::quote::excerpt(&v)
-                )
-            }),
-        _ => Ok(None),
-    }
-}
-
 fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -496,7 +494,10 @@ mod tests {
     fn formats_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339(MAX_SOURCE_DATE_EPOCH), "9999-12-31T23:59:59Z");
+        assert_eq!(
+            rfc3339(super::epoch::MAX_SOURCE_DATE_EPOCH),
+            "9999-12-31T23:59:59Z"
+        );
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 

@@ -228,3 +228,79 @@ fn source_date_epoch_makes_its_own_layers_on_a_warm_store_and_clamps_type_tar() 
     }
     assert!(seen > 100, "the whole filesystem is there ({seen} entries)");
 }
+
+/// Runs git in `dir`, with fixed identities and times.
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_DATE", "1600000000 +0000")
+        .env("GIT_AUTHOR_DATE", "1600000000 +0000")
+        .output()
+        .expect("git");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+#[test]
+fn two_fresh_stores_building_one_git_commit_get_one_digest_with_no_flags() {
+    let t = TestContext::new();
+    let origin = t.context(
+        "origin",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY app.sh data/ /app/\n"),
+            ("app.sh", "#!/bin/sh\necho hi\n"),
+            ("data/x", "x\n"),
+        ],
+    );
+    git(&origin, &["init", "-q"]);
+    git(&origin, &["add", "."]);
+    git(&origin, &["commit", "-qm", "one"]);
+    let build = |store: &TestContext, clone: &str, extra: &[&str]| {
+        let dir = store.path(clone);
+        git(
+            origin.parent().unwrap(),
+            &[
+                "clone",
+                "-q",
+                origin.to_str().unwrap(),
+                dir.to_str().unwrap(),
+            ],
+        );
+        // The clones' files are written now, seconds apart.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let mut args = vec!["build", "--progress", "plain"];
+        args.extend_from_slice(extra);
+        args.push(dir.to_str().unwrap());
+        let mut cmd = store.cmd(&args);
+        cmd.env_remove("SOURCE_DATE_EPOCH");
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        let digest = log
+            .split("writing image ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("the image digest in the progress")
+            .to_string();
+        (digest, log)
+    };
+    let a = TestContext::new();
+    let b = TestContext::new();
+    let (first, log) = build(&a, "clone-a", &[]);
+    assert!(
+        log.contains("SOURCE_DATE_EPOCH=1600000000: the context's git HEAD commit time"),
+        "{log}"
+    );
+    let (second, _) = build(&b, "clone-b", &[]);
+    assert_eq!(first, second);
+    let (off, log) = build(&b, "clone-c", &["--source-date-epoch", "none"]);
+    assert_ne!(off, first, "real times differ");
+    assert!(!log.contains("git HEAD"), "{log}");
+    let (flag, _) = build(&b, "clone-d", &["--source-date-epoch", "1600000000"]);
+    assert_eq!(flag, first);
+}
