@@ -5,6 +5,7 @@
 mod cmd;
 mod progress;
 mod root;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -112,6 +113,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // happen while the process has one thread.
     let root = root::store_root(cli.root);
     rbuild_executor::enter_user_namespace()?;
+    match &cli.command {
+        Command::Build(_) => signals::handle(signals::OnSignal::Cancel)?,
+        Command::Run(_) => signals::handle(signals::OnSignal::Forward)?,
+        _ => {}
+    }
     match cli.command {
         Command::Build(args) => cmd::build::run(&root, args),
         Command::Run(args) => cmd::run::run(&root, args),

@@ -269,7 +269,8 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
             );
         }
         if child == 0 {
-            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            let empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
             exec_process(args);
         }
         if let Some(fds) = args.fds.stdio {
@@ -498,6 +499,9 @@ unsafe fn exec_process(args: &Args<'_>) -> ! {
             c"setuid",
             cvt(libc::syscall(libc::SYS_setresuid, uid, uid, uid) as c_int)
         );
+        // A change of ids clears the parent-death signal: set it again, so
+        // that the process (pid 1 of the sandbox) still dies with rbuild.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         try_sys!(
             efd,
             c"chdir to the working directory",

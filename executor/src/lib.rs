@@ -25,6 +25,7 @@
 mod caps;
 mod cgroup;
 mod child;
+mod cleanup;
 mod external;
 mod init;
 mod masks;
@@ -41,6 +42,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub use cgroup::Limits;
+pub use cleanup::{signal_sandboxes, wait_until_idle};
 pub use external::runtime_spec;
 pub use network::{prepare as prepare_networks, prepare_one as prepare_network};
 pub use plan::DEFAULT_PATH;
@@ -251,8 +253,9 @@ pub fn run_with(
              (see enter_user_namespace)",
         )));
     }
+    cleanup::sweep_once(&std::env::temp_dir());
     let dir = tempfile::Builder::new()
-        .prefix("rbuild-sandbox")
+        .prefix(&format!("{}{}-", cleanup::PREFIX, std::process::id()))
         .tempdir()
         .map_err(setup("create a temp dir"))?;
     let root = dir.path().join("root");
@@ -398,6 +401,7 @@ pub fn run_with(
             std::io::Error::last_os_error()
         )));
     }
+    let _registered = cleanup::register(pid, dir);
     drop(keep);
     drop(err_w);
     let _raw = tty_master.as_ref().and_then(|_| stdio::RawMode::enter());

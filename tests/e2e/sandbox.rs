@@ -252,3 +252,130 @@ fn insecure_runs_need_the_entitlement() {
         format!("CapBnd:\t00000000a80425fb\nSeccomp:\t2\n{own}\nSeccomp:\t0\n")
     );
 }
+
+/// Whether a process whose command line contains `marker` exists.
+fn running(marker: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .any(|c| {
+            String::from_utf8_lossy(&c)
+                .replace('\0', " ")
+                .contains(marker)
+        })
+}
+
+/// Waits until `what` holds, at most 10 s.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Starts `rbuild ARGS` with a private temp dir; returns it and the child
+/// once the process with `marker` runs in its sandbox.
+fn start(t: &TestContext, tmp: &Path, args: &[&str], marker: &str) -> std::process::Child {
+    std::fs::create_dir_all(tmp).unwrap();
+    let child = t
+        .cmd(args)
+        .env("TMPDIR", tmp)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("the sandboxed process starts", || running(marker));
+    child
+}
+
+fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+#[test]
+fn signals_end_sandboxes_and_leave_nothing_behind() {
+    use nix::sys::signal::Signal::{SIGINT, SIGKILL, SIGTERM};
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let tmp = t.path("tmp");
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+
+    // run: SIGTERM is forwarded to the process, which handles it.
+    // Markers only the sandbox's processes show (not rbuild's argv).
+    let marker = "sleep 3001";
+    let script = String::from("trap 'exit 3' TERM; sleep $((3000 + 1)) & wait");
+    let mut child = start(
+        &t,
+        &tmp,
+        &["run", "--rm", "busybox", "sh", "-c", &script],
+        marker,
+    );
+    signal(&child, SIGTERM);
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(3),
+        "the process's own exit"
+    );
+    eventually("the sandbox is gone", || !running(marker));
+    assert!(is_empty(&tmp), "no sandbox dir left");
+
+    // run: pid 1 without a handler ignores SIGTERM (as in Docker); a
+    // second one kills the sandbox.
+    let marker = "sleep 3002";
+    let args = [
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "exec sleep $((3000 + 2))",
+    ];
+    let mut child = start(&t, &tmp, &args, marker);
+    signal(&child, SIGTERM);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(running(marker), "ignored by pid 1");
+    signal(&child, SIGTERM);
+    assert_eq!(child.wait().unwrap().code(), Some(128 + 15));
+    assert!(!running(marker) && is_empty(&tmp), "nothing left");
+
+    // build: SIGINT cancels the RUN step.
+    let ctx = t.context(
+        "slow",
+        &[("Dockerfile", "FROM busybox\nRUN sleep $((3000 + 3))\n")],
+    );
+    let mut child = start(&t, &tmp, &["build", ctx.to_str().unwrap()], "sleep 3003");
+    signal(&child, SIGINT);
+    assert_eq!(child.wait().unwrap().code(), Some(128 + 2));
+    assert!(!running("sleep 3003") && is_empty(&tmp), "nothing left");
+
+    // kill -9 leaves the dir; the next rbuild that runs a sandbox sweeps it.
+    let args = [
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "exec sleep $((3000 + 4))",
+    ];
+    let mut child = start(&t, &tmp, &args, "sleep 3004");
+    signal(&child, SIGKILL);
+    child.wait().unwrap();
+    eventually("the sandbox dies with rbuild", || !running("sleep 3004"));
+    assert!(!is_empty(&tmp), "SIGKILL leaves the dir");
+    let out = t
+        .cmd(&["run", "--rm", "busybox", "true"])
+        .env("TMPDIR", &tmp)
+        .output();
+    assert!(out.unwrap().status.success());
+    assert!(is_empty(&tmp), "swept by the next run");
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        mounts_before,
+        "no mount left on the host"
+    );
+}
