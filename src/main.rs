@@ -80,7 +80,11 @@ fn main() -> ExitCode {
         args.insert(at, "build".into());
     }
     let cli = Cli::parse_from(args);
-    match run(cli) {
+    let result = run(cli);
+    if let Some(code) = signals::cancelled() {
+        return code;
+    }
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

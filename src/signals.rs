@@ -10,6 +10,7 @@
 //! a second SIGINT or SIGTERM kills the sandbox. A signal that comes
 //! before the sandbox runs ends rbuild at once.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
@@ -21,6 +22,16 @@ pub enum OnSignal {
     Cancel,
     /// Forward it to the sandbox; kill it on the second (`rbuild run`).
     Forward,
+}
+
+/// 128+signal once a signal has ended the sandboxes (0 before).
+static CANCELLED: AtomicU8 = AtomicU8::new(0);
+
+/// The exit code of a command a signal ended (128+signal), which wins
+/// over the command's own result (the killed step's error).
+pub fn cancelled() -> Option<std::process::ExitCode> {
+    let code = CANCELLED.load(Ordering::SeqCst);
+    (code != 0).then(|| std::process::ExitCode::from(code))
 }
 
 /// How long rbuild waits for killed sandboxes to be cleaned up.
@@ -59,6 +70,7 @@ fn wait_loop(set: SigSet, mode: OnSignal) {
             forwarded = true;
             continue;
         }
+        CANCELLED.store(128 + signal as u8, Ordering::SeqCst);
         rbuild_executor::signal_sandboxes(libc::SIGKILL);
         rbuild_executor::wait_until_idle(CLEANUP_TIMEOUT);
         std::process::exit(128 + signal as i32);
