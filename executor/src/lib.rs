@@ -8,13 +8,19 @@
 //! user, PATH candidates) is prepared in the caller, which may be a
 //! multithreaded process; then `clone` enters new namespaces and the child
 //! only makes raw, async-signal-safe system calls (see `sys`). The child
-//! is pid 1 of its pid namespace: it mounts the overlay root and the
-//! system mounts (paths resolved inside the root with `openat2`
-//! `RESOLVE_IN_ROOT`, so a symlink in an image cannot redirect a mount to
-//! the host), pivots into it, forks the process, reaps zombies and
-//! forwards signals. Every mount lives in the sandbox's mount namespace, so
-//! all of them vanish with its last process; the child dies with its
-//! parent (`PR_SET_PDEATHSIG`).
+//! is pid 1 of its pid namespace: it writes the sandbox's files on a
+//! private tmpfs, mounts the overlay root (layers named by fd, so no store
+//! path shows in mountinfo) and the system mounts (paths resolved inside
+//! the root with `openat2` `RESOLVE_IN_ROOT`, so a symlink in an image
+//! cannot redirect a mount to the host), masks /proc and /sys paths
+//! (`masks`), pivots into the root, drops capabilities to Docker's set
+//! (`caps`), installs the seccomp filter compiled once per process
+//! (`seccomp`) and execs the image's process, which stays pid 1 (`init`
+//! for `--init`). Only the default devices can be opened: everything else
+//! is mounted `nodev`. Every mount lives in the sandbox's mount namespace,
+//! so all of them vanish with its last process; the child dies with its
+//! parent (`PR_SET_PDEATHSIG`), and its temp dir is removed on return, on
+//! a signal, or by the next rbuild (`cleanup`).
 //!
 //! Networks: [`Network::Private`] (the default) joins a network namespace
 //! prepared with a `slirp4netns` helper for outbound access (see
