@@ -140,3 +140,15 @@ fn step_names_are_short_escaped_excerpts() {
     assert!(run.name.len() < 200, "{}", run.name.len());
     assert!(!run.name.chars().any(char::is_control), "{:?}", run.name);
 }
+
+#[test]
+fn a_line_of_heredoc_markers_is_read_in_bounded_time() {
+    let started = std::time::Instant::now();
+    let source = format!("FROM scratch\nRUN {}\n", "<<".repeat(30_000));
+    let _ = Dockerfile::parse("Dockerfile", source.as_bytes());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -126,6 +126,18 @@ mod tests {
     }
 
     #[test]
+    fn many_stars_do_not_backtrack_exponentially() {
+        // The last-star backtracking is O(pattern × name): 24 stars and an
+        // `a` against 10,000 characters stay well under a second.
+        let pattern = format!("{}a", "*".repeat(24));
+        let name = "b".repeat(10_000);
+        let started = std::time::Instant::now();
+        assert!(!matches(&pattern, &name));
+        assert!(matches(&pattern, &format!("{name}a")));
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
     fn detects_wildcards() {
         assert!(has_wildcards("src/*.c"));
         assert!(!has_wildcards("src/main.c"));
