@@ -27,6 +27,10 @@
 //! `network`; [`prepare_networks`] keeps a few ready for a build's RUN
 //! steps), [`Network::None`] has only `lo`, [`Network::Host`] shares the
 //! host's.
+//!
+//! Limits: [`RunSpec::limits`] (memory, CPUs, pids) become cgroups of the
+//! sandbox's own (see `cgroup`), joined by its init before the process
+//! starts and removed after it; rootful only.
 
 mod caps;
 mod cgroup;

@@ -195,3 +195,31 @@ fn network_helpers_end_with_rbuild_even_when_it_is_killed() {
     child.wait().unwrap();
     assert_group_ends(pgid, "a build killed with SIGKILL");
 }
+
+#[test]
+fn rootless_mode_gets_the_same_default_network() {
+    let t = TestContext::new();
+    let base = crate::busybox_context(&t);
+    crate::give_to(&t, "65534:65534");
+    let nobody = |args: &[&str]| crate::as_user(&t, "65534:65534", args);
+    assert!(
+        nobody(&["build", "-q", "-t", "busybox", &base])
+            .status
+            .success()
+    );
+    let host = external_address();
+    let outside = serve(Ipv4Addr::UNSPECIFIED, "outside");
+    let inside = serve(Ipv4Addr::LOCALHOST, "loopback");
+    let script = format!(
+        "{}; {}; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort | tr '\\n' ' '",
+        probe("outside", &format!("http://{host}:{outside}/")),
+        probe("gateway", &format!("http://10.0.2.2:{inside}/"))
+    );
+    let out = nobody(&["run", "--rm", "busybox", "sh", "-c", &script]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "outside=outside:REACHED\ngateway=FAILED\nlo tap0 ",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
