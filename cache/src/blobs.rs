@@ -3,9 +3,11 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::durable::Disk;
 use crate::error::{StoreError, io_err};
 
 /// A blob as stored: its sha256 digest and size.
@@ -40,10 +42,15 @@ pub struct BlobWriter {
     hasher: Sha256,
     size: u64,
     blobs_dir: PathBuf,
+    disk: Arc<dyn Disk>,
 }
 
 impl BlobWriter {
-    pub(crate) fn new(tmp_dir: &Path, blobs_dir: PathBuf) -> Result<Self, StoreError> {
+    pub(crate) fn new(
+        tmp_dir: &Path,
+        blobs_dir: PathBuf,
+        disk: Arc<dyn Disk>,
+    ) -> Result<Self, StoreError> {
         let file = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(tmp_dir)
@@ -53,6 +60,7 @@ impl BlobWriter {
             hasher: Sha256::new(),
             size: 0,
             blobs_dir,
+            disk,
         })
     }
 
@@ -69,15 +77,15 @@ impl BlobWriter {
         }
         let path = self.blobs_dir.join(&actual["sha256:".len()..]);
         if !path.exists() {
-            self.file
-                .as_file()
-                .sync_all()
+            self.disk
+                .sync(self.file.as_file(), self.file.path())
                 .map_err(io_err("sync", self.file.path()))?;
-            self.file.persist(&path).map_err(|e| StoreError::Io {
-                op: "rename blob into",
-                path: path.clone(),
-                source: e.error,
-            })?;
+            let tmp = self.file.into_temp_path();
+            self.disk
+                .rename(&tmp, &path)
+                .map_err(io_err("rename blob into", &path))?;
+            // Renamed away: nothing is left to delete.
+            let _ = tmp.keep();
         }
         Ok(BlobInfo {
             digest: actual,

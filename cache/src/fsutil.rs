@@ -6,22 +6,27 @@ use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::durable::Disk;
 use crate::error::{StoreError, io_err};
 
 /// Writes `bytes` to `path` atomically: a temp file in `tmp_dir` (same
-/// filesystem), fsynced, then renamed over `path`.
-pub fn write_atomic(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// filesystem), synced, then renamed over `path`.
+pub fn write_atomic(
+    disk: &dyn Disk,
+    tmp_dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
     let mut tmp =
         tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_err("create temp file in", tmp_dir))?;
     tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
-    tmp.as_file()
-        .sync_all()
+    disk.sync(tmp.as_file(), tmp.path())
         .map_err(io_err("sync", tmp.path()))?;
-    tmp.persist(path).map_err(|e| StoreError::Io {
-        op: "rename into",
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
+    let tmp = tmp.into_temp_path();
+    disk.rename(&tmp, path)
+        .map_err(io_err("rename into", path))?;
+    // Renamed away: nothing is left to delete.
+    let _ = tmp.keep();
     Ok(())
 }
 

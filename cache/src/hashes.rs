@@ -169,7 +169,8 @@ impl FileHashCache {
             return Ok(());
         }
         let bytes = encode(&self.entries().read().expect("poisoned"));
-        fsutil::write_atomic(&self.tmp_dir, &self.path, &bytes)
+        // A cache: a lost update only costs a re-hash.
+        fsutil::write_atomic(&crate::RealDisk, &self.tmp_dir, &self.path, &bytes)
     }
 }
 

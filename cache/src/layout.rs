@@ -6,6 +6,7 @@ use std::path::Path;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder};
 
+use crate::durable::Disk;
 use crate::error::{StoreError, io_err};
 use crate::fsutil;
 
@@ -33,9 +34,14 @@ fn empty_index() -> ImageIndex {
 }
 
 /// Writes `index.json` atomically.
-pub fn write_index(tmp_dir: &Path, path: &Path, index: &ImageIndex) -> Result<(), StoreError> {
+pub fn write_index(
+    disk: &dyn Disk,
+    tmp_dir: &Path,
+    path: &Path,
+    index: &ImageIndex,
+) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(index).expect("an index serializes");
-    fsutil::write_atomic(tmp_dir, path, &bytes)
+    fsutil::write_atomic(disk, tmp_dir, path, &bytes)
 }
 
 /// The name a descriptor of `index.json` carries.

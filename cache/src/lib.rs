@@ -13,6 +13,7 @@
 //! ```text
 //! oci-layout  index.json  blobs/sha256/<hex>      the OCI image layout
 //! store-version                                   this layout's version (see `version`)
+//! boot-id                                         the boot it was last used in (see `recovery`)
 //! snapshots/<id>/                                 unpacked layers / RUN and COPY results
 //! listings/<id>                                   what a snapshot held when made (for fsck)
 //! records/<key>.json                              cache key → CacheRecord
@@ -27,6 +28,7 @@
 
 mod blobs;
 pub mod contain;
+mod durable;
 mod error;
 pub mod files;
 mod fsck;
@@ -37,6 +39,7 @@ mod layout;
 mod lease;
 mod listing;
 mod records;
+mod recovery;
 mod snapshots;
 mod unpack;
 mod version;
@@ -45,6 +48,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobInfo, BlobWriter, digest_hex};
+pub use durable::{Disk, DiskStep, RealDisk, RecordingDisk};
 pub use error::StoreError;
 pub use fsck::FsckReport;
 pub use fsutil::LockGuard;
@@ -64,6 +68,7 @@ use error::io_err;
 pub struct Store {
     root: PathBuf,
     lease: std::sync::Arc<lease::Lease>,
+    disk: std::sync::Arc<dyn Disk>,
 }
 
 impl Store {
@@ -71,6 +76,12 @@ impl Store {
     /// waits while a prune or fsck runs, and makes them wait until the
     /// handle (and every clone of it) is dropped.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
+        Self::open_on(root, std::sync::Arc::new(RealDisk))
+    }
+
+    /// [`Store::open`], with the durable-write steps going through `disk`
+    /// (a [`RecordingDisk`] in tests of the write order).
+    pub fn open_on(root: &Path, disk: std::sync::Arc<dyn Disk>) -> Result<Self, StoreError> {
         for dir in [
             "blobs/sha256",
             "snapshots",
@@ -98,11 +109,14 @@ impl Store {
         let store = Self {
             root: root.to_path_buf(),
             lease: lease::Lease::take(&lock)?,
+            disk,
         };
         store.check_version()?;
+        store.recover_after_restart()?;
         let layout = root.join("oci-layout");
         if !layout.exists() {
             fsutil::write_atomic(
+                &*store.disk,
                 &store.tmp_dir(),
                 &layout,
                 br#"{"imageLayoutVersion":"1.0.0"}"#,
@@ -112,7 +126,7 @@ impl Store {
             let _lock = store.index_lock()?;
             if !store.index_path().exists() {
                 let index = layout::read_index(&store.index_path())?;
-                layout::write_index(&store.tmp_dir(), &store.index_path(), &index)?;
+                layout::write_index(&*store.disk, &store.tmp_dir(), &store.index_path(), &index)?;
             }
         }
         Ok(store)
@@ -149,7 +163,11 @@ impl Store {
 
     /// Starts a streamed blob write.
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
-        BlobWriter::new(&self.tmp_dir(), self.root.join("blobs/sha256"))
+        BlobWriter::new(
+            &self.tmp_dir(),
+            self.root.join("blobs/sha256"),
+            self.disk.clone(),
+        )
     }
 
     /// Writes a whole blob from memory.
@@ -207,7 +225,7 @@ impl Store {
         let _lock = self.index_lock()?;
         let mut index = layout::read_index(&self.index_path())?;
         change(&mut index);
-        layout::write_index(&self.tmp_dir(), &self.index_path(), &index)
+        layout::write_index(&*self.disk, &self.tmp_dir(), &self.index_path(), &index)
     }
 
     /// The manifest descriptor a name points at.
@@ -247,7 +265,7 @@ impl Store {
     /// Starts a new snapshot: an empty dir to fill (an overlay upper dir, or
     /// the target of a copy), with an overlay work dir beside it.
     pub fn new_snapshot(&self) -> Result<PendingSnapshot, StoreError> {
-        PendingSnapshot::new(self.root.clone())
+        PendingSnapshot::new(self.root.clone(), self.disk.clone())
     }
 
     /// Unpacks a layer blob (gzip, zstd or plain tar) into a snapshot with
@@ -305,11 +323,16 @@ impl Store {
             .join("layers")
             .join(format!("{}.json", layer.snapshot));
         let bytes = serde_json::to_vec(layer).expect("a layer record serializes");
-        fsutil::write_atomic(&self.tmp_dir(), &path, &bytes)?;
+        fsutil::write_atomic(&*self.disk, &self.tmp_dir(), &path, &bytes)?;
         let hex = blobs::digest_hex(&layer.blob.digest)?;
         if layer.snapshot != format!("sha256-{hex}") {
             let by_blob = self.built_snapshot_path(hex);
-            fsutil::write_atomic(&self.tmp_dir(), &by_blob, layer.snapshot.as_bytes())?;
+            fsutil::write_atomic(
+                &*self.disk,
+                &self.tmp_dir(),
+                &by_blob,
+                layer.snapshot.as_bytes(),
+            )?;
         }
         Ok(())
     }
@@ -340,7 +363,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let path = self.variant_path(diff_id, kind)?;
         let bytes = serde_json::to_vec(layer).expect("a layer record serializes");
-        fsutil::write_atomic(&self.tmp_dir(), &path, &bytes)
+        fsutil::write_atomic(&*self.disk, &self.tmp_dir(), &path, &bytes)
     }
 
     /// The layer with `diff_id` compressed as `kind`, if made before and its
@@ -372,7 +395,7 @@ impl Store {
         }
         list.push(repository.to_string());
         let bytes = serde_json::to_vec(&list).expect("a list serializes");
-        fsutil::write_atomic(&self.tmp_dir(), &path, &bytes)
+        fsutil::write_atomic(&*self.disk, &self.tmp_dir(), &path, &bytes)
     }
 
     /// The repositories known to hold blob `digest`.
@@ -402,7 +425,7 @@ impl Store {
             )));
         }
         let bytes = serde_json::to_vec(record).expect("a cache record serializes");
-        fsutil::write_atomic(&self.tmp_dir(), &self.record_path(key), &bytes)
+        fsutil::write_atomic(&*self.disk, &self.tmp_dir(), &self.record_path(key), &bytes)
     }
 
     /// Marks a cache record as used now (its file's mtime), for `du` and

@@ -3,7 +3,9 @@
 //! (`listings/<id>`, see [`crate::listing`]), then it is renamed into place.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::durable::Disk;
 use crate::error::{StoreError, io_err};
 use crate::fsutil;
 use crate::listing::Listing;
@@ -32,11 +34,12 @@ pub struct PendingSnapshot {
     dir: PathBuf,
     work: PathBuf,
     root: PathBuf,
+    disk: Arc<dyn Disk>,
 }
 
 impl PendingSnapshot {
     /// A pending snapshot of the store at `root`.
-    pub(crate) fn new(root: PathBuf) -> Result<Self, StoreError> {
+    pub(crate) fn new(root: PathBuf, disk: Arc<dyn Disk>) -> Result<Self, StoreError> {
         let tmp_dir = &root.join("tmp");
         let tmp = tempfile::Builder::new()
             .prefix("snap-")
@@ -51,6 +54,7 @@ impl PendingSnapshot {
             dir,
             work,
             root,
+            disk,
         })
     }
 
@@ -73,12 +77,12 @@ impl PendingSnapshot {
         if target.exists() {
             return Ok(());
         }
-        record_listing(&self.root, id, &self.dir)?;
-        match std::fs::rename(&self.dir, &target) {
+        record_listing(&*self.disk, &self.root, id, &self.dir)?;
+        match self.disk.rename(&self.dir, &target) {
             Ok(()) => Ok(()),
             // Another process committed the same id meanwhile: the listing
             // must be the one of what is there.
-            Err(_) if target.exists() => record_listing(&self.root, id, &target),
+            Err(_) if target.exists() => record_listing(&*self.disk, &self.root, id, &target),
             Err(e) => Err(io_err("rename snapshot into", &target)(e)),
         }
         .map(|()| drop(self.tmp))
@@ -91,9 +95,15 @@ pub(crate) fn listing_path(root: &Path, id: &str) -> PathBuf {
 }
 
 /// Records the listing of the snapshot `id` whose files are in `dir`.
-pub(crate) fn record_listing(root: &Path, id: &str, dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn record_listing(
+    disk: &dyn Disk,
+    root: &Path,
+    id: &str,
+    dir: &Path,
+) -> Result<(), StoreError> {
     let listing = Listing::of(dir)?;
     fsutil::write_atomic(
+        disk,
         &root.join("tmp"),
         &listing_path(root, id),
         &listing.encode(),

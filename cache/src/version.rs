@@ -58,6 +58,7 @@ impl Store {
             self.migrate_1_to_2()?;
         }
         fsutil::write_atomic(
+            &*self.disk,
             &self.root.join("tmp"),
             &self.root.join(FILE),
             format!("{STORE_VERSION}\n").as_bytes(),
@@ -67,7 +68,7 @@ impl Store {
     /// Records a listing for every snapshot of a version-1 store.
     fn migrate_1_to_2(&self) -> Result<(), StoreError> {
         for id in gc::names(&self.root.join("snapshots"))? {
-            snapshots::record_listing(&self.root, &id, &self.snapshot_path(&id))?;
+            snapshots::record_listing(&*self.disk, &self.root, &id, &self.snapshot_path(&id))?;
         }
         Ok(())
     }
