@@ -11,7 +11,7 @@
 //! with `--disable-host-loopback`, so 10.0.2.2 does not lead to the
 //! host's 127.0.0.1.
 //!
-//! Making one costs about 11 ms (mostly the helper's start), so a few are
+//! Making one costs 11-21 ms here (mostly the helper's start), so a few are
 //! prepared ahead in a background thread, as BuildKit keeps a pool of
 //! network namespaces: a RUN takes a ready one and a replacement is made
 //! while it runs. A namespace serves one sandbox only (whatever a RUN did
@@ -30,7 +30,7 @@ use crate::ExecError;
 /// How many namespaces are kept ready.
 const POOL_SIZE: usize = 2;
 
-/// The helper's subnet, gateway and DNS forwarder (slirp4netns' defaults).
+/// The helper's DNS forwarder (slirp4netns' default address).
 pub(crate) const DNS_SERVER: &str = "10.0.2.3";
 
 /// The fd numbers the helper gets its pipes and namespace on.
@@ -298,5 +298,21 @@ pub(crate) fn take() -> Result<Namespace, ExecError> {
     match ns {
         Some(ns) => Ok(ns),
         None => Namespace::make(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolv_conf;
+
+    #[test]
+    fn resolv_conf_keeps_search_and_options_and_names_the_forwarder() {
+        let host = "# generated\nnameserver 127.0.0.53\nnameserver 10.1.1.1\n\
+                    search corp.example\noptions edns0 trust-ad\n";
+        assert_eq!(
+            resolv_conf(host),
+            "search corp.example\noptions edns0 trust-ad\nnameserver 10.0.2.3\n"
+        );
+        assert_eq!(resolv_conf(""), "nameserver 10.0.2.3\n");
     }
 }
