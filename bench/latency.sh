@@ -7,7 +7,8 @@
 #          container at all)
 #   RUN    a one-RUN build with --no-cache (`FROM busybox` + `RUN true`) vs
 #          BuildKit (dockerd from ../shared/tools/peers-up.sh) and buildah
-#   bench/latency.sh RBUILD_BINARY [RUNS]
+#   [BASELINE=OLD_RBUILD] bench/latency.sh RBUILD_BINARY [RUNS]  (BASELINE:
+#          the same start-ups of an older binary beside this one)
 # Needs busybox-static, umoci, runc, crun; the build rows also need
 # the peers (registry on 127.0.0.1:5000 with busybox, dockerd, buildah).
 set -euo pipefail
@@ -71,4 +72,31 @@ if curl -fsS http://127.0.0.1:5000/v2/busybox/tags/list >/dev/null 2>&1; then
     "$(bench /usr/bin/docker build -q --no-cache "$TMP/run")"
   row "build: FROM + RUN true, --no-cache" "$r_build" buildah \
     "$(bench buildah bud --runtime runc --no-cache -q "$TMP/run")"
+fi
+
+# Before/after: with BASELINE=/path/to/an/older/rbuild, the same start-ups
+# of both binaries side by side (each on a store of its own): `run --rm
+# IMAGE true`, and a one-RUN build from the image in the store (no
+# registry needed) with the default network and with --network=none.
+if [[ -n ${BASELINE:-} ]]; then
+  BASE=$(realpath "$BASELINE"); BSTORE=$TMP/store-baseline
+  "$BASE" --root "$BSTORE" build -q -t latency "$TMP/ctx" >/dev/null
+  mkdir -p "$TMP/local" "$TMP/local-none"
+  printf 'FROM latency\nRUN true\n' >"$TMP/local/Dockerfile"
+  printf 'FROM latency\nRUN --network=none true\n' >"$TMP/local-none/Dockerfile"
+  echo
+  echo "## Before/after (median seconds of $RUNS; ratio rbuild/baseline)"
+  echo
+  echo "| scenario | baseline s | rbuild s | rbuild/baseline |"
+  echo "|---|---|---|---|"
+  pair() {
+    local b a
+    b=$(bench "$BASE" --root "$BSTORE" "${@:2}")
+    a=$(bench "$RBUILD" --root "$STORE" "${@:2}")
+    printf '| %s | %s | %s | %s |\n' "$1" "$b" "$a" "$(ratio "$b" "$a")"
+  }
+  pair "run --rm IMAGE true" run --rm latency true
+  pair "build: FROM local + RUN true, --no-cache" build -q --no-cache "$TMP/local"
+  pair "build: FROM local + RUN --network=none true, --no-cache" \
+    build -q --no-cache "$TMP/local-none"
 fi

@@ -454,6 +454,19 @@ unsafe fn exec_process(args: &Args<'_>) -> ! {
                 }
             }
         }
+        // No descriptor rbuild inherited (a make jobserver's pipe, a CI
+        // runner's files) may reach the process: every fd above stdio is
+        // closed on exec (the error pipe still reports a failed exec).
+        try_sys!(
+            efd,
+            c"close inherited descriptors",
+            cvt(libc::syscall(
+                libc::SYS_close_range,
+                3,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC
+            ) as c_int)
+        );
         for sig in [libc::SIGPIPE, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM] {
             libc::signal(sig, libc::SIG_DFL);
         }

@@ -33,6 +33,7 @@ const PROBES: &[&str] = &[
     "bpf",
     "ptrace-host",
     "kill-host",
+    "inherited-fd",
 ];
 
 /// The probe, compiled once (static, so it runs on any root).

@@ -99,6 +99,27 @@ static void masked(const char *name, const char *path) {
     verdict(name, n > 0, path);
 }
 
+/* No file descriptor beyond stdio may come in from rbuild (a layer dir, a
+ * store file, a pipe of the host). */
+static void inherited_fds(void) {
+    char found[512] = "";
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd <= 2 || fd == dirfd(d))
+            continue;
+        char p[64], target[256] = "";
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(p, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = 0;
+        snprintf(found, sizeof found, "fd %d -> %s", fd, target);
+    }
+    if (d)
+        closedir(d);
+    verdict("inherited-fd", found[0] != 0, found);
+}
+
 /* Searches every /proc/PID/{cmdline,environ} and /proc/self/mountinfo. */
 static int file_contains(const char *path, const char *needle) {
     static char buf[1 << 20];
@@ -181,6 +202,7 @@ int main(int argc, char **argv) {
     verdict("bpf", b >= 0 || errno == EFAULT || errno == EINVAL, strerror(errno));
     verdict("ptrace-host", ptrace(PTRACE_ATTACH, host, 0, 0) == 0, "attached");
     verdict("kill-host", kill(host, 0) == 0, "signalled a host process");
+    inherited_fds();
     if (argc > 2)
         markers(argv[2]);
     return escapes;
