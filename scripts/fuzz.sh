@@ -10,6 +10,11 @@
 # <target> <file>`). Turn every crash into a regression test that CI runs.
 set -eu
 cd "$(dirname "$0")/.."
+# The unpack target makes and deletes directories for every input: on tmpfs
+# it runs ~330 inputs/s, on a busy ext4 disk ~14.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ]; then
+    export TMPDIR=/dev/shm
+fi
 seconds=${1:-60}
 [ $# -gt 0 ] && shift
 targets=${*:-$(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^rbuild-fuzz$')}

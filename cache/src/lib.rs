@@ -41,6 +41,8 @@ mod listing;
 mod records;
 mod recovery;
 mod snapshots;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod unpack;
 mod version;
 

@@ -50,18 +50,28 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Calls `read(buffer, len)` (an `lgetxattr`/`llistxattr`) with 4 KiB,
+/// and when that is too small (`ERANGE`, up to Linux's 64 KiB) again with
+/// the size it reports for a null buffer.
+fn read_sized(read: impl Fn(*mut libc::c_void, usize) -> isize) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    let mut len = read(buf.as_mut_ptr().cast(), buf.len());
+    if len < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE) {
+        let size = usize::try_from(read(std::ptr::null_mut(), 0)).ok()?;
+        buf.resize(size, 0);
+        len = read(buf.as_mut_ptr().cast(), buf.len());
+    }
+    let len = usize::try_from(len).ok()?;
+    buf.truncate(len);
+    Some(buf)
+}
+
 /// Reads one extended attribute of `path` (not following symlinks).
 fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let p = CString::new(path.as_os_str().as_bytes()).ok()?;
     let n = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: valid strings and a buffer of the given length.
-    let len =
-        unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (len >= 0).then(|| {
-        buf.truncate(len as usize);
-        buf
-    })
+    // SAFETY: valid strings, and a buffer of the given length (or null and 0).
+    read_sized(|buf, len| unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf, len) })
 }
 
 /// The extended attributes an image keeps (`security.capability`, `user.*`…):
@@ -70,13 +80,12 @@ fn kept_xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
     let Ok(p) = CString::new(path.as_os_str().as_bytes()) else {
         return Vec::new();
     };
-    let mut names = vec![0u8; 4096];
-    // SAFETY: valid string and buffer.
-    let len = unsafe { libc::llistxattr(p.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-    if len <= 0 {
+    // SAFETY: a valid string, and a buffer of the given length (or null and 0).
+    let Some(names) =
+        read_sized(|buf, len| unsafe { libc::llistxattr(p.as_ptr(), buf.cast(), len) })
+    else {
         return Vec::new();
-    }
-    names.truncate(len as usize);
+    };
     let mut out: Vec<(String, Vec<u8>)> = names
         .split(|b| *b == 0)
         .filter(|n| !n.is_empty())

@@ -160,3 +160,133 @@ fn images_are_read_by_skopeo_and_umoci() {
     );
     assert!(!bundle.join("rootfs/gone").exists());
 }
+
+#[test]
+fn digests_from_hostile_manifests_never_name_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let bait = dir.path().join("bait");
+    std::fs::write(&bait, "keep").unwrap();
+    // A config whose diff_id and a manifest whose layer digest climb out.
+    let escape = "sha256:../../../../bait";
+    let config = store
+        .put_blob(
+            serde_json::json!({ "rootfs": { "type": "layers", "diff_ids": [escape] } })
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest, "size": config.size },
+        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": escape, "size": 1 }],
+    });
+    let blob = store.put_blob(manifest.to_string().as_bytes()).unwrap();
+    let desc = oci_spec::image::Descriptor::new(
+        oci_spec::image::MediaType::ImageManifest,
+        blob.size,
+        blob.digest.parse::<oci_spec::image::Digest>().unwrap(),
+    );
+    let layout = dir.path().join("layout/deep");
+    let err = rbuild_exporter::export_oci(&store, &desc, "hostile", &layout, false).unwrap_err();
+    assert!(err.to_string().contains("not a sha256 digest"), "{err}");
+    let err = rbuild_exporter::save_docker_archive(
+        &store,
+        &[(String::from("hostile"), desc.clone())],
+        std::io::sink(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("not a sha256 digest"), "{err}");
+    assert_eq!(std::fs::read_to_string(&bait).unwrap(), "keep");
+    assert!(!dir.path().join("layout/bait").exists());
+}
+
+#[test]
+fn docker_archives_cannot_name_files_outside_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let secret = dir.path().join("secret.json");
+    std::fs::write(&secret, "{}").unwrap();
+    for (config, layer) in [
+        (secret.to_str().unwrap().to_string(), "layer.tar"),
+        (
+            "../../../../../../../../../../../../".to_string() + secret.to_str().unwrap(),
+            "layer.tar",
+        ),
+        ("config.json".to_string(), "link/secret.json"),
+    ] {
+        let mut b = tar::Builder::new(Vec::new());
+        let manifest =
+            serde_json::json!([{ "Config": config, "RepoTags": ["x:1"], "Layers": [layer] }]);
+        for (name, data) in [
+            ("manifest.json", manifest.to_string().into_bytes()),
+            ("config.json", b"{}".to_vec()),
+            ("layer.tar", vec![0; 1024]),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, &data[..]).unwrap();
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "link", dir.path()).unwrap();
+        let archive = b.into_inner().unwrap();
+        let err = rbuild_exporter::load_docker_archive(&store, &archive[..]).unwrap_err();
+        assert!(
+            err.to_string().contains("docker archive manifest.json"),
+            "{config} {layer}: {err}"
+        );
+    }
+}
+
+#[test]
+fn large_xattrs_and_non_utf8_names_reach_the_layer_whole() {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStrExt;
+    // On tmpfs (user xattrs since Linux 6.6), whose values may reach 64 KiB;
+    // ext4 caps a value at one block.
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = store.new_snapshot().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"bad\xffname");
+    let file = p.dir().join(name);
+    std::fs::write(&file, "x").unwrap();
+    // 10 KB: more than a first 4 KiB read of the value returns.
+    let value = vec![b'v'; 10_000];
+    let c = std::ffi::CString::new(file.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid strings and buffer.
+    let rc = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            c"user.big".as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    p.commit("big").unwrap();
+    let layer = export_layer(&store, "big", &opts(Compression::Uncompressed)).unwrap();
+    let mut archive =
+        tar::Archive::new(std::fs::File::open(store.blob_path(&layer.blob.digest)).unwrap());
+    let mut entries = archive.entries().unwrap();
+    let mut entry = entries.next().unwrap().unwrap();
+    assert_eq!(&entry.path_bytes()[..], b"bad\xffname");
+    let xattrs: Vec<(Vec<u8>, usize)> = entry
+        .pax_extensions()
+        .unwrap()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.key_bytes().to_vec(), e.value_bytes().len())
+        })
+        .collect();
+    assert_eq!(xattrs, [(b"SCHILY.xattr.user.big".to_vec(), 10_000)]);
+    let mut content = String::new();
+    entry.read_to_string(&mut content).unwrap();
+    assert_eq!(content, "x");
+}
