@@ -163,11 +163,25 @@ pub fn load_docker_archive(
             let mut blob = store.blob_writer()?;
             let file =
                 std::fs::File::open(&path).map_err(io_error(format!("read {}", path.display())))?;
-            std::io::copy(
-                &mut rbuild_cache::decompress(file).map_err(io_error(what()))?,
+            // Stored uncompressed: bounded as an unpack would be.
+            let limit = rbuild_cache::Limits::for_compressed(
+                file.metadata().map_err(io_error(what()))?.len(),
+            )
+            .max_bytes;
+            let copied = std::io::copy(
+                &mut rbuild_cache::decompress(file)
+                    .map_err(io_error(what()))?
+                    .take(limit.saturating_add(1)),
                 &mut blob,
             )
             .map_err(io_error(what()))?;
+            if copied > limit {
+                return Err(ExportError::Other(format!(
+                    "layer {}: {}",
+                    l.as_str().unwrap_or_default(),
+                    rbuild_cache::UnpackError::TooLarge { limit }
+                )));
+            }
             let info = blob.commit(None)?;
             layers.push(json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": info.digest, "size": info.size }));
         }
