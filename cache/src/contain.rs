@@ -85,12 +85,6 @@ impl EntryError {
     }
 }
 
-impl From<EntryError> for io::Error {
-    fn from(e: EntryError) -> Self {
-        io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-    }
-}
-
 /// `raw` for a message: printable ASCII as it is, everything else (control
 /// bytes, non-UTF-8, multibyte characters) as `\xNN`, at most 256 bytes.
 pub fn escape(raw: &[u8]) -> String {
@@ -163,12 +157,6 @@ pub fn layer_entry(rel: PathBuf) -> Result<LayerEntry, Refusal> {
             parent().join(OsStr::from_bytes(hidden)),
         )),
     }
-}
-
-/// Whether `rel` (clean) names a whiteout or opaque marker.
-pub fn is_whiteout_name(rel: &Path) -> bool {
-    rel.file_name()
-        .is_some_and(|n| n.as_bytes().starts_with(WHITEOUT))
 }
 
 /// Checks that every parent of the clean path `rel` below `root` is a
