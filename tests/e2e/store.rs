@@ -304,3 +304,35 @@ fn two_fresh_stores_building_one_git_commit_get_one_digest_with_no_flags() {
     let (flag, _) = build(&b, "clone-d", &["--source-date-epoch", "1600000000"]);
     assert_eq!(flag, first);
 }
+
+#[test]
+fn owners_of_context_files_are_not_part_of_cache_keys() {
+    let t = store_with_base();
+    let ctx = t.context(
+        "owned",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY f /f\nRUN stat -c %u:%g /f > /owner\n",
+            ),
+            ("f", "same content\n"),
+        ],
+    );
+    let ctx = ctx.to_str().unwrap();
+    let build = || {
+        let log = t
+            .ok(&["build", "--progress", "plain", "-t", "owned", ctx])
+            .stderr;
+        String::from_utf8(log).unwrap()
+    };
+    build();
+    std::os::unix::fs::chown(format!("{ctx}/f"), Some(4321), Some(4321)).unwrap();
+    let log = build();
+    let line = log.lines().find(|l| l.contains("COPY f /f")).expect(&log);
+    let step = line.split_whitespace().next().unwrap();
+    assert!(log.contains(&format!("{step} CACHED")), "{log}");
+    assert_eq!(
+        t.stdout(&["run", "--rm", "owned", "cat", "/owner"]),
+        "0:0\n"
+    );
+}
