@@ -107,6 +107,47 @@ pub struct Dockerfile {
     source: String,
     directives: lines::Directives,
     instructions: Vec<ast::Instruction>,
+    expanded: ExpansionBudget,
+}
+
+/// Most bytes all the word expansions of one [`Dockerfile::base_images`]
+/// or [`Dockerfile::lower`] call may produce together: one expansion is
+/// bounded ([`expand::MAX_EXPANDED`]), and this bounds how many (`ENV
+/// A1=$A A2=$A …`, a heredoc of `$A` lines) keep their results at once.
+pub const MAX_TOTAL_EXPANDED: usize = 64 << 20;
+
+/// The bytes expanded so far by the current lowering call.
+#[derive(Debug, Default)]
+struct ExpansionBudget(std::sync::atomic::AtomicUsize);
+
+impl Clone for ExpansionBudget {
+    fn clone(&self) -> Self {
+        Self(std::sync::atomic::AtomicUsize::new(self.spent()))
+    }
+}
+
+impl ExpansionBudget {
+    fn spent(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn reset(&self) {
+        self.0.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counts `bytes` more; an error message once the total passes
+    /// [`MAX_TOTAL_EXPANDED`].
+    fn spend(&self, bytes: usize) -> Result<(), String> {
+        let before = self
+            .0
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        if before + bytes > MAX_TOTAL_EXPANDED {
+            return Err(format!(
+                "the expanded words of this Dockerfile add up to more than {MAX_TOTAL_EXPANDED} bytes"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Reads and splits `source` into its directives and instructions.
@@ -164,6 +205,7 @@ impl Dockerfile {
             source: text,
             directives,
             instructions,
+            expanded: ExpansionBudget::default(),
         })
     }
 
@@ -175,6 +217,7 @@ impl Dockerfile {
     /// The registry images (as written, ARGs expanded) that the stages the
     /// target needs start FROM. `scratch` and stage names are not included.
     pub fn base_images(&self, opts: &BuildOptions) -> Result<Vec<String>, FrontendError> {
+        self.expanded.reset();
         lower::base_images(self, opts).map_err(|e| e.with_source(&self.source))
     }
 
@@ -185,6 +228,7 @@ impl Dockerfile {
         opts: &BuildOptions,
         images: &BTreeMap<String, ResolvedImage>,
     ) -> Result<BuildGraph, FrontendError> {
+        self.expanded.reset();
         lower::lower(self, opts, images).map_err(|e| e.with_source(&self.source))
     }
 }

@@ -251,7 +251,9 @@ fn expand_one(
     word: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, FrontendError> {
-    expand::expand_word(word, df.directives.escape, lookup).map_err(|e| err(&df.file, ins, e))
+    let out = expand::expand_word(word, df.directives.escape, lookup)
+        .and_then(|out| df.expanded.spend(out.len()).map(|()| out));
+    out.map_err(|e| err(&df.file, ins, e))
 }
 
 /// The index of the stage a `--from`/FROM name refers to, if any.
@@ -1353,6 +1355,7 @@ impl<'a> Lowerer<'a> {
                 .replace('\'', "\\'");
             out.push_str(
                 &expand::expand_word(&escaped, '\\', &|k| Self::lookup(state, k))
+                    .and_then(|line| self.df.expanded.spend(line.len()).map(|()| line))
                     .map_err(|e| self.err(ins, e))?,
             );
         }

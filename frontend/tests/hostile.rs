@@ -2,7 +2,7 @@
 //! and memory, never with a panic or a stack overflow.
 
 use rbuild_frontend::expand::{MAX_EXPANDED, MAX_NESTING, expand_word};
-use rbuild_frontend::{BuildOptions, Dockerfile};
+use rbuild_frontend::{BuildOptions, Dockerfile, MAX_TOTAL_EXPANDED};
 use std::collections::BTreeMap;
 
 fn lower_error(source: &str) -> String {
@@ -150,5 +150,24 @@ fn a_line_of_heredoc_markers_is_read_in_bounded_time() {
         started.elapsed() < std::time::Duration::from_secs(5),
         "{:?}",
         started.elapsed()
+    );
+}
+
+#[test]
+fn many_expansions_of_a_large_variable_stop_at_the_total_limit() {
+    // Each word alone is within the per-expansion limit; together they
+    // would hold gigabytes.
+    let mut source = String::from("FROM scratch\nENV A=0123456789abcdef\n");
+    for _ in 0..8 {
+        source.push_str("ENV A=$A$A$A$A\n");
+    }
+    // A is now 1 MiB (16 × 4^8 bytes); 200 copies would be 200 MiB.
+    for i in 0..200 {
+        source.push_str(&format!("ENV B{i}=$A\n"));
+    }
+    let e = lower_error(&source);
+    assert!(
+        e.contains(&format!("more than {MAX_TOTAL_EXPANDED} bytes")),
+        "{e}"
     );
 }
