@@ -309,7 +309,7 @@ fn stage_base(
         return Err(err(
             &df.file,
             s.from,
-            format!("base name ({}) should not be blank", s.base),
+            format!("base name ({}) should not be blank", quote::line(&s.base)),
         ));
     }
     if base.eq_ignore_ascii_case("scratch") {
@@ -521,11 +521,12 @@ impl<'a> Lowerer<'a> {
         name: &str,
         ins: &Instruction,
     ) -> Result<(NodeId, ResolvedImage), FrontendError> {
-        let image = self
-            .images
-            .get(name)
-            .cloned()
-            .ok_or_else(|| self.err(ins, format!("base image {name} was not resolved")))?;
+        let image = self.images.get(name).cloned().ok_or_else(|| {
+            self.err(
+                ins,
+                format!("base image {} was not resolved", quote::line(name)),
+            )
+        })?;
         if let Some(n) = self.image_nodes.get(name) {
             return Ok((*n, image));
         }
@@ -554,7 +555,7 @@ impl<'a> Lowerer<'a> {
         if let Some(p) = platform {
             let p = expand_one(self.df, from, &p, &|k| self.meta.get(k))?;
             if p != self.opts.platform {
-                return Err(self.err(from, format!("FROM --platform={p}: building for another platform than {} is not supported yet", self.opts.platform)));
+                return Err(self.err(from, format!("FROM --platform={}: building for another platform than {} is not supported yet", quote::line(&p), self.opts.platform)));
             }
         }
         let total = self.parsed.stages[i].body.len() + 1;
@@ -853,8 +854,9 @@ impl<'a> Lowerer<'a> {
                 let dur = |name: &str| -> Result<u64, FrontendError> {
                     match flag(ins, name) {
                         None => Ok(0),
-                        Some(v) => duration(v)
-                            .ok_or_else(|| self.err(ins, format!("invalid --{name}={v}"))),
+                        Some(v) => duration(v).ok_or_else(|| {
+                            self.err(ins, format!("invalid --{name}={}", quote::line(v)))
+                        }),
                     }
                 };
                 state.config.healthcheck = Some(Healthcheck {
@@ -926,7 +928,10 @@ impl<'a> Lowerer<'a> {
             other => {
                 return Err(self.err(
                     ins,
-                    format!("unknown instruction: {}", other.to_ascii_uppercase()),
+                    format!(
+                        "unknown instruction: {}",
+                        quote::line(&other.to_ascii_uppercase())
+                    ),
                 ));
             }
         }
@@ -1088,7 +1093,10 @@ impl<'a> Lowerer<'a> {
             kv.get(key)
                 .map(|v| {
                     u32::from_str_radix(v, radix).map_err(|_| {
-                        self.err(ins, format!("RUN --mount=type={kind}: invalid {key}={v}"))
+                        self.err(
+                            ins,
+                            format!("RUN --mount=type={kind}: invalid {key}={}", quote::line(v)),
+                        )
                     })
                 })
                 .transpose()

@@ -171,3 +171,15 @@ fn many_expansions_of_a_large_variable_stop_at_the_total_limit() {
         "{e}"
     );
 }
+
+#[test]
+fn an_unknown_instruction_is_named_by_an_escaped_excerpt() {
+    let keyword = format!("\u{1b}]0;pwned\u{7}{}", "X".repeat(50_000));
+    let e = lower_error(&format!("FROM scratch\n{keyword} a\n"));
+    assert!(
+        e.contains("unknown instruction: \\u{1b}]0;PWNED\\u{7}XX"),
+        "{e}"
+    );
+    assert!(!e.chars().any(|c| c.is_control() && c != '\n'), "{e:?}");
+    assert!(e.len() < 1_000, "{} bytes", e.len());
+}
