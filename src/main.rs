@@ -2,6 +2,8 @@
 //! engine. This crate only wires the parts together: clap arguments become
 //! validated options, then library calls.
 
+#[macro_use]
+mod stdout;
 mod cmd;
 mod progress;
 mod root;
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
     }
     match result {
         Ok(code) => code,
+        Err(e) if stdout::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

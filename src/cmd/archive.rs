@@ -65,12 +65,12 @@ pub fn load(root: &Path, args: LoadArgs) -> anyhow::Result<ExitCode> {
     };
     for (tags, desc) in loaded {
         if tags.is_empty() {
-            println!("Loaded image ID: {}", desc.digest());
+            outln!("Loaded image ID: {}", desc.digest())?;
         }
         for t in tags {
             let name = store_name(&Reference::parse(&t)?);
             store.tag(&name, &desc)?;
-            println!("Loaded image: {name}");
+            outln!("Loaded image: {name}")?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -275,7 +275,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("write {}", path.display()))?;
     }
     if args.quiet {
-        println!("{digest}");
+        outln!("{digest}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

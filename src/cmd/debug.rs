@@ -47,11 +47,11 @@ pub fn run(root: &Path, command: DebugCommand) -> anyhow::Result<ExitCode> {
             let source = rbuild_frontend::input::read_input(&args.file)?
                 .with_context(|| format!("{name} not found"))?;
             if args.dump {
-                print!("{}", rbuild_frontend::dump_ast(&name, &source)?);
+                out!("{}", rbuild_frontend::dump_ast(&name, &source)?)?;
             } else {
                 let df = rbuild_frontend::Dockerfile::parse(&name, &source)?;
                 for i in df.instructions() {
-                    println!("{}:{}-{} {}", name, i.line, i.end_line, i.original);
+                    outln!("{}:{}-{} {}", name, i.line, i.end_line, i.original)?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -60,12 +60,12 @@ pub fn run(root: &Path, command: DebugCommand) -> anyhow::Result<ExitCode> {
             let store = Store::open(root)?;
             let report = store.fsck(args.repair)?;
             for p in &report.problems {
-                println!("{p}");
+                outln!("{p}")?;
             }
             for r in &report.removed {
-                println!("removed {r}");
+                outln!("removed {r}")?;
             }
-            println!(
+            outln!(
                 "{} blobs, {} snapshots, {} images checked, {} problems{}",
                 report.blobs_checked,
                 report.snapshots_checked,
@@ -76,7 +76,7 @@ pub fn run(root: &Path, command: DebugCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     ""
                 }
-            );
+            )?;
             Ok(if report.problems.is_empty() || args.repair {
                 ExitCode::SUCCESS
             } else {

@@ -33,25 +33,28 @@ pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let images = store.images()?;
     if !args.quiet {
-        println!(
+        outln!(
             "{:<40} {:<16} {:<14} {:>10}",
-            "REPOSITORY", "TAG", "IMAGE ID", "SIZE"
-        );
+            "REPOSITORY",
+            "TAG",
+            "IMAGE ID",
+            "SIZE"
+        )?;
     }
     for (name, desc) in images {
         let digest = desc.digest().to_string();
         if args.quiet {
-            println!("{digest}");
+            outln!("{digest}")?;
             continue;
         }
         let manifest: Manifest = serde_json::from_slice(&store.read_blob(&digest)?)?;
         let size = manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
         let (repo, tag) = split_tag(&name);
-        println!(
+        outln!(
             "{repo:<40} {tag:<16} {:<14} {:>10}",
             short_id(&digest),
             human_size(size)
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -45,6 +45,6 @@ pub fn run(root: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
             "Config": config,
         }));
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -49,7 +49,7 @@ pub fn login(_root: &Path, args: LoginArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(ClientOptions::default())?;
     runtime.block_on(client.login(&args.server, &creds))?;
     rbuild_registry::auth::store(&args.server, Some(&creds))?;
-    println!("Login Succeeded");
+    outln!("Login Succeeded")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -63,6 +63,6 @@ pub struct LogoutArgs {
 /// Forgets the registry's credentials.
 pub fn logout(_root: &Path, args: LogoutArgs) -> anyhow::Result<ExitCode> {
     rbuild_registry::auth::store(&args.server, None)?;
-    println!("Removing login credentials for {}", args.server);
+    outln!("Removing login credentials for {}", args.server)?;
     Ok(ExitCode::SUCCESS)
 }

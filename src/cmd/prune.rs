@@ -133,13 +133,13 @@ pub fn run(root: &Path, args: PruneArgs) -> anyhow::Result<ExitCode> {
     } else {
         "Total reclaimed space"
     };
-    println!(
+    outln!(
         "{verb}: {} ({} blobs, {} snapshots, {} cache records)",
         human_size(r.bytes),
         r.blobs,
         r.snapshots,
         r.records
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -160,33 +160,33 @@ pub fn du(root: &Path, args: DuArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let du = store.disk_usage()?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&du)?);
+        outln!("{}", serde_json::to_string_pretty(&du)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<16} {:>8} {:>12}", "TYPE", "COUNT", "SIZE");
-    println!(
+    outln!("{:<16} {:>8} {:>12}", "TYPE", "COUNT", "SIZE")?;
+    outln!(
         "{:<16} {:>8} {:>12}",
         "blobs",
         du.blobs.0,
         human_size(du.blobs.1)
-    );
-    println!(
+    )?;
+    outln!(
         "{:<16} {:>8} {:>12}",
         "snapshots",
         du.snapshots.0,
         human_size(du.snapshots.1)
-    );
-    println!(
+    )?;
+    outln!(
         "{:<16} {:>8} {:>12}",
         "cache mounts",
         du.cache_mounts.0,
         human_size(du.cache_mounts.1)
-    );
-    println!("{:<16} {:>8} {:>12}", "cache records", du.records, "-");
-    println!(
+    )?;
+    outln!("{:<16} {:>8} {:>12}", "cache records", du.records, "-")?;
+    outln!(
         "Reclaimable with `prune --all`: {}",
         human_size(du.reclaimable)
-    );
+    )?;
     if args.verbose {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -197,20 +197,24 @@ pub fn du(root: &Path, args: DuArgs) -> anyhow::Result<ExitCode> {
                 |c| format!("{}s ago", (now - c).max(0)),
             )
         };
-        println!();
-        println!(
+        outln!()?;
+        outln!(
             "{:<16} {:>12} {:>12} {:>8} {:>10}",
-            "CACHE KEY", "CREATED", "LAST USED", "LAYERS", "SIZE"
-        );
+            "CACHE KEY",
+            "CREATED",
+            "LAST USED",
+            "LAYERS",
+            "SIZE"
+        )?;
         for r in store.record_usage()? {
             let key: String = r.key.chars().take(16).collect();
-            println!(
+            outln!(
                 "{key:<16} {:>12} {:>12} {:>8} {:>10}",
                 ago(r.created),
                 ago(r.last_used),
                 r.layers,
                 human_size(r.size)
-            );
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -29,10 +29,10 @@ pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<ExitCode> {
         .store
         .tag(&store_name(&reference), &image.manifest_descriptor()?)?;
     if args.quiet {
-        println!("{}", image.digest);
+        outln!("{}", image.digest)?;
     } else {
-        println!("Digest: {}", image.digest);
-        println!("Status: downloaded {reference}");
+        outln!("Digest: {}", image.digest)?;
+        outln!("Status: downloaded {reference}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -71,12 +71,12 @@ pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<ExitCode> {
         false,
     ))?;
     if args.quiet {
-        println!("{digest}");
+        outln!("{digest}")?;
     } else {
-        println!(
+        outln!(
             "{}: digest: {digest}",
             reference.tag.as_deref().unwrap_or("latest")
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,7 +28,7 @@ pub fn run(root: &Path, args: RmiArgs) -> anyhow::Result<ExitCode> {
     for image in &args.images {
         let name = store_name(&Reference::parse(image)?);
         if store.untag(&name)? {
-            println!("Untagged: {name}");
+            outln!("Untagged: {name}")?;
         } else {
             eprintln!("error: no such image: {image}");
             code = ExitCode::FAILURE;

@@ -632,3 +632,21 @@ fn rootless_mode_maps_subordinate_ids() {
         "{owners}"
     );
 }
+
+#[test]
+fn a_reader_that_closes_stdout_ends_the_command_quietly() {
+    let t = TestContext::new();
+    // A pipe whose read end is closed before rbuild starts: its first
+    // write to stdout gets EPIPE, as under `rbuild images | head -0`.
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    let out = t
+        .cmd(&["images"])
+        .stdout(std::process::Stdio::from(write))
+        .output()
+        .expect("run rbuild");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "status {}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
