@@ -125,6 +125,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(_) => signals::handle(signals::OnSignal::Forward)?,
         _ => {}
     }
+    if matches!(cli.command, Command::Build(_) | Command::Run(_)) {
+        // Both run sandboxes: their seccomp filter compiles meanwhile.
+        rbuild_executor::precompile_seccomp();
+    }
     match cli.command {
         Command::Build(args) => cmd::build::run(&root, args),
         Command::Run(args) => cmd::run::run(&root, args),
