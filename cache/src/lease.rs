@@ -98,8 +98,6 @@ impl Drop for ExclusiveLease<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
-
     use super::*;
 
     #[test]
@@ -119,24 +117,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gc.lock");
         let lease = Lease::take(&path).unwrap();
-        // util-linux flock(1) holds the lock shared, as another rbuild would.
+        // util-linux flock(1) holds the lock shared, as another rbuild
+        // would: it says when it holds it, and leaves a marker just before
+        // it lets go, so the order is checked without timing guesses.
+        let released = dir.path().join("released");
         let mut other = std::process::Command::new("flock")
             .arg("--shared")
             .arg(&path)
-            .args(["sleep", "0.5"])
+            .args(["sh", "-c", "echo held; sleep 1; : > \"$0\""])
+            .arg(&released)
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("flock(1) from util-linux");
-        std::thread::sleep(Duration::from_millis(100));
-        let start = Instant::now();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(other.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line, "held\n");
+        assert!(!released.exists());
         let exclusive = lease.exclusive().unwrap();
-        assert!(
-            start.elapsed() >= Duration::from_millis(300),
-            "did not wait"
-        );
-        assert!(
-            other.try_wait().unwrap().is_some(),
-            "the other one ended first"
-        );
+        assert!(released.exists(), "did not wait for the other holder");
+        other.wait().unwrap();
         // And another process now waits for us.
         let blocked = std::process::Command::new("flock")
             .args(["--shared", "--nonblock"])
