@@ -14,6 +14,7 @@ use rbuild_frontend::graph::CopyAction;
 use crate::chmod::Chmod;
 use crate::glob;
 use crate::layered::{self, FsView};
+use crate::modes::ContextModes;
 
 /// A predicate saying a context path (`a/b`, no leading `/`) is excluded.
 pub type Excluded<'a> = &'a (dyn Fn(&str) -> bool + Sync);
@@ -114,16 +115,23 @@ pub fn walk_hosts(
 }
 
 /// The checksum of what `copies` select (the whole tree when `copies` is
-/// empty): paths, types, permission bits as they reach the layer (after
-/// `--chmod`), file contents and symlink targets; never owners or
+/// empty): paths, types, permission bits as they reach the layer (as
+/// `modes` says, then `--chmod`), file contents and symlink targets; never owners or
 /// timestamps, which a context copy does not carry into the image.
 pub fn checksum(
     view: &(dyn FsView + Sync),
     copies: &[&CopyAction],
     ignored: Excluded<'_>,
     hashes: Option<&FileHashCache>,
+    modes: ContextModes,
 ) -> Result<String, String> {
-    checksum_of(view, copies, ignored, hashes, Carried::ModeAndContent)
+    checksum_of(
+        view,
+        copies,
+        ignored,
+        hashes,
+        Carried::ModeAndContent(modes),
+    )
 }
 
 /// The checksum of what `copies` select in an earlier stage's layers
@@ -140,8 +148,9 @@ pub fn stage_checksum(
 /// `--chmod`), a copy carries into the layer.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Carried {
-    /// Content and symlink targets (a copy from the build context).
-    ModeAndContent,
+    /// Content and symlink targets, permission bits as `ContextModes`
+    /// says (a copy from the build context).
+    ModeAndContent(ContextModes),
     /// Also owners, modification times and device numbers (a copy from a
     /// stage).
     Everything,
@@ -278,9 +287,14 @@ fn entry_digest(
     let mut h = blake3::Hasher::new();
     h.update(&(name.len() as u64).to_le_bytes());
     h.update(name.as_bytes());
+    let modes = match carried {
+        Carried::ModeAndContent(modes) => modes,
+        Carried::Everything => ContextModes::OnDisk,
+    };
+    let mode = modes.apply(meta.mode());
     let perm = match chmod {
-        Some(c) if !meta.is_symlink() => c.apply(meta.mode(), meta.is_dir()),
-        _ => meta.mode() & 0o7777,
+        Some(c) if !meta.is_symlink() => c.apply(mode, meta.is_dir()),
+        _ => mode & 0o7777,
     };
     h.update(&((meta.mode() & 0o170_000) | perm).to_le_bytes());
     if carried == Carried::Everything {
@@ -350,25 +364,34 @@ mod tests {
         let view = HostTree::new(dir.path());
         let none = |_: &str| false;
         let src = copy_of(&["src"], None, &[]);
-        let before = checksum(&view, &[&src], &none, None).unwrap();
+        let before = checksum(&view, &[&src], &none, None, ContextModes::OnDisk).unwrap();
         std::fs::write(dir.path().join("README"), "changed").unwrap();
         let f = std::fs::File::options()
             .write(true)
             .open(dir.path().join("src/a.c"))
             .unwrap();
         f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
-        assert_eq!(checksum(&view, &[&src], &none, None).unwrap(), before);
+        assert_eq!(
+            checksum(&view, &[&src], &none, None, ContextModes::OnDisk).unwrap(),
+            before
+        );
         std::fs::write(dir.path().join("src/sub/c.c"), "C").unwrap();
-        assert_ne!(checksum(&view, &[&src], &none, None).unwrap(), before);
+        assert_ne!(
+            checksum(&view, &[&src], &none, None, ContextModes::OnDisk).unwrap(),
+            before
+        );
         let ex = |p: &str| p == "src/sub/c.c";
-        let excluded = checksum(&view, &[&src], &ex, None).unwrap();
+        let excluded = checksum(&view, &[&src], &ex, None, ContextModes::OnDisk).unwrap();
         std::fs::write(dir.path().join("src/sub/c.c"), "CC").unwrap();
-        assert_eq!(checksum(&view, &[&src], &ex, None).unwrap(), excluded);
+        assert_eq!(
+            checksum(&view, &[&src], &ex, None, ContextModes::OnDisk).unwrap(),
+            excluded
+        );
         let own_exclude = copy_of(&["src"], None, &["src/sub"]);
-        let before = checksum(&view, &[&own_exclude], &none, None).unwrap();
+        let before = checksum(&view, &[&own_exclude], &none, None, ContextModes::OnDisk).unwrap();
         std::fs::write(dir.path().join("src/sub/c.c"), "CCC").unwrap();
         assert_eq!(
-            checksum(&view, &[&own_exclude], &none, None).unwrap(),
+            checksum(&view, &[&own_exclude], &none, None, ContextModes::OnDisk).unwrap(),
             before
         );
     }
@@ -383,12 +406,26 @@ mod tests {
         let plain = copy_of(&["src/a.c"], None, &[]);
         let chmod = copy_of(&["src/a.c"], Some("755"), &[]);
         let (p1, c1) = (
-            checksum(&view, &[&plain], &none, None).unwrap(),
-            checksum(&view, &[&chmod], &none, None).unwrap(),
+            checksum(&view, &[&plain], &none, None, ContextModes::OnDisk).unwrap(),
+            checksum(&view, &[&chmod], &none, None, ContextModes::OnDisk).unwrap(),
         );
         std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert_ne!(checksum(&view, &[&plain], &none, None).unwrap(), p1);
-        assert_eq!(checksum(&view, &[&chmod], &none, None).unwrap(), c1);
+        assert_ne!(
+            checksum(&view, &[&plain], &none, None, ContextModes::OnDisk).unwrap(),
+            p1
+        );
+        assert_eq!(
+            checksum(&view, &[&chmod], &none, None, ContextModes::OnDisk).unwrap(),
+            c1
+        ); // As git records them, 0600 and 0644 are one mode (0644): a
+        // checkout under another umask keys the same.
+        let git =
+            |copy: &CopyAction| checksum(&view, &[copy], &none, None, ContextModes::Git).unwrap();
+        let private = git(&plain);
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o664)).unwrap();
+        assert_eq!(git(&plain), private);
+        std::fs::set_permissions(&a, std::fs::Permissions::from_mode(0o744)).unwrap();
+        assert_ne!(git(&plain), private, "the owner's exec bit counts");
     }
 
     /// A host tree whose file `victim` is deleted once it was located
@@ -441,7 +478,7 @@ mod tests {
                 seen: Default::default(),
             };
             let copy = copy_of(&[source], None, &[]);
-            let err = checksum(&view, &[&copy], &none, None).unwrap_err();
+            let err = checksum(&view, &[&copy], &none, None, ContextModes::OnDisk).unwrap_err();
             assert_eq!(
                 err,
                 format!("/{victim}: deleted while the build was reading it")
@@ -464,9 +501,12 @@ mod tests {
             assert!(view.locate(path).is_some_and(|h| h.is_file()), "{path:?}");
         }
         let all = copy_of(&["x*"], None, &[]);
-        let before = checksum(&view, &[&all], &none, None).unwrap();
+        let before = checksum(&view, &[&all], &none, None, ContextModes::OnDisk).unwrap();
         std::fs::write(bad(0xfe), "3").unwrap();
-        assert_ne!(checksum(&view, &[&all], &none, None).unwrap(), before);
+        assert_ne!(
+            checksum(&view, &[&all], &none, None, ContextModes::OnDisk).unwrap(),
+            before
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::chmod::Chmod;
 use crate::context::{self, Excluded};
 use crate::glob;
 use crate::layered::{self, FsView, LayerStack};
+use crate::modes::ContextModes;
 use crate::owner::{self, Owner};
 
 /// Where a copy reads from.
@@ -28,6 +29,8 @@ pub struct Source<'a> {
     /// The build context: files are owned by root in the image, and
     /// `.dockerignore` applies.
     pub is_context: bool,
+    /// The permission bits its files carry into the layer.
+    pub modes: ContextModes,
     /// Context paths `.dockerignore` excludes.
     pub ignored: Excluded<'a>,
 }
@@ -370,9 +373,10 @@ impl CopyPlan<'_> {
         });
         std::os::unix::fs::lchown(out, Some(owner.uid), Some(owner.gid))?;
         if !meta.is_symlink() {
+            let mode = self.source.modes.apply(meta.mode());
             let mode = match &self.chmod {
-                Some(c) => c.apply(meta.mode(), meta.is_dir()),
-                None => meta.mode() & 0o7777,
+                Some(c) => c.apply(mode, meta.is_dir()),
+                None => mode & 0o7777,
             };
             fs::set_permissions(out, fs::Permissions::from_mode(mode))?;
         }
@@ -450,6 +454,7 @@ mod tests {
             Some(Source {
                 view: &view,
                 is_context: true,
+                modes: ContextModes::OnDisk,
                 ignored: &none,
             }),
         ];
@@ -526,6 +531,7 @@ mod tests {
             Some(Source {
                 view,
                 is_context: true,
+                modes: ContextModes::OnDisk,
                 ignored: &NONE,
             }),
         ]

@@ -15,6 +15,7 @@ mod glob;
 mod image;
 mod keys;
 mod layered;
+mod modes;
 mod owner;
 mod progress;
 mod remote;
@@ -33,9 +34,10 @@ pub fn checksum_dir(
 ) -> Result<String, String> {
     let view = layered::HostTree::new(dir);
     let nothing = |_: &str| false;
-    context::checksum(&view, &[], &nothing, hashes)
+    context::checksum(&view, &[], &nothing, hashes, ContextModes::OnDisk)
 }
 pub use image::{ImageResolver, PulledImage, store_name};
+pub use modes::ContextModes;
 pub use progress::{Progress, VertexStatus};
 pub use schedule::{SolveOptions, SolveResult, Solver};
 pub use state::Layer;

@@ -22,6 +22,7 @@ use crate::fileop::{self, Remote, Source};
 use crate::image::ImageResolver;
 use crate::keys;
 use crate::layered::{HostTree, LayerStack};
+use crate::modes::ContextModes;
 use crate::progress::{Progress, VertexStatus};
 use crate::remote::{self, Fetched};
 use crate::state::{Layer, State};
@@ -41,6 +42,8 @@ pub struct SolveOptions {
     pub ssh: BTreeMap<String, PathBuf>,
     /// Resource limits of every RUN (`--memory`, `--cpus`, `--pids-limit`).
     pub limits: rbuild_executor::Limits,
+    /// The permission bits context files carry into the image.
+    pub context_modes: ContextModes,
 }
 
 /// What a solve produced.
@@ -131,7 +134,7 @@ impl Solver {
         let hashes = store.file_hashes(&context_name);
         let keys = keys::compute(&graph, &sums, |copies| {
             let ignored = |p: &str| ignore.is_excluded(p);
-            context::checksum(&view, copies, &ignored, Some(&hashes))
+            context::checksum(&view, copies, &ignored, Some(&hashes), opts.context_modes)
         })
         .map_err(|(i, message)| {
             step_error(&graph, i, format!("failed to compute cache key: {message}"))
@@ -432,6 +435,7 @@ impl Solver {
                 let graph_inputs: Vec<NodeId> = node.inputs.clone();
                 let ignore = context_ignore(&self.graph)?;
                 let context_dir = self.opts.context_dir.clone();
+                let context_modes = self.opts.context_modes;
                 let is_context: Vec<bool> = graph_inputs
                     .iter()
                     .map(|n| matches!(self.graph.nodes[n.0].op, Op::Context(_)))
@@ -445,6 +449,7 @@ impl Solver {
                         sources: &sources,
                         is_context: &is_context,
                         context_dir: &context_dir,
+                        context_modes,
                         ignore: &ignore,
                         remotes: &remotes,
                     };
@@ -583,6 +588,8 @@ struct FileInputs<'a> {
     /// Which inputs are the build context.
     is_context: &'a [bool],
     context_dir: &'a Path,
+    /// The permission bits context files carry.
+    context_modes: ContextModes,
     ignore: &'a IgnoreMatcher,
     /// Fetched remote sources by action index.
     remotes: &'a [(usize, Fetched)],
@@ -610,12 +617,14 @@ fn apply_file_op(
                 Some(Source {
                     view: &host,
                     is_context: true,
+                    modes: inputs.context_modes,
                     ignored: &ignored,
                 })
             } else {
                 stack.as_ref().map(|s| Source {
                     view: s,
                     is_context: false,
+                    modes: ContextModes::OnDisk,
                     ignored: &ignored,
                 })
             }
@@ -633,6 +642,7 @@ fn apply_file_op(
                 source: Source {
                     view: tree,
                     is_context: true,
+                    modes: ContextModes::OnDisk,
                     ignored: &nothing_ignored,
                 },
                 names: f.sources.clone(),

@@ -15,7 +15,7 @@ use rbuild_frontend::config::History;
 use rbuild_frontend::input::read_input;
 use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
 use rbuild_registry::{ClientOptions, Reference};
-use rbuild_solver::{Layer, SolveOptions, SolveResult, Solver, store_name};
+use rbuild_solver::{ContextModes, Layer, SolveOptions, SolveResult, Solver, store_name};
 
 use super::epoch;
 use super::limits::LimitArgs;
@@ -190,12 +190,20 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let graph = parsed.lower(&options, &images)?;
     check_entitlements(&dockerfile, &graph, &args.allow)?;
     let epoch = epoch::resolve(args.source_date_epoch.as_deref(), &args.context)?;
+    let context_modes =
+        epoch::context_modes(args.source_date_epoch.as_deref(), epoch, &args.context);
     if let Some((secs, epoch::EpochSource::GitHead)) = epoch {
         display.note(
             &load,
             &format!(
                 "SOURCE_DATE_EPOCH={secs}: the context's git HEAD commit time (--source-date-epoch none for real times)"
             ),
+        );
+    }
+    if context_modes == ContextModes::Git {
+        display.note(
+            &load,
+            "context file modes as git records them: 0644, 0755 for executables and directories (--source-date-epoch none for the modes on disk)",
         );
     }
     let epoch = epoch.map(|(secs, _)| secs);
@@ -230,6 +238,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
             secrets: secrets.sources(),
             ssh: super::ssh::parse(&args.ssh)?,
             limits: args.limits.limits()?,
+            context_modes,
         },
         display.clone(),
     ))?;

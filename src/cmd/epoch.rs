@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use rbuild_solver::ContextModes;
 
 /// The latest `SOURCE_DATE_EPOCH` accepted: 9999-12-31T23:59:59Z, the last
 /// instant RFC 3339 (the image config's `created`) can write.
@@ -55,6 +56,28 @@ pub fn resolve(flag: Option<&str>, context: &Path) -> anyhow::Result<Option<(i64
         )));
     }
     Ok(git_head_time(context).map(|t| (t, EpochSource::GitHead)))
+}
+
+/// The permission bits context files carry into the image: as git records
+/// them (0644, or 0755 for executables, directories 0755) when the context
+/// is a git work tree, whatever umask the checkout was made under, so that
+/// two machines building one commit get one image; as on disk otherwise,
+/// or when `--source-date-epoch none` asks for real times and modes.
+pub fn context_modes(
+    flag: Option<&str>,
+    epoch: Option<(i64, EpochSource)>,
+    context: &Path,
+) -> ContextModes {
+    let in_git = match epoch {
+        _ if flag == Some("none") => false,
+        Some((_, EpochSource::GitHead)) => true,
+        _ => git_head_time(context).is_some(),
+    };
+    if in_git {
+        ContextModes::Git
+    } else {
+        ContextModes::OnDisk
+    }
 }
 
 /// The committer time of HEAD of the git work tree `dir` is in, if it is
@@ -126,5 +149,21 @@ mod tests {
             "m",
         ]);
         assert_eq!(git_head_time(&dir.path().join("sub")), Some(1_234_567_890));
+        let head = Some((1_234_567_890, EpochSource::GitHead));
+        assert_eq!(context_modes(None, head, dir.path()), ContextModes::Git);
+        let flag = Some((5, EpochSource::Flag));
+        assert_eq!(
+            context_modes(Some("5"), flag, dir.path()),
+            ContextModes::Git
+        );
+        assert_eq!(
+            context_modes(Some("none"), None, dir.path()),
+            ContextModes::OnDisk
+        );
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert_eq!(
+            context_modes(None, None, elsewhere.path()),
+            ContextModes::OnDisk
+        );
     }
 }

@@ -257,9 +257,21 @@ fn two_fresh_stores_building_one_git_commit_get_one_digest_with_no_flags() {
             ("data/x", "x\n"),
         ],
     );
+    std::fs::set_permissions(
+        origin.join("app.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     git(&origin, &["init", "-q"]);
     git(&origin, &["add", "."]);
     git(&origin, &["commit", "-qm", "one"]);
+    // What a checkout under umask 002 makes of the same commit.
+    let group_writable = |dir: &Path| {
+        for (name, mode) in [("app.sh", 0o775), ("data", 0o775), ("data/x", 0o664)] {
+            std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        }
+    };
     let build = |store: &TestContext, clone: &str, extra: &[&str]| {
         let dir = store.path(clone);
         git(
@@ -271,6 +283,9 @@ fn two_fresh_stores_building_one_git_commit_get_one_digest_with_no_flags() {
                 dir.to_str().unwrap(),
             ],
         );
+        if clone == "clone-b" {
+            group_writable(&dir);
+        }
         // The clones' files are written now, seconds apart.
         std::thread::sleep(std::time::Duration::from_millis(1100));
         let mut args = vec!["build", "--progress", "plain"];
@@ -296,8 +311,12 @@ fn two_fresh_stores_building_one_git_commit_get_one_digest_with_no_flags() {
         log.contains("SOURCE_DATE_EPOCH=1600000000: the context's git HEAD commit time"),
         "{log}"
     );
+    assert!(
+        log.contains("context file modes as git records them"),
+        "{log}"
+    );
     let (second, _) = build(&b, "clone-b", &[]);
-    assert_eq!(first, second);
+    assert_eq!(first, second, "another machine, another umask, one digest");
     let (off, log) = build(&b, "clone-c", &["--source-date-epoch", "none"]);
     assert_ne!(off, first, "real times differ");
     assert!(!log.contains("git HEAD"), "{log}");
