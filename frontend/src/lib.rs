@@ -18,7 +18,7 @@ pub mod input;
 pub mod lines;
 mod lower;
 pub mod quote;
-mod wildcard;
+pub mod wildcard;
 
 use std::collections::BTreeMap;
 

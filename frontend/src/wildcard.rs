@@ -98,6 +98,19 @@ impl Element<char> for Token {
     }
 }
 
+/// Whether `pattern` holds a wildcard character (`*`, `?`, `[`).
+pub fn has_wildcards(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
+/// Whether the path component `name` matches `pattern` in Go's
+/// `filepath.Match` syntax, which COPY and ADD sources use: `*`, `?`,
+/// `[a-z]`, `[^x]` and `\` escapes. A malformed pattern (an unclosed `[`,
+/// a trailing `\`) matches nothing.
+pub fn component_matches(pattern: &str, name: &str) -> bool {
+    Pattern::glob(pattern).is_some_and(|p| p.matches(name))
+}
+
 /// A compiled character pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pattern {
@@ -220,6 +233,27 @@ fn class_char(chars: &[char], i: usize) -> Option<(char, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn components_match_as_go_filepath_match() {
+        assert!(component_matches("*.txt", "a.txt"));
+        assert!(component_matches("*.txt", ".txt"));
+        assert!(!component_matches("*.txt", "a.txd"));
+        assert!(component_matches("a*b*c", "aXXbYYc"));
+        assert!(!component_matches("a*b*c", "aXXbYY"));
+        assert!(component_matches("f?o", "foo"));
+        assert!(!component_matches("f?o", "fo"));
+        assert!(component_matches("*", ""));
+        assert!(component_matches("[a-c]x", "bx"));
+        assert!(!component_matches("[a-c]x", "dx"));
+        assert!(component_matches("[^a-c]x", "dx"));
+        assert!(component_matches("[!a]", "b"));
+        assert!(component_matches("\\*", "*"));
+        assert!(!component_matches("\\*", "a"));
+        assert!(!component_matches("[a-", "a"));
+        assert!(has_wildcards("src/*.c"));
+        assert!(!has_wildcards("src/main.c"));
+    }
 
     fn glob(p: &str, s: &str) -> bool {
         Pattern::glob(p).is_some_and(|p| p.matches(s))

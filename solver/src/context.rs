@@ -10,9 +10,9 @@ use rayon::prelude::*;
 
 use rbuild_cache::{FileHashCache, FileStamp};
 use rbuild_frontend::graph::CopyAction;
+use rbuild_frontend::wildcard;
 
 use crate::chmod::Chmod;
-use crate::glob;
 use crate::layered::{self, FsView};
 use crate::modes::ContextModes;
 
@@ -24,7 +24,7 @@ pub type Excluded<'a> = &'a (dyn Fn(&str) -> bool + Sync);
 /// followed within the tree. A source that names nothing is an error.
 pub fn expand(view: &dyn FsView, pattern: &str, excluded: Excluded<'_>) -> io::Result<Vec<String>> {
     let clean = layered::clean(pattern);
-    if !glob::has_wildcards(&clean) {
+    if !wildcard::has_wildcards(&clean) {
         let path = layered::resolve(view, &clean, true)?;
         return match view.locate(&path) {
             Some(_) if !excluded(relative(&path)) || path == "/" => Ok(vec![path]),
@@ -38,13 +38,13 @@ pub fn expand(view: &dyn FsView, pattern: &str, excluded: Excluded<'_>) -> io::R
     for c in layered::components(&clean) {
         let mut next = Vec::new();
         for dir in &found {
-            if glob::has_wildcards(c) {
+            if wildcard::has_wildcards(c) {
                 let dir = layered::resolve(view, dir, true)?;
                 if let Ok(names) = view.list(&dir) {
                     next.extend(
                         names
                             .iter()
-                            .filter(|n| glob::matches(c, n))
+                            .filter(|n| wildcard::component_matches(c, n))
                             .map(|n| layered::child(&dir, n)),
                     );
                 }
@@ -248,7 +248,11 @@ pub fn copy_excludes(excludes: &[String], sources: &[String], path: &str) -> boo
 fn matches_path(pattern: &str, path: &str) -> bool {
     let pat: Vec<&str> = pattern.split('/').collect();
     let comps: Vec<&str> = path.split('/').collect();
-    comps.len() >= pat.len() && pat.iter().zip(&comps).all(|(p, c)| glob::matches(p, c))
+    comps.len() >= pat.len()
+        && pat
+            .iter()
+            .zip(&comps)
+            .all(|(p, c)| wildcard::component_matches(p, c))
 }
 
 /// The blake3 of a file's content, from `hashes` when its stamp (inode,

@@ -11,13 +11,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use rbuild_frontend::graph::{CopyAction, FileAction, FileOp};
+use rbuild_frontend::wildcard;
 
 use rbuild_cache::files::set_mtime;
 
 use crate::archive;
 use crate::chmod::Chmod;
 use crate::context::{self, Excluded};
-use crate::glob;
 use crate::layered::{self, FsView, LayerStack};
 use crate::modes::ContextModes;
 use crate::owner::{self, Owner};
@@ -133,7 +133,7 @@ impl Writer {
                 .map_err(|e| format!("failed to compute cache key: {e}"))?;
             tops.extend(found.into_iter().map(|top| (top, pattern.as_str())));
         }
-        let many = tops.len() > 1 || copy.sources.iter().any(|s| glob::has_wildcards(s));
+        let many = tops.len() > 1 || copy.sources.iter().any(|s| wildcard::has_wildcards(s));
         let dest_root =
             layered::resolve(&self.view, &copy.dest, true).map_err(|e| e.to_string())?;
         let dest_is_dir = copy.parents

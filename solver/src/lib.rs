@@ -11,7 +11,6 @@ mod context;
 mod error;
 mod exec;
 mod fileop;
-mod glob;
 mod image;
 mod keys;
 mod layered;
