@@ -33,6 +33,7 @@ const PROBES: &[&str] = &[
     "bpf",
     "ptrace-host",
     "kill-host",
+    "capture-host-traffic",
     "inherited-fd",
 ];
 
@@ -92,7 +93,10 @@ fn probe_spec(s: &Sandbox, markers: &[String]) -> rbuild_executor::RunSpec {
         "/probe \"$1\" /markers; code=$?; grep -E '^(Seccomp|NoNewPrivs|Cap(Bnd|Eff|Prm)):' /proc/self/status; exit $code",
     );
     spec.args.push(String::from("sh"));
-    spec.args.push(std::process::id().to_string());
+    spec.args.push(support::host_ids());
+    // The default network (a namespace of its own), not the host's that
+    // the other sandbox tests share for speed.
+    spec.network = rbuild_executor::Network::default();
     spec
 }
 

@@ -56,6 +56,14 @@ fn probe_context(t: &TestContext, with_node: bool) -> PathBuf {
     ctx
 }
 
+/// `PID:NETNS` of this (host) process, as the probe takes them: a process
+/// and a network namespace the sandbox must not reach.
+fn host_ids() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    format!("{}:{netns}", std::process::id())
+}
+
 /// The build arguments of the probe build.
 fn build_args(ctx: &Path) -> Vec<String> {
     [
@@ -65,7 +73,7 @@ fn build_args(ctx: &Path) -> Vec<String> {
         "-t",
         "probe",
         "--build-arg",
-        &format!("HOST_PID={}", std::process::id()),
+        &format!("HOST_PID={}", host_ids()),
         "--build-arg",
         &format!("UNDECLARED={UNDECLARED}"),
         ctx.to_str().unwrap(),
@@ -76,7 +84,7 @@ fn build_args(ctx: &Path) -> Vec<String> {
 
 /// `rbuild run` of the probe, with extra flags before the image.
 fn run_args(flags: &[&str]) -> Vec<String> {
-    let pid = std::process::id().to_string();
+    let pid = host_ids();
     let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
     args.extend(flags.iter().map(|f| f.to_string()));
     args.extend(["probe", "/probe", &pid, "/markers"].map(String::from));

@@ -4,8 +4,10 @@
  * read, a device is opened but never written, a mount is made inside the
  * sandbox's own mount namespace only.
  *
- * usage: probe HOST_PID [MARKERS_FILE]
+ * usage: probe HOST_PID:HOST_NETNS [MARKERS_FILE]
  *   HOST_PID      a process outside the sandbox (ptrace and kill must fail)
+ *   HOST_NETNS    the inode of the host's network namespace (a packet
+ *                 socket there would capture the host's traffic)
  *   MARKERS_FILE  strings, one a line, that no process's cmdline or environ
  *                 and no line of mountinfo may show (host paths, the host's
  *                 argv, build args); in a file, so that they are not in
@@ -22,8 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
@@ -137,6 +142,20 @@ static int file_contains(const char *path, const char *needle) {
     return strstr(buf, needle) != NULL;
 }
 
+/* A packet socket sees every frame of its network namespace: an escape
+ * when that namespace is the host's. */
+static void packet_capture(unsigned long host_netns) {
+    int s = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+    if (s < 0) {
+        verdict("capture-host-traffic", 0, "");
+        return;
+    }
+    close(s);
+    struct stat st;
+    int same = stat("/proc/self/ns/net", &st) == 0 && st.st_ino == host_netns;
+    verdict("capture-host-traffic", same, "a packet socket in the host's network namespace");
+}
+
 static void markers(const char *file) {
     static char list[8192];
     int lf = open(file, O_RDONLY);
@@ -172,12 +191,14 @@ static void markers(const char *file) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: probe HOST_PID [MARKERS_FILE]\n");
+    const char *netns = argc < 2 ? NULL : strchr(argv[1], ':');
+    if (!netns) {
+        fprintf(stderr, "usage: probe HOST_PID:HOST_NETNS [MARKERS_FILE]\n");
         return 100;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     pid_t host = (pid_t)atoi(argv[1]);
+    unsigned long host_netns = strtoul(netns + 1, NULL, 10);
 
     open_for_write("sysrq-trigger", "/proc/sysrq-trigger");
     write_back("core_pattern", "/proc/sys/kernel/core_pattern");
@@ -202,6 +223,7 @@ int main(int argc, char **argv) {
     verdict("bpf", b >= 0 || errno == EFAULT || errno == EINVAL, strerror(errno));
     verdict("ptrace-host", ptrace(PTRACE_ATTACH, host, 0, 0) == 0, "attached");
     verdict("kill-host", kill(host, 0) == 0, "signalled a host process");
+    packet_capture(host_netns);
     inherited_fds();
     if (argc > 2)
         markers(argv[2]);
