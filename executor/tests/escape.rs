@@ -37,6 +37,14 @@ const PROBES: &[&str] = &[
     "inherited-fd",
 ];
 
+/// `PID:NETNS` of this (host) process, as the escape probe takes them: a
+/// process and a network namespace the sandbox must not reach.
+pub fn host_ids() -> String {
+    use std::os::unix::fs::MetadataExt;
+    let netns = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    format!("{}:{netns}", std::process::id())
+}
+
 /// The probe, compiled once (static, so it runs on any root).
 fn probe() -> &'static Path {
     static PROBE: OnceLock<PathBuf> = OnceLock::new();
@@ -93,7 +101,7 @@ fn probe_spec(s: &Sandbox, markers: &[String]) -> rbuild_executor::RunSpec {
         "/probe \"$1\" /markers; code=$?; grep -E '^(Seccomp|NoNewPrivs|Cap(Bnd|Eff|Prm)):' /proc/self/status; exit $code",
     );
     spec.args.push(String::from("sh"));
-    spec.args.push(support::host_ids());
+    spec.args.push(host_ids());
     // The default network (a namespace of its own), not the host's that
     // the other sandbox tests share for speed.
     spec.network = rbuild_executor::Network::default();
