@@ -19,6 +19,11 @@ RUNS=3; WORKLOADS="w1-multistage,w2-bigcontext,w3-typical-app"
 while getopts "n:w:" o; do case $o in
   n) RUNS=$OPTARG ;; w) WORKLOADS=$OPTARG ;; *) exit 2 ;; esac; done
 SHARED=$(cd .. && pwd)/shared
+if [[ ! -f $SHARED/bench/run.sh || ! -f $SHARED/tools/peers-up.sh ]]; then
+  echo "bench/run.sh: needs the project's shared folder at $SHARED (the side-by-side" >&2
+  echo "runner, its workloads and the peers' installer; see README, Benchmarks)" >&2
+  exit 2
+fi
 OUT=bench/results; mkdir -p "$OUT"
 stamp=$(date -u +%Y-%m-%dT%H:%MZ)
 
