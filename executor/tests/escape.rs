@@ -5,6 +5,8 @@
 //! line in /proc. Every probe must be blocked. The e2e tests run the same
 //! probes rootless and against runc and crun.
 
+#[path = "escape/harness.rs"]
+mod harness;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -37,30 +39,13 @@ const PROBES: &[&str] = &[
     "inherited-fd",
 ];
 
-/// `PID:NETNS` of this (host) process, as the escape probe takes them: a
-/// process and a network namespace the sandbox must not reach.
-pub fn host_ids() -> String {
-    use std::os::unix::fs::MetadataExt;
-    let netns = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
-    format!("{}:{netns}", std::process::id())
-}
-
 /// The probe, compiled once (static, so it runs on any root).
 fn probe() -> &'static Path {
     static PROBE: OnceLock<PathBuf> = OnceLock::new();
     PROBE.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("rbuild-probe-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let out = dir.join("probe");
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/escape/probe.c");
-        let status = std::process::Command::new("cc")
-            .args(["-static", "-O2", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("a C compiler (cc) is installed");
-        assert!(status.success(), "compile {}", src.display());
-        out
+        harness::compile_probe(&dir)
     })
 }
 
@@ -101,7 +86,7 @@ fn probe_spec(s: &Sandbox, markers: &[String]) -> rbuild_executor::RunSpec {
         "/probe \"$1\" /markers; code=$?; grep -E '^(Seccomp|NoNewPrivs|Cap(Bnd|Eff|Prm)):' /proc/self/status; exit $code",
     );
     spec.args.push(String::from("sh"));
-    spec.args.push(host_ids());
+    spec.args.push(harness::host_ids());
     // The default network (a namespace of its own), not the host's that
     // the other sandbox tests share for speed.
     spec.network = rbuild_executor::Network::default();

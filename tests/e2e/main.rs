@@ -8,6 +8,8 @@ mod instructions;
 mod limits;
 mod network;
 mod outputs;
+#[path = "../../executor/tests/escape/harness.rs"]
+mod probe_harness;
 mod sandbox;
 mod ssh;
 mod store;

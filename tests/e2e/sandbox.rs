@@ -4,27 +4,13 @@
 //! the `security.insecure` entitlement.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::probe_harness::{compile_probe, host_ids};
 use crate::support::TestContext;
 use crate::{as_user, busybox_context, give_to, succeeded};
 
 /// A build arg no ARG declares: it must not be visible anywhere inside.
 const UNDECLARED: &str = "undeclared-arg-value-5150";
-
-/// Compiles the probe (static, so that it runs on busybox) into `dir`.
-fn compile_probe(dir: &Path) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("executor/tests/escape/probe.c");
-    let out = dir.join("probe");
-    let status = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("a C compiler (cc) is installed");
-    assert!(status.success(), "compile {}", src.display());
-    out
-}
 
 /// A context with the probe, a device node to COPY in (/dev/kmsg's
 /// numbers, as a hostile context would hold it; not rootless, where COPY
@@ -54,14 +40,6 @@ fn probe_context(t: &TestContext, with_node: bool) -> PathBuf {
     ];
     std::fs::write(ctx.join("markers"), markers.join("\n")).unwrap();
     ctx
-}
-
-/// `PID:NETNS` of this (host) process, as the probe takes them: a process
-/// and a network namespace the sandbox must not reach.
-fn host_ids() -> String {
-    use std::os::unix::fs::MetadataExt;
-    let netns = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
-    format!("{}:{netns}", std::process::id())
 }
 
 /// The build arguments of the probe build.
