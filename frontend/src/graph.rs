@@ -148,15 +148,39 @@ pub enum MountKind {
         /// Writes allowed (discarded afterwards).
         readwrite: bool,
     },
-    /// A persistent cache directory.
+    /// A persistent cache directory, kept across builds under its id.
     Cache {
-        /// Cache id (defaults to the target).
+        /// Cache id (defaults to the cleaned target).
         id: String,
-        /// `shared`, `private` or `locked`.
-        sharing: String,
+        /// How concurrent builds share the directory.
+        sharing: Sharing,
+        /// `uid=` of the cache directory when it is created (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uid: Option<u32>,
+        /// `gid=` of the cache directory when it is created (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gid: Option<u32>,
+        /// `mode=` of the cache directory when it is created (BuildKit's
+        /// default is 0755 once any of uid, gid, mode is given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mode: Option<u32>,
+        /// `ro` / `readonly`: mounted read-only.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        readonly: bool,
+        /// `from=`: index into the node's inputs of the state whose
+        /// `source` path seeds a new cache directory (empty when none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<usize>,
+        /// `source=`: path inside the `from` state (`/` when not given).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
     },
     /// An empty tmpfs.
-    Tmpfs,
+    Tmpfs {
+        /// `size=` in bytes; no limit (the kernel's default) when `None`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
+    },
     /// A secret: a file at the target (none when the target is empty) and
     /// optionally an environment variable; only the id and the options
     /// take part in the cache key, never the content.
@@ -193,6 +217,19 @@ pub enum MountKind {
         /// `gid=`; default 0.
         gid: u32,
     },
+}
+
+/// `sharing=` of a cache mount: how concurrent users of one cache id meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sharing {
+    /// Every build mounts the same directory at once (the default).
+    #[default]
+    Shared,
+    /// A build that finds the directory in use gets a directory of its own.
+    Private,
+    /// One build at a time; the others wait.
+    Locked,
 }
 
 /// File actions, applied in order on `inputs[0]`.
@@ -251,9 +288,10 @@ pub struct CopyAction {
     pub exclude: Vec<String>,
     /// `--parents`.
     pub parents: bool,
-    /// `--link`.
+    /// `--link`: the layer does not depend on what is below it.
     pub link: bool,
-    /// ADD: extract local tar archives.
+    /// ADD: extract tar archives (local sources unless `--unpack=false`;
+    /// a remote http source only with `--unpack=true`).
     pub extract_archives: bool,
     /// ADD of a URL / git: the remote source, fetched by the solver.
     pub remote: Option<RemoteSource>,
@@ -275,5 +313,8 @@ pub enum RemoteSource {
         url: String,
         /// `--keep-git-dir`.
         keep_git_dir: bool,
+        /// `--checksum`: the commit (full hex sha) the ref must resolve to.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checksum: Option<String>,
     },
 }

@@ -15,6 +15,7 @@ pub mod expand;
 pub mod graph;
 mod ignore;
 pub mod input;
+pub mod instructions;
 pub mod lines;
 mod lower;
 pub mod quote;

@@ -7,6 +7,7 @@ use crate::ast::{self, Instruction};
 use crate::config::{EmptyObject, Healthcheck, History, ImageConfig};
 use crate::expand;
 use crate::graph::*;
+use crate::instructions::mount::{Mount, MountType};
 use crate::quote;
 use crate::{BuildOptions, Dockerfile, FrontendError, ResolvedImage};
 
@@ -1057,6 +1058,8 @@ impl<'a> Lowerer<'a> {
         Ok(())
     }
 
+    /// One `--mount` of a RUN as an exec mount; a mount from another state
+    /// adds that state to `inputs`.
     fn mount(
         &mut self,
         stage: usize,
@@ -1065,89 +1068,60 @@ impl<'a> Lowerer<'a> {
         spec: &str,
         inputs: &mut Vec<NodeId>,
     ) -> Result<ExecMount, FrontendError> {
-        let mut kv: BTreeMap<String, String> = BTreeMap::new();
-        for part in spec.split(',') {
-            let (k, v) = part.split_once('=').unwrap_or((part, "true"));
-            kv.insert(
-                k.trim().to_ascii_lowercase(),
-                self.expand(state, ins, v.trim())?,
-            );
-        }
-        let kind = kv
-            .get("type")
-            .cloned()
-            .unwrap_or_else(|| String::from("bind"));
-        let target = kv
-            .get("target")
-            .or_else(|| kv.get("dst"))
-            .or_else(|| kv.get("destination"))
-            .cloned();
-        let abs = |t: String| {
+        let m = Mount::parse(spec, &mut |v| {
+            self.expand(state, ins, v).map_err(|e| e.message)
+        })
+        .map_err(|e| self.err(ins, format!("RUN --mount={}: {e}", quote::line(spec))))?;
+        let abs = |t: &str| {
             if t.starts_with('/') {
-                t
+                t.to_string()
             } else {
                 format!("{}/{t}", state.config.working_dir.trim_end_matches('/'))
             }
         };
-        let number = |key: &str, radix: u32| -> Result<Option<u32>, FrontendError> {
-            kv.get(key)
-                .map(|v| {
-                    u32::from_str_radix(v, radix).map_err(|_| {
-                        self.err(
-                            ins,
-                            format!("RUN --mount=type={kind}: invalid {key}={}", quote::line(v)),
-                        )
-                    })
-                })
-                .transpose()
-        };
-        let kind = match kind.as_str() {
-            "bind" => {
-                let from = match kv.get("from") {
-                    Some(f) => match from_ref(&self.parsed, f, stage) {
-                        Base::Stage(j) => self.stage(j)?.node,
-                        Base::Image(name) => self.image_node(&name, ins)?.0,
-                        Base::Scratch => unreachable!("from_ref never returns scratch"),
-                    },
+        let target = m.target.as_deref().map(abs);
+        let kind = match m.kind {
+            MountType::Bind => {
+                let from = match &m.from {
+                    Some(f) => self.named_source(stage, f, ins)?,
                     None => self.context,
                 };
                 if from == self.context {
-                    let src = kv
-                        .get("source")
-                        .or_else(|| kv.get("src"))
-                        .cloned()
-                        .unwrap_or_else(|| String::from("."));
-                    self.includes.push(src);
+                    self.includes
+                        .push(m.source.clone().unwrap_or_else(|| String::from(".")));
                 }
                 inputs.push(from);
                 MountKind::Bind {
                     input: inputs.len() - 1,
-                    source: kv
-                        .get("source")
-                        .or_else(|| kv.get("src"))
-                        .cloned()
-                        .unwrap_or_else(|| String::from("/")),
-                    readwrite: kv
-                        .get("rw")
-                        .or_else(|| kv.get("readwrite"))
-                        .is_some_and(|v| v == "true"),
+                    source: m.source.clone().unwrap_or_else(|| String::from("/")),
+                    readwrite: !m.readonly,
                 }
             }
-            "cache" => {
+            MountType::Cache => {
                 let t = target
-                    .clone()
+                    .as_deref()
                     .ok_or_else(|| self.err(ins, "RUN --mount=type=cache requires a target"))?;
+                let from = match &m.from {
+                    Some(f) => {
+                        inputs.push(self.named_source(stage, f, ins)?);
+                        Some(inputs.len() - 1)
+                    }
+                    None => None,
+                };
                 MountKind::Cache {
-                    id: kv.get("id").cloned().unwrap_or_else(|| abs(t.clone())),
-                    sharing: kv
-                        .get("sharing")
-                        .cloned()
-                        .unwrap_or_else(|| String::from("shared")),
+                    id: m.id.clone().unwrap_or_else(|| clean_path(t)),
+                    sharing: m.sharing,
+                    uid: m.uid,
+                    gid: m.gid,
+                    mode: m.mode,
+                    readonly: m.readonly,
+                    from,
+                    source: m.source.clone(),
                 }
             }
-            "tmpfs" => MountKind::Tmpfs,
-            "secret" => {
-                let id = kv.get("id").cloned().or_else(|| {
+            MountType::Tmpfs => MountKind::Tmpfs { size: m.size },
+            MountType::Secret => {
+                let id = m.id.clone().or_else(|| m.source.clone()).or_else(|| {
                     target
                         .as_ref()
                         .and_then(|t| t.rsplit('/').next().map(str::to_string))
@@ -1155,10 +1129,9 @@ impl<'a> Lowerer<'a> {
                 let id = id.ok_or_else(|| {
                     self.err(ins, "RUN --mount=type=secret requires an id or a target")
                 })?;
-                let env = kv.get("env").cloned();
                 // With env= and no target, the secret is only a variable.
-                let t = match (&target, &env) {
-                    (Some(t), _) => abs(t.clone()),
+                let t = match (&target, &m.env) {
+                    (Some(t), _) => t.clone(),
                     (None, Some(_)) => String::new(),
                     (None, None) => format!("/run/secrets/{id}"),
                 };
@@ -1166,43 +1139,48 @@ impl<'a> Lowerer<'a> {
                     target: t,
                     kind: MountKind::Secret {
                         id,
-                        required: kv.get("required").is_some_and(|v| v == "true"),
-                        env,
-                        mode: number("mode", 8)?,
-                        uid: number("uid", 10)?,
-                        gid: number("gid", 10)?,
+                        required: m.required,
+                        env: m.env,
+                        mode: m.mode,
+                        uid: m.uid,
+                        gid: m.gid,
                     },
                 });
             }
-            "ssh" => {
+            MountType::Ssh => {
                 // No target: BuildKit's /run/buildkit/ssh_agent.N, set by
                 // the RUN once it knows N.
                 return Ok(ExecMount {
-                    target: target.map(abs).unwrap_or_default(),
+                    target: target.unwrap_or_default(),
                     kind: MountKind::Ssh {
-                        id: kv
-                            .get("id")
-                            .cloned()
-                            .unwrap_or_else(|| String::from("default")),
-                        required: kv.get("required").is_some_and(|v| v == "true"),
-                        mode: number("mode", 8)?.unwrap_or(0o600),
-                        uid: number("uid", 10)?.unwrap_or(0),
-                        gid: number("gid", 10)?.unwrap_or(0),
+                        id: m.id.unwrap_or_else(|| String::from("default")),
+                        required: m.required,
+                        mode: m.mode.unwrap_or(0o600),
+                        uid: m.uid.unwrap_or(0),
+                        gid: m.gid.unwrap_or(0),
                     },
                 });
             }
-            other => {
-                return Err(self.err(
-                    ins,
-                    format!("RUN --mount=type={other} is not supported yet"),
-                ));
-            }
         };
         let t = target.ok_or_else(|| self.err(ins, "RUN --mount requires a target"))?;
-        Ok(ExecMount {
-            target: abs(t),
-            kind,
-        })
+        if t == "/" {
+            return Err(self.err(ins, "RUN --mount: invalid mount target \"/\""));
+        }
+        Ok(ExecMount { target: t, kind })
+    }
+
+    /// The node a `--from` (COPY, or a RUN mount) names: a stage or an image.
+    fn named_source(
+        &mut self,
+        stage: usize,
+        name: &str,
+        ins: &Instruction,
+    ) -> Result<NodeId, FrontendError> {
+        match from_ref(&self.parsed, name, stage) {
+            Base::Stage(j) => Ok(self.stage(j)?.node),
+            Base::Image(name) => Ok(self.image_node(&name, ins)?.0),
+            Base::Scratch => unreachable!("from_ref never returns scratch"),
+        }
     }
 
     fn copy(
@@ -1258,11 +1236,7 @@ impl<'a> Lowerer<'a> {
         let source_node = match flag(ins, "from") {
             Some(f) => {
                 let f = self.expand(state, ins, f)?;
-                match from_ref(&self.parsed, &f, stage) {
-                    Base::Stage(j) => self.stage(j)?.node,
-                    Base::Image(name) => self.image_node(&name, ins)?.0,
-                    Base::Scratch => unreachable!("from_ref never returns scratch"),
-                }
+                self.named_source(stage, &f, ins)?
             }
             None => self.context,
         };
@@ -1304,7 +1278,8 @@ impl<'a> Lowerer<'a> {
                     exclude: exclude.clone(),
                     parents: false,
                     link: flag(ins, "link").is_some_and(|v| v == "true"),
-                    extract_archives: false,
+                    // A remote archive is unpacked only when asked for.
+                    extract_archives: flag(ins, "unpack") == Some("true"),
                     remote: Some(r),
                 }));
                 continue;
@@ -1419,6 +1394,7 @@ fn remote_source(src: &str, ins: &Instruction) -> Option<RemoteSource> {
         return Some(RemoteSource::Git {
             url: src.to_string(),
             keep_git_dir: flag(ins, "keep-git-dir").is_some_and(|v| v == "true"),
+            checksum: flag(ins, "checksum").map(str::to_string),
         });
     }
     if src.starts_with("http://") || src.starts_with("https://") {

@@ -8,7 +8,7 @@ use crate::ssh::AgentRelay;
 use rbuild_executor::{
     BindMount, FileMount, LayerMount, Network, RootFs, RunSpec, Security, Stdio,
 };
-use rbuild_frontend::graph::{ExecOp, MountKind, NetworkMode};
+use rbuild_frontend::graph::{ExecOp, MountKind, NetworkMode, Sharing};
 
 /// How many trailing output lines a failure quotes.
 const TAIL_LINES: usize = 10;
@@ -107,13 +107,13 @@ fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Hel
                 }
                 None => {}
             },
-            MountKind::Tmpfs => spec.tmpfs.push(m.target.clone()),
-            MountKind::Cache { id, sharing } => {
+            MountKind::Tmpfs { .. } => spec.tmpfs.push(m.target.clone()),
+            MountKind::Cache { id, sharing, .. } => {
                 let (dir, lock) = inputs
                     .caches
                     .get(id)
                     .ok_or_else(|| format!("cache mount {id} was not prepared"))?;
-                if sharing != "shared" {
+                if *sharing != Sharing::Shared {
                     // `locked` (and `private`, which rbuild serializes too):
                     // one user at a time.
                     let f = std::fs::File::options()

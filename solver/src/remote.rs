@@ -29,7 +29,9 @@ pub async fn fetch(remote: &RemoteSource, into: &Path) -> Result<Fetched, String
         .map_err(|e| format!("mkdir {}: {e}", into.display()))?;
     match remote {
         RemoteSource::Http { url, checksum } => fetch_http(url, checksum.as_deref(), into).await,
-        RemoteSource::Git { url, keep_git_dir } => fetch_git(url, *keep_git_dir, into).await,
+        RemoteSource::Git {
+            url, keep_git_dir, ..
+        } => fetch_git(url, *keep_git_dir, into).await,
     }
 }
 
@@ -231,6 +233,7 @@ mod tests {
         let remote = RemoteSource::Git {
             url,
             keep_git_dir: false,
+            checksum: None,
         };
         let fetched = fetch(&remote, &dir.path().join("fetch")).await.unwrap();
         assert_eq!(fetched.sources, ["repo/sub/."]);

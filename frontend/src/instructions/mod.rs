@@ -1,0 +1,3 @@
+//! Typed instructions: flag values parsed and validated before lowering.
+
+pub mod mount;
