@@ -1,65 +1,74 @@
 #!/usr/bin/env bash
-# Differential check: builds testdata cases with rbuild and with BuildKit
-# (dockerd from ../shared/tools/peers-up.sh) from the same base image, then
-# compares the final filesystems (paths, types, modes, owners, contents,
-# symlinks) and the image configs with bench/diffcheck.py.
-#   bench/diffcheck.sh [RBUILD_BINARY]
-# Skips (exit 0 with a note) when no dockerd is running.
+# The differential check, the project's parity proof: builds every case of
+# testdata/diff/ with rbuild and with BuildKit v0.11.6 from the same base
+# images, and compares the two results, whole filesystem and config
+# (bench/diffcheck/, which also prints the summary).
+#   bench/diffcheck.sh [RBUILD_BINARY] [CASE…]
+# It starts its own peers and stops them on exit: buildkitd (OCI worker on
+# runc, from ../shared/peers/ or $BUILDKIT_ARCHIVE) on a private socket, a
+# private registry (Debian's docker-registry on a free loopback port) with
+# the base images it makes (busybox from busybox-static, and a merged-/usr
+# variant), and an HTTP server for ADD of URLs. Needs root (both engines run
+# RUN in namespaces). Exit status 1 when there is an unlisted difference, or
+# when a case listed in bench/diff-known.txt no longer differs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RBUILD=${1:-$PWD/target/release/rbuild}
-export DOCKER_HOST=${DOCKER_HOST:-unix://${PEERS_DIR:-/var/tmp/rbuild-peers}/docker.sock}
-export DOCKER_BUILDKIT=1
-DOCKER=/usr/bin/docker
-if ! $DOCKER info >/dev/null 2>&1; then
-  echo "diffcheck: no dockerd at $DOCKER_HOST (run ../shared/tools/peers-up.sh); skipped"
-  exit 0
-fi
-WORK=$(mktemp -d /var/tmp/rbuild-diff.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-ROOT=$WORK/store
-
-# The same base image on both sides, under the name the testdata uses.
-$DOCKER pull -q 127.0.0.1:5000/busybox >/dev/null
-$DOCKER tag 127.0.0.1:5000/busybox busybox
-"$RBUILD" --root "$ROOT" pull -q 127.0.0.1:5000/busybox >/dev/null
-"$RBUILD" --root "$ROOT" tag 127.0.0.1:5000/busybox busybox
-
-fail=0
-for name in hello config onbuild copy-rules run-forms multistage; do
-  ctx=$WORK/ctx/$name
-  mkdir -p "$ctx"; cp -a "testdata/$name/." "$ctx/"
-  if [ "$name" = copy-rules ]; then
-    chmod 600 "$ctx/bin/tool"
-    (cd "$ctx" && tar czf archive.tar.gz src a)
-  fi
-  tag=$name
-  echo "== $name"
-  # This dockerd's built-in frontend predates some syntax: each line it
-  # cannot parse (--exclude, --parents, --link…) or silently misreads
-  # (heredocs, symbolic --chmod) is dropped, and named, and both engines
-  # build what is left.
-  while line=$(grep -n -m1 -E '<<|--chmod=[^0-9 ]' "$ctx/Dockerfile" | cut -d: -f1) && [ -n "$line" ]; do
-    echo "dropped for the peer: line $line: $(sed -n "${line}p" "$ctx/Dockerfile")"
-    sed -i "${line}d" "$ctx/Dockerfile"
-  done
-  until $DOCKER build -q -t "$tag" "$ctx" >"$WORK/bk-$name.log" 2>&1; do
-    line=$(grep -o 'dockerfile parse error line [0-9]*' "$WORK/bk-$name.log" | head -1 | grep -o '[0-9]*$') || {
-      echo "BuildKit failed:"; cat "$WORK/bk-$name.log"; fail=1; continue 2; }
-    echo "dropped for the peer: line $line: $(sed -n "${line}p" "$ctx/Dockerfile")"
-    sed -i "${line}d" "$ctx/Dockerfile"
-  done
-  "$RBUILD" --root "$ROOT" build -q -t "$tag" "$ctx" >/dev/null
-  # BuildKit's image as stored, unpacked the same way as rbuild's: this
-  # dockerd's `-o type=local` writes every file as 0:0, losing owners.
-  $DOCKER save -o "$WORK/bk-$name.tar" "$tag"
-  skopeo copy -q "docker-archive:$WORK/bk-$name.tar" "oci:$WORK/bk-oci:$tag"
-  umoci unpack --image "$WORK/bk-oci:$tag" "$WORK/bk-$name" >/dev/null
-  umoci unpack --image "$ROOT:$tag" "$WORK/rb-$name" >/dev/null
-  # The raw config blob (skopeo --config would drop Docker's extensions).
-  config=$(skopeo inspect --raw "oci:$ROOT:$tag" | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["digest"].split(":")[1])')
-  cp "$ROOT/blobs/sha256/$config" "$WORK/rb-$name.json"
-  $DOCKER inspect "$tag" | python3 -c 'import json,sys; print(json.dumps({"config": json.load(sys.stdin)[0]["Config"]}))' >"$WORK/bk-$name.json"
-  python3 bench/diffcheck.py "$WORK/rb-$name/rootfs" "$WORK/bk-$name/rootfs" "$WORK/rb-$name.json" "$WORK/bk-$name.json" || fail=1
+REPO=$PWD
+RBUILD=${1:-${CARGO_TARGET_DIR:-$REPO/target}/debug/rbuild}
+shift || true
+ARCHIVE=${BUILDKIT_ARCHIVE:-$REPO/../shared/peers/buildkit-v0.11.6-linux-amd64.tar.zst}
+[ -x "$RBUILD" ] || { echo "diffcheck: no rbuild binary at $RBUILD (cargo build first)" >&2; exit 2; }
+[ -r "$ARCHIVE" ] || { echo "diffcheck: no BuildKit archive at $ARCHIVE" >&2; exit 2; }
+for c in docker-registry skopeo umoci runc busybox zstd curl python3; do
+  command -v "$c" >/dev/null || { echo "diffcheck: $c is missing (scripts/install-deps.sh installs it)" >&2; exit 2; }
 done
-exit $fail
+
+WORK=$(mktemp -d /var/tmp/rbuild-diff.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  # buildkitd unmounts its snapshots on exit; anything left would pin WORK.
+  grep -o " $WORK/[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  [ -n "${DIFFCHECK_KEEP:-}" ] && echo "diffcheck: kept $WORK" >&2 || rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { for _ in $(seq 100); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; "$@"; }
+
+# The registry both engines pull the base images from.
+REG=127.0.0.1:$(free_port)
+mkdir -p "$WORK/registry"
+printf 'version: 0.1\nstorage: { filesystem: { rootdirectory: %s } }\nhttp: { addr: "%s" }\nlog: { level: error }\n' \
+  "$WORK/registry/data" "$REG" >"$WORK/registry/config.yml"
+docker-registry serve "$WORK/registry/config.yml" >"$WORK/registry/log" 2>&1 &
+PIDS+=($!)
+wait_for curl -fsS "http://$REG/v2/"
+
+# BuildKit v0.11.6, rootful, OCI worker on runc and overlayfs, host network
+# (the cases reach only the loopback HTTP server, from ADD, which is not RUN).
+mkdir -p "$WORK/bin" "$WORK/buildkitd"
+tar --zstd -xf "$ARCHIVE" -C "$WORK/bin"
+BKSOCK=unix://$WORK/buildkitd/sock
+printf '[worker.oci]\n  enabled = true\n  snapshotter = "overlayfs"\n  binary = "runc"\n[worker.containerd]\n  enabled = false\n[registry."%s"]\n  http = true\n  insecure = true\n' \
+  "$REG" >"$WORK/buildkitd/config.toml"
+"$WORK/bin/buildkitd" --config "$WORK/buildkitd/config.toml" --root "$WORK/buildkitd/root" \
+  --addr "$BKSOCK" --oci-worker-net host >"$WORK/buildkitd/log" 2>&1 &
+PIDS+=($!)
+wait_for "$WORK/bin/buildctl" --addr "$BKSOCK" debug workers
+
+# The files ADD fetches by URL, with fixed Last-Modified times.
+mkdir -p "$WORK/http"
+(cd "$WORK/http" && bash "$REPO/bench/diffcheck/http.sh")
+HTTP=127.0.0.1:$(free_port)
+python3 -m http.server --bind 127.0.0.1 --directory "$WORK/http" "${HTTP##*:}" >"$WORK/http.log" 2>&1 &
+PIDS+=($!)
+wait_for curl -fsS "http://$HTTP/"
+
+# The base images, pushed once, so that both engines build FROM the same digests.
+bash "$REPO/bench/diffcheck/bases.sh" "$WORK/bases" "$REG"
+
+python3 "$REPO/bench/diffcheck/main.py" --work "$WORK" --rbuild "$RBUILD" \
+  --buildctl "$WORK/bin/buildctl" --buildkit-addr "$BKSOCK" --registry "$REG" --http "$HTTP" \
+  --cases "$REPO/testdata/diff" --known "$REPO/bench/diff-known.txt" "$@" || status=$?
+exit "${status:-0}"

@@ -1,0 +1,2 @@
+ln -s a.txt link.txt
+ln -s real dirlink
