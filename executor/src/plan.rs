@@ -276,7 +276,7 @@ fn fd_overlay_options(
     upper: Option<(&Path, &Path)>,
     fds: &mut LayerFds,
 ) -> Result<String, ExecError> {
-    let lowers: Vec<PathBuf> = lowers
+    let lowers: Vec<PathBuf> = distinct_layers(lowers)
         .iter()
         .map(|l| fd_name(l, fds))
         .collect::<Result<_, _>>()?;
@@ -291,12 +291,28 @@ fn fd_overlay_options(
     )
 }
 
+/// Layers (bottom first) with each one named once, at its topmost place.
+/// An image may hold one layer twice (two COPY steps that wrote the same
+/// files share a snapshot), and overlayfs refuses a lower dir named twice
+/// (ELOOP); the lower occurrence adds nothing that the upper one does not
+/// cover again, so dropping it leaves the same tree.
+fn distinct_layers<'a>(lowers: &[&'a Path]) -> Vec<&'a Path> {
+    let mut out: Vec<&Path> = Vec::with_capacity(lowers.len());
+    for (i, l) in lowers.iter().enumerate() {
+        if !lowers[i + 1..].contains(l) {
+            out.push(l);
+        }
+    }
+    out
+}
+
 /// The overlay options for layers (bottom first), with an optional upper.
 pub(crate) fn overlay_options(
     lowers: &[&Path],
     upper: Option<(&Path, &Path)>,
 ) -> Result<String, ExecError> {
-    for l in lowers {
+    let lowers = distinct_layers(lowers);
+    for l in &lowers {
         let s = l.display().to_string();
         if s.contains(',') || s.contains(':') {
             return Err(ExecError::Setup(format!(
@@ -604,4 +620,18 @@ pub fn build(
         },
         last_cap: caps::last(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_named_twice_is_kept_at_its_topmost_place() {
+        let (a, b, c) = (Path::new("/a"), Path::new("/b"), Path::new("/c"));
+        assert_eq!(distinct_layers(&[a, b, a, c]), [b, a, c]);
+        assert_eq!(distinct_layers(&[a, a]), [a]);
+        let options = overlay_options(&[a, b, a], None).unwrap();
+        assert!(options.starts_with("lowerdir=/a:/b,"), "{options}");
+    }
 }

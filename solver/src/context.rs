@@ -19,16 +19,33 @@ use crate::modes::ContextModes;
 /// A predicate saying a context path (`a/b`, no leading `/`) is excluded.
 pub type Excluded<'a> = &'a (dyn Fn(&str) -> bool + Sync);
 
-/// Expands one source pattern into the clean absolute paths it names, in
-/// order. Wildcards match per component; symlinks met on the way are
-/// followed within the tree. A source that names nothing is an error.
-pub fn expand(view: &dyn FsView, pattern: &str, excluded: Excluded<'_>) -> io::Result<Vec<String>> {
+/// One source a pattern selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// The path as selected: its directories resolved, its last component
+    /// not followed. A copy names its result after this path's last
+    /// component (`COPY link dest/` makes `dest/link`).
+    pub named: String,
+    /// The path its content is read from: every symlink followed, as
+    /// BuildKit follows a COPY source that is a symlink.
+    pub resolved: String,
+}
+
+/// Expands one source pattern into the sources it names, in order.
+/// Wildcards match per component; symlinks met on the way, and a source
+/// that is itself a symlink, are followed within the tree. A source that
+/// names nothing (or only excluded paths) is an error.
+pub fn expand(
+    view: &dyn FsView,
+    pattern: &str,
+    excluded: Excluded<'_>,
+) -> io::Result<Vec<Selected>> {
     let clean = layered::clean(pattern);
     if !wildcard::has_wildcards(&clean) {
-        let path = layered::resolve(view, &clean, true)?;
-        return match view.locate(&path) {
-            Some(_) if !excluded(relative(&path)) || path == "/" => Ok(vec![path]),
-            _ => Err(io::Error::new(
+        let named = layered::resolve(view, &clean, false)?;
+        return match select(view, named, excluded)? {
+            Some(found) => Ok(vec![found]),
+            None => Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{pattern}: not found"),
             )),
@@ -56,10 +73,8 @@ pub fn expand(view: &dyn FsView, pattern: &str, excluded: Excluded<'_>) -> io::R
     }
     let mut out = Vec::new();
     for p in found {
-        let resolved = layered::resolve(view, &p, true)?;
-        if view.locate(&resolved).is_some() && !excluded(relative(&p)) {
-            out.push(resolved);
-        }
+        let named = layered::resolve(view, &p, false)?;
+        out.extend(select(view, named, excluded)?);
     }
     if out.is_empty() {
         return Err(io::Error::new(
@@ -68,6 +83,30 @@ pub fn expand(view: &dyn FsView, pattern: &str, excluded: Excluded<'_>) -> io::R
         ));
     }
     Ok(out)
+}
+
+/// The source `named` names, unless it (or what it links to) is missing
+/// or excluded. The root is never excluded.
+fn select(
+    view: &dyn FsView,
+    named: String,
+    excluded: Excluded<'_>,
+) -> io::Result<Option<Selected>> {
+    let hidden = |p: &str| p != "/" && excluded(relative(p));
+    let Some(host) = view.locate(&named) else {
+        return Ok(None);
+    };
+    let resolved = match host.is_symlink() {
+        true => layered::resolve(view, &named, true)?,
+        false => named.clone(),
+    };
+    if hidden(&named)
+        || hidden(&resolved)
+        || (resolved != named && view.locate(&resolved).is_none())
+    {
+        return Ok(None);
+    }
+    Ok(Some(Selected { named, resolved }))
 }
 
 /// `path` without its leading `/`.
@@ -169,13 +208,17 @@ fn checksum_of(
         let excludes = clean_excludes(exclude);
         let excluded = |p: &str| ignored(p) || excludes.iter().any(|e| matches_path(e, p));
         for pattern in sources {
-            for top in expand(view, pattern, &excluded).map_err(|e| e.to_string())? {
+            for found in expand(view, pattern, &excluded).map_err(|e| e.to_string())? {
+                let Selected { named, resolved } = found;
                 // Gone since it was listed: deleted while the build runs.
-                let host = view.locate(&top).ok_or_else(|| vanished(&top))?;
+                let host = view.locate(&resolved).ok_or_else(|| vanished(&resolved))?;
                 let is_dir = host.is_dir();
-                entries.push((format!("{pattern}\0{top}"), host, chmod.clone()));
+                let name = format!("{pattern}\0{named}\0{resolved}");
+                entries.push((name, host, chmod.clone()));
                 if is_dir {
-                    for (p, host) in walk_hosts(view, &top, &excluded).map_err(|e| e.to_string())? {
+                    for (p, host) in
+                        walk_hosts(view, &resolved, &excluded).map_err(|e| e.to_string())?
+                    {
                         entries.push((p, host, chmod.clone()));
                     }
                 }
@@ -339,12 +382,35 @@ mod tests {
         let dir = tree();
         let view = HostTree::new(dir.path());
         let none = |_: &str| false;
-        assert_eq!(expand(&view, "src/*.c", &none).unwrap(), vec!["/src/a.c"]);
-        assert_eq!(expand(&view, "./README", &none).unwrap(), vec!["/README"]);
+        let named = |pattern| -> Vec<String> {
+            expand(&view, pattern, &none)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.named)
+                .collect()
+        };
+        assert_eq!(named("src/*.c"), vec!["/src/a.c"]);
+        assert_eq!(named("./README"), vec!["/README"]);
         assert!(expand(&view, "nope", &none).is_err());
         assert!(expand(&view, "*.zip", &none).is_err());
         let ex = |p: &str| p == "README";
         assert!(expand(&view, "README", &ex).is_err());
+    }
+
+    #[test]
+    fn a_symlink_source_keeps_its_name_and_reads_its_target() {
+        let dir = tree();
+        std::os::unix::fs::symlink("src/a.c", dir.path().join("link")).unwrap();
+        let view = HostTree::new(dir.path());
+        let none = |_: &str| false;
+        let want = vec![Selected {
+            named: String::from("/link"),
+            resolved: String::from("/src/a.c"),
+        }];
+        assert_eq!(expand(&view, "link", &none).unwrap(), want);
+        assert_eq!(expand(&view, "li?k", &none).unwrap(), want);
+        let excluded_target = |p: &str| p == "src/a.c";
+        assert!(expand(&view, "link", &excluded_target).is_err());
     }
 
     fn copy_of(sources: &[&str], chmod: Option<&str>, exclude: &[&str]) -> CopyAction {
@@ -502,6 +568,7 @@ mod tests {
         let found = expand(&view, "x*", &none).unwrap();
         assert_eq!(found.len(), 2);
         for path in &found {
+            let path = &path.resolved;
             assert!(view.locate(path).is_some_and(|h| h.is_file()), "{path:?}");
         }
         let all = copy_of(&["x*"], None, &[]);

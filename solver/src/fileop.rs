@@ -17,7 +17,7 @@ use rbuild_cache::files::set_mtime;
 
 use crate::archive;
 use crate::chmod::Chmod;
-use crate::context::{self, Excluded};
+use crate::context::{self, Excluded, Selected};
 use crate::layered::{self, FsView, LayerStack};
 use crate::modes::ContextModes;
 use crate::owner::{self, Owner};
@@ -149,38 +149,39 @@ impl Writer {
             chmod,
             excluded: &excluded,
         };
-        for (top, pattern) in tops {
+        for (found, pattern) in tops {
+            let Selected { named, resolved } = found;
             // --parents keeps the source's directories (below a `/./` pivot).
             let dest = match copy.parents {
-                true => parents_target(&dest_root, pattern, &top),
+                true => parents_target(&dest_root, pattern, &named),
                 false => dest_root.clone(),
             };
             let host = source
                 .view
-                .locate(&top)
-                .ok_or_else(|| context::vanished(&top))?;
+                .locate(&resolved)
+                .ok_or_else(|| context::vanished(&resolved))?;
             let created = chown.unwrap_or(Owner::ROOT);
             if host.is_dir() {
                 self.ensure_dir(&dest, Some(created), 0o755)
                     .map_err(|e| format!("mkdir {dest}: {e}"))?;
-                self.copy_tree(&plan, &top, &dest)?;
+                self.copy_tree(&plan, &resolved, &dest)?;
             } else if let Some(archive) = self.archive_to_extract(copy, source, &host)? {
                 self.ensure_dir(&dest, Some(created), 0o755)
                     .map_err(|e| format!("mkdir {dest}: {e}"))?;
                 archive::unpack(archive, &self.host(&dest))
-                    .map_err(|e| format!("extract {top} to {dest}: {e}"))?;
+                    .map_err(|e| format!("extract {named} to {dest}: {e}"))?;
             } else {
                 let target = if copy.parents {
                     dest.clone()
                 } else if dest_is_dir {
-                    layered::child(&dest, layered::base_name(&top))
+                    layered::child(&dest, layered::base_name(&named))
                 } else {
                     dest.clone()
                 };
                 self.ensure_dir(layered::parent(&target), Some(created), 0o755)
                     .map_err(|e| format!("mkdir {}: {e}", layered::parent(&target)))?;
                 self.copy_entry(&plan, &host, &target)
-                    .map_err(|e| format!("copy {top} to {target}: {e}"))?;
+                    .map_err(|e| format!("copy {named} to {target}: {e}"))?;
             }
         }
         Ok(())
@@ -232,7 +233,7 @@ impl Writer {
         leaves
             .par_iter()
             .try_for_each(|(path, host, meta, target)| {
-                copy_leaf(plan, host, meta, &this.host(target))
+                this.copy_non_dir(plan, host, meta, target)
                     .map_err(|e| format!("copy {path} to {target}: {e}"))
             })
     }
@@ -243,8 +244,30 @@ impl Writer {
         if meta.is_dir() {
             self.copy_dir_entry(plan, &meta, to)
         } else {
-            copy_leaf(plan, from, &meta, &self.host(to))
+            self.copy_non_dir(plan, from, &meta, to)
         }
+    }
+
+    /// Copies the non-directory `from` to `to`, which must not be a
+    /// directory (BuildKit: "cannot replace to directory … with file").
+    fn copy_non_dir(
+        &self,
+        plan: &CopyPlan<'_>,
+        from: &Path,
+        meta: &fs::Metadata,
+        to: &str,
+    ) -> io::Result<()> {
+        if self
+            .view
+            .locate(to)
+            .is_some_and(|existing| existing.symlink_metadata().is_ok_and(|m| m.is_dir()))
+        {
+            return Err(io::Error::other(format!(
+                "cannot replace to directory {} with file",
+                context::escaped(to)
+            )));
+        }
+        copy_leaf(plan, from, meta, &self.host(to))
     }
 
     /// Makes `to` a directory with the owner, mode and (once the copy is
@@ -256,13 +279,19 @@ impl Writer {
         to: &str,
     ) -> io::Result<()> {
         let out = self.host(to);
-        match out.symlink_metadata().ok() {
-            Some(m) if m.is_dir() => {}
-            Some(_) => {
-                fs::remove_file(&out)?;
-                fs::create_dir(&out)?;
-            }
-            None => fs::create_dir(&out)?,
+        if let Some(existing) = self.view.locate(to)
+            && !existing.symlink_metadata()?.is_dir()
+        {
+            // BuildKit (fsutil's copy) refuses too: a directory never
+            // replaces a file or a symlink (`/bin -> usr/bin` on a merged-/usr
+            // base), nor is a symlink below the destination followed.
+            return Err(io::Error::other(format!(
+                "cannot copy to non-directory: {}",
+                context::escaped(to)
+            )));
+        }
+        if !out.is_dir() {
+            fs::create_dir(&out)?;
         }
         plan.apply_owner_and_mode(meta, &out)?;
         self.dir_times.push((out, meta.mtime(), meta.mtime_nsec()));
@@ -342,10 +371,8 @@ impl Writer {
 /// `out`, replacing what is there, with the copy's owner, mode and the
 /// source's modification time.
 fn copy_leaf(plan: &CopyPlan<'_>, from: &Path, meta: &fs::Metadata, out: &Path) -> io::Result<()> {
-    match out.symlink_metadata() {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(out)?,
-        Ok(_) => fs::remove_file(out)?,
-        Err(_) => {}
+    if out.symlink_metadata().is_ok() {
+        fs::remove_file(out)?;
     }
     if meta.is_symlink() {
         symlink(fs::read_link(from)?, out)?;
@@ -535,6 +562,85 @@ mod tests {
                 ignored: &NONE,
             }),
         ]
+    }
+
+    #[test]
+    fn a_symlink_source_is_followed_and_named_after_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        let upper = dir.path().join("upper");
+        fs::create_dir_all(ctx.join("d")).unwrap();
+        fs::write(ctx.join("a"), "a").unwrap();
+        fs::write(ctx.join("b"), "b").unwrap();
+        fs::write(ctx.join("d/inner"), "inner").unwrap();
+        symlink("a", ctx.join("link")).unwrap();
+        symlink("d", ctx.join("dirlink")).unwrap();
+        fs::create_dir(&upper).unwrap();
+        let view = HostTree::new(&ctx);
+        let sources = context_source(&view);
+        for op in [copy(&["a", "b", "link"], "/dest/"), copy(&["l*"], "/wild/")] {
+            apply(&op, &[], &upper, &sources, &HashMap::new()).unwrap();
+        }
+        apply(
+            &copy(&["dirlink"], "/contents/"),
+            &[],
+            &upper,
+            &sources,
+            &HashMap::new(),
+        )
+        .unwrap();
+        for path in ["dest/a", "dest/link", "wild/link"] {
+            let meta = upper.join(path).symlink_metadata().unwrap();
+            assert!(meta.is_file(), "{path} is a copy of the link's file");
+            assert_eq!(fs::read_to_string(upper.join(path)).unwrap(), "a");
+        }
+        assert_eq!(fs::read_to_string(upper.join("dest/b")).unwrap(), "b");
+        assert_eq!(
+            fs::read_to_string(upper.join("contents/inner")).unwrap(),
+            "inner"
+        );
+    }
+
+    #[test]
+    fn a_tree_never_replaces_a_symlink_or_a_directory_below_the_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        let base = dir.path().join("base");
+        fs::create_dir_all(ctx.join("rootfs/bin")).unwrap();
+        fs::write(ctx.join("rootfs/bin/tool"), "t").unwrap();
+        fs::create_dir_all(ctx.join("files")).unwrap();
+        fs::write(ctx.join("files/etc"), "not a dir").unwrap();
+        fs::create_dir_all(base.join("usr/bin")).unwrap();
+        fs::create_dir_all(base.join("etc")).unwrap();
+        symlink("usr/bin", base.join("bin")).unwrap();
+        let view = HostTree::new(&ctx);
+        let sources = context_source(&view);
+        let attempt = |op: FileOp| {
+            let upper = tempfile::tempdir_in(dir.path()).unwrap();
+            let result = apply(
+                &op,
+                std::slice::from_ref(&base),
+                upper.path(),
+                &sources,
+                &HashMap::new(),
+            );
+            (result, upper)
+        };
+        let (err, upper) = attempt(copy(&["rootfs"], "/"));
+        let err = err.unwrap_err();
+        assert!(err.contains("cannot copy to non-directory: /bin"), "{err}");
+        assert!(!upper.path().join("bin").exists(), "the link is not hidden");
+        let (err, _) = attempt(copy(&["files"], "/"));
+        let err = err.unwrap_err();
+        assert!(
+            err.contains("cannot replace to directory /etc with file"),
+            "{err}"
+        );
+        // The destination itself is followed: the files land behind the link.
+        let (ok, upper) = attempt(copy(&["rootfs/bin"], "/bin/"));
+        ok.unwrap();
+        assert!(upper.path().join("usr/bin/tool").is_file());
+        assert!(!upper.path().join("bin").exists());
     }
 
     #[test]

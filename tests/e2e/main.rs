@@ -8,6 +8,7 @@ mod instructions;
 mod limits;
 mod network;
 mod outputs;
+mod parity;
 #[path = "../../executor/tests/escape/harness.rs"]
 mod probe_harness;
 mod sandbox;

