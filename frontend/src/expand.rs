@@ -47,6 +47,8 @@ struct Lexer<'a> {
     depth: usize,
     /// Bytes of variable values substituted so far.
     produced: usize,
+    /// Quotes are plain characters (heredoc bodies).
+    keep_quotes: bool,
 }
 
 type Pieces = Vec<(Piece, String)>;
@@ -88,7 +90,7 @@ impl Lexer<'_> {
                     self.pos += 1;
                     push(&mut out, Piece::Whole, &n.to_string());
                 }
-            } else if c == '\'' {
+            } else if c == '\'' && !self.keep_quotes {
                 self.pos += 1;
                 let mut s = String::new();
                 loop {
@@ -112,7 +114,7 @@ impl Lexer<'_> {
                 if s.is_empty() {
                     out.push((Piece::Whole, String::new()));
                 }
-            } else if c == '"' {
+            } else if c == '"' && !self.keep_quotes {
                 self.pos += 1;
                 let mut s = String::new();
                 loop {
@@ -410,6 +412,7 @@ impl Lexer<'_> {
                     env: self.env,
                     depth: self.depth,
                     produced: self.produced,
+                    keep_quotes: self.keep_quotes,
                 };
                 let value = sub.dollar()?;
                 self.produced = sub.produced;
@@ -495,7 +498,12 @@ fn replace(value: &str, pattern: &str, with: &str, all: bool) -> Result<String, 
     Ok(out)
 }
 
-fn lex(input: &str, escape: char, env: &dyn Fn(&str) -> Option<String>) -> Result<Pieces, String> {
+fn lex(
+    input: &str,
+    escape: char,
+    keep_quotes: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Pieces, String> {
     let mut lexer = Lexer {
         chars: input.chars().collect(),
         pos: 0,
@@ -503,6 +511,7 @@ fn lex(input: &str, escape: char, env: &dyn Fn(&str) -> Option<String>) -> Resul
         env,
         depth: 0,
         produced: 0,
+        keep_quotes,
     };
     let pieces = lexer.pieces(None)?;
     Ok(pieces)
@@ -515,7 +524,16 @@ pub fn expand_word(
     escape: char,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
-    let pieces = lex(input, escape, env)
+    let pieces = lex(input, escape, false, env)
+        .map_err(|e| format!("failed to process {}: {e}", quote::excerpt(input)))?;
+    Ok(pieces.into_iter().map(|(_, s)| s).collect())
+}
+
+/// Expands a heredoc body as BuildKit does for an unquoted delimiter
+/// (`SkipProcessQuotes`): variables substituted and `\` escapes processed
+/// (`\$A` is a literal `$A`), quotes kept as written.
+pub fn expand_heredoc(input: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let pieces = lex(input, '\\', true, env)
         .map_err(|e| format!("failed to process {}: {e}", quote::excerpt(input)))?;
     Ok(pieces.into_iter().map(|(_, s)| s).collect())
 }
@@ -526,7 +544,7 @@ pub fn expand_words(
     escape: char,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<String>, String> {
-    let pieces = lex(input, escape, env)
+    let pieces = lex(input, escape, false, env)
         .map_err(|e| format!("failed to process {}: {e}", quote::excerpt(input)))?;
     let mut words = Vec::new();
     let mut current = String::new();

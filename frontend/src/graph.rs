@@ -42,6 +42,9 @@ pub struct BuildGraph {
     pub unused_build_args: Vec<String>,
     /// The image's `author` (MAINTAINER, or the base image's).
     pub author: Option<String>,
+    /// One-line notices for the user about what the build does not do
+    /// (e.g. `# check=` build checks).
+    pub warnings: Vec<String>,
 }
 
 /// One vertex of the graph.

@@ -9,6 +9,7 @@
 //! → [`Dockerfile::lower`].
 
 pub mod ast;
+pub mod chmod;
 pub mod config;
 mod dump;
 pub mod expand;

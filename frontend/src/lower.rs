@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::ast::{self, Instruction};
+use crate::chmod::Chmod;
 use crate::config::{EmptyObject, Healthcheck, History, ImageConfig};
 use crate::expand;
 use crate::graph::*;
+use crate::instructions::expose::PortSpec;
 use crate::instructions::mount::{Mount, MountType};
 use crate::quote;
 use crate::{BuildOptions, Dockerfile, FrontendError, ResolvedImage};
@@ -24,6 +26,18 @@ const PROXY_ARGS: &[&str] = &[
     "ALL_PROXY",
     "all_proxy",
 ];
+
+/// BuildKit's PATH for a stage whose base sets none (`system.DefaultPathEnv`).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The config BuildKit starts a `FROM scratch` stage with (`emptyImage`):
+/// WorkingDir `/`; PATH is added as for every stage without one.
+fn scratch_config() -> ImageConfig {
+    ImageConfig {
+        working_dir: String::from("/"),
+        ..ImageConfig::default()
+    }
+}
 
 /// The history comment BuildKit writes.
 const COMMENT: &str = "buildkit.dockerfile.v0";
@@ -224,6 +238,8 @@ fn meta_vars(
         vars.set(&k, &v);
     }
     for ins in &parsed.meta_args {
+        // Every word sees the variables of before the instruction.
+        let mut values = Vec::new();
         for word in &ins.args {
             let (name, default) = match word.split_once('=') {
                 Some((n, d)) => (n.to_string(), Some(d.to_string())),
@@ -238,6 +254,9 @@ fn meta_vars(
                     .map(|d| expand_one(df, ins, &d, &|k| vars.get(k)))
                     .transpose()?,
             };
+            values.push((name, value));
+        }
+        for (name, value) in values {
             if let Some(v) = value {
                 vars.set(&name, &v);
             }
@@ -569,7 +588,7 @@ impl<'a> Lowerer<'a> {
                     format!("[{label}1/{total}] FROM scratch"),
                     Some(from),
                 ),
-                config: ImageConfig::default(),
+                config: scratch_config(),
                 history: Vec::new(),
                 layer_nodes: Vec::new(),
                 args: Vars::default(),
@@ -598,6 +617,10 @@ impl<'a> Lowerer<'a> {
                 }
             }
         };
+        // BuildKit makes sure every stage has a PATH.
+        if state.env.get("PATH").is_none() {
+            Self::set_env(&mut state, "PATH", DEFAULT_PATH);
+        }
         // ONBUILD triggers of the base run first, and are not inherited.
         let triggers = state.config.on_build.take().unwrap_or_default();
         let mut trigger_ins = Vec::new();
@@ -687,7 +710,9 @@ impl<'a> Lowerer<'a> {
         let upper = kw.to_ascii_uppercase();
         match kw {
             "arg" => {
-                check_flags(&self.df.file, ins, &[])?;
+                // BuildKit lets ARG's flags pass (and STOPSIGNAL's).
+                // Every word sees the variables of before the instruction.
+                let mut values = Vec::new();
                 for word in &ins.args {
                     let (name, default) = match word.split_once('=') {
                         Some((n, d)) => (n.to_string(), Some(d.to_string())),
@@ -704,6 +729,9 @@ impl<'a> Lowerer<'a> {
                             None => self.meta.get(&name),
                         },
                     };
+                    values.push((name, value));
+                }
+                for (name, value) in values {
                     if let Some(v) = value {
                         state.args.set(&name, &v);
                     }
@@ -714,10 +742,16 @@ impl<'a> Lowerer<'a> {
                 if ins.args.is_empty() {
                     return Err(self.err(ins, "ENV requires at least one argument"));
                 }
-                let mut shown = Vec::new();
+                // Every word sees the environment of before the instruction.
+                let mut pairs = Vec::new();
                 for kv in ins.args.chunks(3) {
-                    let k = self.expand(state, ins, &kv[0])?;
-                    let v = self.expand(state, ins, &kv[1])?;
+                    pairs.push((
+                        self.expand(state, ins, &kv[0])?,
+                        self.expand(state, ins, &kv[1])?,
+                    ));
+                }
+                let mut shown = Vec::new();
+                for (k, v) in pairs {
                     Self::set_env(state, &k, &v);
                     shown.push(format!("{k}={v}"));
                 }
@@ -735,46 +769,44 @@ impl<'a> Lowerer<'a> {
                 Self::history(state, format!("LABEL {}", shown.join(" ")), true);
             }
             "maintainer" => {
+                check_flags(&self.df.file, ins, &[])?;
                 let a = ins.args.first().cloned().unwrap_or_default();
                 state.author = Some(a.clone());
                 Self::history(state, format!("MAINTAINER {a}"), true);
             }
             "user" => {
+                check_flags(&self.df.file, ins, &[])?;
                 let u = self.one_arg(ins)?;
                 state.config.user = self.expand(state, ins, u)?;
                 Self::history(state, format!("USER {}", state.config.user), true);
             }
             "expose" => {
-                let mut shown = Vec::new();
-                for p in &ins.args {
-                    let p = self.expand(state, ins, p)?;
-                    let (ports, proto) = match p.split_once('/') {
-                        Some((a, b)) => (a.to_string(), b.to_ascii_lowercase()),
-                        None => (p.clone(), String::from("tcp")),
-                    };
-                    // 16-bit ports, as Docker's nat.ParsePortRange: a range
-                    // of 2^32 ports would be 2^32 config entries.
-                    let (lo, hi) = match ports.split_once('-') {
-                        Some((a, b)) => (a.parse::<u16>(), b.parse::<u16>()),
-                        None => (ports.parse::<u16>(), ports.parse::<u16>()),
-                    };
-                    let (Ok(lo), Ok(hi)) = (lo, hi) else {
-                        return Err(self.err(ins, format!("invalid port {}", quote::excerpt(&p))));
-                    };
-                    if lo > hi {
-                        return Err(
-                            self.err(ins, format!("invalid port range {}", quote::excerpt(&p)))
-                        );
+                check_flags(&self.df.file, ins, &[])?;
+                let mut ports = BTreeSet::new();
+                for word in &ins.args {
+                    let words = expand::expand_words(word, self.df.directives.escape, &|k| {
+                        Self::lookup(state, k)
+                    })
+                    .and_then(|words| {
+                        let bytes = words.iter().map(String::len).sum();
+                        self.df.expanded.spend(bytes).map(|()| words)
+                    })
+                    .map_err(|e| self.err(ins, e))?;
+                    for p in words {
+                        let spec = PortSpec::parse(&p)
+                            .map_err(|e| self.err(ins, format!("EXPOSE: {e}")))?;
+                        ports.extend(spec.keys());
                     }
-                    for port in lo..=hi {
-                        let key = format!("{port}/{proto}");
-                        shown.push(format!("{key}:{{}}"));
-                        state.config.exposed_ports.insert(key, EmptyObject {});
-                    }
+                }
+                // BuildKit 0.11 writes Go's `%v` of the port set: a map, sorted.
+                let shown: Vec<String> = ports.iter().map(|p| format!("{p}:{{}}")).collect();
+                for p in ports {
+                    state.config.exposed_ports.insert(p, EmptyObject {});
                 }
                 Self::history(state, format!("EXPOSE map[{}]", shown.join(" ")), true);
             }
             "volume" => {
+                check_flags(&self.df.file, ins, &[])?;
                 for v in &ins.args {
                     let v = self.expand(state, ins, v)?;
                     if v.is_empty() {
@@ -794,6 +826,7 @@ impl<'a> Lowerer<'a> {
                 );
             }
             "shell" => {
+                check_flags(&self.df.file, ins, &[])?;
                 if !ins.json || ins.args.is_empty() {
                     return Err(self.err(ins, "SHELL requires the arguments to be in JSON form"));
                 }
@@ -876,6 +909,7 @@ impl<'a> Lowerer<'a> {
                 Self::history(state, format!("HEALTHCHECK {}", after_keyword(ins)), true);
             }
             "onbuild" => {
+                check_flags(&self.df.file, ins, &[])?;
                 let inner = ins
                     .inner
                     .as_ref()
@@ -898,6 +932,7 @@ impl<'a> Lowerer<'a> {
                 Self::history(state, format!("ONBUILD {text}"), true);
             }
             "workdir" => {
+                check_flags(&self.df.file, ins, &[])?;
                 let w = self.one_arg(ins)?;
                 let w = self.expand(state, ins, w)?;
                 let path = if w.starts_with('/') {
@@ -1229,6 +1264,11 @@ impl<'a> Lowerer<'a> {
             .map(|c| self.expand(state, ins, c))
             .transpose()?;
         let chmod = flag(ins, "chmod").map(str::to_string);
+        let parsed_chmod = chmod
+            .as_deref()
+            .map(Chmod::parse)
+            .transpose()
+            .map_err(|e| self.err(ins, e))?;
         let exclude: Vec<String> = flags_all(ins, "exclude")
             .into_iter()
             .map(str::to_string)
@@ -1261,7 +1301,10 @@ impl<'a> Lowerer<'a> {
                 actions.push(FileAction::Mkfile {
                     path,
                     data: data.into_bytes(),
-                    mode: 0o644,
+                    // BuildKit writes the file 0644, then applies --chmod.
+                    mode: parsed_chmod
+                        .as_ref()
+                        .map_or(0o644, |c| c.apply(0o644, false)),
                     chown: chown.clone(),
                 });
                 continue;
@@ -1307,9 +1350,16 @@ impl<'a> Lowerer<'a> {
             }));
         }
         let shown = after_keyword(ins).to_string();
+        // Heredocs alone read no source: the step's key is its own content.
+        let reads_source = actions.iter().any(|a| matches!(a, FileAction::Copy(_)));
+        let inputs = if reads_source {
+            vec![state.node, source_node]
+        } else {
+            vec![state.node]
+        };
         let node = self.add(
             Op::File(FileOp { actions }),
-            vec![state.node, source_node],
+            inputs,
             format!("{step} {} {shown}", ins.keyword.to_ascii_uppercase()),
             Some(ins),
         );
@@ -1329,15 +1379,11 @@ impl<'a> Lowerer<'a> {
         ins: &Instruction,
         body: &str,
     ) -> Result<String, FrontendError> {
-        // Only variables are expanded in heredoc bodies (quotes stay).
+        // Line by line, so each line has the bound of one expansion.
         let mut out = String::new();
         for line in body.split_inclusive('\n') {
-            let escaped = line
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\'', "\\'");
             out.push_str(
-                &expand::expand_word(&escaped, '\\', &|k| Self::lookup(state, k))
+                &expand::expand_heredoc(line, &|k| Self::lookup(state, k))
                     .and_then(|line| self.df.expanded.spend(line.len()).map(|()| line))
                     .map_err(|e| self.err(ins, e))?,
             );
@@ -1468,5 +1514,11 @@ pub fn lower(
         layer_nodes: state.layer_nodes,
         unused_build_args,
         author: state.author,
+        warnings: df
+            .directives
+            .check
+            .iter()
+            .map(|c| format!("# check={c}: build checks do not run yet; the directive is accepted and ignored"))
+            .collect(),
     })
 }

@@ -116,7 +116,7 @@ fn a_port_range_is_sixteen_bits() {
     // 0-4294967295 made four billion config entries before.
     for bad in ["0-4294967295", "70000", "20-10"] {
         let e = lower_error(&format!("FROM scratch\nEXPOSE {bad}\n"));
-        assert!(e.contains("invalid port"), "{e}");
+        assert!(e.contains("EXPOSE: invalid containerPort"), "{e}");
     }
 }
 

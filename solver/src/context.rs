@@ -12,9 +12,9 @@ use rbuild_cache::{FileHashCache, FileStamp};
 use rbuild_frontend::graph::CopyAction;
 use rbuild_frontend::wildcard;
 
-use crate::chmod::Chmod;
 use crate::layered::{self, FsView};
 use crate::modes::ContextModes;
+use rbuild_frontend::chmod::Chmod;
 
 /// A predicate saying a context path (`a/b`, no leading `/`) is excluded.
 pub type Excluded<'a> = &'a (dyn Fn(&str) -> bool + Sync);

@@ -16,11 +16,11 @@ use rbuild_frontend::wildcard;
 use rbuild_cache::files::set_mtime;
 
 use crate::archive;
-use crate::chmod::Chmod;
 use crate::context::{self, Excluded, Selected};
 use crate::layered::{self, FsView, LayerStack};
 use crate::modes::ContextModes;
 use crate::owner::{self, Owner};
+use rbuild_frontend::chmod::Chmod;
 
 /// Where a copy reads from.
 pub struct Source<'a> {

@@ -6,7 +6,6 @@
 //! vertices run once, and independent vertices run at once.
 
 mod archive;
-mod chmod;
 mod context;
 mod error;
 mod exec;

@@ -211,6 +211,9 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
     for arg in &graph.unused_build_args {
         eprintln!("WARNING: build-arg {arg:?} was not consumed by any ARG");
     }
+    for warning in &graph.warnings {
+        eprintln!("WARNING: {warning}");
+    }
 
     let secrets = Secrets::parse(&args.secrets)?;
     let mut outputs = args

@@ -1,3 +1,4 @@
 //! Typed instructions: flag values parsed and validated before lowering.
 
+pub mod expose;
 pub mod mount;
