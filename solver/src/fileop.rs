@@ -4,7 +4,7 @@
 //! which therefore holds exactly the files the op wrote, plus the parent
 //! directories it needed, copied up with their metadata as overlayfs would.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -59,7 +59,7 @@ pub fn apply(
     let mut writer = Writer {
         view: LayerStack::new(layers),
         upper: upper.to_path_buf(),
-        dir_times: Vec::new(),
+        dir_times: BTreeMap::new(),
     };
     for (a, action) in op.actions.iter().enumerate() {
         match action {
@@ -106,8 +106,9 @@ struct Writer {
     /// The destination state with `upper` on top.
     view: LayerStack,
     upper: PathBuf,
-    /// Directories whose mtime to set once everything is written.
-    dir_times: Vec<(PathBuf, i64, i64)>,
+    /// Directories whose mtime to set once everything is written (the
+    /// last time given for a directory wins).
+    dir_times: BTreeMap<PathBuf, (i64, i64)>,
 }
 
 impl Writer {
@@ -165,6 +166,14 @@ impl Writer {
                 self.ensure_dir(&dest, Some(created), 0o755)
                     .map_err(|e| format!("mkdir {dest}: {e}"))?;
                 self.copy_tree(&plan, &resolved, &dest)?;
+                // The destination keeps its owner and mode (0755 when
+                // made) but takes the source directory's mtime, as
+                // BuildKit's copy restores it.
+                let at = layered::resolve(&self.view, &dest, true)
+                    .map_err(|e| format!("mkdir {dest}: {e}"))?;
+                let meta = host.metadata().map_err(|e| format!("read {named}: {e}"))?;
+                self.dir_times
+                    .insert(self.host(&at), (meta.mtime(), meta.mtime_nsec()));
             } else if let Some(archive) = self.archive_to_extract(copy, source, &host)? {
                 self.ensure_dir(&dest, Some(created), 0o755)
                     .map_err(|e| format!("mkdir {dest}: {e}"))?;
@@ -294,7 +303,8 @@ impl Writer {
             fs::create_dir(&out)?;
         }
         plan.apply_owner_and_mode(meta, &out)?;
-        self.dir_times.push((out, meta.mtime(), meta.mtime_nsec()));
+        self.dir_times
+            .insert(out, (meta.mtime(), meta.mtime_nsec()));
         Ok(())
     }
 
@@ -323,7 +333,8 @@ impl Writer {
                     fs::create_dir(&out)?;
                     std::os::unix::fs::lchown(&out, Some(meta.uid()), Some(meta.gid()))?;
                     fs::set_permissions(&out, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-                    self.dir_times.push((out, meta.mtime(), meta.mtime_nsec()));
+                    self.dir_times
+                        .insert(out, (meta.mtime(), meta.mtime_nsec()));
                 }
                 None => {
                     fs::create_dir(&out)?;
@@ -360,7 +371,7 @@ impl Writer {
     }
 
     fn finish(self) -> io::Result<()> {
-        for (dir, secs, nanos) in self.dir_times.iter().rev() {
+        for (dir, (secs, nanos)) in &self.dir_times {
             set_mtime(dir, *secs, *nanos)?;
         }
         Ok(())

@@ -132,3 +132,50 @@ fn a_copy_never_hides_a_symlinked_directory_of_the_base() {
         assert!(err.contains("cannot copy to non-directory: /lib"), "{err}");
     }
 }
+
+#[test]
+fn copies_keep_the_source_mtimes_of_files_and_of_the_copied_directory() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let ctx = t.context(
+        "times",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY dir /fresh\nRUN mkdir /existing && touch -d @5 /existing\nCOPY dir /existing\n",
+            ),
+            ("dir/sub/f", "f"),
+        ],
+    );
+    for (path, secs) in [
+        ("dir/sub/f", 1_000_000_000),
+        ("dir/sub", 1_100_000_000),
+        ("dir", 1_200_000_000),
+    ] {
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        std::fs::File::open(ctx.join(path))
+            .unwrap()
+            .set_modified(time)
+            .unwrap();
+    }
+    let c = ctx.to_str().unwrap();
+    t.ok(&[
+        "build",
+        "-q",
+        "--source-date-epoch",
+        "none",
+        "-t",
+        "times",
+        c,
+    ]);
+    let out = sh(
+        &t,
+        "times",
+        "cd / && stat -c '%Y %n' fresh fresh/sub fresh/sub/f existing existing/sub/f",
+    );
+    assert_eq!(
+        out,
+        "1200000000 fresh\n1100000000 fresh/sub\n1000000000 fresh/sub/f\n\
+         1200000000 existing\n1000000000 existing/sub/f\n"
+    );
+}
