@@ -7,6 +7,7 @@ mod stdout;
 mod cmd;
 mod progress;
 mod root;
+mod show;
 mod signals;
 
 use std::process::ExitCode;

@@ -5,12 +5,34 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use oci_spec::image::{Descriptor, Digest, MediaType};
-use rbuild_cache::Store;
-use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
-use crate::push::{image_layers, read_json};
+use oci_spec::image::Descriptor;
+use rbuild_cache::Store;
+use rbuild_image::json::to_canonical_json;
+use rbuild_image::manifest::{descriptor, image_index, image_manifest};
+use rbuild_image::media;
+use rbuild_image::reference::split_store_name;
+use serde::{Deserialize, Serialize};
+
+use crate::stored::StoredImage;
 use crate::{ExportError, io_error};
+
+/// One image of a docker archive's `manifest.json`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveEntry {
+    /// The config's file in the archive.
+    config: String,
+    /// Its names (`null` in archives of untagged images).
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    /// The layer tars' files, bottom first.
+    layers: Vec<String>,
+}
+
+/// A docker archive's `repositories`: repository → tag → top layer id.
+type Repositories = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The hex of a digest read from a manifest or config, checked before it
 /// names a file or an archive entry.
@@ -52,14 +74,10 @@ pub fn save_docker_archive(
     let mut builder = tar::Builder::new(out);
     let mut manifest = Vec::new();
     let mut written: Vec<String> = Vec::new();
-    let mut repositories = serde_json::Map::new();
+    let mut repositories = Repositories::new();
     for (name, desc) in images {
-        let doc = read_json(store, desc.digest().as_ref())?;
-        let (_, layers) = image_layers(store, &doc)?;
-        let config_digest = doc["config"]["digest"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let image = StoredImage::read(store, desc.digest().as_ref())?;
+        let (layers, config_digest) = (image.layers, image.config_digest);
         let config_name = format!("{}.json", hex(&config_digest)?);
         if !written.contains(&config_name) {
             append_bytes(
@@ -89,47 +107,34 @@ pub fn save_docker_archive(
             }
             layer_names.push(entry);
         }
-        let tag = docker_tag(name);
-        manifest.push(
-            json!({ "Config": config_name, "RepoTags": [tag.clone()], "Layers": layer_names }),
-        );
-        if let Some((repo, t)) = tag.rsplit_once(':') {
-            let top = match layers.last() {
-                Some(l) => hex(&l.diff_id)?.to_string(),
-                None => String::new(),
-            };
-            repositories
-                .entry(repo.to_string())
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-                .expect("an object")
-                .insert(t.to_string(), json!(top));
-        }
+        // Docker wants `name:tag` in `RepoTags`, `latest` spelled out.
+        let (repo, tag) = split_store_name(name);
+        manifest.push(ArchiveEntry {
+            config: config_name,
+            repo_tags: Some(vec![format!("{repo}:{tag}")]),
+            layers: layer_names,
+        });
+        let top = match layers.last() {
+            Some(l) => hex(&l.diff_id)?.to_string(),
+            None => String::new(),
+        };
+        repositories
+            .entry(repo.to_string())
+            .or_default()
+            .insert(tag.to_string(), top);
     }
-    append_bytes(
-        &mut builder,
-        "manifest.json",
-        &serde_json::to_vec(&manifest).expect("json"),
-    )
-    .map_err(io_error(what()))?;
+    append_bytes(&mut builder, "manifest.json", &to_canonical_json(&manifest))
+        .map_err(io_error(what()))?;
     append_bytes(
         &mut builder,
         "repositories",
-        &serde_json::to_vec(&repositories).expect("json"),
+        &to_canonical_json(&repositories),
     )
     .map_err(io_error(what()))?;
     builder
         .into_inner()
         .and_then(|mut w| w.flush())
         .map_err(io_error(what()))
-}
-
-/// A store name as docker wants it in `RepoTags` (`name:tag`).
-fn docker_tag(name: &str) -> String {
-    match name.rsplit_once(':') {
-        Some((_, t)) if !t.contains('/') => name.to_string(),
-        _ => format!("{name}:latest"),
-    }
 }
 
 /// Reads a docker archive into the store; returns each image's tags and
@@ -145,21 +150,21 @@ pub fn load_docker_archive(
         .map_err(io_error(what()))?;
     let mut archive = tar::Archive::new(input);
     archive.unpack(dir.path()).map_err(io_error(what()))?;
-    let manifest: Value = serde_json::from_slice(
+    let manifest: Vec<ArchiveEntry> = serde_json::from_slice(
         &std::fs::read(dir.path().join("manifest.json"))
             .map_err(io_error("read manifest.json of the archive"))?,
     )
     .map_err(|e| ExportError::Other(format!("manifest.json: {e}")))?;
     let mut out = Vec::new();
-    for entry in manifest.as_array().cloned().unwrap_or_default() {
-        let config_path = inside(dir.path(), &entry["Config"])?;
+    for entry in manifest {
+        let config_path = inside(dir.path(), &entry.config)?;
         let config = store.put_blob(
             &std::fs::read(&config_path)
                 .map_err(io_error(format!("read {}", config_path.display())))?,
         )?;
         let mut layers = Vec::new();
-        for l in entry["Layers"].as_array().cloned().unwrap_or_default() {
-            let path = inside(dir.path(), &l)?;
+        for l in &entry.layers {
+            let path = inside(dir.path(), l)?;
             let mut blob = store.blob_writer()?;
             let file =
                 std::fs::File::open(&path).map_err(io_error(format!("read {}", path.display())))?;
@@ -177,36 +182,23 @@ pub fn load_docker_archive(
             .map_err(io_error(what()))?;
             if copied > limit {
                 return Err(ExportError::Other(format!(
-                    "layer {}: {}",
-                    l.as_str().unwrap_or_default(),
+                    "layer {l}: {}",
                     rbuild_cache::UnpackError::TooLarge { limit }
                 )));
             }
             let info = blob.commit(None)?;
-            layers.push(json!({ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": info.digest, "size": info.size }));
+            layers.push(descriptor(media::OCI_LAYER_TAR, &info.digest, info.size)?);
         }
-        let doc = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest, "size": config.size },
-            "layers": layers,
-        });
-        let blob = store.put_blob(&serde_json::to_vec(&doc).expect("json"))?;
-        let digest: Digest = blob
-            .digest
-            .parse()
-            .map_err(|e| ExportError::Other(format!("{e}")))?;
-        let tags = entry["RepoTags"]
-            .as_array()
-            .map(|t| {
-                t.iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let doc = image_manifest(
+            media::OCI_MANIFEST,
+            descriptor(media::OCI_CONFIG, &config.digest, config.size)?,
+            layers,
+            &BTreeMap::new(),
+        );
+        let blob = store.put_blob(&to_canonical_json(&doc))?;
         out.push((
-            tags,
-            Descriptor::new(MediaType::ImageManifest, blob.size, digest),
+            entry.repo_tags.unwrap_or_default(),
+            descriptor(media::OCI_MANIFEST, &blob.digest, blob.size)?,
         ));
     }
     Ok(out)
@@ -214,8 +206,7 @@ pub fn load_docker_archive(
 
 /// The file a docker archive's `manifest.json` names, found inside the
 /// unpacked archive `dir` (its symlinks followed, never out of `dir`).
-fn inside(dir: &Path, name: &Value) -> Result<std::path::PathBuf, ExportError> {
-    let name = name.as_str().unwrap_or_default();
+fn inside(dir: &Path, name: &str) -> Result<std::path::PathBuf, ExportError> {
     rbuild_cache::contain::existing_inside(dir, name.as_bytes())
         .map_err(|e| ExportError::Other(format!("docker archive manifest.json: {e}")))
 }
@@ -230,22 +221,14 @@ pub fn export_oci(
     as_tar: bool,
 ) -> Result<(), ExportError> {
     let what = || format!("write OCI layout {}", dest.display());
-    let doc = read_json(store, desc.digest().as_ref())?;
-    let (_, layers) = image_layers(store, &doc)?;
-    let mut blobs: Vec<String> = vec![
-        desc.digest().to_string(),
-        doc["config"]["digest"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    ];
-    blobs.extend(layers.iter().map(|l| l.blob.digest.clone()));
+    let image = StoredImage::read(store, desc.digest().as_ref())?;
+    let mut blobs: Vec<String> = vec![desc.digest().to_string(), image.config_digest];
+    blobs.extend(image.layers.iter().map(|l| l.blob.digest.clone()));
     let mut d = desc.clone();
     let mut annotations = std::collections::HashMap::new();
     annotations.insert(rbuild_cache::REF_NAME.to_string(), name.to_string());
     d.set_annotations(Some(annotations));
-    let index = json!({ "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [d] });
-    let index = serde_json::to_vec(&index).expect("json");
+    let index = to_canonical_json(&image_index(vec![d]));
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
     if as_tar {
         let file = std::fs::File::create(dest).map_err(io_error(what()))?;

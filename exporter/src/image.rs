@@ -1,9 +1,13 @@
 //! The image config and manifest of a built image, as canonical JSON (keys
 //! sorted), so that the same inputs give the same digests.
 
-use oci_spec::image::{Descriptor, Digest, MediaType};
+use std::collections::BTreeMap;
+
+use oci_spec::image::Descriptor;
 use rbuild_cache::{LayerRecord, Store};
-use serde_json::{Value, json};
+use rbuild_image::json::to_canonical_json;
+use rbuild_image::manifest::{descriptor, image_manifest};
+use rbuild_image::{ConfigFile, History, ImageConfig, RootFs, media};
 
 use crate::{ExportError, ExportOptions};
 
@@ -12,14 +16,14 @@ use crate::{ExportError, ExportOptions};
 pub struct ImageSpec {
     /// Layers, bottom first.
     pub layers: Vec<LayerRecord>,
-    /// The config's `config` object (Docker field names).
-    pub config: Value,
-    /// History entries (serialized `History` objects), in order.
-    pub history: Vec<Value>,
+    /// The config's `config` object.
+    pub config: ImageConfig,
+    /// History entries, in order.
+    pub history: Vec<History>,
     /// `author` (MAINTAINER).
     pub author: Option<String>,
     /// Manifest annotations (`--annotation`).
-    pub annotations: std::collections::BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
     /// `created`, RFC 3339.
     pub created: String,
     /// `os`.
@@ -30,44 +34,20 @@ pub struct ImageSpec {
     pub variant: Option<String>,
 }
 
-/// The image config JSON.
-fn config_json(image: &ImageSpec) -> Value {
-    let mut config = json!({
-        "architecture": image.architecture,
-        "os": image.os,
-        "created": image.created,
-        "config": image.config,
-        "rootfs": {
-            "type": "layers",
-            "diff_ids": image.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>(),
+/// The image config document.
+fn config_file(image: &ImageSpec) -> ConfigFile {
+    ConfigFile {
+        architecture: image.architecture.clone(),
+        os: image.os.clone(),
+        variant: image.variant.clone(),
+        created: Some(image.created.clone()),
+        author: image.author.clone(),
+        config: image.config.clone(),
+        rootfs: RootFs {
+            diff_ids: image.layers.iter().map(|l| l.diff_id.clone()).collect(),
+            ..RootFs::default()
         },
-        "history": image.history,
-    });
-    if let Some(v) = &image.variant {
-        config["variant"] = json!(v);
-    }
-    if let Some(a) = &image.author {
-        config["author"] = json!(a);
-    }
-    config
-}
-
-/// A layer media type in the manifest's family (OCI or Docker schema 2).
-pub(crate) fn layer_media_type(media_type: &str, oci: bool) -> String {
-    let suffix = if media_type.ends_with("gzip") {
-        Some("gzip")
-    } else if media_type.ends_with("zstd") {
-        Some("zstd")
-    } else if media_type.ends_with("tar") {
-        None
-    } else {
-        return media_type.to_string();
-    };
-    match (oci, suffix) {
-        (true, Some(c)) => format!("application/vnd.oci.image.layer.v1.tar+{c}"),
-        (true, None) => String::from("application/vnd.oci.image.layer.v1.tar"),
-        (false, Some(c)) => format!("application/vnd.docker.image.rootfs.diff.tar.{c}"),
-        (false, None) => String::from("application/vnd.docker.image.rootfs.diff.tar"),
+        history: image.history.clone(),
     }
 }
 
@@ -78,40 +58,28 @@ pub fn write_image(
     opts: &ExportOptions,
 ) -> Result<Descriptor, ExportError> {
     let (manifest_type, config_type) = if opts.oci_mediatypes {
-        (
-            "application/vnd.oci.image.manifest.v1+json",
-            "application/vnd.oci.image.config.v1+json",
-        )
+        (media::OCI_MANIFEST, media::OCI_CONFIG)
     } else {
-        (
-            "application/vnd.docker.distribution.manifest.v2+json",
-            "application/vnd.docker.container.image.v1+json",
-        )
+        (media::DOCKER_MANIFEST, media::DOCKER_CONFIG)
     };
-    let config = serde_json::to_vec(&config_json(image)).expect("json serializes");
-    let config = store.put_blob(&config)?;
-    let mut manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": manifest_type,
-        "config": { "mediaType": config_type, "digest": config.digest, "size": config.size },
-        "layers": image.layers.iter().map(|l| json!({
-            "mediaType": layer_media_type(&l.media_type, opts.oci_mediatypes),
-            "digest": l.blob.digest,
-            "size": l.blob.size,
-        })).collect::<Vec<_>>(),
-    });
-    if !image.annotations.is_empty() {
-        manifest["annotations"] = json!(image.annotations);
-    }
-    let bytes = serde_json::to_vec(&manifest).expect("json serializes");
-    let blob = store.put_blob(&bytes)?;
-    let digest: Digest = blob
-        .digest
-        .parse()
-        .map_err(|e| ExportError::Other(format!("manifest digest: {e}")))?;
-    Ok(Descriptor::new(
-        MediaType::from(manifest_type),
-        blob.size,
-        digest,
-    ))
+    let config = store.put_blob(&to_canonical_json(&config_file(image)))?;
+    let layers = image
+        .layers
+        .iter()
+        .map(|l| {
+            descriptor(
+                &media::layer_in_family(&l.media_type, opts.oci_mediatypes),
+                &l.blob.digest,
+                l.blob.size,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let manifest = image_manifest(
+        manifest_type,
+        descriptor(config_type, &config.digest, config.size)?,
+        layers,
+        &image.annotations,
+    );
+    let blob = store.put_blob(&to_canonical_json(&manifest))?;
+    Ok(descriptor(manifest_type, &blob.digest, blob.size)?)
 }

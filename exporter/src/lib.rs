@@ -10,6 +10,7 @@ mod image;
 mod layer;
 mod push;
 mod rootfs;
+mod stored;
 
 use std::io::Write;
 
@@ -20,6 +21,7 @@ pub use compress::{parallel_gzip, recompress};
 pub use image::{ImageSpec, write_image};
 pub use push::push_image;
 pub use rootfs::{export_rootfs, export_rootfs_tar};
+pub use stored::StoredImage;
 
 /// Errors of the exporter.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,9 @@ pub enum ExportError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] rbuild_cache::StoreError),
+    /// An image's manifest or config is not what its kind needs.
+    #[error(transparent)]
+    Image(#[from] rbuild_image::ImageError),
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] rbuild_registry::RegistryError),

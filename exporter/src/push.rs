@@ -3,11 +3,14 @@
 //! uploaded as soon as it is ready, with existence checks, then the
 //! manifest.
 
-use oci_spec::image::Descriptor;
-use rbuild_cache::{BlobInfo, LayerRecord, Store};
+use oci_spec::image::{Descriptor, MediaType};
+use rbuild_cache::Store;
+use rbuild_image::json::to_canonical_json;
+use rbuild_image::manifest::{descriptor, is_oci};
+use rbuild_image::media;
 use rbuild_registry::{Client, Reference};
-use serde_json::Value;
 
+use crate::stored::StoredImage;
 use crate::{Compression, ExportError, compress};
 
 /// How many blobs are uploaded at once.
@@ -49,48 +52,6 @@ impl Uploader<'_> {
     }
 }
 
-/// Reads a JSON blob.
-pub(crate) fn read_json(store: &Store, digest: &str) -> Result<Value, ExportError> {
-    serde_json::from_slice(&store.read_blob(digest)?)
-        .map_err(|e| ExportError::Other(format!("blob {digest}: {e}")))
-}
-
-/// The layers of an image manifest, with the diff_ids from its config.
-pub(crate) fn image_layers(
-    store: &Store,
-    manifest: &Value,
-) -> Result<(Value, Vec<LayerRecord>), ExportError> {
-    let config_digest = manifest["config"]["digest"]
-        .as_str()
-        .ok_or_else(|| ExportError::Other(String::from("manifest without config")))?;
-    let config = read_json(store, config_digest)?;
-    let diff_ids = config["rootfs"]["diff_ids"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
-    if diff_ids.len() != layers.len() {
-        return Err(ExportError::Other(String::from(
-            "config and manifest disagree on the number of layers",
-        )));
-    }
-    let records = layers
-        .iter()
-        .zip(diff_ids)
-        .map(|(l, d)| LayerRecord {
-            snapshot: String::new(),
-            diff_id: d.as_str().unwrap_or_default().to_string(),
-            blob: BlobInfo {
-                digest: l["digest"].as_str().unwrap_or_default().to_string(),
-                size: l["size"].as_u64().unwrap_or_default(),
-            },
-            media_type: l["mediaType"].as_str().unwrap_or_default().to_string(),
-            epoch: None,
-        })
-        .collect();
-    Ok((config, records))
-}
-
 /// Pushes the image `manifest` points at to `reference`, with Docker
 /// schema 2 media types when `docker_media_types`; returns the pushed
 /// manifest's digest.
@@ -102,17 +63,16 @@ pub async fn push_image(
     compression: Compression,
     docker_media_types: bool,
 ) -> Result<String, ExportError> {
-    let mut doc = read_json(store, manifest.digest().as_ref())?;
+    let image = StoredImage::read(store, manifest.digest().as_ref())?;
+    let mut doc = image.manifest;
     if docker_media_types {
-        doc["mediaType"] = Value::from("application/vnd.docker.distribution.manifest.v2+json");
-        doc["config"]["mediaType"] = Value::from("application/vnd.docker.container.image.v1+json");
+        doc.set_media_type(Some(MediaType::from(media::DOCKER_MANIFEST)));
+        let mut config = doc.config().clone();
+        config.set_media_type(MediaType::from(media::DOCKER_CONFIG));
+        doc.set_config(config);
     }
-    let oci = doc["mediaType"].as_str().is_none_or(|m| m.contains("oci"));
-    let (_, layers) = image_layers(store, &doc)?;
-    let config_digest = doc["config"]["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let oci = is_oci(&doc);
+    let (layers, config_digest) = (image.layers, image.config_digest);
     let upload = Uploader {
         store,
         client,
@@ -144,23 +104,22 @@ pub async fn push_image(
         upload.blob(&config_digest),
     )
     .await?;
-    doc["layers"] = Value::Array(
-        pushed
-            .iter()
-            .map(|l| {
-                serde_json::json!({
-                    "mediaType": crate::image::layer_media_type(&l.media_type, oci),
-                    "digest": l.blob.digest,
-                    "size": l.blob.size,
-                })
-            })
-            .collect(),
-    );
-    let bytes = serde_json::to_vec(&doc).expect("json serializes");
+    let layers = pushed
+        .iter()
+        .map(|l| {
+            descriptor(
+                &media::layer_in_family(&l.media_type, oci),
+                &l.blob.digest,
+                l.blob.size,
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    doc.set_layers(layers);
+    let bytes = to_canonical_json(&doc);
     store.put_blob(&bytes)?;
-    let media_type = doc["mediaType"]
-        .as_str()
-        .unwrap_or("application/vnd.oci.image.manifest.v1+json")
-        .to_string();
+    let media_type = doc
+        .media_type()
+        .as_ref()
+        .map_or_else(|| media::OCI_MANIFEST.to_string(), ToString::to_string);
     Ok(client.push_manifest(reference, &media_type, &bytes).await?)
 }

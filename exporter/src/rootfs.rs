@@ -10,14 +10,13 @@ use std::path::Path;
 use oci_spec::image::Descriptor;
 use rbuild_cache::{Limits, Store, Whiteouts};
 
-use crate::push::{image_layers, read_json};
+use crate::stored::StoredImage;
 use crate::{ExportError, io_error};
 
 /// Writes the image's final filesystem into the directory `dest`.
 pub fn export_rootfs(store: &Store, desc: &Descriptor, dest: &Path) -> Result<(), ExportError> {
     let what = || format!("write the filesystem to {}", dest.display());
-    let doc = read_json(store, desc.digest().as_ref())?;
-    let (_, layers) = image_layers(store, &doc)?;
+    let layers = StoredImage::read(store, desc.digest().as_ref())?.layers;
     fs::create_dir_all(dest).map_err(io_error(what()))?;
     for l in layers {
         let file = fs::File::open(store.blob_path(&l.blob.digest)).map_err(io_error(what()))?;

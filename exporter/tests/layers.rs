@@ -116,8 +116,15 @@ fn images_are_read_by_skopeo_and_umoci() {
     let layer = export_layer(&store, "layer", &o).unwrap();
     let spec = ImageSpec {
         layers: vec![layer],
-        config: serde_json::json!({"Env": ["A=1"], "Cmd": ["/app/main"]}),
-        history: vec![serde_json::json!({"created_by": "COPY . /app"})],
+        config: rbuild_image::ImageConfig {
+            env: vec!["A=1".into()],
+            cmd: Some(vec!["/app/main".into()]),
+            ..Default::default()
+        },
+        history: vec![rbuild_image::History {
+            created_by: "COPY . /app".into(),
+            ..Default::default()
+        }],
         author: Some("me".into()),
         annotations: [("org.example.k".to_string(), "v".to_string())].into(),
         created: "1970-01-12T13:46:40Z".into(),
@@ -167,37 +174,49 @@ fn digests_from_hostile_manifests_never_name_files() {
     let store = Store::open(&dir.path().join("store")).unwrap();
     let bait = dir.path().join("bait");
     std::fs::write(&bait, "keep").unwrap();
-    // A config whose diff_id and a manifest whose layer digest climb out.
     let escape = "sha256:../../../../bait";
-    let config = store
-        .put_blob(
-            serde_json::json!({ "rootfs": { "type": "layers", "diff_ids": [escape] } })
-                .to_string()
-                .as_bytes(),
+    let real_layer = store.put_blob(b"layer").unwrap().digest;
+    // A config whose diff_id climbs out (refused where it would name an
+    // archive entry), and a manifest whose layer digest does (refused
+    // when the manifest is read: it is not a digest).
+    for (diff_id, layer_digest, refusal) in [
+        (escape, real_layer.as_str(), "not a sha256 digest"),
+        ("sha256:00", escape, "Invalid encoded value"),
+    ] {
+        let config = store
+            .put_blob(
+                serde_json::json!({ "rootfs": { "type": "layers", "diff_ids": [diff_id] } })
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest, "size": config.size },
+            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest, "size": 1 }],
+        });
+        let blob = store.put_blob(manifest.to_string().as_bytes()).unwrap();
+        let desc = oci_spec::image::Descriptor::new(
+            oci_spec::image::MediaType::ImageManifest,
+            blob.size,
+            blob.digest.parse::<oci_spec::image::Digest>().unwrap(),
+        );
+        let err = rbuild_exporter::save_docker_archive(
+            &store,
+            &[(String::from("hostile"), desc.clone())],
+            std::io::sink(),
         )
-        .unwrap();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.digest, "size": config.size },
-        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": escape, "size": 1 }],
-    });
-    let blob = store.put_blob(manifest.to_string().as_bytes()).unwrap();
-    let desc = oci_spec::image::Descriptor::new(
-        oci_spec::image::MediaType::ImageManifest,
-        blob.size,
-        blob.digest.parse::<oci_spec::image::Digest>().unwrap(),
-    );
-    let layout = dir.path().join("layout/deep");
-    let err = rbuild_exporter::export_oci(&store, &desc, "hostile", &layout, false).unwrap_err();
-    assert!(err.to_string().contains("not a sha256 digest"), "{err}");
-    let err = rbuild_exporter::save_docker_archive(
-        &store,
-        &[(String::from("hostile"), desc.clone())],
-        std::io::sink(),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("not a sha256 digest"), "{err}");
+        .unwrap_err();
+        assert!(err.to_string().contains(refusal), "{err}");
+        if diff_id == escape {
+            continue;
+        }
+        let layout = dir.path().join("layout/deep");
+        let err =
+            rbuild_exporter::export_oci(&store, &desc, "hostile", &layout, false).unwrap_err();
+        assert!(err.to_string().contains(refusal), "{err}");
+    }
     assert_eq!(std::fs::read_to_string(&bait).unwrap(), "keep");
     assert!(!dir.path().join("layout/bait").exists());
 }

@@ -1,4 +1,4 @@
-//! The OCI distribution client: reference parsing and normalization, manifest
+//! The OCI distribution client (references are the image model's), manifest
 //! and blob pull with platform selection and digest verification, push with
 //! existence checks and cross-repository mounts, auth from
 //! `~/.docker/config.json` (entries and credential helpers; Basic and
@@ -11,25 +11,19 @@ pub mod answers;
 pub mod auth;
 mod client;
 pub mod helper;
-mod reference;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use auth::Credentials;
 pub use client::{Client, ClientOptions, MAX_ERROR_BYTES, MAX_MANIFEST_BYTES, MAX_TOKEN_BYTES};
-pub use reference::Reference;
+pub use rbuild_image::{Reference, ReferenceError};
 
 /// Errors of the registry client.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The reference does not parse.
-    #[error("invalid reference {reference:?}: {reason}")]
-    InvalidReference {
-        /// The text given.
-        reference: String,
-        /// Why it is invalid.
-        reason: String,
-    },
+    #[error(transparent)]
+    InvalidReference(#[from] ReferenceError),
     /// The registry answered with an error.
     #[error("{registry}: {status}: {message}")]
     Status {

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use rbuild_cache::{BlobInfo, Store};
 use rbuild_frontend::ResolvedImage;
-use rbuild_frontend::config::{History, ImageConfig};
-use rbuild_registry::{Client, Platform, Reference};
-use serde::Deserialize;
+use rbuild_image::manifest::{self, parse_config, parse_manifest};
+use rbuild_image::{History, ImageConfig, media};
+use rbuild_registry::{Client, Platform, Reference, RegistryError};
 use tokio::sync::OnceCell;
 
 use crate::error::SolveError;
@@ -37,15 +37,8 @@ pub struct PulledImage {
 impl PulledImage {
     /// The descriptor of its manifest, as the store tags it.
     pub fn manifest_descriptor(&self) -> Result<oci_spec::image::Descriptor, SolveError> {
-        let digest: oci_spec::image::Digest = self
-            .digest
-            .parse()
-            .map_err(|e| SolveError::Other(format!("{}: bad digest: {e}", self.reference)))?;
-        Ok(oci_spec::image::Descriptor::new(
-            oci_spec::image::MediaType::from(self.media_type.as_str()),
-            self.size,
-            digest,
-        ))
+        manifest::descriptor(&self.media_type, &self.digest, self.size)
+            .map_err(|e| SolveError::Other(format!("{}: {e}", self.reference)))
     }
 
     /// The frontend's view of the image.
@@ -59,21 +52,6 @@ impl PulledImage {
     }
 }
 
-/// The parts of an image config the solver reads.
-#[derive(Deserialize)]
-struct ConfigBlob {
-    #[serde(default)]
-    config: ImageConfig,
-    #[serde(default)]
-    history: Vec<History>,
-    rootfs: RootFs,
-}
-
-#[derive(Deserialize)]
-struct RootFs {
-    diff_ids: Vec<String>,
-}
-
 type Unpacked = Arc<OnceCell<String>>;
 
 /// Resolves images and materializes their layers, each at most once per build.
@@ -83,19 +61,6 @@ pub struct ImageResolver {
     platform: Platform,
     resolved: Mutex<HashMap<String, Arc<OnceCell<Arc<PulledImage>>>>>,
     unpacked: Mutex<HashMap<String, Unpacked>>,
-}
-
-/// The name an image has in the local store: Docker's familiar form with a
-/// `:latest` tag left out (`hello`, `hello:v2`, `127.0.0.1:5000/busybox`).
-pub fn store_name(reference: &Reference) -> String {
-    let mut name = reference.to_string();
-    if let Some(rest) = name.strip_prefix("docker.io/") {
-        name = rest.strip_prefix("library/").unwrap_or(rest).to_string();
-    }
-    match name.strip_suffix(":latest") {
-        Some(short) if reference.digest.is_none() => short.to_string(),
-        _ => name,
-    }
 }
 
 impl ImageResolver {
@@ -125,8 +90,8 @@ impl ImageResolver {
     }
 
     async fn fetch(&self, name: &str) -> Result<PulledImage, SolveError> {
-        let reference = Reference::parse(name)?;
-        match self.store.resolve_tag(&store_name(&reference))? {
+        let reference = Reference::parse(name).map_err(RegistryError::from)?;
+        match self.store.resolve_tag(&reference.store_name())? {
             Some(desc) => {
                 let digest = desc.digest().to_string();
                 let bytes = self.store.read_blob(&digest)?;
@@ -139,7 +104,7 @@ impl ImageResolver {
     /// Pulls `name` from its registry whatever the store holds (`rbuild
     /// pull`): manifest, config and every layer blob, layers at once.
     pub async fn pull(&self, name: &str) -> Result<PulledImage, SolveError> {
-        let reference = Reference::parse(name)?;
+        let reference = Reference::parse(name).map_err(RegistryError::from)?;
         let image = self.fetch_remote(&reference).await?;
         let pulls = image.layers.iter().map(|layer| self.ensure_blob(layer));
         futures::future::try_join_all(pulls).await?;
@@ -161,9 +126,9 @@ impl ImageResolver {
         manifest_bytes: Vec<u8>,
     ) -> Result<PulledImage, SolveError> {
         let name = reference.to_string();
-        let manifest: oci_manifest::Manifest = serde_json::from_slice(&manifest_bytes)
-            .map_err(|e| SolveError::Other(format!("{name}: bad manifest: {e}")))?;
-        let config_digest = manifest.config.digest.clone();
+        let bad = |e| SolveError::Other(format!("{name}: {e}"));
+        let manifest = parse_manifest(&manifest_bytes, "bad manifest").map_err(bad)?;
+        let config_digest = manifest.config().digest().to_string();
         if !self.store.has_blob(&config_digest) {
             let mut writer = self.store.blob_writer()?;
             self.client
@@ -171,33 +136,28 @@ impl ImageResolver {
                 .await?;
             writer.commit(Some(&config_digest))?;
         }
-        let config: ConfigBlob = serde_json::from_slice(&self.store.read_blob(&config_digest)?)
-            .map_err(|e| SolveError::Other(format!("{name}: bad image config: {e}")))?;
-        if config.rootfs.diff_ids.len() != manifest.layers.len() {
-            return Err(SolveError::Other(format!(
-                "{name}: config and manifest disagree on the number of layers"
-            )));
-        }
-        let layers = manifest
-            .layers
+        let config = parse_config(&self.store.read_blob(&config_digest)?, "bad image config")
+            .map_err(bad)?;
+        let layers = manifest::layers(&manifest, &config)
+            .map_err(bad)?
             .into_iter()
-            .zip(config.rootfs.diff_ids)
-            .map(|(l, diff_id)| Layer::Blob {
+            .map(|l| Layer::Blob {
                 reference: name.clone(),
                 blob: BlobInfo {
-                    digest: l.digest,
-                    size: l.size,
+                    digest: l.descriptor.digest().to_string(),
+                    size: l.descriptor.size(),
                 },
-                media_type: l.media_type,
-                diff_id,
+                media_type: l.descriptor.media_type().to_string(),
+                diff_id: l.diff_id,
             })
             .collect();
         Ok(PulledImage {
-            reference: name,
+            reference: name.clone(),
             digest,
             media_type: manifest
-                .media_type
-                .unwrap_or_else(|| String::from("application/vnd.oci.image.manifest.v1+json")),
+                .media_type()
+                .as_ref()
+                .map_or_else(|| media::OCI_MANIFEST.to_string(), ToString::to_string),
             size: manifest_bytes.len() as u64,
             config: config.config,
             history: config.history,
@@ -212,7 +172,7 @@ impl ImageResolver {
         } = layer
             && !self.store.has_blob(&blob.digest)
         {
-            let reference = Reference::parse(reference)?;
+            let reference = Reference::parse(reference).map_err(RegistryError::from)?;
             let mut writer = self.store.blob_writer()?;
             self.client
                 .pull_blob(&reference, &blob.digest, &mut writer)
@@ -253,26 +213,5 @@ impl ImageResolver {
         })
         .await
         .cloned()
-    }
-}
-
-/// The few manifest fields the solver needs, for OCI and Docker manifests alike.
-mod oci_manifest {
-    use serde::Deserialize;
-
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    pub struct Manifest {
-        pub media_type: Option<String>,
-        pub config: Descriptor,
-        pub layers: Vec<Descriptor>,
-    }
-
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    pub struct Descriptor {
-        pub media_type: String,
-        pub digest: String,
-        pub size: u64,
     }
 }

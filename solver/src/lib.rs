@@ -34,7 +34,7 @@ pub fn checksum_dir(
     let nothing = |_: &str| false;
     context::checksum(&view, &[], &nothing, hashes, ContextModes::OnDisk)
 }
-pub use image::{ImageResolver, PulledImage, store_name};
+pub use image::{ImageResolver, PulledImage};
 pub use modes::ContextModes;
 pub use progress::{Progress, VertexStatus};
 pub use schedule::{SolveOptions, SolveResult, Solver};

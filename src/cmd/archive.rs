@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use rbuild_build::local;
 use rbuild_cache::Store;
-use rbuild_registry::Reference;
-use rbuild_solver::store_name;
 
 /// `rbuild save` arguments.
 #[derive(Debug, Args)]
@@ -27,11 +26,8 @@ pub fn save(root: &Path, args: SaveArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let mut images = Vec::new();
     for image in &args.images {
-        let name = store_name(&Reference::parse(image)?);
-        let desc = store
-            .resolve_tag(&name)?
-            .with_context(|| format!("no such image: {image}"))?;
-        images.push((name, desc));
+        let found = local::find(&store, image)?;
+        images.push((found.name, found.manifest));
     }
     match &args.output {
         Some(path) => {
@@ -68,7 +64,7 @@ pub fn load(root: &Path, args: LoadArgs) -> anyhow::Result<ExitCode> {
             outln!("Loaded image ID: {}", desc.digest())?;
         }
         for t in tags {
-            let name = store_name(&Reference::parse(&t)?);
+            let name = local::store_name(&t)?;
             store.tag(&name, &desc)?;
             outln!("Loaded image: {name}")?;
         }

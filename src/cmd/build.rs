@@ -9,13 +9,15 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use futures::future::try_join_all;
+use rbuild_build::local;
 use rbuild_cache::LayerRecord;
+use rbuild_exporter::StoredImage;
 use rbuild_exporter::{Compression, ExportOptions, ImageSpec};
 use rbuild_frontend::config::History;
 use rbuild_frontend::input::read_input;
 use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
-use rbuild_registry::{ClientOptions, Reference};
-use rbuild_solver::{ContextModes, Layer, SolveOptions, SolveResult, Solver, store_name};
+use rbuild_registry::ClientOptions;
+use rbuild_solver::{ContextModes, Layer, SolveOptions, SolveResult, Solver};
 
 use super::epoch;
 use super::limits::LimitArgs;
@@ -157,11 +159,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let tags: Vec<String> = args
         .tags
         .iter()
-        .map(|t| {
-            Reference::parse(t)
-                .map(|r| store_name(&r))
-                .with_context(|| format!("invalid tag {t:?}"))
-        })
+        .map(|t| local::store_name(t).with_context(|| format!("invalid tag {t:?}")))
         .collect::<anyhow::Result<_>>()?;
 
     let load = display.begin("[internal] load build definition");
@@ -272,7 +270,7 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
         }
     }
     display.end(export, "exporting to image");
-    let config_digest = image_id(&session, &digest)?;
+    let config_digest = StoredImage::read(&session.store, &digest)?.config_digest;
     if let Some(path) = &args.iidfile {
         std::fs::write(path, &config_digest)
             .with_context(|| format!("write {}", path.display()))?;
@@ -290,15 +288,6 @@ pub fn run(root: &Path, args: BuildArgs) -> anyhow::Result<ExitCode> {
         outln!("{digest}")?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The image id: the digest of the manifest's config.
-fn image_id(session: &Session, manifest: &str) -> anyhow::Result<String> {
-    let m: serde_json::Value = serde_json::from_slice(&session.store.read_blob(manifest)?)?;
-    Ok(m["config"]["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string())
 }
 
 /// Writes the solved state as an image: layers (built ones exported,
@@ -348,11 +337,8 @@ fn export_image(
     let platform = host_platform();
     let image = ImageSpec {
         layers,
-        config: serde_json::to_value(&graph.config)?,
-        history: history
-            .iter()
-            .map(serde_json::to_value)
-            .collect::<Result<_, _>>()?,
+        config: graph.config.clone(),
+        history,
         author: graph.author.clone(),
         created,
         annotations,

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use rbuild_cache::Store;
-use serde::Deserialize;
+use rbuild_image::manifest::parse_manifest;
+use rbuild_image::reference::split_store_name;
 
-use super::run::short_id;
+use crate::show::{human_size, short_id};
 
 /// `rbuild images` arguments.
 #[derive(Debug, Args)]
@@ -15,17 +16,6 @@ pub struct ImagesArgs {
     /// Only show image digests.
     #[arg(short, long)]
     quiet: bool,
-}
-
-#[derive(Deserialize)]
-struct Manifest {
-    config: Blob,
-    layers: Vec<Blob>,
-}
-
-#[derive(Deserialize)]
-struct Blob {
-    size: u64,
 }
 
 /// Lists the images: repository, tag, digest, size (config and layers).
@@ -47,9 +37,10 @@ pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
             outln!("{digest}")?;
             continue;
         }
-        let manifest: Manifest = serde_json::from_slice(&store.read_blob(&digest)?)?;
-        let size = manifest.config.size + manifest.layers.iter().map(|l| l.size).sum::<u64>();
-        let (repo, tag) = split_tag(&name);
+        let manifest = parse_manifest(&store.read_blob(&digest)?, &format!("{name}: manifest"))?;
+        let size =
+            manifest.config().size() + manifest.layers().iter().map(|l| l.size()).sum::<u64>();
+        let (repo, tag) = split_store_name(&name);
         outln!(
             "{repo:<40} {tag:<16} {:<14} {:>10}",
             short_id(&digest),
@@ -57,55 +48,4 @@ pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `name[:tag]` → (name, tag), `latest` when there is none. A colon that
-/// belongs to a registry port is not a tag separator.
-fn split_tag(name: &str) -> (&str, &str) {
-    match name.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (name, "latest"),
-    }
-}
-
-/// Sizes as Docker prints them (decimal units).
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{value:.3}{}", UNITS[unit]).replace(".000", "")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_tags_not_ports() {
-        assert_eq!(split_tag("hello"), ("hello", "latest"));
-        assert_eq!(split_tag("hello:v2"), ("hello", "v2"));
-        assert_eq!(
-            split_tag("127.0.0.1:5000/busybox"),
-            ("127.0.0.1:5000/busybox", "latest")
-        );
-        assert_eq!(
-            split_tag("127.0.0.1:5000/busybox:1"),
-            ("127.0.0.1:5000/busybox", "1")
-        );
-    }
-
-    #[test]
-    fn human_sizes() {
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1_500_000), "1.500MB");
-        assert_eq!(human_size(2_000_000_000), "2GB");
-    }
 }

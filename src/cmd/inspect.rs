@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use rbuild_build::local;
 use rbuild_cache::Store;
-use rbuild_registry::Reference;
-use rbuild_solver::store_name;
-use serde_json::{Value, json};
+use rbuild_image::ImageManifest;
+use rbuild_image::json::to_canonical_json_pretty;
+use rbuild_image::manifest::parse_manifest;
+use serde::Serialize;
 
 /// `rbuild inspect` arguments.
 #[derive(Debug, Args)]
@@ -19,32 +21,43 @@ pub struct InspectArgs {
     images: Vec<String>,
 }
 
+/// What is shown of one image.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Shown {
+    name: String,
+    id: String,
+    digest: String,
+    manifest: ImageManifest,
+    /// The config blob as stored, every field of it: the image model reads
+    /// only the fields it knows, and a pulled image's config has more
+    /// (Docker's `container_config`, `Hostname`, …) that inspect must show.
+    config: serde_json::Value,
+}
+
 /// Prints a JSON array with one object per image: name, manifest digest,
 /// manifest and image config.
 pub fn run(root: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let mut out = Vec::new();
     for image in &args.images {
-        let name = store_name(&Reference::parse(image)?);
-        let desc = store
-            .resolve_tag(&name)?
-            .with_context(|| format!("no such image: {image}"))?;
-        let digest = desc.digest().to_string();
-        let manifest: Value = serde_json::from_slice(&store.read_blob(&digest)?)
-            .with_context(|| format!("{image}: manifest {digest}"))?;
-        let config_digest = manifest["config"]["digest"]
-            .as_str()
-            .with_context(|| format!("{image}: manifest without config"))?;
-        let config: Value = serde_json::from_slice(&store.read_blob(config_digest)?)
-            .with_context(|| format!("{image}: config {config_digest}"))?;
-        out.push(json!({
-            "Name": name,
-            "Id": config_digest,
-            "Digest": digest,
-            "Manifest": manifest,
-            "Config": config,
-        }));
+        let found = local::find(&store, image)?;
+        let digest = found.manifest.digest().to_string();
+        let manifest = parse_manifest(
+            &store.read_blob(&digest)?,
+            &format!("{image}: manifest {digest}"),
+        )?;
+        let id = manifest.config().digest().to_string();
+        let config = serde_json::from_slice(&store.read_blob(&id)?)
+            .with_context(|| format!("{image}: config {id}"))?;
+        out.push(Shown {
+            name: found.name,
+            id,
+            digest,
+            manifest,
+            config,
+        });
     }
-    outln!("{}", serde_json::to_string_pretty(&out)?)?;
+    outln!("{}", to_canonical_json_pretty(&out))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use rbuild_cache::{PruneOptions, Store};
 use rbuild_frontend::quote;
 
-use super::images::human_size;
+use crate::show::human_size;
 
 /// `rbuild prune` arguments (as `docker builder prune`'s).
 #[derive(Debug, Args)]

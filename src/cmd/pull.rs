@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::Args;
 use rbuild_registry::{ClientOptions, Reference};
-use rbuild_solver::store_name;
 
 use super::session::Session;
 
@@ -27,7 +26,7 @@ pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<ExitCode> {
     let image = session.runtime.block_on(session.images.pull(&args.image))?;
     session
         .store
-        .tag(&store_name(&reference), &image.manifest_descriptor()?)?;
+        .tag(&reference.store_name(), &image.manifest_descriptor()?)?;
     if args.quiet {
         outln!("{}", image.digest)?;
     } else {

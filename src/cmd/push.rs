@@ -3,11 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
+use rbuild_build::local;
 use rbuild_exporter::Compression;
 use rbuild_registry::{ClientOptions, Reference};
-use rbuild_solver::store_name;
 
 use super::session::Session;
 
@@ -57,10 +56,7 @@ pub fn compression(name: &str, level: Option<i32>) -> anyhow::Result<Compression
 pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<ExitCode> {
     let session = Session::open(root, ClientOptions::default())?;
     let reference = Reference::parse(&args.image)?;
-    let desc = session
-        .store
-        .resolve_tag(&store_name(&reference))?
-        .with_context(|| format!("no such image: {}", args.image))?;
+    let desc = local::find(&session.store, &args.image)?.manifest;
     let client = rbuild_registry::Client::new(ClientOptions::default())?;
     let digest = session.runtime.block_on(rbuild_exporter::push_image(
         &session.store,

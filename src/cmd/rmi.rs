@@ -4,9 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
+use rbuild_build::local;
 use rbuild_cache::Store;
-use rbuild_registry::Reference;
-use rbuild_solver::store_name;
 
 /// `rbuild rmi` arguments, as `docker rmi`'s.
 #[derive(Debug, Args)]
@@ -26,7 +25,7 @@ pub fn run(root: &Path, args: RmiArgs) -> anyhow::Result<ExitCode> {
     let _ = args.force;
     let mut code = ExitCode::SUCCESS;
     for image in &args.images {
-        let name = store_name(&Reference::parse(image)?);
+        let name = local::store_name(image)?;
         if store.untag(&name)? {
             outln!("Untagged: {name}")?;
         } else {

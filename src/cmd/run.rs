@@ -7,13 +7,12 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use rbuild_executor::{BindMount, Network, RootFs, RunSpec, Seccomp, Security, Stdio};
-use rbuild_frontend::config::ImageConfig;
-use rbuild_registry::{ClientOptions, Reference};
-use rbuild_solver::store_name;
-use serde::Deserialize;
+use rbuild_image::{ImageConfig, Reference};
+use rbuild_registry::ClientOptions;
 
 use super::limits::LimitArgs;
 use super::session::Session;
+use crate::show::short_id;
 
 /// `rbuild run` arguments, named as `docker run`'s.
 #[derive(Debug, Args)]
@@ -95,22 +94,6 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct Manifest {
-    config: Descriptor,
-}
-
-#[derive(Deserialize)]
-struct Descriptor {
-    digest: String,
-}
-
-#[derive(Deserialize)]
-struct ConfigBlob {
-    #[serde(default)]
-    config: ImageConfig,
-}
-
 /// Runs the image; the exit code is the process's.
 pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     if matches!(args.network.as_str(), "bridge" | "default") {
@@ -120,14 +103,11 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let session = Session::open(root, ClientOptions::default())?;
     let reference =
         Reference::parse(&args.image).with_context(|| format!("invalid image {:?}", args.image))?;
-    let name = store_name(&reference);
+    let name = reference.store_name();
     let image = session
         .runtime
         .block_on(session.images.resolve(&args.image))?;
-    let manifest: Manifest = serde_json::from_slice(&session.store.read_blob(&image.digest)?)?;
-    let config: ConfigBlob =
-        serde_json::from_slice(&session.store.read_blob(&manifest.config.digest)?)?;
-    let config = config.config;
+    let config = image.config.clone();
     let lowers = session.runtime.block_on(async {
         let mut out = Vec::new();
         for layer in &image.layers {
@@ -302,15 +282,6 @@ fn non_empty_or(value: &str, default: &str) -> String {
     } else {
         value.to_string()
     }
-}
-
-/// Twelve hex digits of a digest, as Docker shows ids.
-pub fn short_id(digest: &str) -> String {
-    digest
-        .trim_start_matches("sha256:")
-        .chars()
-        .take(12)
-        .collect()
 }
 
 #[cfg(test)]

@@ -3,11 +3,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
+use rbuild_build::local;
 use rbuild_cache::Store;
-use rbuild_registry::Reference;
-use rbuild_solver::store_name;
 
 /// `rbuild tag` arguments, as `docker tag`'s.
 #[derive(Debug, Args)]
@@ -21,11 +19,7 @@ pub struct TagArgs {
 /// Points `target` at the manifest `source` names.
 pub fn run(root: &Path, args: TagArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
-    let source = store_name(&Reference::parse(&args.source)?);
-    let target = store_name(&Reference::parse(&args.target)?);
-    let manifest = store
-        .resolve_tag(&source)?
-        .with_context(|| format!("no such image: {}", args.source))?;
-    store.tag(&target, &manifest)?;
+    let source = local::find(&store, &args.source)?;
+    store.tag(&local::store_name(&args.target)?, &source.manifest)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,18 @@
-//! Image references with Docker's normalization: `busybox` is
+//! Image references with Docker's normalization (`busybox` is
 //! `docker.io/library/busybox:latest`; a first component with a `.` or `:`
-//! or equal to `localhost` is a registry host.
+//! or equal to `localhost` is a registry host), and the name an image has
+//! in the local store (Docker's familiar form: `busybox`, `hello:v2`,
+//! `127.0.0.1:5000/busybox`). This is the one place names are normalized.
 
-use crate::RegistryError;
+/// A reference that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid reference {reference:?}: {reason}")]
+pub struct ReferenceError {
+    /// The text given.
+    pub reference: String,
+    /// Why it is invalid.
+    pub reason: String,
+}
 
 /// A normalized image reference (`docker.io/library/busybox:latest`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -17,16 +27,35 @@ pub struct Reference {
     pub digest: Option<String>,
 }
 
-fn invalid(reference: &str, reason: &str) -> RegistryError {
-    RegistryError::InvalidReference {
+fn invalid(reference: &str, reason: &str) -> ReferenceError {
+    ReferenceError {
         reference: reference.to_string(),
         reason: reason.to_string(),
     }
 }
 
+/// Whether `c` is a valid repository path component: lowercase letters,
+/// digits and separators, alphanumeric at both ends.
+fn valid_component(c: &str) -> bool {
+    !c.is_empty()
+        && c.chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+        && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+        && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
+}
+
+/// Whether `t` is a valid tag (Docker: `[\w][\w.-]{0,127}`).
+fn valid_tag(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 128
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && !t.starts_with(['.', '-'])
+}
+
 impl Reference {
     /// Parses and normalizes with Docker's rules.
-    pub fn parse(s: &str) -> Result<Self, RegistryError> {
+    pub fn parse(s: &str) -> Result<Self, ReferenceError> {
         if s.is_empty() {
             return Err(invalid(s, "empty"));
         }
@@ -46,14 +75,7 @@ impl Reference {
             Some((n, t)) if !t.contains('/') => (n, Some(t.to_string())),
             _ => (rest, None),
         };
-        if let Some(t) = &tag
-            && (t.is_empty()
-                || t.len() > 128
-                || !t
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-                || t.starts_with(['.', '-']))
-        {
+        if tag.as_deref().is_some_and(|t| !valid_tag(t)) {
             return Err(invalid(s, "invalid tag"));
         }
         let (registry, repository) = match name.split_once('/') {
@@ -66,13 +88,6 @@ impl Reference {
             format!("library/{repository}")
         } else {
             repository
-        };
-        let valid_component = |c: &str| {
-            !c.is_empty()
-                && c.chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
-                && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
-                && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
         };
         if !repository.split('/').all(valid_component) {
             return Err(invalid(
@@ -99,6 +114,29 @@ impl Reference {
             .or(self.tag.as_deref())
             .unwrap_or("latest")
     }
+
+    /// The name the image has in the local store: Docker's familiar form,
+    /// with a `:latest` tag left out (`hello`, `hello:v2`,
+    /// `127.0.0.1:5000/busybox`).
+    pub fn store_name(&self) -> String {
+        let mut name = self.to_string();
+        if let Some(rest) = name.strip_prefix("docker.io/") {
+            name = rest.strip_prefix("library/").unwrap_or(rest).to_string();
+        }
+        match name.strip_suffix(":latest") {
+            Some(short) if self.digest.is_none() => short.to_string(),
+            _ => name,
+        }
+    }
+}
+
+/// A store name split into repository and tag, `latest` when it has none
+/// (a colon of a registry port is not a tag separator).
+pub fn split_store_name(name: &str) -> (&str, &str) {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (name, "latest"),
+    }
 }
 
 impl std::fmt::Display for Reference {
@@ -111,6 +149,14 @@ impl std::fmt::Display for Reference {
             write!(f, "@{d}")?;
         }
         Ok(())
+    }
+}
+
+impl std::str::FromStr for Reference {
+    type Err = ReferenceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
     }
 }
 
@@ -145,5 +191,48 @@ mod tests {
         for bad in ["", "UPPER", "a:b:c", "x@sha256:1", "a/:t", "repo:-bad"] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn parsing_what_is_shown_gives_the_same_reference() {
+        let d = format!("sha256:{}", "b".repeat(64));
+        for text in [
+            "busybox",
+            "user/app:v2",
+            "127.0.0.1:5000/team/app:1",
+            &format!("localhost/a@{d}"),
+        ] {
+            let r = Reference::parse(text).unwrap();
+            assert_eq!(Reference::parse(&r.to_string()).unwrap(), r, "{text}");
+            assert_eq!(Reference::parse(&r.store_name()).unwrap(), r, "{text}");
+        }
+    }
+
+    #[test]
+    fn store_names_are_dockers_familiar_form() {
+        let name = |s: &str| Reference::parse(s).unwrap().store_name();
+        assert_eq!(name("docker.io/library/busybox:latest"), "busybox");
+        assert_eq!(name("hello:v2"), "hello:v2");
+        assert_eq!(name("user/app"), "user/app");
+        assert_eq!(
+            name("127.0.0.1:5000/busybox:latest"),
+            "127.0.0.1:5000/busybox"
+        );
+        let d = format!("sha256:{}", "c".repeat(64));
+        assert_eq!(name(&format!("busybox@{d}")), format!("busybox@{d}"));
+    }
+
+    #[test]
+    fn store_names_split_into_repository_and_tag() {
+        assert_eq!(split_store_name("hello"), ("hello", "latest"));
+        assert_eq!(split_store_name("hello:v2"), ("hello", "v2"));
+        assert_eq!(
+            split_store_name("127.0.0.1:5000/busybox"),
+            ("127.0.0.1:5000/busybox", "latest")
+        );
+        assert_eq!(
+            split_store_name("127.0.0.1:5000/busybox:1"),
+            ("127.0.0.1:5000/busybox", "1")
+        );
     }
 }
