@@ -159,6 +159,8 @@ fn key_values(keyword: &str, args: &str, escape: char) -> Result<Vec<String>, Sp
 }
 
 /// Splits an assembled instruction text into keyword, flags and arguments.
+// Over 80 lines: the table of how each keyword's arguments split (BuildKit's
+// dispatch table in parser.go), one arm per argument form.
 pub fn split_text(text: &str, escape: char) -> Result<Instruction, SplitError> {
     let text = text.trim_matches(is_blank);
     let input = format!("{escape}{text}");

@@ -78,6 +78,9 @@ impl Lexer<'_> {
     }
 
     /// Reads until `stop` (a `}` ending a `${…}` word) or the end.
+    // Over 80 lines: one loop over the characters with an arm per quoting
+    // state (escape, single, double quote, `$`), which share the cursor
+    // and the pieces being built, as BuildKit's `processStopOn`.
     fn pieces(&mut self, stop: Option<char>) -> Result<Pieces, String> {
         let mut out = Pieces::new();
         while let Some(c) = self.peek() {
@@ -235,6 +238,9 @@ impl Lexer<'_> {
     }
 
     /// After `${`.
+    // Over 80 lines: every `${…}` form (`-` `+` `?` `#` `%` `/`, with and
+    // without `:`) after one read of the name; the forms share the cursor,
+    // nesting depth and budget, as BuildKit's `processDollar`.
     fn braced(&mut self) -> Result<String, String> {
         let bad = || String::from("bad substitution");
         let Some(first) = self.peek() else {

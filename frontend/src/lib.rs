@@ -20,6 +20,8 @@ pub mod instructions;
 pub mod lines;
 mod lower;
 pub mod quote;
+mod stages;
+mod vars;
 pub mod wildcard;
 
 use std::collections::BTreeMap;
@@ -220,7 +222,7 @@ impl Dockerfile {
     /// target needs start FROM. `scratch` and stage names are not included.
     pub fn base_images(&self, opts: &BuildOptions) -> Result<Vec<String>, FrontendError> {
         self.expanded.reset();
-        lower::base_images(self, opts).map_err(|e| e.with_source(&self.source))
+        stages::base_images(self, opts).map_err(|e| e.with_source(&self.source))
     }
 
     /// Lowers the stages the target needs into the op graph. `images` maps

@@ -152,6 +152,9 @@ fn continues(line: &str, escape: char) -> Option<&str> {
 }
 
 /// Reads the whole file.
+// Over 80 lines: one pass over the physical lines carrying the state of
+// the logical line being joined (continuations, comments inside it,
+// heredoc bodies still open), as BuildKit's scanner loop in parser.go.
 pub fn read(source: &str) -> Result<(Directives, Vec<RawInstruction>), LineError> {
     let lines = physical_lines(source);
     if let Some(i) = lines.iter().position(|l| l.len() > MAX_LINE) {

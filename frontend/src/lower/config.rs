@@ -1,0 +1,237 @@
+//! The instructions that only change the image config and history (and,
+//! for ARG and ENV, what later words expand with): ARG, ENV, LABEL,
+//! MAINTAINER, USER, STOPSIGNAL, EXPOSE, VOLUME, SHELL, CMD, ENTRYPOINT,
+//! HEALTHCHECK, ONBUILD. None adds a node.
+
+use std::collections::BTreeSet;
+
+use crate::FrontendError;
+use crate::ast::Instruction;
+use crate::config::{EmptyObject, Healthcheck};
+use crate::expand;
+use crate::instructions::expose::PortSpec;
+use crate::instructions::{CommandLine, HealthcheckCommand};
+
+use super::{Lowerer, StageState, after_keyword, go_list, shell_form};
+
+impl Lowerer<'_> {
+    /// `ARG`: a build arg, its default, or a global ARG's value.
+    pub(super) fn arg(
+        &mut self,
+        state: &mut StageState,
+        ins: &Instruction,
+        words: Vec<(String, Option<String>)>,
+    ) -> Result<(), FrontendError> {
+        // Every word sees the variables of before the instruction.
+        let mut values = Vec::new();
+        for (name, default) in words {
+            let value = match self.opts.build_args.get(&name) {
+                Some(v) => {
+                    self.used.insert(name.clone());
+                    Some(v.clone())
+                }
+                None => match default {
+                    Some(d) => Some(self.expand(state, ins, &d)?),
+                    // A global ARG of the same name provides the default.
+                    None => self.meta.get(&name),
+                },
+            };
+            values.push((name, value));
+        }
+        for (name, value) in values {
+            if let Some(v) = value {
+                state.args.set(&name, &v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Expands ENV/LABEL pairs, every one with the variables of before
+    /// the instruction.
+    fn expand_pairs(
+        &self,
+        state: &StageState,
+        ins: &Instruction,
+        pairs: Vec<(String, String)>,
+    ) -> Result<Vec<(String, String)>, FrontendError> {
+        pairs
+            .into_iter()
+            .map(|(k, v)| Ok((self.expand(state, ins, &k)?, self.expand(state, ins, &v)?)))
+            .collect()
+    }
+
+    /// `ENV`.
+    pub(super) fn env(
+        &self,
+        state: &mut StageState,
+        ins: &Instruction,
+        pairs: Vec<(String, String)>,
+    ) -> Result<(), FrontendError> {
+        let mut shown = Vec::new();
+        for (k, v) in self.expand_pairs(state, ins, pairs)? {
+            Self::set_env(state, &k, &v);
+            shown.push(format!("{k}={v}"));
+        }
+        Self::history(state, format!("ENV {}", shown.join(" ")), true);
+        Ok(())
+    }
+
+    /// `LABEL`.
+    pub(super) fn label(
+        &self,
+        state: &mut StageState,
+        ins: &Instruction,
+        pairs: Vec<(String, String)>,
+    ) -> Result<(), FrontendError> {
+        let mut shown = Vec::new();
+        for (k, v) in self.expand_pairs(state, ins, pairs)? {
+            shown.push(format!("{k}={v}"));
+            state.config.labels.insert(k, v);
+        }
+        Self::history(state, format!("LABEL {}", shown.join(" ")), true);
+        Ok(())
+    }
+
+    /// `MAINTAINER`: the image's author.
+    pub(super) fn maintainer(state: &mut StageState, name: String) {
+        Self::history(state, format!("MAINTAINER {name}"), true);
+        state.author = Some(name);
+    }
+
+    /// `USER`.
+    pub(super) fn user(
+        &self,
+        state: &mut StageState,
+        ins: &Instruction,
+        user: &str,
+    ) -> Result<(), FrontendError> {
+        state.config.user = self.expand(state, ins, user)?;
+        Self::history(state, format!("USER {}", state.config.user), true);
+        Ok(())
+    }
+
+    /// `STOPSIGNAL`.
+    pub(super) fn stop_signal(
+        &self,
+        state: &mut StageState,
+        ins: &Instruction,
+        signal: &str,
+    ) -> Result<(), FrontendError> {
+        state.config.stop_signal = self.expand(state, ins, signal)?;
+        Self::history(
+            state,
+            format!("STOPSIGNAL {}", state.config.stop_signal),
+            true,
+        );
+        Ok(())
+    }
+
+    /// `EXPOSE`: each word expanded and split, each spec validated.
+    pub(super) fn expose(
+        &self,
+        state: &mut StageState,
+        ins: &Instruction,
+        specs: &[String],
+    ) -> Result<(), FrontendError> {
+        let mut ports = BTreeSet::new();
+        for word in specs {
+            let words =
+                expand::expand_words(word, self.df.directives.escape, &|k| Self::lookup(state, k))
+                    .and_then(|words| {
+                        let bytes = words.iter().map(String::len).sum();
+                        self.df.expanded.spend(bytes).map(|()| words)
+                    })
+                    .map_err(|e| self.err(ins, e))?;
+            for p in words {
+                let spec =
+                    PortSpec::parse(&p).map_err(|e| self.err(ins, format!("EXPOSE: {e}")))?;
+                ports.extend(spec.keys());
+            }
+        }
+        // BuildKit 0.11 writes Go's `%v` of the port set: a map, sorted.
+        let shown: Vec<String> = ports.iter().map(|p| format!("{p}:{{}}")).collect();
+        for p in ports {
+            state.config.exposed_ports.insert(p, EmptyObject {});
+        }
+        Self::history(state, format!("EXPOSE map[{}]", shown.join(" ")), true);
+        Ok(())
+    }
+
+    /// `VOLUME`.
+    pub(super) fn volume(
+        &self,
+        state: &mut StageState,
+        ins: &Instruction,
+        paths: Vec<String>,
+    ) -> Result<(), FrontendError> {
+        for v in &paths {
+            let v = self.expand(state, ins, v)?;
+            if v.is_empty() {
+                return Err(self.err(ins, "VOLUME specified can not be an empty string"));
+            }
+            state.config.volumes.insert(v, EmptyObject {});
+        }
+        Self::history(state, format!("VOLUME {}", go_list(&paths)), true);
+        Ok(())
+    }
+
+    /// `SHELL`.
+    pub(super) fn shell(state: &mut StageState, shell: Vec<String>) {
+        Self::history(state, format!("SHELL {}", go_list(&shell)), true);
+        state.config.shell = Some(shell);
+    }
+
+    /// The argv of CMD or ENTRYPOINT (shell form under the stage's SHELL).
+    fn argv(state: &StageState, line: CommandLine) -> Vec<String> {
+        if line.json {
+            line.args
+        } else {
+            shell_form(&state.config, line.args.first().map_or("", String::as_str))
+        }
+    }
+
+    /// `CMD`.
+    pub(super) fn cmd(state: &mut StageState, line: CommandLine) {
+        let argv = Self::argv(state, line);
+        Self::history(state, format!("CMD {}", go_list(&argv)), true);
+        state.config.cmd = Some(argv);
+        state.cmd_set = true;
+    }
+
+    /// `ENTRYPOINT`: resets a CMD inherited from the base.
+    pub(super) fn entrypoint(state: &mut StageState, line: CommandLine) {
+        let argv = Self::argv(state, line);
+        Self::history(state, format!("ENTRYPOINT {}", go_list(&argv)), true);
+        state.config.entrypoint = Some(argv);
+        if !state.cmd_set {
+            state.config.cmd = None;
+        }
+    }
+
+    /// `HEALTHCHECK`.
+    pub(super) fn healthcheck(
+        state: &mut StageState,
+        ins: &Instruction,
+        check: HealthcheckCommand,
+    ) {
+        state.config.healthcheck = Some(Healthcheck {
+            test: check.test,
+            interval: check.interval,
+            timeout: check.timeout,
+            start_period: check.start_period,
+            start_interval: check.start_interval,
+            retries: check.retries,
+        });
+        Self::history(state, format!("HEALTHCHECK {}", after_keyword(ins)), true);
+    }
+
+    /// `ONBUILD`: a trigger for stages built on this image.
+    pub(super) fn on_build(state: &mut StageState, trigger: String) {
+        Self::history(state, format!("ONBUILD {trigger}"), true);
+        state
+            .config
+            .on_build
+            .get_or_insert_with(Vec::new)
+            .push(trigger);
+    }
+}

@@ -1,0 +1,168 @@
+//! FROM: a stage's starting state (scratch with BuildKit's defaults, an
+//! earlier stage, or a resolved base image), the base's ONBUILD triggers,
+//! and the nodes of images named by FROM or `--from`.
+
+use crate::ast::{self, Instruction};
+use crate::config::ImageConfig;
+use crate::graph::{ImageSource, NodeId, Op};
+use crate::stages::Base;
+use crate::vars::{Vars, expand_one};
+use crate::{FrontendError, ResolvedImage, quote};
+
+use super::{Lowerer, StageState};
+
+/// BuildKit's PATH for a stage whose base sets none (`system.DefaultPathEnv`).
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The config BuildKit starts a `FROM scratch` stage with (`emptyImage`):
+/// WorkingDir `/`; PATH is added as for every stage without one.
+fn scratch_config() -> ImageConfig {
+    ImageConfig {
+        working_dir: String::from("/"),
+        ..ImageConfig::default()
+    }
+}
+
+impl Lowerer<'_> {
+    /// The node of registry image `name` (one per image), and its resolution.
+    pub(super) fn image_node(
+        &mut self,
+        name: &str,
+        ins: &Instruction,
+    ) -> Result<(NodeId, ResolvedImage), FrontendError> {
+        let image = self.images.get(name).cloned().ok_or_else(|| {
+            self.err(
+                ins,
+                format!("base image {} was not resolved", quote::line(name)),
+            )
+        })?;
+        if let Some(n) = self.image_nodes.get(name) {
+            return Ok((*n, image));
+        }
+        let n = self.add(
+            Op::Image(ImageSource {
+                reference: image.reference.clone(),
+                digest: image.digest.clone(),
+            }),
+            Vec::new(),
+            format!("[internal] load {}@{}", image.reference, image.digest),
+            Some(ins),
+        );
+        self.image_nodes.insert(name.to_string(), n);
+        Ok((n, image))
+    }
+
+    /// The node a `--from` (COPY, or a RUN mount) names: a stage or an image.
+    pub(super) fn named_source(
+        &mut self,
+        stage: usize,
+        name: &str,
+        ins: &Instruction,
+    ) -> Result<NodeId, FrontendError> {
+        match self.stages.named(name, stage) {
+            Base::Stage(j) => Ok(self.stage(j)?.node),
+            Base::Image(name) => Ok(self.image_node(&name, ins)?.0),
+            Base::Scratch => unreachable!("a --from name is a stage or an image"),
+        }
+    }
+
+    /// Lowers stage `i` (its dependencies first), once.
+    pub(super) fn stage(&mut self, i: usize) -> Result<StageState, FrontendError> {
+        if let Some(s) = self.done.get(&i) {
+            return Ok(s.clone());
+        }
+        let from = self.stages.stages[i].from;
+        if let Some(p) = self.stages.stages[i].command.platform.clone() {
+            let p = expand_one(self.df, from, &p, &|k| self.meta.get(k))?;
+            if p != self.opts.platform {
+                return Err(self.err(from, format!("FROM --platform={}: building for another platform than {} is not supported yet", quote::line(&p), self.opts.platform)));
+            }
+        }
+        let total = self.stages.stages[i].body.len() + 1;
+        let label = self.stage_label(i);
+        let mut state = self.start(i, &format!("[{label}1/{total}]"))?;
+        // BuildKit makes sure every stage has a PATH.
+        if state.env.get("PATH").is_none() {
+            Self::set_env(&mut state, "PATH", DEFAULT_PATH);
+        }
+        // ONBUILD triggers of the base run first, and are not inherited.
+        let body: Vec<Instruction> = self
+            .triggers(&mut state, from)?
+            .into_iter()
+            .chain(self.stages.stages[i].body.iter().map(|x| (*x).clone()))
+            .collect();
+        for (k, ins) in body.iter().enumerate() {
+            let step = format!("[{label}{}/{}]", k + 2, total.max(body.len() + 1));
+            self.instruction(i, &mut state, ins, &step)?;
+        }
+        self.done.insert(i, state.clone());
+        Ok(state)
+    }
+
+    /// The state stage `i` starts in, from its base.
+    fn start(&mut self, i: usize, step: &str) -> Result<StageState, FrontendError> {
+        let from = self.stages.stages[i].from;
+        Ok(match self.stages.base(self.df, i, &self.meta)? {
+            Base::Scratch => StageState {
+                node: self.add(
+                    Op::Scratch,
+                    Vec::new(),
+                    format!("{step} FROM scratch"),
+                    Some(from),
+                ),
+                config: scratch_config(),
+                history: Vec::new(),
+                layer_nodes: Vec::new(),
+                args: Vars::default(),
+                env: Vars::default(),
+                cmd_set: false,
+                author: None,
+            },
+            Base::Stage(j) => {
+                let mut s = self.stage(j)?;
+                s.layer_nodes.clear();
+                s.args = Vars::default();
+                s.cmd_set = false;
+                s
+            }
+            Base::Image(name) => {
+                let (node, image) = self.image_node(&name, from)?;
+                StageState {
+                    node,
+                    env: Vars::from_env(&image.config.env),
+                    config: image.config,
+                    history: image.history,
+                    layer_nodes: Vec::new(),
+                    args: Vars::default(),
+                    cmd_set: false,
+                    author: None,
+                }
+            }
+        })
+    }
+
+    /// The base's ONBUILD triggers as instructions at the FROM's position,
+    /// taken out of the config (a stage does not inherit them).
+    fn triggers(
+        &self,
+        state: &mut StageState,
+        from: &Instruction,
+    ) -> Result<Vec<Instruction>, FrontendError> {
+        let triggers = state.config.on_build.take().unwrap_or_default();
+        triggers
+            .iter()
+            .map(|t| {
+                let mut ins = ast::split_text(t, self.df.directives.escape).map_err(|e| {
+                    self.err(
+                        from,
+                        format!("ONBUILD trigger {}: {}", quote::excerpt(t), e.0),
+                    )
+                })?;
+                ins.line = from.line;
+                ins.column = from.column;
+                ins.end_line = from.end_line;
+                Ok(ins)
+            })
+            .collect()
+    }
+}

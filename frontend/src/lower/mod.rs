@@ -1,0 +1,301 @@
+//! Lowering (the second half of BuildKit's `dockerfile2llb`): the stages
+//! the target needs become nodes of the op graph, and the target stage's
+//! instructions its image config and history. Each instruction is typed
+//! ([`Command`]) and handed to the module of its family: [`from`] (a
+//! stage's start and base images), [`run`], [`copy`] (COPY and ADD),
+//! [`workdir`], and [`config`] (the instructions that only change the
+//! image config).
+
+mod config;
+mod copy;
+mod from;
+mod run;
+mod workdir;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::ast::Instruction;
+use crate::config::{History, ImageConfig};
+use crate::graph::{BuildGraph, ContextSource, Location, Node, NodeId, Op};
+use crate::instructions::Command;
+use crate::stages::Stages;
+use crate::vars::{Vars, expand_one, instruction_error};
+use crate::{BuildOptions, Dockerfile, FrontendError, ResolvedImage, quote};
+
+/// Args that every build knows without an ARG (and that are never reported unused).
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The history comment BuildKit writes.
+const COMMENT: &str = "buildkit.dockerfile.v0";
+
+/// The state of a stage while its instructions are lowered.
+#[derive(Clone)]
+struct StageState {
+    /// The node holding the stage's filesystem so far.
+    node: NodeId,
+    config: ImageConfig,
+    history: Vec<History>,
+    /// Nodes of this stage that add a layer on top of its base image.
+    layer_nodes: Vec<NodeId>,
+    /// The stage's ARGs.
+    args: Vars,
+    /// `config.env` by name.
+    env: Vars,
+    /// CMD was set in this stage (ENTRYPOINT then keeps it).
+    cmd_set: bool,
+    author: Option<String>,
+}
+
+/// Lowering of one build: the graph so far and what is known of stages.
+struct Lowerer<'a> {
+    df: &'a Dockerfile,
+    stages: Stages<'a>,
+    opts: &'a BuildOptions,
+    images: &'a BTreeMap<String, ResolvedImage>,
+    /// The global ARGs.
+    meta: Vars,
+    /// Build args some ARG consumed.
+    used: BTreeSet<String>,
+    nodes: Vec<Node>,
+    /// The build context's node.
+    context: NodeId,
+    /// Context paths COPY/ADD and bind mounts select.
+    includes: Vec<String>,
+    image_nodes: HashMap<String, NodeId>,
+    /// Stages lowered so far, by index.
+    done: HashMap<usize, StageState>,
+    /// More than one stage: step names carry the stage's name.
+    multi: bool,
+}
+
+/// The argv of a shell-form command under the stage's SHELL.
+fn shell_form(config: &ImageConfig, cmd: &str) -> Vec<String> {
+    let mut v = config
+        .shell
+        .clone()
+        .unwrap_or_else(|| vec![String::from("/bin/sh"), String::from("-c")]);
+    v.push(cmd.to_string());
+    v
+}
+
+/// Go's `%q` of a string slice, as BuildKit writes JSON-form history.
+fn go_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| crate::dump::quote(s)).collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+/// The instruction's text after its keyword, as written.
+fn after_keyword(ins: &Instruction) -> &str {
+    ins.original
+        .split_once(char::is_whitespace)
+        .map_or("", |x| x.1)
+        .trim()
+}
+
+/// `filepath.Clean` for absolute paths.
+fn clean_path(p: &str) -> String {
+    format!("/{}", crate::ignore::clean(p))
+}
+
+/// `path` made absolute against the stage's working directory.
+fn absolute(state: &StageState, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{path}", state.config.working_dir.trim_end_matches('/'))
+    }
+}
+
+impl<'a> Lowerer<'a> {
+    /// Appends a node; `ins` gives its location.
+    fn add(
+        &mut self,
+        op: Op,
+        inputs: Vec<NodeId>,
+        name: String,
+        ins: Option<&Instruction>,
+    ) -> NodeId {
+        self.nodes.push(Node {
+            op,
+            inputs,
+            // Shown in progress and in every error of the step: an excerpt.
+            name: quote::line(&name),
+            location: ins.map(|i| Location {
+                line: i.line,
+                column: i.column,
+                end_line: i.end_line,
+            }),
+        });
+        NodeId(self.nodes.len() - 1)
+    }
+
+    fn err(&self, ins: &Instruction, message: impl Into<String>) -> FrontendError {
+        instruction_error(self.df, ins, message)
+    }
+
+    /// A variable as word expansion in a stage sees it: ENV first, then
+    /// the stage's ARGs.
+    fn lookup(state: &StageState, k: &str) -> Option<String> {
+        state.env.get(k).or_else(|| state.args.get(k))
+    }
+
+    /// Expands one word of `ins` in the stage's current environment.
+    fn expand(
+        &self,
+        state: &StageState,
+        ins: &Instruction,
+        word: &str,
+    ) -> Result<String, FrontendError> {
+        expand_one(self.df, ins, word, &|k| Self::lookup(state, k))
+    }
+
+    fn history(state: &mut StageState, created_by: String, empty: bool) {
+        state.history.push(History {
+            created: None,
+            created_by,
+            comment: String::from(COMMENT),
+            empty_layer: empty,
+        });
+    }
+
+    /// Sets an ENV variable in the config (in place if it exists).
+    fn set_env(state: &mut StageState, k: &str, v: &str) {
+        let entry = format!("{k}={v}");
+        if state.env.get(k).is_some() {
+            if let Some(e) = state
+                .config
+                .env
+                .iter_mut()
+                .find(|e| e.split('=').next() == Some(k))
+            {
+                *e = entry;
+            }
+        } else {
+            state.config.env.push(entry);
+        }
+        state.env.set(k, v);
+    }
+
+    /// `[name ]` of stage `i` in step names (empty for a single stage).
+    fn stage_label(&self, i: usize) -> String {
+        if !self.multi {
+            return String::new();
+        }
+        match self.stages.stages[i].name() {
+            Some(n) => format!("{n} "),
+            None => format!("stage-{i} "),
+        }
+    }
+
+    /// Lowers one instruction of stage `stage`; `step` is its `[i/n]`.
+    fn instruction(
+        &mut self,
+        stage: usize,
+        state: &mut StageState,
+        ins: &Instruction,
+        step: &str,
+    ) -> Result<(), FrontendError> {
+        let command = Command::parse(ins).map_err(|e| self.err(ins, e))?;
+        match command {
+            Command::Arg(words) => self.arg(state, ins, words)?,
+            Command::Env(pairs) => self.env(state, ins, pairs)?,
+            Command::Label(pairs) => self.label(state, ins, pairs)?,
+            Command::Maintainer(name) => Self::maintainer(state, name),
+            Command::User(user) => self.user(state, ins, &user)?,
+            Command::Workdir(path) => self.workdir(state, ins, &path, step)?,
+            Command::StopSignal(signal) => self.stop_signal(state, ins, &signal)?,
+            Command::Expose(ports) => self.expose(state, ins, &ports)?,
+            Command::Volume(paths) => self.volume(state, ins, paths)?,
+            Command::Shell(shell) => Self::shell(state, shell),
+            Command::Cmd(line) => Self::cmd(state, line),
+            Command::Entrypoint(line) => Self::entrypoint(state, line),
+            Command::Healthcheck(check) => Self::healthcheck(state, ins, check),
+            Command::OnBuild(trigger) => Self::on_build(state, trigger),
+            Command::Run(run) => self.run(stage, state, ins, run, step)?,
+            Command::Copy(copy) => self.copy(stage, state, ins, copy, step)?,
+        }
+        Ok(())
+    }
+}
+
+/// Lowers the stages the target needs (see [`Dockerfile::lower`]).
+pub(crate) fn lower(
+    df: &Dockerfile,
+    opts: &BuildOptions,
+    images: &BTreeMap<String, ResolvedImage>,
+) -> Result<BuildGraph, FrontendError> {
+    let stages = Stages::split(df)?;
+    let mut used = BTreeSet::new();
+    let meta = stages.meta_vars(df, opts, &mut used)?;
+    let target = stages.target(df, opts)?;
+    let multi = stages.stages.len() > 1;
+    let mut l = Lowerer {
+        df,
+        stages,
+        opts,
+        images,
+        meta,
+        used,
+        nodes: Vec::new(),
+        context: NodeId(0),
+        includes: Vec::new(),
+        image_nodes: HashMap::new(),
+        done: HashMap::new(),
+        multi,
+    };
+    l.context = l.add(
+        Op::Context(ContextSource {
+            include_patterns: Vec::new(),
+            exclude_patterns: opts.ignore_patterns.clone(),
+        }),
+        Vec::new(),
+        String::from("[internal] load build context"),
+        None,
+    );
+    let state = l.stage(target)?;
+    let includes = std::mem::take(&mut l.includes);
+    if let Op::Context(c) = &mut l.nodes[0].op {
+        c.include_patterns = includes;
+    }
+    let unused_build_args = opts
+        .build_args
+        .keys()
+        .filter(|k| !l.used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let history = state.history;
+    let mut config = state.config;
+    if config.on_build.as_ref().is_some_and(Vec::is_empty) {
+        config.on_build = None;
+    }
+    Ok(BuildGraph {
+        nodes: l.nodes,
+        target: state.node,
+        config,
+        history,
+        layer_nodes: state.layer_nodes,
+        unused_build_args,
+        author: state.author,
+        warnings: df
+            .directives
+            .check
+            .iter()
+            .map(|c| {
+                format!(
+                    "# check={c}: build checks do not run yet; the directive is accepted and ignored"
+                )
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,85 @@
+//! Build variables: an ordered name → value set (ARGs, ENV), the
+//! platform args every build defines, and the expansion of one word of an
+//! instruction with them, counted against the build's expansion budget.
+
+use std::collections::HashMap;
+
+use crate::ast::Instruction;
+use crate::{Dockerfile, FrontendError, expand};
+
+/// Variables in declaration order, with constant-time lookups.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Vars {
+    list: Vec<(String, String)>,
+    index: HashMap<String, usize>,
+}
+
+impl Vars {
+    /// The value of `k`, if set.
+    pub(crate) fn get(&self, k: &str) -> Option<String> {
+        self.index.get(k).map(|i| self.list[*i].1.clone())
+    }
+
+    /// Sets `k`, keeping its first position.
+    pub(crate) fn set(&mut self, k: &str, v: &str) {
+        match self.index.get(k) {
+            Some(i) => self.list[*i].1 = v.to_string(),
+            None => {
+                self.index.insert(k.to_string(), self.list.len());
+                self.list.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+
+    /// The variables of an image's `KEY=value` environment.
+    pub(crate) fn from_env(env: &[String]) -> Self {
+        let mut v = Self::default();
+        for e in env {
+            let (k, val) = e.split_once('=').unwrap_or((e.as_str(), ""));
+            v.set(k, val);
+        }
+        v
+    }
+
+    /// `(name, value)` in declaration order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(String, String)> {
+        self.list.iter()
+    }
+}
+
+/// `TARGETPLATFORM`, `TARGETOS`, … and `BUILDPLATFORM`, … for `platform`.
+pub(crate) fn platform_args(platform: &str) -> Vec<(String, String)> {
+    let mut parts = platform.split('/');
+    let os = parts.next().unwrap_or("linux").to_string();
+    let arch = parts.next().unwrap_or("amd64").to_string();
+    let variant = parts.next().unwrap_or("").to_string();
+    let mut out = Vec::new();
+    for prefix in ["TARGET", "BUILD"] {
+        out.push((format!("{prefix}PLATFORM"), platform.to_string()));
+        out.push((format!("{prefix}OS"), os.clone()));
+        out.push((format!("{prefix}ARCH"), arch.clone()));
+        out.push((format!("{prefix}VARIANT"), variant.clone()));
+    }
+    out
+}
+
+/// Expands one word of `ins` with `lookup`; errors name the instruction.
+pub(crate) fn expand_one(
+    df: &Dockerfile,
+    ins: &Instruction,
+    word: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, FrontendError> {
+    let out = expand::expand_word(word, df.directives.escape, lookup)
+        .and_then(|out| df.expanded.spend(out.len()).map(|()| out));
+    out.map_err(|e| instruction_error(df, ins, e))
+}
+
+/// An error at the position of `ins`.
+pub(crate) fn instruction_error(
+    df: &Dockerfile,
+    ins: &Instruction,
+    message: impl Into<String>,
+) -> FrontendError {
+    FrontendError::at(&df.file, ins.line, ins.column, message)
+}
