@@ -141,6 +141,14 @@ fn heredoc_chmod_sets_the_files_mode() {
 }
 
 #[test]
+fn chmod_is_expanded_before_it_is_parsed() {
+    let g = graph("FROM scratch\nARG MODE=0700\nCOPY --chmod=$MODE <<EOF /f\nx\nEOF\n");
+    assert_eq!(mkfiles(&g)[0].2, 0o700);
+    let c = copy_of("FROM scratch\nARG MODE=u+x\nCOPY --chmod=${MODE} a /d/\n");
+    assert_eq!(c.chmod.as_deref(), Some("u+x"));
+}
+
+#[test]
 fn an_invalid_chmod_is_an_error_at_its_line() {
     let e = error("FROM scratch\nCOPY --chmod=8 a /b\n");
     assert!(e.starts_with("Dockerfile:2:1: invalid --chmod=8"), "{e}");

@@ -11,7 +11,6 @@ mod healthcheck;
 pub mod mount;
 
 use crate::ast::Instruction;
-use crate::chmod::Chmod;
 use crate::graph::NetworkMode;
 use crate::lines::Heredoc;
 use crate::quote;
@@ -145,8 +144,8 @@ pub struct CopyCommand {
     pub from: Option<String>,
     /// `--chown`, unexpanded.
     pub chown: Option<String>,
-    /// `--chmod` as written, and parsed.
-    pub chmod: Option<(String, Chmod)>,
+    /// `--chmod`, unexpanded (current BuildKit expands it, then parses it).
+    pub chmod: Option<String>,
     /// `--exclude` patterns.
     pub exclude: Vec<String>,
     /// `--parents` (COPY).
@@ -344,17 +343,13 @@ impl CopyCommand {
                 ins.keyword.to_ascii_uppercase()
             ));
         };
-        let chmod = flags
-            .string("chmod")
-            .map(|c| Chmod::parse(c).map(|parsed| (c.to_string(), parsed)))
-            .transpose()?;
         Ok(Self {
             add,
             sources: sources.to_vec(),
             dest: dest.clone(),
             from: flags.string("from").map(str::to_string),
             chown: flags.string("chown").map(str::to_string),
-            chmod,
+            chmod: flags.string("chmod").map(str::to_string),
             exclude: flags
                 .strings("exclude")
                 .into_iter()

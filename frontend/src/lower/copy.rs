@@ -4,6 +4,7 @@
 
 use crate::FrontendError;
 use crate::ast::Instruction;
+use crate::chmod::Chmod;
 use crate::expand;
 use crate::graph::{CopyAction, FileAction, FileOp, NodeId, Op, RemoteSource};
 use crate::instructions::CopyCommand;
@@ -83,6 +84,14 @@ impl Lowerer<'_> {
             .as_deref()
             .map(|c| self.expand(state, ins, c))
             .transpose()?;
+        let chmod = match &copy.chmod {
+            Some(written) => {
+                let expanded = self.expand(state, ins, written)?;
+                let parsed = Chmod::parse(&expanded).map_err(|e| self.err(ins, e))?;
+                Some((expanded, parsed))
+            }
+            None => None,
+        };
         let source_node = match &copy.from {
             Some(f) => {
                 let f = self.expand(state, ins, f)?;
@@ -101,7 +110,7 @@ impl Lowerer<'_> {
                 sources,
                 dest: dest.clone(),
                 chown: chown.clone(),
-                chmod: copy.chmod.as_ref().map(|(written, _)| written.clone()),
+                chmod: chmod.as_ref().map(|(expanded, _)| expanded.clone()),
                 exclude: copy.exclude.clone(),
                 parents,
                 link: copy.link,
@@ -113,7 +122,8 @@ impl Lowerer<'_> {
         let mut local = Vec::new();
         for s in &copy.sources {
             if let Some(h) = heredoc(ins, s) {
-                actions.push(self.heredoc_file(state, ins, &copy, h, &dest, chown.clone())?);
+                let mode = chmod.as_ref().map_or(0o644, |(_, c)| c.apply(0o644, false));
+                actions.push(self.heredoc_file(state, ins, h, &dest, mode, chown.clone())?);
                 continue;
             }
             let s = self.expand(state, ins, s)?;
@@ -167,15 +177,15 @@ impl Lowerer<'_> {
     }
 
     /// The file a heredoc source becomes: at the destination (or named
-    /// after the heredoc inside a destination directory), 0644 with
-    /// `--chmod` applied, as BuildKit writes it.
+    /// after the heredoc inside a destination directory), with `mode`
+    /// (BuildKit's 0644 with `--chmod` applied).
     fn heredoc_file(
         &self,
         state: &StageState,
         ins: &Instruction,
-        copy: &CopyCommand,
         h: &Heredoc,
         dest: &str,
+        mode: u32,
         chown: Option<String>,
     ) -> Result<FileAction, FrontendError> {
         let data = if h.expand {
@@ -191,10 +201,7 @@ impl Lowerer<'_> {
         Ok(FileAction::Mkfile {
             path,
             data: data.into_bytes(),
-            mode: copy
-                .chmod
-                .as_ref()
-                .map_or(0o644, |(_, c)| c.apply(0o644, false)),
+            mode,
             chown,
         })
     }
