@@ -77,10 +77,45 @@ impl Lexer<'_> {
         self.chars.get(self.pos + n).copied()
     }
 
+    /// The rest of a quoted string opened by `close` (`'` or `"`), its
+    /// closing quote consumed. Single quotes keep everything; double
+    /// quotes expand `$` and let the escape quote `"`, `$` and itself.
+    fn quoted(&mut self, close: char) -> Result<String, String> {
+        let unterminated = || {
+            let name = if close == '"' { "double" } else { "single" };
+            format!("unexpected end of statement while looking for matching {name}-quote")
+        };
+        let mut s = String::new();
+        loop {
+            match self.peek() {
+                None => return Err(unterminated()),
+                Some(ch) if ch == close => {
+                    self.pos += 1;
+                    return Ok(s);
+                }
+                Some(ch) if close == '"' && ch == self.escape => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(n) if n == '"' || n == '$' || n == self.escape => {
+                            s.push(n);
+                            self.pos += 1;
+                        }
+                        Some(_) => s.push(ch),
+                        None => return Err(unterminated()),
+                    }
+                }
+                Some('$') if close == '"' => {
+                    s.push_str(&self.dollar()?.unwrap_or_else(|| String::from("$")))
+                }
+                Some(ch) => {
+                    s.push(ch);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
     /// Reads until `stop` (a `}` ending a `${…}` word) or the end.
-    // Over 80 lines: one loop over the characters with an arm per quoting
-    // state (escape, single, double quote, `$`), which share the cursor
-    // and the pieces being built, as BuildKit's `processStopOn`.
     fn pieces(&mut self, stop: Option<char>) -> Result<Pieces, String> {
         let mut out = Pieces::new();
         while let Some(c) = self.peek() {
@@ -93,68 +128,9 @@ impl Lexer<'_> {
                     self.pos += 1;
                     push(&mut out, Piece::Whole, &n.to_string());
                 }
-            } else if c == '\'' && !self.keep_quotes {
+            } else if (c == '\'' || c == '"') && !self.keep_quotes {
                 self.pos += 1;
-                let mut s = String::new();
-                loop {
-                    match self.peek() {
-                        None => {
-                            return Err(String::from(
-                                "unexpected end of statement while looking for matching single-quote",
-                            ));
-                        }
-                        Some('\'') => {
-                            self.pos += 1;
-                            break;
-                        }
-                        Some(ch) => {
-                            s.push(ch);
-                            self.pos += 1;
-                        }
-                    }
-                }
-                push(&mut out, Piece::Whole, &s);
-                if s.is_empty() {
-                    out.push((Piece::Whole, String::new()));
-                }
-            } else if c == '"' && !self.keep_quotes {
-                self.pos += 1;
-                let mut s = String::new();
-                loop {
-                    match self.peek() {
-                        None => {
-                            return Err(String::from(
-                                "unexpected end of statement while looking for matching double-quote",
-                            ));
-                        }
-                        Some('"') => {
-                            self.pos += 1;
-                            break;
-                        }
-                        Some(ch) if ch == self.escape => {
-                            self.pos += 1;
-                            match self.peek() {
-                                Some(n) if n == '"' || n == '$' || n == self.escape => {
-                                    s.push(n);
-                                    self.pos += 1;
-                                }
-                                Some(_) => s.push(ch),
-                                None => {
-                                    return Err(String::from(
-                                        "unexpected end of statement while looking for matching double-quote",
-                                    ));
-                                }
-                            }
-                        }
-                        Some('$') => {
-                            s.push_str(&self.dollar()?.unwrap_or_else(|| String::from("$")))
-                        }
-                        Some(ch) => {
-                            s.push(ch);
-                            self.pos += 1;
-                        }
-                    }
-                }
+                let s = self.quoted(c)?;
                 push(&mut out, Piece::Whole, &s);
                 if s.is_empty() {
                     out.push((Piece::Whole, String::new()));

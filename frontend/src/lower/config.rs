@@ -46,18 +46,27 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    /// Expands ENV/LABEL pairs, every one with the variables of before
-    /// the instruction.
-    fn expand_pairs(
+    /// ENV or LABEL (`keyword`): every pair expanded with the variables of
+    /// before the instruction, then `set` in order.
+    fn key_values(
         &self,
-        state: &StageState,
+        state: &mut StageState,
         ins: &Instruction,
+        keyword: &str,
         pairs: Vec<(String, String)>,
-    ) -> Result<Vec<(String, String)>, FrontendError> {
-        pairs
+        set: fn(&mut StageState, String, String),
+    ) -> Result<(), FrontendError> {
+        let expanded = pairs
             .into_iter()
             .map(|(k, v)| Ok((self.expand(state, ins, &k)?, self.expand(state, ins, &v)?)))
-            .collect()
+            .collect::<Result<Vec<_>, FrontendError>>()?;
+        let mut shown = Vec::new();
+        for (k, v) in expanded {
+            shown.push(format!("{k}={v}"));
+            set(state, k, v);
+        }
+        Self::history(state, format!("{keyword} {}", shown.join(" ")), true);
+        Ok(())
     }
 
     /// `ENV`.
@@ -67,13 +76,9 @@ impl Lowerer<'_> {
         ins: &Instruction,
         pairs: Vec<(String, String)>,
     ) -> Result<(), FrontendError> {
-        let mut shown = Vec::new();
-        for (k, v) in self.expand_pairs(state, ins, pairs)? {
-            Self::set_env(state, &k, &v);
-            shown.push(format!("{k}={v}"));
-        }
-        Self::history(state, format!("ENV {}", shown.join(" ")), true);
-        Ok(())
+        self.key_values(state, ins, "ENV", pairs, |state, k, v| {
+            Self::set_env(state, &k, &v)
+        })
     }
 
     /// `LABEL`.
@@ -83,13 +88,9 @@ impl Lowerer<'_> {
         ins: &Instruction,
         pairs: Vec<(String, String)>,
     ) -> Result<(), FrontendError> {
-        let mut shown = Vec::new();
-        for (k, v) in self.expand_pairs(state, ins, pairs)? {
-            shown.push(format!("{k}={v}"));
+        self.key_values(state, ins, "LABEL", pairs, |state, k, v| {
             state.config.labels.insert(k, v);
-        }
-        Self::history(state, format!("LABEL {}", shown.join(" ")), true);
-        Ok(())
+        })
     }
 
     /// `MAINTAINER`: the image's author.
