@@ -5,6 +5,7 @@
 #[macro_use]
 mod stdout;
 mod cmd;
+mod compression;
 mod progress;
 mod root;
 mod show;
@@ -121,8 +122,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // happen while the process has one thread.
     let root = root::store_root(cli.root);
     rbuild_executor::enter_user_namespace()?;
+    let cancel = rbuild_build::CancelToken::new();
     match &cli.command {
-        Command::Build(_) => signals::handle(signals::OnSignal::Cancel)?,
+        Command::Build(_) => signals::handle(signals::OnSignal::Cancel(cancel.clone()))?,
         Command::Run(_) => signals::handle(signals::OnSignal::Forward)?,
         _ => {}
     }
@@ -131,7 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         rbuild_executor::precompile_seccomp();
     }
     match cli.command {
-        Command::Build(args) => cmd::build::run(&root, args),
+        Command::Build(args) => cmd::build::run(&root, args, &cancel),
         Command::Run(args) => cmd::run::run(&root, args),
         Command::Images(args) => cmd::images::run(&root, args),
         Command::Pull(args) => cmd::pull::run(&root, args),

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use rbuild_solver::{Progress, VertexStatus};
+use rbuild_build::{Event, StepId, StepStatus};
 
 /// `--progress` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -39,8 +39,8 @@ impl Mode {
     }
 }
 
-/// A progress display. Steps are the graph's vertices plus steps of the
-/// build's own (loading the definition, exporting), numbered in start order.
+/// A progress display of a build's events. Steps are numbered in the order
+/// they first appear.
 pub struct Display {
     mode: Mode,
     started: Instant,
@@ -50,23 +50,9 @@ pub struct Display {
 
 #[derive(Default)]
 struct State {
-    /// Step key → display number.
-    numbers: HashMap<StepKey, usize>,
+    /// Step → display number.
+    numbers: HashMap<StepId, usize>,
     bars: HashMap<usize, ProgressBar>,
-    next_extra: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum StepKey {
-    Vertex(usize),
-    Extra(usize),
-}
-
-/// A step of the build's own, finished with [`Display::end`].
-#[derive(Debug, Clone, Copy)]
-pub struct Step {
-    key: StepKey,
-    started: Instant,
 }
 
 impl Display {
@@ -80,37 +66,23 @@ impl Display {
         }
     }
 
-    /// Starts a step of the build's own.
-    pub fn begin(&self, name: &str) -> Step {
-        let key = {
-            let mut st = self.state.lock().expect("poisoned");
-            st.next_extra += 1;
-            StepKey::Extra(st.next_extra)
-        };
-        self.on_start(key, name);
-        Step {
-            key,
-            started: Instant::now(),
+    /// Shows one event of the build.
+    pub fn show(&self, event: Event) {
+        match event {
+            Event::Started { step, name } => self.on_start(step, &name),
+            Event::Log { step, line } => self.on_log(step, &line),
+            Event::Finished { step, name, status } => self.on_finish(step, &name, status),
+            Event::Warning { message } => eprintln!("WARNING: {message}"),
         }
     }
 
-    /// Writes a note line under a step (`writing image sha256:… done`).
-    pub fn note(&self, step: &Step, text: &str) {
-        self.on_log(step.key, text.as_bytes());
-    }
-
-    /// Ends a step of the build's own.
-    pub fn end(&self, step: Step, name: &str) {
-        self.on_finish(step.key, name, VertexStatus::Done(step.started.elapsed()));
-    }
-
-    fn number(&self, key: StepKey) -> usize {
+    fn number(&self, key: StepId) -> usize {
         let mut st = self.state.lock().expect("poisoned");
         let next = st.numbers.len() + 1;
         *st.numbers.entry(key).or_insert(next)
     }
 
-    fn on_start(&self, key: StepKey, name: &str) {
+    fn on_start(&self, key: StepId, name: &str) {
         let n = self.number(key);
         match self.mode {
             Mode::Plain => eprintln!("#{n} {name}"),
@@ -128,7 +100,7 @@ impl Display {
         }
     }
 
-    fn on_log(&self, key: StepKey, line: &[u8]) {
+    fn on_log(&self, key: StepId, line: &[u8]) {
         let n = self.number(key);
         let text = String::from_utf8_lossy(line);
         let text = text.trim_end_matches(['\n', '\r']);
@@ -147,12 +119,12 @@ impl Display {
         }
     }
 
-    fn on_finish(&self, key: StepKey, name: &str, status: VertexStatus) {
+    fn on_finish(&self, key: StepId, name: &str, status: StepStatus) {
         let n = self.number(key);
         let word = match status {
-            VertexStatus::Done(d) => format!("DONE {:.1}s", d.as_secs_f64()),
-            VertexStatus::Cached => String::from("CACHED"),
-            VertexStatus::Error(d) => format!("ERROR {:.1}s", d.as_secs_f64()),
+            StepStatus::Done(d) => format!("DONE {:.1}s", d.as_secs_f64()),
+            StepStatus::Cached => String::from("CACHED"),
+            StepStatus::Failed(d) => format!("ERROR {:.1}s", d.as_secs_f64()),
         };
         match self.mode {
             Mode::Plain => eprintln!("#{n} {word}"),
@@ -164,19 +136,5 @@ impl Display {
             }
             _ => {}
         }
-    }
-}
-
-impl Progress for Display {
-    fn started(&self, index: usize, name: &str) {
-        self.on_start(StepKey::Vertex(index), name);
-    }
-
-    fn log(&self, index: usize, line: &[u8]) {
-        self.on_log(StepKey::Vertex(index), line);
-    }
-
-    fn finished(&self, index: usize, name: &str, status: VertexStatus) {
-        self.on_finish(StepKey::Vertex(index), name, status);
     }
 }

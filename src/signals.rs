@@ -14,12 +14,13 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
+use rbuild_build::CancelToken;
 
 /// What a signal does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum OnSignal {
-    /// Kill every sandbox and exit (`rbuild build`).
-    Cancel,
+    /// Cancel the build (its sandboxes are killed) and exit (`rbuild build`).
+    Cancel(CancelToken),
     /// Forward it to the sandbox; kill it on the second (`rbuild run`).
     Forward,
 }
@@ -63,7 +64,7 @@ fn wait_loop(set: SigSet, mode: OnSignal) {
         let Ok(signal) = set.wait() else {
             continue;
         };
-        if mode == OnSignal::Forward
+        if matches!(mode, OnSignal::Forward)
             && (!forwarded || signal == Signal::SIGHUP)
             && rbuild_executor::signal_sandboxes(signal as i32) > 0
         {
@@ -71,7 +72,12 @@ fn wait_loop(set: SigSet, mode: OnSignal) {
             continue;
         }
         CANCELLED.store(128 + signal as u8, Ordering::SeqCst);
-        rbuild_executor::signal_sandboxes(libc::SIGKILL);
+        match &mode {
+            OnSignal::Cancel(token) => token.cancel(),
+            OnSignal::Forward => {
+                rbuild_executor::signal_sandboxes(libc::SIGKILL);
+            }
+        }
         rbuild_executor::wait_until_idle(CLEANUP_TIMEOUT);
         std::process::exit(128 + signal as i32);
     }

@@ -3,7 +3,6 @@
 pub mod archive;
 pub mod build;
 pub mod debug;
-pub mod epoch;
 pub mod images;
 pub mod inspect;
 mod limits;
@@ -15,6 +14,5 @@ pub mod push;
 pub mod rmi;
 pub mod run;
 pub mod secrets;
-mod session;
 mod ssh;
 pub mod tag;

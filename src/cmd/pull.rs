@@ -4,9 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
+use rbuild_build::Session;
 use rbuild_registry::{ClientOptions, Reference};
-
-use super::session::Session;
 
 /// `rbuild pull` arguments, as `docker pull`'s.
 #[derive(Debug, Args)]

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use rbuild_build::Session;
 use rbuild_executor::{BindMount, Network, RootFs, RunSpec, Seccomp, Security, Stdio};
 use rbuild_image::{ImageConfig, Reference};
 use rbuild_registry::ClientOptions;
 
 use super::limits::LimitArgs;
-use super::session::Session;
 use crate::show::short_id;
 
 /// `rbuild run` arguments, named as `docker run`'s.

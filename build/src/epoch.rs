@@ -6,8 +6,40 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use rbuild_solver::ContextModes;
+
+/// A `SOURCE_DATE_EPOCH` out of range or not a number.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {what} {value}: expected seconds from 0 to {MAX_SOURCE_DATE_EPOCH}")]
+pub struct EpochError {
+    /// Where the value came from (`--source-date-epoch`, `SOURCE_DATE_EPOCH`).
+    pub what: &'static str,
+    /// The value, quoted and shortened.
+    pub value: String,
+}
+
+/// What the build was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceDateEpoch {
+    /// Not said: the `SOURCE_DATE_EPOCH` variable, else the context's git
+    /// HEAD commit time, else none.
+    #[default]
+    Default,
+    /// `none`: real file times, modes and `created`.
+    Off,
+    /// These seconds.
+    Seconds(i64),
+}
+
+impl SourceDateEpoch {
+    /// Reads `--source-date-epoch SECONDS|none`.
+    pub fn parse_flag(value: &str) -> Result<Self, EpochError> {
+        match value {
+            "none" => Ok(Self::Off),
+            v => parse(v, "--source-date-epoch").map(Self::Seconds),
+        }
+    }
+}
 
 /// The latest `SOURCE_DATE_EPOCH` accepted: 9999-12-31T23:59:59Z, the last
 /// instant RFC 3339 (the image config's `created`) can write.
@@ -26,26 +58,27 @@ pub enum EpochSource {
 
 /// Seconds as a `SOURCE_DATE_EPOCH`, checked; `what` names the value in
 /// the error.
-fn parse(value: &str, what: &str) -> anyhow::Result<i64> {
+fn parse(value: &str, what: &'static str) -> Result<i64, EpochError> {
     value
         .parse()
         .ok()
         .filter(|secs| (0..=MAX_SOURCE_DATE_EPOCH).contains(secs))
-        .with_context(|| {
-            format!(
-                "invalid {what} {}: expected seconds from 0 to {MAX_SOURCE_DATE_EPOCH}",
-                rbuild_frontend::quote::excerpt(value)
-            )
+        .ok_or_else(|| EpochError {
+            what,
+            value: rbuild_frontend::quote::excerpt(value),
         })
 }
 
 /// The epoch of a build of `context`, and where it came from; `None` when
 /// there is none (file times and `created` are then the real ones).
-pub fn resolve(flag: Option<&str>, context: &Path) -> anyhow::Result<Option<(i64, EpochSource)>> {
-    match flag {
-        Some("none") => return Ok(None),
-        Some(v) => return Ok(Some((parse(v, "--source-date-epoch")?, EpochSource::Flag))),
-        None => {}
+pub fn resolve(
+    asked: SourceDateEpoch,
+    context: &Path,
+) -> Result<Option<(i64, EpochSource)>, EpochError> {
+    match asked {
+        SourceDateEpoch::Off => return Ok(None),
+        SourceDateEpoch::Seconds(secs) => return Ok(Some((secs, EpochSource::Flag))),
+        SourceDateEpoch::Default => {}
     }
     if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH")
         && !v.is_empty()
@@ -64,12 +97,12 @@ pub fn resolve(flag: Option<&str>, context: &Path) -> anyhow::Result<Option<(i64
 /// two machines building one commit get one image; as on disk otherwise,
 /// or when `--source-date-epoch none` asks for real times and modes.
 pub fn context_modes(
-    flag: Option<&str>,
+    asked: SourceDateEpoch,
     epoch: Option<(i64, EpochSource)>,
     context: &Path,
 ) -> ContextModes {
     let in_git = match epoch {
-        _ if flag == Some("none") => false,
+        _ if asked == SourceDateEpoch::Off => false,
         Some((_, EpochSource::GitHead)) => true,
         _ => git_head_time(context).is_some(),
     };
@@ -108,12 +141,13 @@ mod tests {
     #[test]
     fn the_flag_wins_and_none_turns_the_epoch_off() {
         let dir = tempfile::tempdir().unwrap();
+        let flag = |v| SourceDateEpoch::parse_flag(v).unwrap();
         assert_eq!(
-            resolve(Some("12"), dir.path()).unwrap(),
+            resolve(flag("12"), dir.path()).unwrap(),
             Some((12, EpochSource::Flag))
         );
-        assert_eq!(resolve(Some("none"), dir.path()).unwrap(), None);
-        let err = resolve(Some("-1"), dir.path()).unwrap_err().to_string();
+        assert_eq!(resolve(flag("none"), dir.path()).unwrap(), None);
+        let err = SourceDateEpoch::parse_flag("-1").unwrap_err().to_string();
         assert!(err.contains("invalid --source-date-epoch \"-1\""), "{err}");
     }
 
@@ -150,19 +184,22 @@ mod tests {
         ]);
         assert_eq!(git_head_time(&dir.path().join("sub")), Some(1_234_567_890));
         let head = Some((1_234_567_890, EpochSource::GitHead));
-        assert_eq!(context_modes(None, head, dir.path()), ContextModes::Git);
+        assert_eq!(
+            context_modes(SourceDateEpoch::Default, head, dir.path()),
+            ContextModes::Git
+        );
         let flag = Some((5, EpochSource::Flag));
         assert_eq!(
-            context_modes(Some("5"), flag, dir.path()),
+            context_modes(SourceDateEpoch::Seconds(5), flag, dir.path()),
             ContextModes::Git
         );
         assert_eq!(
-            context_modes(Some("none"), None, dir.path()),
+            context_modes(SourceDateEpoch::Off, None, dir.path()),
             ContextModes::OnDisk
         );
         let elsewhere = tempfile::tempdir().unwrap();
         assert_eq!(
-            context_modes(None, None, elsewhere.path()),
+            context_modes(SourceDateEpoch::Default, None, elsewhere.path()),
             ContextModes::OnDisk
         );
     }

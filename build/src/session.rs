@@ -1,13 +1,14 @@
-//! What most commands open first: the store, the registry client, the
-//! image resolver and an async runtime.
+//! What a build (and most commands) opens first: the store, the registry
+//! client, the image resolver and an async runtime.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use rbuild_cache::Store;
 use rbuild_registry::{Client, ClientOptions, Platform};
 use rbuild_solver::ImageResolver;
+
+use crate::BuildError;
 
 /// An open store with its registry client.
 pub struct Session {
@@ -21,13 +22,17 @@ pub struct Session {
 
 impl Session {
     /// Opens the store at `root`.
-    pub fn open(root: &Path, options: ClientOptions) -> anyhow::Result<Self> {
-        let store = Store::open(root).with_context(|| format!("open store {}", root.display()))?;
+    pub fn open(root: &Path, options: ClientOptions) -> Result<Self, BuildError> {
+        let store = Store::open(root).map_err(|source| BuildError::OpenStore {
+            root: root.to_path_buf(),
+            source,
+        })?;
         let client = Client::new(options)?;
         let images = Arc::new(ImageResolver::new(store.clone(), client, host_platform()));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .build()?;
+            .build()
+            .map_err(crate::error::io("start the async runtime"))?;
         Ok(Self {
             store,
             images,
@@ -49,5 +54,14 @@ pub fn host_platform() -> Platform {
         os: String::from("linux"),
         architecture: architecture.to_string(),
         variant: (architecture == "arm64").then(|| String::from("v8")),
+    }
+}
+
+/// The host platform as `os/arch[/variant]`, as the frontend takes it.
+pub fn host_platform_string() -> String {
+    let p = host_platform();
+    match p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
     }
 }

@@ -1,0 +1,268 @@
+//! The build: Dockerfile → op graph (base images resolved in parallel) →
+//! solve → image in the store → outputs. Progress goes out as events; a
+//! cancel token stops it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use futures::future::try_join_all;
+use rbuild_cache::LayerRecord;
+use rbuild_exporter::{Compression, ExportOptions, ImageSpec, StoredImage};
+use rbuild_frontend::graph::{BuildGraph, NetworkMode, Op};
+use rbuild_frontend::input::read_input;
+use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
+use rbuild_solver::{ContextModes, Layer, SolveOptions, SolveResult, Solver};
+
+use crate::epoch::{self, EpochSource};
+use crate::events::{Event, EventSink, Recorder};
+use crate::history::mark_history;
+use crate::output::Output;
+use crate::session::{host_platform, host_platform_string};
+use crate::{BuildError, BuildRequest, BuildResult, CancelToken, Entitlement, Session};
+
+/// Runs the build `request` asks for in `session`, sending progress to
+/// `events`; `cancel` stops it (sandboxes killed, [`BuildError::Cancelled`]).
+pub fn build(
+    session: &Session,
+    request: &BuildRequest,
+    events: EventSink,
+    cancel: &CancelToken,
+) -> Result<BuildResult, BuildError> {
+    let recorder = std::sync::Arc::new(Recorder::new(events));
+    let (graph, epoch, context_modes) = load(session, request, &recorder)?;
+    for arg in &graph.unused_build_args {
+        recorder.emit(Event::Warning {
+            message: format!("build-arg {arg:?} was not consumed by any ARG"),
+        });
+    }
+    let solved = solve(session, request, &graph, context_modes, &recorder, cancel)?;
+    if cancel.is_cancelled() {
+        return Err(BuildError::Cancelled);
+    }
+
+    let export = recorder.begin("exporting to image");
+    // The store is an OCI layout, so images in it always use OCI media
+    // types; `oci-mediatypes=false` applies where an image leaves it.
+    let manifest = export_image(session, &graph, solved, &request.annotations, epoch)?;
+    let digest = manifest.digest().to_string();
+    recorder.note(&export, &format!("writing image {digest} done"));
+    let store_output = Output::Image {
+        names: Vec::new(),
+        push: None,
+    };
+    let implied = (!request
+        .outputs
+        .iter()
+        .any(|o| matches!(o, Output::Image { .. })))
+    .then_some(&store_output);
+    for output in implied.into_iter().chain(&request.outputs) {
+        output.write(session, &manifest, &request.tags, epoch)?;
+        match output.done_note() {
+            Some(note) => recorder.note(&export, &note),
+            None => {
+                for tag in &request.tags {
+                    recorder.note(&export, &format!("naming to {tag} done"));
+                }
+            }
+        }
+    }
+    recorder.end(export);
+    let image_id = StoredImage::read(&session.store, &digest)?.config_digest;
+    Ok(BuildResult {
+        manifest,
+        image_id,
+        tags: request.tags.clone(),
+        steps: recorder.records(),
+    })
+}
+
+/// The "load build definition" step: reads and lowers the Dockerfile,
+/// checks entitlements, resolves the epoch; the graph, the epoch and the
+/// context's file modes.
+fn load(
+    session: &Session,
+    request: &BuildRequest,
+    recorder: &Recorder,
+) -> Result<(BuildGraph, Option<i64>, ContextModes), BuildError> {
+    let step = recorder.begin("[internal] load build definition");
+    let dockerfile = &request.dockerfile;
+    let source =
+        read_input(dockerfile)?.ok_or_else(|| BuildError::NoDockerfile(dockerfile.clone()))?;
+    let parsed = Dockerfile::parse(&dockerfile.display().to_string(), &source)?;
+    let options = BuildOptions {
+        build_args: request.build_args.clone(),
+        target: request.target.clone(),
+        platform: host_platform_string(),
+        ignore_patterns: read_ignore(&request.context, dockerfile)?,
+    };
+    let names = parsed.base_images(&options)?;
+    let images = &session.images;
+    let resolved = session
+        .runtime
+        .block_on(try_join_all(names.iter().map(|n| images.resolve(n))))?;
+    let images: BTreeMap<String, _> = names
+        .into_iter()
+        .zip(resolved.iter().map(|i| i.to_frontend()))
+        .collect();
+    let graph = parsed.lower(&options, &images)?;
+    check_entitlements(dockerfile, &graph, &request.entitlements)?;
+    let asked = request.source_date_epoch;
+    let epoch = epoch::resolve(asked, &request.context)?;
+    let context_modes = epoch::context_modes(asked, epoch, &request.context);
+    if let Some((secs, EpochSource::GitHead)) = epoch {
+        recorder.note(
+            &step,
+            &format!(
+                "SOURCE_DATE_EPOCH={secs}: the context's git HEAD commit time (--source-date-epoch none for real times)"
+            ),
+        );
+    }
+    if context_modes == ContextModes::Git {
+        recorder.note(
+            &step,
+            "context file modes as git records them: 0644, 0755 for executables and directories (--source-date-epoch none for the modes on disk)",
+        );
+    }
+    recorder.end(step);
+    Ok((graph, epoch.map(|(secs, _)| secs), context_modes))
+}
+
+/// Solves the graph; a tripped `cancel` ends it at once.
+fn solve(
+    session: &Session,
+    request: &BuildRequest,
+    graph: &BuildGraph,
+    context_modes: ContextModes,
+    recorder: &std::sync::Arc<Recorder>,
+    cancel: &CancelToken,
+) -> Result<SolveResult, BuildError> {
+    if cancel.is_cancelled() {
+        return Err(BuildError::Cancelled);
+    }
+    let options = SolveOptions {
+        context_dir: request.context.clone(),
+        no_cache: request.no_cache,
+        max_parallel_runs: request.max_parallel_runs.max(1),
+        secrets: request.secrets.clone(),
+        ssh: request.ssh.clone(),
+        limits: request.limits,
+        context_modes,
+    };
+    session.runtime.block_on(async {
+        let solver = Solver::new(
+            session.store.clone(),
+            session.images.clone(),
+            graph.clone(),
+            options,
+            recorder.clone(),
+        )
+        .await?;
+        tokio::select! {
+            result = solver.solve() => match result {
+                Err(_) if cancel.is_cancelled() => Err(BuildError::Cancelled),
+                other => Ok(other?),
+            },
+            () = cancel.cancelled() => Err(BuildError::Cancelled),
+        }
+    })
+}
+
+/// Fails when a step of `graph` needs an entitlement `granted` does not
+/// hold, naming the step (BuildKit refuses these builds the same way).
+fn check_entitlements(
+    dockerfile: &Path,
+    graph: &BuildGraph,
+    granted: &[Entitlement],
+) -> Result<(), BuildError> {
+    for node in &graph.nodes {
+        let Op::Exec(exec) = &node.op else {
+            continue;
+        };
+        let needed = if exec.insecure && !granted.contains(&Entitlement::SecurityInsecure) {
+            Some(("RUN --security=insecure", Entitlement::SecurityInsecure))
+        } else if exec.network == NetworkMode::Host && !granted.contains(&Entitlement::NetworkHost)
+        {
+            Some(("RUN --network=host", Entitlement::NetworkHost))
+        } else {
+            None
+        };
+        if let Some((what, entitlement)) = needed {
+            return Err(BuildError::Entitlement {
+                at: node.location.map_or(String::new(), |l| {
+                    format!("{}:{}:{}: ", dockerfile.display(), l.line, l.column)
+                }),
+                step: node.name.clone(),
+                what,
+                entitlement,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes the solved state as an image: layers (built ones exported,
+/// base-image ones as pulled), the config and history, the manifest.
+fn export_image(
+    session: &Session,
+    graph: &BuildGraph,
+    result: SolveResult,
+    annotations: &BTreeMap<String, String>,
+    epoch: Option<i64>,
+) -> Result<oci_spec::image::Descriptor, BuildError> {
+    let opts = ExportOptions {
+        compression: Compression::Uncompressed,
+        source_date_epoch: epoch,
+        oci_mediatypes: true,
+    };
+    let mut layers: Vec<LayerRecord> = Vec::with_capacity(result.state.len());
+    for layer in &result.state {
+        let record = match layer {
+            Layer::Snapshot(id) => rbuild_exporter::export_layer(&session.store, id, &opts)?,
+            Layer::Blob {
+                blob,
+                media_type,
+                diff_id,
+                ..
+            } => {
+                session
+                    .runtime
+                    .block_on(session.images.ensure_blob(layer))?;
+                LayerRecord {
+                    snapshot: String::new(),
+                    diff_id: diff_id.clone(),
+                    blob: blob.clone(),
+                    media_type: media_type.clone(),
+                    epoch: None,
+                }
+            }
+        };
+        layers.push(record);
+    }
+    let (history, created) = mark_history(&graph.history, &result, &graph.layer_nodes, epoch);
+    let platform = host_platform();
+    let image = ImageSpec {
+        layers,
+        config: graph.config.clone(),
+        history,
+        author: graph.author.clone(),
+        created,
+        annotations: annotations.clone(),
+        os: platform.os,
+        architecture: platform.architecture,
+        variant: platform.variant,
+    };
+    Ok(rbuild_exporter::write_image(&session.store, &image, &opts)?)
+}
+
+/// `.dockerignore` patterns: `<Dockerfile>.dockerignore` beside the
+/// Dockerfile wins over the context's `.dockerignore`. Each is read as the
+/// Dockerfile is (regular files only, bounded, symlinks kept inside).
+fn read_ignore(context: &Path, dockerfile: &Path) -> Result<Vec<String>, BuildError> {
+    let beside = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
+    for candidate in [beside, context.join(".dockerignore")] {
+        if let Some(bytes) = read_input(&candidate)? {
+            return Ok(parse_dockerignore(&String::from_utf8_lossy(&bytes)));
+        }
+    }
+    Ok(Vec::new())
+}

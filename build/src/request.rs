@@ -1,0 +1,113 @@
+//! What a build is asked to do, and what it gives back.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use oci_spec::image::Descriptor;
+
+use crate::epoch::SourceDateEpoch;
+use crate::events::StepRecord;
+use crate::output::Output;
+
+/// A permission a step may need (BuildKit's `--allow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Entitlement {
+    /// `RUN --security=insecure`.
+    SecurityInsecure,
+    /// `RUN --network=host`.
+    NetworkHost,
+}
+
+impl Entitlement {
+    /// Its name as `--allow` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Entitlement::SecurityInsecure => "security.insecure",
+            Entitlement::NetworkHost => "network.host",
+        }
+    }
+
+    /// The entitlement named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Entitlement::SecurityInsecure, Entitlement::NetworkHost]
+            .into_iter()
+            .find(|e| e.name() == name)
+    }
+}
+
+/// A build to do.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The build context directory.
+    pub context: PathBuf,
+    /// The Dockerfile (its `.dockerignore` beside it wins over the context's).
+    pub dockerfile: PathBuf,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// The stage to build; the last one when `None`.
+    pub target: Option<String>,
+    /// The image's names in the store's form (`hello:v2`).
+    pub tags: Vec<String>,
+    /// Where the image goes besides the store (which always gets it).
+    pub outputs: Vec<Output>,
+    /// Manifest annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// What steps are allowed beyond the default sandbox.
+    pub entitlements: Vec<Entitlement>,
+    /// Secret id → the file holding it, for `RUN --mount=type=secret`.
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// Agent id → its socket, for `RUN --mount=type=ssh`.
+    pub ssh: BTreeMap<String, PathBuf>,
+    /// Run every step, whatever the cache holds.
+    pub no_cache: bool,
+    /// File times, modes and `created` (see [`crate::epoch`]).
+    pub source_date_epoch: SourceDateEpoch,
+    /// Resource limits of every RUN.
+    pub limits: rbuild_executor::Limits,
+    /// How many RUN steps may run at once.
+    pub max_parallel_runs: usize,
+}
+
+/// What a build made.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    /// The image's manifest in the store.
+    pub manifest: Descriptor,
+    /// The image id: its config's digest.
+    pub image_id: String,
+    /// Its names in the store.
+    pub tags: Vec<String>,
+    /// Every step, in the order they ended: name, cached or run, time.
+    pub steps: Vec<StepRecord>,
+}
+
+impl BuildResult {
+    /// The manifest digest (`sha256:…`).
+    pub fn digest(&self) -> String {
+        self.manifest.digest().to_string()
+    }
+
+    /// The build's metadata as `docker buildx build --metadata-file`
+    /// writes it, as JSON.
+    pub fn metadata_json(&self) -> Vec<u8> {
+        let metadata = BTreeMap::from([
+            ("containerimage.config.digest", self.image_id.clone()),
+            ("containerimage.digest", self.digest()),
+            ("image.name", self.tags.join(",")),
+        ]);
+        serde_json::to_vec_pretty(&metadata).expect("a map of strings serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entitlements_are_named_as_buildkit_names_them() {
+        for e in [Entitlement::SecurityInsecure, Entitlement::NetworkHost] {
+            assert_eq!(Entitlement::from_name(e.name()), Some(e));
+        }
+        assert_eq!(Entitlement::from_name("device"), None);
+    }
+}
