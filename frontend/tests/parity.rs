@@ -318,3 +318,43 @@ fn add_checksum_unpack_and_link_are_carried() {
     assert!(copy_of("FROM scratch\nADD a.tar /d/\n").extract_archives);
     assert!(copy_of("FROM scratch\nCOPY --link a /d/\n").link);
 }
+
+#[test]
+fn arg_is_recorded_in_the_history_as_an_empty_layer() {
+    let g = graph("FROM scratch\nARG A B=x${A}y\n");
+    let last = g.history.last().unwrap();
+    assert_eq!(last.created_by, "ARG A B=xy");
+    assert!(last.empty_layer);
+}
+
+#[test]
+fn a_run_history_lists_the_stages_args_with_their_current_values() {
+    // BuildKit's runCommandString: every ARG of the stage, the value the
+    // environment holds (an ENV of the same name wins), "" when unset.
+    let g = graph("FROM scratch\nARG A=1 U\nENV A=2\nRUN true\n");
+    assert_eq!(
+        g.history.last().unwrap().created_by,
+        "RUN |2 A=2 U= /bin/sh -c true # buildkit"
+    );
+}
+
+#[test]
+fn a_stage_from_a_stage_inherits_its_arg_values_but_not_its_arg_list() {
+    let g = graph("FROM scratch AS one\nARG L=l1\nFROM one\nRUN true\n");
+    let Op::Exec(exec) = target_op(&g) else {
+        panic!("RUN lowers to an exec");
+    };
+    assert_eq!(exec.env, [PATH, "L=l1"]);
+    assert_eq!(
+        g.history.last().unwrap().created_by,
+        "RUN /bin/sh -c true # buildkit"
+    );
+}
+
+#[test]
+fn an_arg_after_an_env_of_the_same_name_wins_for_later_words() {
+    // BuildKit adds ARG values to the state's environment, as ENV does.
+    let g = graph("FROM scratch\nENV V=env\nARG V=arg\nLABEL v=$V\n");
+    assert_eq!(g.config.labels["v"], "arg");
+    assert_eq!(g.config.env, [PATH, "V=env"]);
+}

@@ -15,34 +15,41 @@ use crate::instructions::{CommandLine, HealthcheckCommand};
 use super::{Lowerer, StageState, after_keyword, go_list, shell_form};
 
 impl Lowerer<'_> {
-    /// `ARG`: a build arg, its default, or a global ARG's value.
+    /// `ARG`: a build arg, its default, or a global ARG's value; the
+    /// history shows the defaults as written (expanded).
     pub(super) fn arg(
         &mut self,
         state: &mut StageState,
         ins: &Instruction,
         words: Vec<(String, Option<String>)>,
     ) -> Result<(), FrontendError> {
-        // Every word sees the variables of before the instruction.
+        // Every word sees the variables of before the instruction
+        // (BuildKit 0.11 expands the whole instruction first).
         let mut values = Vec::new();
+        let mut shown = Vec::new();
         for (name, default) in words {
+            let default = default.map(|d| self.expand(state, ins, &d)).transpose()?;
+            shown.push(match &default {
+                Some(d) => format!("{name}={d}"),
+                None => name.clone(),
+            });
             let value = match self.opts.build_args.get(&name) {
                 Some(v) => {
                     self.used.insert(name.clone());
                     Some(v.clone())
                 }
-                None => match default {
-                    Some(d) => Some(self.expand(state, ins, &d)?),
-                    // A global ARG of the same name provides the default.
-                    None => self.meta.get(&name),
-                },
+                // A global ARG of the same name provides the default.
+                None => default.or_else(|| self.meta.get(&name)),
             };
             values.push((name, value));
         }
         for (name, value) in values {
-            if let Some(v) = value {
-                state.args.set(&name, &v);
+            if let Some(v) = &value {
+                state.vars.set(&name, v);
             }
+            state.args.push((name, value));
         }
+        Self::history(state, format!("ARG {}", shown.join(" ")), true);
         Ok(())
     }
 

@@ -113,15 +113,16 @@ impl Lowerer<'_> {
                 config: scratch_config(),
                 history: Vec::new(),
                 layer_nodes: Vec::new(),
-                args: Vars::default(),
+                args: Vec::new(),
                 env: Vars::default(),
+                vars: Vars::default(),
                 cmd_set: false,
                 author: None,
             },
             Base::Stage(j) => {
                 let mut s = self.stage(j)?;
                 s.layer_nodes.clear();
-                s.args = Vars::default();
+                s.args = Vec::new();
                 s.cmd_set = false;
                 s
             }
@@ -130,10 +131,11 @@ impl Lowerer<'_> {
                 StageState {
                     node,
                     env: Vars::from_env(&image.config.env),
+                    vars: Vars::from_env(&image.config.env),
                     config: image.config,
                     history: image.history,
                     layer_nodes: Vec::new(),
-                    args: Vars::default(),
+                    args: Vec::new(),
                     cmd_set: false,
                     author: None,
                 }

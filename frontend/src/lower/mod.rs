@@ -48,10 +48,15 @@ struct StageState {
     history: Vec<History>,
     /// Nodes of this stage that add a layer on top of its base image.
     layer_nodes: Vec<NodeId>,
-    /// The stage's ARGs.
-    args: Vars,
+    /// The stage's own ARGs in order (BuildKit's `buildArgs`: not
+    /// inherited by a stage FROM this one), with their values if any.
+    args: Vec<(String, Option<String>)>,
     /// `config.env` by name.
     env: Vars,
+    /// What words expand with and RUN gets (BuildKit's state env): the
+    /// base's environment, then ARG values and ENV as they are set, the
+    /// latest winning; a stage FROM this one inherits it.
+    vars: Vars,
     /// CMD was set in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
     author: Option<String>,
@@ -144,10 +149,9 @@ impl<'a> Lowerer<'a> {
         instruction_error(self.df, ins, message)
     }
 
-    /// A variable as word expansion in a stage sees it: ENV first, then
-    /// the stage's ARGs.
+    /// A variable as word expansion in a stage sees it.
     fn lookup(state: &StageState, k: &str) -> Option<String> {
-        state.env.get(k).or_else(|| state.args.get(k))
+        state.vars.get(k)
     }
 
     /// Expands one word of `ins` in the stage's current environment.
@@ -185,6 +189,7 @@ impl<'a> Lowerer<'a> {
             state.config.env.push(entry);
         }
         state.env.set(k, v);
+        state.vars.set(k, v);
     }
 
     /// `[name ]` of stage `i` in step names (empty for a single stage).

@@ -73,18 +73,22 @@ fn run_args(state: &StageState, run: &RunCommand) -> Vec<String> {
     shell_form(&state.config, &script)
 }
 
-/// The environment of a RUN: the image's, plus ARGs ENV does not shadow
-/// (also returned alone, for the history's `|N A=b` prefix).
-fn run_env(state: &StageState) -> (Vec<String>, Vec<String>) {
-    let mut env = state.config.env.clone();
-    let mut args = Vec::new();
-    for (k, v) in state.args.iter() {
-        if state.env.get(k).is_none() {
-            env.push(format!("{k}={v}"));
-            args.push(format!("{k}={v}"));
-        }
+/// The environment of a RUN (the stage's variables), and BuildKit's
+/// history prefix `|N A=b …` of the stage's own ARGs with their values.
+fn run_env(state: &StageState) -> (Vec<String>, String) {
+    let env = state.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if state.args.is_empty() {
+        return (env, String::new());
     }
-    (env, args)
+    let args: Vec<String> = state
+        .args
+        .iter()
+        .map(|(k, v)| {
+            let v = state.vars.get(k).or_else(|| v.clone()).unwrap_or_default();
+            format!("{k}={v}")
+        })
+        .collect();
+    (env, format!("|{} {} ", args.len(), args.join(" ")))
 }
 
 impl Lowerer<'_> {
@@ -98,7 +102,7 @@ impl Lowerer<'_> {
         step: &str,
     ) -> Result<(), FrontendError> {
         let args = run_args(state, &run);
-        let (mut env, args_used) = run_env(state);
+        let (mut env, prefix) = run_env(state);
         let mut inputs = vec![state.node];
         let mut mounts = Vec::new();
         for m in &run.mounts {
@@ -131,11 +135,6 @@ impl Lowerer<'_> {
         );
         state.node = node;
         state.layer_nodes.push(node);
-        let prefix = if args_used.is_empty() {
-            String::new()
-        } else {
-            format!("|{} {} ", args_used.len(), args_used.join(" "))
-        };
         Self::history(state, format!("RUN {prefix}{shown} # buildkit"), false);
         Ok(())
     }
