@@ -35,6 +35,11 @@ pub fn build(
             message: format!("build-arg {arg:?} was not consumed by any ARG"),
         });
     }
+    for warning in &graph.warnings {
+        recorder.emit(Event::Warning {
+            message: warning.clone(),
+        });
+    }
     let solved = solve(session, request, &graph, context_modes, &recorder, cancel)?;
     if cancel.is_cancelled() {
         return Err(BuildError::Cancelled);
