@@ -1,13 +1,4 @@
-//! How commands show ids and sizes, as Docker shows them.
-
-/// Twelve hex digits of a digest, as Docker shows ids.
-pub fn short_id(digest: &str) -> String {
-    digest
-        .trim_start_matches("sha256:")
-        .chars()
-        .take(12)
-        .collect()
-}
+//! How commands show sizes, as Docker shows them.
 
 /// Sizes as Docker prints them (decimal units).
 pub fn human_size(bytes: u64) -> String {
@@ -34,13 +25,5 @@ mod tests {
         assert_eq!(human_size(999), "999B");
         assert_eq!(human_size(1_500_000), "1.500MB");
         assert_eq!(human_size(2_000_000_000), "2GB");
-    }
-
-    #[test]
-    fn short_ids_are_twelve_hex_digits() {
-        assert_eq!(
-            short_id(&format!("sha256:{}", "ab".repeat(32))),
-            "abababababab"
-        );
     }
 }

@@ -4,7 +4,7 @@
 //! stream of [`Event`]s and a [`CancelToken`] to stop it. It owns the
 //! pipeline (frontend → solver → exporter), the image's history and id,
 //! and the outputs. Beside builds: images of the store found by name
-//! ([`local`]).
+//! ([`local`]) and the sandbox of `rbuild run` ([`run`]).
 
 mod cancel;
 pub mod epoch;
@@ -15,6 +15,7 @@ pub mod local;
 mod output;
 mod pipeline;
 mod request;
+pub mod run;
 mod session;
 pub mod time;
 

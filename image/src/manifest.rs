@@ -99,6 +99,15 @@ pub fn is_oci(manifest: &ImageManifest) -> bool {
         .is_none_or(|m| m.to_string().contains("oci"))
 }
 
+/// Twelve hex digits of a digest, as Docker shows image ids.
+pub fn short_id(digest: &str) -> String {
+    digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
+}
+
 /// One layer of an image: its manifest descriptor and its uncompressed
 /// digest from the config.
 #[derive(Debug, Clone, PartialEq)]
@@ -213,6 +222,11 @@ mod tests {
         config.rootfs.diff_ids.clear();
         let e = layers(&m, &config).unwrap_err().to_string();
         assert!(e.contains("disagree"), "{e}");
+    }
+
+    #[test]
+    fn short_ids_are_twelve_hex_digits() {
+        assert_eq!(short_id(DIGEST_B), "bbbbbbbbbbbb");
     }
 
     #[test]

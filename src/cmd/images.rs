@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 use rbuild_cache::Store;
-use rbuild_image::manifest::parse_manifest;
+use rbuild_image::manifest::{parse_manifest, short_id};
 use rbuild_image::reference::split_store_name;
 
-use crate::show::{human_size, short_id};
+use crate::show::human_size;
 
 /// `rbuild images` arguments.
 #[derive(Debug, Args)]

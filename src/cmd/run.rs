@@ -4,15 +4,15 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use rbuild_build::Session;
-use rbuild_executor::{BindMount, Network, RootFs, RunSpec, Seccomp, Security, Stdio};
-use rbuild_image::{ImageConfig, Reference};
+use rbuild_build::run::{self, RunRequest};
+use rbuild_executor::Network;
+use rbuild_image::Reference;
 use rbuild_registry::ClientOptions;
 
 use super::limits::LimitArgs;
-use crate::show::short_id;
 
 /// `rbuild run` arguments, named as `docker run`'s.
 #[derive(Debug, Args)]
@@ -101,236 +101,33 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         rbuild_executor::prepare_network();
     }
     let session = Session::open(root, ClientOptions::default())?;
-    let reference =
-        Reference::parse(&args.image).with_context(|| format!("invalid image {:?}", args.image))?;
-    let name = reference.store_name();
-    let image = session
-        .runtime
-        .block_on(session.images.resolve(&args.image))?;
-    let config = image.config.clone();
-    let lowers = session.runtime.block_on(async {
-        let mut out = Vec::new();
-        for layer in &image.layers {
-            out.push(
-                session
-                    .store
-                    .snapshot_path(&session.images.snapshot(layer).await?),
-            );
-        }
-        Ok::<_, rbuild_solver::SolveError>(out)
-    })?;
-    if session.store.resolve_tag(&name)?.is_none() {
-        // Pulled from a registry just now: keep it, as `docker run` does,
-        // once every layer is stored (a name never points at less).
-        session.store.tag(&name, &image.manifest_descriptor()?)?;
-    }
-
-    let argv = command_line(&config, args.entrypoint.as_deref(), &args.command);
-    if argv.is_empty() {
-        bail!("no command specified: the image has no ENTRYPOINT or CMD");
-    }
-    let spec = RunSpec {
-        rootfs: RootFs {
-            lowers,
-            upper: None,
-        },
-        args: argv,
-        env: merge_env(
-            &config.env,
-            &[read_env_files(&args.env_files)?, args.env.clone()].concat(),
-        ),
-        cwd: args
-            .workdir
-            .clone()
-            .unwrap_or_else(|| non_empty_or(&config.working_dir, "/")),
-        user: args.user.clone().unwrap_or_else(|| config.user.clone()),
-        hostname: args
-            .hostname
-            .clone()
-            .or_else(|| args.name.clone())
-            .unwrap_or_else(|| short_id(&image.digest)),
+    Reference::parse(&args.image).with_context(|| format!("invalid image {:?}", args.image))?;
+    let image = run::open_image(&session, &args.image)?;
+    let request = RunRequest {
+        entrypoint: args.entrypoint.clone(),
+        command: args.command.clone(),
+        env: [run::read_env_files(&args.env_files)?, args.env.clone()].concat(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        hostname: args.hostname.clone().or_else(|| args.name.clone()),
         network: match args.network.as_str() {
             "none" => Network::None,
             "host" => Network::Host,
             _ => Network::Private,
         },
-        mounts: args
+        volumes: args
             .volumes
             .iter()
-            .map(|v| parse_volume(v))
-            .collect::<anyhow::Result<_>>()?,
-        layer_mounts: Vec::new(),
-        tmpfs: Vec::new(),
-        stdio: if args.tty { Stdio::Tty } else { Stdio::Inherit },
-        security: security(&args.security_opts)?,
+            .map(|v| run::parse_volume(v))
+            .collect::<Result<_, _>>()?,
+        tty: args.tty,
+        security: run::security(&args.security_opts)?,
         init: args.init,
-        files: Vec::new(),
         limits: args.limits.limits()?,
     };
+    let spec = run::spec(&image, &request)?;
     let _ = (args.rm, args.interactive);
     let runtime = (args.runtime != "bundled").then_some(args.runtime.as_str());
     let code = rbuild_executor::run_with(runtime, &spec, &mut |_, _| {})?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
-}
-
-/// The sandbox's security from `--security-opt`s: Docker's defaults
-/// (default seccomp profile, no_new_privs off) unless they say otherwise.
-fn security(options: &[String]) -> anyhow::Result<Security> {
-    let mut security = Security {
-        no_new_privileges: false,
-        ..Security::default()
-    };
-    for option in options {
-        // Docker also accepts the older `seccomp:…` spelling.
-        let (key, value) = option
-            .split_once(['=', ':'])
-            .map_or((option.as_str(), None), |(k, v)| (k, Some(v)));
-        match (key, value) {
-            ("seccomp", Some("unconfined")) => security.seccomp = Seccomp::Unconfined,
-            ("seccomp", Some(file)) => {
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("--security-opt seccomp: read {file}"))?;
-                security.seccomp = Seccomp::Profile(text);
-            }
-            ("no-new-privileges", None | Some("true")) => security.no_new_privileges = true,
-            ("no-new-privileges", Some("false")) => security.no_new_privileges = false,
-            _ => bail!(
-                "--security-opt {option}: expected seccomp=unconfined, seccomp=FILE \
-                 or no-new-privileges[=true|false]"
-            ),
-        }
-    }
-    Ok(security)
-}
-
-/// The `KEY=VALUE` lines of `--env-file`s, as `docker run` reads them
-/// (blank lines and `#` comments skipped; a bare `KEY` comes from the
-/// environment).
-fn read_env_files(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("read --env-file {}", f.display()))?;
-        out.extend(
-            text.lines()
-                .map(str::trim_start)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
-    }
-    Ok(out)
-}
-
-/// `-v HOST:CONTAINER[:ro|rw]` → a bind mount; the host path must exist.
-fn parse_volume(value: &str) -> anyhow::Result<BindMount> {
-    let parts: Vec<&str> = value.split(':').collect();
-    let (host, target, readonly) = match parts.as_slice() {
-        [h, t] => (*h, *t, false),
-        [h, t, "ro"] => (*h, *t, true),
-        [h, t, "rw"] => (*h, *t, false),
-        _ => bail!("invalid volume {value:?}: expected HOST:CONTAINER[:ro|rw]"),
-    };
-    if !target.starts_with('/') {
-        bail!("invalid volume {value:?}: the container path must be absolute");
-    }
-    let source =
-        std::fs::canonicalize(host).with_context(|| format!("invalid volume {value:?}: {host}"))?;
-    Ok(BindMount {
-        source,
-        target: target.to_string(),
-        readonly,
-    })
-}
-
-/// Docker's rule: `--entrypoint` replaces ENTRYPOINT and drops the image's
-/// CMD; arguments replace CMD.
-fn command_line(config: &ImageConfig, entrypoint: Option<&str>, command: &[String]) -> Vec<String> {
-    let mut argv: Vec<String> = match entrypoint {
-        Some("") => Vec::new(),
-        Some(e) => vec![e.to_string()],
-        None => config.entrypoint.clone().unwrap_or_default(),
-    };
-    if !command.is_empty() {
-        argv.extend(command.iter().cloned());
-    } else if entrypoint.is_none() {
-        argv.extend(config.cmd.clone().unwrap_or_default());
-    }
-    argv
-}
-
-/// The image's environment with `-e` values added or replacing by name.
-fn merge_env(image: &[String], overrides: &[String]) -> Vec<String> {
-    let mut env: Vec<String> = image.to_vec();
-    for o in overrides {
-        let entry = match o.split_once('=') {
-            Some(_) => o.clone(),
-            None => match std::env::var(o) {
-                Ok(v) => format!("{o}={v}"),
-                Err(_) => continue,
-            },
-        };
-        let key = entry.split('=').next().unwrap_or_default().to_string();
-        env.retain(|e| e.split('=').next() != Some(key.as_str()));
-        env.push(entry);
-    }
-    env
-}
-
-fn non_empty_or(value: &str, default: &str) -> String {
-    if value.is_empty() {
-        default.to_string()
-    } else {
-        value.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(entrypoint: Option<&[&str]>, cmd: Option<&[&str]>) -> ImageConfig {
-        ImageConfig {
-            entrypoint: entrypoint.map(|e| e.iter().map(|s| s.to_string()).collect()),
-            cmd: cmd.map(|e| e.iter().map(|s| s.to_string()).collect()),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn entrypoint_and_cmd_combine_as_docker() {
-        let c = config(Some(&["/ep"]), Some(&["a"]));
-        assert_eq!(command_line(&c, None, &[]), ["/ep", "a"]);
-        assert_eq!(command_line(&c, None, &["b".into()]), ["/ep", "b"]);
-        assert_eq!(command_line(&c, Some("/x"), &[]), ["/x"]);
-        assert_eq!(command_line(&c, Some(""), &["sh".into()]), ["sh"]);
-        assert_eq!(
-            command_line(&config(None, Some(&["sh"])), None, &[]),
-            ["sh"]
-        );
-    }
-
-    #[test]
-    fn volumes_parse_as_docker() {
-        let v = parse_volume("/tmp:/mnt:ro").unwrap();
-        assert_eq!((v.target.as_str(), v.readonly), ("/mnt", true));
-        assert!(!parse_volume("/tmp:/mnt").unwrap().readonly);
-        assert!(parse_volume("/tmp:relative").is_err());
-        assert!(parse_volume("/nonexistent-path:/mnt").is_err());
-        assert!(parse_volume("/tmp:/mnt:bogus").is_err());
-    }
-
-    #[test]
-    fn env_files_skip_comments() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("env");
-        std::fs::write(&f, "# c\nA=1\n\n  B=two words\n").unwrap();
-        assert_eq!(read_env_files(&[f]).unwrap(), ["A=1", "B=two words"]);
-        assert!(read_env_files(&[dir.path().join("missing")]).is_err());
-    }
-
-    #[test]
-    fn env_overrides_by_name() {
-        let env = merge_env(&["A=1".into(), "B=2".into()], &["A=3".into(), "C=4".into()]);
-        assert_eq!(env, ["B=2", "A=3", "C=4"]);
-    }
 }
