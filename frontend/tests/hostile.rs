@@ -183,3 +183,25 @@ fn an_unknown_instruction_is_named_by_an_escaped_excerpt() {
     assert!(!e.chars().any(|c| c.is_control() && c != '\n'), "{e:?}");
     assert!(e.len() < 1_000, "{} bytes", e.len());
 }
+
+#[test]
+fn repeated_full_port_ranges_are_bounded_by_the_expansion_budget() {
+    // Each line writes a history entry naming 65,536 ports (about 800 KB):
+    // without a bound, 50,000 such lines would hold 40 GB.
+    // Most of the budget goes to ENV lines (1 MB each), the rest to ports.
+    let value = "v".repeat(60_000);
+    let spend = "ENV B=$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A$A\n".repeat(60);
+    let source = format!(
+        "FROM scratch\nENV A={value}\n{spend}{}",
+        "EXPOSE 0-65535/udp\n".repeat(20)
+    );
+    let e = lower_error(&source);
+    assert!(
+        e.contains(&format!("more than {MAX_TOTAL_EXPANDED} bytes")),
+        "{e}"
+    );
+    assert!(
+        e.contains("| EXPOSE 0-65535/udp"),
+        "an EXPOSE line goes over: {e}"
+    );
+}

@@ -158,6 +158,13 @@ impl Lowerer<'_> {
         }
         // BuildKit 0.11 writes Go's `%v` of the port set: a map, sorted.
         let shown: Vec<String> = ports.iter().map(|p| format!("{p}:{{}}")).collect();
+        // A range names up to 65,536 ports: the history line counts
+        // against the build's expansion budget, so repeating it is bounded.
+        let bytes = shown.iter().map(|s| s.len() + 1).sum();
+        self.df
+            .expanded
+            .spend(bytes)
+            .map_err(|e| self.err(ins, e))?;
         for p in ports {
             state.config.exposed_ports.insert(p, EmptyObject {});
         }
