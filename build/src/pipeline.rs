@@ -183,7 +183,9 @@ fn check_entitlements(
         let Op::Exec(exec) = &node.op else {
             continue;
         };
-        let needed = if exec.insecure && !granted.contains(&Entitlement::SecurityInsecure) {
+        let needed = if exec.security == rbuild_frontend::graph::Security::Insecure
+            && !granted.contains(&Entitlement::SecurityInsecure)
+        {
             Some(("RUN --security=insecure", Entitlement::SecurityInsecure))
         } else if exec.network == NetworkMode::Host && !granted.contains(&Entitlement::NetworkHost)
         {

@@ -108,6 +108,24 @@ pub enum NetworkMode {
     None,
 }
 
+/// `RUN --security=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Security {
+    /// The default sandbox: Docker's capabilities and seccomp filter.
+    #[default]
+    Sandbox,
+    /// All capabilities, no seccomp filter (a build runs it only when
+    /// `--allow security.insecure` entitles it).
+    Insecure,
+}
+
+impl Security {
+    /// The default sandbox.
+    pub fn is_sandbox(&self) -> bool {
+        *self == Security::Sandbox
+    }
+}
+
 /// A process run (RUN).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecOp {
@@ -123,11 +141,10 @@ pub struct ExecOp {
     pub network: NetworkMode,
     /// Extra mounts (`RUN --mount`).
     pub mounts: Vec<ExecMount>,
-    /// `RUN --security=insecure`: all capabilities, no seccomp filter (a
-    /// build runs it only when `--allow security.insecure` entitles it).
-    /// Not serialized when off, so the keys of other RUNs do not change.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub insecure: bool,
+    /// `RUN --security`. Not serialized in the default sandbox, so the
+    /// keys of other RUNs do not depend on the field.
+    #[serde(default, skip_serializing_if = "Security::is_sandbox")]
+    pub security: Security,
 }
 
 /// A `RUN --mount`.

@@ -358,3 +358,21 @@ fn an_arg_after_an_env_of_the_same_name_wins_for_later_words() {
     assert_eq!(g.config.labels["v"], "arg");
     assert_eq!(g.config.env, [PATH, "V=env"]);
 }
+
+#[test]
+fn run_network_and_security_are_typed_in_the_graph() {
+    use rbuild_frontend::graph::{NetworkMode, Security};
+    let g = graph("FROM scratch\nRUN --network=none --security=insecure true\n");
+    let Op::Exec(exec) = target_op(&g) else {
+        panic!("RUN lowers to an exec");
+    };
+    assert_eq!(
+        (exec.network, exec.security),
+        (NetworkMode::None, Security::Insecure)
+    );
+    let e = error("FROM scratch\nRUN --security=lax true\n");
+    assert!(
+        e.contains("RUN --security=lax: expected sandbox or insecure"),
+        "{e}"
+    );
+}

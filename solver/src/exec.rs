@@ -202,7 +202,7 @@ pub fn run(
         tmpfs: Vec::new(),
         stdio: Stdio::Capture,
         security: Security {
-            insecure: exec.insecure,
+            insecure: exec.security == rbuild_frontend::graph::Security::Insecure,
             ..Security::default()
         },
         init: false,

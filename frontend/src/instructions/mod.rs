@@ -11,7 +11,7 @@ mod healthcheck;
 pub mod mount;
 
 use crate::ast::Instruction;
-use crate::graph::NetworkMode;
+use crate::graph::{NetworkMode, Security};
 use crate::lines::Heredoc;
 use crate::quote;
 use flags::Flags;
@@ -104,16 +104,6 @@ pub struct CommandLine {
     pub args: Vec<String>,
     /// Exec (JSON) form.
     pub json: bool,
-}
-
-/// `RUN --security=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Security {
-    /// The default sandbox.
-    #[default]
-    Sandbox,
-    /// All capabilities, no seccomp (needs the `security.insecure` entitlement).
-    Insecure,
 }
 
 /// `RUN`.

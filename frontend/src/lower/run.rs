@@ -5,8 +5,8 @@
 use crate::FrontendError;
 use crate::ast::Instruction;
 use crate::graph::{ExecMount, ExecOp, MountKind, NodeId, Op};
+use crate::instructions::RunCommand;
 use crate::instructions::mount::{Mount, MountType};
-use crate::instructions::{RunCommand, Security};
 use crate::quote;
 
 use super::{Lowerer, StageState, absolute, after_keyword, clean_path, go_list, shell_form};
@@ -127,7 +127,7 @@ impl Lowerer<'_> {
                 user: state.config.user.clone(),
                 network: run.network,
                 mounts,
-                insecure: run.security == Security::Insecure,
+                security: run.security,
             }),
             inputs,
             format!("{step} RUN {}", after_keyword(ins)),
