@@ -376,3 +376,14 @@ fn run_network_and_security_are_typed_in_the_graph() {
         "{e}"
     );
 }
+
+#[test]
+fn stopsignal_is_checked_as_buildkit_checks_it() {
+    let g = graph("FROM scratch\nARG S=sigkill\nSTOPSIGNAL $S\n");
+    assert_eq!(g.config.stop_signal, "sigkill");
+    let e = error("FROM scratch\nSTOPSIGNAL SIGNOPE\n");
+    assert!(
+        e.starts_with("Dockerfile:2:1: Invalid signal: SIGNOPE"),
+        "{e}"
+    );
+}

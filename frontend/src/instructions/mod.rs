@@ -9,6 +9,7 @@ pub mod expose;
 pub mod flags;
 mod healthcheck;
 pub mod mount;
+pub mod signal;
 
 use crate::ast::Instruction;
 use crate::graph::{NetworkMode, Security};

@@ -10,6 +10,7 @@ use crate::ast::Instruction;
 use crate::config::{EmptyObject, Healthcheck};
 use crate::expand;
 use crate::instructions::expose::PortSpec;
+use crate::instructions::signal;
 use crate::instructions::{CommandLine, HealthcheckCommand};
 
 use super::{Lowerer, StageState, after_keyword, go_list, shell_form};
@@ -125,7 +126,9 @@ impl Lowerer<'_> {
         ins: &Instruction,
         signal: &str,
     ) -> Result<(), FrontendError> {
-        state.config.stop_signal = self.expand(state, ins, signal)?;
+        let signal = self.expand(state, ins, signal)?;
+        signal::check(&signal).map_err(|e| self.err(ins, e))?;
+        state.config.stop_signal = signal;
         Self::history(
             state,
             format!("STOPSIGNAL {}", state.config.stop_signal),
