@@ -8,6 +8,7 @@
 //! that name them, dangling layer records, the names of incomplete images)
 //! and each removal is reported.
 
+use rbuild_image::manifest::{BlobKind, referenced_blobs};
 use serde::Serialize;
 
 use crate::gc::{names, remove_path};
@@ -28,20 +29,6 @@ pub struct FsckReport {
     pub problems: Vec<String>,
     /// What repair removed, one line each (empty without repair).
     pub removed: Vec<String>,
-}
-
-/// The blobs an image document (index or manifest) needs, as (what, digest).
-fn children(doc: &serde_json::Value) -> Vec<(&'static str, String)> {
-    let digest = |v: &serde_json::Value| v["digest"].as_str().map(str::to_string);
-    let mut out = Vec::new();
-    for m in doc["manifests"].as_array().into_iter().flatten() {
-        out.extend(digest(m).map(|d| ("manifest", d)));
-    }
-    out.extend(digest(&doc["config"]).map(|d| ("config", d)));
-    for l in doc["layers"].as_array().into_iter().flatten() {
-        out.extend(digest(l).map(|d| ("layer", d)));
-    }
-    out
 }
 
 impl Store {
@@ -157,9 +144,10 @@ impl Store {
 
     /// Why the image (manifest or index) `digest` is not whole, if it is not.
     fn incomplete(&self, digest: &str) -> Option<String> {
-        let mut stack = vec![("manifest", digest.to_string())];
-        while let Some((what, digest)) = stack.pop() {
-            if what == "layer" {
+        let mut stack = vec![(BlobKind::Manifest, digest.to_string())];
+        while let Some((kind, digest)) = stack.pop() {
+            let what = kind.name();
+            if kind == BlobKind::Layer {
                 if !self.has_blob(&digest) {
                     return Some(format!("missing layer {digest}"));
                 }
@@ -169,10 +157,17 @@ impl Store {
                 Ok(b) => b,
                 Err(_) => return Some(format!("missing {what} {digest}")),
             };
-            match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(doc) if what != "config" => stack.extend(children(&doc)),
-                Ok(_) => {}
-                Err(e) => return Some(format!("{what} {digest} is not JSON: {e}")),
+            let checked = match kind {
+                // A config names no blob: it only has to be JSON.
+                BlobKind::Config => serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+                    .map(|_| ())
+                    .map_err(|e| format!("{what} {digest} is not JSON: {e}")),
+                _ => referenced_blobs(&bytes, what)
+                    .map(|children| stack.extend(children))
+                    .map_err(|e| format!("{what} {digest} is malformed: {e}")),
+            };
+            if let Err(problem) = checked {
+                return Some(problem);
             }
         }
         None

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use rbuild_image::manifest::referenced_blobs;
 use serde::Serialize;
 
 use crate::error::io_err;
@@ -122,20 +123,11 @@ impl Store {
             let Ok(bytes) = self.read_blob(&digest) else {
                 continue;
             };
-            let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+            // Layers and configs name nothing (and are not documents).
+            let Ok(children) = referenced_blobs(&bytes, &digest) else {
                 continue;
             };
-            let children = doc["manifests"]
-                .as_array()
-                .into_iter()
-                .chain(doc["layers"].as_array())
-                .flatten()
-                .chain(std::iter::once(&doc["config"]));
-            for child in children {
-                if let Some(d) = child["digest"].as_str() {
-                    stack.push(d.to_string());
-                }
-            }
+            stack.extend(children.into_iter().map(|(_, d)| d));
         }
         Ok(live)
     }

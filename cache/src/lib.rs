@@ -53,7 +53,7 @@ pub use blobs::{BlobInfo, BlobWriter, digest_hex};
 pub use durable::{Disk, DiskStep, RealDisk, RecordingDisk};
 pub use error::StoreError;
 pub use fsck::FsckReport;
-pub use fsutil::LockGuard;
+use fsutil::LockGuard;
 pub use gc::{DiskUsage, PruneOptions, PruneReport, RecordUsage};
 pub use hashes::{FileHashCache, FileStamp};
 pub use layout::REF_NAME;
@@ -454,11 +454,6 @@ impl Store {
         std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let lock = self.root.join("cache-mounts").join(format!("{name}.lock"));
         Ok((dir, lock))
-    }
-
-    /// Takes the lock of a cache mount (`sharing=locked`).
-    pub fn lock_file(&self, path: &Path) -> Result<LockGuard, StoreError> {
-        fsutil::lock(path, true)
     }
 
     /// The content-hash cache named `name` (one per build context).

@@ -99,6 +99,60 @@ pub fn is_oci(manifest: &ImageManifest) -> bool {
         .is_none_or(|m| m.to_string().contains("oci"))
 }
 
+/// What a blob named by an image document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobKind {
+    /// A manifest (named by an index).
+    Manifest,
+    /// An image config.
+    Config,
+    /// A layer.
+    Layer,
+}
+
+impl BlobKind {
+    /// Its name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobKind::Manifest => "manifest",
+            BlobKind::Config => "config",
+            BlobKind::Layer => "layer",
+        }
+    }
+}
+
+/// The fields of an index or a manifest that name other blobs. Only the
+/// digests are read: the store's garbage collector and fsck keep what a
+/// document names even when the rest of a descriptor is not to the spec.
+#[derive(serde::Deserialize)]
+struct Document {
+    #[serde(default)]
+    manifests: Vec<Named>,
+    config: Option<Named>,
+    #[serde(default)]
+    layers: Vec<Named>,
+}
+
+/// A descriptor, as far as naming a blob goes.
+#[derive(serde::Deserialize)]
+struct Named {
+    digest: String,
+}
+
+/// The blobs an index (its manifests) or a manifest (its config and
+/// layers) names, with their kinds.
+pub fn referenced_blobs(bytes: &[u8], what: &str) -> Result<Vec<(BlobKind, String)>, ImageError> {
+    let doc: Document = parse(bytes, what)?;
+    let named = |kind, d: &Named| (kind, d.digest.clone());
+    Ok(doc
+        .manifests
+        .iter()
+        .map(|d| named(BlobKind::Manifest, d))
+        .chain(doc.config.iter().map(|d| named(BlobKind::Config, d)))
+        .chain(doc.layers.iter().map(|d| named(BlobKind::Layer, d)))
+        .collect())
+}
+
 /// Twelve hex digits of a digest, as Docker shows image ids.
 pub fn short_id(digest: &str) -> String {
     digest
@@ -222,6 +276,35 @@ mod tests {
         config.rootfs.diff_ids.clear();
         let e = layers(&m, &config).unwrap_err().to_string();
         assert!(e.contains("disagree"), "{e}");
+    }
+
+    #[test]
+    fn indexes_name_manifests_and_manifests_name_config_and_layers() {
+        let m = referenced_blobs(written_manifest().as_bytes(), "manifest").unwrap();
+        assert_eq!(
+            m,
+            [
+                (BlobKind::Config, DIGEST_A.to_string()),
+                (BlobKind::Layer, DIGEST_B.to_string())
+            ]
+        );
+        let index = to_canonical_json(&image_index(vec![m_descriptor()]));
+        assert_eq!(
+            referenced_blobs(&index, "index").unwrap(),
+            [(BlobKind::Manifest, DIGEST_A.to_string())]
+        );
+        assert!(referenced_blobs(b"[1]", "blob").is_err());
+        // Digests are enough (a descriptor without a media type still
+        // names its blob).
+        let bare = format!(r#"{{"config":{{"digest":"{DIGEST_A}"}},"layers":[]}}"#);
+        assert_eq!(
+            referenced_blobs(bare.as_bytes(), "manifest").unwrap(),
+            [(BlobKind::Config, DIGEST_A.to_string())]
+        );
+    }
+
+    fn m_descriptor() -> Descriptor {
+        descriptor(crate::media::OCI_MANIFEST, DIGEST_A, 1).unwrap()
     }
 
     #[test]
