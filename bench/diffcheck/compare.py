@@ -37,9 +37,10 @@ def compare_configs(ca, cb):
     return [("config", k, ca[k], cb[k]) for k in ca if ca[k] != cb.get(k)]
 
 
-def check_golden(fs, config, golden):
+def check_golden(fs, config, golden, context_mtime):
     """Differences between rbuild's image and a golden: every listed path
-    must have the listed fields (`content` stands for the file's text),
+    must have the listed fields (`content` stands for the file's text, an
+    mtime of "context" for the case's context files' time),
     paths under each of `roots` must be exactly the listed ones, and every
     listed config key must match."""
     out = []
@@ -52,6 +53,8 @@ def check_golden(fs, config, golden):
         for field, value in want.items():
             if field == "content":
                 field, value = "sha256", hashlib.sha256(value.encode()).hexdigest()
+            elif field == "mtime" and value == "context":
+                value = context_mtime
             if got.get(field) != value:
                 out.append((path, field, got.get(field), value))
     listed = {p.strip("/") for p in paths}

@@ -3,6 +3,7 @@
 # directory): ADD of a URL fetches them. Their Last-Modified, the mtime
 # BuildKit gives an ADDed URL, is 2002-05-18.
 set -euo pipefail
+umask 022
 printf 'hello from http\n' >hello.txt
 printf '#!/bin/sh\necho script\n' >script.sh
 mkdir -p tree/sub && printf 'a\n' >tree/a.txt && printf 'b\n' >tree/sub/b.txt

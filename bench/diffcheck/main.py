@@ -36,9 +36,9 @@ def differences(case, args, started):
     ok_r, tail_r = run(case.rbuild_command(args.rbuild, os.path.join(args.work, "store")))
     if case.has("expected.json"):
         if not ok_r:
-            return [("build", "rbuild failed", tail_r, "a golden image")]
+            return [("build", "status", "failed: " + tail_r, "ok")]
         fs, config = read_image(os.path.join(case.out, "rbuild.tar"))
-        return check_golden(fs, config, json.loads(case.read("expected.json")))
+        return check_golden(fs, config, json.loads(case.read("expected.json")), case.mtime)
     ok_b, tail_b = run(case.buildkit_command(args.buildctl, args.buildkit_addr))
     if case.has("fails"):
         if ok_r or ok_b:
@@ -80,8 +80,9 @@ def main():
     for name in names:
         diffs = results[name]
         label = f"known difference ({known[name]})" if name in known else "DIFFERENCE"
+        peer = "golden" if os.path.exists(os.path.join(args.cases, name, "expected.json")) else "BuildKit"
         for path, field, a, b in diffs:
-            print(f"{label}: {name}: {path}: {field}: rbuild {a!r} | BuildKit {b!r}")
+            print(f"{label}: {name}: {path}: {field}: rbuild {a!r} | {peer} {b!r}")
         if name in known and not diffs:
             print(f"STALE: {name} is listed in {args.known} but no longer differs")
             stale += 1

@@ -1,0 +1,1 @@
+mkdir t && echo l > t/l && tar -cf local.tar -C t . && rm -r t

@@ -1,0 +1,1 @@
+mkdir -p empty nested/inner && chmod 0700 nested/inner
