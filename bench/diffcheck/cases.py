@@ -95,8 +95,10 @@ class Case:
         return re.sub(r"src=([^,]+)", lambda m: f"src={os.path.join(self.ctx, m.group(1))}", value)
 
     def rbuild_command(self, rbuild, store):
-        """rbuild's build of the case into an OCI archive."""
-        cmd = [rbuild, "--root", store, "build", "-q", "--source-date-epoch", "none",
+        """rbuild's build of the case into an OCI archive. Both engines
+        build without their cache: a hit from another case with the same
+        content would bring that case's mtimes."""
+        cmd = [rbuild, "--root", store, "build", "-q", "--no-cache", "--source-date-epoch", "none",
                "-o", f"type=oci,dest={self.out}/rbuild.tar"]
         for flag, value in self.flags():
             cmd += [flag, self.secret(value) if flag == "--secret" else value]
@@ -104,7 +106,7 @@ class Case:
 
     def buildkit_command(self, buildctl, addr):
         """BuildKit's build of the case into an OCI archive."""
-        cmd = [buildctl, "--addr", addr, "build", "--progress", "plain",
+        cmd = [buildctl, "--addr", addr, "build", "--progress", "plain", "--no-cache",
                "--frontend", "dockerfile.v0",
                "--local", f"context={self.ctx}", "--local", f"dockerfile={self.ctx}",
                "--output", f"type=oci,dest={self.out}/buildkit.tar"]
