@@ -27,9 +27,10 @@ import zlib
 CASE_FILES = ("setup.sh", "flags", "fails", "expected.json", "README")
 # 2001-09-09 plus up to 12 days: the mtime of every context file, so that
 # times a source defines are told from times the build's clock makes. It
-# differs from case to case: buildctl's builds share one synced copy of
-# "context", and BuildKit's sync skips a file whose name, size and mtime
-# match the copy's (two cases' a.tar of one size would mix).
+# differs from case to case: buildctl's builds reuse one synced copy of
+# "context", whose sync skips a file of the same name, size and mtime
+# (and main.py prunes that copy after each build, as the sync also keeps
+# a reused directory's old mtime).
 CONTEXT_MTIME = 1000000000
 
 
@@ -120,6 +121,12 @@ class Case:
             else:
                 raise ValueError(f"{self.name}/flags: unknown flag {flag}")
         return cmd
+
+
+def prune_synced_contexts(buildctl, addr):
+    """Drops BuildKit's unused synced copies of local contexts."""
+    subprocess.run([buildctl, "--addr", addr, "prune", "--filter", "type==source.local"],
+                   capture_output=True, check=True)
 
 
 def run(cmd):

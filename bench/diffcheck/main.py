@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from cases import Case, run
+from cases import Case, prune_synced_contexts, run
 from compare import check_golden, compare_configs, compare_files
 from image import read_image
 
@@ -40,6 +40,7 @@ def differences(case, args, started):
         fs, config = read_image(os.path.join(case.out, "rbuild.tar"))
         return check_golden(fs, config, json.loads(case.read("expected.json")), case.mtime)
     ok_b, tail_b = run(case.buildkit_command(args.buildctl, args.buildkit_addr))
+    prune_synced_contexts(args.buildctl, args.buildkit_addr)
     if case.has("fails"):
         if ok_r or ok_b:
             return [("build", "fails", "failed" if not ok_r else "built",
