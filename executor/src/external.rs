@@ -46,7 +46,12 @@ pub fn runtime_spec(
         mounts.push(json!({"destination": m.target, "type": "bind", "source": m.source, "options": options}));
     }
     for t in &spec.tmpfs {
-        mounts.push(json!({"destination": t, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}));
+        let data = t.data();
+        let options: Vec<&str> = ["nosuid", "nodev"]
+            .into_iter()
+            .chain(data.split(','))
+            .collect();
+        mounts.push(json!({"destination": t.target, "type": "tmpfs", "source": "tmpfs", "options": options}));
     }
     let mut namespaces = vec![
         json!({"type": "pid"}),

@@ -144,6 +144,26 @@ pub struct LayerMount {
     pub readwrite: bool,
 }
 
+/// An empty tmpfs (`RUN --mount=type=tmpfs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TmpfsMount {
+    /// Absolute path inside the sandbox.
+    pub target: String,
+    /// `size=` in bytes; the kernel's default (half the memory) when `None`.
+    pub size: Option<u64>,
+}
+
+impl TmpfsMount {
+    /// The filesystem options (mounted `nosuid,nodev` as every mount
+    /// here): a world-writable sticky root, and BuildKit's `size`.
+    pub fn data(&self) -> String {
+        match self.size {
+            Some(size) => format!("mode=1777,size={size}"),
+            None => String::from("mode=1777"),
+        }
+    }
+}
+
 /// The seccomp filter of a sandbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Seccomp {
@@ -217,8 +237,8 @@ pub struct RunSpec {
     pub mounts: Vec<BindMount>,
     /// Layer states mounted at paths.
     pub layer_mounts: Vec<LayerMount>,
-    /// Empty tmpfs mounts at these absolute paths.
-    pub tmpfs: Vec<String>,
+    /// Empty tmpfs mounts.
+    pub tmpfs: Vec<TmpfsMount>,
     /// Files made for the sandbox (secrets).
     pub files: Vec<FileMount>,
     /// Stdio handling.

@@ -225,7 +225,7 @@ pub fn mountpoints(spec: &RunSpec) -> Vec<String> {
         .mounts
         .iter()
         .map(|m| m.target.as_str())
-        .chain(spec.tmpfs.iter().map(String::as_str))
+        .chain(spec.tmpfs.iter().map(|t| t.target.as_str()))
         .chain(spec.layer_mounts.iter().map(|m| m.target.as_str()))
         .chain(spec.files.iter().map(|f| f.target.as_str()));
     out.extend(targets.map(|t| t.trim_start_matches('/').to_string()));
@@ -475,11 +475,12 @@ pub fn build(
         mounts.push(bind_mount(&m.source, &m.target, BIND_ATTRS | ro)?);
     }
     for t in &spec.tmpfs {
+        let data = t.data();
         mounts.push(fs_mount(
-            t.trim_start_matches('/'),
+            t.target.trim_start_matches('/'),
             "tmpfs",
             libc::MS_NOSUID | libc::MS_NODEV,
-            Some("mode=1777"),
+            Some(&data),
         )?);
     }
     for (i, m) in spec.layer_mounts.iter().enumerate() {

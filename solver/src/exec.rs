@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
+use crate::cachemount::{self, CacheDir, Seed};
 use crate::ssh::AgentRelay;
 use rbuild_executor::{
-    BindMount, FileMount, LayerMount, Network, RootFs, RunSpec, Security, Stdio,
+    BindMount, FileMount, LayerMount, Network, RootFs, RunSpec, Security, Stdio, TmpfsMount,
 };
-use rbuild_frontend::graph::{ExecOp, MountKind, NetworkMode, Sharing};
+use rbuild_frontend::graph::{ExecOp, MountKind, NetworkMode};
 
 /// How many trailing output lines a failure quotes.
 const TAIL_LINES: usize = 10;
@@ -30,23 +31,26 @@ pub struct MountInputs {
     pub secrets: BTreeMap<String, PathBuf>,
     /// The state of each of the exec's inputs (index = input position).
     pub binds: Vec<Option<BindSource>>,
-    /// Cache mount id → (directory, lock file), from the store.
-    pub caches: BTreeMap<String, (PathBuf, PathBuf)>,
+    /// The cache key of each of the exec's inputs (index = input
+    /// position): a cache mount's `from` state names the cache.
+    pub keys: Vec<Option<String>>,
+    /// The store that holds cache mount directories.
+    pub store: Option<rbuild_cache::Store>,
     /// Ssh agent id → the agent's socket on the host (`--ssh`).
     pub ssh: BTreeMap<String, PathBuf>,
 }
 
-/// What the sandbox's mounts need while it runs: cache mount locks and
-/// ssh agent relays.
+/// What the sandbox's mounts need while it runs: cache mount directories
+/// (and their locks) and ssh agent relays.
 struct Held {
-    _locks: Vec<nix::fcntl::Flock<std::fs::File>>,
+    _caches: Vec<CacheDir>,
     _relays: Vec<AgentRelay>,
 }
 
 /// The sandbox's mounts for `exec`'s `RUN --mount`s, and what to hold
 /// while it runs.
 fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Held, String> {
-    let mut locks = Vec::new();
+    let mut caches = Vec::new();
     let mut relays = Vec::new();
     for m in &exec.mounts {
         match &m.kind {
@@ -107,29 +111,54 @@ fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Hel
                 }
                 None => {}
             },
-            MountKind::Tmpfs { .. } => spec.tmpfs.push(m.target.clone()),
-            MountKind::Cache { id, sharing, .. } => {
-                let (dir, lock) = inputs
-                    .caches
-                    .get(id)
-                    .ok_or_else(|| format!("cache mount {id} was not prepared"))?;
-                if *sharing != Sharing::Shared {
-                    // `locked` (and `private`, which rbuild serializes too):
-                    // one user at a time.
-                    let f = std::fs::File::options()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(lock)
-                        .map_err(|e| format!("open {}: {e}", lock.display()))?;
-                    let f = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-                        .map_err(|(_, e)| format!("lock cache mount {id}: {e}"))?;
-                    locks.push(f);
+            MountKind::Tmpfs { size } => spec.tmpfs.push(TmpfsMount {
+                target: m.target.clone(),
+                size: *size,
+            }),
+            MountKind::Cache {
+                id,
+                sharing,
+                uid,
+                gid,
+                mode,
+                readonly,
+                from,
+                source,
+            } => {
+                let store = inputs
+                    .store
+                    .as_ref()
+                    .ok_or_else(|| format!("cache mount {id} has no store"))?;
+                let source = source.as_deref().unwrap_or("/");
+                let seed = match from {
+                    Some(input) => match (inputs.binds.get(*input), inputs.keys.get(*input)) {
+                        (Some(Some(BindSource::Layers(layers))), Some(Some(key))) => Seed::Tree {
+                            layers: layers.clone(),
+                            key: key.clone(),
+                            source: source.to_string(),
+                        },
+                        _ => return Err(format!("cache mount {id}: its from= state is missing")),
+                    },
+                    None if uid.is_some() || gid.is_some() || mode.is_some() => Seed::Root {
+                        uid: uid.unwrap_or(0),
+                        gid: gid.unwrap_or(0),
+                        mode: mode.unwrap_or(0o755),
+                    },
+                    None => Seed::Empty,
+                };
+                let held = cachemount::acquire(store, id, &seed, *sharing)?;
+                let mut dir = held.dir.clone();
+                if from.is_none() && source != "/" {
+                    // A `source` of an empty cache: the directory is made.
+                    dir = crate::layered::host_join(&dir, source);
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| format!("cache mount {id}: create {source}: {e}"))?;
                 }
+                caches.push(held);
                 spec.mounts.push(BindMount {
-                    source: dir.clone(),
+                    source: dir,
                     target: m.target.clone(),
-                    readonly: false,
+                    readonly: *readonly,
                 });
             }
             MountKind::Bind {
@@ -167,7 +196,7 @@ fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Hel
         }
     }
     Ok(Held {
-        _locks: locks,
+        _caches: caches,
         _relays: relays,
     })
 }

@@ -513,11 +513,16 @@ impl Solver {
             out.binds.resize(pos + 1, None);
             out.binds[pos] = Some(source);
         }
-        for m in &op.mounts {
-            if let rbuild_frontend::graph::MountKind::Cache { id, .. } = &m.kind {
-                let dirs = self.store.cache_mount_dir(id).map_err(|e| e.to_string())?;
-                out.caches.insert(id.clone(), dirs);
-            }
+        if op
+            .mounts
+            .iter()
+            .any(|m| matches!(m.kind, rbuild_frontend::graph::MountKind::Cache { .. }))
+        {
+            out.store = Some(self.store.clone());
+            out.keys = graph_inputs
+                .iter()
+                .map(|n| Some(self.keys[n.0].clone()))
+                .collect();
         }
         Ok(out)
     }

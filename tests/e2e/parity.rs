@@ -179,3 +179,25 @@ fn copies_keep_the_source_mtimes_of_files_and_of_the_copied_directory() {
          1200000000 existing\n1000000000 existing/sub/f\n"
     );
 }
+
+#[test]
+fn cache_mounts_honour_owner_mode_ro_from_source_and_private_sharing() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let df = "FROM busybox AS seed\n\
+              RUN mkdir /seed && echo seeded > /seed/s\n\
+              FROM busybox AS a\n\
+              RUN --mount=type=cache,target=/c,id=p,sharing=private sh -c 'touch /c/a; sleep 2; ls /c > /seen'\n\
+              FROM busybox AS b\n\
+              RUN --mount=type=cache,target=/c,id=p,sharing=private sh -c 'touch /c/b; sleep 2; ls /c > /seen'\n\
+              FROM busybox\n\
+              RUN --mount=type=cache,target=/c,uid=1000,gid=1500,mode=0750 stat -c '%u:%g %a' /c > /owner\n\
+              RUN --mount=type=cache,target=/r,ro sh -c 'touch /r/x 2>/dev/null && echo rw > /ro || echo ro > /ro'\n\
+              RUN --mount=type=cache,target=/f,from=seed,source=/seed cat /f/s > /seeded\n\
+              RUN --mount=type=tmpfs,target=/t,size=1m df -k /t | tail -1 | awk '{print $2}' > /tsize\n\
+              COPY --from=a /seen /a\n\
+              COPY --from=b /seen /b\n";
+    build(&t, "caches", df, &[]);
+    let out = sh(&t, "caches", "cd / && cat owner ro seeded tsize a b");
+    assert_eq!(out, "1000:1500 750\nro\nseeded\n1024\na\nb\n");
+}
