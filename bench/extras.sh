@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Extras on top of the shared build runner, each side by side with a peer in
+# Extras on top of the side-by-side build runner, each beside a peer in
 # the same run (median of RUNS, ratio peer/rbuild):
 #   push   the w3 image to the local registry (fresh repository each run):
 #          `rbuild push` vs `skopeo copy` from the very same store
 #   pull   the pushed image into an empty store: `rbuild pull` vs `skopeo copy`
 #   rss    peak RSS (MiB) of a no-op build and of the pull
 #   bench/extras.sh RBUILD_BINARY RUNS
-# Needs the w3 image built by the shared runner (tag bench/w3-typical-app) and
-# the registry on 127.0.0.1:5000 (../shared/tools/peers-up.sh).
+# Needs the w3 image built by bench/sidebyside.sh (tag bench/w3-typical-app) and
+# the registry on 127.0.0.1:5000 (scripts/peers-up.sh).
 set -euo pipefail
 RBUILD=$1; RUNS=${2:-3}
 REG=127.0.0.1:5000

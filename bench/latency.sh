@@ -6,7 +6,7 @@
 #          this machine's hybrid cgroups and rlimits it cannot start a
 #          container at all)
 #   RUN    a one-RUN build with --no-cache (`FROM busybox` + `RUN true`) vs
-#          BuildKit (dockerd from ../shared/tools/peers-up.sh) and buildah
+#          BuildKit (dockerd from scripts/peers-up.sh) and buildah
 #   [BASELINE=OLD_RBUILD] bench/latency.sh RBUILD_BINARY [RUNS]  (BASELINE:
 #          the same start-ups of an older binary beside this one)
 # Needs busybox-static, umoci, runc, crun; the build rows also need

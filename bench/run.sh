@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Every speed claim from one command, side by side with the peers:
 #   bench/run.sh [-n RUNS] [-w WORKLOADS]
-# Builds rbuild in release mode, starts the peers (../shared/tools/peers-up.sh:
-# a registry on 127.0.0.1:5000, dockerd with BuildKit, buildah), runs the
-# shared side-by-side runner (cold, no-op and one-file-edit builds of w1, w2,
-# w3), then the extras below, and writes the tables to bench/results/.
+# Builds rbuild in release mode, starts the peers (scripts/peers-up.sh: a
+# registry on 127.0.0.1:5000, dockerd with BuildKit, buildkitd 0.11.6,
+# buildah), runs the side-by-side runner bench/sidebyside.sh (cold, no-op and
+# one-file-edit builds of the workloads of bench/workloads/, whose contexts
+# bench/workloads/generate.py makes), then the extras below, and writes the
+# tables to bench/results/. From ../shared it needs only BuildKit 0.11.6's
+# release archive (or $BUILDKIT_ARCHIVE), which no package registry serves.
 #   push/pull  the w3 image to the local registry and back into an empty
 #              store: rbuild vs skopeo (extras.sh), and a 1 GiB image
 #              (transfer.sh)
@@ -18,18 +21,12 @@ cd "$(dirname "$0")/.."
 RUNS=3; WORKLOADS="w1-multistage,w2-bigcontext,w3-typical-app"
 while getopts "n:w:" o; do case $o in
   n) RUNS=$OPTARG ;; w) WORKLOADS=$OPTARG ;; *) exit 2 ;; esac; done
-SHARED=$(cd .. && pwd)/shared
-if [[ ! -f $SHARED/bench/run.sh || ! -f $SHARED/tools/peers-up.sh ]]; then
-  echo "bench/run.sh: needs the project's shared folder at $SHARED (the side-by-side" >&2
-  echo "runner, its workloads and the peers' installer; see README, Benchmarks)" >&2
-  exit 2
-fi
 OUT=bench/results; mkdir -p "$OUT"
 stamp=$(date -u +%Y-%m-%dT%H:%MZ)
 
 cargo build --release --quiet
 RBUILD=$PWD/target/release/rbuild
-bash "$SHARED/tools/peers-up.sh" >/dev/null
+bash scripts/peers-up.sh >/dev/null
 
 {
   echo "# rbuild benchmark, $stamp"
@@ -39,7 +36,7 @@ bash "$SHARED/tools/peers-up.sh" >/dev/null
   echo
   echo "## Builds (median seconds of $RUNS; ratios peer/rbuild)"
   echo
-  bash "$SHARED/bench/run.sh" -n "$RUNS" -w "$WORKLOADS" "$RBUILD" 2>/dev/null
+  bash bench/sidebyside.sh -n "$RUNS" -w "$WORKLOADS" "$RBUILD" 2>/dev/null
   echo
   bash bench/extras.sh "$RBUILD" "$RUNS"
   echo
