@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use crate::ast::Instruction;
 use crate::instructions::FromCommand;
 use crate::instructions::flags::Flags;
+use crate::instructions::mount::from_value;
 use crate::vars::{Vars, expand_one, instruction_error, platform_args};
 use crate::{BuildOptions, Dockerfile, FrontendError, quote};
 
@@ -211,21 +212,17 @@ impl<'a> Stages<'a> {
         let mut out = vec![self.base(df, i, meta)?];
         for ins in &self.stages[i].body {
             let flags = Flags::unchecked(ins);
-            let mut values: Vec<&str> = Vec::new();
+            let mut values: Vec<String> = Vec::new();
             if matches!(ins.keyword.as_str(), "copy" | "add")
                 && let Some(f) = flags.string("from")
             {
-                values.push(f);
+                values.push(f.to_string());
             }
             if ins.keyword == "run" {
-                for m in flags.strings("mount") {
-                    if let Some(f) = m.split(',').find_map(|kv| kv.strip_prefix("from=")) {
-                        values.push(f);
-                    }
-                }
+                values.extend(flags.strings("mount").into_iter().filter_map(from_value));
             }
             for v in values {
-                let v = expand_one(df, ins, v, &|k| meta.get(k))?;
+                let v = expand_one(df, ins, &v, &|k| meta.get(k))?;
                 out.push(self.named(&v, i));
             }
         }

@@ -387,3 +387,13 @@ fn stopsignal_is_checked_as_buildkit_checks_it() {
         "{e}"
     );
 }
+
+#[test]
+fn a_mount_from_an_image_in_any_key_case_is_a_base_image() {
+    let df = Dockerfile::parse(
+        "Dockerfile",
+        b"FROM scratch\nRUN --mount=type=bind,From=tools:1,target=/t true\n",
+    )
+    .unwrap();
+    assert_eq!(df.base_images(&options()).unwrap(), ["tools:1"]);
+}

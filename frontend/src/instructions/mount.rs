@@ -133,7 +133,7 @@ pub fn ram_in_bytes(value: &str) -> Result<u64, String> {
 
 /// The fields of a CSV record (Go's `encoding/csv` rules for one line: a
 /// field that starts with `"` is quoted, `""` inside it is a quote).
-fn csv_fields(record: &str) -> Result<Vec<String>, String> {
+pub(crate) fn csv_fields(record: &str) -> Result<Vec<String>, String> {
     let mut fields = Vec::new();
     let mut chars = record.chars().peekable();
     loop {
@@ -175,6 +175,15 @@ fn csv_fields(record: &str) -> Result<Vec<String>, String> {
             return Ok(fields);
         }
     }
+}
+
+/// The `from=` value of a `--mount` as written (before expansion), if any:
+/// what stage analysis needs before the mount is lowered.
+pub fn from_value(spec: &str) -> Option<String> {
+    csv_fields(spec).ok()?.into_iter().rev().find_map(|f| {
+        let (k, v) = f.split_once('=')?;
+        k.eq_ignore_ascii_case("from").then(|| v.to_string())
+    })
 }
 
 impl Mount {
@@ -398,6 +407,16 @@ mod tests {
         let m = parse("type=bind,\"target=/a,b\",source=x").unwrap();
         assert_eq!(m.target.as_deref(), Some("/a,b"));
         assert!(parse("type=bind,\"target=/a").is_err());
+    }
+
+    #[test]
+    fn the_from_value_is_found_in_any_case_and_quoting() {
+        assert_eq!(
+            from_value("type=bind,From=base,target=/a").as_deref(),
+            Some("base")
+        );
+        assert_eq!(from_value("\"from=x\",target=/a").as_deref(), Some("x"));
+        assert_eq!(from_value("type=cache,target=/a"), None);
     }
 
     #[test]
