@@ -397,3 +397,13 @@ fn a_mount_from_an_image_in_any_key_case_is_a_base_image() {
     .unwrap();
     assert_eq!(df.base_images(&options()).unwrap(), ["tools:1"]);
 }
+
+#[test]
+fn onbuild_registers_a_trigger_without_a_history_entry() {
+    let g = graph("FROM scratch\nENV A=1\nONBUILD RUN true\n");
+    assert_eq!(
+        g.config.on_build.as_deref(),
+        Some(&[String::from("RUN true")][..])
+    );
+    assert_eq!(g.history.len(), 1, "{:?}", g.history);
+}

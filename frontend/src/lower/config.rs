@@ -243,9 +243,9 @@ impl Lowerer<'_> {
         Self::history(state, format!("HEALTHCHECK {}", after_keyword(ins)), true);
     }
 
-    /// `ONBUILD`: a trigger for stages built on this image.
+    /// `ONBUILD`: a trigger for stages built on this image. BuildKit
+    /// records no history entry for it.
     pub(super) fn on_build(state: &mut StageState, trigger: String) {
-        Self::history(state, format!("ONBUILD {trigger}"), true);
         state
             .config
             .on_build
