@@ -129,8 +129,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         _ => {}
     }
     if matches!(cli.command, Command::Build(_) | Command::Run(_)) {
-        // Both run sandboxes: their seccomp filter compiles meanwhile.
-        rbuild_executor::precompile_seccomp();
+        // Both run sandboxes: their seccomp filter is loaded meanwhile
+        // (compiled once, then kept in the store).
+        rbuild_executor::precompile_seccomp(Some(root.join("seccomp.bpf")));
     }
     match cli.command {
         Command::Build(args) => cmd::build::run(&root, args, &cancel),

@@ -9,11 +9,13 @@
 //! capabilities and the kernel version. The resolved rules are then
 //! compiled, as runc does (argument conditions on the same index become
 //! separate rules, unknown system calls are skipped). Compiling takes
-//! milliseconds, so the default profile is compiled once per process; the
+//! milliseconds, so the default profile is compiled once per machine: the
+//! program is kept in the store (`cache`) and loaded once per process; the
 //! sandbox's child only hands the prepared program to the kernel.
 
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use libseccomp::{
@@ -22,6 +24,8 @@ use libseccomp::{
 use serde::Deserialize;
 
 use crate::ExecError;
+
+mod cache;
 
 /// Docker's default profile, as moby/profiles publishes it.
 const DEFAULT_PROFILE: &str = include_str!("seccomp/default.json");
@@ -92,6 +96,39 @@ pub struct Program {
 }
 
 impl Program {
+    /// A program from its instructions in the kernel's layout (8 bytes
+    /// each, native byte order), as libseccomp exports them.
+    fn from_bytes(bytes: &[u8]) -> Result<Self, ExecError> {
+        let size = std::mem::size_of::<libc::sock_filter>();
+        if bytes.is_empty()
+            || !bytes.len().is_multiple_of(size)
+            || bytes.len() / size > usize::from(u16::MAX)
+        {
+            return Err(bad("a malformed BPF program"));
+        }
+        let filter = bytes
+            .chunks_exact(size)
+            .map(|c| libc::sock_filter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Ok(Self { filter })
+    }
+
+    /// The instructions in the layout [`Program::from_bytes`] reads.
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.filter.len() * 8);
+        for i in &self.filter {
+            out.extend_from_slice(&i.code.to_ne_bytes());
+            out.extend_from_slice(&[i.jt, i.jf]);
+            out.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        out
+    }
+
     /// The `sock_fprog` to install; valid while `self` lives.
     pub fn fprog(&self) -> libc::sock_fprog {
         libc::sock_fprog {
@@ -322,46 +359,40 @@ fn compile(r: &Resolved) -> Result<Program, ExecError> {
     std::io::Seek::rewind(&mut file).map_err(bad)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).map_err(bad)?;
-    let size = std::mem::size_of::<libc::sock_filter>();
-    if bytes.is_empty() || bytes.len() % size != 0 || bytes.len() / size > usize::from(u16::MAX) {
-        return Err(bad("libseccomp exported a malformed program"));
-    }
-    let filter = bytes
-        .chunks_exact(size)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect();
-    Ok(Program { filter })
+    Program::from_bytes(&bytes)
 }
 
 fn parse(text: &str) -> Result<Profile, ExecError> {
     serde_json::from_str(text).map_err(bad)
 }
 
-/// Starts compiling the default profile on a thread of its own, so that it
-/// overlaps the work before the first sandbox (store, image, layers):
-/// libseccomp takes 7–30 ms on this project's machine, most of it in
-/// generating the BPF program, where a sandbox start takes about 15 ms.
-pub fn precompile() {
+/// Where the compiled default program is kept across processes (see
+/// `cache`), once [`precompile`] named a file.
+static CACHE_FILE: OnceLock<PathBuf> = OnceLock::new();
+
+/// Starts loading (or, the first time on this kernel, compiling) the
+/// default profile on a thread of its own, so that it overlaps the work
+/// before the first sandbox (store, image, layers). `cache` names the file
+/// that keeps the compiled program for the processes to come (in the
+/// store): libseccomp takes 5-30 ms on this project's machine, where a
+/// sandbox start takes about 15 ms.
+pub fn precompile(cache: Option<PathBuf>) {
+    if let Some(file) = cache {
+        let _ = CACHE_FILE.set(file);
+    }
     let _ = std::thread::Builder::new()
         .name(String::from("seccomp"))
         .spawn(|| drop(default_program()));
 }
 
 /// Docker's default profile for Docker's default capabilities, compiled on
-/// first use and shared by every sandbox of this process.
+/// first use (or loaded from the cache file) and shared by every sandbox
+/// of this process.
 pub fn default_program() -> Result<Arc<Program>, ExecError> {
     static PROGRAM: OnceLock<Result<Arc<Program>, String>> = OnceLock::new();
     PROGRAM
         .get_or_init(|| {
-            let caps = crate::caps::default_names();
-            parse(DEFAULT_PROFILE)
-                .and_then(|p| resolve(&p, &caps))
-                .and_then(|r| compile(&r))
+            cached(DEFAULT_PROFILE, CACHE_FILE.get().map(PathBuf::as_path))
                 .map(Arc::new)
                 .map_err(|e| e.to_string())
         })
@@ -369,10 +400,27 @@ pub fn default_program() -> Result<Arc<Program>, ExecError> {
         .map_err(ExecError::Setup)
 }
 
+/// `profile` compiled for Docker's default capabilities: loaded from
+/// `cache` when it holds this compilation, else compiled and stored there
+/// (a store that fails only costs the next process the compilation).
+fn cached(profile: &str, cache: Option<&Path>) -> Result<Program, ExecError> {
+    let caps = crate::caps::default_names();
+    let key = cache.map(|file| (file, cache::Key::new(profile, &caps)));
+    if let Some((file, key)) = &key
+        && let Some(program) = cache::load(file, key)
+    {
+        return Ok(program);
+    }
+    let program = compile(&resolve(&parse(profile)?, &caps)?)?;
+    if let Some((file, key)) = &key {
+        let _ = cache::store(file, key, &program);
+    }
+    Ok(program)
+}
+
 /// A profile file's text compiled for Docker's default capabilities.
 pub fn program(profile: &str) -> Result<Arc<Program>, ExecError> {
-    let caps = crate::caps::default_names();
-    compile(&resolve(&parse(profile)?, &caps)?).map(Arc::new)
+    cached(profile, None).map(Arc::new)
 }
 
 /// The profile as an OCI runtime spec's `linux.seccomp` (for runc and
@@ -461,6 +509,38 @@ mod tests {
             !r.rules.iter().any(|r| r.names == ["clone3"]),
             "clone3 allowed"
         );
+    }
+
+    #[test]
+    fn the_default_program_is_compiled_once_then_loaded_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("seccomp.bpf");
+        let fresh = cached(DEFAULT_PROFILE, None).unwrap().to_bytes();
+        assert_eq!(
+            cached(DEFAULT_PROFILE, Some(&file)).unwrap().to_bytes(),
+            fresh
+        );
+        assert!(file.exists(), "the compilation was stored");
+        assert_eq!(
+            cached(DEFAULT_PROFILE, Some(&file)).unwrap().to_bytes(),
+            fresh
+        );
+        // What the file holds under the key is what is used.
+        let caps = crate::caps::default_names();
+        let key = cache::Key::new(DEFAULT_PROFILE, &caps);
+        let tiny = Program::from_bytes(&fresh[fresh.len() - 8..]).unwrap();
+        cache::store(&file, &key, &tiny).unwrap();
+        assert_eq!(
+            cached(DEFAULT_PROFILE, Some(&file)).unwrap().to_bytes(),
+            tiny.to_bytes()
+        );
+        // Another profile misses and replaces it.
+        let other = r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#;
+        assert_ne!(
+            cached(other, Some(&file)).unwrap().to_bytes(),
+            tiny.to_bytes()
+        );
+        assert!(cache::load(&file, &key).is_none());
     }
 
     #[test]
