@@ -244,6 +244,9 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
         );
         try_sys!(efd, c"chdir to /", cvt(libc::chdir(c"/".as_ptr())));
         libc::close(root);
+        if let Some(fd) = plan.net_ready {
+            wait_for_network(fd, efd);
+        }
 
         if plan.init.is_none() {
             // The image's process is pid 1 itself, as in Docker without
@@ -284,6 +287,30 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
         libc::close(efd);
         crate::init::run(plan, child)
     }
+}
+
+/// What the error pipe says first when the network helper failed (the
+/// parent then reports the helper's own messages).
+pub const NETWORK_DOWN: &CStr = c"the sandbox's network did not come up";
+
+/// Waits for the network helper's ready byte on `fd` (the helper
+/// configures the namespace while the sandbox is set up).
+unsafe fn wait_for_network(fd: c_int, efd: c_int) {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: a one-byte buffer on the stack.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        if n == 1 {
+            break;
+        }
+        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        if n < 0 && e == libc::EINTR {
+            continue;
+        }
+        sys::fail(efd, NETWORK_DOWN, libc::EIO);
+    }
+    // SAFETY: closing the pipe end, ours alone in this process.
+    unsafe { libc::close(fd) };
 }
 
 /// Links and directories in the fresh /dev tmpfs (the device nodes are

@@ -24,9 +24,9 @@
 //!
 //! Networks: [`Network::Private`] (the default) joins a network namespace
 //! prepared with a `slirp4netns` helper for outbound access (see
-//! `network`; [`prepare_networks`] keeps a few ready for a build's RUN
-//! steps), [`Network::None`] has only `lo`, [`Network::Host`] shares the
-//! host's.
+//! `network`; [`prepare_network`] starts one ahead for a sandbox to come,
+//! and the sandbox waits for the helper only right before the exec),
+//! [`Network::None`] has only `lo`, [`Network::Host`] shares the host's.
 //!
 //! Limits: [`RunSpec::limits`] (memory, CPUs, pids) become cgroups of the
 //! sandbox's own (see `cgroup`), joined by its init before the process
@@ -54,7 +54,7 @@ use std::path::{Path, PathBuf};
 pub use cgroup::Limits;
 pub use cleanup::{signal_sandboxes, wait_until_idle};
 pub use external::runtime_spec;
-pub use network::{prepare as prepare_networks, prepare_one as prepare_network};
+pub use network::prepare_one as prepare_network;
 pub use plan::DEFAULT_PATH;
 pub use rootless::{IdMapping, enter_user_namespace};
 pub use seccomp::precompile as precompile_seccomp;
@@ -333,6 +333,9 @@ pub fn run_with(
             .iter()
             .map(|(p, t)| (p.clone(), t.as_str()))
             .collect();
+        if let Some(ns) = &netns {
+            ns.wait_ready()?;
+        }
         let sandbox = external::Sandbox {
             dir: dir.path(),
             overlay: &options,
@@ -353,6 +356,7 @@ pub fn run_with(
     std::fs::create_dir(dirs.files).map_err(setup("create a temp dir"))?;
     let mut plan = plan::build(spec, &user, &dirs, &files)?;
     plan.netns = netns.as_ref().map(network::Namespace::fd);
+    plan.net_ready = netns.as_ref().map(network::Namespace::ready_fd);
     let cgroups = cgroup::Cgroups::create(&spec.limits)?;
     plan.cgroup_procs = cgroups.procs_fds();
     let argv = sys::ptrs(&plan.argv);
@@ -442,11 +446,17 @@ pub fn run_with(
         stdio::proxy_tty(master);
     }
     let code = wait(pid)?;
-    drop(netns);
     drop(cgroups);
     drop(stack);
     let mut message = String::new();
     std::io::Read::read_to_string(&mut std::fs::File::from(err_r), &mut message).ok();
+    if let Some(ns) = netns
+        && message
+            .as_bytes()
+            .starts_with(child::NETWORK_DOWN.to_bytes())
+    {
+        return Err(ns.failure());
+    }
     if spec.rootfs.upper.is_some() {
         remove_stubs(&spec.rootfs.lowers, &upper, &plan::mountpoints(spec));
     }

@@ -11,11 +11,15 @@
 //! with `--disable-host-loopback`, so 10.0.2.2 does not lead to the
 //! host's 127.0.0.1.
 //!
-//! Making one costs 11-21 ms here (mostly the helper's start), so a few are
-//! prepared ahead in a background thread, as BuildKit keeps a pool of
-//! network namespaces: a RUN takes a ready one and a replacement is made
-//! while it runs. A namespace serves one sandbox only (whatever a RUN did
-//! to it cannot reach the next one). Each helper ends when its namespace
+//! The helper takes 8-30 ms here to configure the network, so it is never
+//! waited for on the way: a namespace is started (made, its helper
+//! spawned) as soon as a sandbox is announced ([`prepare_one`]: a RUN step
+//! that missed the cache, `rbuild run`), in a background thread, as
+//! BuildKit keeps a pool of network namespaces; the sandbox joins it while
+//! the helper still works, and only the sandbox's last step before the
+//! exec waits for the helper's ready signal (`Namespace::ready_fd`). A
+//! namespace serves one sandbox only (whatever a RUN did to it cannot
+//! reach the next one). Each helper ends when its namespace
 //! is released, and on its own when rbuild exits, however it exits: it
 //! watches a pipe (`--exit-fd`) whose other end only rbuild holds.
 
@@ -27,7 +31,8 @@ use std::sync::{Condvar, Mutex};
 
 use crate::ExecError;
 
-/// How many namespaces are kept ready.
+/// How many namespaces are started ahead of the sandboxes that asked for
+/// them, at most.
 const POOL_SIZE: usize = 2;
 
 /// The helper's DNS forwarder (slirp4netns' default address).
@@ -47,6 +52,11 @@ pub(crate) struct Namespace {
     helper: Option<Child>,
     /// The write end of the helper's exit pipe.
     _exit: OwnedFd,
+    /// The read end of the helper's ready pipe: one byte once the network
+    /// is configured, end of file if the helper failed.
+    ready: OwnedFd,
+    /// The helper's messages.
+    errors: std::fs::File,
 }
 
 impl Namespace {
@@ -61,8 +71,41 @@ impl Namespace {
         format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd())
     }
 
-    /// A new namespace with its helper running and the network configured.
-    fn make() -> Result<Self, ExecError> {
+    /// A pipe end that becomes readable when the network is up: one byte
+    /// to read once the helper has configured it, end of file if the
+    /// helper failed (see [`Namespace::failure`]).
+    pub(crate) fn ready_fd(&self) -> RawFd {
+        self.ready.as_raw_fd()
+    }
+
+    /// Waits until the helper has configured the network.
+    pub(crate) fn wait_ready(&self) -> Result<(), ExecError> {
+        let mut byte = [0u8; 1];
+        let mut ready = std::fs::File::from(self.ready.try_clone().map_err(setup)?);
+        if ready.read(&mut byte).unwrap_or(0) == 1 {
+            Ok(())
+        } else {
+            Err(self.failure())
+        }
+    }
+
+    /// The error of a helper that did not configure the network, with
+    /// what it said.
+    pub(crate) fn failure(&self) -> ExecError {
+        let mut message = String::new();
+        let mut errors = &self.errors;
+        std::io::Seek::rewind(&mut errors)
+            .and_then(|()| errors.read_to_string(&mut message))
+            .ok();
+        ExecError::Setup(format!(
+            "slirp4netns could not configure the sandbox's network: {}",
+            message.trim()
+        ))
+    }
+
+    /// A new namespace with its helper started; the network comes up
+    /// while the caller goes on ([`Namespace::ready_fd`]).
+    fn start() -> Result<Self, ExecError> {
         // The helper makes its tap device there; say so plainly when this
         // user may not (rootless, with a node not world-accessible).
         std::fs::File::options()
@@ -77,7 +120,7 @@ impl Namespace {
             })?;
         let fd = new_namespace()?;
         // Its messages, read if it fails to start.
-        let mut errors = tempfile::tempfile().map_err(setup)?;
+        let errors = tempfile::tempfile().map_err(setup)?;
         let (ready_r, ready_w) = pipe()?;
         let (exit_r, exit_w) = pipe()?;
         let inherit = [
@@ -116,32 +159,18 @@ impl Namespace {
                 Ok(())
             });
         }
-        let mut helper = cmd.spawn().map_err(|e| {
+        let helper = cmd.spawn().map_err(|e| {
             ExecError::Setup(format!(
                 "start slirp4netns for the sandbox's network (install Debian's \
                  slirp4netns package, or use --network=none or host): {e}"
             ))
         })?;
-        drop(ready_w);
-        drop(exit_r);
-        let mut byte = [0u8; 1];
-        let ready = std::fs::File::from(ready_r).read(&mut byte).unwrap_or(0) == 1;
-        if !ready {
-            let _ = helper.kill();
-            let _ = helper.wait();
-            let mut message = String::new();
-            std::io::Seek::rewind(&mut errors)
-                .and_then(|()| errors.read_to_string(&mut message))
-                .ok();
-            return Err(ExecError::Setup(format!(
-                "slirp4netns could not configure the sandbox's network: {}",
-                message.trim()
-            )));
-        }
         Ok(Self {
             fd,
             helper: Some(helper),
             _exit: exit_w,
+            ready: ready_r,
+            errors,
         })
     }
 }
@@ -212,24 +241,20 @@ fn new_namespace() -> Result<OwnedFd, ExecError> {
     .map_err(|e| ExecError::Setup(format!("create a network namespace: {e}")))
 }
 
-/// The ready namespaces, whether a thread is making more, how many are
-/// asked for once ([`prepare_one`]), and whether the pool is kept full
-/// (once [`prepare`] was called).
+/// The started namespaces, whether a thread is starting more, and how many
+/// sandboxes announced with [`prepare_one`] have not taken theirs yet.
 struct Pool {
     ready: Vec<Namespace>,
     filling: bool,
     asked: usize,
-    keep_full: bool,
 }
 
 impl Pool {
-    /// How many namespaces should be ready.
+    /// How many namespaces should be started ahead: one per announced
+    /// sandbox, at most [`POOL_SIZE`] (a build whose every RUN step
+    /// missed the cache announces them all at once).
     fn target(&self) -> usize {
-        if self.keep_full {
-            self.asked.max(POOL_SIZE)
-        } else {
-            self.asked
-        }
+        self.asked.min(POOL_SIZE)
     }
 }
 
@@ -237,7 +262,6 @@ static POOL: Mutex<Pool> = Mutex::new(Pool {
     ready: Vec::new(),
     filling: false,
     asked: 0,
-    keep_full: false,
 });
 static FILLED: Condvar = Condvar::new();
 
@@ -245,17 +269,9 @@ fn lock_pool() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts preparing network namespaces in the background and keeps a few
-/// ready from now on, so that the sandboxes to come (a build's RUN steps)
-/// find one ready. Cheap to call again.
-pub fn prepare() {
-    lock_pool().keep_full = true;
-    fill();
-}
-
-/// Starts preparing one network namespace in the background for a
-/// sandbox about to start (`rbuild run`), while the caller prepares the
-/// rest of it.
+/// Announces a sandbox with the default network to come (a RUN step that
+/// missed the cache, `rbuild run`): its namespace is started in the
+/// background while the caller prepares the rest.
 pub fn prepare_one() {
     lock_pool().asked += 1;
     fill();
@@ -271,10 +287,10 @@ fn fill() {
     drop(pool);
     std::thread::spawn(|| {
         loop {
-            let made = Namespace::make();
+            let started = Namespace::start();
             let mut pool = lock_pool();
-            let ok = made.map(|ns| pool.ready.push(ns)).is_ok();
-            // A failure is reported by the `take` that makes its own.
+            let ok = started.map(|ns| pool.ready.push(ns)).is_ok();
+            // A failure is reported by the `take` that starts its own.
             let done = !ok || pool.ready.len() >= pool.target();
             if done {
                 pool.filling = false;
@@ -287,9 +303,9 @@ fn fill() {
     });
 }
 
-/// A namespace for one sandbox: a prepared one when there is one (waiting
-/// for the one being made, if any), else a new one; a pool kept full is
-/// refilled in the background.
+/// A namespace for one sandbox: a started one when there is one (waiting
+/// for the one being started, if any), else a new one; the pool is
+/// refilled in the background for the sandboxes still announced.
 pub(crate) fn take() -> Result<Namespace, ExecError> {
     let mut pool = lock_pool();
     while pool.ready.is_empty() && pool.filling {
@@ -301,7 +317,7 @@ pub(crate) fn take() -> Result<Namespace, ExecError> {
     fill();
     match ns {
         Some(ns) => Ok(ns),
-        None => Namespace::make(),
+        None => Namespace::start(),
     }
 }
 

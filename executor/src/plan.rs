@@ -114,6 +114,9 @@ pub struct Plan {
     pub loopback: bool,
     /// A prepared network namespace to join (an open nsfs fd).
     pub netns: Option<c_int>,
+    /// The namespace's ready pipe, read before the exec: the process
+    /// starts only once its network is up.
+    pub net_ready: Option<c_int>,
     /// `cgroup.procs` files (open for writing) of the cgroups to join.
     pub cgroup_procs: Vec<c_int>,
     /// Resolved user.
@@ -594,6 +597,7 @@ pub fn build(
         hostname: cstr(&spec.hostname)?,
         loopback: spec.network == crate::Network::None,
         netns: None,
+        net_ready: None,
         cgroup_procs: Vec::new(),
         uid: user.uid,
         gid: user.gid,

@@ -392,9 +392,8 @@ impl Solver {
         if let Op::Exec(op) = &node.op
             && op.network == rbuild_frontend::graph::NetworkMode::Default
         {
-            // Made while the layers are prepared, and kept ready for the
-            // steps to come.
-            rbuild_executor::prepare_networks();
+            // Started while the layers are prepared.
+            rbuild_executor::prepare_network();
         }
         let base = self.materialize(&inputs[0].state).await?;
         let lowers: Vec<PathBuf> = base.iter().map(|s| self.store.snapshot_path(s)).collect();
