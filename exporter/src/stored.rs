@@ -53,10 +53,4 @@ impl StoredImage {
             layers,
         })
     }
-
-    /// The bytes of config and layers, as `docker images` counts an
-    /// image's size.
-    pub fn size(&self) -> u64 {
-        self.manifest.config().size() + self.manifest.layers().iter().map(|l| l.size()).sum::<u64>()
-    }
 }

@@ -4,8 +4,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Args;
+use rbuild_build::local;
 use rbuild_cache::Store;
-use rbuild_image::manifest::{parse_manifest, short_id};
+use rbuild_image::manifest::short_id;
 use rbuild_image::reference::split_store_name;
 
 use crate::show::human_size;
@@ -21,7 +22,6 @@ pub struct ImagesArgs {
 /// Lists the images: repository, tag, digest, size (config and layers).
 pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
-    let images = store.images()?;
     if !args.quiet {
         outln!(
             "{:<40} {:<16} {:<14} {:>10}",
@@ -31,20 +31,16 @@ pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
             "SIZE"
         )?;
     }
-    for (name, desc) in images {
-        let digest = desc.digest().to_string();
+    for image in local::list(&store)? {
         if args.quiet {
-            outln!("{digest}")?;
+            outln!("{}", image.digest)?;
             continue;
         }
-        let manifest = parse_manifest(&store.read_blob(&digest)?, &format!("{name}: manifest"))?;
-        let size =
-            manifest.config().size() + manifest.layers().iter().map(|l| l.size()).sum::<u64>();
-        let (repo, tag) = split_store_name(&name);
+        let (repo, tag) = split_store_name(&image.name);
         outln!(
             "{repo:<40} {tag:<16} {:<14} {:>10}",
-            short_id(&digest),
-            human_size(size)
+            short_id(&image.digest),
+            human_size(image.size)
         )?;
     }
     Ok(ExitCode::SUCCESS)
