@@ -491,7 +491,11 @@ pub fn build(
         std::fs::create_dir(&at)
             .map_err(|e| ExecError::Setup(format!("create {}: {e}", at.display())))?;
         let mut lowers: Vec<&Path> = m.lowers.iter().map(PathBuf::as_path).collect();
-        if lowers.is_empty() {
+        if lowers.len() < 2 && !m.readwrite {
+            // Without an upper dir overlayfs wants two lower dirs (a
+            // one-layer image gave EINVAL): the empty one goes below.
+            lowers.insert(0, empty);
+        } else if lowers.is_empty() {
             lowers.push(empty);
         }
         let upper_dirs = if m.readwrite {

@@ -2,6 +2,7 @@
 //! checksumming exactly what is selected: the content-based cache key of a
 //! copy from the build context.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -100,13 +101,24 @@ fn select(
         true => layered::resolve(view, &named, true)?,
         false => named.clone(),
     };
-    if hidden(&named)
-        || hidden(&resolved)
-        || (resolved != named && view.locate(&resolved).is_none())
-    {
+    if resolved != named && view.locate(&resolved).is_none() {
+        return Ok(None);
+    }
+    if (hidden(&named) || hidden(&resolved)) && !reincludes(view, &resolved, excluded)? {
         return Ok(None);
     }
     Ok(Some(Selected { named, resolved }))
+}
+
+/// Whether the excluded `path` is a directory with something below it
+/// that a `!` exception re-includes (BuildKit's context then has it).
+fn reincludes(view: &dyn FsView, path: &str, excluded: Excluded<'_>) -> io::Result<bool> {
+    match view.locate(path) {
+        Some(host) if host.is_dir() && !host.is_symlink() => {
+            Ok(!walk_hosts(view, path, excluded)?.is_empty())
+        }
+        _ => Ok(false),
+    }
 }
 
 /// `path` without its leading `/`.
@@ -115,8 +127,10 @@ pub fn relative(path: &str) -> &str {
 }
 
 /// Everything below `root` (not `root` itself), parents before children,
-/// sorted, skipping excluded paths (but still descending into excluded
-/// directories, where a `!` exception may re-include something).
+/// sorted, skipping excluded paths but descending into excluded
+/// directories, where a `!` exception may re-include something: an
+/// excluded directory is listed when something below it is, as BuildKit's
+/// context transfer keeps the parents of what it sends.
 pub fn walk(view: &dyn FsView, root: &str, excluded: Excluded<'_>) -> io::Result<Vec<String>> {
     Ok(walk_hosts(view, root, excluded)?
         .into_iter()
@@ -132,6 +146,8 @@ pub fn walk_hosts(
     excluded: Excluded<'_>,
 ) -> io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
+    // Excluded directories met so far, and whether they are listed yet.
+    let mut hidden_dirs: HashMap<String, (PathBuf, bool)> = HashMap::new();
     let mut stack = vec![root.to_string()];
     while let Some(dir) = stack.pop() {
         let mut children = Vec::new();
@@ -144,13 +160,33 @@ pub fn walk_hosts(
                 children.push(path.clone());
             }
             if !excluded(relative(&path)) {
+                list_hidden_parents(&path, root, &mut hidden_dirs, &mut out);
                 out.push((path, host));
+            } else if is_dir {
+                hidden_dirs.insert(path, (host, false));
             }
         }
         stack.extend(children.into_iter().rev());
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// Lists the excluded directories between `root` and `path` not listed yet.
+fn list_hidden_parents(
+    path: &str,
+    root: &str,
+    hidden_dirs: &mut HashMap<String, (PathBuf, bool)>,
+    out: &mut Vec<(String, PathBuf)>,
+) {
+    let mut dir = layered::parent(path);
+    while dir != root && dir.len() > root.len() {
+        if let Some((host, listed @ false)) = hidden_dirs.get_mut(dir) {
+            *listed = true;
+            out.push((dir.to_string(), host.clone()));
+        }
+        dir = layered::parent(dir);
+    }
 }
 
 /// The checksum of what `copies` select (the whole tree when `copies` is
@@ -578,6 +614,35 @@ mod tests {
             checksum(&view, &[&all], &none, None, ContextModes::OnDisk).unwrap(),
             before
         );
+    }
+
+    #[test]
+    fn re_included_files_bring_their_excluded_parents() {
+        let dir = tree();
+        std::fs::create_dir_all(dir.path().join("src/sub/deep")).unwrap();
+        std::fs::write(dir.path().join("src/sub/deep/c.log"), "c").unwrap();
+        let view = HostTree::new(dir.path());
+        let patterns = |p: &[&str]| {
+            let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+            rbuild_frontend::IgnoreMatcher::new(&p).unwrap()
+        };
+        let star = patterns(&["*", "!src/sub/deep/c.log"]);
+        let ignored = |p: &str| star.is_excluded(p);
+        assert_eq!(
+            walk(&view, "/", &ignored).unwrap(),
+            vec!["/src", "/src/sub", "/src/sub/deep", "/src/sub/deep/c.log"]
+        );
+        let sub = patterns(&["src", "!src/b.h"]);
+        let ignored = |p: &str| sub.is_excluded(p);
+        let found = expand(&view, "src", &ignored).unwrap();
+        assert_eq!(
+            found[0].resolved, "/src",
+            "an excluded dir with a re-included file"
+        );
+        assert_eq!(walk(&view, "/src", &ignored).unwrap(), vec!["/src/b.h"]);
+        let none_back = patterns(&["src"]);
+        let ignored = |p: &str| none_back.is_excluded(p);
+        assert!(expand(&view, "src", &ignored).is_err());
     }
 
     #[test]

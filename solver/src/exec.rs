@@ -4,25 +4,16 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
+use crate::bind::{self, BindSource, Bound};
 use crate::cachemount::{self, CacheDir, Seed};
 use crate::ssh::AgentRelay;
 use rbuild_executor::{
-    BindMount, FileMount, LayerMount, Network, RootFs, RunSpec, Security, Stdio, TmpfsMount,
+    BindMount, FileMount, Network, RootFs, RunSpec, Security, Stdio, TmpfsMount,
 };
 use rbuild_frontend::graph::{ExecOp, MountKind, NetworkMode};
 
 /// How many trailing output lines a failure quotes.
 const TAIL_LINES: usize = 10;
-
-/// What a `RUN --mount=type=bind` reads: a host directory (the build
-/// context) or a state's layers.
-#[derive(Debug, Clone)]
-pub enum BindSource {
-    /// A host directory.
-    Host(PathBuf),
-    /// Layer directories, bottom first.
-    Layers(Vec<PathBuf>),
-}
 
 /// Everything the mounts of an exec need from outside it.
 #[derive(Debug, Clone, Default)]
@@ -34,16 +25,17 @@ pub struct MountInputs {
     /// The cache key of each of the exec's inputs (index = input
     /// position): a cache mount's `from` state names the cache.
     pub keys: Vec<Option<String>>,
-    /// The store that holds cache mount directories.
+    /// The store: cache mount directories, and room for bind copies.
     pub store: Option<rbuild_cache::Store>,
     /// Ssh agent id → the agent's socket on the host (`--ssh`).
     pub ssh: BTreeMap<String, PathBuf>,
 }
 
 /// What the sandbox's mounts need while it runs: cache mount directories
-/// (and their locks) and ssh agent relays.
+/// (and their locks), private copies for bind mounts, ssh agent relays.
 struct Held {
     _caches: Vec<CacheDir>,
+    _copies: Vec<tempfile::TempDir>,
     _relays: Vec<AgentRelay>,
 }
 
@@ -51,6 +43,7 @@ struct Held {
 /// while it runs.
 fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Held, String> {
     let mut caches = Vec::new();
+    let mut copies = Vec::new();
     let mut relays = Vec::new();
     for m in &exec.mounts {
         match &m.kind {
@@ -150,7 +143,7 @@ fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Hel
                 let mut dir = held.dir.clone();
                 if from.is_none() && source != "/" {
                     // A `source` of an empty cache: the directory is made.
-                    dir = crate::layered::host_join(&dir, source);
+                    dir = crate::layered::host_join(&dir, &crate::layered::clean(source));
                     std::fs::create_dir_all(&dir)
                         .map_err(|e| format!("cache mount {id}: create {source}: {e}"))?;
                 }
@@ -165,38 +158,30 @@ fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Hel
                 input,
                 source,
                 readwrite,
-            } => match inputs.binds.get(*input).cloned().flatten() {
-                Some(BindSource::Host(dir)) if !readwrite => {
-                    let path = dir.join(source.trim_start_matches('/'));
-                    let real = std::fs::canonicalize(&path)
-                        .map_err(|e| format!("bind source {source}: {e}"))?;
-                    if !real.starts_with(std::fs::canonicalize(&dir).map_err(|e| e.to_string())?) {
-                        return Err(format!("bind source {source} is outside the build context"));
+            } => {
+                let from = inputs
+                    .binds
+                    .get(*input)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| format!("bind mount input {input} is missing"))?;
+                let scratch = inputs
+                    .store
+                    .as_ref()
+                    .map(|s| s.root().to_path_buf())
+                    .ok_or_else(|| String::from("bind mounts have no store"))?;
+                match bind::prepare(from, source, &m.target, *readwrite, &scratch)? {
+                    Bound::Copy { mount, holder } => {
+                        spec.mounts.push(mount);
+                        copies.push(holder);
                     }
-                    spec.mounts.push(BindMount {
-                        source: real,
-                        target: m.target.clone(),
-                        readonly: true,
-                    });
+                    Bound::Layers(mount) => spec.layer_mounts.push(mount),
                 }
-                Some(BindSource::Host(dir)) => spec.layer_mounts.push(LayerMount {
-                    lowers: vec![dir],
-                    source: source.clone(),
-                    target: m.target.clone(),
-                    readwrite: true,
-                }),
-                Some(BindSource::Layers(lowers)) => spec.layer_mounts.push(LayerMount {
-                    lowers,
-                    source: source.clone(),
-                    target: m.target.clone(),
-                    readwrite: *readwrite,
-                }),
-                None => return Err(format!("bind mount input {input} is missing")),
-            },
+            }
         }
     }
     Ok(Held {
         _caches: caches,
+        _copies: copies,
         _relays: relays,
     })
 }

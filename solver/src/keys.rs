@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, Op};
+use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, MountKind, Op};
 
 /// Version of the key scheme: bump to invalidate every record.
 const SCHEME: &str = "rbuild cache key v1";
@@ -15,8 +15,8 @@ const CONTENT_SCHEME: &str = "rbuild content key v1";
 
 /// Computes the key of every node, in graph order. `context_checksum`
 /// returns the checksum of what the given copies select in the context, as
-/// it reaches the layer (an empty list means the whole context, as a RUN
-/// bind mount of it sees it). `remotes` holds the checksum of each fetched
+/// it reaches the layer (a RUN's bind mounts of the context count as copies
+/// of their sources; an empty list means the whole context). `remotes` holds the checksum of each fetched
 /// remote source by (node, action) index.
 pub fn compute<E>(
     graph: &BuildGraph,
@@ -39,7 +39,8 @@ pub fn compute<E>(
         for (pos, input) in node.inputs.iter().enumerate() {
             match &graph.nodes[input.0].op {
                 Op::Context(_) => {
-                    // Only the files this node selects count.
+                    // Only the files this node selects (or mounts) count.
+                    let mounted = bound_sources(&node.op, pos);
                     let copies: Vec<&CopyAction> = match &node.op {
                         Op::File(f) => f
                             .actions
@@ -49,7 +50,7 @@ pub fn compute<E>(
                                 _ => None,
                             })
                             .collect(),
-                        _ => Vec::new(),
+                        _ => mounted.iter().collect(),
                     };
                     let sum = context_checksum(&copies).map_err(|e| (i, e))?;
                     field(&mut h, sum.as_bytes());
@@ -60,6 +61,33 @@ pub fn compute<E>(
         keys.push(h.finalize().to_hex().to_string());
     }
     Ok(keys)
+}
+
+/// What the bind mounts of an exec read from its input `pos`, as copies
+/// of their sources (a bind of the context keys on what it shows: the
+/// `source` subtree, `.dockerignore` applied, as a COPY of it would).
+fn bound_sources(op: &Op, pos: usize) -> Vec<CopyAction> {
+    let Op::Exec(exec) = op else {
+        return Vec::new();
+    };
+    exec.mounts
+        .iter()
+        .filter_map(|m| match &m.kind {
+            MountKind::Bind { input, source, .. } if *input == pos => Some(CopyAction {
+                source_input: pos,
+                sources: vec![source.clone()],
+                dest: String::from("/"),
+                chown: None,
+                chmod: None,
+                exclude: Vec::new(),
+                parents: false,
+                link: false,
+                extract_archives: false,
+                remote: None,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The content key of a copy from earlier stages: the op's definition, its

@@ -15,6 +15,7 @@ use rbuild_frontend::IgnoreMatcher;
 use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, NodeId, Op};
 use tokio::sync::{OnceCell, Semaphore};
 
+use crate::bind::BindSource;
 use crate::context;
 use crate::error::SolveError;
 use crate::exec;
@@ -401,7 +402,7 @@ impl Solver {
         let upper = pending.dir().to_path_buf();
         match &node.op {
             Op::Exec(op) => {
-                let inputs = self.mount_inputs(op, &node.inputs, inputs).await?;
+                let inputs = self.mount_inputs(&node.inputs, inputs).await?;
                 let _permit = self.runs.acquire().await.map_err(|e| e.to_string())?;
                 let (op, work, progress) = (
                     op.clone(),
@@ -486,11 +487,10 @@ impl Solver {
         })
     }
 
-    /// What the `RUN --mount`s of `op` need: secrets, cache dirs, and the
-    /// states of its bind inputs.
+    /// What the `RUN --mount`s of an exec need: secrets, the store (cache
+    /// dirs, room for bind copies), and the states and keys of its inputs.
     async fn mount_inputs(
         &self,
-        op: &rbuild_frontend::graph::ExecOp,
         graph_inputs: &[NodeId],
         results: &[NodeResult],
     ) -> Result<exec::MountInputs, String> {
@@ -501,28 +501,24 @@ impl Solver {
         };
         for (pos, input) in graph_inputs.iter().enumerate().skip(1) {
             let source = match &self.graph.nodes[input.0].op {
-                Op::Context(_) => exec::BindSource::Host(self.opts.context_dir.clone()),
+                Op::Context(_) => BindSource::Context {
+                    dir: self.opts.context_dir.clone(),
+                    ignore: context_ignore(&self.graph)?,
+                    modes: self.opts.context_modes,
+                },
                 _ => {
                     let snaps = self.materialize(&results[pos].state).await?;
-                    exec::BindSource::Layers(
-                        snaps.iter().map(|s| self.store.snapshot_path(s)).collect(),
-                    )
+                    BindSource::Layers(snaps.iter().map(|s| self.store.snapshot_path(s)).collect())
                 }
             };
             out.binds.resize(pos + 1, None);
             out.binds[pos] = Some(source);
         }
-        if op
-            .mounts
+        out.store = Some(self.store.clone());
+        out.keys = graph_inputs
             .iter()
-            .any(|m| matches!(m.kind, rbuild_frontend::graph::MountKind::Cache { .. }))
-        {
-            out.store = Some(self.store.clone());
-            out.keys = graph_inputs
-                .iter()
-                .map(|n| Some(self.keys[n.0].clone()))
-                .collect();
-        }
+            .map(|n| Some(self.keys[n.0].clone()))
+            .collect();
         Ok(out)
     }
 

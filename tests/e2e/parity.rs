@@ -201,3 +201,87 @@ fn cache_mounts_honour_owner_mode_ro_from_source_and_private_sharing() {
     let out = sh(&t, "caches", "cd / && cat owner ro seeded tsize a b");
     assert_eq!(out, "1000:1500 750\nro\nseeded\n1024\na\nb\n");
 }
+
+#[test]
+fn dockerignore_exceptions_inside_excluded_directories_are_copied() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    build(
+        &t,
+        "reinclude",
+        "FROM busybox\nCOPY . /ctx/\nCOPY sub /sub\n",
+        &[
+            (".dockerignore", "sub\n!sub/b.txt\n"),
+            ("sub/a.txt", "a"),
+            ("sub/b.txt", "b"),
+            ("top.txt", "t"),
+        ],
+    );
+    let out = sh(&t, "reinclude", "cd / && find ctx/sub sub | sort");
+    assert_eq!(out, "ctx/sub\nctx/sub/b.txt\nsub\nsub/b.txt\n");
+    build(
+        &t,
+        "deep",
+        "FROM busybox\nCOPY . /ctx/\n",
+        &[
+            (".dockerignore", "*\n!sub/deep/c.log\n"),
+            ("sub/deep/c.log", "c"),
+            ("sub/deep/d.log", "d"),
+            ("top.txt", "t"),
+        ],
+    );
+    let out = sh(&t, "deep", "cd /ctx && find . | sort");
+    assert_eq!(out, ".\n./sub\n./sub/deep\n./sub/deep/c.log\n");
+}
+
+#[test]
+fn bind_mounts_show_exactly_their_source_and_key_on_it() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let df = "FROM busybox AS build\n\
+              RUN mkdir -p /out/sub && echo built > /out/sub/artifact\n\
+              FROM scratch AS one\n\
+              COPY f /usr/lib/f\n\
+              FROM busybox\n\
+              RUN --mount=type=bind,source=sub,target=/s find /s | sort > /sub-list\n\
+              RUN --mount=type=bind,source=sub,target=/s,rw sh -c 'echo x > /s/new && cat /s/new' > /rw-out\n\
+              RUN --mount=type=bind,source=sub,target=/s ls /s > /after-rw\n\
+              RUN --mount=type=bind,target=/tmp find /tmp | sort > /ctx-list\n\
+              RUN --mount=type=bind,from=build,source=/out/sub/artifact,target=/one cat /one > /file\n\
+              RUN --mount=type=bind,from=one,source=/usr/lib,target=/m cat /m/f > /image\n";
+    let ctx = t.context(
+        "binds",
+        &[
+            ("Dockerfile", df),
+            (".dockerignore", "secret.key\n**/*.tmp\n"),
+            ("sub/keep.txt", "k"),
+            ("sub/x.tmp", "x"),
+            ("secret.key", "s"),
+            ("f", "from-image"),
+        ],
+    );
+    let c = ctx.to_str().unwrap();
+    t.ok(&["build", "-q", "-t", "binds", c]);
+    let out = sh(
+        &t,
+        "binds",
+        "cd / && cat ctx-list sub-list rw-out after-rw file image",
+    );
+    assert_eq!(
+        out,
+        "/tmp\n/tmp/.dockerignore\n/tmp/Dockerfile\n/tmp/f\n/tmp/sub\n/tmp/sub/keep.txt\n\
+         /s\n/s/keep.txt\nx\nkeep.txt\nbuilt\nfrom-image"
+    );
+    // An ignored file changed: every step is cached. A file outside `sub`
+    // changed: the bind of the whole context runs again, those of `sub` not.
+    std::fs::write(ctx.join("secret.key"), "changed").unwrap();
+    let log = text(&t.ok(&["build", "--progress=plain", "-t", "binds", c]));
+    assert!(crate::step_cached(&log, "target=/tmp find"), "{log}");
+    std::fs::write(ctx.join("f"), "changed").unwrap();
+    let log = text(&t.ok(&["build", "--progress=plain", "-t", "binds", c]));
+    assert!(!crate::step_cached(&log, "target=/tmp find"), "{log}");
+    assert!(
+        crate::step_cached(&log, "source=sub,target=/s find"),
+        "{log}"
+    );
+}
