@@ -131,21 +131,50 @@ fn every_testdata_dockerfile_lowers_as_its_golden_says() {
     let cases = cases();
     assert!(cases.len() > 10, "found only {} cases", cases.len());
     let mut differing = Vec::new();
+    let mut first = String::new();
     for (name, dir) in &cases {
         let text = serde_json::to_string_pretty(&lowered(dir)).expect("JSON") + "\n";
         let path = golden_dir().join(format!("{name}.json"));
         if update {
             std::fs::write(&path, &text)
                 .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            continue;
+        }
+        let golden = std::fs::read_to_string(&path).ok();
+        if golden.as_deref() != Some(text.as_str()) {
+            if first.is_empty() {
+                first = first_difference(name, golden.as_deref(), &text);
+            }
             differing.push(name.clone());
         }
     }
     assert!(
         differing.is_empty(),
         "lowering differs from (or has no) golden for {differing:?}: review, then rewrite with \
-         UPDATE_GOLDEN=1 cargo test -p rbuild-frontend --test golden"
+         UPDATE_GOLDEN=1 cargo test -p rbuild-frontend --test golden\n{first}"
     );
+}
+
+/// Where `now` first differs from the golden of case `name`.
+fn first_difference(name: &str, golden: Option<&str>, now: &str) -> String {
+    let Some(golden) = golden else {
+        return format!("{name}: no golden yet");
+    };
+    let (mut old, mut new) = (golden.lines(), now.lines());
+    for line in 1.. {
+        match (old.next(), new.next()) {
+            (Some(a), Some(b)) if a == b => continue,
+            (None, None) => break,
+            (a, b) => {
+                return format!(
+                    "{name}.json line {line}:\n  golden: {}\n  now:    {}",
+                    a.unwrap_or("(end)"),
+                    b.unwrap_or("(end)")
+                );
+            }
+        }
+    }
+    format!("{name}: differs")
 }
 
 #[test]
