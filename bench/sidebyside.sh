@@ -77,8 +77,8 @@ for w in "${WORKLOAD_LIST[@]}"; do
       for _ in $(seq "$RUNS"); do
         case $s in
           cold) empty_cache "$t" ;;
-          noop) build "$t" "$BENCH_DIR/$w" ;;
-          edit) build "$t" "$BENCH_DIR/$w"; edit "$BENCH_DIR/$w" ;;
+          noop) build "$t" "$BENCH_DIR/$w" || true ;;
+          edit) build "$t" "$BENCH_DIR/$w" || true; edit "$BENCH_DIR/$w" ;;
         esac
         times+=("$(seconds build "$t" "$BENCH_DIR/$w")")
       done
