@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use rbuild_frontend::graph::{CopyAction, FileAction, FileOp};
+use rbuild_frontend::graph::{CopyAction, FileAction, FileOp, RemoteSource};
 use rbuild_frontend::wildcard;
 
 use rbuild_cache::files::set_mtime;
@@ -150,6 +150,12 @@ impl Writer {
             chmod,
             excluded: &excluded,
         };
+        // Directories the copy makes: 0755, or an octal --chmod's mode (as
+        // current BuildKit's copy passes it to MkdirAll; 0.11.6 kept 0755).
+        let made_mode = match &plan.chmod {
+            Some(Chmod::Octal(mode)) => mode & 0o777,
+            _ => 0o755,
+        };
         for (found, pattern) in tops {
             let Selected { named, resolved } = found;
             // --parents keeps the source's directories (below a `/./` pivot).
@@ -163,7 +169,7 @@ impl Writer {
                 .ok_or_else(|| context::vanished(&resolved))?;
             let created = chown.unwrap_or(Owner::ROOT);
             if host.is_dir() {
-                self.ensure_dir(&dest, Some(created), 0o755)
+                self.ensure_dir(&dest, Some(created), made_mode)
                     .map_err(|e| format!("mkdir {dest}: {e}"))?;
                 self.copy_tree(&plan, &resolved, &dest)?;
                 // The destination keeps its owner and mode (0755 when
@@ -175,7 +181,7 @@ impl Writer {
                 self.dir_times
                     .insert(self.host(&at), (meta.mtime(), meta.mtime_nsec()));
             } else if let Some(archive) = self.archive_to_extract(copy, source, &host)? {
-                self.ensure_dir(&dest, Some(created), 0o755)
+                self.ensure_dir(&dest, Some(created), made_mode)
                     .map_err(|e| format!("mkdir {dest}: {e}"))?;
                 archive::unpack(archive, &self.host(&dest))
                     .map_err(|e| format!("extract {named} to {dest}: {e}"))?;
@@ -187,7 +193,7 @@ impl Writer {
                 } else {
                     dest.clone()
                 };
-                self.ensure_dir(layered::parent(&target), Some(created), 0o755)
+                self.ensure_dir(layered::parent(&target), Some(created), made_mode)
                     .map_err(|e| format!("mkdir {}: {e}", layered::parent(&target)))?;
                 self.copy_entry(&plan, &host, &target)
                     .map_err(|e| format!("copy {named} to {target}: {e}"))?;
@@ -196,15 +202,17 @@ impl Writer {
         Ok(())
     }
 
-    /// The archive `host` holds when this ADD extracts it (local archives
-    /// only, never downloaded files).
+    /// The archive `host` holds when this ADD extracts it: a local one
+    /// unless `--unpack=false`, a downloaded one only with `--unpack=true`
+    /// (the frontend says which in `extract_archives`), never a git tree.
     fn archive_to_extract(
         &self,
         copy: &CopyAction,
         source: &Source<'_>,
         host: &Path,
     ) -> Result<Option<archive::Archive>, String> {
-        if !copy.extract_archives || copy.remote.is_some() || !source.is_context {
+        let git = matches!(copy.remote, Some(RemoteSource::Git { .. }));
+        if !copy.extract_archives || git || !source.is_context {
             return Ok(None);
         }
         archive::open(host).map_err(|e| format!("read {}: {e}", host.display()))
@@ -310,13 +318,13 @@ impl Writer {
 
     /// Makes `path` a directory (and its parents), copying up existing ones
     /// into the new layer with their metadata. Directories it creates get
-    /// `owner` (root when `None`); the last one gets `mode`.
+    /// `owner` (root when `None`) and `mode`, as BuildKit's `MkdirAll`.
     fn ensure_dir(&mut self, path: &str, owner: Option<Owner>, mode: u32) -> io::Result<()> {
         let path = layered::resolve(&self.view, path, true)?;
         let owner = owner.unwrap_or(Owner::ROOT);
         let mut current = String::from("/");
         let components: Vec<&str> = layered::components(&path).collect();
-        for (i, c) in components.iter().enumerate() {
+        for c in components {
             current = layered::child(&current, c);
             let out = self.host(&current);
             match self.view.locate(&current) {
@@ -339,12 +347,7 @@ impl Writer {
                 None => {
                     fs::create_dir(&out)?;
                     std::os::unix::fs::lchown(&out, Some(owner.uid), Some(owner.gid))?;
-                    let m = if i + 1 == components.len() {
-                        mode
-                    } else {
-                        0o755
-                    };
-                    fs::set_permissions(&out, fs::Permissions::from_mode(m))?;
+                    fs::set_permissions(&out, fs::Permissions::from_mode(mode))?;
                 }
             }
         }

@@ -22,10 +22,11 @@ pub fn compute<E>(
     graph: &BuildGraph,
     remotes: &HashMap<(usize, usize), String>,
     mut context_checksum: impl FnMut(&[&CopyAction]) -> Result<String, E>,
-) -> Result<Vec<String>, (usize, E)> {
+) -> Result<Keys, (usize, E)> {
     let mut keys: Vec<String> = Vec::with_capacity(graph.nodes.len());
+    let mut records: Vec<String> = Vec::with_capacity(graph.nodes.len());
     for (i, node) in graph.nodes.iter().enumerate() {
-        let mut h = blake3::Hasher::new();
+        let mut h = Fields::default();
         field(&mut h, SCHEME.as_bytes());
         let definition = serde_json::to_vec(&node.op).expect("ops serialize");
         field(&mut h, &definition);
@@ -55,12 +56,55 @@ pub fn compute<E>(
                     let sum = context_checksum(&copies).map_err(|e| (i, e))?;
                     field(&mut h, sum.as_bytes());
                 }
+                // A linked copy's layer does not depend on what is below it.
+                _ if pos == 0 && is_link(&node.op) => {
+                    h.split(keys[input.0].as_bytes(), LINK_BASE.as_bytes())
+                }
                 _ => field(&mut h, keys[input.0].as_bytes()),
             }
         }
-        keys.push(h.finalize().to_hex().to_string());
+        let (key, record) = h.finish();
+        keys.push(key);
+        records.push(record);
     }
-    Ok(keys)
+    Ok(Keys { keys, records })
+}
+
+/// The keys of a graph's nodes, in graph order.
+pub struct Keys {
+    /// What a node's state is identified by (its users' keys hash it).
+    pub keys: Vec<String>,
+    /// What a node's result is recorded under: its key, except for a
+    /// linked copy, whose record (its own layer) leaves the base out.
+    pub records: Vec<String>,
+}
+
+/// A key and a record key hashed from the same fields but one.
+#[derive(Default)]
+struct Fields {
+    key: blake3::Hasher,
+    record: blake3::Hasher,
+}
+
+impl Fields {
+    /// A field that differs: `key` in the key, `record` in the record key.
+    fn split(&mut self, key: &[u8], record: &[u8]) {
+        hash_field(&mut self.key, key);
+        hash_field(&mut self.record, record);
+    }
+
+    fn finish(self) -> (String, String) {
+        (
+            self.key.finalize().to_hex().to_string(),
+            self.record.finalize().to_hex().to_string(),
+        )
+    }
+}
+
+/// Hashes a length-prefixed field into both keys.
+fn field(h: &mut Fields, bytes: &[u8]) {
+    hash_field(&mut h.key, bytes);
+    hash_field(&mut h.record, bytes);
 }
 
 /// What the bind mounts of an exec read from its input `pos`, as copies
@@ -95,17 +139,34 @@ fn bound_sources(op: &Op, pos: usize) -> Vec<CopyAction> {
 /// stage, in input order (see the scheduler's `content_key`).
 pub fn content_key(op: &Op, base: &str, source_sums: &[String]) -> String {
     let mut h = blake3::Hasher::new();
-    field(&mut h, CONTENT_SCHEME.as_bytes());
-    field(&mut h, &serde_json::to_vec(op).expect("ops serialize"));
-    field(&mut h, base.as_bytes());
+    hash_field(&mut h, CONTENT_SCHEME.as_bytes());
+    hash_field(&mut h, &serde_json::to_vec(op).expect("ops serialize"));
+    let base = if is_link(op) { LINK_BASE } else { base };
+    hash_field(&mut h, base.as_bytes());
     for sum in source_sums {
-        field(&mut h, sum.as_bytes());
+        hash_field(&mut h, sum.as_bytes());
     }
     h.finalize().to_hex().to_string()
 }
 
+/// What stands for the base state in the keys of a linked copy.
+const LINK_BASE: &str = "COPY --link: any base";
+
+/// Whether `op` is a linked copy (`COPY --link` without `--chmod`, as
+/// BuildKit links it): its changes are made on an empty tree, become a
+/// layer of their own stacked on the base, and neither its key nor its
+/// layer depends on the base.
+pub fn is_link(op: &Op) -> bool {
+    let Op::File(f) = op else {
+        return false;
+    };
+    f.actions
+        .iter()
+        .any(|a| matches!(a, FileAction::Copy(c) if c.link && c.chmod.is_none()))
+}
+
 /// Hashes a length-prefixed field, so that field boundaries are unambiguous.
-fn field(h: &mut blake3::Hasher, bytes: &[u8]) {
+fn hash_field(h: &mut blake3::Hasher, bytes: &[u8]) {
     h.update(&(bytes.len() as u64).to_le_bytes());
     h.update(bytes);
 }

@@ -30,8 +30,10 @@ pub async fn fetch(remote: &RemoteSource, into: &Path) -> Result<Fetched, String
     match remote {
         RemoteSource::Http { url, checksum } => fetch_http(url, checksum.as_deref(), into).await,
         RemoteSource::Git {
-            url, keep_git_dir, ..
-        } => fetch_git(url, *keep_git_dir, into).await,
+            url,
+            keep_git_dir,
+            checksum,
+        } => fetch_git(url, *keep_git_dir, checksum.as_deref(), into).await,
     }
 }
 
@@ -131,7 +133,21 @@ async fn git(dir: &Path, args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-async fn fetch_git(url: &str, keep_git_dir: bool, into: &Path) -> Result<Fetched, String> {
+/// Clones the commit `url` names into `into`. With `checksum` (ADD
+/// `--checksum`), the commit must start with it, as BuildKit checks.
+async fn fetch_git(
+    url: &str,
+    keep_git_dir: bool,
+    checksum: Option<&str>,
+    into: &Path,
+) -> Result<Fetched, String> {
+    if let Some(sum) = checksum
+        && (sum.is_empty() || !sum.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(format!(
+            "invalid checksum {sum} for Git URL, expected hex commit hash"
+        ));
+    }
     let (repo, reference, subdir) = split_git_url(url);
     let checkout = into.join("repo");
     std::fs::create_dir(&checkout).map_err(|e| format!("mkdir {}: {e}", checkout.display()))?;
@@ -145,6 +161,12 @@ async fn fetch_git(url: &str, keep_git_dir: bool, into: &Path) -> Result<Fetched
     .await?;
     git(&checkout, &["checkout", "-q", "FETCH_HEAD"]).await?;
     let commit = git(&checkout, &["rev-parse", "HEAD"]).await?;
+    let commit = commit.trim();
+    if let Some(sum) = checksum
+        && !commit.starts_with(sum)
+    {
+        return Err(format!("expected checksum to match {sum}, got {commit}"));
+    }
     if !keep_git_dir {
         std::fs::remove_dir_all(checkout.join(".git")).map_err(|e| format!("remove .git: {e}"))?;
     }
@@ -242,6 +264,24 @@ mod tests {
             "v1"
         );
         assert!(!fetched.dir.join("repo/.git").exists());
+        // --checksum: a prefix of the commit the ref resolves to.
+        let commit = git(&origin, &["rev-parse", "v1"]).await.unwrap();
+        let with_sum = |sum: &str| RemoteSource::Git {
+            url: format!("file://{}#v1:sub", origin.display()),
+            keep_git_dir: false,
+            checksum: Some(sum.to_string()),
+        };
+        fetch(&with_sum(&commit.trim()[..12]), &dir.path().join("ok"))
+            .await
+            .unwrap();
+        let err = fetch(&with_sum("0000000"), &dir.path().join("bad"))
+            .await
+            .unwrap_err();
+        assert!(err.contains("expected checksum to match 0000000"), "{err}");
+        let err = fetch(&with_sum("main"), &dir.path().join("hex"))
+            .await
+            .unwrap_err();
+        assert!(err.contains("expected hex commit hash"), "{err}");
         assert_eq!(split_git_url("u#r"), ("u", Some("r"), None));
         assert_eq!(split_git_url("u"), ("u", None, None));
     }

@@ -93,6 +93,8 @@ pub struct Solver {
     opts: SolveOptions,
     progress: Arc<dyn Progress>,
     keys: Vec<String>,
+    /// What each node's result is recorded under (see [`keys::Keys`]).
+    records: Vec<String>,
     /// Fetched remote sources by (node, action).
     remotes: HashMap<(usize, usize), Fetched>,
     /// Where they were fetched; removed with the solver.
@@ -133,7 +135,7 @@ impl Solver {
             .display()
             .to_string();
         let hashes = store.file_hashes(&context_name);
-        let keys = keys::compute(&graph, &sums, |copies| {
+        let keys::Keys { keys, records } = keys::compute(&graph, &sums, |copies| {
             let ignored = |p: &str| ignore.is_excluded(p);
             context::checksum(&view, copies, &ignored, Some(&hashes), opts.context_modes)
         })
@@ -156,6 +158,7 @@ impl Solver {
             opts,
             progress,
             keys,
+            records,
             remotes,
             _fetch_dir: fetch_dir,
             canonical,
@@ -244,9 +247,21 @@ impl Solver {
                 })
             }
             Op::Exec(_) | Op::File(_) => {
+                // A linked copy's record holds its own layer only: the base
+                // below it is whatever its input is now.
+                let link_base = match keys::is_link(&node.op) {
+                    true => Some(self.clone().realize(node.inputs[0].0).await?.state),
+                    false => None,
+                };
+                let on_base = |mut hit: NodeResult| {
+                    if let Some(base) = &link_base {
+                        hit.state.splice(0..0, base.iter().cloned());
+                    }
+                    hit
+                };
                 if let Some(hit) = self.cached(i).map_err(|e| fail(e.to_string()))? {
                     self.report_cached(i);
-                    return Ok(hit);
+                    return Ok(on_base(hit));
                 }
                 if self.failed.load(Ordering::SeqCst) {
                     return Err(Failure {
@@ -262,7 +277,7 @@ impl Solver {
                     && let Some(hit) = self.cached_as(i, key).map_err(|e| fail(e.to_string()))?
                 {
                     self.report_cached(i);
-                    return Ok(hit);
+                    return Ok(on_base(hit));
                 }
                 let started = Instant::now();
                 self.start(i);
@@ -288,10 +303,10 @@ impl Solver {
         if self.opts.no_cache {
             return Ok(None);
         }
-        let Some(record) = self.store.get_record(&self.keys[i])? else {
+        let Some(record) = self.store.get_record(&self.records[i])? else {
             return Ok(None);
         };
-        self.usable(&self.keys[i], record)
+        self.usable(&self.records[i], record)
     }
 
     /// The result recorded under node `i`'s content key `key` (see
@@ -303,7 +318,7 @@ impl Solver {
         };
         let result = self.usable(key, record.clone())?;
         if result.is_some() {
-            self.store.put_record(&self.keys[i], &record)?;
+            self.store.put_record(&self.records[i], &record)?;
         }
         Ok(result)
     }
@@ -396,7 +411,11 @@ impl Solver {
             // Started while the layers are prepared.
             rbuild_executor::prepare_network();
         }
-        let base = self.materialize(&inputs[0].state).await?;
+        let link = keys::is_link(&node.op);
+        let base = match link {
+            true => Vec::new(),
+            false => self.materialize(&inputs[0].state).await?,
+        };
         let lowers: Vec<PathBuf> = base.iter().map(|s| self.store.snapshot_path(s)).collect();
         let pending = self.store.new_snapshot().map_err(|e| e.to_string())?;
         let upper = pending.dir().to_path_buf();
@@ -475,13 +494,18 @@ impl Solver {
             snapshots: snapshots.clone(),
             meta: serde_json::json!({ "added": added, "created": created }),
         };
-        for key in std::iter::once(self.keys[i].as_str()).chain(content_key) {
+        for key in std::iter::once(self.records[i].as_str()).chain(content_key) {
             self.store
                 .put_record(key, &record)
                 .map_err(|e| e.to_string())?;
         }
+        let mut state: State = match link {
+            true => inputs[0].state.clone(),
+            false => Vec::new(),
+        };
+        state.extend(snapshots.into_iter().map(Layer::Snapshot));
         Ok(NodeResult {
-            state: snapshots.into_iter().map(Layer::Snapshot).collect(),
+            state,
             added,
             created,
         })
@@ -526,14 +550,14 @@ impl Solver {
     /// for a fresh run whose result may differ from an earlier one.
     fn snapshot_id(&self, i: usize) -> String {
         if !self.opts.no_cache {
-            return self.keys[i].clone();
+            return self.records[i].clone();
         }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let mut h = blake3::Hasher::new();
-        h.update(self.keys[i].as_bytes());
+        h.update(self.records[i].as_bytes());
         h.update(&nanos.to_le_bytes());
         h.update(&std::process::id().to_le_bytes());
         h.finalize().to_hex().to_string()

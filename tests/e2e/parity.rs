@@ -285,3 +285,82 @@ fn bind_mounts_show_exactly_their_source_and_key_on_it() {
         "{log}"
     );
 }
+
+#[test]
+fn copy_link_makes_a_layer_independent_of_its_base() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let df = "FROM busybox\n\
+              ARG V=1\n\
+              RUN mkdir -p /opt/real && ln -s real /opt/link && ln -s real /opt/link2 && echo $V > /v\n\
+              COPY --link a.txt /opt/link/a.txt\n\
+              COPY --link --chmod=600 a.txt /opt/link2/c.txt\n";
+    let ctx = t.context("link", &[("Dockerfile", df), ("a.txt", "A")]);
+    let c = ctx.to_str().unwrap();
+    t.ok(&["build", "-q", "-t", "link", c]);
+    let check = "cd /opt && stat -c '%F %a %n' link link2 link/a.txt real/c.txt; ls real; cat /v";
+    let out = sh(&t, "link", check);
+    assert_eq!(
+        out,
+        "directory 755 link\nsymbolic link 777 link2\nregular file 644 link/a.txt\n\
+         regular file 600 real/c.txt\nc.txt\n1\n",
+        "--link does not follow the base's symlink; with --chmod it copies as usual"
+    );
+    // Another base: the linked copy is not run again, and lands on it.
+    let log = text(&t.ok(&[
+        "build",
+        "--progress=plain",
+        "--build-arg",
+        "V=2",
+        "-t",
+        "link",
+        c,
+    ]));
+    assert!(!crate::step_cached(&log, "RUN mkdir"), "{log}");
+    assert!(crate::step_cached(&log, "COPY --link a.txt"), "{log}");
+    assert!(!crate::step_cached(&log, "COPY --link --chmod"), "{log}");
+    assert_eq!(
+        sh(&t, "link", check),
+        out.replace("\n1\n", "\n2\n"),
+        "the cached layer sits on the new base"
+    );
+}
+
+#[test]
+fn chmod_modes_the_directories_a_copy_makes_and_unpack_false_keeps_archives() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let ctx = t.context(
+        "made",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 COPY --chmod=0750 dir /d\n\
+                 COPY --chmod=0700 a.txt /opt/made/\n\
+                 ADD --unpack=false local.tar /kept/\n\
+                 ADD local.tar /unpacked/\n",
+            ),
+            ("dir/s/b.txt", "b"),
+            ("a.txt", "a"),
+            ("t/l", "l"),
+        ],
+    );
+    let status = std::process::Command::new("tar")
+        .args(["-cf", "local.tar", "-C", "t", "l"])
+        .current_dir(&ctx)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    t.ok(&["build", "-q", "-t", "made", ctx.to_str().unwrap()]);
+    let out = sh(
+        &t,
+        "made",
+        "cd / && stat -c '%a %n' d d/s d/s/b.txt opt opt/made opt/made/a.txt && ls kept && ls unpacked",
+    );
+    assert_eq!(
+        out,
+        "750 d\n750 d/s\n750 d/s/b.txt\n700 opt\n700 opt/made\n700 opt/made/a.txt\nlocal.tar\nl\n",
+        "made directories (also the missing /opt) take the octal --chmod mode"
+    );
+}
