@@ -47,24 +47,23 @@ pub enum AnswerError {
 /// for `platform` (the variant preferred when given, else any variant);
 /// `None` for a document that is not an index.
 pub fn platform_manifest(bytes: &[u8], platform: &Platform) -> Result<Option<String>, AnswerError> {
-    let doc: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|source| AnswerError::Json {
-            what: "manifest",
-            source,
-        })?;
-    let Some(list) = doc["manifests"].as_array() else {
+    let doc: IndexAnswer = serde_json::from_slice(bytes).map_err(|source| AnswerError::Json {
+        what: "manifest",
+        source,
+    })?;
+    let Some(list) = doc.manifests else {
         return Ok(None);
     };
     let pick = |variant_too: bool| {
         list.iter().find(|m| {
-            let p = &m["platform"];
-            p["os"] == platform.os.as_str()
-                && p["architecture"] == platform.architecture.as_str()
+            let p = &m.platform;
+            p.os == platform.os
+                && p.architecture == platform.architecture
                 && (!variant_too
                     || platform
                         .variant
                         .as_deref()
-                        .is_none_or(|v| p["variant"].as_str().is_none_or(|pv| pv == v)))
+                        .is_none_or(|v| p.variant.as_deref().is_none_or(|pv| pv == v)))
         })
     };
     let chosen = pick(true)
@@ -73,10 +72,33 @@ pub fn platform_manifest(bytes: &[u8], platform: &Platform) -> Result<Option<Str
             os: platform.os.clone(),
             architecture: platform.architecture.clone(),
         })?;
-    chosen["digest"]
-        .as_str()
-        .map(|d| Some(d.to_string()))
-        .ok_or(AnswerError::NoDigest)
+    chosen.digest.clone().map(Some).ok_or(AnswerError::NoDigest)
+}
+
+/// A manifest answer as far as choosing a platform goes: an index has
+/// `manifests`, an image manifest does not. Entries are read leniently
+/// (only what the choice needs), as registries write them.
+#[derive(serde::Deserialize)]
+struct IndexAnswer {
+    manifests: Option<Vec<IndexEntry>>,
+}
+
+/// One entry of an index.
+#[derive(serde::Deserialize)]
+struct IndexEntry {
+    digest: Option<String>,
+    #[serde(default)]
+    platform: EntryPlatform,
+}
+
+/// An entry's platform (empty fields when it names none).
+#[derive(Default, serde::Deserialize)]
+struct EntryPlatform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    variant: Option<String>,
 }
 
 /// An image manifest.
@@ -138,6 +160,22 @@ mod tests {
         );
         assert!(platform_manifest(br#"{"manifests":[]}"#, &amd64()).is_err());
         assert!(platform_manifest(b"[", &amd64()).is_err());
+        let no_digest = br#"{"manifests":[{"platform":{"os":"linux","architecture":"amd64"}}]}"#;
+        assert!(matches!(
+            platform_manifest(no_digest, &amd64()),
+            Err(AnswerError::NoDigest)
+        ));
+        let arm = Platform {
+            architecture: String::from("arm64"),
+            variant: Some(String::from("v8")),
+            ..amd64()
+        };
+        let variants = br#"{"manifests":[{"digest":"sha256:7","platform":{"os":"linux","architecture":"arm64","variant":"v7"}},{"digest":"sha256:8","platform":{"os":"linux","architecture":"arm64","variant":"v8"}}]}"#;
+        assert_eq!(
+            platform_manifest(variants, &arm).unwrap().as_deref(),
+            Some("sha256:8"),
+            "the variant is preferred"
+        );
     }
 
     #[test]
