@@ -252,8 +252,10 @@ fn checksum_of(
                 let name = format!("{pattern}\0{named}\0{resolved}");
                 entries.push((name, host, chmod.clone()));
                 if is_dir {
+                    let top = [resolved.clone()];
+                    let inside = |p: &str| excluded(p) || copy_excludes(&excludes, &top, p);
                     for (p, host) in
-                        walk_hosts(view, &resolved, &excluded).map_err(|e| e.to_string())?
+                        walk_hosts(view, &resolved, &inside).map_err(|e| e.to_string())?
                     {
                         entries.push((p, host, chmod.clone()));
                     }
@@ -307,8 +309,9 @@ pub fn clean_excludes(exclude: &[String]) -> Vec<String> {
 }
 
 /// Whether a copy's `--exclude` patterns exclude `path`: a pattern matches
-/// the path (or a parent) relative to the context root or to one of the
-/// copy's source directories, as BuildKit applies them per source.
+/// the path (or a parent) relative to the context root or to one of
+/// `sources` (the copy's source directories, or the directory a wildcard
+/// matched), as BuildKit applies them per source.
 pub fn copy_excludes(excludes: &[String], sources: &[String], path: &str) -> bool {
     excludes.iter().any(|e| {
         matches_path(e, path)

@@ -148,7 +148,6 @@ impl Writer {
             source,
             chown,
             chmod,
-            excluded: &excluded,
         };
         // Directories the copy makes: 0755, or an octal --chmod's mode (as
         // current BuildKit's copy passes it to MkdirAll; 0.11.6 kept 0755).
@@ -171,7 +170,10 @@ impl Writer {
             if host.is_dir() {
                 self.ensure_dir(&dest, Some(created), made_mode)
                     .map_err(|e| format!("mkdir {dest}: {e}"))?;
-                self.copy_tree(&plan, &resolved, &dest)?;
+                // --exclude also matches below each directory copied.
+                let top = [resolved.clone()];
+                let inside = |p: &str| excluded(p) || context::copy_excludes(&excludes, &top, p);
+                self.copy_tree(&plan, &resolved, &dest, &inside)?;
                 // The destination keeps its owner and mode (0755 when
                 // made) but takes the source directory's mtime, as
                 // BuildKit's copy restores it.
@@ -220,9 +222,15 @@ impl Writer {
 
     /// Copies the tree at `top` to `dest`: directories first, in order,
     /// then every other entry, in parallel (they only need their parents).
-    fn copy_tree(&mut self, plan: &CopyPlan<'_>, top: &str, dest: &str) -> Result<(), String> {
+    fn copy_tree(
+        &mut self,
+        plan: &CopyPlan<'_>,
+        top: &str,
+        dest: &str,
+        excluded: Excluded<'_>,
+    ) -> Result<(), String> {
         use rayon::prelude::*;
-        let entries = context::walk(plan.source.view, top, plan.excluded)
+        let entries = context::walk(plan.source.view, top, excluded)
             .map_err(|e| format!("read {top}: {e}"))?;
         let mut leaves = Vec::new();
         for path in entries {
@@ -246,13 +254,49 @@ impl Writer {
                 leaves.push((path, host, meta, target));
             }
         }
+        // Files that are hard links to each other stay one file, as
+        // BuildKit's copy keeps them: the first (in path order) is copied,
+        // the others are linked to it.
+        let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
+        let mut links = Vec::new();
+        for (i, (_, _, meta, _)) in leaves.iter().enumerate() {
+            if meta.is_file() && meta.nlink() > 1 {
+                match first_of.entry((meta.dev(), meta.ino())) {
+                    std::collections::hash_map::Entry::Occupied(first) => {
+                        links.push((*first.get(), i));
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(i);
+                    }
+                }
+            }
+        }
+        let linked: std::collections::HashSet<usize> = links.iter().map(|(_, i)| *i).collect();
         let this = &*self;
         leaves
             .par_iter()
-            .try_for_each(|(path, host, meta, target)| {
+            .enumerate()
+            .filter(|(i, _)| !linked.contains(i))
+            .try_for_each(|(_, (path, host, meta, target))| {
                 this.copy_non_dir(plan, host, meta, target)
                     .map_err(|e| format!("copy {path} to {target}: {e}"))
-            })
+            })?;
+        for (first, i) in links {
+            let (path, _, _, target) = &leaves[i];
+            self.link_non_dir(&leaves[first].3, target)
+                .map_err(|e| format!("copy {path} to {target}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Makes `to` a hard link to the copied file `first`.
+    fn link_non_dir(&self, first: &str, to: &str) -> io::Result<()> {
+        self.check_not_dir(to)?;
+        let out = self.host(to);
+        if out.symlink_metadata().is_ok() {
+            fs::remove_file(&out)?;
+        }
+        fs::hard_link(self.host(first), out)
     }
 
     /// Copies one entry (a directory itself, not its content).
@@ -274,6 +318,12 @@ impl Writer {
         meta: &fs::Metadata,
         to: &str,
     ) -> io::Result<()> {
+        self.check_not_dir(to)?;
+        copy_leaf(plan, from, meta, &self.host(to))
+    }
+
+    /// Fails when `to` is a directory: a file never replaces one.
+    fn check_not_dir(&self, to: &str) -> io::Result<()> {
         if self
             .view
             .locate(to)
@@ -284,7 +334,7 @@ impl Writer {
                 context::escaped(to)
             )));
         }
-        copy_leaf(plan, from, meta, &self.host(to))
+        Ok(())
     }
 
     /// Makes `to` a directory with the owner, mode and (once the copy is
@@ -429,7 +479,6 @@ struct CopyPlan<'a> {
     source: &'a Source<'a>,
     chown: Option<Owner>,
     chmod: Option<Chmod>,
-    excluded: Excluded<'a>,
 }
 
 /// Where `--parents` puts the source `top` matched by `pattern`: below
@@ -655,6 +704,64 @@ mod tests {
         ok.unwrap();
         assert!(upper.path().join("usr/bin/tool").is_file());
         assert!(!upper.path().join("bin").exists());
+    }
+
+    #[test]
+    fn hard_links_in_a_copied_tree_stay_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        let upper = dir.path().join("upper");
+        fs::create_dir_all(ctx.join("d/sub")).unwrap();
+        fs::write(ctx.join("d/one"), "1").unwrap();
+        fs::hard_link(ctx.join("d/one"), ctx.join("d/two")).unwrap();
+        fs::hard_link(ctx.join("d/one"), ctx.join("d/sub/three")).unwrap();
+        fs::create_dir(&upper).unwrap();
+        let view = HostTree::new(&ctx);
+        let sources = context_source(&view);
+        apply(&copy(&["d"], "/d"), &[], &upper, &sources, &HashMap::new()).unwrap();
+        apply(
+            &copy(&["d/one", "d/two"], "/pair/"),
+            &[],
+            &upper,
+            &sources,
+            &HashMap::new(),
+        )
+        .unwrap();
+        let ino = |p: &str| upper.join(p).symlink_metadata().unwrap().ino();
+        assert_eq!(ino("d/one"), ino("d/two"));
+        assert_eq!(ino("d/one"), ino("d/sub/three"));
+        assert_ne!(ino("d/one"), ino("pair/one"), "another copy, another file");
+        assert_ne!(
+            ino("pair/one"),
+            ino("pair/two"),
+            "separate sources are not linked"
+        );
+        assert_eq!(fs::read_to_string(upper.join("d/sub/three")).unwrap(), "1");
+    }
+
+    #[test]
+    fn excludes_apply_inside_each_directory_a_wildcard_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        let upper = dir.path().join("upper");
+        for f in ["dirx/x.md", "dirx/keep.txt", "diry/sub/z.md", "diry/w.txt"] {
+            fs::create_dir_all(ctx.join(f).parent().unwrap()).unwrap();
+            fs::write(ctx.join(f), f).unwrap();
+        }
+        fs::create_dir(&upper).unwrap();
+        let view = HostTree::new(&ctx);
+        let sources = context_source(&view);
+        let mut op = copy(&["dir?"], "/top/");
+        if let FileAction::Copy(c) = &mut op.actions[0] {
+            c.exclude = vec![String::from("*.md"), String::from("sub")];
+        }
+        apply(&op, &[], &upper, &sources, &HashMap::new()).unwrap();
+        let mut names: Vec<String> = fs::read_dir(upper.join("top"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["keep.txt", "w.txt"]);
     }
 
     #[test]
