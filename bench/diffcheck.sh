@@ -8,9 +8,10 @@
 # runc, from ../shared/peers/ or $BUILDKIT_ARCHIVE) on a private socket, a
 # private registry (Debian's docker-registry on a free loopback port) with
 # the base images it makes (busybox from busybox-static, and a merged-/usr
-# variant), and an HTTP server for ADD of URLs. Needs root (both engines run
-# RUN in namespaces). Exit status 1 when there is an unlisted difference, or
-# when a case listed in bench/diff-known.txt no longer differs.
+# variant), and an HTTP server for ADD of URLs and of git repositories.
+# Needs root (both engines run RUN in namespaces). Exit status 1 when there
+# is an unlisted difference, or when a case listed in bench/diff-known.txt
+# no longer differs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -24,6 +25,7 @@ for c in docker-registry skopeo umoci runc busybox zstd curl python3; do
 done
 
 WORK=$(mktemp -d /var/tmp/rbuild-diff.XXXXXX)
+chmod 755 "$WORK"   # the HTTP server's git CGI runs as nobody
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -61,7 +63,7 @@ wait_for "$WORK/bin/buildctl" --addr "$BKSOCK" debug workers
 mkdir -p "$WORK/http"
 (cd "$WORK/http" && bash "$REPO/bench/diffcheck/http.sh")
 HTTP=127.0.0.1:$(free_port)
-python3 -m http.server --bind 127.0.0.1 --directory "$WORK/http" "${HTTP##*:}" >"$WORK/http.log" 2>&1 &
+python3 -m http.server --cgi --bind 127.0.0.1 --directory "$WORK/http" "${HTTP##*:}" >"$WORK/http.log" 2>&1 &
 PIDS+=($!)
 wait_for curl -fsS "http://$HTTP/"
 
