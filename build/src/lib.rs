@@ -17,7 +17,7 @@ mod pipeline;
 mod request;
 pub mod run;
 mod session;
-pub mod time;
+mod time;
 
 pub use cancel::CancelToken;
 pub use error::BuildError;

@@ -197,6 +197,7 @@ fn parse_annotations(values: &[String]) -> anyhow::Result<BTreeMap<String, Strin
         .collect()
 }
 
+/// `--build-arg KEY=VALUE` values (a bare `KEY` from the environment).
 fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for a in args {
