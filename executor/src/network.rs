@@ -23,11 +23,18 @@
 //! is released, and on its own when rbuild exits, however it exits: it
 //! watches a pipe (`--exit-fd`) whose other end only rbuild holds.
 
+use nix::fcntl::OFlag;
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags, posix_spawn};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::stat::Mode;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use std::ffi::CString;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Condvar, Mutex};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use crate::ExecError;
 
@@ -49,7 +56,7 @@ pub(crate) struct Namespace {
     /// The namespace (an nsfs file descriptor).
     fd: OwnedFd,
     /// The slirp4netns process serving it (taken when it is stopped).
-    helper: Option<Child>,
+    helper: Option<Pid>,
     /// The write end of the helper's exit pipe.
     _exit: OwnedFd,
     /// The read end of the helper's ready pipe: one byte once the network
@@ -123,48 +130,12 @@ impl Namespace {
         let errors = tempfile::tempfile().map_err(setup)?;
         let (ready_r, ready_w) = pipe()?;
         let (exit_r, exit_w) = pipe()?;
-        let inherit = [
+        let helper = spawn_helper(&[
             (ready_w.as_raw_fd(), READY_FD),
             (exit_r.as_raw_fd(), EXIT_FD),
             (fd.as_raw_fd(), NETNS_FD),
-        ];
-        let mut cmd = Command::new("slirp4netns");
-        cmd.args([
-            "--configure",
-            "--mtu=65520",
-            "--disable-host-loopback",
-            "--enable-sandbox",
-            "--enable-seccomp",
-            "--netns-type=path",
-        ])
-        .arg(format!("--ready-fd={READY_FD}"))
-        .arg(format!("--exit-fd={EXIT_FD}"))
-        .arg(format!("/proc/self/fd/{NETNS_FD}"))
-        .arg("tap0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(errors.try_clone().map_err(setup)?);
-        // SAFETY: only dup2/fcntl between fork and exec. Each source fd is
-        // moved above the targets first, so no dup2 overwrites a source
-        // still to be used.
-        unsafe {
-            cmd.pre_exec(move || {
-                let mut moved = [0; 3];
-                for (i, (from, _)) in inherit.iter().enumerate() {
-                    moved[i] = cvt(libc::fcntl(*from, libc::F_DUPFD_CLOEXEC, 10))?;
-                }
-                for (i, (_, to)) in inherit.iter().enumerate() {
-                    cvt(libc::dup2(moved[i], *to))?;
-                }
-                Ok(())
-            });
-        }
-        let helper = cmd.spawn().map_err(|e| {
-            ExecError::Setup(format!(
-                "start slirp4netns for the sandbox's network (install Debian's \
-                 slirp4netns package, or use --network=none or host): {e}"
-            ))
-        })?;
+            (errors.as_raw_fd(), libc::STDERR_FILENO),
+        ])?;
         Ok(Self {
             fd,
             helper: Some(helper),
@@ -175,6 +146,101 @@ impl Namespace {
     }
 }
 
+/// Where `slirp4netns` is, looked up in PATH once.
+fn helper_path() -> Result<&'static CString, ExecError> {
+    static PATH: OnceLock<Option<CString>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = std::env::var_os("PATH")?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("slirp4netns"))
+            .find(|p| {
+                p.metadata()
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+            .and_then(|p| CString::new(p.into_os_string().into_vec()).ok())
+    })
+    .as_ref()
+    .ok_or_else(|| {
+        ExecError::Setup(String::from(
+            "slirp4netns is not in PATH: install Debian's slirp4netns package for \
+             the sandbox's network, or use --network=none or host",
+        ))
+    })
+}
+
+/// Starts the helper with `fds` (source, number in the helper) and
+/// stdin/stdout on /dev/null. `posix_spawn` (glibc's is a vfork) rather
+/// than a fork of this large, multithreaded process: the helper is on
+/// the way to the sandbox's exec. Every source is first moved above the
+/// targets, so that no dup2 overwrites a source still to be used.
+fn spawn_helper(fds: &[(RawFd, RawFd)]) -> Result<Pid, ExecError> {
+    const SPARE: RawFd = 100;
+    let spawn = |e: nix::Error| ExecError::Setup(format!("start slirp4netns: {e}"));
+    let mut actions = PosixSpawnFileActions::init().map_err(spawn)?;
+    for (i, (from, _)) in (0..).zip(fds) {
+        actions.add_dup2(*from, SPARE + i).map_err(spawn)?;
+    }
+    for (i, (_, to)) in (0..).zip(fds) {
+        actions.add_dup2(SPARE + i, *to).map_err(spawn)?;
+        actions.add_close(SPARE + i).map_err(spawn)?;
+    }
+    for stdio in [libc::STDIN_FILENO, libc::STDOUT_FILENO] {
+        actions
+            .add_open(stdio, c"/dev/null", OFlag::O_RDWR, Mode::empty())
+            .map_err(spawn)?;
+    }
+    // As `std::process::Command` does: no blocked signals, and the ones
+    // this process ignores (SIGPIPE, SIGINT while `run` is interactive)
+    // back to their default.
+    let mut attr = PosixSpawnAttr::init().map_err(spawn)?;
+    let mut defaults = SigSet::empty();
+    for sig in [
+        Signal::SIGPIPE,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+    ] {
+        defaults.add(sig);
+    }
+    attr.set_sigdefault(&defaults).map_err(spawn)?;
+    attr.set_sigmask(&SigSet::empty()).map_err(spawn)?;
+    attr.set_flags(
+        PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK,
+    )
+    .map_err(spawn)?;
+    let args: Vec<CString> = [
+        "slirp4netns",
+        "--configure",
+        "--mtu=65520",
+        "--disable-host-loopback",
+        "--enable-sandbox",
+        "--enable-seccomp",
+        "--netns-type=path",
+        &format!("--ready-fd={READY_FD}"),
+        &format!("--exit-fd={EXIT_FD}"),
+        &format!("/proc/self/fd/{NETNS_FD}"),
+        "tap0",
+    ]
+    .into_iter()
+    .map(|a| CString::new(a).expect("no NUL"))
+    .collect();
+    let env: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_vec();
+            kv.push(b'=');
+            kv.extend(v.into_vec());
+            CString::new(kv).ok()
+        })
+        .collect();
+    posix_spawn(helper_path()?.as_c_str(), &actions, &attr, &args, &env).map_err(|e| {
+        ExecError::Setup(format!(
+            "start slirp4netns for the sandbox's network (install Debian's \
+             slirp4netns package, or use --network=none or host): {e}"
+        ))
+    })
+}
+
 impl Drop for Namespace {
     fn drop(&mut self) {
         // Killed rather than told through the exit pipe: a sandbox's init
@@ -182,9 +248,9 @@ impl Drop for Namespace {
         // ends. Reaped on a thread of its own: its exit takes an RCU grace
         // period (its private mount namespace goes), ~20 ms nobody needs
         // to wait for.
-        if let Some(mut helper) = self.helper.take() {
-            let _ = helper.kill();
-            std::thread::spawn(move || helper.wait());
+        if let Some(helper) = self.helper.take() {
+            let _ = kill(helper, Signal::SIGKILL);
+            std::thread::spawn(move || waitpid(helper, None));
         }
     }
 }
