@@ -270,6 +270,13 @@ impl Solver {
                         cancelled: true,
                     });
                 }
+                if let Op::Exec(op) = &node.op
+                    && op.network == rbuild_frontend::graph::NetworkMode::Default
+                {
+                    // A RUN that will run: its network starts while its
+                    // inputs are made.
+                    rbuild_executor::prepare_network();
+                }
                 let inputs =
                     try_join_all(node.inputs.iter().map(|n| self.clone().realize(n.0))).await?;
                 let content_key = self.content_key(i, &inputs).await.map_err(fail)?;
@@ -405,12 +412,6 @@ impl Solver {
         content_key: Option<&str>,
     ) -> Result<NodeResult, String> {
         let node = &self.graph.nodes[i];
-        if let Op::Exec(op) = &node.op
-            && op.network == rbuild_frontend::graph::NetworkMode::Default
-        {
-            // Started while the layers are prepared.
-            rbuild_executor::prepare_network();
-        }
         let link = keys::is_link(&node.op);
         let base = match link {
             true => Vec::new(),
