@@ -104,7 +104,9 @@ pub fn context_modes(
     let in_git = match epoch {
         _ if asked == SourceDateEpoch::Off => false,
         Some((_, EpochSource::GitHead)) => true,
-        _ => git_head_time(context).is_some(),
+        // `resolve` asked git already: no commit.
+        None => false,
+        Some(_) => git_head_time(context).is_some(),
     };
     if in_git {
         ContextModes::Git
@@ -114,8 +116,16 @@ pub fn context_modes(
 }
 
 /// The committer time of HEAD of the git work tree `dir` is in, if it is
-/// in one (and git is installed).
+/// in one (and git is installed). Git is not started (a few ms on every
+/// build) when neither `dir` nor a parent has a `.git` and `GIT_DIR` does
+/// not name a repository elsewhere.
 fn git_head_time(dir: &Path) -> Option<i64> {
+    let absolute = std::fs::canonicalize(dir).ok()?;
+    if std::env::var_os("GIT_DIR").is_none()
+        && !absolute.ancestors().any(|d| d.join(".git").exists())
+    {
+        return None;
+    }
     let out = std::process::Command::new("git")
         .arg("-C")
         .arg(dir)
