@@ -89,10 +89,21 @@ if [[ -n ${BASELINE:-} ]]; then
   echo
   echo "| scenario | baseline s | rbuild s | rbuild/baseline |"
   echo "|---|---|---|---|"
+  # Alternated run by run (baseline, then this binary), so that a change
+  # of load during the measurement falls on both alike.
   pair() {
+    local bs=() as=() t0
+    "$BASE" --root "$BSTORE" "${@:2}" >/dev/null 2>&1 || { echo "| $1 | FAIL | | |"; return; }
+    "$RBUILD" --root "$STORE" "${@:2}" >/dev/null 2>&1 || { echo "| $1 | | FAIL | |"; return; }
+    for _ in $(seq "$RUNS"); do
+      t0=$(now); "$BASE" --root "$BSTORE" "${@:2}" >/dev/null 2>&1
+      bs+=("$(echo "$(now) - $t0" | bc)")
+      t0=$(now); "$RBUILD" --root "$STORE" "${@:2}" >/dev/null 2>&1
+      as+=("$(echo "$(now) - $t0" | bc)")
+    done
     local b a
-    b=$(bench "$BASE" --root "$BSTORE" "${@:2}")
-    a=$(bench "$RBUILD" --root "$STORE" "${@:2}")
+    b=$(printf '%s\n' "${bs[@]}" | median)
+    a=$(printf '%s\n' "${as[@]}" | median)
     printf '| %s | %s | %s | %s |\n' "$1" "$b" "$a" "$(ratio "$b" "$a")"
   }
   pair "run --rm IMAGE true" run --rm latency true
