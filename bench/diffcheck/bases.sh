@@ -6,7 +6,12 @@
 #             its uid), a hard-linked pair and a symlinked directory.
 #   usrmerge  the same tree with merged /usr: /bin -> usr/bin, /sbin ->
 #             usr/sbin, /lib -> usr/lib, as Debian 12 and most bases are.
-# Both have /dev, /proc, /sys and empty /etc/hosts, /etc/resolv.conf and
+#   layered   busybox's layer and four more (tars made here): whiteouts
+#             of a file and of a directory, an opaque directory, a
+#             directory replaced by a file, and a tree with hard links and
+#             a symlinked directory (what RUN and COPY see of a base's
+#             layers, unpacked by each engine).
+# All have /dev, /proc, /sys and empty /etc/hosts, /etc/resolv.conf and
 # /etc/hostname, as real bases do, so neither engine has to make mount
 # points. Every file's mtime is 2000-01-01 (RUN and COPY results are later).
 #   bench/diffcheck/bases.sh WORKDIR REGISTRY
@@ -49,12 +54,18 @@ EOF
   find "$rf" -exec touch -h -d @946684800 {} +
 }
 
-# push ROOT NAME: a one-layer OCI image of ROOT, pushed as REGISTRY/NAME:latest.
-push() {
-  local rf=$1 name=$2 lay=$WORK/oci-$2
+# layout ROOT NAME: an OCI layout at $WORK/oci-NAME whose image "t" is one
+# layer of ROOT.
+layout() {
+  local lay=$WORK/oci-$2
   umoci init --layout "$lay"
   umoci new --image "$lay:t"
-  umoci insert --image "$lay:t" "$rf" / >/dev/null
+  umoci insert --image "$lay:t" "$1" / >/dev/null
+}
+
+# push NAME: the config, then the image pushed as REGISTRY/NAME:latest.
+push() {
+  local name=$1 lay=$WORK/oci-$1
   umoci config --image "$lay:t" --config.cmd=/bin/sh \
     --config.env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --architecture=amd64 --os=linux --history.created_by="diffcheck base $name"
@@ -64,7 +75,8 @@ push() {
 skeleton "$WORK/busybox" bin
 mkdir -p "$WORK/busybox"/{sbin,usr/bin,usr/sbin,lib}
 find "$WORK/busybox" -exec touch -h -d @946684800 {} +
-push "$WORK/busybox" busybox
+layout "$WORK/busybox" busybox
+push busybox
 
 skeleton "$WORK/usrmerge" usr/bin
 mkdir -p "$WORK/usrmerge"/usr/{sbin,lib/os}
@@ -73,4 +85,29 @@ ln -s usr/bin "$WORK/usrmerge/bin"
 ln -s usr/sbin "$WORK/usrmerge/sbin"
 ln -s usr/lib "$WORK/usrmerge/lib"
 find "$WORK/usrmerge" -exec touch -h -d @946684800 {} +
-push "$WORK/usrmerge" usrmerge
+layout "$WORK/usrmerge" usrmerge
+push usrmerge
+
+# The layered base's upper layers are tars made here (umoci insert ends a
+# layer of one file without the tar's padding), added as they are.
+layout "$WORK/busybox" layered
+# add_layer DIR PATH…: a layer of PATH… under DIR, numeric owners, sorted.
+add_layer() {
+  local dir=$1
+  shift
+  find "$dir" -exec touch -h -d @946684800 {} +
+  tar --numeric-owner --sort=name -cf "$dir.tar" -C "$dir" "$@"
+  umoci raw add-layer --image "$WORK/oci-layered:t" "$dir.tar" >/dev/null
+}
+mkdir -p "$WORK/l2/etc" "$WORK/l2/usr/share" "$WORK/l3/opt/real" "$WORK/l4/home" "$WORK/l5/srv/data/v1"
+: >"$WORK/l2/etc/.wh.hostname"; : >"$WORK/l2/usr/share/.wh.doc"
+add_layer "$WORK/l2" etc usr
+: >"$WORK/l3/opt/real/.wh..wh..opq"; echo fresh >"$WORK/l3/opt/real/fresh.txt"
+add_layer "$WORK/l3" opt
+echo "now a file" >"$WORK/l4/home/alice"; chown 1000:1500 "$WORK/l4/home/alice"
+add_layer "$WORK/l4" home
+echo one >"$WORK/l5/srv/data/v1/one"
+ln "$WORK/l5/srv/data/v1/one" "$WORK/l5/srv/data/v1/one.hard"
+ln -s v1 "$WORK/l5/srv/data/current"
+add_layer "$WORK/l5" srv
+push layered

@@ -15,7 +15,7 @@ A case directory holds the Dockerfile and its context files, and may hold:
   README         one line on the case; for a golden, why and where in
                  BuildKit's current source the expected values come from.
 These files are taken out of the context before the build. In the
-Dockerfile, `FROM busybox`, `FROM usrmerge` and `from=`/`--from=` of them
+Dockerfile, `FROM busybox`, `FROM usrmerge`, `FROM layered` and `from=`/`--from=` of them
 name the check's base images, and `http://HTTP/` its HTTP server."""
 
 import os
@@ -69,7 +69,7 @@ class Case:
         dockerfile = os.path.join(self.ctx, "Dockerfile")
         with open(dockerfile) as f:
             text = f.read()
-        text = re.sub(r"(?i)(\bFROM\s+|\bfrom=)(busybox|usrmerge)\b",
+        text = re.sub(r"(?i)(\bFROM\s+|\bfrom=)(busybox|usrmerge|layered)\b",
                       lambda m: f"{m.group(1)}{registry}/{m.group(2)}", text)
         text = text.replace("http://HTTP/", f"http://{http}/")
         with open(dockerfile, "w") as f:
