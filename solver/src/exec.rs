@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::bind::{self, BindSource, Bound};
 use crate::cachemount::{self, CacheDir, Seed};
+use crate::layered;
 use crate::ssh::AgentRelay;
 use rbuild_executor::{
     BindMount, FileMount, Network, RootFs, RunSpec, Security, Stdio, TmpfsMount,
@@ -24,7 +25,7 @@ pub struct MountInputs {
     pub binds: Vec<Option<BindSource>>,
     /// The cache key of each of the exec's inputs (index = input
     /// position): a cache mount's `from` state names the cache.
-    pub keys: Vec<Option<String>>,
+    pub keys: Vec<String>,
     /// The store: cache mount directories, and room for bind copies.
     pub store: Option<rbuild_cache::Store>,
     /// Ssh agent id → the agent's socket on the host (`--ssh`).
@@ -125,7 +126,7 @@ fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Hel
                 let source = source.as_deref().unwrap_or("/");
                 let seed = match from {
                     Some(input) => match (inputs.binds.get(*input), inputs.keys.get(*input)) {
-                        (Some(Some(BindSource::Layers(layers))), Some(Some(key))) => Seed::Tree {
+                        (Some(Some(BindSource::Layers(layers))), Some(key)) => Seed::Tree {
                             layers: layers.clone(),
                             key: key.clone(),
                             source: source.to_string(),
@@ -142,8 +143,13 @@ fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Hel
                 let held = cachemount::acquire(store, id, &seed, *sharing)?;
                 let mut dir = held.dir.clone();
                 if from.is_none() && source != "/" {
-                    // A `source` of an empty cache: the directory is made.
-                    dir = crate::layered::host_join(&dir, &crate::layered::clean(source));
+                    // A `source` of an empty cache: the directory is made,
+                    // resolved inside the cache (a RUN may have left a
+                    // symlink there; it never leads out).
+                    let view = layered::HostTree::new(&dir);
+                    let inside = layered::resolve(&view, source, true)
+                        .map_err(|e| format!("cache mount {id}: {source}: {e}"))?;
+                    dir = layered::host_join(&dir, &inside);
                     std::fs::create_dir_all(&dir)
                         .map_err(|e| format!("cache mount {id}: create {source}: {e}"))?;
                 }

@@ -542,7 +542,7 @@ impl Solver {
         out.store = Some(self.store.clone());
         out.keys = graph_inputs
             .iter()
-            .map(|n| Some(self.keys[n.0].clone()))
+            .map(|n| self.keys[n.0].clone())
             .collect();
         Ok(out)
     }

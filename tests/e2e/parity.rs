@@ -200,6 +200,18 @@ fn cache_mounts_honour_owner_mode_ro_from_source_and_private_sharing() {
     build(&t, "caches", df, &[]);
     let out = sh(&t, "caches", "cd / && cat owner ro seeded tsize a b");
     assert_eq!(out, "1000:1500 750\nro\nseeded\n1024\na\nb\n");
+    // A symlink a RUN left in a cache never leads a `source` out of it.
+    let probe = format!("/tmp/rbuild-cache-escape-{}", std::process::id());
+    let df = format!(
+        "FROM busybox\n\
+         RUN --mount=type=cache,target=/c,id=esc ln -s / /c/up\n\
+         RUN --mount=type=cache,target=/c,id=esc,source=up{probe} touch /c/made\n"
+    );
+    build(&t, "escape", &df, &[]);
+    assert!(
+        !std::path::Path::new(&probe).exists(),
+        "{probe} was made on the host"
+    );
 }
 
 #[test]
