@@ -11,7 +11,9 @@ A case directory holds the Dockerfile and its context files, and may hold:
   expected.json  a hand-written golden for a case BuildKit v0.11.6 cannot
                  read or reads differently from current BuildKit (see
                  compare.check_golden; an mtime of "context" stands for the
-                 context files' time); BuildKit is then not run;
+                 context files' time; `"fails": true`: rbuild must reject
+                 the build, with `"error"` in its message); BuildKit is
+                 then not run;
   README         one line on the case; for a golden, why and where in
                  BuildKit's current source the expected values come from.
 These files are taken out of the context before the build. In the
