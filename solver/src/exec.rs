@@ -173,7 +173,9 @@ fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Hel
                 let scratch = inputs
                     .store
                     .as_ref()
-                    .map(|s| s.root().to_path_buf())
+                    // The store's tmp: what a killed build leaves there,
+                    // prune removes.
+                    .map(|s| s.root().join("tmp"))
                     .ok_or_else(|| String::from("bind mounts have no store"))?;
                 match bind::prepare(from, source, &m.target, *readwrite, &scratch)? {
                     Bound::Copy { mount, holder } => {

@@ -118,9 +118,10 @@ impl Solver {
         progress: Arc<dyn Progress>,
     ) -> Result<Self, SolveError> {
         let ignore = context_ignore(&graph).map_err(SolveError::Other)?;
+        // In the store's tmp, which prune clears of what killed builds left.
         let fetch_dir = tempfile::Builder::new()
             .prefix("fetch-")
-            .tempdir_in(store.root())
+            .tempdir_in(store.root().join("tmp"))
             .map_err(|e| {
                 SolveError::Other(format!("temp dir in {}: {e}", store.root().display()))
             })?;
