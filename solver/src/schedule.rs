@@ -414,6 +414,9 @@ impl Solver {
     ) -> Result<NodeResult, String> {
         let node = &self.graph.nodes[i];
         let link = keys::is_link(&node.op);
+        if link && let Op::File(f) = &node.op {
+            named_chown_refused(f)?;
+        }
         let base = match link {
             true => Vec::new(),
             false => self.materialize(&inputs[0].state).await?,
@@ -677,6 +680,26 @@ fn apply_file_op(
         })
         .collect();
     fileop::apply(op, lowers, upper, &views, &remotes)
+}
+
+/// A linked copy is made on an empty tree, with no /etc/passwd to read
+/// names from: `--chown` must be numeric (or `root`), as BuildKit requires
+/// ("invalid user index: -1"; newer frontends refuse it while parsing).
+fn named_chown_refused(op: &rbuild_frontend::graph::FileOp) -> Result<(), String> {
+    let numeric = |id: &str| id == "root" || id.parse::<u32>().is_ok();
+    for action in &op.actions {
+        if let FileAction::Copy(CopyAction {
+            chown: Some(chown), ..
+        }) = action
+            && !chown.split(':').all(numeric)
+        {
+            return Err(format!(
+                "COPY --link --chown={chown}: a linked copy cannot look up user or group names \
+                 (it does not see the base's /etc/passwd); use numeric ids, or drop --link"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Fetches every remote ADD source of the graph into `dir`.

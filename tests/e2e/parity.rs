@@ -336,6 +336,25 @@ fn copy_link_makes_a_layer_independent_of_its_base() {
         out.replace("\n1\n", "\n2\n"),
         "the cached layer sits on the new base"
     );
+    // Names cannot be looked up below a linked copy (BuildKit refuses too).
+    let err = build_error(
+        &t,
+        "link-chown",
+        "FROM busybox
+COPY --link --chown=nobody a.txt /x
+",
+        &[("a.txt", "A")],
+    );
+    assert!(err.contains("use numeric ids"), "{err}");
+    build(
+        &t,
+        "link-numeric",
+        "FROM busybox
+COPY --link --chown=7:8 a.txt /x
+",
+        &[("a.txt", "A")],
+    );
+    assert_eq!(sh(&t, "link-numeric", "stat -c %u:%g /x"), "7:8\n");
 }
 
 #[test]
