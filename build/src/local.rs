@@ -1,12 +1,13 @@
 //! Images of the local store found by the name a user gives (`busybox`,
-//! `docker.io/library/busybox:latest` and `busybox:latest` are one image):
-//! parse, normalize to the store's name, resolve the tag, or say there is
-//! no such image. Every command that names a stored image goes through
+//! `docker.io/library/busybox:latest` and `busybox:latest` are one image;
+//! so are its id, whole or short, and `busybox@sha256:…`): the store's
+//! lookup, or say there is no such image. Every command that names a stored image goes through
 //! here; listing and inspecting the store's images too.
 
 use oci_spec::image::Descriptor;
 use rbuild_cache::{Store, StoreError};
 use rbuild_image::manifest::parse_manifest;
+use rbuild_image::reference::id_prefix;
 use rbuild_image::{ImageError, ImageManifest, Reference, ReferenceError};
 use serde::Serialize;
 
@@ -41,10 +42,15 @@ pub enum LookupError {
 /// An image of the store.
 #[derive(Debug, Clone)]
 pub struct LocalImage {
-    /// Its name in the store (`busybox`, `hello:v2`).
-    pub name: String,
+    /// The name it was found by (`busybox`, `hello:v2`), else (found by id
+    /// or digest) its first name; `None` when it has no name.
+    pub name: Option<String>,
+    /// Every name of the store that points at it.
+    pub names: Vec<String>,
     /// Its manifest.
     pub manifest: Descriptor,
+    /// Its image id (config digest).
+    pub id: String,
 }
 
 /// The store's name for what a user typed (`docker.io/library/busybox` →
@@ -53,13 +59,26 @@ pub fn store_name(text: &str) -> Result<String, ReferenceError> {
     Ok(Reference::parse(text)?.store_name())
 }
 
-/// The image `text` names in `store`.
+/// The image `text` names in `store`: a name, `name@sha256:…`,
+/// `name:tag@sha256:…` or an image id (12 to 64 hex digits, with or
+/// without `sha256:`).
 pub fn find(store: &Store, text: &str) -> Result<LocalImage, LookupError> {
-    let name = store_name(text)?;
-    let manifest = store
-        .resolve_tag(&name)?
-        .ok_or_else(|| LookupError::NoSuchImage(text.to_string()))?;
-    Ok(LocalImage { name, manifest })
+    let Some(found) = store.find_image(text)? else {
+        // Not an image: say so, or why the text is no name at all.
+        return Err(match id_prefix(text) {
+            Some(_) => LookupError::NoSuchImage(text.to_string()),
+            None => store_name(text).map_or_else(LookupError::from, |_| {
+                LookupError::NoSuchImage(text.to_string())
+            }),
+        });
+    };
+    let given = store_name(text).ok().filter(|n| found.names.contains(n));
+    Ok(LocalImage {
+        name: given.or_else(|| found.names.first().cloned()),
+        names: found.names,
+        manifest: found.manifest,
+        id: found.id,
+    })
 }
 
 /// An image as `rbuild images` lists it.
@@ -69,6 +88,8 @@ pub struct ImageSummary {
     pub name: String,
     /// Its manifest's digest.
     pub digest: String,
+    /// Its image id (config digest).
+    pub id: String,
     /// The bytes of its config and layers, as `docker images` counts them.
     pub size: u64,
 }
@@ -81,7 +102,12 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, LookupError> {
         let manifest = parse_manifest(&store.read_blob(&digest)?, &format!("{name}: manifest"))?;
         let size =
             manifest.config().size() + manifest.layers().iter().map(|l| l.size()).sum::<u64>();
-        out.push(ImageSummary { name, digest, size });
+        out.push(ImageSummary {
+            name,
+            digest,
+            id: manifest.config().digest().to_string(),
+            size,
+        });
     }
     Ok(out)
 }
@@ -109,6 +135,7 @@ pub struct Inspection {
 pub fn inspect(store: &Store, text: &str) -> Result<Inspection, LookupError> {
     let found = find(store, text)?;
     let digest = found.manifest.digest().to_string();
+    let name = found.name.unwrap_or_else(|| found.id.clone());
     let manifest = parse_manifest(
         &store.read_blob(&digest)?,
         &format!("{text}: manifest {digest}"),
@@ -121,7 +148,7 @@ pub fn inspect(store: &Store, text: &str) -> Result<Inspection, LookupError> {
             source,
         })?;
     Ok(Inspection {
-        name: found.name,
+        name,
         id,
         digest,
         manifest,
@@ -165,6 +192,11 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].name, "busybox");
         assert_eq!(listed[0].digest, desc.digest().to_string());
+        assert!(listed[0].id.starts_with("sha256:"));
+        assert_ne!(
+            listed[0].id, listed[0].digest,
+            "the id is the config's digest"
+        );
         assert_eq!(listed[0].size, CONFIG.len() as u64 + 5);
     }
 
@@ -186,9 +218,23 @@ mod tests {
             "docker.io/library/busybox:latest",
         ] {
             let found = find(&store, text).unwrap();
-            assert_eq!(found.name, "busybox");
+            assert_eq!(found.name.as_deref(), Some("busybox"));
             assert_eq!(found.manifest.digest(), desc.digest());
         }
+        let id = find(&store, "busybox").unwrap().id;
+        for text in [
+            id.clone(),
+            id[7..19].to_string(),
+            format!("busybox@{}", desc.digest()),
+        ] {
+            let found = find(&store, &text).unwrap();
+            assert_eq!(found.name.as_deref(), Some("busybox"), "{text}");
+            assert_eq!(found.manifest.digest(), desc.digest(), "{text}");
+        }
+        assert!(matches!(
+            find(&store, "0123456789ab"),
+            Err(LookupError::NoSuchImage(_))
+        ));
         let e = find(&store, "other").unwrap_err();
         assert_eq!(e.to_string(), "no such image: other");
         assert!(matches!(

@@ -139,6 +139,23 @@ pub fn split_store_name(name: &str) -> (&str, &str) {
     }
 }
 
+/// The shortest image id prefix accepted as a reference (Docker's short
+/// id is twelve hex digits).
+pub const MIN_ID_PREFIX: usize = 12;
+
+/// The hex digits of an image id or id prefix, as Docker accepts them:
+/// twelve to sixty-four lowercase hex digits, with or without `sha256:`
+/// (`4f1c3a…`, `sha256:4f1c3a…`). `None` for anything else.
+pub fn id_prefix(text: &str) -> Option<&str> {
+    let hex = text.strip_prefix("sha256:").unwrap_or(text);
+    (hex.len() >= MIN_ID_PREFIX
+        && hex.len() <= 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    .then_some(hex)
+}
+
 impl std::fmt::Display for Reference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.registry, self.repository)?;
@@ -220,6 +237,17 @@ mod tests {
         );
         let d = format!("sha256:{}", "c".repeat(64));
         assert_eq!(name(&format!("busybox@{d}")), format!("busybox@{d}"));
+    }
+
+    #[test]
+    fn image_ids_are_twelve_to_sixty_four_hex_digits() {
+        let full = "a".repeat(64);
+        assert_eq!(id_prefix(&full), Some(full.as_str()));
+        assert_eq!(id_prefix(&format!("sha256:{full}")), Some(full.as_str()));
+        assert_eq!(id_prefix("0123456789ab"), Some("0123456789ab"));
+        for not_an_id in ["0123456789a", "busybox", "0123456789AB", &"a".repeat(65)] {
+            assert_eq!(id_prefix(not_an_id), None, "{not_an_id}");
+        }
     }
 
     #[test]

@@ -89,16 +89,23 @@ impl ImageResolver {
             .cloned()
     }
 
+    /// The store's image first (by name, `name@sha256:…` or image id),
+    /// then the registry's.
     async fn fetch(&self, name: &str) -> Result<PulledImage, SolveError> {
-        let reference = Reference::parse(name).map_err(RegistryError::from)?;
-        match self.store.resolve_tag(&reference.store_name())? {
-            Some(desc) => {
-                let digest = desc.digest().to_string();
-                let bytes = self.store.read_blob(&digest)?;
-                self.read_image(&reference, digest, bytes).await
-            }
-            None => self.fetch_remote(&reference).await,
-        }
+        let Some(found) = self.store.find_image(name)? else {
+            let reference = Reference::parse(name).map_err(RegistryError::from)?;
+            return self.fetch_remote(&reference).await;
+        };
+        // Layers not yet pulled come from where the image's name points
+        // (an image found by id is named by one of its tags).
+        let reference = match Reference::parse(name) {
+            Ok(r) if r.digest.is_some() || found.names.contains(&r.store_name()) => r,
+            _ => Reference::parse(found.names.first().map_or(name, String::as_str))
+                .map_err(RegistryError::from)?,
+        };
+        let digest = found.manifest.digest().to_string();
+        let bytes = self.store.read_blob(&digest)?;
+        self.read_image(&reference, digest, bytes).await
     }
 
     /// Pulls `name` from its registry whatever the store holds (`rbuild

@@ -27,7 +27,10 @@ pub fn save(root: &Path, args: SaveArgs) -> anyhow::Result<ExitCode> {
     let mut images = Vec::new();
     for image in &args.images {
         let found = local::find(&store, image)?;
-        images.push((found.name, found.manifest));
+        let name = found
+            .name
+            .with_context(|| format!("{image}: the image has no name to save it under"))?;
+        images.push((name, found.manifest));
     }
     match &args.output {
         Some(path) => {

@@ -49,7 +49,7 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "auto")]
     progress: Mode,
 
-    /// Print only the image digest on success.
+    /// Print only the image id (config digest) on success.
     #[arg(short, long)]
     quiet: bool,
 
@@ -132,7 +132,7 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
             .with_context(|| format!("write {}", path.display()))?;
     }
     if args.quiet {
-        outln!("{}", result.digest())?;
+        outln!("{}", result.image_id)?;
     }
     Ok(ExitCode::SUCCESS)
 }

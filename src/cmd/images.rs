@@ -14,12 +14,12 @@ use crate::show::human_size;
 /// `rbuild images` arguments.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
-    /// Only show image digests.
+    /// Only show image ids (short, as `docker images -q`).
     #[arg(short, long)]
     quiet: bool,
 }
 
-/// Lists the images: repository, tag, digest, size (config and layers).
+/// Lists the images: repository, tag, image id, size (config and layers).
 pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     if !args.quiet {
@@ -33,13 +33,13 @@ pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
     }
     for image in local::list(&store)? {
         if args.quiet {
-            outln!("{}", image.digest)?;
+            outln!("{}", short_id(&image.id))?;
             continue;
         }
         let (repo, tag) = split_store_name(&image.name);
         outln!(
             "{repo:<40} {tag:<16} {:<14} {:>10}",
-            short_id(&image.digest),
+            short_id(&image.id),
             human_size(image.size)
         )?;
     }

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
 use rbuild_build::{Session, local};
 use rbuild_registry::{ClientOptions, Reference};
@@ -28,8 +29,17 @@ pub struct PushArgs {
 /// Pushes the image's blobs and manifest.
 pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<ExitCode> {
     let session = Session::open(root, ClientOptions::default())?;
-    let reference = Reference::parse(&args.image)?;
-    let desc = local::find(&session.store, &args.image)?.manifest;
+    let found = local::find(&session.store, &args.image)?;
+    let reference = Reference::parse(&args.image)
+        .ok()
+        .filter(|r| r.digest.is_some() || found.name == Some(r.store_name()))
+        .with_context(|| {
+            format!(
+                "{}: an image id names no repository to push to; tag it first (rbuild tag ID NAME)",
+                args.image
+            )
+        })?;
+    let desc = found.manifest;
     let client = rbuild_registry::Client::new(ClientOptions::default())?;
     let digest = session.runtime.block_on(rbuild_exporter::push_image(
         &session.store,

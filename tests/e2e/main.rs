@@ -11,6 +11,7 @@ mod outputs;
 mod parity;
 #[path = "../../executor/tests/escape/harness.rs"]
 mod probe_harness;
+mod references;
 mod sandbox;
 mod ssh;
 mod store;

@@ -1,0 +1,100 @@
+//! Image references as Docker users type them: the id `build -q` prints
+//! (whole or short, with or without `sha256:`), `name@sha256:…` and
+//! `name:tag@sha256:…`, resolved in the local store by every command that
+//! takes an image and by FROM, `COPY --from` and `RUN --mount=from=`.
+
+use crate::support::TestContext;
+
+/// A store with busybox and an image `app` holding `/marker`; returns the
+/// test context, the id `build -q` printed and the manifest digest.
+fn app_image() -> (TestContext, String, String) {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let ctx = t.context(
+        "app",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo app-marker > /marker\n",
+        )],
+    );
+    let id = t.stdout(&["build", "-q", "-t", "app", ctx.to_str().unwrap()]);
+    let id = id.trim().to_string();
+    let shown: serde_json::Value =
+        serde_json::from_str(&t.stdout(&["inspect", "app"])).expect("inspect json");
+    assert_eq!(shown[0]["Id"], id.as_str(), "-q prints the image id");
+    let digest = shown[0]["Digest"].as_str().expect("digest").to_string();
+    assert_ne!(id, digest, "the image id is the config digest");
+    (t, id, digest)
+}
+
+/// The reference forms that name `app`: id whole and short, with and
+/// without `sha256:`, and digested names.
+fn spellings(id: &str, digest: &str) -> Vec<String> {
+    let hex = id.strip_prefix("sha256:").expect("sha256 id");
+    vec![
+        id.to_string(),
+        hex.to_string(),
+        hex[..12].to_string(),
+        format!("sha256:{}", &hex[..12]),
+        format!("app@{digest}"),
+        format!("app:latest@{digest}"),
+    ]
+}
+
+#[test]
+fn run_takes_every_reference_form() {
+    let (t, id, digest) = app_image();
+    for reference in spellings(&id, &digest) {
+        let out = t.stdout(&["run", "--rm", &reference, "cat", "/marker"]);
+        assert_eq!(out, "app-marker\n", "{reference}");
+    }
+    let out = t
+        .cmd(&["run", "--rm", "0123456789ab", "true"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown id is no image");
+}
+
+#[test]
+fn from_copy_from_and_mount_from_take_ids_and_digests() {
+    let (t, id, digest) = app_image();
+    let short = &id["sha256:".len()..][..12];
+    let dockerfile = format!(
+        "FROM {short}\n\
+         COPY --from={id} /marker /copied\n\
+         RUN --mount=from=app@{digest},target=/m cat /m/marker /copied /marker > /all\n"
+    );
+    let ctx = t.context("by-id", &[("Dockerfile", &dockerfile)]);
+    t.ok(&["build", "-q", "-t", "by-id", ctx.to_str().unwrap()]);
+    let out = t.stdout(&["run", "--rm", "by-id", "cat", "/all"]);
+    assert_eq!(out, "app-marker\n".repeat(3));
+}
+
+#[test]
+fn tag_inspect_save_and_rmi_take_ids_and_digests() {
+    let (t, id, digest) = app_image();
+    for (n, reference) in spellings(&id, &digest).iter().enumerate() {
+        let name = format!("copy:{n}");
+        t.ok(&["tag", reference, &name]);
+        let shown: serde_json::Value =
+            serde_json::from_str(&t.stdout(&["inspect", reference])).unwrap();
+        assert_eq!(shown[0]["Id"], id.as_str(), "{reference}");
+        let archive = t.path(&format!("{n}.tar"));
+        t.ok(&["save", "-o", archive.to_str().unwrap(), reference]);
+        assert!(std::fs::metadata(&archive).unwrap().len() > 0);
+    }
+    // By id, rmi removes every name of the image; they span two
+    // repositories, so only with --force.
+    let short = &id["sha256:".len()..][..12];
+    let refused = t.cmd(&["rmi", short]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("multiple repositories"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let removed = t.stdout(&["rmi", "-f", short]);
+    assert!(removed.contains("Untagged: app\n"), "{removed}");
+    assert!(removed.contains("Untagged: copy:5\n"), "{removed}");
+    assert!(!t.stdout(&["images"]).contains(short));
+}
