@@ -11,7 +11,7 @@ use rbuild_image::manifest::referenced_blobs;
 use serde::Serialize;
 
 use crate::error::io_err;
-use crate::{CacheRecord, LayerRecord, Store, StoreError, read_json};
+use crate::{CacheKey, CacheRecord, LayerRecord, Store, StoreError, read_json};
 
 /// Sizes of what the store holds, in bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -32,7 +32,7 @@ pub struct DiskUsage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RecordUsage {
     /// The cache key.
-    pub key: String,
+    pub key: CacheKey,
     /// When its result was made (Unix seconds), if recorded.
     pub created: Option<i64>,
     /// When it was last used (Unix seconds).
@@ -144,11 +144,7 @@ impl Store {
         for name in names(&records_dir)? {
             let path = records_dir.join(&name);
             let record: Option<CacheRecord> = read_json(&path).ok().flatten();
-            let created = record
-                .as_ref()
-                .and_then(|r| r.meta.get("created"))
-                .and_then(serde_json::Value::as_i64)
-                .unwrap_or(0);
+            let created = record.as_ref().map_or(0, |r| r.created);
             let keep = !opts.all
                 && opts.older_than.is_none_or(|t| created >= t)
                 && record
@@ -355,13 +351,14 @@ impl Store {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs() as i64);
+            // A file not named by a key is no record the solver can find.
+            let Ok(key) = CacheKey::parse(name.trim_end_matches(".json")) else {
+                continue;
+            };
             out.push(RecordUsage {
-                key: name.trim_end_matches(".json").to_string(),
+                key,
                 last_used,
-                created: record
-                    .meta
-                    .get("created")
-                    .and_then(serde_json::Value::as_i64),
+                created: Some(record.created).filter(|&t| t > 0),
                 size: record
                     .snapshots
                     .last()

@@ -35,6 +35,7 @@ mod fsck;
 mod fsutil;
 mod gc;
 mod hashes;
+mod key;
 mod layout;
 mod lease;
 mod listing;
@@ -57,9 +58,10 @@ pub use fsck::FsckReport;
 use fsutil::LockGuard;
 pub use gc::{DiskUsage, PruneOptions, PruneReport, RecordUsage};
 pub use hashes::{FileHashCache, FileStamp};
+pub use key::{CacheKey, InvalidKey};
 pub use layout::REF_NAME;
 pub use lookup::FoundImage;
-pub use records::{CacheRecord, LayerRecord};
+pub use records::{CacheRecord, INGREDIENTS_VERSION, KeyIngredients, KeyInput, LayerRecord};
 pub use snapshots::PendingSnapshot;
 pub use unpack::{Limits, OPAQUE_XATTR, UnpackError, Whiteouts, decompress, unpack};
 pub use version::STORE_VERSION;
@@ -415,14 +417,12 @@ impl Store {
     }
 
     /// Looks up a cache key.
-    pub fn get_record(&self, key: &str) -> Result<Option<CacheRecord>, StoreError> {
-        records::check_key(key)?;
+    pub fn get_record(&self, key: &CacheKey) -> Result<Option<CacheRecord>, StoreError> {
         read_json(&self.record_path(key))
     }
 
     /// Stores a cache key's result. Every snapshot it names must exist.
-    pub fn put_record(&self, key: &str, record: &CacheRecord) -> Result<(), StoreError> {
-        records::check_key(key)?;
+    pub fn put_record(&self, key: &CacheKey, record: &CacheRecord) -> Result<(), StoreError> {
         if let Some(missing) = record.snapshots.iter().find(|s| !self.has_snapshot(s)) {
             return Err(StoreError::NotFound(format!(
                 "snapshot {missing} of record {key}"
@@ -434,8 +434,7 @@ impl Store {
 
     /// Marks a cache record as used now (its file's mtime), for `du` and
     /// age-based pruning. A record that vanished meanwhile is fine.
-    pub fn touch_record(&self, key: &str) -> Result<(), StoreError> {
-        records::check_key(key)?;
+    pub fn touch_record(&self, key: &CacheKey) -> Result<(), StoreError> {
         let path = self.record_path(key);
         if let Ok(f) = std::fs::File::options().write(true).open(&path) {
             f.set_modified(std::time::SystemTime::now())
@@ -444,7 +443,8 @@ impl Store {
         Ok(())
     }
 
-    fn record_path(&self, key: &str) -> PathBuf {
+    /// The record file of `key` (a key is hex, so a safe file name).
+    fn record_path(&self, key: &CacheKey) -> PathBuf {
         self.root.join("records").join(format!("{key}.json"))
     }
 

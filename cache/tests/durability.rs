@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rbuild_cache::{CacheRecord, DiskStep, RecordingDisk, Store};
+use rbuild_cache::{CacheKey, CacheRecord, DiskStep, RecordingDisk, Store};
 
 /// The last step before `before` that is `wanted`.
 fn last(
@@ -55,9 +55,12 @@ fn every_name_appears_after_what_it_names_is_synced() {
     pending.commit("built").unwrap();
     let record = CacheRecord {
         snapshots: vec![String::from("built")],
-        meta: serde_json::Value::Null,
+        added: true,
+        created: 1,
+        ingredients: None,
     };
-    store.put_record("key", &record).unwrap();
+    let key = CacheKey::from_hash(&blake3::hash(b"key"));
+    store.put_record(&key, &record).unwrap();
     let desc = oci_spec::image::Descriptor::new(
         oci_spec::image::MediaType::ImageManifest,
         blob.size,
@@ -71,7 +74,7 @@ fn every_name_appears_after_what_it_names_is_synced() {
     assert!(blob_named < index_named, "a tag only names a stored blob");
     let listing_named = synced_before_named(&steps, &root.join("listings/built"));
     let (snapshot_named, _) = renamed_to(&steps, &store.snapshot_path("built"));
-    let record_named = synced_before_named(&steps, &root.join("records/key.json"));
+    let record_named = synced_before_named(&steps, &root.join(format!("records/{key}.json")));
     assert!(
         listing_named < snapshot_named && snapshot_named < record_named,
         "listing, then snapshot, then the record naming it: {steps:#?}"
@@ -90,9 +93,12 @@ fn the_first_command_after_a_restart_removes_snapshots_left_short() {
     pending.commit("built").unwrap();
     let record = CacheRecord {
         snapshots: vec![String::from("built")],
-        meta: serde_json::Value::Null,
+        added: true,
+        created: 1,
+        ingredients: None,
     };
-    store.put_record("key", &record).unwrap();
+    let key = CacheKey::from_hash(&blake3::hash(b"key"));
+    store.put_record(&key, &record).unwrap();
     // What a power loss can leave: the file's blocks never written.
     let file = store.snapshot_path("built").join("f");
     std::fs::File::options()
@@ -110,7 +116,7 @@ fn the_first_command_after_a_restart_removes_snapshots_left_short() {
     std::fs::write(root.join("boot-id"), "an-earlier-boot\n").unwrap();
     Store::open(&root).unwrap();
     assert!(!store.has_snapshot("built"), "the short snapshot is gone");
-    assert!(store.get_record("key").unwrap().is_none(), "and its record");
+    assert!(store.get_record(&key).unwrap().is_none(), "and its record");
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
     assert_eq!(std::fs::read_to_string(root.join("boot-id")).unwrap(), boot);
     assert!(store.fsck(false).unwrap().problems.is_empty());

@@ -174,9 +174,12 @@ fn fsck_finds_snapshots_that_lost_files_and_repair_removes_them_and_their_record
     pending.commit("built").unwrap();
     let record = rbuild_cache::CacheRecord {
         snapshots: vec![String::from("built")],
-        meta: serde_json::Value::Null,
+        added: true,
+        created: 1,
+        ingredients: None,
     };
-    store.put_record("key1", &record).unwrap();
+    let key = rbuild_cache::CacheKey::from_hash(&blake3::hash(b"key1"));
+    store.put_record(&key, &record).unwrap();
     assert!(store.fsck(false).unwrap().problems.is_empty());
 
     // What a power loss leaves: a file cut short.
@@ -194,9 +197,12 @@ fn fsck_finds_snapshots_that_lost_files_and_repair_removes_them_and_their_record
         ["snapshot built does not match its listing (2 entries recorded, 2 found, or changed)"]
     );
     let repaired = store.fsck(true).unwrap();
-    assert_eq!(repaired.removed, ["snapshot built", "record key1.json"]);
+    assert_eq!(
+        repaired.removed,
+        [String::from("snapshot built"), format!("record {key}.json")]
+    );
     assert!(!store.has_snapshot("built"));
-    assert!(store.get_record("key1").unwrap().is_none());
+    assert!(store.get_record(&key).unwrap().is_none());
     assert!(store.fsck(false).unwrap().problems.is_empty());
 }
 

@@ -6,7 +6,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::process::Command;
 
 use oci_spec::image::{Descriptor, MediaType};
-use rbuild_cache::{BlobInfo, CacheRecord, PruneOptions, Store, StoreError};
+use rbuild_cache::{BlobInfo, CacheKey, CacheRecord, PruneOptions, Store, StoreError};
 
 /// Commits a snapshot `id` holding one file `name` with `content`.
 fn committed_snapshot(store: &Store, id: &str, name: &str, content: &[u8]) {
@@ -367,15 +367,18 @@ fn records_need_their_snapshots_and_prune_keeps_tagged_images() {
     committed_snapshot(&store, "built", "f", b"data");
     let record = CacheRecord {
         snapshots: vec!["built".into()],
-        meta: serde_json::json!({"added": true}),
+        added: true,
+        created: 1,
+        ingredients: None,
     };
-    store.put_record("k1", &record).unwrap();
-    assert_eq!(store.get_record("k1").unwrap().unwrap(), record);
+    let (k1, k2) = (key_of("k1"), key_of("k2"));
+    store.put_record(&k1, &record).unwrap();
+    assert_eq!(store.get_record(&k1).unwrap().unwrap(), record);
     let missing = CacheRecord {
         snapshots: vec!["absent".into()],
-        meta: serde_json::Value::Null,
+        ..record.clone()
     };
-    assert!(store.put_record("k2", &missing).is_err());
+    assert!(store.put_record(&k2, &missing).is_err());
 
     // A tagged image with one layer.
     let layer = store.put_blob(&tar_of(&[("f", "f:x")])).unwrap();
@@ -410,7 +413,7 @@ fn records_need_their_snapshots_and_prune_keeps_tagged_images() {
             ..Default::default()
         })
         .unwrap();
-    assert!(store.get_record("k1").unwrap().is_none());
+    assert!(store.get_record(&k1).unwrap().is_none());
     assert!(!store.has_snapshot("built"));
     assert!(store.has_blob(&m.digest) && store.has_blob(&layer.digest));
     assert!(
@@ -430,9 +433,11 @@ fn prune_by_age_and_by_size_keeps_the_newest() {
         committed_snapshot(&store, key, "data", &vec![1u8; bytes]);
         let record = CacheRecord {
             snapshots: vec![key.into()],
-            meta: serde_json::json!({ "created": created }),
+            added: true,
+            created,
+            ingredients: None,
         };
-        store.put_record(key, &record).unwrap();
+        store.put_record(&key_of(key), &record).unwrap();
     }
     let r = store
         .prune(PruneOptions {
@@ -449,10 +454,10 @@ fn prune_by_age_and_by_size_keeps_the_newest() {
         })
         .unwrap();
     assert!(
-        store.get_record("mid").unwrap().is_none(),
+        store.get_record(&key_of("mid")).unwrap().is_none(),
         "the oldest goes first"
     );
-    assert!(store.has_snapshot("new") && store.get_record("new").unwrap().is_some());
+    assert!(store.has_snapshot("new") && store.get_record(&key_of("new")).unwrap().is_some());
 }
 
 #[test]
@@ -566,4 +571,9 @@ fn layers_exported_from_built_snapshots_are_not_unpacked_again() {
         unpacked
     );
     assert!(store.has_snapshot(&unpacked));
+}
+
+/// A cache key named after `name`, for tests.
+fn key_of(name: &str) -> CacheKey {
+    CacheKey::from_hash(&blake3::hash(name.as_bytes()))
 }

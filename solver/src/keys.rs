@@ -1,156 +1,196 @@
-//! Cache keys: computed for every vertex before anything runs, from the
-//! op's definition and its inputs' keys. A copy from the build context keys
-//! on the checksum of exactly the files it selects instead of on the
-//! context as a whole, so an edit to a file no COPY selects is a cache hit.
+//! Cache keys: computed for every vertex before anything runs. A vertex's
+//! ingredients ([`KeyIngredients`]: the platform, the digest of its op's
+//! definition in the key encoding of `keyenc`, what each input contributes,
+//! remote checksums, the stage's base image) are gathered first and the key
+//! is hashed from them alone, so the record that keeps them says exactly
+//! what a key was made of. A copy from the build context keys on the
+//! checksum of exactly the files it selects instead of on the context as a
+//! whole, so an edit to a file no COPY selects is a cache hit. Nothing of
+//! the machine goes in: no store path, snapshot id or host id.
 
 use std::collections::HashMap;
 
+use rbuild_cache::{CacheKey, INGREDIENTS_VERSION, KeyIngredients, KeyInput};
 use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, MountKind, Op};
 
-/// Version of the key scheme: bump to invalidate every record.
-const SCHEME: &str = "rbuild cache key v1";
+use crate::keyenc;
 
-/// Version of the content-key scheme of copies from stages.
-const CONTENT_SCHEME: &str = "rbuild content key v1";
-
-/// Computes the key of every node, in graph order. `context_checksum`
-/// returns the checksum of what the given copies select in the context, as
-/// it reaches the layer (a RUN's bind mounts of the context count as copies
-/// of their sources; an empty list means the whole context). `remotes` holds the checksum of each fetched
-/// remote source by (node, action) index.
+/// Computes the key of every node, in graph order, for `platform`
+/// (`os/arch[/variant]`). `context_checksum` returns the checksum of what
+/// the given copies select in the context, as it reaches the layer (a
+/// RUN's bind mounts of the context count as copies of their sources; an
+/// empty list means the whole context). `remotes` holds the checksum of
+/// each fetched remote source by (node, action) index.
 pub fn compute<E>(
     graph: &BuildGraph,
+    platform: &str,
     remotes: &HashMap<(usize, usize), String>,
     mut context_checksum: impl FnMut(&[&CopyAction]) -> Result<String, E>,
 ) -> Result<Keys, (usize, E)> {
-    let mut keys: Vec<String> = Vec::with_capacity(graph.nodes.len());
-    let mut records: Vec<String> = Vec::with_capacity(graph.nodes.len());
+    let n = graph.nodes.len();
+    let mut keys: Vec<CacheKey> = Vec::with_capacity(n);
+    let mut records = Vec::with_capacity(n);
+    let mut ingredients = Vec::with_capacity(n);
+    let mut base_images: Vec<Option<String>> = Vec::with_capacity(n);
     for (i, node) in graph.nodes.iter().enumerate() {
-        let mut h = Fields::default();
-        field(&mut h, SCHEME.as_bytes());
-        let definition = serde_json::to_vec(&node.op).expect("ops serialize");
-        field(&mut h, &definition);
-        if let Op::File(f) = &node.op {
-            for a in 0..f.actions.len() {
-                if let Some(sum) = remotes.get(&(i, a)) {
-                    field(&mut h, sum.as_bytes());
-                }
-            }
-        }
+        let base_image = match &node.op {
+            Op::Image(source) => Some(source.digest.clone()),
+            Op::Exec(_) | Op::File(_) => base_images[node.inputs[0].0].clone(),
+            Op::Scratch | Op::Context(_) => None,
+        };
+        let mut inputs = Vec::with_capacity(node.inputs.len());
         for (pos, input) in node.inputs.iter().enumerate() {
-            match &graph.nodes[input.0].op {
+            inputs.push(match &graph.nodes[input.0].op {
                 Op::Context(_) => {
-                    // Only the files this node selects (or mounts) count.
-                    let mounted = bound_sources(&node.op, pos);
-                    let copies: Vec<&CopyAction> = match &node.op {
-                        Op::File(f) => f
-                            .actions
-                            .iter()
-                            .filter_map(|a| match a {
-                                FileAction::Copy(c) if c.source_input == pos => Some(c),
-                                _ => None,
-                            })
-                            .collect(),
-                        _ => mounted.iter().collect(),
-                    };
-                    let sum = context_checksum(&copies).map_err(|e| (i, e))?;
-                    field(&mut h, sum.as_bytes());
+                    let copies = context_copies(&node.op, pos);
+                    let copies: Vec<&CopyAction> = copies.iter().collect();
+                    KeyInput::Content(context_checksum(&copies).map_err(|e| (i, e))?)
                 }
-                // A linked copy's layer does not depend on what is below it.
-                _ if pos == 0 && is_link(&node.op) => {
-                    h.split(keys[input.0].as_bytes(), LINK_BASE.as_bytes())
-                }
-                _ => field(&mut h, keys[input.0].as_bytes()),
-            }
+                _ => KeyInput::State(keys[input.0].clone()),
+            });
         }
-        let (key, record) = h.finish();
-        keys.push(key);
-        records.push(record);
+        let remotes = match &node.op {
+            Op::File(f) => (0..f.actions.len())
+                .filter_map(|a| remotes.get(&(i, a)).cloned())
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mine = KeyIngredients {
+            version: INGREDIENTS_VERSION,
+            platform: platform.to_string(),
+            definition: definition_digest(&node.op),
+            inputs,
+            remotes,
+            base_image: base_image.clone(),
+        };
+        keys.push(key_of(&mine));
+        // A linked copy's layer does not depend on what is below it.
+        let recorded = match is_link(&node.op) {
+            true => unlinked(mine),
+            false => mine,
+        };
+        records.push(key_of(&recorded));
+        ingredients.push(recorded);
+        base_images.push(base_image);
     }
-    Ok(Keys { keys, records })
+    Ok(Keys {
+        keys,
+        records,
+        ingredients,
+    })
 }
 
 /// The keys of a graph's nodes, in graph order.
 pub struct Keys {
     /// What a node's state is identified by (its users' keys hash it).
-    pub keys: Vec<String>,
+    pub keys: Vec<CacheKey>,
     /// What a node's result is recorded under: its key, except for a
     /// linked copy, whose record (its own layer) leaves the base out.
-    pub records: Vec<String>,
+    pub records: Vec<CacheKey>,
+    /// What each record key is hashed from.
+    pub ingredients: Vec<KeyIngredients>,
 }
 
-/// A key and a record key hashed from the same fields but one.
-#[derive(Default)]
-struct Fields {
-    key: blake3::Hasher,
-    record: blake3::Hasher,
-}
-
-impl Fields {
-    /// A field that differs: `key` in the key, `record` in the record key.
-    fn split(&mut self, key: &[u8], record: &[u8]) {
-        hash_field(&mut self.key, key);
-        hash_field(&mut self.record, record);
-    }
-
-    fn finish(self) -> (String, String) {
-        (
-            self.key.finalize().to_hex().to_string(),
-            self.record.finalize().to_hex().to_string(),
-        )
-    }
-}
-
-/// Hashes a length-prefixed field into both keys.
-fn field(h: &mut Fields, bytes: &[u8]) {
-    hash_field(&mut h.key, bytes);
-    hash_field(&mut h.record, bytes);
-}
-
-/// What the bind mounts of an exec read from its input `pos`, as copies
-/// of their sources (a bind of the context keys on what it shows: the
-/// `source` subtree, `.dockerignore` applied, as a COPY of it would).
-fn bound_sources(op: &Op, pos: usize) -> Vec<CopyAction> {
-    let Op::Exec(exec) = op else {
-        return Vec::new();
-    };
-    exec.mounts
-        .iter()
-        .filter_map(|m| match &m.kind {
-            MountKind::Bind { input, source, .. } if *input == pos => Some(CopyAction {
-                source_input: pos,
-                sources: vec![source.clone()],
-                dest: String::from("/"),
-                chown: None,
-                chmod: None,
-                exclude: Vec::new(),
-                parents: false,
-                link: false,
-                extract_archives: false,
-                remote: None,
-            }),
-            _ => None,
-        })
-        .collect()
-}
-
-/// The content key of a copy from earlier stages: the op's definition, its
-/// base state's key, and the checksum of what it selects in each source
-/// stage, in input order (see the scheduler's `content_key`).
-pub fn content_key(op: &Op, base: &str, source_sums: &[String]) -> String {
+/// The key hashed from `ingredients`: every field, length-prefixed, in the
+/// order of the struct, each input tagged with its kind.
+pub fn key_of(ingredients: &KeyIngredients) -> CacheKey {
+    let KeyIngredients {
+        version,
+        platform,
+        definition,
+        inputs,
+        remotes,
+        base_image,
+    } = ingredients;
     let mut h = blake3::Hasher::new();
-    hash_field(&mut h, CONTENT_SCHEME.as_bytes());
-    hash_field(&mut h, &serde_json::to_vec(op).expect("ops serialize"));
-    let base = if is_link(op) { LINK_BASE } else { base };
-    hash_field(&mut h, base.as_bytes());
-    for sum in source_sums {
+    hash_field(&mut h, format!("rbuild cache key v{version}").as_bytes());
+    hash_field(&mut h, platform.as_bytes());
+    hash_field(&mut h, definition.as_bytes());
+    for input in inputs {
+        let (kind, value) = match input {
+            KeyInput::State(key) => ("state", key.as_str()),
+            KeyInput::Content(sum) => ("content", sum.as_str()),
+            KeyInput::StageFiles(sum) => ("stage files", sum.as_str()),
+            KeyInput::AnyBase => ("any base", ""),
+        };
+        hash_field(&mut h, kind.as_bytes());
+        hash_field(&mut h, value.as_bytes());
+    }
+    for sum in remotes {
+        hash_field(&mut h, b"remote");
         hash_field(&mut h, sum.as_bytes());
     }
-    h.finalize().to_hex().to_string()
+    if let Some(digest) = base_image {
+        hash_field(&mut h, b"base image");
+        hash_field(&mut h, digest.as_bytes());
+    }
+    CacheKey::from_hash(&h.finalize())
 }
 
-/// What stands for the base state in the keys of a linked copy.
-const LINK_BASE: &str = "COPY --link: any base";
+/// The ingredients of a linked copy's record: its base is any base, and so
+/// is the base image below it.
+fn unlinked(mut ingredients: KeyIngredients) -> KeyIngredients {
+    if let Some(base) = ingredients.inputs.first_mut() {
+        *base = KeyInput::AnyBase;
+    }
+    ingredients.base_image = None;
+    ingredients
+}
+
+/// blake3 (hex) of the op's definition in the key encoding.
+fn definition_digest(op: &Op) -> String {
+    blake3::hash(&keyenc::definition(op)).to_hex().to_string()
+}
+
+/// What node `op` reads from its context input `pos`: the copies whose
+/// source it is, or for an exec the bind mounts of it, as copies of their
+/// sources (a bind of the context keys on what it shows: the `source`
+/// subtree, `.dockerignore` applied, as a COPY of it would).
+fn context_copies(op: &Op, pos: usize) -> Vec<CopyAction> {
+    match op {
+        Op::File(f) => f
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                FileAction::Copy(c) if c.source_input == pos => Some(c.clone()),
+                _ => None,
+            })
+            .collect(),
+        Op::Exec(exec) => exec
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.kind {
+                MountKind::Bind { input, source, .. } if *input == pos => Some(CopyAction {
+                    source_input: pos,
+                    sources: vec![source.clone()],
+                    dest: String::from("/"),
+                    chown: None,
+                    chmod: None,
+                    exclude: Vec::new(),
+                    parents: false,
+                    link: false,
+                    extract_archives: false,
+                    remote: None,
+                }),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The content key of a copy from earlier stages, with its ingredients:
+/// those of its record key, with each source stage's key replaced by the
+/// checksum of what the copy selects in it (`source_sums`, in input order;
+/// see the scheduler's `content_key`).
+pub fn content_key(record: &KeyIngredients, source_sums: &[String]) -> (CacheKey, KeyIngredients) {
+    let mut ingredients = record.clone();
+    ingredients.inputs.truncate(1);
+    ingredients
+        .inputs
+        .extend(source_sums.iter().cloned().map(KeyInput::StageFiles));
+    (key_of(&ingredients), ingredients)
+}
 
 /// Whether `op` is a linked copy (`COPY --link` without `--chmod`, as
 /// BuildKit links it): its changes are made on an empty tree, become a
@@ -169,4 +209,224 @@ pub fn is_link(op: &Op) -> bool {
 fn hash_field(h: &mut blake3::Hasher, bytes: &[u8]) {
     h.update(&(bytes.len() as u64).to_le_bytes());
     h.update(bytes);
+}
+
+/// Golden keys: each pins the key of a small graph, computed without root
+/// or store, so that a change of the encoding, of the ingredients or of
+/// the hashing fails here before it silently invalidates every cache.
+/// A deliberate change bumps [`INGREDIENTS_VERSION`] and these values.
+#[cfg(test)]
+mod tests {
+    use rbuild_frontend::config::ImageConfig;
+    use rbuild_frontend::graph::{
+        ContextSource, ExecOp, FileOp, ImageSource, NetworkMode, Node, NodeId, Security,
+    };
+
+    use super::*;
+
+    const PLATFORM: &str = "linux/amd64";
+    const BUSYBOX: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const ALPINE: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn node(op: Op, inputs: &[usize]) -> Node {
+        Node {
+            op,
+            inputs: inputs.iter().map(|&i| NodeId(i)).collect(),
+            name: String::new(),
+            location: None,
+        }
+    }
+
+    fn graph(nodes: Vec<Node>) -> BuildGraph {
+        BuildGraph {
+            target: NodeId(nodes.len() - 1),
+            nodes,
+            config: ImageConfig::default(),
+            history: Vec::new(),
+            layer_nodes: Vec::new(),
+            unused_build_args: Vec::new(),
+            author: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn image(name: &str, digest: &str) -> Node {
+        node(
+            Op::Image(ImageSource {
+                reference: format!("docker.io/library/{name}:latest"),
+                digest: digest.to_string(),
+            }),
+            &[],
+        )
+    }
+
+    fn context() -> Node {
+        node(
+            Op::Context(ContextSource {
+                include_patterns: vec![String::from("a.txt")],
+                exclude_patterns: Vec::new(),
+            }),
+            &[],
+        )
+    }
+
+    fn copy_a(link: bool) -> Op {
+        Op::File(FileOp {
+            actions: vec![FileAction::Copy(CopyAction {
+                source_input: 1,
+                sources: vec![String::from("a.txt")],
+                dest: String::from("/"),
+                chown: None,
+                chmod: None,
+                exclude: Vec::new(),
+                parents: false,
+                link,
+                extract_archives: false,
+                remote: None,
+            })],
+        })
+    }
+
+    fn run_echo() -> Op {
+        Op::Exec(ExecOp {
+            args: ["/bin/sh", "-c", "echo hi > /f"].map(String::from).to_vec(),
+            env: vec![String::from("PATH=/usr/bin:/bin")],
+            cwd: String::from("/"),
+            user: String::new(),
+            network: NetworkMode::Default,
+            mounts: Vec::new(),
+            security: Security::Sandbox,
+        })
+    }
+
+    /// The keys of `g`, with every context selection checksummed as `a-sum`.
+    fn keys_of(g: &BuildGraph) -> Keys {
+        let none = HashMap::new();
+        compute(g, PLATFORM, &none, |_| Ok::<_, ()>(String::from("a-sum"))).unwrap()
+    }
+
+    fn hex(keys: &[CacheKey]) -> Vec<&str> {
+        keys.iter().map(CacheKey::as_str).collect()
+    }
+
+    #[test]
+    fn an_image_source_key_is_pinned() {
+        let k = keys_of(&graph(vec![image("busybox", BUSYBOX)]));
+        assert_eq!(
+            hex(&k.keys),
+            ["1aaa6b0be8dc48c3438d233bbcaba76467b076f8034eb4c60c43bd36ac985594"]
+        );
+        assert_eq!(k.ingredients[0].base_image.as_deref(), Some(BUSYBOX));
+    }
+
+    #[test]
+    fn a_run_key_is_pinned() {
+        let k = keys_of(&graph(vec![
+            image("busybox", BUSYBOX),
+            node(run_echo(), &[0]),
+        ]));
+        assert_eq!(
+            hex(&k.keys),
+            [
+                "1aaa6b0be8dc48c3438d233bbcaba76467b076f8034eb4c60c43bd36ac985594",
+                "57f64594c8e0669ef84d4f1ff5ae346d182607e7bdd0df30a60e6f27eb233747",
+            ]
+        );
+        assert_eq!(k.records, k.keys, "a RUN is recorded under its key");
+        assert_eq!(
+            k.ingredients[1].inputs,
+            [KeyInput::State(k.keys[0].clone())]
+        );
+        assert_eq!(k.ingredients[1].base_image.as_deref(), Some(BUSYBOX));
+    }
+
+    #[test]
+    fn a_copy_from_the_context_keys_on_the_checksum_of_what_it_selects() {
+        let g = graph(vec![
+            node(Op::Scratch, &[]),
+            context(),
+            node(copy_a(false), &[0, 1]),
+        ]);
+        let k = keys_of(&g);
+        assert_eq!(
+            hex(&k.keys),
+            [
+                "0478eee1c7c219d59993cbddc93ae82f03079e0272f7f4fd4a99f4733d3c5633",
+                "85080e53810723b516a5b1c16b7454f4fb114fcdb4741bd9dc23eb181817bad3",
+                "b64b5b84165fa9139baef5b1dec4fdfcded572d106f50701980580739570d3ee",
+            ]
+        );
+        assert_eq!(
+            k.ingredients[2].inputs[1],
+            KeyInput::Content(String::from("a-sum"))
+        );
+        let none = HashMap::new();
+        let edited = compute(&g, PLATFORM, &none, |_| Ok::<_, ()>(String::from("b-sum")));
+        assert_ne!(edited.unwrap().keys[2], k.keys[2], "the content counts");
+    }
+
+    #[test]
+    fn a_linked_copy_is_recorded_apart_from_its_base() {
+        let on = |base: &str, digest: &str| {
+            keys_of(&graph(vec![
+                image(base, digest),
+                context(),
+                node(copy_a(true), &[0, 1]),
+            ]))
+        };
+        let (busybox, alpine) = (on("busybox", BUSYBOX), on("alpine", ALPINE));
+        assert_eq!(
+            [busybox.keys[2].as_str(), busybox.records[2].as_str()],
+            [
+                "89549230227f49d824182c02b23941d31faebce83d4f62eb3afac1aff0cd4ade",
+                "9413485e0d0a4afd6648c67ac90c86434d180f6c3cb8520ebce21e0fffab6ca7",
+            ]
+        );
+        assert_ne!(
+            busybox.keys[2], alpine.keys[2],
+            "its state depends on the base"
+        );
+        assert_eq!(busybox.records[2], alpine.records[2], "its layer does not");
+        assert_eq!(busybox.ingredients[2].inputs[0], KeyInput::AnyBase);
+        assert_eq!(busybox.ingredients[2].base_image, None);
+    }
+
+    #[test]
+    fn every_record_key_is_the_hash_of_its_recorded_ingredients() {
+        let g = graph(vec![
+            image("busybox", BUSYBOX),
+            context(),
+            node(copy_a(true), &[0, 1]),
+            node(run_echo(), &[2]),
+        ]);
+        let k = keys_of(&g);
+        for (record, ingredients) in k.records.iter().zip(&k.ingredients) {
+            assert_eq!(&key_of(ingredients), record);
+        }
+        let mut other_platform = k.ingredients[3].clone();
+        other_platform.platform = String::from("linux/arm64");
+        assert_ne!(key_of(&other_platform), k.records[3]);
+    }
+
+    #[test]
+    fn a_content_key_swaps_stage_keys_for_the_checksums_of_the_copied_files() {
+        let k = keys_of(&graph(vec![
+            image("busybox", BUSYBOX),
+            node(run_echo(), &[0]),
+        ]));
+        let record = KeyIngredients {
+            inputs: vec![
+                k.ingredients[1].inputs[0].clone(),
+                KeyInput::State(k.keys[1].clone()),
+            ],
+            ..k.ingredients[1].clone()
+        };
+        let (key, ingredients) = content_key(&record, &[String::from("files")]);
+        assert_eq!(
+            ingredients.inputs[1],
+            KeyInput::StageFiles(String::from("files"))
+        );
+        assert_eq!(key, key_of(&ingredients));
+        assert_ne!(key, key_of(&record));
+    }
 }

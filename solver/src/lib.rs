@@ -13,6 +13,7 @@ mod error;
 mod exec;
 mod fileop;
 mod image;
+mod keyenc;
 mod keys;
 mod layered;
 mod modes;

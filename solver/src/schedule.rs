@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::future::{BoxFuture, FutureExt, try_join_all};
-use rbuild_cache::{CacheRecord, Store};
+use rbuild_cache::{CacheKey, CacheRecord, KeyIngredients, Store};
 use rbuild_frontend::IgnoreMatcher;
 use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, NodeId, Op};
 use tokio::sync::{OnceCell, Semaphore};
@@ -92,9 +92,11 @@ pub struct Solver {
     graph: BuildGraph,
     opts: SolveOptions,
     progress: Arc<dyn Progress>,
-    keys: Vec<String>,
+    keys: Vec<CacheKey>,
     /// What each node's result is recorded under (see [`keys::Keys`]).
-    records: Vec<String>,
+    records: Vec<CacheKey>,
+    /// What each record key is hashed from, kept in its record.
+    ingredients: Vec<KeyIngredients>,
     /// Fetched remote sources by (node, action).
     remotes: HashMap<(usize, usize), Fetched>,
     /// Where they were fetched; removed with the solver.
@@ -136,7 +138,12 @@ impl Solver {
             .display()
             .to_string();
         let hashes = store.file_hashes(&context_name);
-        let keys::Keys { keys, records } = keys::compute(&graph, &sums, |copies| {
+        let platform = images.platform_name();
+        let keys::Keys {
+            keys,
+            records,
+            ingredients,
+        } = keys::compute(&graph, &platform, &sums, |copies| {
             let ignored = |p: &str| ignore.is_excluded(p);
             context::checksum(&view, copies, &ignored, Some(&hashes), opts.context_modes)
         })
@@ -144,11 +151,11 @@ impl Solver {
             step_error(&graph, i, format!("failed to compute cache key: {message}"))
         })?;
         hashes.save()?;
-        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut first: HashMap<&CacheKey, usize> = HashMap::new();
         let canonical = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| *first.entry(k.as_str()).or_insert(i))
+            .map(|(i, k)| *first.entry(k).or_insert(i))
             .collect();
         let n = graph.nodes.len();
         Ok(Self {
@@ -160,6 +167,7 @@ impl Solver {
             progress,
             keys,
             records,
+            ingredients,
             remotes,
             _fetch_dir: fetch_dir,
             canonical,
@@ -170,7 +178,7 @@ impl Solver {
     }
 
     /// The cache key of every node, in graph order.
-    pub fn keys(&self) -> &[String] {
+    pub fn keys(&self) -> &[CacheKey] {
         &self.keys
     }
 
@@ -281,7 +289,7 @@ impl Solver {
                 let inputs =
                     try_join_all(node.inputs.iter().map(|n| self.clone().realize(n.0))).await?;
                 let content_key = self.content_key(i, &inputs).await.map_err(fail)?;
-                if let Some(key) = &content_key
+                if let Some((key, _)) = &content_key
                     && let Some(hit) = self.cached_as(i, key).map_err(|e| fail(e.to_string()))?
                 {
                     self.report_cached(i);
@@ -289,7 +297,7 @@ impl Solver {
                 }
                 let started = Instant::now();
                 self.start(i);
-                let result = self.run(i, &inputs, content_key.as_deref()).await;
+                let result = self.run(i, &inputs, content_key).await;
                 match result {
                     Ok(r) => {
                         self.finish(i, VertexStatus::Done(started.elapsed()));
@@ -320,34 +328,37 @@ impl Solver {
     /// The result recorded under node `i`'s content key `key` (see
     /// [`Self::content_key`]), now also recorded under its key, so that
     /// the next build finds it without computing the content key.
-    fn cached_as(&self, i: usize, key: &str) -> Result<Option<NodeResult>, SolveError> {
+    fn cached_as(&self, i: usize, key: &CacheKey) -> Result<Option<NodeResult>, SolveError> {
         let Some(record) = self.store.get_record(key)? else {
             return Ok(None);
         };
         let result = self.usable(key, record.clone())?;
         if result.is_some() {
-            self.store.put_record(&self.records[i], &record)?;
+            let mine = CacheRecord {
+                ingredients: Some(self.ingredients[i].clone()),
+                ..record
+            };
+            self.store.put_record(&self.records[i], &mine)?;
         }
         Ok(result)
     }
 
     /// `record` as a result, unless a snapshot it names is gone; marks it used.
-    fn usable(&self, key: &str, record: CacheRecord) -> Result<Option<NodeResult>, SolveError> {
+    fn usable(
+        &self,
+        key: &CacheKey,
+        record: CacheRecord,
+    ) -> Result<Option<NodeResult>, SolveError> {
         if !record.snapshots.iter().all(|s| self.store.has_snapshot(s)) {
             return Ok(None);
         }
         self.store.touch_record(key)?;
         Ok(Some(NodeResult {
             state: record.snapshots.into_iter().map(Layer::Snapshot).collect(),
-            added: record
-                .meta
-                .get("added")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(true),
-            created: record
-                .meta
-                .get("created")
-                .and_then(|v| v.as_i64())
+            added: record.added,
+            // A record that does not say when it was made counts as new.
+            created: Some(record.created)
+                .filter(|&t| t > 0)
                 .unwrap_or_else(now_secs),
         }))
     }
@@ -359,7 +370,11 @@ impl Solver {
     /// A source stage that was rebuilt but left the copied files as they
     /// were then still hits the cache. `None` for every other node, and
     /// with `--no-cache`.
-    async fn content_key(&self, i: usize, inputs: &[NodeResult]) -> Result<Option<String>, String> {
+    async fn content_key(
+        &self,
+        i: usize,
+        inputs: &[NodeResult],
+    ) -> Result<Option<(CacheKey, KeyIngredients)>, String> {
         let node = &self.graph.nodes[i];
         let Op::File(op) = &node.op else {
             return Ok(None);
@@ -402,15 +417,14 @@ impl Solver {
         })
         .await
         .map_err(|e| e.to_string())??;
-        let base = &self.keys[node.inputs[0].0];
-        Ok(Some(keys::content_key(&node.op, base, &sums)))
+        Ok(Some(keys::content_key(&self.ingredients[i], &sums)))
     }
 
     async fn run(
         &self,
         i: usize,
         inputs: &[NodeResult],
-        content_key: Option<&str>,
+        content_key: Option<(CacheKey, KeyIngredients)>,
     ) -> Result<NodeResult, String> {
         let node = &self.graph.nodes[i];
         let link = keys::is_link(&node.op);
@@ -495,13 +509,16 @@ impl Solver {
             snapshots.push(id);
         }
         let created = now_secs();
-        let record = CacheRecord {
-            snapshots: snapshots.clone(),
-            meta: serde_json::json!({ "added": added, "created": created }),
-        };
-        for key in std::iter::once(self.records[i].as_str()).chain(content_key) {
+        let mine = (self.records[i].clone(), self.ingredients[i].clone());
+        for (key, ingredients) in std::iter::once(mine).chain(content_key) {
+            let record = CacheRecord {
+                snapshots: snapshots.clone(),
+                added,
+                created,
+                ingredients: Some(ingredients),
+            };
             self.store
-                .put_record(key, &record)
+                .put_record(&key, &record)
                 .map_err(|e| e.to_string())?;
         }
         let mut state: State = match link {
@@ -546,7 +563,7 @@ impl Solver {
         out.store = Some(self.store.clone());
         out.keys = graph_inputs
             .iter()
-            .map(|n| self.keys[n.0].clone())
+            .map(|n| self.keys[n.0].to_string())
             .collect();
         Ok(out)
     }
@@ -555,14 +572,14 @@ impl Solver {
     /// for a fresh run whose result may differ from an earlier one.
     fn snapshot_id(&self, i: usize) -> String {
         if !self.opts.no_cache {
-            return self.records[i].clone();
+            return self.records[i].to_string();
         }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let mut h = blake3::Hasher::new();
-        h.update(self.records[i].as_bytes());
+        h.update(self.records[i].as_str().as_bytes());
         h.update(&nanos.to_le_bytes());
         h.update(&std::process::id().to_le_bytes());
         h.finalize().to_hex().to_string()

@@ -207,7 +207,7 @@ pub fn du(root: &Path, args: DuArgs) -> anyhow::Result<ExitCode> {
             "SIZE"
         )?;
         for r in store.record_usage()? {
-            let key: String = r.key.chars().take(16).collect();
+            let key: String = r.key.as_str().chars().take(16).collect();
             outln!(
                 "{key:<16} {:>12} {:>12} {:>8} {:>10}",
                 ago(r.created),

@@ -1,0 +1,106 @@
+//! Cache keys do not depend on the machine: the same Dockerfile and
+//! context give the same keys from stores and contexts in other
+//! directories, with other file times and a warm or cold content-hash
+//! cache. Runs without root: keys are computed before anything runs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rbuild_cache::{CacheKey, Store};
+use rbuild_frontend::{BuildOptions, Dockerfile};
+use rbuild_registry::{Client, ClientOptions, Platform};
+use rbuild_solver::{ImageResolver, Progress, SolveOptions, Solver, VertexStatus};
+
+const DOCKERFILE: &str = "\
+FROM scratch AS files
+COPY a.txt /
+COPY --link sub /sub
+FROM scratch
+COPY --from=files /a.txt /b.txt
+RUN --mount=type=bind,source=sub,target=/sub cat /sub/c
+";
+
+/// Progress nobody watches.
+struct Silent;
+
+impl Progress for Silent {
+    fn started(&self, _: usize, _: &str) {}
+    fn log(&self, _: usize, _: &[u8]) {}
+    fn finished(&self, _: usize, _: &str, _: VertexStatus) {}
+}
+
+/// A context with the same files as every other, made at `mtime`.
+fn make_context(dir: &Path, mtime: SystemTime) {
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    for (name, data) in [("a.txt", "a\n"), ("sub/c", "c\n")] {
+        let path = dir.join(name);
+        std::fs::write(&path, data).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+}
+
+/// The keys a solve of [`DOCKERFILE`] computes in `store` for `context`.
+async fn keys(store: &Path, context: &Path) -> Vec<CacheKey> {
+    let store = Store::open(store).unwrap();
+    let opts = BuildOptions {
+        platform: String::from("linux/amd64"),
+        ..BuildOptions::default()
+    };
+    let graph = Dockerfile::parse("Dockerfile", DOCKERFILE.as_bytes())
+        .and_then(|df| df.lower(&opts, &BTreeMap::new()))
+        .unwrap();
+    let platform = Platform {
+        os: String::from("linux"),
+        architecture: String::from("amd64"),
+        variant: None,
+    };
+    let client = Client::new(ClientOptions::default()).unwrap();
+    let images = Arc::new(ImageResolver::new(store.clone(), client, platform));
+    let solve = SolveOptions {
+        context_dir: context.to_path_buf(),
+        no_cache: false,
+        max_parallel_runs: 1,
+        secrets: BTreeMap::new(),
+        ssh: BTreeMap::new(),
+        limits: Default::default(),
+        context_modes: Default::default(),
+    };
+    let solver = Solver::new(store, images, graph, solve, Arc::new(Silent))
+        .await
+        .unwrap();
+    solver.keys().to_vec()
+}
+
+#[tokio::test]
+async fn two_stores_in_different_directories_give_equal_keys() {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    make_context(&first.path().join("context"), SystemTime::UNIX_EPOCH);
+    make_context(&second.path().join("elsewhere/ctx"), an_hour_ago);
+
+    let here = keys(&first.path().join("store"), &first.path().join("context")).await;
+    let there = keys(
+        &second.path().join("other-store"),
+        &second.path().join("elsewhere/ctx"),
+    )
+    .await;
+    assert_eq!(here, there);
+    let warm = keys(&first.path().join("store"), &first.path().join("context")).await;
+    assert_eq!(warm, here, "the store's content-hash cache changes no key");
+
+    std::fs::write(second.path().join("elsewhere/ctx/sub/c"), "changed\n").unwrap();
+    let edited = keys(
+        &second.path().join("other-store"),
+        &second.path().join("elsewhere/ctx"),
+    )
+    .await;
+    assert_ne!(edited, here, "the content of a selected file counts");
+}
