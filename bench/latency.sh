@@ -7,14 +7,17 @@
 #          container at all)
 #   RUN    a one-RUN build with --no-cache (`FROM busybox` + `RUN true`) vs
 #          BuildKit (dockerd from scripts/peers-up.sh) and buildah
-#   [BASELINE=OLD_RBUILD] bench/latency.sh RBUILD_BINARY [RUNS]  (BASELINE:
-#          the same start-ups of an older binary beside this one)
+#   [BASELINE=OLD_RBUILD] [BENCH_TMP=DIR] bench/latency.sh RBUILD_BINARY [RUNS]
+#          (BASELINE: the same start-ups of an older binary beside this one;
+#          BENCH_TMP: where the stores go, /var/tmp by default; a tmpfs such
+#          as /tmp leaves the store's fsyncs out, which on a disk busy with
+#          other work outweigh the sandbox)
 # Needs busybox-static, umoci, runc, crun; the build rows also need
 # the peers (registry on 127.0.0.1:5000 with busybox, dockerd, buildah).
 set -euo pipefail
 RBUILD=$(realpath "$1"); RUNS=${2:-21}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-TMP=$(mktemp -d /var/tmp/rbuild-latency.XXXXXX)
+TMP=$(mktemp -d "${BENCH_TMP:-/var/tmp}/rbuild-latency.XXXXXX")
 STORE=$TMP/store
 trap 'rm -rf "$TMP"' EXIT
 export DOCKER_HOST=${DOCKER_HOST:-unix:///var/tmp/rbuild-peers/docker.sock} DOCKER_BUILDKIT=1
