@@ -133,6 +133,43 @@ fn run_command_networks_default_host_and_none() {
     );
 }
 
+#[test]
+fn a_helper_that_fails_is_reported_with_its_own_words() {
+    // The sandbox is set up while the helper works; a helper that ends
+    // without configuring the network stops the process from starting,
+    // and its message is the error.
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let bin = t.path("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("slirp4netns");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'cannot open tap0: no luck' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = t
+        .cmd(&["run", "--rm", "busybox", "sh", "-c", "echo started"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "slirp4netns could not configure the sandbox's network: cannot open tap0: no luck"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("started"),
+        "the process must not run"
+    );
+}
+
 /// Processes of the process group `pgid` still running (not zombies).
 fn live_in_group(pgid: u32) -> Vec<String> {
     std::fs::read_dir("/proc")
