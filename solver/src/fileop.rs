@@ -413,9 +413,11 @@ impl Writer {
     ) -> io::Result<()> {
         let path = layered::resolve(&self.view, path, true)?;
         self.ensure_dir(layered::parent(&path), None, 0o755)?;
+        // A file never replaces a directory (`COPY <<EOF /etc` wiped /etc).
+        self.check_not_dir(&path)?;
         let out = self.host(&path);
-        if out.is_dir() {
-            fs::remove_dir_all(&out)?;
+        if out.symlink_metadata().is_ok() {
+            fs::remove_file(&out)?;
         }
         fs::write(&out, data)?;
         let owner = owner.unwrap_or(Owner::ROOT);
@@ -762,6 +764,39 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["keep.txt", "w.txt"]);
+    }
+
+    #[test]
+    fn a_made_file_never_replaces_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base");
+        let upper = dir.path().join("upper");
+        fs::create_dir_all(base.join("etc")).unwrap();
+        fs::write(base.join("etc/passwd"), "root").unwrap();
+        fs::create_dir(&upper).unwrap();
+        let op = |path: &str| FileOp {
+            actions: vec![FileAction::Mkfile {
+                path: path.to_string(),
+                data: b"x".to_vec(),
+                mode: 0o644,
+                chown: None,
+            }],
+        };
+        let err = apply(
+            &op("/etc"),
+            std::slice::from_ref(&base),
+            &upper,
+            &[],
+            &HashMap::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("cannot replace to directory /etc with file"),
+            "{err}"
+        );
+        assert!(!upper.join("etc").exists());
+        apply(&op("/etc/new"), &[base], &upper, &[], &HashMap::new()).unwrap();
+        assert_eq!(fs::read_to_string(upper.join("etc/new")).unwrap(), "x");
     }
 
     #[test]
