@@ -45,6 +45,7 @@ mod rootless;
 mod seccomp;
 mod stdio;
 mod sys;
+mod unchanged;
 mod users;
 
 use std::ffi::c_void;
@@ -229,7 +230,10 @@ pub struct RunSpec {
     pub cwd: String,
     /// `name`, `uid`, `name:group` or `uid:gid`; empty = root.
     pub user: String,
-    /// Hostname inside the sandbox.
+    /// Hostname inside the sandbox (its UTS namespace). Only a sandbox
+    /// whose changes are thrown away (`rbuild run`, as `docker run`) also
+    /// gets an /etc/hostname; a build's RUN (`rootfs.upper` given) gets
+    /// none, as in BuildKit.
     pub hostname: String,
     /// Network mode.
     pub network: Network,
@@ -309,7 +313,7 @@ pub fn run_with(
     } else {
         spec.hostname.as_str()
     };
-    let mut files = system_files(hostname, spec.network);
+    let mut files = system_files(hostname, spec.network, spec.rootfs.upper.is_none());
     files.extend(spec.files.iter().cloned());
     let user = users::resolve(&spec.rootfs.lowers, &spec.user)?;
     rootless::check_mapped(&user)?;
@@ -458,7 +462,13 @@ pub fn run_with(
         return Err(ns.failure());
     }
     if spec.rootfs.upper.is_some() {
-        remove_stubs(&spec.rootfs.lowers, &upper, &plan::mountpoints(spec));
+        remove_stubs(
+            &spec.rootfs.lowers,
+            &upper,
+            &plan::mountpoints(spec, &files),
+        );
+        unchanged::drop_unchanged(&spec.rootfs.lowers, &upper)
+            .map_err(setup("drop unchanged copy-ups from the layer"))?;
     }
     if !message.is_empty() {
         return Err(if code == 127 {
@@ -494,8 +504,9 @@ fn wait(pid: libc::pid_t) -> Result<i32, ExecError> {
     }
 }
 
-/// /etc/hosts, /etc/resolv.conf and /etc/hostname for the sandbox.
-fn system_files(hostname: &str, net: Network) -> Vec<FileMount> {
+/// /etc/hosts, /etc/resolv.conf and, when `with_hostname`, /etc/hostname
+/// for the sandbox.
+fn system_files(hostname: &str, net: Network, with_hostname: bool) -> Vec<FileMount> {
     let hosts =
         format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -503,21 +514,19 @@ fn system_files(hostname: &str, net: Network) -> Vec<FileMount> {
         Network::Private => network::resolv_conf(&host_resolv),
         Network::Host | Network::None => host_resolv,
     };
-    [
-        (hosts, "/etc/hosts"),
-        (resolv, "/etc/resolv.conf"),
-        (format!("{hostname}\n"), "/etc/hostname"),
-    ]
-    .into_iter()
-    .map(|(content, target)| FileMount {
-        target: target.to_string(),
-        content: content.into_bytes(),
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        readonly: false,
-    })
-    .collect()
+    let hostname = with_hostname.then(|| (format!("{hostname}\n"), "/etc/hostname"));
+    [(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")]
+        .into_iter()
+        .chain(hostname)
+        .map(|(content, target)| FileMount {
+            target: target.to_string(),
+            content: content.into_bytes(),
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            readonly: false,
+        })
+        .collect()
 }
 
 /// The caller's terminal size, for a new pty.
@@ -588,7 +597,7 @@ fn is_opaque(path: &Path) -> bool {
 }
 
 /// Removes the mountpoints the sandbox had to create in the upper dir
-/// (empty files and directories absent from every lower layer), deepest
+/// (empty files and directories the lower layers do not show), deepest
 /// first, so that they do not end up in the layer.
 fn remove_stubs(lowers: &[PathBuf], upper: &Path, mountpoints: &[String]) {
     let mut paths: Vec<String> = Vec::new();
@@ -610,26 +619,12 @@ fn remove_stubs(lowers: &[PathBuf], upper: &Path, mountpoints: &[String]) {
         let Ok(meta) = path.symlink_metadata() else {
             continue;
         };
-        let below = lowers
-            .iter()
-            .rev()
-            .find_map(|l| l.join(&rel).symlink_metadata().ok());
-        let removable = match below {
-            // Created for a mount: an empty file or directory.
-            None => (meta.is_dir() && is_empty_dir(&path)) || (meta.is_file() && meta.len() == 0),
-            // Copied up only because a mountpoint was created inside it:
-            // an empty directory with the same owner and mode, not opaque.
-            Some(lower) => {
-                use std::os::unix::fs::MetadataExt;
-                meta.is_dir()
-                    && lower.is_dir()
-                    && is_empty_dir(&path)
-                    && (meta.mode(), meta.uid(), meta.gid())
-                        == (lower.mode(), lower.uid(), lower.gid())
-                    && !is_opaque(&path)
-            }
-        };
-        if removable {
+        // Created for a mount: an empty file or directory the lowers (as
+        // overlayfs merges them) do not have. A directory copied up only
+        // because a mountpoint was made inside goes with the unchanged
+        // copy-ups (`unchanged`).
+        let made = (meta.is_dir() && is_empty_dir(&path)) || (meta.is_file() && meta.len() == 0);
+        if made && unchanged::below(lowers, Path::new(&rel)).is_none() {
             let _ = if meta.is_dir() {
                 std::fs::remove_dir(&path)
             } else {

@@ -211,26 +211,20 @@ fn bind_mount(source: &Path, target: &str, attrs: u64) -> Result<InnerMount, Exe
 }
 
 /// The paths a plan mounts on, relative to the root: stubs the sandbox may
-/// have created in the upper dir.
-pub fn mountpoints(spec: &RunSpec) -> Vec<String> {
-    let mut out: Vec<String> = [
-        "proc",
-        "dev",
-        "sys",
-        "etc/hosts",
-        "etc/resolv.conf",
-        "etc/hostname",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+/// have created in the upper dir. `files` are the files bound (as for
+/// [`build`]).
+pub fn mountpoints(spec: &RunSpec, files: &[FileMount]) -> Vec<String> {
+    let mut out: Vec<String> = ["proc", "dev", "sys"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let targets = spec
         .mounts
         .iter()
         .map(|m| m.target.as_str())
         .chain(spec.tmpfs.iter().map(|t| t.target.as_str()))
         .chain(spec.layer_mounts.iter().map(|m| m.target.as_str()))
-        .chain(spec.files.iter().map(|f| f.target.as_str()));
+        .chain(files.iter().map(|f| f.target.as_str()));
     out.extend(targets.map(|t| t.trim_start_matches('/').to_string()));
     out
 }

@@ -1,6 +1,6 @@
 //! The sandbox for real: a busybox root on overlayfs, in new namespaces.
 
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use rbuild_executor::{BindMount, ExecError, Network, Stream, run};
@@ -140,6 +140,51 @@ fn writes_land_in_the_upper_dir_only() {
         std::fs::read_dir(upper.join("etc"))
             .unwrap()
             .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn build_runs_get_no_etc_hostname_and_keep_only_changes() {
+    let s = Sandbox::new();
+    let with_hostname = s.dir.path().join("with-hostname");
+    std::fs::create_dir_all(with_hostname.join("etc")).unwrap();
+    std::fs::write(with_hostname.join("etc/hostname"), "base\n").unwrap();
+    let (upper, work) = s.upper("upper");
+    let mut spec = s.spec("rm /etc/hostname && ln /etc/group /linked && hostname");
+    spec.rootfs.lowers.push(with_hostname.clone());
+    spec.rootfs.upper = Some((upper.clone(), work));
+    let (code, out, err) = output(&spec);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "sandbox\n"),
+        "BuildKit's RUN has no /etc/hostname mount: {err}"
+    );
+    let hostname = std::fs::symlink_metadata(upper.join("etc/hostname")).unwrap();
+    assert!(
+        hostname.file_type().is_char_device(),
+        "the delete is a whiteout"
+    );
+    assert!(
+        !upper.join("etc/group").exists(),
+        "the copy-up `ln` made of /etc/group is no change"
+    );
+    let linked = std::fs::metadata(upper.join("linked")).unwrap();
+    assert_eq!(linked.nlink(), 1, "the new name alone is the layer's");
+
+    let (upper, work) = s.upper("upper2");
+    let mut spec = s.spec("test -e /etc/hostname && echo has || echo none");
+    spec.rootfs.upper = Some((upper.clone(), work));
+    let (code, out, err) = output(&spec);
+    assert_eq!((code, out.as_str()), (0, "none\n"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&upper).unwrap().count(),
+        0,
+        "no mount point, no copied-up /etc"
+    );
+    assert_eq!(
+        output(&s.spec("cat /etc/hostname")).1,
+        "sandbox\n",
+        "`rbuild run` keeps docker run's /etc/hostname"
     );
 }
 
