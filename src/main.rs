@@ -72,11 +72,54 @@ fn is_subcommand(word: &str) -> bool {
             .any(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word))
 }
 
+/// Whether a word that is no subcommand is a build context, as `docker
+/// build` takes them: `-`, a URL, an existing directory, or a path (it has
+/// a `/` or starts with `.`).
+fn is_context(word: &str) -> bool {
+    word == "-"
+        || word.contains("://")
+        || word.contains('/')
+        || word.starts_with('.')
+        || std::path::Path::new(word).is_dir()
+}
+
+/// Docker commands that need a daemon's running containers, which rbuild
+/// does not have: a sandbox lives as long as its `rbuild run`.
+const DAEMON_COMMANDS: &[&str] = &[
+    "exec", "ps", "stop", "start", "restart", "kill", "logs", "attach", "wait",
+];
+
+/// The subcommand nearest to a mistyped `word`, if one is near.
+fn nearest_subcommand(word: &str) -> Option<String> {
+    Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .map(|name| (strsim::levenshtein(word, &name), name))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, name)| name)
+}
+
 fn main() -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(first) = first_positional(&args)
         && !is_subcommand(&first)
     {
+        if DAEMON_COMMANDS.contains(&first.as_str()) {
+            eprintln!(
+                "error: rbuild has no daemon: `{first}` needs running containers, and a sandbox lives only as long as its `rbuild run`"
+            );
+            return ExitCode::FAILURE;
+        }
+        if !is_context(&first) {
+            let hint = nearest_subcommand(&first)
+                .map(|n| format!("; did you mean {n:?}?"))
+                .unwrap_or_default();
+            eprintln!(
+                "error: unknown command {first:?}{hint} (a build context is a directory, `-`, a URL, or a path with `/`; see rbuild --help)"
+            );
+            return ExitCode::from(2);
+        }
         let at = args
             .iter()
             .position(|a| a.to_str() == Some(first.as_str()))
@@ -107,7 +150,7 @@ fn first_positional(args: &[std::ffi::OsString]) -> Option<String> {
             it.next();
         } else if a.starts_with("--root=") {
             continue;
-        } else if a.starts_with('-') {
+        } else if a.starts_with('-') && a != "-" {
             return None;
         } else {
             return Some(a.to_string());

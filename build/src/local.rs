@@ -84,8 +84,8 @@ pub fn find(store: &Store, text: &str) -> Result<LocalImage, LookupError> {
 /// An image as `rbuild images` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSummary {
-    /// Its name in the store.
-    pub name: String,
+    /// Its name in the store; `None` for a dangling image.
+    pub name: Option<String>,
     /// Its manifest's digest.
     pub digest: String,
     /// Its image id (config digest).
@@ -94,12 +94,15 @@ pub struct ImageSummary {
     pub size: u64,
 }
 
-/// The tagged images of the store, by name.
+/// The images of the store: the named ones by name, then the dangling
+/// ones.
 pub fn list(store: &Store) -> Result<Vec<ImageSummary>, LookupError> {
     let mut out = Vec::new();
-    for (name, desc) in store.images()? {
+    let named = store.images()?.into_iter().map(|(n, d)| (Some(n), d));
+    let dangling = store.dangling()?.into_iter().map(|d| (None, d));
+    for (name, desc) in named.chain(dangling) {
         let digest = desc.digest().to_string();
-        let manifest = parse_manifest(&store.read_blob(&digest)?, &format!("{name}: manifest"))?;
+        let manifest = parse_manifest(&store.read_blob(&digest)?, &format!("manifest {digest}"))?;
         let size =
             manifest.config().size() + manifest.layers().iter().map(|l| l.size()).sum::<u64>();
         out.push(ImageSummary {
@@ -190,7 +193,7 @@ mod tests {
         let (_dir, store, desc) = store_with_busybox();
         let listed = list(&store).unwrap();
         assert_eq!(listed.len(), 1);
-        assert_eq!(listed[0].name, "busybox");
+        assert_eq!(listed[0].name.as_deref(), Some("busybox"));
         assert_eq!(listed[0].digest, desc.digest().to_string());
         assert!(listed[0].id.starts_with("sha256:"));
         assert_ne!(

@@ -50,6 +50,9 @@ pub enum Output {
         /// The file, or standard output.
         dest: TarDest,
     },
+    /// Nothing beyond the build cache (`type=cacheonly`): the steps are
+    /// cached, the image is neither named nor exported.
+    CacheOnly,
 }
 
 /// Where a `type=tar` output goes.
@@ -71,11 +74,22 @@ pub struct PushOptions {
 }
 
 impl Output {
+    /// Whether it writes to standard output (`type=tar,dest=-`, `-o -`).
+    pub fn writes_stdout(&self) -> bool {
+        matches!(
+            self,
+            Output::Tar {
+                dest: TarDest::Stdout
+            }
+        )
+    }
+
     /// What the progress display says was done (`exporting to oci out.tar`);
     /// `None` for the store, whose names are said one by one.
     pub(crate) fn done_note(&self) -> Option<String> {
         let (kind, dest) = match self {
             Output::Image { .. } => return None,
+            Output::CacheOnly => return Some(String::from("cache only: nothing exported")),
             Output::Oci { dest, .. } => ("oci", dest.display().to_string()),
             Output::Docker { dest, .. } => ("docker", dest.display().to_string()),
             Output::Local { dest } => ("local", dest.display().to_string()),
@@ -105,6 +119,11 @@ impl Output {
                 let names = names(more);
                 for n in &names {
                     store.tag(n, manifest)?;
+                }
+                if names.is_empty() {
+                    // Found by its id until named or pruned, as Docker's
+                    // `<none>` images.
+                    store.keep_dangling(manifest)?;
                 }
                 if let Some(push) = push {
                     if names.is_empty() {
@@ -155,6 +174,7 @@ impl Output {
                 )?;
             }
             Output::Local { dest } => rbuild_exporter::export_rootfs(store, manifest, dest)?,
+            Output::CacheOnly => {}
             Output::Tar {
                 dest: TarDest::Stdout,
             } => rbuild_exporter::export_rootfs_tar(

@@ -48,17 +48,19 @@ pub fn build(
     let export = recorder.begin("exporting to image");
     // The store is an OCI layout, so images in it always use OCI media
     // types; `oci-mediatypes=false` applies where an image leaves it.
-    let manifest = export_image(session, &graph, solved, &request.annotations, epoch)?;
+    let manifest = export_image(session, &graph, solved, request, epoch)?;
     let digest = manifest.digest().to_string();
     recorder.note(&export, &format!("writing image {digest} done"));
     let store_output = Output::Image {
         names: Vec::new(),
         push: None,
     };
+    // The store gets the image (named with the tags) unless an output
+    // names it already, or the build is for the cache only.
     let implied = (!request
         .outputs
         .iter()
-        .any(|o| matches!(o, Output::Image { .. })))
+        .any(|o| matches!(o, Output::Image { .. } | Output::CacheOnly)))
     .then_some(&store_output);
     for output in implied.into_iter().chain(&request.outputs) {
         output.write(session, &manifest, &request.tags, epoch)?;
@@ -213,7 +215,7 @@ fn export_image(
     session: &Session,
     graph: &BuildGraph,
     result: SolveResult,
-    annotations: &BTreeMap<String, String>,
+    request: &BuildRequest,
     epoch: Option<i64>,
 ) -> Result<oci_spec::image::Descriptor, BuildError> {
     let opts = ExportOptions {
@@ -247,13 +249,16 @@ fn export_image(
     }
     let (history, created) = mark_history(&graph.history, &result, &graph.layer_nodes, epoch);
     let platform = host_platform();
+    // `--label` values win over the Dockerfile's LABELs, as BuildKit's.
+    let mut config = graph.config.clone();
+    config.labels.extend(request.labels.clone());
     let image = ImageSpec {
         layers,
-        config: graph.config.clone(),
+        config,
         history,
         author: graph.author.clone(),
         created,
-        annotations: annotations.clone(),
+        annotations: request.annotations.clone(),
         os: platform.os,
         architecture: platform.architecture,
         variant: platform.variant,

@@ -50,6 +50,9 @@ pub struct BuildRequest {
     pub tags: Vec<String>,
     /// Where the image goes besides the store (which always gets it).
     pub outputs: Vec<Output>,
+    /// Labels added to the image config (`--label`), over the
+    /// Dockerfile's LABELs.
+    pub labels: BTreeMap<String, String>,
     /// Manifest annotations.
     pub annotations: BTreeMap<String, String>,
     /// What steps are allowed beyond the default sandbox.

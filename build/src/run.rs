@@ -59,6 +59,9 @@ pub struct RunImage {
 /// (and then tagged in the store, as `docker run` keeps what it pulls),
 /// its layers unpacked.
 pub fn open_image(session: &Session, name: &str) -> Result<RunImage, BuildError> {
+    // Only a pulled image gets the name: one of the store (found by name,
+    // id or digest) keeps the names it has.
+    let pulled = session.store.find_image(name)?.is_none();
     let store_name = Reference::parse(name)?.store_name();
     let image = session.runtime.block_on(session.images.resolve(name))?;
     let lowers = session.runtime.block_on(async {
@@ -69,7 +72,7 @@ pub fn open_image(session: &Session, name: &str) -> Result<RunImage, BuildError>
         }
         Ok::<_, rbuild_solver::SolveError>(out)
     })?;
-    if session.store.resolve_tag(&store_name)?.is_none() {
+    if pulled {
         // Tagged once every layer is stored: a name never points at less.
         session
             .store

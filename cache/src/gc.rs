@@ -136,6 +136,9 @@ impl Store {
     pub fn prune(&self, opts: PruneOptions) -> Result<PruneReport, StoreError> {
         let _exclusive = self.lease.exclusive()?;
         let mut report = PruneReport::default();
+        if !opts.dry_run {
+            self.forget_dangling()?;
+        }
         let live_blobs = self.image_blobs()?;
         let mut live_snapshots: HashSet<String> = HashSet::new();
 

@@ -55,10 +55,13 @@ pub fn ref_name(desc: &Descriptor) -> Option<&str> {
 /// `index` with `name` pointing at `manifest` (replacing what it pointed at)
 /// or removed when `manifest` is `None`; entries sorted by name.
 pub fn retag(index: &mut ImageIndex, name: &str, manifest: Option<&Descriptor>) {
+    // A dangling entry of the manifest that gets the name goes: the image
+    // is named now.
     let mut manifests: Vec<Descriptor> = index
         .manifests()
         .iter()
         .filter(|d| ref_name(d) != Some(name))
+        .filter(|d| ref_name(d).is_some() || manifest.is_none_or(|m| m.digest() != d.digest()))
         .cloned()
         .collect();
     if let Some(m) = manifest {

@@ -28,6 +28,7 @@
 
 mod blobs;
 pub mod contain;
+mod dangling;
 mod durable;
 mod error;
 pub mod files;

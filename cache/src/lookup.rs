@@ -63,7 +63,8 @@ impl Store {
     /// The image whose id starts with `prefix`.
     fn find_by_id(&self, text: &str, prefix: &str) -> Result<Option<FoundImage>, StoreError> {
         let mut matches: Vec<FoundImage> = Vec::new();
-        for (_, manifest) in self.images()? {
+        let named = self.images()?.into_iter().map(|(_, d)| d);
+        for manifest in named.chain(self.dangling()?) {
             let image = self.found(manifest)?;
             let hex = image.id.trim_start_matches("sha256:");
             if hex.starts_with(prefix) && !matches.iter().any(|m| m.id == image.id) {

@@ -16,16 +16,19 @@ use rbuild_registry::ClientOptions;
 use super::limits::LimitArgs;
 use super::output;
 use super::secrets::Secrets;
+use super::stdin::{self, BuildInputs};
 use crate::progress::{Display, Mode};
 
 /// `rbuild build` arguments, named as `docker build`'s.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// The build context directory.
-    #[arg(value_name = "PATH")]
+    /// The build context directory, or `-`: standard input, a tar (plain,
+    /// gzip or zstd) or a Dockerfile alone (an empty context).
+    #[arg(value_name = "PATH|-")]
     context: PathBuf,
 
-    /// The Dockerfile (default: PATH/Dockerfile).
+    /// The Dockerfile (default: PATH/Dockerfile), or `-` for standard
+    /// input.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<PathBuf>,
 
@@ -45,16 +48,17 @@ pub struct BuildArgs {
     #[arg(long)]
     no_cache: bool,
 
-    /// Progress output.
-    #[arg(long, value_enum, default_value = "auto")]
+    /// Progress output (default: `$BUILDKIT_PROGRESS`, else `auto`).
+    #[arg(long, value_enum, default_value = "auto", env = "BUILDKIT_PROGRESS")]
     progress: Mode,
 
     /// Print only the image id (config digest) on success.
     #[arg(short, long)]
     quiet: bool,
 
-    /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH` or
-    /// `id=ID,env=VAR`; repeatable.
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=PATH`,
+    /// `id=ID,env=VAR`, or `id=ID` (the variable ID if set, else the file
+    /// ID); repeatable.
     #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
     secrets: Vec<String>,
 
@@ -66,6 +70,30 @@ pub struct BuildArgs {
     /// Push the image to its registry (shorthand for `--output type=registry`).
     #[arg(long)]
     push: bool,
+
+    /// Set a label of the image (`KEY=VALUE`, or `KEY` for an empty
+    /// value), over the Dockerfile's LABELs; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+
+    /// Accepted as `docker buildx build --load`: the image always goes to
+    /// the store, the only builder (one notice).
+    #[arg(long)]
+    load: bool,
+
+    /// Accepted as `docker buildx build --builder`: the store is the only
+    /// builder (one notice).
+    #[arg(long, value_name = "NAME")]
+    builder: Option<String>,
+
+    /// Provenance attestations: only `false` (none are made; `true` and
+    /// modes are refused).
+    #[arg(long, value_name = "false", num_args = 0..=1, default_missing_value = "true")]
+    provenance: Option<String>,
+
+    /// SBOM attestations: only `false` (none are made; `true` is refused).
+    #[arg(long, value_name = "false", num_args = 0..=1, default_missing_value = "true")]
+    sbom: Option<String>,
 
     /// Add an annotation to the image manifest (`KEY=VALUE`); repeatable.
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
@@ -113,11 +141,19 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
         args.progress.resolve()
     };
     let display = Arc::new(Display::new(mode));
+    refuse_attestations(&args)?;
+    if args.load || args.builder.is_some() {
+        eprintln!(
+            "notice: rbuild has one builder, its store: the image is in it (--load and --builder change nothing)"
+        );
+    }
     let session = Session::open(root, ClientOptions::default())?;
     // Kept until the build ends: secrets from the environment live in
     // files of its own.
     let secrets = Secrets::parse(&args.secrets)?;
-    let request = request(&args, &secrets)?;
+    // Kept until the build ends too: what standard input gave.
+    let inputs = stdin::read(&args.context, args.file.as_deref())?;
+    let request = request(&args, &inputs, &secrets)?;
     let events = {
         let display = display.clone();
         Arc::new(move |event| display.show(event))
@@ -131,14 +167,20 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
         std::fs::write(path, result.metadata_json())
             .with_context(|| format!("write {}", path.display()))?;
     }
-    if args.quiet {
+    // `-q` never mixes into a tar written to standard output.
+    let stdout_taken = request.outputs.iter().any(Output::writes_stdout);
+    if args.quiet && !stdout_taken {
         outln!("{}", result.image_id)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The build request the arguments ask for.
-fn request(args: &BuildArgs, secrets: &Secrets) -> anyhow::Result<BuildRequest> {
+fn request(
+    args: &BuildArgs,
+    inputs: &BuildInputs,
+    secrets: &Secrets,
+) -> anyhow::Result<BuildRequest> {
     let tags = args
         .tags
         .iter()
@@ -157,16 +199,14 @@ fn request(args: &BuildArgs, secrets: &Secrets) -> anyhow::Result<BuildRequest> 
         None => SourceDateEpoch::Default,
     };
     Ok(BuildRequest {
-        context: args.context.clone(),
-        dockerfile: args
-            .file
-            .clone()
-            .unwrap_or_else(|| args.context.join("Dockerfile")),
+        context: inputs.context.clone(),
+        dockerfile: inputs.dockerfile.clone(),
         build_args: parse_build_args(&args.build_args)?,
         target: args.target.clone(),
         tags,
         outputs,
-        annotations: parse_annotations(&args.annotations)?,
+        labels: parse_pairs("--label", &args.labels, true)?,
+        annotations: parse_pairs("--annotation", &args.annotations, false)?,
         entitlements: args
             .allow
             .iter()
@@ -184,17 +224,42 @@ fn request(args: &BuildArgs, secrets: &Secrets) -> anyhow::Result<BuildRequest> 
     })
 }
 
-/// `--annotation KEY=VALUE` values.
-fn parse_annotations(values: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// `KEY=VALUE` values of `flag` (`--label`, `--annotation`); a bare `KEY`
+/// is an empty value where `bare_key` allows it (Docker's `--label`).
+fn parse_pairs(
+    flag: &str,
+    values: &[String],
+    bare_key: bool,
+) -> anyhow::Result<BTreeMap<String, String>> {
     values
         .iter()
         .map(|a| {
-            a.split_once('=')
-                .filter(|(k, _)| !k.is_empty())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .with_context(|| format!("invalid --annotation {a:?}: expected KEY=VALUE"))
+            let (k, v) = match a.split_once('=') {
+                Some(pair) => pair,
+                None if bare_key => (a.as_str(), ""),
+                None => bail!("invalid {flag} {a:?}: expected KEY=VALUE"),
+            };
+            if k.is_empty() {
+                bail!("invalid {flag} {a:?}: the key is empty");
+            }
+            Ok((k.to_string(), v.to_string()))
         })
         .collect()
+}
+
+/// `--provenance` and `--sbom`: rbuild makes no attestations, so only
+/// `false` is accepted (as buildx reads booleans: `false`, `0`).
+fn refuse_attestations(args: &BuildArgs) -> anyhow::Result<()> {
+    for (flag, value) in [("provenance", &args.provenance), ("sbom", &args.sbom)] {
+        if let Some(v) = value
+            && !matches!(v.as_str(), "false" | "0")
+        {
+            bail!(
+                "--{flag}={v}: rbuild makes no {flag} attestations yet; pass --{flag}=false or leave the flag out"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `--build-arg KEY=VALUE` values (a bare `KEY` from the environment).
@@ -220,6 +285,15 @@ fn parse_build_args(args: &[String]) -> anyhow::Result<BTreeMap<String, String>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_may_be_bare_keys_and_annotations_may_not() {
+        let labels = parse_pairs("--label", &["a=1".into(), "b".into()], true).unwrap();
+        assert_eq!(labels.get("a").unwrap(), "1");
+        assert_eq!(labels.get("b").unwrap(), "");
+        assert!(parse_pairs("--annotation", &["b".into()], false).is_err());
+        assert!(parse_pairs("--label", &["=1".into()], true).is_err());
+    }
 
     #[test]
     fn build_args_need_names() {

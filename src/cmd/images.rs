@@ -36,7 +36,10 @@ pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
             outln!("{}", short_id(&image.id))?;
             continue;
         }
-        let (repo, tag) = split_store_name(&image.name);
+        let (repo, tag) = image
+            .name
+            .as_deref()
+            .map_or(("<none>", "<none>"), split_store_name);
         outln!(
             "{repo:<40} {tag:<16} {:<14} {:>10}",
             short_id(&image.id),

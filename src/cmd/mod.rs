@@ -15,4 +15,5 @@ pub mod rmi;
 pub mod run;
 pub mod secrets;
 mod ssh;
+pub mod stdin;
 pub mod tag;

@@ -26,6 +26,12 @@ const KNOWN: [&str; 7] = [
 
 /// Parses one `--output` value.
 pub fn parse(value: &str) -> anyhow::Result<Output> {
+    if value == "-" {
+        // `docker build -o -`: the filesystem as a tar on standard output.
+        return Ok(Output::Tar {
+            dest: TarDest::Stdout,
+        });
+    }
     if !value.contains('=') {
         return Ok(Output::Local {
             dest: PathBuf::from(value),
@@ -78,6 +84,7 @@ pub fn parse(value: &str) -> anyhow::Result<Output> {
             names,
         },
         "local" => Output::Local { dest: dest()? },
+        "cacheonly" => Output::CacheOnly,
         "tar" => Output::Tar {
             dest: match dest()? {
                 d if d.as_os_str() == "-" => TarDest::Stdout,
@@ -85,7 +92,7 @@ pub fn parse(value: &str) -> anyhow::Result<Output> {
             },
         },
         _ => bail!(
-            "invalid --output {value:?}: unknown type {kind:?} (image, registry, oci, docker, local, tar)"
+            "invalid --output {value:?}: unknown type {kind:?} (image, registry, oci, docker, local, tar, cacheonly)"
         ),
     })
 }
@@ -133,6 +140,13 @@ mod tests {
         };
         assert_eq!(push.compression, Compression::Gzip(6));
         assert!(!push.docker_media_types);
+        assert_eq!(
+            parse("-").unwrap(),
+            Output::Tar {
+                dest: TarDest::Stdout
+            }
+        );
+        assert_eq!(parse("type=cacheonly").unwrap(), Output::CacheOnly);
         assert_eq!(
             parse("type=tar,dest=-").unwrap(),
             Output::Tar {

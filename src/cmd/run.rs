@@ -70,6 +70,10 @@ pub struct RunArgs {
     #[arg(short = 'i', long = "interactive")]
     interactive: bool,
 
+    /// Refused: rbuild has no daemon to keep a sandbox in the background.
+    #[arg(short = 'd', long)]
+    detach: bool,
+
     /// Bind a host path: `HOST:CONTAINER[:ro|rw]`; repeatable.
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     volumes: Vec<String>,
@@ -96,6 +100,11 @@ pub struct RunArgs {
 
 /// Runs the image; the exit code is the process's.
 pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.detach {
+        anyhow::bail!(
+            "rbuild has no daemon: `run -d` cannot keep a sandbox running after rbuild exits; run it in the foreground"
+        );
+    }
     if matches!(args.network.as_str(), "bridge" | "default") {
         // Made while the image is opened.
         rbuild_executor::prepare_network();

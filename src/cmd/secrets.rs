@@ -1,4 +1,5 @@
-//! `--secret id=ID,src=PATH|env=VAR`: secrets handed to `RUN
+//! `--secret id=ID,src=PATH|env=VAR` (or `id=ID` alone: the variable ID
+//! if set, else the file ID): secrets handed to `RUN
 //! --mount=type=secret`, never part of a cache key or an image. Values from
 //! the environment are written to a private temporary file that lives as
 //! long as the build.
@@ -37,6 +38,13 @@ impl Secrets {
             let id = id
                 .or_else(|| env.clone())
                 .with_context(|| format!("invalid --secret {value:?}: no id"))?;
+            // `id=X` alone, as buildx: the variable X if it is set, else
+            // the file X.
+            let (src, env) = match (src, env) {
+                (None, None) if std::env::var_os(&id).is_some() => (None, Some(id.clone())),
+                (None, None) => (Some(PathBuf::from(&id)), None),
+                given => given,
+            };
             let path = match (src, env) {
                 (Some(p), None) => {
                     if !p.is_file() {
@@ -97,7 +105,13 @@ mod tests {
         let files = s.sources();
         assert_eq!(files["tok"], file);
         assert_eq!(std::fs::read_to_string(&files["e"]).unwrap(), "from-env");
-        assert!(Secrets::parse(&[String::from("id=x")]).is_err());
+        // `id=X` alone: the variable X, else the file X.
+        let alone = Secrets::parse(&[String::from("id=RBUILD_TEST_SECRET")]).unwrap();
+        let from_env = &alone.sources()["RBUILD_TEST_SECRET"];
+        assert_eq!(std::fs::read_to_string(from_env).unwrap(), "from-env");
+        let as_file = Secrets::parse(&[format!("id={}", file.display())]).unwrap();
+        assert_eq!(as_file.sources()[file.to_str().unwrap()], file);
+        assert!(Secrets::parse(&[String::from("id=rbuild-no-such-file")]).is_err());
         assert!(Secrets::parse(&[String::from("id=x,src=/nonexistent")]).is_err());
         assert!(Secrets::parse(&[String::from("bogus=1")]).is_err());
     }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the rbuild binary builds real images (RUN in real
 //! namespaces on real overlayfs) into a private store, and runs them.
 
+mod build_flags;
 mod conformance;
 mod hostile;
 mod inputs;
