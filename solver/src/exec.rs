@@ -213,7 +213,8 @@ pub fn run(
         env: exec.env.clone(),
         cwd: exec.cwd.clone(),
         user: exec.user.clone(),
-        hostname: String::from("rbuild"),
+        // BuildKit's default sandbox hostname (in `hostname` and /etc/hosts).
+        hostname: String::from("buildkitsandbox"),
         network: match exec.network {
             NetworkMode::Default => Network::Private,
             NetworkMode::Host => Network::Host,
