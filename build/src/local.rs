@@ -6,8 +6,9 @@
 
 use oci_spec::image::Descriptor;
 use rbuild_cache::{Store, StoreError};
+use rbuild_image::ConfigFile;
 use rbuild_image::manifest::parse_manifest;
-use rbuild_image::reference::id_prefix;
+use rbuild_image::reference::{id_prefix, split_store_name};
 use rbuild_image::{ImageError, ImageManifest, Reference, ReferenceError};
 use serde::Serialize;
 
@@ -115,47 +116,99 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, LookupError> {
     Ok(out)
 }
 
-/// What `rbuild inspect` shows of an image (field names as `docker image
-/// inspect` writes them).
+/// What `rbuild inspect` shows of an image: `docker image inspect`'s
+/// fields, plus the manifest's digest and the manifest itself.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Inspection {
-    /// Its name in the store.
-    pub name: String,
     /// The image id (config digest).
     pub id: String,
-    /// The manifest digest.
-    pub digest: String,
-    /// The manifest.
-    pub manifest: ImageManifest,
-    /// The config blob as stored, every field of it: the image model reads
-    /// only the fields it knows, and a pulled image's config has more
-    /// (Docker's `container_config`, `Hostname`, …) that inspect shows.
+    /// Its names, `repo:tag` with `latest` spelled out, as Docker lists
+    /// them.
+    pub repo_tags: Vec<String>,
+    /// `repo@digest` of its manifest for each repository that names it.
+    pub repo_digests: Vec<String>,
+    /// When it was made (the config's `created`), if it says.
+    pub created: Option<String>,
+    /// The config's author.
+    pub author: String,
+    /// The config's `config` object as stored, every field of it: the
+    /// image model reads only the fields it knows, and a pulled image's
+    /// config may have more.
     pub config: serde_json::Value,
+    /// The config's architecture.
+    pub architecture: String,
+    /// The config's OS.
+    pub os: String,
+    /// The config's `rootfs`, as Docker shows it (`Type`, `Layers`).
+    #[serde(rename = "RootFS")]
+    pub root_fs: RootFsView,
+    /// The bytes of its layers, as `docker image inspect` counts them.
+    pub size: u64,
+    /// The manifest digest (rbuild's field).
+    pub digest: String,
+    /// The manifest (rbuild's field).
+    pub manifest: ImageManifest,
+}
+
+/// An image's layers as `docker image inspect` shows them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RootFsView {
+    /// Always `layers`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// The diff ids, bottom first.
+    pub layers: Vec<String>,
 }
 
 /// The image `text` names, for `rbuild inspect`.
 pub fn inspect(store: &Store, text: &str) -> Result<Inspection, LookupError> {
     let found = find(store, text)?;
     let digest = found.manifest.digest().to_string();
-    let name = found.name.unwrap_or_else(|| found.id.clone());
     let manifest = parse_manifest(
         &store.read_blob(&digest)?,
         &format!("{text}: manifest {digest}"),
     )?;
     let id = manifest.config().digest().to_string();
-    let config =
-        serde_json::from_slice(&store.read_blob(&id)?).map_err(|source| LookupError::Config {
-            name: text.to_string(),
-            digest: id.clone(),
-            source,
-        })?;
+    let bad_config = |source| LookupError::Config {
+        name: text.to_string(),
+        digest: id.clone(),
+        source,
+    };
+    let raw: serde_json::Value =
+        serde_json::from_slice(&store.read_blob(&id)?).map_err(bad_config)?;
+    let file: ConfigFile = serde_json::from_value(raw.clone()).map_err(bad_config)?;
+    let repo_tags = found
+        .names
+        .iter()
+        .map(|n| {
+            let (repo, tag) = split_store_name(n);
+            format!("{repo}:{tag}")
+        })
+        .collect();
+    let mut repo_digests: Vec<String> = found
+        .names
+        .iter()
+        .map(|n| format!("{}@{digest}", split_store_name(n).0))
+        .collect();
+    repo_digests.dedup();
     Ok(Inspection {
-        name,
+        repo_tags,
+        repo_digests,
+        created: file.created,
+        author: file.author.unwrap_or_default(),
+        config: raw.get("config").cloned().unwrap_or_default(),
+        architecture: file.architecture,
+        os: file.os,
+        root_fs: RootFsView {
+            kind: String::from("layers"),
+            layers: file.rootfs.diff_ids,
+        },
+        size: manifest.layers().iter().map(|l| l.size()).sum(),
         id,
         digest,
         manifest,
-        config,
     })
 }
 
@@ -168,7 +221,7 @@ mod tests {
     use rbuild_image::media;
 
     /// The config of the test image (with a field the model does not know).
-    const CONFIG: &[u8] = br#"{"rootfs":{"type":"layers","diff_ids":[]},"x":1}"#;
+    const CONFIG: &[u8] = br#"{"architecture":"amd64","config":{"Cmd":["sh"],"X":1},"os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
 
     /// A store with one image tagged `busybox`: [`CONFIG`] and a 5-byte layer.
     fn store_with_busybox() -> (tempfile::TempDir, Store, Descriptor) {
@@ -207,8 +260,15 @@ mod tests {
     fn inspection_shows_the_config_as_stored() {
         let (_dir, store, _) = store_with_busybox();
         let shown = inspect(&store, "docker.io/library/busybox").unwrap();
-        assert_eq!(shown.name, "busybox");
-        assert_eq!(shown.config["x"], 1, "a field the model does not know");
+        assert_eq!(shown.repo_tags, ["busybox:latest"]);
+        assert_eq!(shown.repo_digests, [format!("busybox@{}", shown.digest)]);
+        assert_eq!(shown.config["Cmd"][0], "sh");
+        assert_eq!(shown.config["X"], 1, "a field the model does not know");
+        assert_eq!(
+            (shown.architecture.as_str(), shown.os.as_str()),
+            ("amd64", "linux")
+        );
+        assert_eq!(shown.size, 5);
         assert_eq!(shown.id, shown.manifest.config().digest().to_string());
     }
 

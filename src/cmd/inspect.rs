@@ -9,16 +9,23 @@ use rbuild_build::local;
 use rbuild_cache::Store;
 use rbuild_image::json::to_canonical_json_pretty;
 
+use crate::template::Template;
+
 /// `rbuild inspect` arguments.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
+    /// Print each image through a Go template (`{{.Id}}`,
+    /// `{{.Config.Cmd}}`, `{{json .RootFS}}`) instead of the JSON array.
+    #[arg(short = 'f', long = "format", value_name = "TEMPLATE")]
+    format: Option<String>,
+
     /// Images to show.
     #[arg(required = true)]
     images: Vec<String>,
 }
 
-/// Prints a JSON array with one object per image: name, manifest digest,
-/// manifest and image config.
+/// Prints a JSON array with one object per image, in `docker image
+/// inspect`'s shape, or each image through `--format`.
 pub fn run(root: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let shown = args
@@ -26,6 +33,14 @@ pub fn run(root: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|image| local::inspect(&store, image))
         .collect::<Result<Vec<_>, _>>()?;
-    outln!("{}", to_canonical_json_pretty(&shown))?;
+    match &args.format {
+        Some(format) => {
+            let template = Template::parse(format)?;
+            for image in &shown {
+                outln!("{}", template.render(&serde_json::to_value(image)?)?)?;
+            }
+        }
+        None => outln!("{}", to_canonical_json_pretty(&shown))?,
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -98,3 +98,35 @@ fn tag_inspect_save_and_rmi_take_ids_and_digests() {
     assert!(removed.contains("Untagged: copy:5\n"), "{removed}");
     assert!(!t.stdout(&["images"]).contains(short));
 }
+
+#[test]
+fn inspect_has_dockers_shape_and_takes_a_format() {
+    let (t, id, digest) = app_image();
+    let shown: serde_json::Value = serde_json::from_str(&t.stdout(&["inspect", "app"])).unwrap();
+    let image = &shown[0];
+    assert_eq!(image["RepoTags"], serde_json::json!(["app:latest"]));
+    assert_eq!(
+        image["RepoDigests"],
+        serde_json::json!([format!("app@{digest}")])
+    );
+    assert_eq!(image["Os"], "linux");
+    assert!(image["Architecture"].is_string());
+    assert!(image["Created"].is_string());
+    assert_eq!(image["RootFS"]["Type"], "layers");
+    // busybox: COPY, RUN, COPY; app: RUN.
+    assert_eq!(image["RootFS"]["Layers"].as_array().unwrap().len(), 4);
+    assert!(image["Size"].as_u64().unwrap() > 0);
+    assert_eq!(image["Config"]["Cmd"], serde_json::json!(["sh"]));
+    let formatted = t.stdout(&[
+        "inspect",
+        "-f",
+        "{{.Id}} {{.Config.Cmd}} {{json .RepoTags}}",
+        "app",
+    ]);
+    assert_eq!(formatted, format!("{id} [sh] [\"app:latest\"]\n"));
+    let bad = t
+        .cmd(&["inspect", "-f", "{{.Nope}}", "app"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
