@@ -9,6 +9,7 @@ mod archive;
 mod bind;
 mod cachemount;
 mod context;
+mod dag;
 mod error;
 mod exec;
 mod fileop;

@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -13,10 +12,11 @@ use futures::future::{BoxFuture, FutureExt, try_join_all};
 use rbuild_cache::{CacheKey, CacheRecord, KeyIngredients, Store};
 use rbuild_frontend::IgnoreMatcher;
 use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, NodeId, Op};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::Semaphore;
 
 use crate::bind::BindSource;
 use crate::context;
+use crate::dag::{Dag, Failure, Outcome, Vertices};
 use crate::error::SolveError;
 use crate::exec;
 use crate::fileop::{self, Remote, Source};
@@ -61,17 +61,12 @@ pub struct SolveResult {
     pub layer_created: Vec<i64>,
 }
 
-/// A step's failure, shared by everything that waited on it.
+/// What realizing a node gives.
 #[derive(Debug, Clone)]
-struct Failure {
-    node: usize,
-    message: String,
-    cancelled: bool,
-}
-
-#[derive(Debug, Clone)]
-struct NodeResult {
+pub struct NodeResult {
+    /// Its filesystem: layers bottom first.
     state: State,
+    /// Whether it added a layer of its own.
     added: bool,
     /// When the result was first made (Unix seconds).
     created: i64,
@@ -82,8 +77,6 @@ fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
-
-type Outcome = Result<NodeResult, Failure>;
 
 /// Solves one build graph.
 pub struct Solver {
@@ -101,12 +94,8 @@ pub struct Solver {
     remotes: HashMap<(usize, usize), Fetched>,
     /// Where they were fetched; removed with the solver.
     _fetch_dir: tempfile::TempDir,
-    /// For each node, the first node with the same key.
-    canonical: Vec<usize>,
-    cells: Vec<OnceCell<Outcome>>,
     runs: Semaphore,
     reported: Mutex<Vec<bool>>,
-    failed: AtomicBool,
 }
 
 impl Solver {
@@ -151,12 +140,6 @@ impl Solver {
             step_error(&graph, i, format!("failed to compute cache key: {message}"))
         })?;
         hashes.save()?;
-        let mut first: HashMap<&CacheKey, usize> = HashMap::new();
-        let canonical = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| *first.entry(k).or_insert(i))
-            .collect();
         let n = graph.nodes.len();
         Ok(Self {
             store,
@@ -170,10 +153,7 @@ impl Solver {
             ingredients,
             remotes,
             _fetch_dir: fetch_dir,
-            canonical,
-            cells: (0..n).map(|_| OnceCell::new()).collect(),
             reported: Mutex::new(vec![false; n]),
-            failed: AtomicBool::new(false),
         })
     }
 
@@ -184,17 +164,22 @@ impl Solver {
 
     /// Realizes the target.
     pub async fn solve(self) -> Result<SolveResult, SolveError> {
+        let target = self.graph.target.0;
+        let inputs = (self.graph.nodes.iter())
+            .map(|n| n.inputs.iter().map(|x| x.0).collect())
+            .collect();
+        let keys = self.keys.clone();
         let me = Arc::new(self);
-        let target = me.graph.target.0;
-        let result = me
+        let dag = Arc::new(Dag::new(me.clone(), inputs, &keys));
+        let result = dag
             .clone()
-            .realize(target)
+            .solve(target)
             .await
             .map_err(|f| me.failure_error(f))?;
         let mut layer_added = Vec::with_capacity(me.graph.layer_nodes.len());
         let mut layer_created = Vec::with_capacity(me.graph.layer_nodes.len());
         for node in &me.graph.layer_nodes {
-            let (added, created) = match me.cells[me.canonical[node.0]].get() {
+            let (added, created) = match dag.outcome(node.0) {
                 Some(Ok(r)) => (r.added, r.created),
                 // Not realized because a later step was cached: read the record.
                 _ => me
@@ -218,22 +203,39 @@ impl Solver {
         step_error(&self.graph, f.node, f.message)
     }
 
-    fn realize(self: Arc<Self>, i: usize) -> BoxFuture<'static, Outcome> {
-        let i = self.canonical[i];
-        async move {
-            let me = self.clone();
-            self.cells[i].get_or_init(|| me.compute(i)).await.clone()
+    /// Node `i`'s recorded result, if it has one; a linked copy's record
+    /// holds its own layer only, stacked on whatever its base is now.
+    async fn hit(self: Arc<Self>, dag: Arc<Dag<Self>>, i: usize) -> Outcome<Option<NodeResult>> {
+        let node = &self.graph.nodes[i];
+        if !matches!(node.op, Op::Exec(_) | Op::File(_)) {
+            return Ok(None);
         }
-        .boxed()
+        let link_base = match keys::is_link(&node.op) {
+            true => Some(dag.realize(node.inputs[0].0).await?.state),
+            false => None,
+        };
+        let Some(mut hit) = self.cached(i).map_err(|e| Failure::of(i, e.to_string()))? else {
+            if let Op::Exec(op) = &node.op
+                && op.network == rbuild_frontend::graph::NetworkMode::Default
+            {
+                // A RUN that will run: its network starts while its
+                // inputs are made.
+                rbuild_executor::prepare_network();
+            }
+            return Ok(None);
+        };
+        self.report_cached(i);
+        if let Some(base) = link_base {
+            hit.state.splice(0..0, base);
+        }
+        Ok(Some(hit))
     }
 
-    async fn compute(self: Arc<Self>, i: usize) -> Outcome {
-        let fail = |message: String| Failure {
-            node: i,
-            message,
-            cancelled: false,
-        };
+    /// Makes node `i`'s result from its inputs': a source, or a step
+    /// found under its content key, or run.
+    async fn make(&self, i: usize, inputs: Vec<NodeResult>) -> Result<NodeResult, String> {
         let node = &self.graph.nodes[i];
+        let started = Instant::now();
         match &node.op {
             Op::Scratch | Op::Context(_) => Ok(NodeResult {
                 state: Vec::new(),
@@ -241,13 +243,12 @@ impl Solver {
                 created: 0,
             }),
             Op::Image(source) => {
-                let started = Instant::now();
                 self.start(i);
-                let image = self
-                    .images
-                    .resolve(&source.reference)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
+                let image = self.images.resolve(&source.reference).await;
+                let image = image.map_err(|e| {
+                    self.finish(i, VertexStatus::Error(started.elapsed()));
+                    e.to_string()
+                })?;
                 self.finish(i, VertexStatus::Done(started.elapsed()));
                 Ok(NodeResult {
                     state: image.layers.clone(),
@@ -256,59 +257,24 @@ impl Solver {
                 })
             }
             Op::Exec(_) | Op::File(_) => {
-                // A linked copy's record holds its own layer only: the base
-                // below it is whatever its input is now.
-                let link_base = match keys::is_link(&node.op) {
-                    true => Some(self.clone().realize(node.inputs[0].0).await?.state),
-                    false => None,
-                };
-                let on_base = |mut hit: NodeResult| {
-                    if let Some(base) = &link_base {
-                        hit.state.splice(0..0, base.iter().cloned());
-                    }
-                    hit
-                };
-                if let Some(hit) = self.cached(i).map_err(|e| fail(e.to_string()))? {
-                    self.report_cached(i);
-                    return Ok(on_base(hit));
-                }
-                if self.failed.load(Ordering::SeqCst) {
-                    return Err(Failure {
-                        node: i,
-                        message: String::new(),
-                        cancelled: true,
-                    });
-                }
-                if let Op::Exec(op) = &node.op
-                    && op.network == rbuild_frontend::graph::NetworkMode::Default
-                {
-                    // A RUN that will run: its network starts while its
-                    // inputs are made.
-                    rbuild_executor::prepare_network();
-                }
-                let inputs =
-                    try_join_all(node.inputs.iter().map(|n| self.clone().realize(n.0))).await?;
-                let content_key = self.content_key(i, &inputs).await.map_err(fail)?;
+                let content_key = self.content_key(i, &inputs).await?;
                 if let Some((key, _)) = &content_key
-                    && let Some(hit) = self.cached_as(i, key).map_err(|e| fail(e.to_string()))?
+                    && let Some(mut hit) = self.cached_as(i, key).map_err(|e| e.to_string())?
                 {
                     self.report_cached(i);
-                    return Ok(on_base(hit));
+                    if keys::is_link(&node.op) {
+                        hit.state.splice(0..0, inputs[0].state.iter().cloned());
+                    }
+                    return Ok(hit);
                 }
-                let started = Instant::now();
                 self.start(i);
-                let result = self.run(i, &inputs, content_key).await;
-                match result {
-                    Ok(r) => {
-                        self.finish(i, VertexStatus::Done(started.elapsed()));
-                        Ok(r)
-                    }
-                    Err(message) => {
-                        self.failed.store(true, Ordering::SeqCst);
-                        self.finish(i, VertexStatus::Error(started.elapsed()));
-                        Err(fail(message))
-                    }
-                }
+                let result = self.run_step(i, &inputs, content_key).await;
+                let status = match &result {
+                    Ok(_) => VertexStatus::Done(started.elapsed()),
+                    Err(_) => VertexStatus::Error(started.elapsed()),
+                };
+                self.finish(i, status);
+                result
             }
         }
     }
@@ -420,7 +386,9 @@ impl Solver {
         Ok(Some(keys::content_key(&self.ingredients[i], &sums)))
     }
 
-    async fn run(
+    /// Runs step `i` (RUN, COPY, ADD, WORKDIR) on its inputs' results and
+    /// records its result.
+    async fn run_step(
         &self,
         i: usize,
         inputs: &[NodeResult],
@@ -624,6 +592,26 @@ impl Solver {
             self.progress.started(n, &self.graph.nodes[n].name);
             self.finish(n, VertexStatus::Cached);
         }
+    }
+}
+
+impl Vertices for Solver {
+    type Output = NodeResult;
+
+    fn recorded(
+        self: Arc<Self>,
+        dag: Arc<Dag<Self>>,
+        i: usize,
+    ) -> BoxFuture<'static, Outcome<Option<NodeResult>>> {
+        self.hit(dag, i).boxed()
+    }
+
+    fn run(
+        self: Arc<Self>,
+        i: usize,
+        inputs: Vec<NodeResult>,
+    ) -> BoxFuture<'static, Result<NodeResult, String>> {
+        async move { self.make(i, inputs).await }.boxed()
     }
 }
 
