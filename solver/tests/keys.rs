@@ -1,14 +1,15 @@
 //! Cache keys do not depend on the machine: the same Dockerfile and
 //! context give the same keys from stores and contexts in other
 //! directories, with other file times and a warm or cold content-hash
-//! cache. Runs without root: keys are computed before anything runs.
+//! cache (without root: keys are computed before anything runs); and a
+//! solved step's record keeps the ingredients of its key (as root).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rbuild_cache::{CacheKey, Store};
+use rbuild_cache::{CacheKey, INGREDIENTS_VERSION, KeyInput, Store};
 use rbuild_frontend::{BuildOptions, Dockerfile};
 use rbuild_registry::{Client, ClientOptions, Platform};
 use rbuild_solver::{ImageResolver, Progress, SolveOptions, Solver, VertexStatus};
@@ -49,11 +50,16 @@ fn make_context(dir: &Path, mtime: SystemTime) {
 /// The keys a solve of [`DOCKERFILE`] computes in `store` for `context`.
 async fn keys(store: &Path, context: &Path) -> Vec<CacheKey> {
     let store = Store::open(store).unwrap();
+    solver(store, DOCKERFILE, context).await.keys().to_vec()
+}
+
+/// A solver of `dockerfile` (no base images) in `store` for `context`.
+async fn solver(store: Store, dockerfile: &str, context: &Path) -> Solver {
     let opts = BuildOptions {
         platform: String::from("linux/amd64"),
         ..BuildOptions::default()
     };
-    let graph = Dockerfile::parse("Dockerfile", DOCKERFILE.as_bytes())
+    let graph = Dockerfile::parse("Dockerfile", dockerfile.as_bytes())
         .and_then(|df| df.lower(&opts, &BTreeMap::new()))
         .unwrap();
     let platform = Platform {
@@ -72,10 +78,9 @@ async fn keys(store: &Path, context: &Path) -> Vec<CacheKey> {
         limits: Default::default(),
         context_modes: Default::default(),
     };
-    let solver = Solver::new(store, images, graph, solve, Arc::new(Silent))
+    Solver::new(store, images, graph, solve, Arc::new(Silent))
         .await
-        .unwrap();
-    solver.keys().to_vec()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -103,4 +108,41 @@ async fn two_stores_in_different_directories_give_equal_keys() {
     )
     .await;
     assert_ne!(edited, here, "the content of a selected file counts");
+}
+
+/// As root (a COPY gives its files to root): what a step's record keeps.
+#[tokio::test]
+async fn a_solved_step_records_the_ingredients_of_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("context");
+    make_context(&context, SystemTime::UNIX_EPOCH);
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let dockerfile = "FROM scratch\nCOPY a.txt /\n";
+    let first = solver(store.clone(), dockerfile, &context).await;
+    let keys = first.keys().to_vec();
+    let copy = keys.len() - 1;
+    first.solve().await.unwrap();
+
+    let record = store.get_record(&keys[copy]).unwrap().expect("recorded");
+    let ingredients = record.ingredients.clone().expect("with its ingredients");
+    assert_eq!(ingredients.version, INGREDIENTS_VERSION);
+    assert_eq!(ingredients.platform, "linux/amd64");
+    assert_eq!(ingredients.base_image, None, "FROM scratch");
+    assert!(
+        matches!(&ingredients.inputs[0], KeyInput::State(k) if keys[..copy].contains(k)),
+        "the base by its key: {ingredients:?}"
+    );
+    assert!(
+        matches!(&ingredients.inputs[1], KeyInput::Content(sum) if !sum.is_empty()),
+        "{ingredients:?}"
+    );
+    assert!(record.added && record.created > 0, "{record:?}");
+
+    let again = solver(store.clone(), dockerfile, &context).await;
+    let result = again.solve().await.unwrap();
+    assert_eq!(
+        result.layer_created,
+        [record.created],
+        "a hit keeps its time"
+    );
 }
