@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{History, ImageConfig};
+pub use crate::env::Env;
 
 /// Index of a node in [`BuildGraph::nodes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -131,8 +132,9 @@ impl Security {
 pub struct ExecOp {
     /// argv, after SHELL wrapping for shell form.
     pub args: Vec<String>,
-    /// Environment as `KEY=value`, in image order.
-    pub env: Vec<String>,
+    /// Environment as `KEY=value`, in image order (shared with the ops
+    /// before it; serialized as a plain list).
+    pub env: Env,
     /// Absolute working directory.
     pub cwd: String,
     /// User as written in USER (`name`, `uid`, `name:group`, `uid:gid`); empty = root.

@@ -12,6 +12,7 @@ pub mod ast;
 pub mod chmod;
 pub mod config;
 mod dump;
+mod env;
 pub mod expand;
 pub mod graph;
 mod ignore;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::ast::Instruction;
+use crate::graph::Env;
 use crate::{Dockerfile, FrontendError, expand};
 
 /// Variables in declaration order, with constant-time lookups.
@@ -12,6 +13,8 @@ use crate::{Dockerfile, FrontendError, expand};
 pub(crate) struct Vars {
     list: Vec<(String, String)>,
     index: HashMap<String, usize>,
+    /// The same variables as an exec's environment, shared.
+    env: Env,
 }
 
 impl Vars {
@@ -22,6 +25,7 @@ impl Vars {
 
     /// Sets `k`, keeping its first position.
     pub(crate) fn set(&mut self, k: &str, v: &str) {
+        self.env = self.env.with(k, v);
         match self.index.get(k) {
             Some(i) => self.list[*i].1 = v.to_string(),
             None => {
@@ -41,9 +45,10 @@ impl Vars {
         v
     }
 
-    /// `(name, value)` in declaration order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &(String, String)> {
-        self.list.iter()
+    /// The variables as an exec's environment (`KEY=value` in declaration
+    /// order), sharing what earlier environments hold: constant time.
+    pub(crate) fn env(&self) -> Env {
+        self.env.clone()
     }
 }
 

@@ -210,7 +210,7 @@ pub fn run(
             upper: Some(upper),
         },
         args: exec.args.clone(),
-        env: exec.env.clone(),
+        env: exec.env.to_vec(),
         cwd: exec.cwd.clone(),
         user: exec.user.clone(),
         // BuildKit's default sandbox hostname (in `hostname` and /etc/hosts).

@@ -302,7 +302,7 @@ mod tests {
         let exec = |args: &[&str]| {
             Op::Exec(ExecOp {
                 args: args.iter().map(|s| s.to_string()).collect(),
-                env: Vec::new(),
+                env: Vec::new().into(),
                 cwd: String::from("/"),
                 user: String::new(),
                 network: NetworkMode::Default,

@@ -290,7 +290,7 @@ mod tests {
     fn run_echo() -> Op {
         Op::Exec(ExecOp {
             args: ["/bin/sh", "-c", "echo hi > /f"].map(String::from).to_vec(),
-            env: vec![String::from("PATH=/usr/bin:/bin")],
+            env: vec![String::from("PATH=/usr/bin:/bin")].into(),
             cwd: String::from("/"),
             user: String::new(),
             network: NetworkMode::Default,

@@ -4,7 +4,7 @@
 
 use crate::FrontendError;
 use crate::ast::Instruction;
-use crate::graph::{ExecMount, ExecOp, MountKind, NodeId, Op};
+use crate::graph::{Env, ExecMount, ExecOp, MountKind, NodeId, Op};
 use crate::instructions::RunCommand;
 use crate::instructions::mount::{Mount, MountType};
 use crate::quote;
@@ -20,7 +20,7 @@ fn is_bare_heredoc(cmd: &str) -> bool {
 /// BuildKit's defaults for a RUN's ssh mounts: the Nth without a target
 /// gets `/run/buildkit/ssh_agent.N`, and `SSH_AUTH_SOCK` names the first
 /// one unless the environment sets it.
-fn ssh_defaults(mounts: &mut [ExecMount], env: &mut Vec<String>) {
+fn ssh_defaults(mounts: &mut [ExecMount], env: &mut Env) {
     let ssh = mounts
         .iter_mut()
         .filter(|m| matches!(m.kind, MountKind::Ssh { .. }));
@@ -34,7 +34,7 @@ fn ssh_defaults(mounts: &mut [ExecMount], env: &mut Vec<String>) {
     if let Some(target) = first
         && !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK="))
     {
-        env.push(format!("SSH_AUTH_SOCK={target}"));
+        *env = env.with("SSH_AUTH_SOCK", &target);
     }
 }
 
@@ -75,8 +75,8 @@ fn run_args(state: &StageState, run: &RunCommand) -> Vec<String> {
 
 /// The environment of a RUN (the stage's variables), and BuildKit's
 /// history prefix `|N A=b …` of the stage's own ARGs with their values.
-fn run_env(state: &StageState) -> (Vec<String>, String) {
-    let env = state.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+fn run_env(state: &StageState) -> (Env, String) {
+    let env = state.vars.env();
     if state.args.is_empty() {
         return (env, String::new());
     }
