@@ -62,6 +62,80 @@ enum Command {
     /// Parser and store diagnostics.
     #[command(subcommand)]
     Debug(cmd::debug::DebugCommand),
+    /// Docker's `image` commands (`image ls`, `image rm`, `image prune`, …).
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Docker's `system df` and `system prune`.
+    #[command(subcommand)]
+    System(SystemCommand),
+    /// Docker's `builder prune`.
+    #[command(subcommand)]
+    Builder(BuilderCommand),
+}
+
+/// `rbuild image …`: the image commands under Docker's management names.
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// `rbuild images`.
+    #[command(alias = "list")]
+    Ls(cmd::images::ImagesArgs),
+    /// `rbuild rmi`.
+    #[command(alias = "remove")]
+    Rm(cmd::rmi::RmiArgs),
+    /// `rbuild prune`.
+    Prune(cmd::prune::PruneArgs),
+    /// `rbuild inspect`.
+    Inspect(cmd::inspect::InspectArgs),
+    /// `rbuild tag`.
+    Tag(cmd::tag::TagArgs),
+    /// `rbuild pull`.
+    Pull(cmd::pull::PullArgs),
+    /// `rbuild push`.
+    Push(cmd::push::PushArgs),
+    /// `rbuild save`.
+    Save(cmd::archive::SaveArgs),
+    /// `rbuild load`.
+    Load(cmd::archive::LoadArgs),
+}
+
+/// `rbuild system …`.
+#[derive(Debug, Subcommand)]
+enum SystemCommand {
+    /// `rbuild du`.
+    Df(cmd::prune::DuArgs),
+    /// `rbuild prune`.
+    Prune(cmd::prune::PruneArgs),
+}
+
+/// `rbuild builder …`.
+#[derive(Debug, Subcommand)]
+enum BuilderCommand {
+    /// `rbuild prune` (`-a`: the whole build cache).
+    Prune(cmd::prune::PruneArgs),
+}
+
+impl Command {
+    /// The command Docker's management form stands for (`image ls` is
+    /// `images`).
+    fn unaliased(self) -> Command {
+        match self {
+            Command::Image(c) => match c {
+                ImageCommand::Ls(a) => Command::Images(a),
+                ImageCommand::Rm(a) => Command::Rmi(a),
+                ImageCommand::Prune(a) => Command::Prune(a),
+                ImageCommand::Inspect(a) => Command::Inspect(a),
+                ImageCommand::Tag(a) => Command::Tag(a),
+                ImageCommand::Pull(a) => Command::Pull(a),
+                ImageCommand::Push(a) => Command::Push(a),
+                ImageCommand::Save(a) => Command::Save(a),
+                ImageCommand::Load(a) => Command::Load(a),
+            },
+            Command::System(SystemCommand::Df(a)) => Command::Du(a),
+            Command::System(SystemCommand::Prune(a))
+            | Command::Builder(BuilderCommand::Prune(a)) => Command::Prune(a),
+            other => other,
+        }
+    }
 }
 
 /// Whether `word` names a subcommand, so that `rbuild PATH` can mean
@@ -167,17 +241,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let root = root::store_root(cli.root);
     rbuild_executor::enter_user_namespace()?;
     let cancel = rbuild_build::CancelToken::new();
-    match &cli.command {
+    let command = cli.command.unaliased();
+    match &command {
         Command::Build(_) => signals::handle(signals::OnSignal::Cancel(cancel.clone()))?,
         Command::Run(_) => signals::handle(signals::OnSignal::Forward)?,
         _ => {}
     }
-    if matches!(cli.command, Command::Build(_) | Command::Run(_)) {
+    if matches!(command, Command::Build(_) | Command::Run(_)) {
         // Both run sandboxes: their seccomp filter is loaded meanwhile
         // (compiled once, then kept in the store).
         rbuild_executor::precompile_seccomp(Some(root.join("seccomp.bpf")));
     }
-    match cli.command {
+    match command {
         Command::Build(args) => cmd::build::run(&root, args, &cancel),
         Command::Run(args) => cmd::run::run(&root, args),
         Command::Images(args) => cmd::images::run(&root, args),
@@ -193,5 +268,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Login(args) => cmd::login::login(&root, args),
         Command::Logout(args) => cmd::login::logout(&root, args),
         Command::Debug(command) => cmd::debug::run(&root, command),
+        Command::Image(_) | Command::System(_) | Command::Builder(_) => {
+            unreachable!("unaliased above")
+        }
     }
 }

@@ -17,7 +17,7 @@ mod pipeline;
 mod request;
 pub mod run;
 mod session;
-mod time;
+pub mod time;
 
 pub use cancel::CancelToken;
 pub use error::BuildError;

@@ -4,6 +4,8 @@
 //! lookup, or say there is no such image. Every command that names a stored image goes through
 //! here; listing and inspecting the store's images too.
 
+use std::collections::BTreeMap;
+
 use oci_spec::image::Descriptor;
 use rbuild_cache::{Store, StoreError};
 use rbuild_image::ConfigFile;
@@ -91,6 +93,10 @@ pub struct ImageSummary {
     pub digest: String,
     /// Its image id (config digest).
     pub id: String,
+    /// The config's `created`, if it says.
+    pub created: Option<String>,
+    /// The config's labels.
+    pub labels: BTreeMap<String, String>,
     /// The bytes of its config and layers, as `docker images` counts them.
     pub size: u64,
 }
@@ -106,10 +112,21 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, LookupError> {
         let manifest = parse_manifest(&store.read_blob(&digest)?, &format!("manifest {digest}"))?;
         let size =
             manifest.config().size() + manifest.layers().iter().map(|l| l.size()).sum::<u64>();
+        let id = manifest.config().digest().to_string();
+        let config: ConfigFile =
+            serde_json::from_slice(&store.read_blob(&id)?).map_err(|source| {
+                LookupError::Config {
+                    name: name.clone().unwrap_or_else(|| id.clone()),
+                    digest: id.clone(),
+                    source,
+                }
+            })?;
         out.push(ImageSummary {
             name,
             digest,
-            id: manifest.config().digest().to_string(),
+            id,
+            created: config.created,
+            labels: config.config.labels,
             size,
         });
     }

@@ -130,3 +130,107 @@ fn inspect_has_dockers_shape_and_takes_a_format() {
         .unwrap();
     assert!(!bad.status.success());
 }
+
+#[test]
+fn images_filters_formats_and_management_aliases() {
+    let (t, id, _) = app_image();
+    let short = &id["sha256:".len()..][..12];
+    let ctx = t.context(
+        "labelled",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nLABEL team=core\nRUN echo > /l\n",
+        )],
+    );
+    t.ok(&["build", "-q", "-t", "team/tool:v1", ctx.to_str().unwrap()]);
+
+    let table = t.stdout(&["images"]);
+    let header = table.lines().next().unwrap();
+    for column in ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"] {
+        assert!(header.contains(column), "{header}");
+    }
+    assert!(table.contains("ago"), "CREATED says how long ago:\n{table}");
+
+    let names = |args: &[&str]| {
+        let mut all = vec!["images", "--format", "{{.Repository}}:{{.Tag}}"];
+        all.extend_from_slice(args);
+        let mut out: Vec<String> = t.stdout(&all).lines().map(str::to_string).collect();
+        out.sort();
+        out
+    };
+    assert_eq!(names(&["app"]), ["app:latest"]);
+    assert_eq!(names(&["team/tool:v1"]), ["team/tool:v1"]);
+    assert_eq!(names(&["team/tool:v2"]), Vec::<String>::new());
+    assert_eq!(names(&["--filter", "reference=team/*"]), ["team/tool:v1"]);
+    assert_eq!(names(&["--filter", "label=team=core"]), ["team/tool:v1"]);
+    assert_eq!(names(&["--filter", "label=team"]), ["team/tool:v1"]);
+    assert_eq!(names(&["--filter", "dangling=true"]), Vec::<String>::new());
+    assert_eq!(
+        names(&["--filter", "dangling=false"]),
+        ["app:latest", "busybox:latest", "team/tool:v1"]
+    );
+    let bad = t
+        .cmd(&["images", "--filter", "color=red"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+
+    let id_row = t.stdout(&["images", "--format", "{{.ID}} {{json .Repository}}", "app"]);
+    assert_eq!(id_row, format!("{short} \"app\"\n"));
+    let json: serde_json::Value =
+        serde_json::from_str(&t.stdout(&["images", "--format", "{{json .}}", "app"])).unwrap();
+    assert_eq!(json["ID"], short);
+    let custom = t.stdout(&[
+        "images",
+        "--format",
+        "table {{.Repository}}\t{{.ID}}",
+        "app",
+    ]);
+    let lines: Vec<&str> = custom.lines().collect();
+    assert!(
+        lines[0].starts_with("REPOSITORY") && lines[0].contains("IMAGE ID"),
+        "{custom}"
+    );
+    assert!(
+        lines[1].starts_with("app ") && lines[1].ends_with(short),
+        "{custom}"
+    );
+
+    // before= and since= compare creation times.
+    let dir = ctx.to_str().unwrap();
+    t.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "old",
+        "--source-date-epoch",
+        "1000",
+        dir,
+    ]);
+    t.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "older",
+        "--source-date-epoch",
+        "500",
+        dir,
+    ]);
+    assert_eq!(names(&["--filter", "before=old"]), ["older:latest"]);
+    let since = names(&["--filter", "since=old"]);
+    assert!(since.contains(&"app:latest".to_string()), "{since:?}");
+    assert!(!since.iter().any(|n| n.starts_with("old")), "{since:?}");
+    t.ok(&["rmi", "old", "older"]);
+
+    // Docker's management forms are the same commands.
+    assert_eq!(
+        t.stdout(&["image", "ls", "-q", "app"]),
+        format!("{short}\n")
+    );
+    t.ok(&["image", "inspect", "app"]);
+    t.ok(&["system", "df"]);
+    t.ok(&["image", "rm", "team/tool:v1"]);
+    t.ok(&["image", "prune"]);
+    t.ok(&["builder", "prune"]);
+    assert_eq!(names(&[]), ["app:latest", "busybox:latest"]);
+}
