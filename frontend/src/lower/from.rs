@@ -66,11 +66,18 @@ impl Lowerer<'_> {
         }
     }
 
-    /// Lowers stage `i` (its dependencies first), once.
-    pub(super) fn stage(&mut self, i: usize) -> Result<StageState, FrontendError> {
-        if let Some(s) = self.done.get(&i) {
-            return Ok(s.clone());
+    /// Stage `i` lowered (its dependencies first), once: later stages and
+    /// `--from`s read it here.
+    pub(super) fn stage(&mut self, i: usize) -> Result<&StageState, FrontendError> {
+        if !self.done.contains_key(&i) {
+            let state = self.lower_stage(i)?;
+            self.done.insert(i, state);
         }
+        Ok(&self.done[&i])
+    }
+
+    /// Lowers stage `i` (its dependencies first, through [`Self::stage`]).
+    pub(super) fn lower_stage(&mut self, i: usize) -> Result<StageState, FrontendError> {
         let from = self.stages.stages[i].from;
         if let Some(p) = self.stages.stages[i].command.platform.clone() {
             let p = expand_one(self.df, from, &p, &|k| self.meta.get(k))?;
@@ -86,16 +93,15 @@ impl Lowerer<'_> {
             Self::set_env(&mut state, "PATH", DEFAULT_PATH);
         }
         // ONBUILD triggers of the base run first, and are not inherited.
-        let body: Vec<Instruction> = self
-            .triggers(&mut state, from)?
-            .into_iter()
-            .chain(self.stages.stages[i].body.iter().map(|x| (*x).clone()))
+        let triggers = self.triggers(&mut state, from)?;
+        let body: Vec<&Instruction> = triggers
+            .iter()
+            .chain(self.stages.stages[i].body.iter().copied())
             .collect();
         for (k, ins) in body.iter().enumerate() {
             let step = format!("[{label}{}/{}]", k + 2, total.max(body.len() + 1));
             self.instruction(i, &mut state, ins, &step)?;
         }
-        self.done.insert(i, state.clone());
         Ok(state)
     }
 
@@ -120,7 +126,7 @@ impl Lowerer<'_> {
                 author: None,
             },
             Base::Stage(j) => {
-                let mut s = self.stage(j)?;
+                let mut s = self.stage(j)?.clone();
                 s.layer_nodes.clear();
                 s.args = Vec::new();
                 s.cmd_set = false;

@@ -268,7 +268,8 @@ pub(crate) fn lower(
         String::from("[internal] load build context"),
         None,
     );
-    let state = l.stage(target)?;
+    // No stage reads the target (only earlier stages), so it is not kept.
+    let state = l.lower_stage(target)?;
     let includes = std::mem::take(&mut l.includes);
     if let Op::Context(c) = &mut l.nodes[0].op {
         c.include_patterns = includes;
