@@ -45,6 +45,8 @@ enum Command {
     Tag(cmd::tag::TagArgs),
     /// Show images' manifests and configs as JSON.
     Inspect(cmd::inspect::InspectArgs),
+    /// Show an image's steps, newest first.
+    History(cmd::history::HistoryArgs),
     /// Remove image names.
     Rmi(cmd::rmi::RmiArgs),
     /// Remove what tagged images do not need (`--all`: the build cache too).
@@ -96,6 +98,8 @@ enum ImageCommand {
     Save(cmd::archive::SaveArgs),
     /// `rbuild load`.
     Load(cmd::archive::LoadArgs),
+    /// `rbuild history`.
+    History(cmd::history::HistoryArgs),
 }
 
 /// `rbuild system …`.
@@ -129,6 +133,7 @@ impl Command {
                 ImageCommand::Push(a) => Command::Push(a),
                 ImageCommand::Save(a) => Command::Save(a),
                 ImageCommand::Load(a) => Command::Load(a),
+                ImageCommand::History(a) => Command::History(a),
             },
             Command::System(SystemCommand::Df(a)) => Command::Du(a),
             Command::System(SystemCommand::Prune(a))
@@ -260,6 +265,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tag(args) => cmd::tag::run(&root, args),
         Command::Push(args) => cmd::push::run(&root, args),
         Command::Inspect(args) => cmd::inspect::run(&root, args),
+        Command::History(args) => cmd::history::run(&root, args),
         Command::Rmi(args) => cmd::rmi::run(&root, args),
         Command::Prune(args) => cmd::prune::run(&root, args),
         Command::Du(args) => cmd::prune::du(&root, args),

@@ -168,6 +168,52 @@ pub struct Inspection {
     pub manifest: ImageManifest,
 }
 
+/// One step of an image's history, as `docker history` lists it (newest
+/// first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryStep {
+    /// When, if the config says.
+    pub created: Option<String>,
+    /// The instruction.
+    pub created_by: String,
+    /// The bytes of its layer as stored (0 for a step without one).
+    pub size: u64,
+    /// The comment.
+    pub comment: String,
+}
+
+/// The history of the image `text` names, newest step first, each with
+/// the size of its layer.
+pub fn history(store: &Store, text: &str) -> Result<Vec<HistoryStep>, LookupError> {
+    let found = find(store, text)?;
+    let digest = found.manifest.digest().to_string();
+    let manifest = parse_manifest(&store.read_blob(&digest)?, &format!("manifest {digest}"))?;
+    let config: ConfigFile =
+        serde_json::from_slice(&store.read_blob(&found.id)?).map_err(|source| {
+            LookupError::Config {
+                name: text.to_string(),
+                digest: found.id.clone(),
+                source,
+            }
+        })?;
+    let mut layers = manifest.layers().iter();
+    let mut steps: Vec<HistoryStep> = config
+        .history
+        .into_iter()
+        .map(|h| HistoryStep {
+            size: match h.empty_layer {
+                true => 0,
+                false => layers.next().map_or(0, |l| l.size()),
+            },
+            created: h.created,
+            created_by: h.created_by,
+            comment: h.comment,
+        })
+        .collect();
+    steps.reverse();
+    Ok(steps)
+}
+
 /// An image's layers as `docker image inspect` shows them.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "PascalCase")]

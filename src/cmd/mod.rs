@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod build;
 pub mod debug;
+pub mod history;
 pub mod images;
 pub mod inspect;
 mod limits;

@@ -234,3 +234,27 @@ fn images_filters_formats_and_management_aliases() {
     t.ok(&["builder", "prune"]);
     assert_eq!(names(&[]), ["app:latest", "busybox:latest"]);
 }
+
+#[test]
+fn history_lists_the_steps_newest_first_with_layer_sizes() {
+    let (t, id, _) = app_image();
+    let shown = t.stdout(&["history", &id[7..19]]);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(
+        lines[0].starts_with("CREATED") && lines[0].contains("CREATED BY"),
+        "{shown}"
+    );
+    assert!(
+        lines[1].contains("RUN") && lines[1].contains("app-marker"),
+        "newest first:\n{shown}"
+    );
+    // The CMD step has no layer; the COPY of the busybox binary has one.
+    let cmd = lines.iter().find(|l| l.contains("CMD")).expect("CMD step");
+    assert!(cmd.contains(" 0B "), "{cmd}");
+    let copy = lines
+        .iter()
+        .find(|l| l.contains("COPY busybox"))
+        .expect("COPY step");
+    assert!(copy.contains("MB"), "{copy}");
+    assert_eq!(t.stdout(&["image", "history", "app"]), shown);
+}
