@@ -182,6 +182,7 @@ fn mounts(exec: &ExecOp, inputs: &MountInputs, spec: &mut RunSpec) -> Result<Hel
                         spec.mounts.push(mount);
                         copies.push(holder);
                     }
+                    Bound::AsIs(mount) => spec.mounts.push(mount),
                     Bound::Layers(mount) => spec.layer_mounts.push(mount),
                 }
             }

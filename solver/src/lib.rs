@@ -6,6 +6,7 @@
 //! vertices run once, and independent vertices run at once.
 
 mod archive;
+mod as_is;
 mod bind;
 mod cachemount;
 mod context;

@@ -299,6 +299,72 @@ fn bind_mounts_show_exactly_their_source_and_key_on_it() {
 }
 
 #[test]
+fn a_context_bind_a_copy_would_show_unchanged_is_bound_as_it_is() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let df = "FROM busybox\n\
+              RUN --mount=type=bind,source=src,target=/s,rw sh -c 'echo new > /s/new && echo w > /s/main.c && rm /s/data.txt && chmod 600 /s/main.c && ls /s && cat /s/main.c' > /rw-out\n\
+              RUN --mount=type=bind,source=src,target=/s sh -c 'stat -c \"%u:%g %a %n\" /s /s/main.c; ls /s; touch /s/x || echo refused; grep \" /s \" /proc/self/mountinfo | cut -d\" \" -f4' > /ro-out 2>/dev/null\n\
+              RUN --mount=type=bind,target=/c find /c | sort > /ctx-list\n";
+    let ctx = t.context(
+        "asis",
+        &[
+            ("Dockerfile", df),
+            (".dockerignore", "secret.key\n"),
+            ("secret.key", "s"),
+            ("src/main.c", "m"),
+            ("src/data.txt", "d"),
+        ],
+    );
+    for dir in [&ctx, &ctx.join("src")] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    t.ok(&["build", "-q", "-t", "asis", ctx.to_str().unwrap()]);
+    let out = sh(&t, "asis", "cd / && cat rw-out ro-out ctx-list");
+    let host_src = ctx.join("src");
+    let host_src = host_src.to_str().unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    // rw: the writes are seen by the RUN...
+    assert_eq!(lines[..4], ["main.c", "new", "w", "0:0 755 /s"], "{out}");
+    // ...and never reach the host; a read-only one refuses them.
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("src/main.c")).unwrap(),
+        "m"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctx.join("src/data.txt")).unwrap(),
+        "d"
+    );
+    assert!(!ctx.join("src/new").exists() && !ctx.join("src/x").exists());
+    let mode = std::fs::metadata(ctx.join("src/main.c")).unwrap().mode();
+    assert_eq!(mode & 0o777, 0o644);
+    assert_eq!(
+        lines[4..8],
+        ["0:0 644 /s/main.c", "data.txt", "main.c", "refused"],
+        "{out}"
+    );
+    // The bind of `src` is the host directory itself, not a copy.
+    assert!(
+        host_src.ends_with(lines[8]) && lines[8].ends_with("/asis/src"),
+        "{out}"
+    );
+    // A whole-context bind still hides what .dockerignore excludes.
+    assert_eq!(
+        lines[9..],
+        [
+            "/c",
+            "/c/.dockerignore",
+            "/c/Dockerfile",
+            "/c/src",
+            "/c/src/data.txt",
+            "/c/src/main.c"
+        ],
+        "{out}"
+    );
+}
+
+#[test]
 fn copy_link_makes_a_layer_independent_of_its_base() {
     let t = TestContext::new();
     t.make_busybox("busybox");
