@@ -5,13 +5,12 @@ use std::path::Path;
 
 use rbuild_executor::{BindMount, ExecError, Network, Stream, run};
 
+#[path = "support/host_mounts.rs"]
+mod host_mounts;
 mod support;
 
+use host_mounts::rbuild_mounts;
 use support::{Sandbox, output};
-
-fn mounts_of_host() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
-}
 
 #[test]
 fn exit_codes_and_streams() {
@@ -31,7 +30,7 @@ fn exit_codes_and_streams() {
 #[test]
 fn isolation_pid_hostname_mounts_and_devices() {
     let s = Sandbox::new();
-    let before = mounts_of_host();
+    let before = rbuild_mounts(&[s.dir.path()]);
     let (code, out, err) = output(&s.spec(
         "echo pid=$$; hostname; cat /etc/hostname; echo processes /proc/[0-9]*; \
          test -c /dev/null && echo devnull; echo x > /dev/null; cat /proc/self/status | grep CapBnd; \
@@ -77,7 +76,11 @@ fn isolation_pid_hostname_mounts_and_devices() {
     );
     assert!(!out.contains("host-visible"), "{out}");
     assert!(out.contains("/dev/pts\n/dev/shm"), "{out}");
-    assert_eq!(mounts_of_host(), before, "no mount leaks to the host");
+    assert_eq!(
+        rbuild_mounts(&[s.dir.path()]),
+        before,
+        "no mount leaks to the host"
+    );
 }
 
 #[test]
@@ -272,7 +275,7 @@ fn init_reaps_orphans_and_concurrent_runs_work() {
 #[test]
 fn external_runtimes_run_the_same_spec() {
     let s = Sandbox::new();
-    let before = mounts_of_host();
+    let before = rbuild_mounts(&[s.dir.path()]);
     for runtime in ["runc", "crun"] {
         let mut spec =
             s.spec("echo pid=$$; id -u; hostname; grep CapBnd /proc/self/status; exit 5");
@@ -290,7 +293,7 @@ fn external_runtimes_run_the_same_spec() {
             "{runtime}"
         );
         assert_eq!(
-            mounts_of_host(),
+            rbuild_mounts(&[s.dir.path()]),
             before,
             "no mount left on the host by {runtime}"
         );

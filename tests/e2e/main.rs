@@ -3,6 +3,8 @@
 
 mod build_flags;
 mod conformance;
+#[path = "../../executor/tests/support/host_mounts.rs"]
+mod host_mounts;
 mod hostile;
 mod inputs;
 mod instructions;
@@ -513,7 +515,7 @@ fn rootless_mode_builds_and_runs_as_an_unprivileged_user() {
              RUN rm -rf /d && mkdir /d && touch /d/new\n",
         )],
     );
-    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounts_before = host_mounts::rbuild_mounts(&[&t.path("")]);
     give_to(&t, "65534:65534");
     let nobody = |args: &[&str]| as_user(&t, "65534:65534", args);
     succeeded(nobody(&["build", "-t", "busybox", &base]));
@@ -558,7 +560,7 @@ fn rootless_mode_builds_and_runs_as_an_unprivileged_user() {
     let meta = std::fs::metadata(t.root().join("index.json")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
     assert_eq!(
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        host_mounts::rbuild_mounts(&[&t.path("")]),
         mounts_before,
         "no mount left on the host"
     );

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::host_mounts::rbuild_mounts;
 use crate::probe_harness::{compile_probe, host_ids};
 use crate::support::TestContext;
 use crate::{as_user, busybox_context, give_to, succeeded};
@@ -289,7 +290,7 @@ fn signals_end_sandboxes_and_leave_nothing_behind() {
     let t = TestContext::new();
     t.make_busybox("busybox");
     let tmp = t.path("tmp");
-    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounts_before = rbuild_mounts(&[&t.path("")]);
 
     // run: SIGTERM is forwarded to the process, which handles it.
     // Markers only the sandbox's processes show (not rbuild's argv).
@@ -360,7 +361,7 @@ fn signals_end_sandboxes_and_leave_nothing_behind() {
     assert!(out.unwrap().status.success());
     assert!(is_empty(&tmp), "swept by the next run");
     assert_eq!(
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        rbuild_mounts(&[&t.path("")]),
         mounts_before,
         "no mount left on the host"
     );
