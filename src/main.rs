@@ -207,6 +207,11 @@ fn main() -> ExitCode {
         args.insert(at, "build".into());
     }
     let cli = Cli::parse_from(args);
+    // `docker run` exits 125 when the error is its own, not the command's.
+    let failure = match cli.command {
+        Command::Run(_) => ExitCode::from(125),
+        _ => ExitCode::FAILURE,
+    };
     let result = run(cli);
     if let Some(code) = signals::cancelled() {
         return code;
@@ -216,7 +221,7 @@ fn main() -> ExitCode {
         Err(e) if stdout::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            failure
         }
     }
 }

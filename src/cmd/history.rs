@@ -26,13 +26,14 @@ pub struct HistoryArgs {
 pub fn run(root: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let now = now_secs();
+    let steps = local::history(&store, &args.image)?;
     outln!(
         "{:<16} {:<46} {:>10}   COMMENT",
         "CREATED",
         "CREATED BY",
         "SIZE"
     )?;
-    for step in local::history(&store, &args.image)? {
+    for step in steps {
         let created = step
             .created
             .as_deref()

@@ -52,7 +52,11 @@ fn run_takes_every_reference_form() {
         .cmd(&["run", "--rm", "0123456789ab", "true"])
         .output()
         .unwrap();
-    assert!(!out.status.success(), "an unknown id is no image");
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "an unknown id is no image: rbuild's own error, as docker run"
+    );
 }
 
 #[test]
