@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 
 use rbuild_executor::{BindMount, LayerMount};
 use rbuild_frontend::IgnoreMatcher;
-use rbuild_frontend::graph::{CopyAction, FileAction, FileOp};
+use rbuild_frontend::graph::{FileAction, FileOp};
 
 use crate::as_is;
 use crate::context;
 use crate::fileop::{self, Source};
+use crate::keys;
 use crate::layered::{self, FsView, HostTree, LayerStack};
 use crate::modes::ContextModes;
 
@@ -173,18 +174,7 @@ fn copy(
     std::fs::set_permissions(&root, Permissions::from_mode(as_is::COPY_ROOT_MODE))
         .map_err(|e| format!("chmod {}: {e}", root.display()))?;
     let op = FileOp {
-        actions: vec![FileAction::Copy(CopyAction {
-            source_input: 1,
-            sources: vec![source.to_string()],
-            dest: String::from("/"),
-            chown: None,
-            chmod: None,
-            exclude: Vec::new(),
-            parents: false,
-            link: false,
-            extract_archives: false,
-            remote: None,
-        })],
+        actions: vec![FileAction::Copy(keys::mount_source_copy(1, source))],
     };
     let sources = [None, Some(Source { ..*from })];
     fileop::apply(&op, &[], &root, &sources, &Default::default())

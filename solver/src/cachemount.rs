@@ -20,9 +20,10 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 use rbuild_cache::Store;
-use rbuild_frontend::graph::{CopyAction, FileAction, FileOp, Sharing};
+use rbuild_frontend::graph::{FileAction, FileOp, Sharing};
 
 use crate::fileop::{self, Source};
+use crate::keys;
 use crate::layered::LayerStack;
 use crate::modes::ContextModes;
 
@@ -86,18 +87,7 @@ impl Seed {
                     ignored: &nothing,
                 };
                 let op = FileOp {
-                    actions: vec![FileAction::Copy(CopyAction {
-                        source_input: 1,
-                        sources: vec![source.clone()],
-                        dest: String::from("/"),
-                        chown: None,
-                        chmod: None,
-                        exclude: Vec::new(),
-                        parents: false,
-                        link: false,
-                        extract_archives: false,
-                        remote: None,
-                    })],
+                    actions: vec![FileAction::Copy(keys::mount_source_copy(1, source))],
                 };
                 fileop::apply(&op, &[], dir, &[None, Some(from)], &Default::default())
                     .map_err(|e| format!("seed cache from {source}: {e}"))

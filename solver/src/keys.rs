@@ -160,22 +160,32 @@ fn context_copies(op: &Op, pos: usize) -> Vec<CopyAction> {
             .mounts
             .iter()
             .filter_map(|m| match &m.kind {
-                MountKind::Bind { input, source, .. } if *input == pos => Some(CopyAction {
-                    source_input: pos,
-                    sources: vec![source.clone()],
-                    dest: String::from("/"),
-                    chown: None,
-                    chmod: None,
-                    exclude: Vec::new(),
-                    parents: false,
-                    link: false,
-                    extract_archives: false,
-                    remote: None,
-                }),
+                MountKind::Bind { input, source, .. } if *input == pos => {
+                    Some(mount_source_copy(pos, source))
+                }
                 _ => None,
             })
             .collect(),
         _ => Vec::new(),
+    }
+}
+
+/// The copy a mount's `source` (of input `source_input`) stands for: the
+/// subtree copied as it is to `/`, as a plain COPY of it would, which is
+/// what a bind mount shows, a cache mount is seeded with, and their keys
+/// read.
+pub(crate) fn mount_source_copy(source_input: usize, source: &str) -> CopyAction {
+    CopyAction {
+        source_input,
+        sources: vec![source.to_string()],
+        dest: String::from("/"),
+        chown: None,
+        chmod: None,
+        exclude: Vec::new(),
+        parents: false,
+        link: false,
+        extract_archives: false,
+        remote: None,
     }
 }
 
