@@ -260,7 +260,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if matches!(command, Command::Build(_) | Command::Run(_)) {
         // Both run sandboxes: their seccomp filter is loaded meanwhile
         // (compiled once, then kept in the store).
-        rbuild_executor::precompile_seccomp(Some(root.join("seccomp.bpf")));
+        rbuild_executor::precompile_seccomp(Some(rbuild_executor::SeccompCache {
+            file: root.join("seccomp.bpf"),
+            temp_dir: root.join("tmp"),
+        }));
     }
     match command {
         Command::Build(args) => cmd::build::run(&root, args, &cancel),

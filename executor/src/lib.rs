@@ -58,7 +58,7 @@ pub use external::runtime_spec;
 pub use network::prepare_one as prepare_network;
 pub use plan::DEFAULT_PATH;
 pub use rootless::{IdMapping, enter_user_namespace};
-pub use seccomp::precompile as precompile_seccomp;
+pub use seccomp::{ProgramCache as SeccompCache, precompile as precompile_seccomp};
 pub use users::{User, resolve as resolve_user};
 
 /// Errors of the executor.

@@ -15,7 +15,7 @@
 
 use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use libseccomp::{
@@ -368,7 +368,19 @@ fn parse(text: &str) -> Result<Profile, ExecError> {
 
 /// Where the compiled default program is kept across processes (see
 /// `cache`), once [`precompile`] named a file.
-static CACHE_FILE: OnceLock<PathBuf> = OnceLock::new();
+static CACHE_FILE: OnceLock<ProgramCache> = OnceLock::new();
+
+/// A file that keeps a compiled program for the processes to come.
+#[derive(Debug, Clone)]
+pub struct ProgramCache {
+    /// The file (in the store's root).
+    pub file: PathBuf,
+    /// Where it is written before it is renamed to `file`: a directory on
+    /// the same filesystem whose leftovers are swept (the store's `tmp/`),
+    /// so that a process killed between the write and the rename leaves
+    /// no temp file beside `file`.
+    pub temp_dir: PathBuf,
+}
 
 /// Starts loading (or, the first time on this kernel, compiling) the
 /// default profile on a thread of its own, so that it overlaps the work
@@ -376,7 +388,7 @@ static CACHE_FILE: OnceLock<PathBuf> = OnceLock::new();
 /// that keeps the compiled program for the processes to come (in the
 /// store): libseccomp takes 5-30 ms on this project's machine, where a
 /// sandbox start takes about 15 ms.
-pub fn precompile(cache: Option<PathBuf>) {
+pub fn precompile(cache: Option<ProgramCache>) {
     if let Some(file) = cache {
         let _ = CACHE_FILE.set(file);
     }
@@ -392,7 +404,7 @@ pub fn default_program() -> Result<Arc<Program>, ExecError> {
     static PROGRAM: OnceLock<Result<Arc<Program>, String>> = OnceLock::new();
     PROGRAM
         .get_or_init(|| {
-            cached(DEFAULT_PROFILE, CACHE_FILE.get().map(PathBuf::as_path))
+            cached(DEFAULT_PROFILE, CACHE_FILE.get())
                 .map(Arc::new)
                 .map_err(|e| e.to_string())
         })
@@ -403,17 +415,17 @@ pub fn default_program() -> Result<Arc<Program>, ExecError> {
 /// `profile` compiled for Docker's default capabilities: loaded from
 /// `cache` when it holds this compilation, else compiled and stored there
 /// (a store that fails only costs the next process the compilation).
-fn cached(profile: &str, cache: Option<&Path>) -> Result<Program, ExecError> {
+fn cached(profile: &str, cache: Option<&ProgramCache>) -> Result<Program, ExecError> {
     let caps = crate::caps::default_names();
-    let key = cache.map(|file| (file, cache::Key::new(profile, &caps)));
-    if let Some((file, key)) = &key
-        && let Some(program) = cache::load(file, key)
+    let key = cache.map(|c| (c, cache::Key::new(profile, &caps)));
+    if let Some((c, key)) = &key
+        && let Some(program) = cache::load(&c.file, key)
     {
         return Ok(program);
     }
     let program = compile(&resolve(&parse(profile)?, &caps)?)?;
-    if let Some((file, key)) = &key {
-        let _ = cache::store(file, key, &program);
+    if let Some((c, key)) = &key {
+        let _ = cache::store(c, key, &program);
     }
     Ok(program)
 }
@@ -515,29 +527,33 @@ mod tests {
     fn the_default_program_is_compiled_once_then_loaded_from_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("seccomp.bpf");
+        let store = ProgramCache {
+            file: file.clone(),
+            temp_dir: dir.path().to_path_buf(),
+        };
         let fresh = cached(DEFAULT_PROFILE, None).unwrap().to_bytes();
         assert_eq!(
-            cached(DEFAULT_PROFILE, Some(&file)).unwrap().to_bytes(),
+            cached(DEFAULT_PROFILE, Some(&store)).unwrap().to_bytes(),
             fresh
         );
         assert!(file.exists(), "the compilation was stored");
         assert_eq!(
-            cached(DEFAULT_PROFILE, Some(&file)).unwrap().to_bytes(),
+            cached(DEFAULT_PROFILE, Some(&store)).unwrap().to_bytes(),
             fresh
         );
         // What the file holds under the key is what is used.
         let caps = crate::caps::default_names();
         let key = cache::Key::new(DEFAULT_PROFILE, &caps);
         let tiny = Program::from_bytes(&fresh[fresh.len() - 8..]).unwrap();
-        cache::store(&file, &key, &tiny).unwrap();
+        cache::store(&store, &key, &tiny).unwrap();
         assert_eq!(
-            cached(DEFAULT_PROFILE, Some(&file)).unwrap().to_bytes(),
+            cached(DEFAULT_PROFILE, Some(&store)).unwrap().to_bytes(),
             tiny.to_bytes()
         );
         // Another profile misses and replaces it.
         let other = r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#;
         assert_ne!(
-            cached(other, Some(&file)).unwrap().to_bytes(),
+            cached(other, Some(&store)).unwrap().to_bytes(),
             tiny.to_bytes()
         );
         assert!(cache::load(&file, &key).is_none());

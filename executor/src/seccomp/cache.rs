@@ -10,13 +10,14 @@
 //! (release, build and machine: its version decides the profile's
 //! `minKernel` rules) and libseccomp (version and API level, which decide
 //! the code it generates). A file whose key or hash does not match is
-//! ignored and replaced; it is written to a temp name and renamed, so a
-//! reader sees a whole program or none.
+//! ignored and replaced; it is written to a temp name in the store's
+//! `tmp/` (swept by gc, should a killed process leave it there) and
+//! renamed, so a reader sees a whole program or none.
 
 use std::io::Write;
 use std::path::Path;
 
-use super::Program;
+use super::{Program, ProgramCache};
 
 /// Length of the key and of the program's hash.
 const HASH_LEN: usize = 32;
@@ -65,9 +66,11 @@ pub(super) fn load(file: &Path, key: &Key) -> Option<Program> {
     Program::from_bytes(program).ok()
 }
 
-/// Writes `program` under `key` to `file` (its directory created if
-/// missing): to a temp name first, then renamed over the old file.
-pub(super) fn store(file: &Path, key: &Key, program: &Program) -> std::io::Result<()> {
+/// Writes `program` under `key` to the cache's file (its directory created
+/// if missing): to a temp name in the cache's temp dir first, then renamed
+/// over the old file.
+pub(super) fn store(cache: &ProgramCache, key: &Key, program: &Program) -> std::io::Result<()> {
+    let file = &cache.file;
     let dir = file
         .parent()
         .ok_or_else(|| std::io::Error::other("no directory"))?;
@@ -75,7 +78,7 @@ pub(super) fn store(file: &Path, key: &Key, program: &Program) -> std::io::Resul
     let bytes = program.to_bytes();
     let mut tmp = tempfile::Builder::new()
         .prefix(".seccomp-")
-        .tempfile_in(dir)?;
+        .tempfile_in(&cache.temp_dir)?;
     tmp.write_all(&key.0)?;
     tmp.write_all(blake3::hash(&bytes).as_bytes())?;
     tmp.write_all(&bytes)?;
@@ -99,9 +102,18 @@ mod tests {
     fn a_stored_program_loads_back_under_its_key_only() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("store/seccomp.bpf");
+        let cache = ProgramCache {
+            file: file.clone(),
+            temp_dir: dir.path().join("store/tmp"),
+        };
         let key = Key::new("{}", &["CAP_CHOWN"]);
         assert!(load(&file, &key).is_none(), "nothing stored yet");
-        store(&file, &key, &program()).unwrap();
+        assert!(
+            store(&cache, &key, &program()).is_err(),
+            "the temp file is made in the temp dir, which does not exist yet"
+        );
+        std::fs::create_dir_all(&cache.temp_dir).unwrap();
+        store(&cache, &key, &program()).unwrap();
         assert_eq!(load(&file, &key).unwrap().to_bytes(), program().to_bytes());
         for other in [
             Key::new("{ }", &["CAP_CHOWN"]),
@@ -111,7 +123,12 @@ mod tests {
         }
         assert_eq!(
             std::fs::read_dir(dir.path().join("store")).unwrap().count(),
-            1
+            2,
+            "the file and the temp dir"
+        );
+        assert!(
+            std::fs::read_dir(&cache.temp_dir).unwrap().next().is_none(),
+            "no temp file left"
         );
     }
 
@@ -119,8 +136,12 @@ mod tests {
     fn a_damaged_file_is_not_loaded() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("seccomp.bpf");
+        let cache = ProgramCache {
+            file: file.clone(),
+            temp_dir: dir.path().to_path_buf(),
+        };
         let key = Key::new("{}", &[]);
-        store(&file, &key, &program()).unwrap();
+        store(&cache, &key, &program()).unwrap();
         let whole = std::fs::read(&file).unwrap();
         let mut flipped = whole.clone();
         *flipped.last_mut().unwrap() ^= 1;
