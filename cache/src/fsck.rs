@@ -89,6 +89,7 @@ impl Store {
                 remove(&mut report, format!("snapshot {id}"), &dir)?;
                 if repair {
                     remove_path(&listing_path(&self.root, &id))?;
+                    remove_path(&crate::snapshots::left_out_path(&self.root, &id))?;
                 }
             }
         }

@@ -247,14 +247,18 @@ impl Store {
                 if !opts.dry_run {
                     remove_path(&path)?;
                     remove_path(&crate::snapshots::listing_path(&self.root, &name))?;
+                    remove_path(&crate::snapshots::left_out_path(&self.root, &name))?;
                 }
             }
         }
-        // Listings of snapshots that were never committed (a killed process).
-        let listings = self.root.join("listings");
-        for name in names(&listings)? {
-            if !opts.dry_run && !snapshots_dir.join(&name).exists() {
-                remove_path(&listings.join(&name))?;
+        // Listings and left-out lists of snapshots that were never
+        // committed (a killed process).
+        for kept in ["listings", "left-out"] {
+            let kept = self.root.join(kept);
+            for name in names(&kept)? {
+                if !opts.dry_run && !snapshots_dir.join(&name).exists() {
+                    remove_path(&kept.join(&name))?;
+                }
             }
         }
         // Compressed variants are a cache: they go with prune --all, and

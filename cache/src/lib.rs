@@ -16,6 +16,7 @@
 //! boot-id                                         the boot it was last used in (see `recovery`)
 //! snapshots/<id>/                                 unpacked layers / RUN and COPY results
 //! listings/<id>                                   what a snapshot held when made (for fsck)
+//! left-out/<id>                                   paths its layer tar leaves out (unchanged copy-ups)
 //! records/<key>.json                              cache key → CacheRecord
 //! layers/<snapshot>.json                          snapshot → LayerRecord (its blob)
 //! layers/by-blob/<blob hex>                       blob → the built snapshot it was made from
@@ -93,6 +94,7 @@ impl Store {
             "blobs/sha256",
             "snapshots",
             "listings",
+            "left-out",
             "records",
             "layers/by-blob",
             "variants",
@@ -262,6 +264,14 @@ impl Store {
     /// Path of a snapshot's directory (whether or not it exists).
     pub fn snapshot_path(&self, id: &str) -> PathBuf {
         self.root.join("snapshots").join(id)
+    }
+
+    /// The paths (relative to the snapshot) that the layer tar of snapshot
+    /// `id` leaves out: a RUN's copy-ups without a change, which its
+    /// snapshot keeps for the next RUN. Empty when there are none.
+    pub fn left_out(&self, id: &str) -> Result<std::collections::HashSet<PathBuf>, StoreError> {
+        snapshots::check_id(id)?;
+        snapshots::left_out(&self.root, id)
     }
 
     /// Whether the snapshot exists (fully written).

@@ -1,7 +1,13 @@
 //! Snapshots: directories under `snapshots/<id>`, used read-only as overlay
 //! lower dirs. A new one is filled in a temp dir, its listing recorded
 //! (`listings/<id>`, see [`crate::listing`]), then it is renamed into place.
+//! The paths its layer tar leaves out (a RUN's unchanged copy-ups, which
+//! the next RUN still sees) are a NUL-terminated list that the filler may
+//! write as `left-out` beside the directory it fills; it is kept as
+//! `left-out/<id>`, written before the snapshot is renamed into place.
 
+use std::collections::HashSet;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -78,6 +84,16 @@ impl PendingSnapshot {
             return Ok(());
         }
         record_listing(&*self.disk, &self.root, id, &self.dir)?;
+        let left_out = self.tmp.path().join("left-out");
+        if left_out.exists() {
+            let list = std::fs::read(&left_out).map_err(io_err("read", &left_out))?;
+            fsutil::write_atomic(
+                &*self.disk,
+                &self.root.join("tmp"),
+                &left_out_path(&self.root, id),
+                &list,
+            )?;
+        }
         match self.disk.rename(&self.dir, &target) {
             Ok(()) => Ok(()),
             // Another process committed the same id meanwhile: the listing
@@ -92,6 +108,27 @@ impl PendingSnapshot {
 /// Path of the listing of snapshot `id`.
 pub(crate) fn listing_path(root: &Path, id: &str) -> PathBuf {
     root.join("listings").join(id)
+}
+
+/// Path of the list of paths snapshot `id`'s layer tar leaves out.
+pub(crate) fn left_out_path(root: &Path, id: &str) -> PathBuf {
+    root.join("left-out").join(id)
+}
+
+/// The paths (relative to the snapshot) that snapshot `id`'s layer tar
+/// leaves out; empty when it has no list.
+pub(crate) fn left_out(root: &Path, id: &str) -> Result<HashSet<PathBuf>, StoreError> {
+    let path = left_out_path(root, id);
+    let list = match std::fs::read(&path) {
+        Ok(list) => list,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    Ok(list
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| PathBuf::from(std::ffi::OsStr::from_bytes(p)))
+        .collect())
 }
 
 /// Records the listing of the snapshot `id` whose files are in `dir`.

@@ -82,7 +82,9 @@ pub struct RootFs {
     /// Read-only layers, bottom first. May be empty (scratch).
     pub lowers: Vec<PathBuf>,
     /// Where changes go (must be empty at first), with its overlay work dir
-    /// on the same filesystem. `None` makes a throw-away upper dir.
+    /// on the same filesystem. `None` makes a throw-away upper dir. The
+    /// upper dir's unchanged copy-ups, which its layer leaves out, are
+    /// listed in a file `left-out` beside it (see `unchanged`).
     pub upper: Option<(PathBuf, PathBuf)>,
 }
 
@@ -467,8 +469,8 @@ pub fn run_with(
             &upper,
             &plan::mountpoints(spec, &files),
         );
-        unchanged::drop_unchanged(&spec.rootfs.lowers, &upper)
-            .map_err(setup("drop unchanged copy-ups from the layer"))?;
+        unchanged::write_left_out(&spec.rootfs.lowers, &upper)
+            .map_err(setup("record the unchanged copy-ups the layer leaves out"))?;
     }
     if !message.is_empty() {
         return Err(if code == 127 {
@@ -621,8 +623,8 @@ fn remove_stubs(lowers: &[PathBuf], upper: &Path, mountpoints: &[String]) {
         };
         // Created for a mount: an empty file or directory the lowers (as
         // overlayfs merges them) do not have. A directory copied up only
-        // because a mountpoint was made inside goes with the unchanged
-        // copy-ups (`unchanged`).
+        // because a mountpoint was made inside is left out of the layer
+        // with the unchanged copy-ups (`unchanged`).
         let made = (meta.is_dir() && is_empty_dir(&path)) || (meta.is_file() && meta.len() == 0);
         if made && unchanged::below(lowers, Path::new(&rel)).is_none() {
             let _ = if meta.is_dir() {

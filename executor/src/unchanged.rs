@@ -1,18 +1,20 @@
-//! Keeps a RUN's upper dir to what the RUN changed, as BuildKit's overlay
-//! differ does when it makes the layer (moby/buildkit util/overlay
-//! `Changes` and `sameDirent`): an entry overlayfs only copied up (`ln
-//! LOWER NEW`, `chmod` to the same mode, `mv f t && mv t f`) is the same
-//! as the one below it and is no layer content, a directory that is the
-//! same as below and holds nothing else is none either, and a whiteout of
-//! a path no lower layer has hides nothing. Removing them from the upper
-//! dir makes the snapshot and its layer tar agree with BuildKit's layer;
-//! a hard link whose other name was such a copy-up becomes a plain file,
-//! as in BuildKit's tar.
+//! Finds what a RUN's upper dir holds that BuildKit's overlay differ
+//! leaves out of the layer (moby/buildkit util/overlay `Changes` and
+//! `sameDirent`): an entry overlayfs only copied up (`ln LOWER NEW`,
+//! `chmod` to the same mode, `mv f t && mv t f`) is the same as the one
+//! below it and is no layer content, a directory that is the same as below
+//! and holds nothing else is none either, and a whiteout of a path no
+//! lower layer has hides nothing. As in BuildKit, the snapshot keeps them
+//! (the next RUN sees the copied-up entries, e.g. `LOWER` and `NEW` still
+//! one hard-link group); only the layer tar leaves them out, from the list
+//! [`write_left_out`] records beside the upper dir. A hard link whose other
+//! name is left out becomes a plain file in the tar, as in BuildKit's.
 //!
 //! The layers below are read as overlayfs merges them (whiteouts, opaque
 //! directories, a non-directory hiding what is under it), by `lstat` on
 //! real directories only: no symlink of a layer is ever followed.
 
+use std::collections::HashSet;
 use std::fs::{self, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -145,11 +147,12 @@ fn same(upper: &Path, u: &Metadata, lower: &Path, l: &Metadata) -> io::Result<bo
     same_content(upper, lower)
 }
 
-/// Removes from `upper` what is the same as in `lowers` (bottom first):
-/// copied-up entries without a change, directories left empty that are the
-/// same as below (not opaque ones), and whiteouts of nothing. Deepest
-/// first, so a directory emptied by this is removed too.
-pub(crate) fn drop_unchanged(lowers: &[PathBuf], upper: &Path) -> io::Result<()> {
+/// The paths (relative to `upper`) of what in `upper` is the same as in
+/// `lowers` (bottom first): copied-up entries without a change, directories
+/// that are the same as below (not opaque ones) and hold nothing but such
+/// entries, and whiteouts of nothing. Deepest first, so a directory whose
+/// entries are all unchanged is unchanged too.
+pub(crate) fn unchanged(lowers: &[PathBuf], upper: &Path) -> io::Result<Vec<PathBuf>> {
     // Every upper directory with the merged lower directory it covers,
     // parents before children; handled in reverse, children first.
     let mut dirs: Vec<(PathBuf, Merged)> = Vec::new();
@@ -170,32 +173,68 @@ pub(crate) fn drop_unchanged(lowers: &[PathBuf], upper: &Path) -> io::Result<()>
         }
         dirs.push((dir, merged));
     }
+    let mut out: HashSet<PathBuf> = HashSet::new();
+    let mut order = Vec::new();
     for (dir, merged) in dirs.iter().rev() {
         for e in fs::read_dir(dir)? {
             let e = e?;
             let path = e.path();
             let meta = path.symlink_metadata()?;
             let lower = entry(merged, &e.file_name());
-            if is_whiteout(&meta) {
-                if lower.is_none() {
-                    fs::remove_file(&path)?;
-                }
-                continue;
-            }
-            let Some((lower_path, lower_meta)) = lower else {
-                continue;
+            let left_out = if is_whiteout(&meta) {
+                lower.is_none()
+            } else if let Some((lower_path, lower_meta)) = lower {
+                same(&path, &meta, &lower_path, &lower_meta)?
+                    && (!meta.is_dir() || (all_in(&path, &out)? && !crate::is_opaque(&path)))
+            } else {
+                false
             };
-            if !same(&path, &meta, &lower_path, &lower_meta)? {
-                continue;
-            }
-            if !meta.is_dir() {
-                fs::remove_file(&path)?;
-            } else if crate::is_empty_dir(&path) && !crate::is_opaque(&path) {
-                fs::remove_dir(&path)?;
+            if left_out {
+                out.insert(path.clone());
+                order.push(path);
             }
         }
     }
-    Ok(())
+    Ok(order
+        .into_iter()
+        .map(|p| p.strip_prefix(upper).expect("below upper").to_path_buf())
+        .collect())
+}
+
+/// Whether every entry of the directory `dir` is in `set`.
+fn all_in(dir: &Path, set: &HashSet<PathBuf>) -> io::Result<bool> {
+    for e in fs::read_dir(dir)? {
+        if !set.contains(&e?.path()) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Where the list of an upper dir's left-out paths is kept: the file
+/// `left-out` beside the upper dir (outside what the RUN sees), which the
+/// store keeps with the snapshot when it is committed.
+fn left_out_path(upper: &Path) -> PathBuf {
+    upper.with_file_name("left-out")
+}
+
+/// Records the paths of `upper` that the layer tar leaves out (those of
+/// [`unchanged`]) in [`left_out_path`], each followed by a NUL byte;
+/// written to a temp file and renamed, so the list is whole or absent.
+pub(crate) fn write_left_out(lowers: &[PathBuf], upper: &Path) -> io::Result<()> {
+    let paths = unchanged(lowers, upper)?;
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let mut bytes = Vec::new();
+    for p in &paths {
+        bytes.extend_from_slice(p.as_os_str().as_bytes());
+        bytes.push(0);
+    }
+    let target = left_out_path(upper);
+    let tmp = upper.with_file_name("left-out.tmp");
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, &target)
 }
 
 #[cfg(test)]
@@ -248,22 +287,26 @@ mod tests {
         fs::create_dir_all(up.join("etc/keep")).unwrap();
         whiteout(&up.join("never-was"));
         whiteout(&up.join("etc/keep/x"));
-        drop_unchanged(&[low], &up).unwrap();
-        assert!(!up.join("etc/same").exists(), "a mere copy-up is dropped");
+        let left_out = unchanged(std::slice::from_ref(&low), &up).unwrap();
+        let out = |p: &str| left_out.contains(&PathBuf::from(p));
+        assert!(out("etc/same"), "a mere copy-up is left out");
+        assert!(up.join("etc/same").exists(), "but the snapshot keeps it");
         assert_eq!(
             up.join("new").metadata().unwrap().nlink(),
-            1,
-            "its new name stays"
+            2,
+            "so its new name stays linked to it"
         );
-        assert!(up.join("etc/edited").exists(), "a changed file stays");
-        assert!(up.join("etc/chmodded").exists(), "a new mode stays");
-        assert!(
-            up.join("etc/keep/x").symlink_metadata().is_ok(),
-            "a real whiteout stays"
-        );
-        assert!(
-            up.join("never-was").symlink_metadata().is_err(),
-            "a whiteout of nothing goes"
+        assert!(!out("new"), "its new name is layer content");
+        assert!(!out("etc/edited"), "a changed file stays");
+        assert!(!out("etc/chmodded"), "a new mode stays");
+        assert!(!out("etc/keep/x"), "a real whiteout stays");
+        assert!(!out("etc"), "a directory with changes stays");
+        assert!(out("never-was"), "a whiteout of nothing is left out");
+        write_left_out(&[low], &up).unwrap();
+        assert_eq!(
+            fs::read(left_out_path(&up)).unwrap(),
+            b"etc/same\0never-was\0",
+            "the list is recorded beside the upper dir, deepest first"
         );
     }
 
@@ -288,12 +331,16 @@ mod tests {
             "whited out"
         );
         assert!(below(&lowers, Path::new("opt/f")).is_some());
-        drop_unchanged(&lowers, &up).unwrap();
-        assert!(!up.join("etc").exists(), "a copied-up empty directory goes");
+        let left_out = unchanged(&lowers, &up).unwrap();
+        let out = |p: &str| left_out.contains(&PathBuf::from(p));
+        assert!(out("etc"), "a copied-up empty directory is left out");
+        assert!(out("opt/f") && out("opt"), "so is one of copy-ups only");
         assert!(
-            !up.join("opt").exists(),
-            "a directory emptied of copy-ups goes"
+            left_out.iter().position(|p| p == Path::new("opt/f"))
+                < left_out.iter().position(|p| p == Path::new("opt")),
+            "deepest first"
         );
-        assert!(up.join("var/new").is_dir(), "new directories stay");
+        assert!(up.join("opt/f").exists(), "the snapshot keeps them");
+        assert!(!out("var/new") && !out("var"), "new directories stay");
     }
 }

@@ -2,15 +2,18 @@
 //! as a deterministic layer tar: entries sorted by path, numeric owners
 //! without names, mtimes clamped to `SOURCE_DATE_EPOCH` when set, hard
 //! links kept, overlay whiteouts written as OCI `.wh.` entries and opaque
-//! directories as `.wh..wh..opq`, overlay's own xattrs dropped.
+//! directories as `.wh..wh..opq`, overlay's own xattrs dropped, and the
+//! paths the snapshot's store records as left out (a RUN's copy-ups
+//! without a change) skipped: a hard link to one of them is then written
+//! as a regular file, as BuildKit's differ does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -101,8 +104,14 @@ fn is_opaque(path: &Path) -> bool {
     xattr(path, rbuild_cache::OPAQUE_XATTR.to_str().expect("ASCII")).is_some_and(|v| v == b"y")
 }
 
-/// Writes the layer tar of `dir` into `out`.
-pub fn write_tar(dir: &Path, out: impl Write, epoch: Option<i64>) -> io::Result<()> {
+/// Writes the layer tar of `dir` into `out`, without the paths (relative
+/// to `dir`) in `left_out`.
+pub fn write_tar(
+    dir: &Path,
+    left_out: &HashSet<PathBuf>,
+    out: impl Write,
+    epoch: Option<i64>,
+) -> io::Result<()> {
     let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
     let mut links: HashMap<(u64, u64), std::path::PathBuf> = HashMap::new();
@@ -121,6 +130,9 @@ pub fn write_tar(dir: &Path, out: impl Write, epoch: Option<i64>) -> io::Result<
         let entry = entry.map_err(io::Error::other)?;
         let path = entry.path();
         let rel = path.strip_prefix(dir).expect("below the root");
+        if left_out.contains(rel) {
+            continue;
+        }
         // Names go in byte-exact (non-UTF-8 ones too).
         let name = rel.to_path_buf();
         let meta = entry.metadata().map_err(io::Error::other)?;

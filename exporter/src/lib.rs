@@ -113,6 +113,7 @@ pub fn export_layer(
         return Ok(record);
     }
     let dir = store.snapshot_path(snapshot);
+    let left_out = store.left_out(snapshot)?;
     let blob = store.blob_writer()?;
     let what = || format!("export layer {snapshot}");
     // An uncompressed layer's diff_id is its blob digest: hashed once, by
@@ -120,7 +121,8 @@ pub fn export_layer(
     let (blob, diff_id) = match opts.compression {
         Compression::Uncompressed => {
             let mut out = std::io::BufWriter::with_capacity(1 << 20, blob);
-            layer::write_tar(&dir, &mut out, opts.source_date_epoch).map_err(io_error(what()))?;
+            layer::write_tar(&dir, &left_out, &mut out, opts.source_date_epoch)
+                .map_err(io_error(what()))?;
             (
                 out.into_inner()
                     .map_err(|e| io_error(what())(e.into_error()))?,
@@ -133,7 +135,8 @@ pub fn export_layer(
                 .operating_system(255)
                 .write(blob, flate2::Compression::new(level));
             let mut out = layer::HashingWriter::new(gz);
-            layer::write_tar(&dir, &mut out, opts.source_date_epoch).map_err(io_error(what()))?;
+            layer::write_tar(&dir, &left_out, &mut out, opts.source_date_epoch)
+                .map_err(io_error(what()))?;
             let (gz, diff_id) = out.finish();
             (gz.finish().map_err(io_error(what()))?, Some(diff_id))
         }
@@ -143,7 +146,8 @@ pub fn export_layer(
             // the output depends on the level only, not on the machine.
             zs.multithread(ZSTD_WORKERS).map_err(io_error(what()))?;
             let mut out = layer::HashingWriter::new(zs);
-            layer::write_tar(&dir, &mut out, opts.source_date_epoch).map_err(io_error(what()))?;
+            layer::write_tar(&dir, &left_out, &mut out, opts.source_date_epoch)
+                .map_err(io_error(what()))?;
             let (zs, diff_id) = out.finish();
             (zs.finish().map_err(io_error(what()))?, Some(diff_id))
         }

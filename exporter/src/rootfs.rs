@@ -41,5 +41,6 @@ pub fn export_rootfs_tar(
         .tempdir_in(store.root().join("tmp"))
         .map_err(io_error("create a temp dir"))?;
     export_rootfs(store, desc, dir.path())?;
-    crate::layer::write_tar(dir.path(), out, epoch).map_err(io_error("write the filesystem tar"))
+    crate::layer::write_tar(dir.path(), &Default::default(), out, epoch)
+        .map_err(io_error("write the filesystem tar"))
 }

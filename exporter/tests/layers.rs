@@ -309,3 +309,52 @@ fn large_xattrs_and_non_utf8_names_reach_the_layer_whole() {
     entry.read_to_string(&mut content).unwrap();
     assert_eq!(content, "x");
 }
+
+#[test]
+fn left_out_paths_stay_in_the_snapshot_but_not_in_the_layer() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = store.new_snapshot().unwrap();
+    let d = p.dir();
+    std::fs::create_dir_all(d.join("base")).unwrap();
+    std::fs::create_dir_all(d.join("copied")).unwrap();
+    std::fs::write(d.join("base/data"), "data").unwrap();
+    std::fs::hard_link(d.join("base/data"), d.join("new")).unwrap();
+    std::fs::write(d.join("copied/f"), "f").unwrap();
+    // As a RUN records its unchanged copy-ups: beside the dir it filled.
+    std::fs::write(
+        d.with_file_name("left-out"),
+        "copied/f\0copied\0base/data\0",
+    )
+    .unwrap();
+    p.commit("run").unwrap();
+    assert_eq!(store.left_out("run").unwrap().len(), 3);
+    let layer = export_layer(&store, "run", &opts(Compression::Uncompressed)).unwrap();
+    let mut archive =
+        tar::Archive::new(std::fs::File::open(store.blob_path(&layer.blob.digest)).unwrap());
+    let entries: Vec<(String, tar::EntryType)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            (path, e.header().entry_type())
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("base/".to_string(), tar::EntryType::Directory),
+            ("new".to_string(), tar::EntryType::Regular),
+        ],
+        "left-out paths are absent; a link to one is a regular file"
+    );
+    let snap = store.snapshot_path("run");
+    assert_eq!(
+        snap.join("base/data").metadata().unwrap().nlink(),
+        2,
+        "the snapshot keeps the left-out name, linked as the RUN left it"
+    );
+    assert!(snap.join("copied/f").exists());
+}
