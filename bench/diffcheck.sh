@@ -17,17 +17,10 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 RBUILD=${1:-${CARGO_TARGET_DIR:-$REPO/target}/debug/rbuild}
 shift || true
-# BuildKit v0.11.6's release archive (no package registry serves it): the
-# project's shared folder beside the clone, or where it sits on the machines
-# this project is built on when the clone lives elsewhere.
-ARCHIVE=${BUILDKIT_ARCHIVE:-}
-if [ -z "$ARCHIVE" ]; then
-  for dir in "$REPO/../shared/peers" /work/shared/peers; do
-    [ -r "$dir/buildkit-v0.11.6-linux-amd64.tar.zst" ] && { ARCHIVE=$dir/buildkit-v0.11.6-linux-amd64.tar.zst; break; }
-  done
-fi
+. "$REPO/scripts/lib/buildkit-archive.sh"
+ARCHIVE=$(buildkit_archive)
 [ -x "$RBUILD" ] || { echo "diffcheck: no rbuild binary at $RBUILD (cargo build first)" >&2; exit 2; }
-if [ ! -r "$ARCHIVE" ]; then
+if [ -z "$ARCHIVE" ] || [ ! -r "$ARCHIVE" ]; then
   echo "diffcheck: SKIPPED: no BuildKit v0.11.6 archive (set BUILDKIT_ARCHIVE; looked in ../shared/peers and /work/shared/peers)" >&2
   exit 0
 fi
@@ -61,7 +54,7 @@ wait_for curl -fsS "http://$REG/v2/"
 # BuildKit v0.11.6, rootful, OCI worker on runc and overlayfs, host network
 # (the cases reach only the loopback HTTP server, from ADD, which is not RUN).
 mkdir -p "$WORK/bin" "$WORK/buildkitd"
-tar --zstd -xf "$ARCHIVE" -C "$WORK/bin"
+tar -xf "$ARCHIVE" -C "$WORK/bin"
 BKSOCK=unix://$WORK/buildkitd/sock
 printf '[worker.oci]\n  enabled = true\n  snapshotter = "overlayfs"\n  binary = "runc"\n[worker.containerd]\n  enabled = false\n[registry."%s"]\n  http = true\n  insecure = true\n' \
   "$REG" >"$WORK/buildkitd/config.toml"

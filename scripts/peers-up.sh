@@ -21,7 +21,8 @@
 set -euo pipefail
 PEERS_DIR=${PEERS_DIR:-/var/tmp/rbuild-peers}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-BUILDKIT_ARCHIVE=${BUILDKIT_ARCHIVE:-$REPO/../shared/peers/buildkit-v0.11.6-linux-amd64.tar.zst}
+. "$REPO/scripts/lib/buildkit-archive.sh"
+BUILDKIT_ARCHIVE=$(buildkit_archive)
 REG=127.0.0.1:5000
 mkdir -p "$PEERS_DIR"
 
@@ -65,9 +66,9 @@ start_dockerd() {
 start_buildkitd() {
   local bk=$PEERS_DIR/bin/buildctl sock=unix://$PEERS_DIR/buildkitd.sock
   if [ ! -x "$bk" ]; then
-    [ -r "$BUILDKIT_ARCHIVE" ] || { echo "no BuildKit archive at $BUILDKIT_ARCHIVE (set BUILDKIT_ARCHIVE)" >&2; exit 1; }
+    [ -n "$BUILDKIT_ARCHIVE" ] && [ -r "$BUILDKIT_ARCHIVE" ] || { echo "no BuildKit v0.11.6 archive (set BUILDKIT_ARCHIVE to its release tarball)" >&2; exit 1; }
     mkdir -p "$PEERS_DIR/bin"
-    tar --zstd -xf "$BUILDKIT_ARCHIVE" -C "$PEERS_DIR/bin"
+    tar -xf "$BUILDKIT_ARCHIVE" -C "$PEERS_DIR/bin"
   fi
   "$bk" --addr "$sock" debug workers >/dev/null 2>&1 && return
   mkdir -p "$PEERS_DIR/buildkitd"
