@@ -37,8 +37,7 @@ pub fn shows_as_copied(
     if meta.mode() & 0o7777 != COPY_ROOT_MODE || !root_owned(&meta) || has_xattrs(host)? {
         return Ok(false);
     }
-    let nothing = |_: &str| false;
-    for (path, entry) in context::walk_hosts(view, top, &nothing)? {
+    for (path, entry) in context::walk_hosts(view, top, &context::nothing_excluded)? {
         if ignored(&path) || !entry_as_copied(&entry, &entry.symlink_metadata()?, modes)? {
             return Ok(false);
         }

@@ -94,13 +94,7 @@ pub fn prepare(
                     readwrite,
                 }));
             }
-            let nothing = |_: &str| false;
-            let from = Source {
-                view: &view,
-                is_context: false,
-                modes: ContextModes::OnDisk,
-                ignored: &nothing,
-            };
+            let from = Source::layers(&view);
             copy(&from, &resolved, target, readwrite, scratch)
         }
     }

@@ -25,7 +25,6 @@ use rbuild_frontend::graph::{FileAction, FileOp, Sharing};
 use crate::fileop::{self, Source};
 use crate::keys;
 use crate::layered::LayerStack;
-use crate::modes::ContextModes;
 
 /// How many private directories one cache may have at once.
 const MAX_PRIVATE: usize = 256;
@@ -79,13 +78,7 @@ impl Seed {
                 .map_err(|e| format!("set up cache directory {}: {e}", dir.display())),
             Seed::Tree { layers, source, .. } => {
                 let view = LayerStack::new(layers.clone());
-                let nothing = |_: &str| false;
-                let from = Source {
-                    view: &view,
-                    is_context: false,
-                    modes: ContextModes::OnDisk,
-                    ignored: &nothing,
-                };
+                let from = Source::layers(&view);
                 let op = FileOp {
                     actions: vec![FileAction::Copy(keys::mount_source_copy(1, source))],
                 };

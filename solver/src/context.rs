@@ -20,6 +20,12 @@ use rbuild_frontend::chmod::Chmod;
 /// A predicate saying a context path (`a/b`, no leading `/`) is excluded.
 pub type Excluded<'a> = &'a (dyn Fn(&str) -> bool + Sync);
 
+/// The predicate of a tree nothing is excluded from (layers, fetched
+/// sources, a directory checked as a whole).
+pub fn nothing_excluded(_: &str) -> bool {
+    false
+}
+
 /// One source a pattern selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selected {

@@ -35,6 +35,18 @@ pub struct Source<'a> {
     pub ignored: Excluded<'a>,
 }
 
+impl<'a> Source<'a> {
+    /// A stage's or image's layers: owners and modes as stored, nothing excluded.
+    pub fn layers(view: &'a (dyn FsView + Sync)) -> Self {
+        Source {
+            view,
+            is_context: false,
+            modes: ContextModes::OnDisk,
+            ignored: &context::nothing_excluded,
+        }
+    }
+}
+
 /// A fetched remote source (ADD of a URL or git repository) of one copy.
 pub struct Remote<'a> {
     /// The directory it was fetched into.

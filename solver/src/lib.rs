@@ -36,8 +36,13 @@ pub fn checksum_dir(
     hashes: Option<&rbuild_cache::FileHashCache>,
 ) -> Result<String, String> {
     let view = layered::HostTree::new(dir);
-    let nothing = |_: &str| false;
-    context::checksum(&view, &[], &nothing, hashes, ContextModes::OnDisk)
+    context::checksum(
+        &view,
+        &[],
+        &context::nothing_excluded,
+        hashes,
+        ContextModes::OnDisk,
+    )
 }
 pub use image::{ImageResolver, PulledImage};
 pub use modes::ContextModes;

@@ -642,7 +642,6 @@ fn apply_file_op(
         .map(|s| s.clone().map(LayerStack::new))
         .collect();
     let ignored = |p: &str| inputs.ignore.is_excluded(p);
-    let nothing_ignored = |_: &str| false;
     let views: Vec<Option<Source<'_>>> = stacks
         .iter()
         .zip(inputs.is_context)
@@ -677,7 +676,7 @@ fn apply_file_op(
                     view: tree,
                     is_context: true,
                     modes: ContextModes::OnDisk,
-                    ignored: &nothing_ignored,
+                    ignored: &context::nothing_excluded,
                 },
                 names: f.sources.clone(),
             };
