@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use rbuild_cache::{CacheKey, INGREDIENTS_VERSION, KeyIngredients, KeyInput};
-use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, MountKind, Op};
+use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, FileOp, MountKind, Op};
 
 use crate::keyenc;
 
@@ -207,9 +207,11 @@ pub fn content_key(record: &KeyIngredients, source_sums: &[String]) -> (CacheKey
 /// layer of their own stacked on the base, and neither its key nor its
 /// layer depends on the base.
 pub fn is_link(op: &Op) -> bool {
-    let Op::File(f) = op else {
-        return false;
-    };
+    matches!(op, Op::File(f) if is_link_op(f))
+}
+
+/// Whether file op `f` is a linked copy (see [`is_link`]).
+pub fn is_link_op(f: &FileOp) -> bool {
     f.actions
         .iter()
         .any(|a| matches!(a, FileAction::Copy(c) if c.link && c.chmod.is_none()))

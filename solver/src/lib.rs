@@ -19,6 +19,7 @@ mod keyenc;
 mod keys;
 mod layered;
 mod modes;
+mod ops;
 mod owner;
 mod progress;
 mod remote;

@@ -1,0 +1,261 @@
+//! COPY, ADD and WORKDIR: file actions applied to a base, reading the
+//! context, earlier stages and fetched remote sources.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use futures::future::{BoxFuture, FutureExt};
+use rbuild_frontend::IgnoreMatcher;
+use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, FileOp};
+
+use super::context::is_context;
+use super::step::Step;
+use super::{ContentKey, SolveOp, context_ignore};
+use crate::context;
+use crate::error::SolveError;
+use crate::fileop::{self, Remote, Source};
+use crate::keys;
+use crate::layered::{HostTree, LayerStack};
+use crate::modes::ContextModes;
+use crate::remote::{self, Fetched};
+use crate::schedule::{NodeResult, Solver, step_error};
+
+/// A file step.
+pub(crate) struct File<'a>(pub(crate) &'a FileOp);
+
+impl SolveOp for File<'_> {
+    fn cacheable(&self) -> bool {
+        true
+    }
+
+    fn links_onto_base(&self) -> bool {
+        keys::is_link_op(self.0)
+    }
+
+    /// The content key of a copy from earlier stages (`COPY --from=stage`),
+    /// as BuildKit keys such copies: from the op, its base's key and the
+    /// checksum of exactly the files it selects in each source stage
+    /// (content, modes, owners, times), instead of the source stages' keys.
+    /// A source stage that was rebuilt but left the copied files as they
+    /// were then still hits the cache. `None` for every other file step,
+    /// and with `--no-cache`.
+    fn content_key<'a>(
+        &'a self,
+        solver: &'a Solver,
+        i: usize,
+        inputs: &'a [NodeResult],
+    ) -> BoxFuture<'a, Result<ContentKey, String>> {
+        async move {
+            let node = &solver.graph.nodes[i];
+            let is_stage = |n: usize| super::of(&solver.graph.nodes[n].op).cacheable();
+            let stage_inputs = node.inputs.iter().skip(1).filter(|n| is_stage(n.0)).count();
+            let all_copies = (self.0.actions.iter())
+                .all(|a| matches!(a, FileAction::Copy(c) if c.remote.is_none()));
+            if solver.opts.no_cache
+                || stage_inputs == 0
+                || stage_inputs + 1 != node.inputs.len()
+                || !all_copies
+            {
+                return Ok(None);
+            }
+            let mut sources = Vec::new();
+            for (pos, input) in inputs.iter().enumerate().skip(1) {
+                let snaps = solver.materialize(&input.state).await?;
+                sources.push((pos, solver.snapshot_paths(&snaps)));
+            }
+            let op = self.0.clone();
+            let sums = tokio::task::spawn_blocking(move || {
+                sources
+                    .into_iter()
+                    .map(|(pos, layers)| {
+                        let copies: Vec<&CopyAction> = op
+                            .actions
+                            .iter()
+                            .filter_map(|a| match a {
+                                FileAction::Copy(c) if c.source_input == pos => Some(c),
+                                _ => None,
+                            })
+                            .collect();
+                        context::stage_checksum(&LayerStack::new(layers), &copies)
+                    })
+                    .collect::<Result<Vec<String>, String>>()
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            Ok(Some(keys::content_key(&solver.ingredients[i], &sums)))
+        }
+        .boxed()
+    }
+
+    fn execute<'a>(
+        &'a self,
+        solver: &'a Solver,
+        i: usize,
+        inputs: &'a [NodeResult],
+        content_key: ContentKey,
+    ) -> BoxFuture<'a, Result<NodeResult, String>> {
+        async move {
+            let link = self.links_onto_base();
+            if link {
+                named_chown_refused(self.0)?;
+            }
+            let step = Step::begin(solver, i, &inputs[0], link).await?;
+            let graph_inputs = &solver.graph.nodes[i].inputs;
+            let mut sources: Vec<Option<Vec<PathBuf>>> = Vec::new();
+            let mut is_ctx: Vec<bool> = Vec::new();
+            for (pos, input) in graph_inputs.iter().enumerate() {
+                let ctx = is_context(&solver.graph.nodes[input.0].op);
+                let layers = match ctx || pos == 0 {
+                    true => None,
+                    false => {
+                        let snaps = solver.materialize(&inputs[pos].state).await?;
+                        Some(solver.snapshot_paths(&snaps))
+                    }
+                };
+                sources.push(layers);
+                is_ctx.push(ctx);
+            }
+            let op = self.0.clone();
+            let ignore = context_ignore(&solver.graph)?;
+            let context_dir = solver.opts.context_dir.clone();
+            let context_modes = solver.opts.context_modes;
+            let (lowers, upper) = (step.lowers().to_vec(), step.upper().to_path_buf());
+            let remotes: Vec<(usize, Fetched)> = (0..op.actions.len())
+                .filter_map(|a| solver.remotes.get(&(i, a)).map(|f| (a, f.clone())))
+                .collect();
+            tokio::task::spawn_blocking(move || {
+                let inputs = FileInputs {
+                    sources: &sources,
+                    is_context: &is_ctx,
+                    context_dir: &context_dir,
+                    context_modes,
+                    ignore: &ignore,
+                    remotes: &remotes,
+                };
+                apply_file_op(&op, &lowers, &upper, &inputs)
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            step.commit(&inputs[0], content_key)
+        }
+        .boxed()
+    }
+}
+
+/// What a file op reads besides its destination state.
+struct FileInputs<'a> {
+    /// The layers of each non-context input (`None` where not read).
+    sources: &'a [Option<Vec<PathBuf>>],
+    /// Which inputs are the build context.
+    is_context: &'a [bool],
+    context_dir: &'a Path,
+    /// The permission bits context files carry.
+    context_modes: ContextModes,
+    ignore: &'a IgnoreMatcher,
+    /// Fetched remote sources by action index.
+    remotes: &'a [(usize, Fetched)],
+}
+
+fn apply_file_op(
+    op: &FileOp,
+    lowers: &[PathBuf],
+    upper: &Path,
+    inputs: &FileInputs<'_>,
+) -> Result<(), String> {
+    let host = HostTree::new(inputs.context_dir);
+    let stacks: Vec<Option<LayerStack>> = inputs
+        .sources
+        .iter()
+        .map(|s| s.clone().map(LayerStack::new))
+        .collect();
+    let ignored = |p: &str| inputs.ignore.is_excluded(p);
+    let views: Vec<Option<Source<'_>>> = stacks
+        .iter()
+        .zip(inputs.is_context)
+        .map(|(stack, &ctx)| {
+            if ctx {
+                Some(Source {
+                    view: &host,
+                    is_context: true,
+                    modes: inputs.context_modes,
+                    ignored: &ignored,
+                })
+            } else {
+                stack.as_ref().map(|s| Source {
+                    view: s,
+                    is_context: false,
+                    modes: ContextModes::OnDisk,
+                    ignored: &ignored,
+                })
+            }
+        })
+        .collect();
+    let trees: Vec<(usize, HostTree, &Fetched)> = inputs
+        .remotes
+        .iter()
+        .map(|(a, f)| (*a, HostTree::new(&f.dir), f))
+        .collect();
+    let remotes: HashMap<usize, Remote<'_>> = trees
+        .iter()
+        .map(|(a, tree, f)| {
+            let remote = Remote {
+                source: Source {
+                    view: tree,
+                    is_context: true,
+                    modes: ContextModes::OnDisk,
+                    ignored: &context::nothing_excluded,
+                },
+                names: f.sources.clone(),
+            };
+            (*a, remote)
+        })
+        .collect();
+    fileop::apply(op, lowers, upper, &views, &remotes)
+}
+
+/// A linked copy is made on an empty tree, with no /etc/passwd to read
+/// names from: `--chown` must be numeric (or `root`), as BuildKit requires
+/// ("invalid user index: -1"; newer frontends refuse it while parsing).
+fn named_chown_refused(op: &FileOp) -> Result<(), String> {
+    let numeric = |id: &str| id == "root" || id.parse::<u32>().is_ok();
+    for action in &op.actions {
+        if let FileAction::Copy(CopyAction {
+            chown: Some(chown), ..
+        }) = action
+            && !chown.split(':').all(numeric)
+        {
+            return Err(format!(
+                "COPY --link --chown={chown}: a linked copy cannot look up user or group names \
+                 (it does not see the base's /etc/passwd); use numeric ids, or drop --link"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fetches every remote ADD source of the graph into `dir`, by (node,
+/// action).
+pub(crate) async fn fetch_remotes(
+    graph: &BuildGraph,
+    dir: &Path,
+) -> Result<HashMap<(usize, usize), Fetched>, SolveError> {
+    let mut out = HashMap::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let rbuild_frontend::graph::Op::File(f) = &node.op else {
+            continue;
+        };
+        for (a, action) in f.actions.iter().enumerate() {
+            if let FileAction::Copy(CopyAction {
+                remote: Some(remote),
+                ..
+            }) = action
+            {
+                let fetched = remote::fetch(remote, &dir.join(format!("{i}-{a}")))
+                    .await
+                    .map_err(|message| step_error(graph, i, message))?;
+                out.insert((i, a), fetched);
+            }
+        }
+    }
+    Ok(out)
+}
