@@ -43,25 +43,10 @@ impl Session {
 
 /// The platform of this machine, e.g. `linux/amd64`.
 pub fn host_platform() -> Platform {
-    let architecture = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
-    Platform {
-        os: String::from("linux"),
-        architecture: architecture.to_string(),
-        variant: (architecture == "arm64").then(|| String::from("v8")),
-    }
+    Platform::host()
 }
 
 /// The host platform as `os/arch[/variant]`, as the frontend takes it.
 pub fn host_platform_string() -> String {
-    let p = host_platform();
-    match p.variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
-    }
+    host_platform().to_string()
 }

@@ -3,16 +3,19 @@
 //! ([`reference`]), typed manifests and indexes (oci-spec's types) and
 //! image configs with Docker's extensions ([`config`]), read from bytes
 //! ([`manifest`]) and written as canonical JSON ([`json`]) so that the same
-//! image always has the same digests.
+//! image always has the same digests, and platforms normalised as
+//! containerd does ([`platform`]).
 
 pub mod config;
 pub mod json;
 pub mod manifest;
 pub mod media;
+pub mod platform;
 pub mod reference;
 
 pub use config::{ConfigFile, EmptyObject, Healthcheck, History, ImageConfig, RootFs};
 pub use manifest::{Descriptor, Digest, ImageIndex, ImageManifest, MediaType};
+pub use platform::{Platform, PlatformError};
 pub use reference::{Reference, ReferenceError};
 
 /// Errors of reading an image's documents.

@@ -28,12 +28,12 @@ pub enum AnswerError {
         source: serde_json::Error,
     },
     /// An index without an image for the platform.
-    #[error("no image for platform {os}/{architecture} in the index")]
+    #[error("no image for platform {wanted} in the index; it has: {}", if available.is_empty() { String::from("no platforms") } else { available.join(", ") })]
     NoPlatform {
-        /// The platform's OS.
-        os: String,
-        /// The platform's architecture.
-        architecture: String,
+        /// The platform asked for (`linux/s390x`).
+        wanted: String,
+        /// The platforms the index names, in its order.
+        available: Vec<String>,
     },
     /// An index entry without a digest.
     #[error("index entry without digest")]
@@ -44,8 +44,11 @@ pub enum AnswerError {
 }
 
 /// For an index (a document with `manifests`), the digest of the manifest
-/// for `platform` (the variant preferred when given, else any variant);
-/// `None` for a document that is not an index.
+/// for `platform`, as containerd's `platforms.Only` chooses (both sides
+/// normalised): the exact platform first, else the same OS and
+/// architecture when one side names no variant, else for `arm` a lower
+/// variant (`v7` runs `v6` images); `None` for a document that is not an
+/// index.
 pub fn platform_manifest(bytes: &[u8], platform: &Platform) -> Result<Option<String>, AnswerError> {
     let doc: IndexAnswer = serde_json::from_slice(bytes).map_err(|source| AnswerError::Json {
         what: "manifest",
@@ -54,25 +57,55 @@ pub fn platform_manifest(bytes: &[u8], platform: &Platform) -> Result<Option<Str
     let Some(list) = doc.manifests else {
         return Ok(None);
     };
-    let pick = |variant_too: bool| {
-        list.iter().find(|m| {
+    let entries: Vec<(Platform, &IndexEntry)> = list
+        .iter()
+        // BuildKit's attestation manifests say `unknown/unknown`.
+        .filter(|m| !matches!(m.platform.architecture.as_str(), "" | "unknown"))
+        .map(|m| {
             let p = &m.platform;
-            p.os == platform.os
-                && p.architecture == platform.architecture
-                && (!variant_too
-                    || platform
-                        .variant
-                        .as_deref()
-                        .is_none_or(|v| p.variant.as_deref().is_none_or(|pv| pv == v)))
+            let os = if p.os.is_empty() { "linux" } else { &p.os };
+            let variant = p.variant.as_deref().unwrap_or("");
+            (Platform::new(os, &p.architecture, variant), m)
         })
-    };
-    let chosen = pick(true)
-        .or_else(|| pick(false))
+        .collect();
+    let same_machine =
+        |p: &Platform| p.os == platform.os && p.architecture == platform.architecture;
+    let chosen = entries
+        .iter()
+        .find(|(p, _)| p == platform)
+        .or_else(|| {
+            entries.iter().find(|(p, _)| {
+                same_machine(p) && (p.variant.is_none() || platform.variant.is_none())
+            })
+        })
+        .or_else(|| {
+            let wanted = arm_variant(platform)?;
+            entries
+                .iter()
+                .filter(|(p, _)| same_machine(p))
+                .filter_map(|e| Some((arm_variant(&e.0)?, e)))
+                .filter(|(v, _)| *v <= wanted)
+                .max_by_key(|(v, _)| *v)
+                .map(|(_, e)| e)
+        })
         .ok_or_else(|| AnswerError::NoPlatform {
-            os: platform.os.clone(),
-            architecture: platform.architecture.clone(),
+            wanted: platform.to_string(),
+            available: entries.iter().map(|(p, _)| p.to_string()).collect(),
         })?;
-    chosen.digest.clone().map(Some).ok_or(AnswerError::NoDigest)
+    chosen
+        .1
+        .digest
+        .clone()
+        .map(Some)
+        .ok_or(AnswerError::NoDigest)
+}
+
+/// The number of an `arm` platform's variant (`v7` → 7).
+fn arm_variant(p: &Platform) -> Option<u32> {
+    if p.architecture != "arm" {
+        return None;
+    }
+    p.variant.as_deref()?.strip_prefix('v')?.parse().ok()
 }
 
 /// A manifest answer as far as choosing a platform goes: an index has
@@ -165,16 +198,28 @@ mod tests {
             platform_manifest(no_digest, &amd64()),
             Err(AnswerError::NoDigest)
         ));
-        let arm = Platform {
-            architecture: String::from("arm64"),
-            variant: Some(String::from("v8")),
-            ..amd64()
+        let variants = br#"{"manifests":[{"digest":"sha256:6","platform":{"os":"linux","architecture":"arm","variant":"v6"}},{"digest":"sha256:7","platform":{"os":"linux","architecture":"arm","variant":"v7"}},{"digest":"sha256:8","platform":{"os":"linux","architecture":"arm64","variant":"v8"}}]}"#;
+        let pick = |s: &str| {
+            platform_manifest(variants, &Platform::parse(s).unwrap())
+                .unwrap()
+                .unwrap()
         };
-        let variants = br#"{"manifests":[{"digest":"sha256:7","platform":{"os":"linux","architecture":"arm64","variant":"v7"}},{"digest":"sha256:8","platform":{"os":"linux","architecture":"arm64","variant":"v8"}}]}"#;
+        assert_eq!(pick("linux/arm/v7"), "sha256:7", "the variant is preferred");
+        assert_eq!(pick("linux/arm/v8"), "sha256:7", "a lower arm variant runs");
+        assert_eq!(pick("linux/arm/v6"), "sha256:6");
+        assert_eq!(pick("arm64"), "sha256:8", "arm64/v8 is arm64");
+        assert!(platform_manifest(variants, &Platform::parse("linux/arm/v5").unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_missing_platform_lists_what_the_index_has() {
+        let index = br#"{"manifests":[{"digest":"sha256:a","platform":{"os":"linux","architecture":"arm64","variant":"v8"}},{"digest":"sha256:b","platform":{"os":"linux","architecture":"amd64"}},{"digest":"sha256:c","platform":{"os":"unknown","architecture":"unknown"}}]}"#;
+        let e = platform_manifest(index, &Platform::parse("linux/s390x").unwrap())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
-            platform_manifest(variants, &arm).unwrap().as_deref(),
-            Some("sha256:8"),
-            "the variant is preferred"
+            e,
+            "no image for platform linux/s390x in the index; it has: linux/arm64, linux/amd64"
         );
     }
 

@@ -49,16 +49,7 @@ pub enum RegistryError {
     Other(String),
 }
 
-/// A platform, e.g. `linux/amd64`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`, …
-    pub architecture: String,
-    /// `v8`, …
-    pub variant: Option<String>,
-}
+pub use rbuild_image::Platform;
 
 /// A single-platform image manifest as pulled.
 #[derive(Debug, Clone)]

@@ -78,15 +78,7 @@ impl ImageResolver {
     /// The platform images are resolved for, as `os/arch[/variant]` (an
     /// ingredient of every cache key).
     pub fn platform_name(&self) -> String {
-        let Platform {
-            os,
-            architecture,
-            variant,
-        } = &self.platform;
-        match variant {
-            Some(v) => format!("{os}/{architecture}/{v}"),
-            None => format!("{os}/{architecture}"),
-        }
+        self.platform.to_string()
     }
 
     /// Resolves `name` (as written in FROM), once per build.
