@@ -134,7 +134,8 @@ fn load(
     Ok((graph, epoch.map(|(secs, _)| secs), context_modes))
 }
 
-/// Solves the graph; a tripped `cancel` ends it at once.
+/// Solves the graph; a tripped `cancel` stops it: no step starts after it,
+/// the running ones are killed, and it ends with [`BuildError::Cancelled`].
 fn solve(
     session: &Session,
     request: &BuildRequest,
@@ -164,12 +165,9 @@ fn solve(
             recorder.clone(),
         )
         .await?;
-        tokio::select! {
-            result = solver.solve() => match result {
-                Err(_) if cancel.is_cancelled() => Err(BuildError::Cancelled),
-                other => Ok(other?),
-            },
-            () = cancel.cancelled() => Err(BuildError::Cancelled),
+        match solver.solve(cancel.cancelled()).await {
+            Err(_) if cancel.is_cancelled() => Err(BuildError::Cancelled),
+            other => Ok(other?),
         }
     })
 }

@@ -6,7 +6,9 @@
 //! otherwise its inputs are realized concurrently, then it runs. Vertices
 //! with equal keys share one realization. The first failure cancels every
 //! vertex that has not started yet, and is what the solve reports (not the
-//! cancellations it caused).
+//! cancellations it caused). A cancellation from outside ([`Dag::cancel`],
+//! a build's cancel token) stops it the same way, and is what the solve
+//! reports then, whatever the vertices it interrupted said.
 //!
 //! The DAG is the frontend's graph as it is: vertices in topological order
 //! with their ordered inputs, so no graph library is needed (see
@@ -38,6 +40,15 @@ impl Failure {
             node,
             message,
             cancelled: false,
+        }
+    }
+
+    /// Vertex `node` was not run because the solve was cancelled.
+    pub fn cancelled(node: usize) -> Self {
+        Failure {
+            node,
+            message: String::new(),
+            cancelled: true,
         }
     }
 }
@@ -75,6 +86,11 @@ pub struct Dag<V: Vertices> {
     /// For each vertex, the first vertex with the same key.
     canonical: Vec<usize>,
     cells: Vec<OnceCell<Outcome<V::Output>>>,
+    /// Set when the solve stops (a failure or [`Dag::cancel`]): no vertex
+    /// starts after it. Shared with the vertices, so that one waiting
+    /// inside its run (for a RUN slot) sees it too.
+    stop: Arc<AtomicBool>,
+    /// Whether [`Dag::cancel`] stopped it.
     cancelled: AtomicBool,
     /// The first failure that was not a cancellation.
     first_failure: Mutex<Option<Failure>>,
@@ -82,8 +98,14 @@ pub struct Dag<V: Vertices> {
 
 impl<V: Vertices> Dag<V> {
     /// A DAG of `vertices` whose vertex `i` reads `inputs[i]` and is
-    /// identified by `keys[i]` (equal keys, one realization).
-    pub fn new<K: Hash + Eq>(vertices: Arc<V>, inputs: Vec<Vec<usize>>, keys: &[K]) -> Self {
+    /// identified by `keys[i]` (equal keys, one realization); `stop` is set
+    /// when the solve stops.
+    pub fn new<K: Hash + Eq>(
+        vertices: Arc<V>,
+        inputs: Vec<Vec<usize>>,
+        keys: &[K],
+        stop: Arc<AtomicBool>,
+    ) -> Self {
         let mut first: HashMap<&K, usize> = HashMap::new();
         let canonical = keys
             .iter()
@@ -95,24 +117,35 @@ impl<V: Vertices> Dag<V> {
             cells: (0..inputs.len()).map(|_| OnceCell::new()).collect(),
             inputs,
             canonical,
+            stop,
             cancelled: AtomicBool::new(false),
             first_failure: Mutex::new(None),
         }
     }
 
-    /// Realizes `target` (and what it needs). The error is the solve's
-    /// first real failure when there was one, else the cancellation.
+    /// Realizes `target` (and what it needs). The error is a cancellation
+    /// when [`Dag::cancel`] was called, else the solve's first real failure.
     pub async fn solve(self: Arc<Self>, target: usize) -> Outcome<V::Output> {
         let outcome = self.clone().realize(target).await;
         outcome.map_err(|f| {
+            if self.cancelled.load(Ordering::SeqCst) {
+                return Failure::cancelled(target);
+            }
             let first = self.first_failure.lock().expect("poisoned").clone();
             first.unwrap_or(f)
         })
     }
 
-    /// Stops the solve: no vertex starts after this (running ones finish).
+    /// Cancels the solve from outside: no vertex starts after this; those
+    /// running finish (a build's cancel token kills their sandboxes), and
+    /// the solve ends with a cancellation.
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
     }
 
     /// The outcome of vertex `i` (or of the vertex with its key), if it
@@ -135,21 +168,13 @@ impl<V: Vertices> Dag<V> {
         if let Some(hit) = self.vertices.clone().recorded(self.clone(), i).await? {
             return Ok(hit);
         }
-        if self.cancelled.load(Ordering::SeqCst) {
-            return Err(Failure {
-                node: i,
-                message: String::new(),
-                cancelled: true,
-            });
+        if self.stopped() {
+            return Err(Failure::cancelled(i));
         }
         let inputs = self.inputs[i].iter().map(|&n| self.clone().realize(n));
         let inputs = try_join_all(inputs).await?;
-        if self.cancelled.load(Ordering::SeqCst) {
-            return Err(Failure {
-                node: i,
-                message: String::new(),
-                cancelled: true,
-            });
+        if self.stopped() {
+            return Err(Failure::cancelled(i));
         }
         self.vertices
             .clone()
@@ -161,7 +186,7 @@ impl<V: Vertices> Dag<V> {
                     .lock()
                     .expect("poisoned")
                     .get_or_insert_with(|| failure.clone());
-                self.cancel();
+                self.stop.store(true, Ordering::SeqCst);
                 failure
             })
     }
@@ -176,7 +201,8 @@ mod tests {
     use super::*;
 
     /// Fake vertices: each result is the list of vertices realized under
-    /// it; some are cached, some fail, all may take a while.
+    /// it; some are cached, some fail, all may take a while, and one that
+    /// ends after the solve stopped fails as a killed sandbox would.
     #[derive(Default)]
     struct Fake {
         cached: HashSet<usize>,
@@ -187,6 +213,8 @@ mod tests {
         log: Mutex<Vec<(&'static str, usize)>>,
         running: AtomicUsize,
         most_running: AtomicUsize,
+        /// The DAG's stop flag.
+        stop: Arc<AtomicBool>,
     }
 
     impl Vertices for Fake {
@@ -214,6 +242,9 @@ mod tests {
                 self.log.lock().unwrap().push(("end", i));
                 if self.failing.contains(&i) {
                     return Err(format!("vertex {i} failed"));
+                }
+                if self.stop.load(Ordering::SeqCst) {
+                    return Err(format!("vertex {i} killed"));
                 }
                 let mut out: Vec<usize> = inputs.concat();
                 out.push(i);
@@ -250,7 +281,7 @@ mod tests {
         keys: &[usize],
     ) -> (Arc<Fake>, Arc<Dag<Fake>>) {
         let fake = Arc::new(fake);
-        let dag = Arc::new(Dag::new(fake.clone(), inputs, keys));
+        let dag = Arc::new(Dag::new(fake.clone(), inputs, keys, fake.stop.clone()));
         (fake, dag)
     }
 
@@ -336,5 +367,28 @@ mod tests {
         let failure = dag.solve(1).await.unwrap_err();
         assert!(failure.cancelled);
         assert!(fake.started().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cancel_from_outside_lets_running_vertices_end_and_starts_no_more() {
+        let fake = Fake {
+            delay: Duration::from_millis(100),
+            ..Fake::default()
+        };
+        // 0 → 1 → 2 → 3; cancelled while 1 runs.
+        let (fake, dag) = dag_of(fake, vec![vec![], vec![0], vec![1], vec![2]]);
+        let solve = tokio::spawn(dag.clone().solve(3));
+        while !fake.started().contains(&1) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        dag.cancel();
+        let failure = solve.await.unwrap().unwrap_err();
+        assert_eq!(failure, Failure::cancelled(3), "not 1's 'killed'");
+        assert_eq!(fake.started(), [0, 1], "nothing started after the cancel");
+        assert!(fake.position("end", 1) > 0, "the running vertex ended");
+        assert!(
+            fake.stop.load(Ordering::SeqCst),
+            "the vertices saw the stop"
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -107,6 +108,8 @@ pub struct Solver {
     pub(crate) runs: Semaphore,
     /// Which nodes progress has been told about.
     reported: Mutex<Vec<bool>>,
+    /// Set when the solve stops (see [`Dag::new`]).
+    stop: Arc<AtomicBool>,
 }
 
 impl Solver {
@@ -165,6 +168,7 @@ impl Solver {
             remotes,
             _fetch_dir: fetch_dir,
             reported: Mutex::new(vec![false; n]),
+            stop: Arc::default(),
         })
     }
 
@@ -173,20 +177,32 @@ impl Solver {
         &self.keys
     }
 
-    /// Realizes the target.
-    pub async fn solve(self) -> Result<SolveResult, SolveError> {
+    /// Realizes the target, unless `cancelled` completes first: then no
+    /// step starts after it, the running ones end (their sandboxes are
+    /// killed by whoever cancels) and the solve returns
+    /// [`SolveError::Cancelled`].
+    pub async fn solve(
+        self,
+        cancelled: impl Future<Output = ()>,
+    ) -> Result<SolveResult, SolveError> {
         let target = self.graph.target.0;
         let inputs = (self.graph.nodes.iter())
             .map(|n| n.inputs.iter().map(|x| x.0).collect())
             .collect();
         let keys = self.keys.clone();
+        let stop = self.stop.clone();
         let me = Arc::new(self);
-        let dag = Arc::new(Dag::new(me.clone(), inputs, &keys));
-        let result = dag
-            .clone()
-            .solve(target)
-            .await
-            .map_err(|f| me.failure_error(f))?;
+        let dag = Arc::new(Dag::new(me.clone(), inputs, &keys, stop));
+        let solving = dag.clone().solve(target);
+        tokio::pin!(solving);
+        let result = tokio::select! {
+            result = &mut solving => result,
+            () = cancelled => {
+                dag.cancel();
+                solving.await
+            }
+        };
+        let result = result.map_err(|f| me.failure_error(f))?;
         let mut layer_added = Vec::with_capacity(me.graph.layer_nodes.len());
         let mut layer_created = Vec::with_capacity(me.graph.layer_nodes.len());
         for node in &me.graph.layer_nodes {
@@ -325,6 +341,12 @@ impl Solver {
     /// The dirs of snapshots `ids`, in order.
     pub(crate) fn snapshot_paths(&self, ids: &[String]) -> Vec<PathBuf> {
         ids.iter().map(|s| self.store.snapshot_path(s)).collect()
+    }
+
+    /// Whether the solve is stopping (cancelled, or a step failed): a
+    /// step still waiting to start must not.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
     }
 
     /// The store results are kept in.

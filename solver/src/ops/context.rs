@@ -1,31 +1,9 @@
 //! The build context: read in place by the copies and binds that use it
-//! (with its `.dockerignore`), so its own result is no layer.
+//! (with its `.dockerignore`), so its own result is no layer (its op is
+//! [`super::scratch::Empty`]).
 
-use futures::future::{BoxFuture, FutureExt};
 use rbuild_frontend::IgnoreMatcher;
 use rbuild_frontend::graph::{BuildGraph, Op};
-
-use super::{ContentKey, SolveOp};
-use crate::schedule::{NodeResult, Solver};
-
-/// The context source; its users read the context dir themselves.
-pub(crate) struct Context;
-
-impl SolveOp for Context {
-    fn shown(&self) -> bool {
-        false
-    }
-
-    fn execute<'a>(
-        &'a self,
-        _: &'a Solver,
-        _: usize,
-        _: &'a [NodeResult],
-        _: ContentKey,
-    ) -> BoxFuture<'a, Result<NodeResult, String>> {
-        async { Ok(NodeResult::empty()) }.boxed()
-    }
-}
 
 /// The `.dockerignore` matcher of the graph's context source.
 pub(crate) fn context_ignore(graph: &BuildGraph) -> Result<IgnoreMatcher, String> {

@@ -35,6 +35,9 @@ impl SolveOp for Exec<'_> {
             let step = Step::begin(solver, i, &inputs[0], false).await?;
             let mounts = mount_inputs(solver, i, inputs).await?;
             let _permit = solver.runs.acquire().await.map_err(|e| e.to_string())?;
+            if solver.stopping() {
+                return Err(String::from("not run: the build is stopping"));
+            }
             let op = self.0.clone();
             let lowers = step.lowers().to_vec();
             let dirs = (step.upper().to_path_buf(), step.work().to_path_buf());

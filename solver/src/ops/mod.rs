@@ -74,8 +74,7 @@ pub(crate) trait SolveOp: Send + Sync {
 /// The [`SolveOp`] of `op`: the one place that dispatches on an op's kind.
 pub(crate) fn of(op: &Op) -> Box<dyn SolveOp + '_> {
     match op {
-        Op::Scratch => Box::new(scratch::Scratch),
-        Op::Context(_) => Box::new(context::Context),
+        Op::Scratch | Op::Context(_) => Box::new(scratch::Empty),
         Op::Image(source) => Box::new(image::Image(source)),
         Op::Exec(op) => Box::new(exec::Exec(op)),
         Op::File(op) => Box::new(file::File(op)),

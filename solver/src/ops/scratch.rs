@@ -1,14 +1,15 @@
-//! `FROM scratch`: the empty filesystem.
+//! Sources of no layers: `FROM scratch`, and the build context (whose
+//! users read the context dir in place, see context.rs).
 
 use futures::future::{BoxFuture, FutureExt};
 
 use super::{ContentKey, SolveOp};
 use crate::schedule::{NodeResult, Solver};
 
-/// The empty filesystem; nothing to do, nothing to show.
-pub(crate) struct Scratch;
+/// An empty filesystem; nothing to do, nothing to show.
+pub(crate) struct Empty;
 
-impl SolveOp for Scratch {
+impl SolveOp for Empty {
     fn shown(&self) -> bool {
         false
     }
