@@ -68,8 +68,8 @@ pub struct PruneReport {
     pub snapshots: usize,
     /// Cache records removed.
     pub records: usize,
-    /// Context hash caches (`hashes/`) and blob source lists (`sources/`)
-    /// removed.
+    /// Context hash caches (`hashes/`), blob source lists (`sources/`)
+    /// and context file lists (`file-lists/`) removed.
     pub caches: usize,
     /// Bytes freed.
     pub bytes: u64,
@@ -198,8 +198,29 @@ impl Store {
             }
             kept.drain(..drop_count);
         }
+        if report.records > 0 && !opts.dry_run {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            self.mark_pruned(now)?;
+        }
+        // The file lists a later build explains a miss with go with the
+        // last record keyed on their checksum.
+        let mut live_lists: HashSet<String> = HashSet::new();
         for (_, _, r) in kept {
             live_snapshots.extend(r.snapshots);
+            let inputs = r.ingredients.iter().flat_map(|i| &i.inputs);
+            live_lists.extend(inputs.filter_map(|input| match input {
+                crate::KeyInput::Content(sum) => Some(format!("{sum}.json")),
+                _ => None,
+            }));
+        }
+        let lists = self.root.join("file-lists");
+        for name in names(&lists)? {
+            if !live_lists.contains(&name) {
+                report.caches += 1;
+                self.remove_counted(&lists.join(&name), opts, &mut report)?;
+            }
         }
         // Unpacked layers of tagged images stay (so `run` needs no unpack).
         let layers_dir = self.root.join("layers");

@@ -28,6 +28,7 @@
 //! ```
 
 mod blobs;
+mod builds;
 pub mod contain;
 mod dangling;
 mod durable;
@@ -54,6 +55,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobInfo, BlobWriter, digest_hex};
+pub use builds::{BuildEntry, BuildStep, FileList};
 pub use durable::{Disk, DiskStep, RealDisk, RecordingDisk};
 pub use error::StoreError;
 pub use fsck::FsckReport;
@@ -63,7 +65,9 @@ pub use hashes::{FileHashCache, FileStamp};
 pub use key::{CacheKey, InvalidKey};
 pub use layout::REF_NAME;
 pub use lookup::FoundImage;
-pub use records::{CacheRecord, INGREDIENTS_VERSION, KeyIngredients, KeyInput, LayerRecord};
+pub use records::{
+    CacheRecord, INGREDIENTS_VERSION, KeyIngredients, KeyInput, LayerRecord, StepVar, VarOrigin,
+};
 pub use snapshots::PendingSnapshot;
 pub use unpack::{Limits, OPAQUE_XATTR, UnpackError, Whiteouts, decompress, unpack};
 pub use version::STORE_VERSION;
@@ -100,6 +104,8 @@ impl Store {
             "variants",
             "sources",
             "hashes",
+            "builds",
+            "file-lists",
             "cache-mounts",
             "tmp",
         ] {

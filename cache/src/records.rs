@@ -71,6 +71,11 @@ pub struct KeyIngredients {
     pub definition: String,
     /// What each input contributes, by input position.
     pub inputs: Vec<KeyInput>,
+    /// The build args and ENV values the step uses, by name (the
+    /// definition holds them too; kept apart so a later build can name
+    /// the one that changed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<StepVar>,
     /// Checksums of the remote sources (ADD of a URL or git repository)
     /// the op fetched, in action order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -79,6 +84,28 @@ pub struct KeyIngredients {
     /// one and the result depends on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_image: Option<String>,
+}
+
+/// A build arg or ENV value a step uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepVar {
+    /// The variable's name.
+    pub name: String,
+    /// Whether an ARG or an ENV of the Dockerfile set it.
+    pub origin: VarOrigin,
+    /// Its value; for a name that looks like a credential, `redacted:`
+    /// and the blake3 of the value instead, so a change still shows.
+    pub value: String,
+}
+
+/// Where a variable a step uses was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VarOrigin {
+    /// An `ARG` (its default or a `--build-arg`).
+    Arg,
+    /// An `ENV`.
+    Env,
 }
 
 /// One input's part in a key.
@@ -167,6 +194,11 @@ mod tests {
                     KeyInput::Content(String::from("sum")),
                     KeyInput::AnyBase,
                 ],
+                vars: vec![StepVar {
+                    name: String::from("VERSION"),
+                    origin: VarOrigin::Arg,
+                    value: String::from("1.2"),
+                }],
                 remotes: Vec::new(),
                 base_image: Some(String::from("sha256:00")),
             }),

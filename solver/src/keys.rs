@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use rbuild_cache::{CacheKey, INGREDIENTS_VERSION, KeyIngredients, KeyInput};
+use rbuild_cache::{CacheKey, INGREDIENTS_VERSION, KeyIngredients, KeyInput, StepVar, VarOrigin};
 use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, FileOp, MountKind, Op};
 
 use crate::keyenc;
@@ -60,6 +60,7 @@ pub fn compute<E>(
             platform: platform.to_string(),
             definition: definition_digest(&node.op),
             inputs,
+            vars: Vec::new(),
             remotes,
             base_image: base_image.clone(),
         };
@@ -99,6 +100,7 @@ pub fn key_of(ingredients: &KeyIngredients) -> CacheKey {
         platform,
         definition,
         inputs,
+        vars,
         remotes,
         base_image,
     } = ingredients;
@@ -114,6 +116,20 @@ pub fn key_of(ingredients: &KeyIngredients) -> CacheKey {
             KeyInput::AnyBase => ("any base", ""),
         };
         hash_field(&mut h, kind.as_bytes());
+        hash_field(&mut h, value.as_bytes());
+    }
+    for StepVar {
+        name,
+        origin,
+        value,
+    } in vars
+    {
+        let origin = match origin {
+            VarOrigin::Arg => "arg",
+            VarOrigin::Env => "env",
+        };
+        hash_field(&mut h, origin.as_bytes());
+        hash_field(&mut h, name.as_bytes());
         hash_field(&mut h, value.as_bytes());
     }
     for sum in remotes {
