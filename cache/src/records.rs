@@ -54,7 +54,7 @@ pub struct CacheRecord {
 
 /// The version of [`KeyIngredients`] this rbuild writes (and of the key
 /// scheme hashed from them): bump it when what goes into a key changes.
-pub const INGREDIENTS_VERSION: u32 = 2;
+pub const INGREDIENTS_VERSION: u32 = 3;
 
 /// Everything a cache key is hashed from, in the order it is hashed: the
 /// key is a function of these fields alone (see the solver's `keys`), so a

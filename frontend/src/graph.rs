@@ -59,6 +59,48 @@ pub struct Node {
     pub name: String,
     /// Where the instruction that produced this node is, if any.
     pub location: Option<Location>,
+    /// For a step (RUN, COPY, ADD, WORKDIR): what identifies it across
+    /// builds and the variables it uses, to explain a cache miss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepInfo>,
+}
+
+/// A step's identity across builds (stage and position, not the text,
+/// so an edited instruction is still the same step) and what it uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepInfo {
+    /// The stage's name, or `stage-N` for the Nth unnamed one.
+    pub stage: String,
+    /// The instruction's 1-based position in its stage (FROM is 1).
+    pub ordinal: usize,
+    /// The instruction as written (continuations joined, heredoc bodies
+    /// after it).
+    pub instruction: String,
+    /// The build args and ENV values the Dockerfile set that the step
+    /// uses (a RUN all of them, as its environment; other steps those
+    /// their words expand), by name.
+    pub vars: Vec<UsedVar>,
+}
+
+/// A variable a step uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsedVar {
+    /// Its name.
+    pub name: String,
+    /// Which instruction set it.
+    pub origin: VarOrigin,
+    /// Its value when the step runs.
+    pub value: String,
+}
+
+/// The instruction that set a variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VarOrigin {
+    /// `ARG` (its default or a `--build-arg`).
+    Arg,
+    /// `ENV`.
+    Env,
 }
 
 /// What a node does.

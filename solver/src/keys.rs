@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 
 use rbuild_cache::{CacheKey, INGREDIENTS_VERSION, KeyIngredients, KeyInput, StepVar, VarOrigin};
-use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, FileOp, MountKind, Op};
+use rbuild_frontend::graph::{
+    self, BuildGraph, CopyAction, FileAction, FileOp, MountKind, Node, Op,
+};
 
 use crate::keyenc;
 
@@ -60,7 +62,7 @@ pub fn compute<E>(
             platform: platform.to_string(),
             definition: definition_digest(&node.op),
             inputs,
-            vars: Vec::new(),
+            vars: step_vars(node),
             remotes,
             base_image: base_image.clone(),
         };
@@ -141,6 +143,21 @@ pub fn key_of(ingredients: &KeyIngredients) -> CacheKey {
         hash_field(&mut h, digest.as_bytes());
     }
     CacheKey::from_hash(&h.finalize())
+}
+
+/// The build args and ENV values node's step uses, as its ingredients
+/// record them (credential-looking values as a digest).
+fn step_vars(node: &Node) -> Vec<StepVar> {
+    let vars = node.step.iter().flat_map(|s| &s.vars);
+    vars.map(|v| StepVar {
+        name: v.name.clone(),
+        origin: match v.origin {
+            graph::VarOrigin::Arg => VarOrigin::Arg,
+            graph::VarOrigin::Env => VarOrigin::Env,
+        },
+        value: rbuild_explain::recorded_value(&v.name, &v.value),
+    })
+    .collect()
 }
 
 /// The ingredients of a linked copy's record: its base is any base, and so
@@ -262,6 +279,7 @@ mod tests {
             inputs: inputs.iter().map(|&i| NodeId(i)).collect(),
             name: String::new(),
             location: None,
+            step: None,
         }
     }
 
@@ -342,7 +360,7 @@ mod tests {
         let k = keys_of(&graph(vec![image("busybox", BUSYBOX)]));
         assert_eq!(
             hex(&k.keys),
-            ["1aaa6b0be8dc48c3438d233bbcaba76467b076f8034eb4c60c43bd36ac985594"]
+            ["fa15b49344bbec4a85d4eacec6af8969259082b6e0e8e0d24e1d68ca79722a75"]
         );
         assert_eq!(k.ingredients[0].base_image.as_deref(), Some(BUSYBOX));
     }
@@ -356,8 +374,8 @@ mod tests {
         assert_eq!(
             hex(&k.keys),
             [
-                "1aaa6b0be8dc48c3438d233bbcaba76467b076f8034eb4c60c43bd36ac985594",
-                "57f64594c8e0669ef84d4f1ff5ae346d182607e7bdd0df30a60e6f27eb233747",
+                "fa15b49344bbec4a85d4eacec6af8969259082b6e0e8e0d24e1d68ca79722a75",
+                "dfb6b818fb34fe3fa87120c80413062bfb59fa2c1710df4fbb5d44051ffa7bea",
             ]
         );
         assert_eq!(k.records, k.keys, "a RUN is recorded under its key");
@@ -379,9 +397,9 @@ mod tests {
         assert_eq!(
             hex(&k.keys),
             [
-                "0478eee1c7c219d59993cbddc93ae82f03079e0272f7f4fd4a99f4733d3c5633",
-                "85080e53810723b516a5b1c16b7454f4fb114fcdb4741bd9dc23eb181817bad3",
-                "b64b5b84165fa9139baef5b1dec4fdfcded572d106f50701980580739570d3ee",
+                "596473499d4fc3c0d0f1bd28737f8b44c5fd1fa1146b4f9fdc3927bb6ec9bc83",
+                "2ae8d3bc56d32169ea77d7aaff5e2f2f9501bc742dca42058bbd23d780185d3f",
+                "892c5855748cee60e7085a28b03fc2ae50f3cb5a50266aab00b0ac01bdb3583c",
             ]
         );
         assert_eq!(
@@ -406,8 +424,8 @@ mod tests {
         assert_eq!(
             [busybox.keys[2].as_str(), busybox.records[2].as_str()],
             [
-                "89549230227f49d824182c02b23941d31faebce83d4f62eb3afac1aff0cd4ade",
-                "9413485e0d0a4afd6648c67ac90c86434d180f6c3cb8520ebce21e0fffab6ca7",
+                "2853fbd6cfc99e2b831a0f6e280aa2de489c8011f3a90ab6b76143f2f30dee86",
+                "5314d859e96c848f7926da32a4066bf38beee52c0885d38c03a023ad00dd8b97",
             ]
         );
         assert_ne!(
@@ -417,6 +435,42 @@ mod tests {
         assert_eq!(busybox.records[2], alpine.records[2], "its layer does not");
         assert_eq!(busybox.ingredients[2].inputs[0], KeyInput::AnyBase);
         assert_eq!(busybox.ingredients[2].base_image, None);
+    }
+
+    #[test]
+    fn the_variables_a_step_uses_are_an_ingredient_of_its_own_with_credentials_redacted() {
+        use rbuild_frontend::graph::{StepInfo, UsedVar};
+        let with = |token: &str| {
+            let mut run = node(run_echo(), &[0]);
+            let used = |name: &str, value: &str| UsedVar {
+                name: name.to_string(),
+                origin: graph::VarOrigin::Arg,
+                value: value.to_string(),
+            };
+            run.step = Some(StepInfo {
+                stage: String::from("stage-0"),
+                ordinal: 2,
+                instruction: String::from("RUN echo hi > /f"),
+                vars: vec![used("VERSION", "1.2"), used("NPM_TOKEN", token)],
+            });
+            keys_of(&graph(vec![image("busybox", BUSYBOX), run]))
+        };
+        let k = with("hunter2");
+        assert_eq!(
+            k.keys[1].as_str(),
+            "82aa875cf6bfb325d97249898b71b1321737cee86c84ad4af35c2fdf41248966"
+        );
+        let vars = &k.ingredients[1].vars;
+        assert_eq!(
+            (vars[0].name.as_str(), vars[0].value.as_str()),
+            ("VERSION", "1.2")
+        );
+        assert!(vars[1].value.starts_with("redacted:") && !vars[1].value.contains("hunter2"));
+        assert_ne!(
+            with("hunter3").keys[1],
+            k.keys[1],
+            "a new secret value still counts"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::FrontendError;
 use crate::ast::Instruction;
 use crate::config::{EmptyObject, Healthcheck};
 use crate::expand;
+use crate::graph::VarOrigin;
 use crate::instructions::expose::PortSpec;
 use crate::instructions::signal;
 use crate::instructions::{CommandLine, HealthcheckCommand};
@@ -47,6 +48,7 @@ impl Lowerer<'_> {
         for (name, value) in values {
             if let Some(v) = &value {
                 state.vars.set(&name, v);
+                state.origins.insert(name.clone(), VarOrigin::Arg);
             }
             state.args.push((name, value));
         }
@@ -85,6 +87,7 @@ impl Lowerer<'_> {
         pairs: Vec<(String, String)>,
     ) -> Result<(), FrontendError> {
         self.key_values(state, ins, "ENV", pairs, |state, k, v| {
+            state.origins.insert(k.clone(), VarOrigin::Env);
             Self::set_env(state, &k, &v)
         })
     }

@@ -100,7 +100,7 @@ impl Lowerer<'_> {
             .collect();
         for (k, ins) in body.iter().enumerate() {
             let step = format!("[{label}{}/{}]", k + 2, total.max(body.len() + 1));
-            self.instruction(i, &mut state, ins, &step)?;
+            self.step(i, &mut state, ins, k + 2, &step)?;
         }
         Ok(state)
     }
@@ -122,6 +122,7 @@ impl Lowerer<'_> {
                 args: Vec::new(),
                 env: Vars::default(),
                 vars: Vars::default(),
+                origins: Default::default(),
                 cmd_set: false,
                 author: None,
             },
@@ -142,6 +143,7 @@ impl Lowerer<'_> {
                     history: image.history,
                     layer_nodes: Vec::new(),
                     args: Vec::new(),
+                    origins: Default::default(),
                     cmd_set: false,
                     author: None,
                 }

@@ -12,11 +12,14 @@ mod from;
 mod run;
 mod workdir;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::ast::Instruction;
 use crate::config::{History, ImageConfig};
-use crate::graph::{BuildGraph, ContextSource, Location, Node, NodeId, Op};
+use crate::graph::{
+    BuildGraph, ContextSource, Location, Node, NodeId, Op, StepInfo, UsedVar, VarOrigin,
+};
 use crate::instructions::Command;
 use crate::stages::Stages;
 use crate::vars::{Vars, expand_one, instruction_error};
@@ -57,6 +60,10 @@ struct StageState {
     /// base's environment, then ARG values and ENV as they are set, the
     /// latest winning; a stage FROM this one inherits it.
     vars: Vars,
+    /// Which instruction set each variable the Dockerfile set (not
+    /// those of the base image's environment); a stage FROM this one
+    /// inherits them with `vars`.
+    origins: BTreeMap<String, VarOrigin>,
     /// CMD was set in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
     author: Option<String>,
@@ -82,6 +89,8 @@ struct Lowerer<'a> {
     done: HashMap<usize, StageState>,
     /// More than one stage: step names carry the stage's name.
     multi: bool,
+    /// The variables the words of the instruction being lowered expanded.
+    expanded: RefCell<BTreeSet<String>>,
 }
 
 /// The argv of a shell-form command under the stage's SHELL.
@@ -141,6 +150,7 @@ impl<'a> Lowerer<'a> {
                 column: i.column,
                 end_line: i.end_line,
             }),
+            step: None,
         });
         NodeId(self.nodes.len() - 1)
     }
@@ -161,7 +171,62 @@ impl<'a> Lowerer<'a> {
         ins: &Instruction,
         word: &str,
     ) -> Result<String, FrontendError> {
-        expand_one(self.df, ins, word, &|k| Self::lookup(state, k))
+        expand_one(self.df, ins, word, &|k| {
+            self.expanded.borrow_mut().insert(k.to_string());
+            Self::lookup(state, k)
+        })
+    }
+
+    /// Lowers instruction `ins`, the `ordinal`th of stage `stage`, and
+    /// marks the steps it adds with their identity and the variables they
+    /// use (see [`StepInfo`]).
+    fn step(
+        &mut self,
+        stage: usize,
+        state: &mut StageState,
+        ins: &Instruction,
+        ordinal: usize,
+        step: &str,
+    ) -> Result<(), FrontendError> {
+        // An earlier stage lowered on the way (a `--from`) keeps its own.
+        let outer = self.expanded.take();
+        let first = self.nodes.len();
+        let lowered = self.instruction(stage, state, ins, step);
+        let expanded = self.expanded.replace(outer);
+        lowered?;
+        let stage_name = match self.stages.stages[stage].name() {
+            Some(n) => n.to_string(),
+            None => format!("stage-{stage}"),
+        };
+        let mut instruction = ins.original.clone();
+        for heredoc in &ins.heredocs {
+            instruction.push('\n');
+            instruction.push_str(&heredoc.content);
+            instruction.push_str(&heredoc.name);
+        }
+        for node in &mut self.nodes[first..] {
+            if node.step.is_some() || !matches!(node.op, Op::Exec(_) | Op::File(_)) {
+                continue;
+            }
+            let is_run = matches!(node.op, Op::Exec(_));
+            let vars = (state.origins.iter())
+                .filter(|(name, _)| is_run || expanded.contains(*name))
+                .filter_map(|(name, origin)| {
+                    Some(UsedVar {
+                        name: name.clone(),
+                        origin: *origin,
+                        value: state.vars.get(name)?,
+                    })
+                })
+                .collect();
+            node.step = Some(StepInfo {
+                stage: stage_name.clone(),
+                ordinal,
+                instruction: instruction.clone(),
+                vars,
+            });
+        }
+        Ok(())
     }
 
     fn history(state: &mut StageState, created_by: String, empty: bool) {
@@ -258,6 +323,7 @@ pub(crate) fn lower(
         image_nodes: HashMap::new(),
         done: HashMap::new(),
         multi,
+        expanded: RefCell::default(),
     };
     l.context = l.add(
         Op::Context(ContextSource {
@@ -304,4 +370,63 @@ pub(crate) fn lower(
             })
             .collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::StepInfo;
+
+    /// The step info of every step `source` lowers to, with `args`.
+    fn steps(source: &str, args: &[(&str, &str)]) -> Vec<StepInfo> {
+        let df = Dockerfile::parse("Dockerfile", source.as_bytes()).unwrap();
+        let opts = BuildOptions {
+            platform: String::from("linux/amd64"),
+            build_args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..BuildOptions::default()
+        };
+        let graph = df.lower(&opts, &BTreeMap::new()).unwrap();
+        graph.nodes.into_iter().filter_map(|n| n.step).collect()
+    }
+
+    fn names(step: &StepInfo) -> Vec<(&str, VarOrigin, &str)> {
+        (step.vars.iter())
+            .map(|v| (v.name.as_str(), v.origin, v.value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_run_uses_every_variable_the_dockerfile_set_and_a_copy_those_it_expands() {
+        let steps = steps(
+            "FROM scratch AS app\nARG DIR=src\nARG UNUSED=1\nENV MODE=debug\n\
+             COPY $DIR/ /app/\nRUN make\nWORKDIR /w\n",
+            &[("DIR", "lib")],
+        );
+        let [copy, run, workdir] = &steps[..] else {
+            panic!("three steps: {steps:?}")
+        };
+        assert_eq!((copy.stage.as_str(), copy.ordinal), ("app", 5));
+        assert_eq!(copy.instruction, "COPY $DIR/ /app/");
+        assert_eq!(names(copy), [("DIR", VarOrigin::Arg, "lib")]);
+        assert_eq!(run.ordinal, 6);
+        assert_eq!(
+            names(run),
+            [
+                ("DIR", VarOrigin::Arg, "lib"),
+                ("MODE", VarOrigin::Env, "debug"),
+                ("UNUSED", VarOrigin::Arg, "1"),
+            ]
+        );
+        assert_eq!(names(workdir), []);
+    }
+
+    #[test]
+    fn an_unnamed_stage_is_named_by_its_index_and_a_heredoc_body_is_part_of_the_text() {
+        let steps = steps("FROM scratch\nFROM scratch\nRUN <<EOF\necho hi\nEOF\n", &[]);
+        assert_eq!(steps[0].stage, "stage-1");
+        assert_eq!(steps[0].instruction, "RUN <<EOF\necho hi\nEOF");
+    }
 }
