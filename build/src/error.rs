@@ -79,6 +79,9 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// `rbuild run --pull=never` names an image the store lacks.
+    #[error("image {0} is not in the store and --pull=never forbids pulling it")]
+    NotPulled(String),
     /// The build was cancelled ([`crate::CancelToken`]).
     #[error("the build was cancelled")]
     Cancelled,

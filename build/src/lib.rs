@@ -16,6 +16,7 @@ mod output;
 mod pipeline;
 mod request;
 pub mod run;
+pub mod runopts;
 mod session;
 pub mod time;
 

@@ -6,7 +6,10 @@
 
 use std::path::PathBuf;
 
-use rbuild_executor::{BindMount, Limits, Network, RootFs, RunSpec, Seccomp, Security, Stdio};
+use rbuild_executor::{
+    BindMount, HostEntry, Limits, Network, RootFs, RunSpec, Seccomp, Security, Stdio, TmpfsMount,
+    Ulimit,
+};
 use rbuild_image::manifest::short_id;
 use rbuild_image::{ImageConfig, Reference};
 
@@ -55,15 +58,42 @@ pub struct RunImage {
     pub lowers: Vec<PathBuf>,
 }
 
-/// Opens `name` to run: from the store, else pulled from its registry
-/// (and then tagged in the store, as `docker run` keeps what it pulls),
-/// its layers unpacked.
-pub fn open_image(session: &Session, name: &str) -> Result<RunImage, BuildError> {
+/// When `rbuild run` asks the registry for the image (`--pull`, as
+/// `docker run --pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullPolicy {
+    /// Only when the store does not have it (the default).
+    #[default]
+    Missing,
+    /// Always, and the registry's image is run.
+    Always,
+    /// Never: an image the store lacks is an error.
+    Never,
+}
+
+/// Opens `name` to run: from the store, else (or always, with
+/// [`PullPolicy::Always`]) pulled from its registry and then tagged in
+/// the store, as `docker run` keeps what it pulls; its layers unpacked.
+pub fn open_image(
+    session: &Session,
+    name: &str,
+    policy: PullPolicy,
+) -> Result<RunImage, BuildError> {
     // Only a pulled image gets the name: one of the store (found by name,
     // id or digest) keeps the names it has.
-    let pulled = session.store.find_image(name)?.is_none();
+    let in_store = session.store.find_image(name)?.is_some();
+    let pulled = policy == PullPolicy::Always || !in_store;
+    if policy == PullPolicy::Never && !in_store {
+        return Err(BuildError::NotPulled(name.to_string()));
+    }
     let store_name = Reference::parse(name)?.store_name();
-    let image = session.runtime.block_on(session.images.resolve(name))?;
+    let image = session.runtime.block_on(async {
+        if policy == PullPolicy::Always {
+            session.images.pull(name).await.map(std::sync::Arc::new)
+        } else {
+            session.images.resolve(name).await
+        }
+    })?;
     let lowers = session.runtime.block_on(async {
         let mut out = Vec::with_capacity(image.layers.len());
         for layer in &image.layers {
@@ -105,8 +135,22 @@ pub struct RunRequest {
     pub network: Network,
     /// `-v` binds.
     pub volumes: Vec<BindMount>,
-    /// A pseudo-terminal.
+    /// A pseudo-terminal (and `TERM=xterm` unless the image or `-e`
+    /// sets it, as Docker).
     pub tty: bool,
+    /// Give the process rbuild's stdin (`-i`); otherwise it reads
+    /// /dev/null (or a terminal that gets no input).
+    pub interactive: bool,
+    /// A read-only root filesystem.
+    pub readonly_rootfs: bool,
+    /// Empty tmpfs mounts (`--tmpfs`, `--mount type=tmpfs`).
+    pub tmpfs: Vec<TmpfsMount>,
+    /// `/etc/hosts` entries (`--add-host`).
+    pub extra_hosts: Vec<HostEntry>,
+    /// `--ulimit`s.
+    pub ulimits: Vec<Ulimit>,
+    /// `--shm-size` in bytes.
+    pub shm_size: Option<u64>,
     /// Seccomp and no_new_privs.
     pub security: Security,
     /// A small init as pid 1.
@@ -122,13 +166,18 @@ pub fn spec(image: &RunImage, request: &RunRequest) -> Result<RunSpec, RunError>
     if args.is_empty() {
         return Err(RunError::NoCommand);
     }
+    let mut image_env = config.env.clone();
+    if request.tty && !image_env.iter().any(|e| e.starts_with("TERM=")) {
+        // As Docker: a terminal's TERM, unless the image or -e sets one.
+        image_env.insert(0, String::from("TERM=xterm"));
+    }
     Ok(RunSpec {
         rootfs: RootFs {
             lowers: image.lowers.clone(),
             upper: None,
         },
         args,
-        env: merge_env(&config.env, &request.env),
+        env: merge_env(&image_env, &request.env),
         cwd: request.workdir.clone().unwrap_or_else(|| {
             if config.working_dir.is_empty() {
                 String::from("/")
@@ -144,16 +193,21 @@ pub fn spec(image: &RunImage, request: &RunRequest) -> Result<RunSpec, RunError>
         network: request.network,
         mounts: request.volumes.clone(),
         layer_mounts: Vec::new(),
-        tmpfs: Vec::new(),
-        stdio: if request.tty {
-            Stdio::Tty
-        } else {
-            Stdio::Inherit
+        tmpfs: request.tmpfs.clone(),
+        stdio: match (request.tty, request.interactive) {
+            (true, true) => Stdio::Tty,
+            (true, false) => Stdio::TtyNoInput,
+            (false, true) => Stdio::Inherit,
+            (false, false) => Stdio::NoInput,
         },
         security: request.security.clone(),
         init: request.init,
         files: Vec::new(),
         limits: request.limits,
+        readonly_rootfs: request.readonly_rootfs,
+        extra_hosts: request.extra_hosts.clone(),
+        shm_size: request.shm_size,
+        ulimits: request.ulimits.clone(),
     })
 }
 
@@ -311,17 +365,18 @@ mod tests {
         assert_eq!((plain.cwd.as_str(), plain.user.as_str()), ("/", "app"));
         assert_eq!(plain.hostname, "abababababab");
         assert_eq!(plain.rootfs.lowers, [PathBuf::from("/layers/1")]);
-        assert!(matches!(plain.stdio, Stdio::Inherit));
+        assert!(matches!(plain.stdio, Stdio::NoInput));
         let request = RunRequest {
             env: vec!["A=3".into()],
             workdir: Some("/w".into()),
             user: Some("0".into()),
             hostname: Some("box".into()),
             tty: true,
+            interactive: true,
             ..RunRequest::default()
         };
         let overridden = spec(&img, &request).unwrap();
-        assert_eq!(overridden.env, ["B=2", "A=3"]);
+        assert_eq!(overridden.env, ["TERM=xterm", "B=2", "A=3"]);
         assert_eq!(
             (
                 overridden.cwd.as_str(),

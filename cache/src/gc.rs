@@ -24,6 +24,9 @@ pub struct DiskUsage {
     pub records: usize,
     /// Cache mounts and their total size.
     pub cache_mounts: (usize, u64),
+    /// Named volumes of `rbuild run` and their total size (`prune
+    /// --volumes` removes them; `prune --all` does not).
+    pub volumes: (usize, u64),
     /// What `prune --all` would free.
     pub reclaimable: u64,
 }
@@ -75,7 +78,7 @@ pub struct PruneReport {
     pub bytes: u64,
 }
 
-fn dir_size(path: &Path) -> u64 {
+pub(crate) fn dir_size(path: &Path) -> u64 {
     walkdir::WalkDir::new(path)
         .into_iter()
         .filter_map(Result::ok)
@@ -420,6 +423,7 @@ impl Store {
                 let (n, s) = count_size(&self.root.join("cache-mounts"))?;
                 (n / 2, s)
             },
+            volumes: self.volumes_usage()?,
             reclaimable,
         })
     }

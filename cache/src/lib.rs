@@ -24,6 +24,7 @@
 //! sources/<blob hex>.json                         repositories known to hold a blob
 //! hashes/<name>.bin                               content-hash cache of context files
 //! cache-mounts/<id>/                              RUN --mount=type=cache dirs
+//! volumes/<name>/                                 named volumes of `rbuild run`
 //! tmp/                                            writes in progress
 //! ```
 
@@ -50,6 +51,7 @@ mod snapshots;
 pub mod testing;
 mod unpack;
 mod version;
+mod volumes;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -218,6 +218,10 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
             open_or_create(root, &plan.cwd_prefixes, false)
         );
         libc::close(cwd);
+        if plan.readonly_root {
+            // The root mount only: the mounts inside it keep their modes.
+            try_sys!(efd, c"make the root read-only", sys::set_readonly(root));
+        }
         if plan.loopback {
             loopback_up(efd);
         }
@@ -454,6 +458,12 @@ unsafe fn loopback_up(efd: c_int) {
     }
 }
 
+/// Exit code of a sandbox whose program was not found (Docker's).
+pub const EXIT_NOT_FOUND: c_int = 127;
+
+/// Exit code of a sandbox whose program could not be executed (Docker's).
+pub const EXIT_CANNOT_EXECUTE: c_int = 126;
+
 /// The process: stdio, identity, capabilities, then exec.
 unsafe fn exec_process(args: &Args<'_>) -> ! {
     let plan = args.plan;
@@ -496,6 +506,13 @@ unsafe fn exec_process(args: &Args<'_>) -> ! {
         );
         for sig in [libc::SIGPIPE, libc::SIGINT, libc::SIGQUIT, libc::SIGTERM] {
             libc::signal(sig, libc::SIG_DFL);
+        }
+        for (resource, limit) in &plan.rlimits {
+            try_sys!(
+                efd,
+                c"set a --ulimit",
+                cvt(libc::setrlimit(*resource as _, limit))
+            );
         }
         for cap in &plan.drop_caps {
             libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0);
@@ -558,8 +575,17 @@ unsafe fn exec_process(args: &Args<'_>) -> ! {
         }
         if last == libc::ENOENT {
             sys::write_all(efd, plan.not_found.as_bytes());
-            libc::_exit(127);
+            libc::_exit(EXIT_NOT_FOUND);
         }
-        sys::fail(efd, &plan.candidates[0], last)
+        // Found but not runnable (no permission, not an executable
+        // format): Docker's 126.
+        sys::write_all(efd, b"exec ");
+        sys::write_all(efd, plan.candidates[0].to_bytes());
+        sys::write_all(efd, b": ");
+        sys::write_all(
+            efd,
+            std::ffi::CStr::from_ptr(libc::strerror(last)).to_bytes(),
+        );
+        libc::_exit(EXIT_CANNOT_EXECUTE)
     }
 }

@@ -62,17 +62,21 @@ pub fn runtime_spec(
     if spec.network != Network::Host {
         namespaces.push(json!({"type": "network"}));
     }
-    let caps = crate::caps::default_names();
+    let caps: Vec<&str> = crate::caps::kept(&spec.security.cap_add, &spec.security.cap_drop)
+        .map_err(ExecError::Setup)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
     let seccomp = match &spec.security.seccomp {
         _ if spec.security.insecure => None,
-        crate::Seccomp::Default => Some(crate::seccomp::oci(None)?),
+        crate::Seccomp::Default => Some(crate::seccomp::oci(None, &caps)?),
         crate::Seccomp::Unconfined => None,
-        crate::Seccomp::Profile(text) => Some(crate::seccomp::oci(Some(text))?),
+        crate::Seccomp::Profile(text) => Some(crate::seccomp::oci(Some(text), &caps)?),
     };
     let value: Value = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": spec.stdio == Stdio::Tty,
+            "terminal": spec.stdio.is_tty(),
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.groups},
             "args": spec.args,
             "env": env,
@@ -80,7 +84,7 @@ pub fn runtime_spec(
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": spec.security.no_new_privileges,
         },
-        "root": {"path": "rootfs", "readonly": false},
+        "root": {"path": "rootfs", "readonly": spec.readonly_rootfs},
         "hostname": if spec.hostname.is_empty() { "rbuild" } else { spec.hostname.as_str() },
         "mounts": mounts,
         "linux": {

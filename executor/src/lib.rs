@@ -45,6 +45,7 @@ mod rootless;
 mod seccomp;
 mod stdio;
 mod sys;
+mod ulimit;
 mod unchanged;
 mod users;
 
@@ -59,6 +60,7 @@ pub use network::prepare_one as prepare_network;
 pub use plan::DEFAULT_PATH;
 pub use rootless::{IdMapping, enter_user_namespace};
 pub use seccomp::{ProgramCache as SeccompCache, precompile as precompile_seccomp};
+pub use ulimit::Ulimit;
 pub use users::{User, resolve as resolve_user};
 
 /// Errors of the executor.
@@ -67,9 +69,13 @@ pub enum ExecError {
     /// Setting up the sandbox failed (namespaces, mounts, user lookup).
     #[error("sandbox setup failed: {0}")]
     Setup(String),
-    /// The program could not be started (not found, not executable).
+    /// The program was not found (Docker's exit code 127).
     #[error("{0}")]
     Exec(String),
+    /// The program was found but could not be executed: no permission,
+    /// not an executable format (Docker's exit code 126).
+    #[error("{0}")]
+    CannotExecute(String),
 }
 
 fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> ExecError + '_ {
@@ -102,7 +108,7 @@ pub enum Network {
 }
 
 /// A host path bound into the sandbox.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindMount {
     /// Host path.
     pub source: PathBuf,
@@ -191,8 +197,13 @@ pub struct Security {
     pub no_new_privileges: bool,
     /// `RUN --security=insecure`: every capability, no seccomp filter, no
     /// masked or read-only /proc paths, a writable /sys (BuildKit's
-    /// insecure mode; the devices stay the default set).
+    /// insecure mode, and `rbuild run --privileged`; the devices stay the
+    /// default set).
     pub insecure: bool,
+    /// Capabilities added to Docker's default set (`--cap-add`; `ALL`).
+    pub cap_add: Vec<String>,
+    /// Capabilities removed from it (`--cap-drop`; `ALL`).
+    pub cap_drop: Vec<String>,
 }
 
 impl Default for Security {
@@ -202,6 +213,8 @@ impl Default for Security {
             seccomp: Seccomp::Default,
             no_new_privileges: true,
             insecure: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
         }
     }
 }
@@ -213,10 +226,31 @@ pub enum Stdio {
     /// by line; stdin is /dev/null (RUN).
     #[default]
     Capture,
-    /// The caller's stdin/stdout/stderr are used directly (`rbuild run`).
+    /// The caller's stdin/stdout/stderr are used directly (`rbuild run -i`).
     Inherit,
-    /// Like `Inherit`, with a new pseudo-terminal (`rbuild run -t`).
+    /// The caller's stdout/stderr; stdin is /dev/null (`rbuild run`
+    /// without `-i`, as Docker attaches no input then).
+    NoInput,
+    /// A new pseudo-terminal, fed the caller's stdin (`rbuild run -it`).
     Tty,
+    /// A new pseudo-terminal that gets no input (`rbuild run -t`).
+    TtyNoInput,
+}
+
+impl Stdio {
+    /// Whether the process gets a pseudo-terminal.
+    pub fn is_tty(self) -> bool {
+        matches!(self, Stdio::Tty | Stdio::TtyNoInput)
+    }
+}
+
+/// An `/etc/hosts` entry beyond the defaults (`--add-host NAME:IP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEntry {
+    /// The host name.
+    pub name: String,
+    /// Its address.
+    pub ip: std::net::IpAddr,
 }
 
 /// Everything about one process to run.
@@ -256,6 +290,16 @@ pub struct RunSpec {
     pub init: bool,
     /// Resource limits (cgroups; rootful only, bundled runtime only).
     pub limits: Limits,
+    /// Mount the root filesystem read-only (`rbuild run --read-only`);
+    /// /dev, /proc, binds, tmpfs mounts and the made files stay writable.
+    pub readonly_rootfs: bool,
+    /// `/etc/hosts` entries after the defaults (`--add-host`).
+    pub extra_hosts: Vec<HostEntry>,
+    /// The size of /dev/shm in bytes (`--shm-size`); 64 MiB, Docker's
+    /// default, when `None`.
+    pub shm_size: Option<u64>,
+    /// Process resource limits set before the exec (`--ulimit`).
+    pub ulimits: Vec<Ulimit>,
 }
 
 /// Which stream a captured chunk came from.
@@ -315,7 +359,12 @@ pub fn run_with(
     } else {
         spec.hostname.as_str()
     };
-    let mut files = system_files(hostname, spec.network, spec.rootfs.upper.is_none());
+    let mut files = system_files(
+        hostname,
+        spec.network,
+        &spec.extra_hosts,
+        spec.rootfs.upper.is_none(),
+    );
     files.extend(spec.files.iter().cloned());
     let user = users::resolve(&spec.rootfs.lowers, &spec.user)?;
     rootless::check_mapped(&user)?;
@@ -324,9 +373,9 @@ pub fn run_with(
         Network::Host | Network::None => None,
     };
     if let Some(runtime) = runtime {
-        if spec.limits.any() {
+        if spec.limits.any() || !spec.ulimits.is_empty() || spec.shm_size.is_some() {
             return Err(ExecError::Setup(format!(
-                "--memory, --cpus and --pids-limit work with the bundled runtime, not {runtime}"
+                "--memory, --cpus, --pids-limit, --ulimit and --shm-size work with the bundled runtime, not {runtime}"
             )));
         }
         let mut lowers: Vec<&Path> = spec.rootfs.lowers.iter().map(PathBuf::as_path).collect();
@@ -391,7 +440,17 @@ pub fn run_with(
             stdio: None,
             tty: None,
         },
-        Stdio::Tty => {
+        Stdio::NoInput => {
+            let devnull = std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
+            let stdio = [devnull.as_raw_fd(), 1, 2];
+            keep.push(OwnedFd::from(devnull));
+            child::Fds {
+                error: err_w.as_raw_fd(),
+                stdio: Some(stdio),
+                tty: None,
+            }
+        }
+        Stdio::Tty | Stdio::TtyNoInput => {
             let winsize = terminal_size();
             let pty = nix::pty::openpty(winsize.as_ref(), None)
                 .map_err(setup("open a pseudo-terminal"))?;
@@ -449,7 +508,7 @@ pub fn run_with(
     if let Some((out, err)) = capture {
         stdio::capture(out, err, output);
     } else if let Some(master) = tty_master {
-        stdio::proxy_tty(master);
+        stdio::proxy_tty(master, spec.stdio == Stdio::Tty);
     }
     let code = wait(pid)?;
     drop(cgroups);
@@ -473,10 +532,10 @@ pub fn run_with(
             .map_err(setup("record the unchanged copy-ups the layer leaves out"))?;
     }
     if !message.is_empty() {
-        return Err(if code == 127 {
-            ExecError::Exec(message)
-        } else {
-            ExecError::Setup(message)
+        return Err(match code {
+            child::EXIT_NOT_FOUND => ExecError::Exec(message),
+            child::EXIT_CANNOT_EXECUTE => ExecError::CannotExecute(message),
+            _ => ExecError::Setup(message),
         });
     }
     Ok(code)
@@ -506,11 +565,20 @@ fn wait(pid: libc::pid_t) -> Result<i32, ExecError> {
     }
 }
 
-/// /etc/hosts, /etc/resolv.conf and, when `with_hostname`, /etc/hostname
-/// for the sandbox.
-fn system_files(hostname: &str, net: Network, with_hostname: bool) -> Vec<FileMount> {
-    let hosts =
+/// /etc/hosts (with `extra_hosts` last, as Docker writes them),
+/// /etc/resolv.conf and, when `with_hostname`, /etc/hostname for the
+/// sandbox.
+fn system_files(
+    hostname: &str,
+    net: Network,
+    extra_hosts: &[HostEntry],
+    with_hostname: bool,
+) -> Vec<FileMount> {
+    let mut hosts =
         format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for entry in extra_hosts {
+        hosts.push_str(&format!("{}\t{}\n", entry.ip, entry.name));
+    }
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = match net {
         Network::Private => network::resolv_conf(&host_resolv),

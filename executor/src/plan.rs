@@ -18,6 +18,10 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// The group of terminals in Docker's images.
 const TTY_GID: u32 = 5;
 
+/// The size of /dev/shm without `--shm-size`: 64 MiB, as Docker and
+/// BuildKit.
+const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
 /// The device nodes of the sandbox's /dev, bound from the host's /dev.
 /// They are the only usable devices: every other mount (the root overlay,
 /// the /dev tmpfs, binds, layer mounts) is `nodev`, so a node COPYed in or
@@ -145,6 +149,10 @@ pub struct Plan {
     pub init: Option<InitPlan>,
     /// The highest capability number of this kernel.
     pub last_cap: c_int,
+    /// Make the root mount read-only once everything is mounted in it.
+    pub readonly_root: bool,
+    /// `setrlimit` calls before the exec: (resource, limit).
+    pub rlimits: Vec<(c_int, libc::rlimit)>,
 }
 
 fn cstr(s: impl AsRef<[u8]>) -> Result<CString, ExecError> {
@@ -386,7 +394,10 @@ pub fn build(
             "dev/shm",
             "tmpfs",
             libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            Some("mode=1777,size=65536k"),
+            Some(&format!(
+                "mode=1777,size={}",
+                spec.shm_size.unwrap_or(DEFAULT_SHM_SIZE)
+            )),
         )?,
     ];
     for name in DEVICES {
@@ -572,16 +583,22 @@ pub fn build(
             "working directory {cwd} is not absolute"
         )));
     }
-    let kept: Vec<c_int> = caps::DEFAULT.iter().map(|(_, n)| *n).collect();
+    let kept =
+        caps::kept(&spec.security.cap_add, &spec.security.cap_drop).map_err(ExecError::Setup)?;
+    let kept_names: Vec<&str> = kept.iter().map(|(name, _)| *name).collect();
     let drop_caps = if insecure {
         Vec::new()
     } else {
-        (0..=caps::last()).filter(|c| !kept.contains(c)).collect()
+        (0..=caps::last())
+            .filter(|c| !kept.iter().any(|(_, n)| n == c))
+            .collect()
     };
+    let default_caps = kept_names == caps::default_names();
     let seccomp = match (&spec.security.seccomp, insecure) {
         (_, true) | (Seccomp::Unconfined, _) => None,
-        (Seccomp::Default, false) => Some(seccomp::default_program()?),
-        (Seccomp::Profile(text), false) => Some(seccomp::program(text)?),
+        (Seccomp::Default, false) if default_caps => Some(seccomp::default_program()?),
+        (Seccomp::Default, false) => Some(seccomp::program(None, &kept_names)?),
+        (Seccomp::Profile(text), false) => Some(seccomp::program(Some(text), &kept_names)?),
     };
     Ok(Plan {
         layer_dirs: layer_fds.dirs,
@@ -622,6 +639,12 @@ pub fn build(
             None
         },
         last_cap: caps::last(),
+        readonly_root: spec.readonly_rootfs,
+        rlimits: spec
+            .ulimits
+            .iter()
+            .map(|u| (u.resource, u.rlimit()))
+            .collect(),
     })
 }
 

@@ -404,42 +404,50 @@ pub fn default_program() -> Result<Arc<Program>, ExecError> {
     static PROGRAM: OnceLock<Result<Arc<Program>, String>> = OnceLock::new();
     PROGRAM
         .get_or_init(|| {
-            cached(DEFAULT_PROFILE, CACHE_FILE.get())
-                .map(Arc::new)
-                .map_err(|e| e.to_string())
+            cached(
+                DEFAULT_PROFILE,
+                &crate::caps::default_names(),
+                CACHE_FILE.get(),
+            )
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
         })
         .clone()
         .map_err(ExecError::Setup)
 }
 
-/// `profile` compiled for Docker's default capabilities: loaded from
-/// `cache` when it holds this compilation, else compiled and stored there
-/// (a store that fails only costs the next process the compilation).
-fn cached(profile: &str, cache: Option<&ProgramCache>) -> Result<Program, ExecError> {
-    let caps = crate::caps::default_names();
-    let key = cache.map(|c| (c, cache::Key::new(profile, &caps)));
+/// `profile` compiled for the bounding set `caps`: loaded from `cache`
+/// when it holds this compilation, else compiled and stored there (a
+/// store that fails only costs the next process the compilation).
+fn cached(
+    profile: &str,
+    caps: &[&str],
+    cache: Option<&ProgramCache>,
+) -> Result<Program, ExecError> {
+    let key = cache.map(|c| (c, cache::Key::new(profile, caps)));
     if let Some((c, key)) = &key
         && let Some(program) = cache::load(&c.file, key)
     {
         return Ok(program);
     }
-    let program = compile(&resolve(&parse(profile)?, &caps)?)?;
+    let program = compile(&resolve(&parse(profile)?, caps)?)?;
     if let Some((c, key)) = &key {
         let _ = cache::store(c, key, &program);
     }
     Ok(program)
 }
 
-/// A profile file's text compiled for Docker's default capabilities.
-pub fn program(profile: &str) -> Result<Arc<Program>, ExecError> {
-    cached(profile, None).map(Arc::new)
+/// A profile file's text (Docker's default profile when `None`) compiled
+/// for the bounding set `caps` (`--cap-add` lifts the rules a capability
+/// conditions, as in Docker).
+pub fn program(profile: Option<&str>, caps: &[&str]) -> Result<Arc<Program>, ExecError> {
+    cached(profile.unwrap_or(DEFAULT_PROFILE), caps, None).map(Arc::new)
 }
 
 /// The profile as an OCI runtime spec's `linux.seccomp` (for runc and
-/// crun): resolved for this machine and the default capabilities.
-pub fn oci(profile: Option<&str>) -> Result<serde_json::Value, ExecError> {
-    let caps = crate::caps::default_names();
-    let r = resolve(&parse(profile.unwrap_or(DEFAULT_PROFILE))?, &caps)?;
+/// crun): resolved for this machine and the bounding set `caps`.
+pub fn oci(profile: Option<&str>, caps: &[&str]) -> Result<serde_json::Value, ExecError> {
+    let r = resolve(&parse(profile.unwrap_or(DEFAULT_PROFILE))?, caps)?;
     let syscalls: Vec<serde_json::Value> = r
         .rules
         .iter()
@@ -531,29 +539,35 @@ mod tests {
             file: file.clone(),
             temp_dir: dir.path().to_path_buf(),
         };
-        let fresh = cached(DEFAULT_PROFILE, None).unwrap().to_bytes();
+        let caps = crate::caps::default_names();
+        let fresh = cached(DEFAULT_PROFILE, &caps, None).unwrap().to_bytes();
         assert_eq!(
-            cached(DEFAULT_PROFILE, Some(&store)).unwrap().to_bytes(),
+            cached(DEFAULT_PROFILE, &caps, Some(&store))
+                .unwrap()
+                .to_bytes(),
             fresh
         );
         assert!(file.exists(), "the compilation was stored");
         assert_eq!(
-            cached(DEFAULT_PROFILE, Some(&store)).unwrap().to_bytes(),
+            cached(DEFAULT_PROFILE, &caps, Some(&store))
+                .unwrap()
+                .to_bytes(),
             fresh
         );
         // What the file holds under the key is what is used.
-        let caps = crate::caps::default_names();
         let key = cache::Key::new(DEFAULT_PROFILE, &caps);
         let tiny = Program::from_bytes(&fresh[fresh.len() - 8..]).unwrap();
         cache::store(&store, &key, &tiny).unwrap();
         assert_eq!(
-            cached(DEFAULT_PROFILE, Some(&store)).unwrap().to_bytes(),
+            cached(DEFAULT_PROFILE, &caps, Some(&store))
+                .unwrap()
+                .to_bytes(),
             tiny.to_bytes()
         );
         // Another profile misses and replaces it.
         let other = r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#;
         assert_ne!(
-            cached(other, Some(&store)).unwrap().to_bytes(),
+            cached(other, &caps, Some(&store)).unwrap().to_bytes(),
             tiny.to_bytes()
         );
         assert!(cache::load(&file, &key).is_none());
@@ -561,9 +575,9 @@ mod tests {
 
     #[test]
     fn bad_profiles_are_reported() {
-        let e = program("{").unwrap_err().to_string();
+        let e = program(Some("{"), &[]).unwrap_err().to_string();
         assert!(e.contains("seccomp profile"), "{e}");
-        let e = program(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#)
+        let e = program(Some(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#), &[])
             .unwrap_err()
             .to_string();
         assert!(e.contains("SCMP_ACT_NOPE"), "{e}");

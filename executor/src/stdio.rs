@@ -96,15 +96,15 @@ impl Drop for RawMode {
     }
 }
 
-/// Copies the caller's stdin to the pty master and the master to stdout
-/// until the master reports the other side closed.
-pub fn proxy_tty(master: OwnedFd) {
+/// Copies the caller's stdin (when `forward_stdin`) to the pty master and
+/// the master to stdout until the master reports the other side closed.
+pub fn proxy_tty(master: OwnedFd, forward_stdin: bool) {
     let mut master = std::fs::File::from(master);
     let mut stdout = std::io::stdout();
     let mut buf = vec![0u8; 16 * 1024];
     // SAFETY: stdin stays open for the life of the process.
     let stdin = unsafe { BorrowedFd::borrow_raw(0) };
-    let mut stdin_open = true;
+    let mut stdin_open = forward_stdin;
     loop {
         let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
         if stdin_open {

@@ -101,6 +101,29 @@ pub fn rebind(target: c_int, attrs: u64) -> SysResult<()> {
     attach(tree, target, attrs)
 }
 
+/// Makes the mount whose root is the fd `mount` read-only, not the mounts
+/// below it.
+pub fn set_readonly(mount: c_int) -> SysResult<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: an fd we own and a MountAttr on the stack.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mount,
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
 /// Sets `attrs` on the detached tree `tree`, moves it onto `target` and
 /// closes it.
 fn attach(tree: c_int, target: c_int, attrs: u64) -> SysResult<()> {

@@ -133,6 +133,8 @@ fn seccomp_and_no_new_privs_follow_the_security_options() {
         seccomp: rbuild_executor::Seccomp::Unconfined,
         no_new_privileges: false,
         insecure: false,
+        cap_add: Vec::new(),
+        cap_drop: Vec::new(),
     };
     let (code, out, err) = output(&spec);
     assert_eq!(code, 0, "{err}");

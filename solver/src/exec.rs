@@ -232,6 +232,10 @@ pub fn run(
         init: false,
         files: Vec::new(),
         limits,
+        readonly_rootfs: false,
+        extra_hosts: Vec::new(),
+        shm_size: None,
+        ulimits: Vec::new(),
     };
     let _held = mounts(exec, inputs, &mut spec)?;
     let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES);

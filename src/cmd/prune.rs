@@ -35,6 +35,11 @@ pub struct PruneArgs {
     /// most this much (`10GB`, `512MB`, `1.5g`; 1024-based).
     #[arg(long, value_name = "SIZE")]
     keep_storage: Option<String>,
+
+    /// Also remove the named volumes of `rbuild run` (as `docker system
+    /// prune --volumes`).
+    #[arg(long)]
+    volumes: bool,
 }
 
 /// Longest `until=` accepted: a thousand years, far beyond any record's age.
@@ -133,9 +138,14 @@ pub fn run(root: &Path, args: PruneArgs) -> anyhow::Result<ExitCode> {
     } else {
         "Total reclaimed space"
     };
+    let (volumes, volume_bytes) = if args.volumes {
+        store.remove_volumes(args.dry_run)?
+    } else {
+        (0, 0)
+    };
     outln!(
-        "{verb}: {} ({} blobs, {} snapshots, {} cache records)",
-        human_size(r.bytes),
+        "{verb}: {} ({} blobs, {} snapshots, {} cache records, {volumes} volumes)",
+        human_size(r.bytes + volume_bytes),
         r.blobs,
         r.snapshots,
         r.records
@@ -183,6 +193,12 @@ pub fn du(root: &Path, args: DuArgs) -> anyhow::Result<ExitCode> {
         human_size(du.cache_mounts.1)
     )?;
     outln!("{:<16} {:>8} {:>12}", "cache records", du.records, "-")?;
+    outln!(
+        "{:<16} {:>8} {:>12}",
+        "volumes",
+        du.volumes.0,
+        human_size(du.volumes.1)
+    )?;
     outln!(
         "Reclaimable with `prune --all`: {}",
         human_size(du.reclaimable)

@@ -45,6 +45,7 @@ fn run_limits_are_set_bite_and_are_removed() {
         .cmd(&[
             "run",
             "--rm",
+            "-i",
             "--memory",
             "48m",
             "--cpus",

@@ -69,6 +69,10 @@ impl Sandbox {
             init: false,
             files: vec![],
             limits: Default::default(),
+            readonly_rootfs: false,
+            extra_hosts: Vec::new(),
+            shm_size: None,
+            ulimits: Vec::new(),
         }
     }
 

@@ -1,0 +1,209 @@
+//! `rbuild run`'s docker-run flags, one test each: the read-only root,
+//! tmpfs and `--mount`s, named volumes, capabilities, `--privileged`,
+//! `--add-host`, `--ulimit`, `--shm-size`, `--pull`, `-t`/`-i` and
+//! Docker's exit codes.
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use crate::support::TestContext;
+
+/// A store with the busybox image `bb`.
+fn with_busybox() -> TestContext {
+    let t = TestContext::new();
+    t.make_busybox("bb");
+    t
+}
+
+/// `rbuild run ARGS… bb sh -c SCRIPT`, its output whatever the exit.
+fn run_sh(t: &TestContext, flags: &[&str], script: &str) -> Output {
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["bb", "sh", "-c", script]);
+    t.cmd(&args).output().expect("run rbuild")
+}
+
+/// Like [`run_sh`], failing the test unless it exits 0; its stdout.
+fn sh_ok(t: &TestContext, flags: &[&str], script: &str) -> String {
+    let out = run_sh(t, flags, script);
+    assert!(
+        out.status.success(),
+        "run {flags:?} {script:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn read_only_root_keeps_tmpfs_and_dev_shm_writable() {
+    let t = with_busybox();
+    let out = sh_ok(
+        &t,
+        &["--read-only", "--tmpfs", "/scratch:size=1m"],
+        "touch /x 2>/dev/null && echo root-writable; touch /scratch/y && echo tmpfs-ok; \
+         touch /dev/shm/z && echo shm-ok; df -k /scratch | tail -1",
+    );
+    assert!(!out.contains("root-writable"), "{out}");
+    assert!(out.contains("tmpfs-ok") && out.contains("shm-ok"), "{out}");
+    assert!(out.contains(" 1024 "), "a 1 MiB tmpfs: {out}");
+    // Without the flag the root is writable.
+    assert!(sh_ok(&t, &[], "touch /x && echo root-writable").contains("root-writable"));
+}
+
+#[test]
+fn mounts_bind_tmpfs_and_volumes_as_docker() {
+    let t = with_busybox();
+    let host = t.path("host");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in"), "from-host").unwrap();
+    let bind = format!("type=bind,source={},target=/h,readonly", host.display());
+    let out = sh_ok(
+        &t,
+        &[
+            "--mount",
+            &bind,
+            "--mount",
+            "type=tmpfs,target=/t,tmpfs-size=2m",
+            "--mount",
+            "type=volume,source=data,target=/data",
+        ],
+        "cat /h/in; echo; touch /h/x 2>/dev/null || echo bind-ro; df -k /t | tail -1; \
+         echo kept > /data/f",
+    );
+    assert!(
+        out.contains("from-host") && out.contains("bind-ro"),
+        "{out}"
+    );
+    assert!(out.contains(" 2048 "), "a 2 MiB tmpfs: {out}");
+    // The named volume outlives the sandbox: through --mount and -v alike.
+    assert_eq!(sh_ok(&t, &["-v", "data:/v:ro"], "cat /v/f"), "kept\n");
+    let bad = run_sh(&t, &["--mount", "type=bind,target=/x"], "true");
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("source= is required"));
+}
+
+#[test]
+fn named_volumes_are_listed_by_du_and_removed_by_prune() {
+    let t = with_busybox();
+    sh_ok(
+        &t,
+        &["-v", "cachevol:/c"],
+        "head -c 300000 /dev/zero > /c/blob",
+    );
+    let du = t.stdout(&["du"]);
+    let row = du
+        .lines()
+        .find(|l| l.starts_with("volumes"))
+        .unwrap_or_default();
+    assert_eq!(row.split_whitespace().nth(1), Some("1"), "{du}");
+    t.ok(&["prune", "--volumes"]);
+    assert_eq!(
+        sh_ok(&t, &["-v", "cachevol:/c"], "ls /c | wc -l").trim(),
+        "0",
+        "prune --volumes emptied the store's volumes"
+    );
+}
+
+#[test]
+fn capabilities_are_added_dropped_and_privileged() {
+    let t = with_busybox();
+    let bounding = |flags: &[&str]| {
+        let out = sh_ok(&t, flags, "grep CapBnd /proc/self/status");
+        u64::from_str_radix(out.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let default = bounding(&[]);
+    let (chown, net_admin, sys_admin) = (1u64, 1u64 << 12, 1u64 << 21);
+    assert!(default & chown != 0 && default & net_admin == 0);
+    assert_eq!(
+        bounding(&["--cap-drop", "ALL", "--cap-add", "CHOWN"]),
+        chown
+    );
+    let added = bounding(&["--cap-add", "NET_ADMIN", "--cap-drop", "chown"]);
+    assert_eq!(added, (default | net_admin) & !chown);
+    assert!(bounding(&["--privileged"]) & sys_admin != 0);
+    // With CAP_SYS_ADMIN the seccomp profile lets mount through, as Docker's.
+    let mounted = sh_ok(
+        &t,
+        &["--cap-add", "SYS_ADMIN"],
+        "mkdir -p /m && mount -t tmpfs none /m && echo mounted",
+    );
+    assert!(mounted.contains("mounted"), "{mounted}");
+    let bad = run_sh(&t, &["--cap-add", "FLY"], "true");
+    assert_eq!(bad.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown capability"));
+}
+
+#[test]
+fn add_host_ulimit_and_shm_size_reach_the_sandbox() {
+    let t = with_busybox();
+    let out = sh_ok(
+        &t,
+        &[
+            "--add-host",
+            "db:10.1.2.3",
+            "--ulimit",
+            "nofile=100:200",
+            "--shm-size",
+            "1m",
+        ],
+        "grep db /etc/hosts; ulimit -n; ulimit -Hn; df -k /dev/shm | tail -1",
+    );
+    assert!(out.contains("10.1.2.3\tdb"), "{out}");
+    assert!(out.contains("\n100\n200\n"), "{out}");
+    assert!(out.contains(" 1024 "), "{out}");
+    let bad = run_sh(&t, &["--add-host", "db"], "true");
+    assert_eq!(bad.status.code(), Some(125));
+}
+
+#[test]
+fn pull_never_refuses_a_missing_image_and_keeps_a_stored_one() {
+    let t = with_busybox();
+    assert_eq!(sh_ok(&t, &["--pull", "never"], "echo ok"), "ok\n");
+    let out = t
+        .cmd(&["run", "--pull", "never", "nothere:v1", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--pull=never"));
+}
+
+#[test]
+fn stdin_reaches_the_process_only_with_dash_i() {
+    let t = with_busybox();
+    let feed = |flags: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["bb", "cat"]);
+        let mut child = t
+            .cmd(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"fed\n").unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    assert_eq!(feed(&["-i"]), "fed\n");
+    assert_eq!(feed(&[]), "");
+}
+
+#[test]
+fn dash_t_is_a_terminal_with_term_and_no_stray_bytes() {
+    let t = with_busybox();
+    let out = run_sh(&t, &["-t"], "[ -t 0 ] && [ -t 1 ] && echo tty; echo $TERM");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "tty\r\nxterm\r\n");
+    let quiet = run_sh(&t, &["-t"], "true");
+    assert!(quiet.stdout.is_empty(), "{:?}", quiet.stdout);
+    let plain = sh_ok(&t, &[], "[ -t 1 ] || echo no-tty; echo \"[$TERM]\"");
+    assert_eq!(plain, "no-tty\n[]\n");
+}
+
+#[test]
+fn exit_codes_are_dockers_126_and_127() {
+    let t = with_busybox();
+    let code = |args: &[&str]| t.cmd(args).output().unwrap().status.code();
+    assert_eq!(code(&["run", "bb", "no-such-command"]), Some(127));
+    assert_eq!(code(&["run", "bb", "/etc/passwd"]), Some(126));
+    assert_eq!(code(&["run", "bb", "sh", "-c", "exit 3"]), Some(3));
+}
