@@ -82,6 +82,9 @@ pub enum BuildError {
     /// `rbuild run --pull=never` names an image the store lacks.
     #[error("image {0} is not in the store and --pull=never forbids pulling it")]
     NotPulled(String),
+    /// Writing a `--cache-to` cache failed (and `ignore-error` is not set).
+    #[error("export cache: {0}")]
+    CacheExport(#[source] rbuild_remote_cache::CacheError),
     /// The build was cancelled ([`crate::CancelToken`]).
     #[error("the build was cancelled")]
     Cancelled,

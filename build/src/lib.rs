@@ -14,6 +14,7 @@ mod history;
 pub mod local;
 mod output;
 mod pipeline;
+mod remote_cache;
 mod request;
 pub mod run;
 pub mod runopts;

@@ -6,17 +6,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use futures::future::try_join_all;
-use rbuild_cache::LayerRecord;
+use rbuild_cache::{CacheKey, LayerRecord};
 use rbuild_exporter::{Compression, ExportOptions, ImageSpec, StoredImage};
 use rbuild_frontend::graph::{BuildGraph, NetworkMode, Op};
 use rbuild_frontend::input::read_input;
 use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
+use rbuild_remote_cache::ImportedCaches;
 use rbuild_solver::{ContextModes, Layer, SolveOptions, SolveResult, Solver};
 
 use crate::epoch::{self, EpochSource};
 use crate::events::{Event, EventSink, Recorder};
 use crate::history::mark_history;
 use crate::output::Output;
+use crate::remote_cache;
 use crate::session::{host_platform, host_platform_string};
 use crate::{BuildError, BuildRequest, BuildResult, CancelToken, Entitlement, Session};
 
@@ -40,7 +42,38 @@ pub fn build(
             message: warning.clone(),
         });
     }
-    let solved = solve(session, request, &graph, context_modes, &recorder, cancel)?;
+    let mut imported = remote_cache::import(session, request, &recorder);
+    let (solved, records) = match solve(
+        session,
+        request,
+        &graph,
+        context_modes,
+        &imported,
+        &recorder,
+        cancel,
+    ) {
+        // A cache blob that is gone or damaged: build without the caches.
+        Err(BuildError::Solve(e))
+            if imported
+                .as_ref()
+                .is_some_and(|c| c.names_a_blob(&e.to_string())) =>
+        {
+            recorder.emit(Event::Warning {
+                message: format!("cache import dropped, building without it: {e}"),
+            });
+            imported = None;
+            solve(
+                session,
+                request,
+                &graph,
+                context_modes,
+                &imported,
+                &recorder,
+                cancel,
+            )?
+        }
+        other => other?,
+    };
     if cancel.is_cancelled() {
         return Err(BuildError::Cancelled);
     }
@@ -74,6 +107,15 @@ pub fn build(
         }
     }
     recorder.end(export);
+    remote_cache::export(
+        session,
+        request,
+        &graph,
+        &records,
+        imported.as_deref(),
+        epoch,
+        &recorder,
+    )?;
     let image_id = StoredImage::read(&session.store, &digest)?.config_digest;
     Ok(BuildResult {
         manifest,
@@ -134,16 +176,19 @@ fn load(
     Ok((graph, epoch.map(|(secs, _)| secs), context_modes))
 }
 
-/// Solves the graph; a tripped `cancel` stops it: no step starts after it,
-/// the running ones are killed, and it ends with [`BuildError::Cancelled`].
+/// Solves the graph (with the imported caches, if any): the result and
+/// every node's record key. A tripped `cancel` stops it: no step starts
+/// after it, the running ones are killed, and it ends with
+/// [`BuildError::Cancelled`].
 fn solve(
     session: &Session,
     request: &BuildRequest,
     graph: &BuildGraph,
     context_modes: ContextModes,
+    imported: &Option<std::sync::Arc<ImportedCaches>>,
     recorder: &std::sync::Arc<Recorder>,
     cancel: &CancelToken,
-) -> Result<SolveResult, BuildError> {
+) -> Result<(SolveResult, Vec<CacheKey>), BuildError> {
     if cancel.is_cancelled() {
         return Err(BuildError::Cancelled);
     }
@@ -155,6 +200,9 @@ fn solve(
         ssh: request.ssh.clone(),
         limits: request.limits,
         context_modes,
+        imported: imported
+            .clone()
+            .map(|c| c as std::sync::Arc<dyn rbuild_solver::ImportedCache>),
     };
     session.runtime.block_on(async {
         let solver = Solver::new(
@@ -165,9 +213,10 @@ fn solve(
             recorder.clone(),
         )
         .await?;
+        let records = solver.records().to_vec();
         match solver.solve(cancel.cancelled()).await {
             Err(_) if cancel.is_cancelled() => Err(BuildError::Cancelled),
-            other => Ok(other?),
+            other => Ok((other?, records)),
         }
     })
 }
@@ -231,9 +280,11 @@ fn export_image(
                 diff_id,
                 ..
             } => {
-                session
-                    .runtime
-                    .block_on(session.images.ensure_blob(layer))?;
+                if !remote_cache::stays_remote(session, request, layer) {
+                    session
+                        .runtime
+                        .block_on(session.images.ensure_blob(layer))?;
+                }
                 LayerRecord {
                     snapshot: String::new(),
                     diff_id: diff_id.clone(),

@@ -69,6 +69,11 @@ pub struct BuildRequest {
     pub limits: rbuild_executor::Limits,
     /// How many RUN steps may run at once.
     pub max_parallel_runs: usize,
+    /// Caches to build from where the store has no result
+    /// (`--cache-from`), the first source first.
+    pub cache_from: Vec<rbuild_remote_cache::CacheSource>,
+    /// Caches to write after the build (`--cache-to`).
+    pub cache_to: Vec<rbuild_remote_cache::CacheExport>,
 }
 
 /// What a build made.

@@ -52,6 +52,11 @@ impl PulledImage {
     }
 }
 
+/// The start of a [`Layer::Blob`] reference that names an OCI layout
+/// directory (a local build cache, `oci-layout://DIR`) instead of a
+/// registry repository.
+pub const LAYOUT_PREFIX: &str = "oci-layout://";
+
 type Unpacked = Arc<OnceCell<String>>;
 
 /// Resolves images and materializes their layers, each at most once per build.
@@ -73,6 +78,11 @@ impl ImageResolver {
             resolved: Mutex::default(),
             unpacked: Mutex::default(),
         }
+    }
+
+    /// The registry client it pulls with.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// The platform images are resolved for, as `os/arch[/variant]` (an
@@ -178,13 +188,17 @@ impl ImageResolver {
         })
     }
 
-    /// Makes sure a layer's blob is in the store (pulling it if needed).
+    /// Makes sure a layer's blob is in the store (pulling it if needed,
+    /// or copying it from a layout directory); its digest is verified.
     pub async fn ensure_blob(&self, layer: &Layer) -> Result<(), SolveError> {
         if let Layer::Blob {
             reference, blob, ..
         } = layer
             && !self.store.has_blob(&blob.digest)
         {
+            if let Some(dir) = reference.strip_prefix(LAYOUT_PREFIX) {
+                return self.copy_from_layout(std::path::Path::new(dir), &blob.digest);
+            }
             let reference = Reference::parse(reference).map_err(RegistryError::from)?;
             let mut writer = self.store.blob_writer()?;
             self.client
@@ -196,6 +210,19 @@ impl ImageResolver {
                 &format!("{}/{}", reference.registry, reference.repository),
             )?;
         }
+        Ok(())
+    }
+
+    /// Copies blob `digest` from the layout directory `dir` into the
+    /// store, verifying it.
+    fn copy_from_layout(&self, dir: &std::path::Path, digest: &str) -> Result<(), SolveError> {
+        let hex = rbuild_cache::digest_hex(digest)?;
+        let path = dir.join("blobs/sha256").join(hex);
+        let failed = |e: std::io::Error| SolveError::Other(format!("{}: {e}", path.display()));
+        let mut file = std::fs::File::open(&path).map_err(failed)?;
+        let mut writer = self.store.blob_writer()?;
+        std::io::copy(&mut file, &mut writer).map_err(failed)?;
+        writer.commit(Some(digest))?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ mod error;
 mod exec;
 mod fileop;
 mod image;
+mod imported;
 mod keyenc;
 mod keys;
 mod layered;
@@ -45,7 +46,8 @@ pub fn checksum_dir(
         ContextModes::OnDisk,
     )
 }
-pub use image::{ImageResolver, PulledImage};
+pub use image::{ImageResolver, LAYOUT_PREFIX, PulledImage};
+pub use imported::{ImportedCache, ImportedResult};
 pub use modes::ContextModes;
 pub use progress::{Progress, VertexStatus};
 pub use schedule::{SolveOptions, SolveResult, Solver};

@@ -18,6 +18,7 @@ use crate::context;
 use crate::dag::{Dag, Failure, Outcome, Vertices};
 use crate::error::SolveError;
 use crate::image::ImageResolver;
+use crate::imported::ImportedCache;
 use crate::keys;
 use crate::layered::HostTree;
 use crate::modes::ContextModes;
@@ -43,6 +44,8 @@ pub struct SolveOptions {
     pub limits: rbuild_executor::Limits,
     /// The permission bits context files carry into the image.
     pub context_modes: ContextModes,
+    /// Results to use where the store has none (`--cache-from`).
+    pub imported: Option<Arc<dyn ImportedCache>>,
 }
 
 /// What a solve produced.
@@ -177,6 +180,12 @@ impl Solver {
         &self.keys
     }
 
+    /// What every node's result is recorded under, in graph order: the
+    /// keys a cache export lists.
+    pub fn records(&self) -> &[CacheKey] {
+        &self.records
+    }
+
     /// Realizes the target, unless `cancelled` completes first: then no
     /// step starts after it, the running ones end (their sandboxes are
     /// killed by whoever cancels) and the solve returns
@@ -287,10 +296,23 @@ impl Solver {
         if self.opts.no_cache {
             return Ok(None);
         }
-        let Some(record) = self.store.get_record(&self.records[i])? else {
-            return Ok(None);
+        let found = match self.store.get_record(&self.records[i])? {
+            Some(record) => self.usable(&self.records[i], record)?,
+            None => None,
         };
-        self.usable(&self.records[i], record)
+        Ok(found.or_else(|| self.imported(&self.records[i])))
+    }
+
+    /// The result an imported cache holds under `key`, if any.
+    fn imported(&self, key: &CacheKey) -> Option<NodeResult> {
+        let found = self.opts.imported.as_ref()?.lookup(key)?;
+        Some(NodeResult {
+            state: found.layers,
+            added: found.added,
+            created: Some(found.created)
+                .filter(|&t| t > 0)
+                .unwrap_or_else(now_secs),
+        })
     }
 
     /// The result recorded under node `i`'s content key `key` (see

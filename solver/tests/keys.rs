@@ -77,6 +77,7 @@ async fn solver(store: Store, dockerfile: &str, context: &Path) -> Solver {
         ssh: BTreeMap::new(),
         limits: Default::default(),
         context_modes: Default::default(),
+        imported: None,
     };
     Solver::new(store, images, graph, solve, Arc::new(Silent))
         .await

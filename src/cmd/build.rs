@@ -48,6 +48,19 @@ pub struct BuildArgs {
     #[arg(long)]
     no_cache: bool,
 
+    /// Build from this cache where the store has no result (repeatable,
+    /// the first source first): `type=registry,ref=REF` (or just `REF`),
+    /// `type=local,src=DIR[,tag=TAG]`.
+    #[arg(long = "cache-from", value_name = "REF|type=TYPE,...")]
+    cache_from: Vec<String>,
+
+    /// Write the build cache after the build (repeatable):
+    /// `type=registry,ref=REF` or `type=local,dest=DIR[,tag=TAG]`, with
+    /// `mode=min|max`, `compression=zstd|gzip|uncompressed`,
+    /// `compression-level=N`, `oci-mediatypes=`, `ignore-error=true`.
+    #[arg(long = "cache-to", value_name = "type=TYPE,...")]
+    cache_to: Vec<String>,
+
     /// Progress output (default: `$BUILDKIT_PROGRESS`, else `auto`).
     #[arg(long, value_enum, default_value = "auto", env = "BUILDKIT_PROGRESS")]
     progress: Mode,
@@ -215,6 +228,12 @@ fn request(
         secrets: secrets.sources(),
         ssh: super::ssh::parse(&args.ssh)?,
         no_cache: args.no_cache,
+        cache_from: (args.cache_from.iter())
+            .map(|c| rbuild_remote_cache::parse_cache_from(c))
+            .collect::<Result<_, _>>()?,
+        cache_to: (args.cache_to.iter())
+            .map(|c| rbuild_remote_cache::parse_cache_to(c))
+            .collect::<Result<_, _>>()?,
         source_date_epoch,
         limits: args.limits.limits()?,
         max_parallel_runs: args.jobs.map_or_else(

@@ -15,6 +15,7 @@ mod parity;
 #[path = "../../executor/tests/escape/harness.rs"]
 mod probe_harness;
 mod references;
+mod remote_cache;
 mod run_flags;
 mod sandbox;
 mod ssh;

@@ -1,0 +1,218 @@
+//! Import: each `--cache-from` source's manifest and config are read up
+//! front and checked; the layers stay where they are ([`Layer::Blob`]s
+//! naming the source) until the solver needs them. A source that cannot
+//! be used is an error for the caller to warn about, never a failed build.
+
+use std::collections::HashMap;
+
+use oci_spec::image::ImageManifest;
+use rbuild_cache::{BlobInfo, CacheKey, Store};
+use rbuild_image::manifest::parse_manifest;
+use rbuild_registry::{Client, MAX_MANIFEST_BYTES, Platform, Reference};
+use rbuild_solver::{ImportedCache, ImportedResult, LAYOUT_PREFIX, Layer};
+
+use crate::error::{CacheError, io_err};
+use crate::format::{CONFIG_MEDIA_TYPE, CacheConfig};
+use crate::layout::Layout;
+use crate::spec::CacheSource;
+
+/// The results of every readable source, the first source's first.
+#[derive(Debug)]
+pub struct ImportedCaches {
+    store: Store,
+    /// Key → (index into `mounts`, result).
+    entries: HashMap<CacheKey, (usize, ImportedResult)>,
+    /// Per source: the `registry/repository` its blobs can be mounted
+    /// from, for a registry source.
+    mounts: Vec<Option<String>>,
+}
+
+impl ImportedCaches {
+    /// How many keys the sources hold together.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no source holds any key.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether `message` names a layer blob of an imported cache (a failed
+    /// fetch of one: gone, or not the bytes its digest says).
+    pub fn names_a_blob(&self, message: &str) -> bool {
+        (self.entries.values())
+            .flat_map(|(_, r)| &r.layers)
+            .any(|l| matches!(l, Layer::Blob { blob, .. } if message.contains(&blob.digest)))
+    }
+}
+
+impl ImportedCache for ImportedCaches {
+    fn lookup(&self, key: &CacheKey) -> Option<ImportedResult> {
+        let (source, result) = self.entries.get(key)?;
+        if let Some(repository) = &self.mounts[*source] {
+            // A push to this registry mounts these blobs instead of
+            // fetching and uploading them.
+            for layer in &result.layers {
+                if let Layer::Blob { blob, .. } = layer {
+                    // Only an optimization: a push without it uploads.
+                    let _ = self.store.add_blob_source(&blob.digest, repository);
+                }
+            }
+        }
+        Some(result.clone())
+    }
+}
+
+/// Reads every source; the sources that failed come back as errors (with
+/// what was readable still imported).
+pub async fn import(
+    store: &Store,
+    client: &Client,
+    platform: &Platform,
+    sources: &[CacheSource],
+) -> (ImportedCaches, Vec<CacheError>) {
+    let mut caches = ImportedCaches {
+        store: store.clone(),
+        entries: HashMap::new(),
+        mounts: Vec::new(),
+    };
+    let mut errors = Vec::new();
+    let loaded = futures::future::join_all(sources.iter().map(|s| load(client, platform, s))).await;
+    for result in loaded {
+        match result {
+            Ok(source) => caches.add(source),
+            Err(e) => errors.push(e),
+        }
+    }
+    (caches, errors)
+}
+
+/// One source, read and checked.
+struct Loaded {
+    /// What a [`Layer::Blob`] of it names as where to fetch from.
+    reference: String,
+    /// Its `registry/repository`, for a registry.
+    mount: Option<String>,
+    config: CacheConfig,
+}
+
+impl ImportedCaches {
+    fn add(&mut self, source: Loaded) {
+        let index = self.mounts.len();
+        self.mounts.push(source.mount);
+        let layers: Vec<Layer> = (source.config.layers.iter())
+            .map(|l| Layer::Blob {
+                reference: source.reference.clone(),
+                blob: BlobInfo {
+                    digest: l.digest.clone(),
+                    size: l.size,
+                },
+                media_type: l.media_type.clone(),
+                diff_id: l.diff_id.clone(),
+            })
+            .collect();
+        for entry in source.config.records {
+            let result = ImportedResult {
+                layers: entry.layers.iter().map(|&i| layers[i].clone()).collect(),
+                added: entry.added,
+                created: entry.created,
+            };
+            self.entries.entry(entry.key).or_insert((index, result));
+        }
+    }
+}
+
+async fn load(
+    client: &Client,
+    platform: &Platform,
+    source: &CacheSource,
+) -> Result<Loaded, CacheError> {
+    match source {
+        CacheSource::Registry(text) => load_registry(client, platform, text).await,
+        CacheSource::Local { dir, tag } => {
+            let (dir, tag) = (dir.clone(), tag.clone());
+            tokio::task::spawn_blocking(move || load_layout(&Layout::new(&dir), &tag))
+                .await
+                .map_err(|e| CacheError::Malformed {
+                    what: String::from("cache import"),
+                    message: e.to_string(),
+                })?
+        }
+    }
+}
+
+async fn load_registry(
+    client: &Client,
+    platform: &Platform,
+    text: &str,
+) -> Result<Loaded, CacheError> {
+    let reference = Reference::parse(text).map_err(rbuild_registry::RegistryError::from)?;
+    let what = reference.to_string();
+    let pulled = client
+        .pull_manifest(&reference, platform)
+        .await
+        .map_err(|e| match e {
+            rbuild_registry::RegistryError::Status { status: 404, .. } => {
+                CacheError::Missing { what: what.clone() }
+            }
+            other => other.into(),
+        })?;
+    let config_digest = checked_config(&pulled.manifest, &what)?;
+    let mut bytes = Vec::new();
+    client
+        .pull_config(&reference, &config_digest, &mut bytes)
+        .await?;
+    let config = CacheConfig::parse(&bytes, &manifest_layers(&pulled.manifest), &what)?;
+    Ok(Loaded {
+        mount: Some(format!("{}/{}", reference.registry, reference.repository)),
+        reference: what,
+        config,
+    })
+}
+
+fn load_layout(layout: &Layout, tag: &str) -> Result<Loaded, CacheError> {
+    let dir = std::fs::canonicalize(layout.dir()).map_err(io_err("open", layout.dir()))?;
+    let what = format!("{}:{tag}", dir.display());
+    let layout = Layout::new(&dir);
+    let manifest = layout
+        .resolve(tag)?
+        .ok_or_else(|| CacheError::Missing { what: what.clone() })?;
+    let limit = MAX_MANIFEST_BYTES as u64;
+    let bytes = layout.read_blob(manifest.digest().as_ref(), limit)?;
+    let manifest = parse_manifest(&bytes, &what).map_err(|e| CacheError::Malformed {
+        what: what.clone(),
+        message: e.to_string(),
+    })?;
+    let config_digest = checked_config(&manifest, &what)?;
+    let bytes = layout.read_blob(&config_digest, limit)?;
+    let config = CacheConfig::parse(&bytes, &manifest_layers(&manifest), &what)?;
+    // Local blobs are cheap to check in full, so a damaged cache is
+    // refused here rather than failing a step later.
+    for layer in &config.layers {
+        layout.verify_blob(&layer.digest)?;
+    }
+    Ok(Loaded {
+        reference: format!("{LAYOUT_PREFIX}{}", dir.display()),
+        mount: None,
+        config,
+    })
+}
+
+/// The digest of the manifest's config, if it is an rbuild cache config.
+fn checked_config(manifest: &ImageManifest, what: &str) -> Result<String, CacheError> {
+    let media_type = manifest.config().media_type().to_string();
+    if media_type != CONFIG_MEDIA_TYPE {
+        return Err(CacheError::Foreign {
+            what: what.to_string(),
+            media_type,
+        });
+    }
+    Ok(manifest.config().digest().to_string())
+}
+
+fn manifest_layers(manifest: &ImageManifest) -> Vec<(String, u64)> {
+    (manifest.layers().iter())
+        .map(|d| (d.digest().to_string(), d.size()))
+        .collect()
+}

@@ -1,0 +1,25 @@
+//! Results recorded outside the store, asked for when the store has none
+//! under a key: a remote build cache (`--cache-from`) implements
+//! [`ImportedCache`]. Its layers are [`Layer::Blob`]s, fetched only when a
+//! step must run on them or an output needs their bytes.
+
+use rbuild_cache::CacheKey;
+
+use crate::state::Layer;
+
+/// A result found outside the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedResult {
+    /// Its filesystem, bottom layer first.
+    pub layers: Vec<Layer>,
+    /// Whether the step added a layer of its own.
+    pub added: bool,
+    /// When the result was first made (Unix seconds).
+    pub created: i64,
+}
+
+/// Where the solver looks for a result its store lacks.
+pub trait ImportedCache: Send + Sync + std::fmt::Debug {
+    /// The result recorded under `key`, if a source has one.
+    fn lookup(&self, key: &CacheKey) -> Option<ImportedResult>;
+}

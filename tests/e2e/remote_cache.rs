@@ -1,0 +1,317 @@
+//! The remote build cache (`--cache-to` / `--cache-from`) between two
+//! stores, through the real registry the suite starts (and a fault proxy in
+//! front of it) and through a local layout directory.
+
+use std::path::{Path, PathBuf};
+
+use rbuild_registry::testing::{Fault, FaultProxy, TestRegistry};
+
+use crate::support::TestContext;
+use crate::text;
+
+/// Two stages; every RUN writes random bytes, so a copy of its result is
+/// told from a rerun.
+const DOCKERFILE: &str = "FROM BASE AS deps
+RUN od -An -N8 -tx8 /dev/urandom > /deps
+FROM BASE
+COPY app.txt /app.txt
+RUN od -An -N8 -tx8 /dev/urandom > /stamp && cat /app.txt >> /stamp
+COPY --from=deps /deps /deps
+COPY other.txt /other.txt
+";
+
+/// A machine: its own store, with the base image pushed to (or pulled
+/// from) `registry`, and the build context.
+struct Machine {
+    t: TestContext,
+    context: PathBuf,
+}
+
+impl Machine {
+    /// The first machine, after busybox was pushed to `registry` as the
+    /// base image (from a store of its own, so that both machines pull it
+    /// and key it by the registry's manifest digest).
+    fn first(registry: &str) -> Self {
+        let publisher = TestContext::new();
+        publisher.make_busybox("busybox");
+        let base = format!("{registry}/base/busybox");
+        publisher.ok(&["tag", "busybox", &base]);
+        publisher.ok(&["push", "-q", &base]);
+        Self::empty(registry)
+    }
+
+    /// An empty store (another machine).
+    fn empty(registry: &str) -> Self {
+        Self::with(TestContext::new(), registry)
+    }
+
+    fn with(t: TestContext, registry: &str) -> Self {
+        let df = DOCKERFILE.replace("BASE", &format!("{registry}/base/busybox"));
+        let context = t.context(
+            "ctx",
+            &[
+                ("Dockerfile", &df),
+                ("app.txt", "app\n"),
+                ("other.txt", "1\n"),
+            ],
+        );
+        Self { t, context }
+    }
+
+    /// Builds with `args`; the plain progress log.
+    fn build(&self, args: &[&str]) -> String {
+        let mut all = vec!["build", "--progress=plain", "-t", "app"];
+        all.extend_from_slice(args);
+        all.push(self.context.to_str().unwrap());
+        text(&self.t.ok(&all))
+    }
+
+    /// A file of the built image `app`.
+    fn file(&self, path: &str) -> String {
+        self.t.stdout(&["run", "--rm", "app", "cat", path])
+    }
+
+    fn image_id(&self) -> String {
+        self.t
+            .stdout(&["inspect", "--format", "{{.Id}}", "app"])
+            .trim()
+            .to_string()
+    }
+}
+
+/// How many steps the log reports as run (not cached).
+fn steps_run(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains(" RUN ") || l.contains(" COPY "))
+        .filter(|l| {
+            let n = l.split_whitespace().next().unwrap();
+            l.contains(" [") && !log.contains(&format!("{n} CACHED"))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn an_empty_store_builds_from_a_registry_cache_without_running_a_step() {
+    let registry = TestRegistry::start();
+    let a = Machine::first(&registry.addr);
+    let cache = format!(
+        "type=registry,ref={}/cache/app:main,mode=max",
+        registry.addr
+    );
+    let log = a.build(&["--cache-to", &cache]);
+    assert!(log.contains("exporting cache"), "{log}");
+    let stamp = a.file("/stamp");
+    let deps = a.file("/deps");
+
+    let b = Machine::empty(&registry.addr);
+    let from = format!("{}/cache/app:main", registry.addr);
+    let log = b.build(&["--cache-from", &from]);
+    assert!(steps_run(&log).is_empty(), "{log}");
+    // The RUNs' outputs are A's: they did not run on B.
+    assert_eq!(b.file("/stamp"), stamp);
+    assert_eq!(b.file("/deps"), deps);
+    assert_eq!(b.image_id(), a.image_id());
+
+    // One file changed on B: only the step that reads it runs again, on
+    // top of layers fetched from the cache.
+    std::fs::write(b.context.join("other.txt"), "2\n").unwrap();
+    let log = b.build(&["--cache-from", &from]);
+    let run = steps_run(&log);
+    assert_eq!(run.len(), 1, "{log}");
+    assert!(run[0].contains("COPY other.txt"), "{log}");
+    assert_eq!(b.file("/stamp"), stamp);
+    assert_eq!(b.file("/other.txt"), "2\n");
+}
+
+#[test]
+fn a_fully_cached_build_pushed_to_the_cache_registry_downloads_no_layer() {
+    let registry = TestRegistry::start();
+    let proxy = FaultProxy::start(&registry.addr);
+    let a = Machine::first(&proxy.addr);
+    let cache = format!("{}/cache/app:main", proxy.addr);
+    a.build(&["--cache-to", &format!("type=registry,ref={cache}")]);
+    let b = Machine::empty(&proxy.addr);
+    let before = proxy.requests().len();
+    let target = format!("{}/app/b:v1", proxy.addr);
+    let log = text(&b.t.ok(&[
+        "build",
+        "--progress=plain",
+        "--cache-from",
+        &cache,
+        "--push",
+        "-t",
+        &target,
+        b.context.to_str().unwrap(),
+    ]));
+    assert!(steps_run(&log).is_empty(), "{log}");
+    let requests = proxy.requests()[before..].to_vec();
+    let pulled: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.starts_with("GET ") && r.contains("/blobs/sha256:"))
+        .collect();
+    // Only the configs (the base image's and the cache's): no layer.
+    assert!(pulled.len() <= 2, "{pulled:#?}");
+    assert!(
+        requests.iter().any(|r| r.contains("mount=sha256:")),
+        "{requests:#?}"
+    );
+    // A third store runs what B pushed.
+    let c = TestContext::new();
+    assert_eq!(
+        c.stdout(&["run", "--rm", &target, "cat", "/app.txt"]),
+        "app\n"
+    );
+}
+
+#[test]
+fn mode_min_holds_the_image_steps_and_max_every_stage() {
+    let registry = TestRegistry::start();
+    let a = Machine::first(&registry.addr);
+    let min = format!("{}/cache/app:min", registry.addr);
+    let max = format!("{}/cache/app:max", registry.addr);
+    a.build(&["--cache-to", &format!("type=registry,ref={min}")]);
+    a.build(&["--cache-to", &format!("type=registry,ref={max},mode=max")]);
+    for (cache, deps_cached) in [(min, false), (max, true)] {
+        let b = Machine::empty(&registry.addr);
+        // The image's steps are in both.
+        assert!(steps_run(&b.build(&["--cache-from", &cache])).is_empty());
+        // The deps stage alone only in max.
+        let log = b.build(&["--cache-from", &cache, "--target", "deps"]);
+        assert_eq!(steps_run(&log).is_empty(), deps_cached, "{cache}: {log}");
+    }
+}
+
+#[test]
+fn a_local_cache_directory_takes_two_concurrent_exports_and_rejects_a_damaged_blob() {
+    let registry = TestRegistry::start();
+    let a = Machine::first(&registry.addr);
+    let dir = a.t.path("cache-dir");
+    let dest = |tag: &str| format!("type=local,dest={},tag={tag},mode=max", dir.display());
+    a.build(&[]);
+    // Two jobs write one directory at once; both caches land whole.
+    let (x, y) = (dest("x"), dest("y"));
+    std::thread::scope(|s| {
+        let one = s.spawn(|| a.build(&["--cache-to", &x]));
+        let two = s.spawn(|| a.build(&["--cache-to", &y]));
+        one.join().unwrap();
+        two.join().unwrap();
+    });
+    let stamp = a.file("/stamp");
+    for tag in ["x", "y"] {
+        let b = Machine::empty(&registry.addr);
+        let src = format!("type=local,src={},tag={tag}", dir.display());
+        let log = b.build(&["--cache-from", &src]);
+        assert!(steps_run(&log).is_empty(), "{tag}: {log}");
+        assert_eq!(b.file("/stamp"), stamp);
+    }
+    // A damaged blob: the cache is refused with a warning, the build runs.
+    corrupt_largest_blob(&dir);
+    let b = Machine::empty(&registry.addr);
+    let src = format!("type=local,src={},tag=x", dir.display());
+    let log = b.build(&["--cache-from", &src]);
+    assert!(log.contains("cache import skipped"), "{log}");
+    assert!(!steps_run(&log).is_empty(), "{log}");
+    assert_ne!(b.file("/stamp"), stamp);
+}
+
+/// Flips a byte in the middle of the largest blob of a layout.
+fn corrupt_largest_blob(dir: &Path) {
+    let blobs = dir.join("blobs/sha256");
+    let largest = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| p.metadata().unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&largest, bytes).unwrap();
+}
+
+#[test]
+fn missing_and_foreign_caches_are_warnings_and_the_build_goes_on() {
+    let registry = TestRegistry::start();
+    let a = Machine::first(&registry.addr);
+    // A BuildKit cache manifest (its config media type is BuildKit's).
+    let foreign = format!("{}/cache/buildkit:latest", registry.addr);
+    push_foreign(
+        &foreign,
+        br#"{"layers":[],"records":[]}"#,
+        "application/vnd.buildkit.cacheconfig.v0",
+    );
+    let missing = format!("{}/cache/none:latest", registry.addr);
+    let log = a.build(&["--cache-from", &foreign, "--cache-from", &missing]);
+    assert!(log.contains("not an rbuild cache"), "{log}");
+    assert!(log.contains("no cache there"), "{log}");
+    assert!(a.t.path("ctx").exists());
+}
+
+#[test]
+fn a_registry_failing_mid_export_fails_the_build_unless_errors_are_ignored() {
+    let registry = TestRegistry::start();
+    let proxy = FaultProxy::start(&registry.addr);
+    let a = Machine::first(&registry.addr);
+    a.build(&[]);
+    let cache = format!("{}/cache/app:main", proxy.addr);
+    // The first connection serves two answers, then every connection is
+    // cut: the export breaks off after its first blobs.
+    proxy.push_faults([Fault::CloseAtResponse(3)]);
+    proxy.push_faults(std::iter::repeat_n(Fault::CloseAtResponse(1), 64));
+    let spec = format!("type=registry,ref={cache},mode=max");
+    let mut args = vec![
+        "build",
+        "--progress=plain",
+        "-t",
+        "app",
+        "--cache-to",
+        &spec,
+    ];
+    args.push(a.context.to_str().unwrap());
+    let out = a.t.cmd(&args).output().unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("export cache"), "{}", text(&out));
+    // Nothing half-written is a cache: the tag was never written.
+    proxy.clear_faults();
+    let b = Machine::empty(&registry.addr);
+    let log = b.build(&["--cache-from", &cache]);
+    assert!(log.contains("no cache there"), "{log}");
+    // ignore-error=true: a warning, and the build succeeds.
+    proxy.push_faults(std::iter::repeat_n(Fault::CloseAtResponse(1), 64));
+    let spec = format!("{spec},ignore-error=true");
+    let log = a.build(&["--cache-to", &spec]);
+    assert!(
+        log.contains("cache export failed (ignore-error=true)"),
+        "{log}"
+    );
+}
+
+/// Pushes `config` and a manifest naming it with `config_media_type` as
+/// `reference`, as another tool would.
+fn push_foreign(reference: &str, config: &[u8], config_media_type: &str) {
+    use sha2::Digest;
+    let reference = rbuild_registry::Reference::parse(reference).unwrap();
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(config)));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), config).unwrap();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"{config_media_type}","digest":"{digest}","size":{}}},"layers":[]}}"#,
+        config.len()
+    );
+    let client = rbuild_registry::Client::new(Default::default()).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        client
+            .push_blob(&reference, &digest, file.path())
+            .await
+            .unwrap();
+        client
+            .push_manifest(
+                &reference,
+                "application/vnd.oci.image.manifest.v1+json",
+                manifest.as_bytes(),
+            )
+            .await
+            .unwrap();
+    });
+}
