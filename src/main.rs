@@ -10,6 +10,7 @@ mod progress;
 mod root;
 mod show;
 mod signals;
+mod summary;
 mod template;
 
 use std::process::ExitCode;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use rbuild_build::{Event, StepId, StepStatus};
+use rbuild_build::{Cause, Event, StepId, StepStatus};
 
 /// `--progress` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -53,6 +53,8 @@ struct State {
     /// Step → display number.
     numbers: HashMap<StepId, usize>,
     bars: HashMap<usize, ProgressBar>,
+    /// Why each running step was not cached, for the terminal's last line.
+    causes: HashMap<usize, String>,
 }
 
 impl Display {
@@ -69,7 +71,7 @@ impl Display {
     /// Shows one event of the build.
     pub fn show(&self, event: Event) {
         match event {
-            Event::Started { step, name } => self.on_start(step, &name),
+            Event::Started { step, name, cause } => self.on_start(step, &name, cause.as_ref()),
             Event::Log { step, line } => self.on_log(step, &line),
             Event::Finished { step, name, status } => self.on_finish(step, &name, status),
             Event::Warning { message } => eprintln!("WARNING: {message}"),
@@ -82,17 +84,19 @@ impl Display {
         *st.numbers.entry(key).or_insert(next)
     }
 
-    fn on_start(&self, key: StepId, name: &str) {
+    fn on_start(&self, key: StepId, name: &str, cause: Option<&Cause>) {
         let n = self.number(key);
+        let because = cause.map_or(String::new(), |c| format!("  — {c}"));
         match self.mode {
-            Mode::Plain => eprintln!("#{n} {name}"),
+            Mode::Plain => eprintln!("#{n} {name}{because}"),
             Mode::Tty => {
+                (self.state.lock().expect("poisoned").causes).insert(n, because.clone());
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(
                     ProgressStyle::with_template("{spinner} {prefix} {wide_msg} {elapsed:>4}")
                         .expect("valid template"),
                 );
-                bar.set_prefix(name.to_string());
+                bar.set_prefix(format!("{name}{because}"));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 self.state.lock().expect("poisoned").bars.insert(n, bar);
             }
@@ -129,10 +133,13 @@ impl Display {
         match self.mode {
             Mode::Plain => eprintln!("#{n} {word}"),
             Mode::Tty => {
-                let bar = self.state.lock().expect("poisoned").bars.remove(&n);
+                let (bar, because) = {
+                    let mut st = self.state.lock().expect("poisoned");
+                    (st.bars.remove(&n), st.causes.remove(&n).unwrap_or_default())
+                };
                 let bar = bar.unwrap_or_else(|| self.multi.add(ProgressBar::new_spinner()));
                 bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
-                bar.finish_with_message(format!("=> {name:<60} {word}"));
+                bar.finish_with_message(format!("=> {name:<60} {word}{because}"));
             }
             _ => {}
         }

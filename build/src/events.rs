@@ -3,10 +3,11 @@
 //! and the per-step records a build returns. Steps are the graph's
 //! vertices and the build's own steps (loading the definition, exporting).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rbuild_solver::{Progress, VertexStatus};
+use rbuild_solver::{Cause, Progress, VertexStatus};
 
 /// A step of the build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +38,9 @@ pub enum Event {
         step: StepId,
         /// Its name (`[2/5] RUN make`).
         name: String,
+        /// For a step that runs because the cache had no result for it:
+        /// why (what changed since the previous build).
+        cause: Option<Cause>,
     },
     /// A step wrote a line (a RUN's output, or a note of the build's own:
     /// `writing image sha256:… done`).
@@ -75,6 +79,9 @@ pub struct StepRecord {
     pub name: String,
     /// How it ended: ran (with its time), cached, or failed.
     pub status: StepStatus,
+    /// Why it ran instead of coming from the cache, for a step of the
+    /// graph that ran.
+    pub cause: Option<Cause>,
 }
 
 /// Forwards events to the sink and keeps the record of every finished step.
@@ -82,6 +89,8 @@ pub(crate) struct Recorder {
     sink: EventSink,
     records: Mutex<Vec<StepRecord>>,
     own_steps: Mutex<usize>,
+    /// The causes of the steps started after a miss, until they end.
+    causes: Mutex<HashMap<StepId, Cause>>,
 }
 
 /// A step of the build's own, begun with [`Recorder::begin`].
@@ -97,16 +106,30 @@ impl Recorder {
             sink,
             records: Mutex::default(),
             own_steps: Mutex::default(),
+            causes: Mutex::default(),
         }
     }
 
     pub(crate) fn emit(&self, event: Event) {
-        if let Event::Finished { step, name, status } = &event {
-            self.records.lock().expect("poisoned").push(StepRecord {
-                step: *step,
-                name: name.clone(),
-                status: *status,
-            });
+        match &event {
+            Event::Started {
+                step,
+                cause: Some(cause),
+                ..
+            } => {
+                let mut causes = self.causes.lock().expect("poisoned");
+                causes.insert(*step, cause.clone());
+            }
+            Event::Finished { step, name, status } => {
+                let cause = self.causes.lock().expect("poisoned").remove(step);
+                self.records.lock().expect("poisoned").push(StepRecord {
+                    step: *step,
+                    name: name.clone(),
+                    status: *status,
+                    cause,
+                });
+            }
+            _ => {}
         }
         (self.sink)(event);
     }
@@ -121,6 +144,7 @@ impl Recorder {
         self.emit(Event::Started {
             step: id,
             name: name.to_string(),
+            cause: None,
         });
         OwnStep {
             id,
@@ -157,6 +181,15 @@ impl Progress for Recorder {
         self.emit(Event::Started {
             step: StepId::Vertex(index),
             name: name.to_string(),
+            cause: None,
+        });
+    }
+
+    fn started_after_miss(&self, index: usize, name: &str, cause: &Cause) {
+        self.emit(Event::Started {
+            step: StepId::Vertex(index),
+            name: name.to_string(),
+            cause: Some(cause.clone()),
         });
     }
 
@@ -198,9 +231,11 @@ mod tests {
         recorder.started(3, "[1/2] RUN make");
         recorder.log(3, b"ok\n");
         recorder.finished(3, "[1/2] RUN make", VertexStatus::Cached);
+        recorder.started_after_miss(4, "[2/2] COPY . /", &Cause::NeverRan);
+        recorder.finished(4, "[2/2] COPY . /", VertexStatus::Done(Duration::ZERO));
         recorder.end(own);
         let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 6);
+        assert_eq!(seen.len(), 8);
         assert_eq!(
             seen[1],
             Event::Log {
@@ -209,12 +244,17 @@ mod tests {
             }
         );
         let records = recorder.records();
-        assert_eq!(records.len(), 2);
+        assert_eq!(records.len(), 3);
         assert_eq!(
-            (records[0].step, records[0].status),
-            (StepId::Vertex(3), StepStatus::Cached)
+            (records[0].step, records[0].status, &records[0].cause),
+            (StepId::Vertex(3), StepStatus::Cached, &None)
         );
-        assert_eq!(records[1].name, "exporting to image");
-        assert!(matches!(records[1].status, StepStatus::Done(_)));
+        assert_eq!(
+            records[1].cause,
+            Some(Cause::NeverRan),
+            "a miss keeps its cause"
+        );
+        assert_eq!(records[2].name, "exporting to image");
+        assert!(matches!(records[2].status, StepStatus::Done(_)));
     }
 }

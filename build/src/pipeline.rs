@@ -18,6 +18,7 @@ use crate::epoch::{self, EpochSource};
 use crate::events::{Event, EventSink, Recorder};
 use crate::history::mark_history;
 use crate::output::Output;
+use crate::previous;
 use crate::remote_cache;
 use crate::session::{host_platform, host_platform_string};
 use crate::{BuildError, BuildRequest, BuildResult, CancelToken, Entitlement, Session};
@@ -116,6 +117,7 @@ pub fn build(
         epoch,
         &recorder,
     )?;
+    previous::record_build(session, request, &graph, &records)?;
     let image_id = StoredImage::read(&session.store, &digest)?.config_digest;
     Ok(BuildResult {
         manifest,
@@ -205,7 +207,7 @@ fn solve(
             .map(|c| c as std::sync::Arc<dyn rbuild_solver::ImportedCache>),
     };
     session.runtime.block_on(async {
-        let solver = Solver::new(
+        let mut solver = Solver::new(
             session.store.clone(),
             session.images.clone(),
             graph.clone(),
@@ -213,6 +215,9 @@ fn solve(
             recorder.clone(),
         )
         .await?;
+        if let Some(previous) = previous::previous_build(session, request) {
+            solver.compare_with(previous);
+        }
         let records = solver.records().to_vec();
         match solver.solve(cancel.cancelled()).await {
             Err(_) if cancel.is_cancelled() => Err(BuildError::Cancelled),

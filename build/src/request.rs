@@ -96,14 +96,31 @@ impl BuildResult {
     }
 
     /// The build's metadata as `docker buildx build --metadata-file`
-    /// writes it, as JSON.
+    /// writes it, as JSON, and under `rbuild.explain` why each step that
+    /// ran was not cached: its name, the cause as the progress shows it
+    /// (`text`) and as fields (`cause` naming the kind).
     pub fn metadata_json(&self) -> Vec<u8> {
-        let metadata = BTreeMap::from([
-            ("containerimage.config.digest", self.image_id.clone()),
-            ("containerimage.digest", self.digest()),
-            ("image.name", self.tags.join(",")),
-        ]);
-        serde_json::to_vec_pretty(&metadata).expect("a map of strings serializes")
+        let mut metadata = serde_json::Map::from_iter(
+            [
+                ("containerimage.config.digest", self.image_id.clone()),
+                ("containerimage.digest", self.digest()),
+                ("image.name", self.tags.join(",")),
+            ]
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(v))),
+        );
+        let explained: Vec<serde_json::Value> = (self.steps.iter())
+            .filter_map(|s| {
+                let cause = s.cause.as_ref()?;
+                let mut fields = serde_json::to_value(cause).expect("a cause serializes");
+                fields["step"] = s.name.clone().into();
+                fields["text"] = cause.to_string().into();
+                Some(fields)
+            })
+            .collect();
+        if !explained.is_empty() {
+            metadata.insert(String::from("rbuild.explain"), explained.into());
+        }
+        serde_json::to_vec_pretty(&metadata).expect("JSON values serialize")
     }
 }
 

@@ -66,7 +66,8 @@ pub enum Cause {
         total: usize,
     },
     /// The content of its sources changed, with no file list to compare
-    /// (a remote ADD source, or a list no longer kept).
+    /// (a remote ADD source, or a list no longer kept) or none of their
+    /// files changed (a directory did).
     Sources,
     /// A step it builds on ran (the cause is upstream).
     Parent {

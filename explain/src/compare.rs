@@ -129,7 +129,8 @@ fn base_image(step: &Step<'_>, old: &KeyIngredients) -> Option<Cause> {
 }
 
 /// The first context input whose checksum differs, with its file lists
-/// compared; a remote source whose checksum differs.
+/// compared (no list, or no file changed: its sources); a remote source
+/// whose checksum differs.
 fn files(
     old: &KeyIngredients,
     new: &KeyIngredients,
@@ -143,14 +144,15 @@ fn files(
             continue;
         }
         return Some(match (lists(was), lists(is)) {
-            (Some(was), Some(is)) => {
-                let (first, changed, total) = diff(&was, &is);
-                Cause::Files {
+            (Some(was), Some(is)) => match diff(&was, &is) {
+                // Only a directory changed (the lists hold files).
+                (_, 0, _) => Cause::Sources,
+                (first, changed, total) => Cause::Files {
                     first,
                     changed,
                     total,
-                }
-            }
+                },
+            },
             _ => Cause::Sources,
         });
     }

@@ -206,13 +206,24 @@ pub fn checksum(
     hashes: Option<&FileHashCache>,
     modes: ContextModes,
 ) -> Result<String, String> {
-    checksum_of(
-        view,
-        copies,
-        ignored,
-        hashes,
-        Carried::ModeAndContent(modes),
-    )
+    let carried = Carried::ModeAndContent(modes);
+    Ok(checksum_of(view, copies, ignored, hashes, carried)?.0)
+}
+
+/// Each selected path with the digest of what a copy carries of it, sorted
+/// by path: what a later build compares its own selection with.
+pub type Listing = Vec<(String, [u8; 32])>;
+
+/// [`checksum`], with the [`Listing`] it was computed from.
+pub fn checksum_listed(
+    view: &(dyn FsView + Sync),
+    copies: &[&CopyAction],
+    ignored: Excluded<'_>,
+    hashes: Option<&FileHashCache>,
+    modes: ContextModes,
+) -> Result<(String, Listing), String> {
+    let carried = Carried::ModeAndContent(modes);
+    checksum_of(view, copies, ignored, hashes, carried)
 }
 
 /// The checksum of what `copies` select in an earlier stage's layers
@@ -222,7 +233,7 @@ pub fn stage_checksum(
     view: &(dyn FsView + Sync),
     copies: &[&CopyAction],
 ) -> Result<String, String> {
-    checksum_of(view, copies, &|_| false, None, Carried::Everything)
+    Ok(checksum_of(view, copies, &|_| false, None, Carried::Everything)?.0)
 }
 
 /// What of a file, besides its path, type and permission bits (after
@@ -243,7 +254,7 @@ fn checksum_of(
     ignored: Excluded<'_>,
     hashes: Option<&FileHashCache>,
     carried: Carried,
-) -> Result<String, String> {
+) -> Result<(String, Listing), String> {
     let whole = [String::from(".")];
     let mut entries: Vec<(String, PathBuf, Option<Chmod>)> = Vec::new();
     let mut add = |sources: &[String], exclude: &[String], chmod: Option<Chmod>| {
@@ -277,7 +288,7 @@ fn checksum_of(
         let chmod = copy.chmod.as_deref().map(Chmod::parse).transpose()?;
         add(&copy.sources, &copy.exclude, chmod)?;
     }
-    let digests: Vec<Result<[u8; 32], String>> = entries
+    let digests: Vec<Result<([u8; 32], bool), String>> = entries
         .par_iter()
         .map(|(name, host, chmod)| {
             entry_digest(name, host, chmod.as_ref(), hashes, carried).map_err(|e| {
@@ -290,10 +301,24 @@ fn checksum_of(
         })
         .collect();
     let mut hasher = blake3::Hasher::new();
-    for d in digests {
-        hasher.update(&d?);
+    let mut listing = Vec::with_capacity(entries.len());
+    for ((name, _, _), d) in entries.into_iter().zip(digests) {
+        let (d, is_dir) = d?;
+        hasher.update(&d);
+        // Directories are in the checksum, not in the list of files.
+        if is_dir {
+            continue;
+        }
+        // A named source's entry is `pattern\0named\0resolved`.
+        let path = match name.rsplit_once('\0') {
+            Some((_, resolved)) => relative(resolved).to_string(),
+            None => relative(&name).to_string(),
+        };
+        listing.push((path, d));
     }
-    Ok(hasher.finalize().to_hex().to_string())
+    listing.sort_unstable();
+    listing.dedup_by(|a, b| a.0 == b.0);
+    Ok((hasher.finalize().to_hex().to_string(), listing))
 }
 
 /// The error for a selected file that is gone (deleted during the build).
@@ -368,13 +393,15 @@ fn content_hash(
     Ok(hash)
 }
 
+/// The digest of what a copy carries of one entry (see [`Carried`]), and
+/// whether it is a directory.
 fn entry_digest(
     name: &str,
     host: &std::path::Path,
     chmod: Option<&Chmod>,
     hashes: Option<&FileHashCache>,
     carried: Carried,
-) -> io::Result<[u8; 32]> {
+) -> io::Result<([u8; 32], bool)> {
     let meta = host.symlink_metadata()?;
     let mut h = blake3::Hasher::new();
     h.update(&(name.len() as u64).to_le_bytes());
@@ -403,7 +430,7 @@ fn entry_digest(
     } else if meta.is_symlink() {
         h.update(std::fs::read_link(host)?.as_os_str().as_encoded_bytes());
     }
-    Ok(*h.finalize().as_bytes())
+    Ok((*h.finalize().as_bytes(), meta.is_dir()))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ mod remote;
 mod schedule;
 mod ssh;
 mod state;
+mod why;
 
 pub use error::SolveError;
 
@@ -50,5 +51,6 @@ pub use image::{ImageResolver, LAYOUT_PREFIX, PulledImage};
 pub use imported::{ImportedCache, ImportedResult};
 pub use modes::ContextModes;
 pub use progress::{Progress, VertexStatus};
+pub use rbuild_explain::Cause;
 pub use schedule::{SolveOptions, SolveResult, Solver};
 pub use state::Layer;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use rbuild_explain::Cause;
+
 /// How a vertex ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VertexStatus {
@@ -18,6 +20,12 @@ pub enum VertexStatus {
 pub trait Progress: Send + Sync {
     /// A vertex started work.
     fn started(&self, index: usize, name: &str);
+    /// A step started work because the cache had no result for it, for
+    /// `cause` (by default reported as [`Progress::started`]).
+    fn started_after_miss(&self, index: usize, name: &str, cause: &Cause) {
+        let _ = cause;
+        self.started(index, name);
+    }
     /// A vertex wrote a line of output (RUN stdout/stderr).
     fn log(&self, index: usize, line: &[u8]);
     /// A vertex ended.

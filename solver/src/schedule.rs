@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::future::{BoxFuture, FutureExt, try_join_all};
-use rbuild_cache::{CacheKey, CacheRecord, KeyIngredients, Store};
+use rbuild_cache::{BuildEntry, CacheKey, CacheRecord, KeyIngredients, Store};
+use rbuild_explain::Cause;
 use rbuild_frontend::graph::BuildGraph;
 use tokio::sync::Semaphore;
 
@@ -26,6 +27,7 @@ use crate::ops::{self, context_ignore, fetch_remotes};
 use crate::progress::{Progress, VertexStatus};
 use crate::remote::Fetched;
 use crate::state::{Layer, State};
+use crate::why::Why;
 
 /// How a solve behaves.
 #[derive(Debug, Clone)]
@@ -113,6 +115,8 @@ pub struct Solver {
     reported: Mutex<Vec<bool>>,
     /// Set when the solve stops (see [`Dag::new`]).
     stop: Arc<AtomicBool>,
+    /// What a miss is explained with.
+    why: Why,
 }
 
 impl Solver {
@@ -145,13 +149,22 @@ impl Solver {
             .to_string();
         let hashes = store.file_hashes(&context_name);
         let platform = images.platform_name();
+        let mut listings = HashMap::new();
         let keys::Keys {
             keys,
             records,
             ingredients,
         } = keys::compute(&graph, &platform, &sums, |copies| {
             let ignored = |p: &str| ignore.is_excluded(p);
-            context::checksum(&view, copies, &ignored, Some(&hashes), opts.context_modes)
+            let (sum, listing) = context::checksum_listed(
+                &view,
+                copies,
+                &ignored,
+                Some(&hashes),
+                opts.context_modes,
+            )?;
+            listings.insert(sum.clone(), listing);
+            Ok::<_, String>(sum)
         })
         .map_err(|(i, message)| {
             step_error(&graph, i, format!("failed to compute cache key: {message}"))
@@ -172,7 +185,15 @@ impl Solver {
             _fetch_dir: fetch_dir,
             reported: Mutex::new(vec![false; n]),
             stop: Arc::default(),
+            why: Why::new(listings),
         })
+    }
+
+    /// Explains every step that runs (see [`crate::why`]) against
+    /// `previous`, the latest build of the same tag, else of the same
+    /// Dockerfile and target; without it, each never ran before.
+    pub fn compare_with(&mut self, previous: BuildEntry) {
+        self.why.compare_with(&self.store, previous);
     }
 
     /// The cache key of every node, in graph order.
@@ -280,8 +301,22 @@ impl Solver {
             return Ok(hit);
         }
         let started = Instant::now();
-        self.start(i);
-        let result = op.execute(self, i, &inputs, content_key).await;
+        let cause = match op.cacheable() {
+            true => self.why.cause(
+                &self.store,
+                &self.graph,
+                i,
+                &self.ingredients[i],
+                self.opts.no_cache,
+            ),
+            false => None,
+        };
+        self.start(i, cause.as_ref());
+        let mut result = op.execute(self, i, &inputs, content_key).await;
+        if result.is_ok() && op.cacheable() {
+            let kept = self.why.keep_lists(&self.store, &self.ingredients[i]);
+            result = kept.and(result);
+        }
         let status = match &result {
             Ok(_) => VertexStatus::Done(started.elapsed()),
             Err(_) => VertexStatus::Error(started.elapsed()),
@@ -376,9 +411,14 @@ impl Solver {
         &self.store
     }
 
-    fn start(&self, i: usize) {
+    /// Reports node `i` as started; `cause` says why it was not cached.
+    fn start(&self, i: usize, cause: Option<&Cause>) {
         self.reported.lock().expect("poisoned")[i] = true;
-        self.progress.started(i, &self.graph.nodes[i].name);
+        let name = &self.graph.nodes[i].name;
+        match cause {
+            Some(cause) => self.progress.started_after_miss(i, name, cause),
+            None => self.progress.started(i, name),
+        }
     }
 
     fn finish(&self, i: usize, status: VertexStatus) {

@@ -116,9 +116,15 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
 
-    /// Write the build result (digests, tags) as JSON to this file.
+    /// Write the build result (digests, tags, and why each step that ran
+    /// was not cached) as JSON to this file.
     #[arg(long = "metadata-file", value_name = "FILE")]
     metadata_file: Option<PathBuf>,
+
+    /// After the build, print a table of its steps: ran or cached, and
+    /// for each that ran, what changed since the previous build.
+    #[arg(long)]
+    explain: bool,
 
     /// Grant an entitlement: `security.insecure` lets `RUN
     /// --security=insecure` run, `network.host` lets `RUN --network=host`
@@ -179,6 +185,9 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
     if let Some(path) = &args.metadata_file {
         std::fs::write(path, result.metadata_json())
             .with_context(|| format!("write {}", path.display()))?;
+    }
+    if args.explain {
+        eprint!("{}", crate::summary::table(&result.steps));
     }
     // `-q` never mixes into a tar written to standard output.
     let stdout_taken = request.outputs.iter().any(Output::writes_stdout);
