@@ -3,6 +3,7 @@
 
 mod build_flags;
 mod conformance;
+mod explain;
 #[path = "../../executor/tests/support/host_mounts.rs"]
 mod host_mounts;
 mod hostile;
