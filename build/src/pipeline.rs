@@ -82,7 +82,8 @@ pub fn build(
     let export = recorder.begin("exporting to image");
     // The store is an OCI layout, so images in it always use OCI media
     // types; `oci-mediatypes=false` applies where an image leaves it.
-    let manifest = export_image(session, &graph, solved, request, epoch)?;
+    let inline = remote_cache::inline(session, request, &graph, &records, &solved.state)?;
+    let manifest = export_image(session, &graph, solved, request, epoch, inline)?;
     let digest = manifest.digest().to_string();
     recorder.note(&export, &format!("writing image {digest} done"));
     let store_output = Output::Image {
@@ -269,6 +270,7 @@ fn export_image(
     result: SolveResult,
     request: &BuildRequest,
     epoch: Option<i64>,
+    inline_cache: Option<serde_json::Value>,
 ) -> Result<oci_spec::image::Descriptor, BuildError> {
     let opts = ExportOptions {
         compression: Compression::Uncompressed,
@@ -316,6 +318,7 @@ fn export_image(
         os: platform.os,
         architecture: platform.architecture,
         variant: platform.variant,
+        inline_cache,
     };
     Ok(rbuild_exporter::write_image(&session.store, &image, &opts)?)
 }

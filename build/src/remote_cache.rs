@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rbuild_cache::CacheKey;
 use rbuild_frontend::graph::{BuildGraph, Op};
-use rbuild_remote_cache::{ImportedCaches, Mode};
+use rbuild_remote_cache::{CacheTarget, ImportedCaches, Mode};
 use rbuild_solver::{LAYOUT_PREFIX, Layer};
 
 use crate::events::{Event, Recorder};
@@ -68,7 +68,26 @@ pub(crate) fn export_keys(graph: &BuildGraph, records: &[CacheKey], mode: Mode) 
     keys
 }
 
-/// Writes every `--cache-to` cache of the request.
+/// The inline cache the image config carries, when `--cache-to
+/// type=inline` asks for one: the records of the image's own steps.
+pub(crate) fn inline(
+    session: &Session,
+    request: &BuildRequest,
+    graph: &BuildGraph,
+    records: &[CacheKey],
+    state: &[Layer],
+) -> Result<Option<serde_json::Value>, BuildError> {
+    if !(request.cache_to.iter()).any(|c| c.target == CacheTarget::Inline) {
+        return Ok(None);
+    }
+    let keys = export_keys(graph, records, Mode::Min);
+    rbuild_remote_cache::inline_cache(&session.store, &keys, state)
+        .map(Some)
+        .map_err(BuildError::CacheExport)
+}
+
+/// Writes every `--cache-to` cache of the request (an inline one is in
+/// the image already).
 pub(crate) fn export(
     session: &Session,
     request: &BuildRequest,
@@ -78,7 +97,7 @@ pub(crate) fn export(
     epoch: Option<i64>,
     recorder: &Recorder,
 ) -> Result<(), BuildError> {
-    for spec in &request.cache_to {
+    for spec in (request.cache_to.iter()).filter(|c| c.target != CacheTarget::Inline) {
         let step = recorder.begin("exporting cache");
         let keys = export_keys(graph, records, spec.mode);
         let written = session.runtime.block_on(rbuild_remote_cache::export(

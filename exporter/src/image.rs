@@ -32,6 +32,9 @@ pub struct ImageSpec {
     pub architecture: String,
     /// `variant`.
     pub variant: Option<String>,
+    /// The inline build cache the config carries (`--cache-to
+    /// type=inline`), if asked for.
+    pub inline_cache: Option<serde_json::Value>,
 }
 
 /// The image config document.
@@ -48,6 +51,7 @@ fn config_file(image: &ImageSpec) -> ConfigFile {
             ..RootFs::default()
         },
         history: image.history.clone(),
+        inline_cache: image.inline_cache.clone(),
     }
 }
 

@@ -131,6 +131,7 @@ fn images_are_read_by_skopeo_and_umoci() {
         os: "linux".into(),
         architecture: "amd64".into(),
         variant: None,
+        inline_cache: None,
     };
     let m1 = write_image(&store, &spec, &o).unwrap();
     let m2 = write_image(&store, &spec, &o).unwrap();

@@ -39,6 +39,15 @@ pub struct ConfigFile {
     /// One entry per step, layer or not.
     #[serde(default)]
     pub history: Vec<History>,
+    /// The inline build cache (`--cache-to type=inline`), as BuildKit
+    /// keeps `moby.buildkit.cache.v0` in the config; its format belongs to
+    /// rbuild-remote-cache, so it is opaque here.
+    #[serde(
+        rename = "rbuild.cache.v1",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub inline_cache: Option<serde_json::Value>,
 }
 
 /// The `rootfs` of a config: `type` is always `layers`.

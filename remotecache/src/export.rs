@@ -52,6 +52,14 @@ pub async fn export(
     epoch: Option<i64>,
     spec: &CacheExport,
 ) -> Result<ExportReport, CacheError> {
+    if spec.target == CacheTarget::Inline {
+        return Err(CacheError::Spec {
+            text: String::from("type=inline"),
+            message: String::from(
+                "an inline cache is written with the image config (inline_cache)",
+            ),
+        });
+    }
     let mut keys = keys.to_vec();
     keys.sort();
     keys.dedup();
@@ -267,6 +275,7 @@ async fn write(
             .map_err(|e| malformed(&e))??;
             (target, digest)
         }
+        CacheTarget::Inline => unreachable!("refused at the start of export"),
     };
     Ok(ExportReport {
         target,

@@ -86,6 +86,18 @@ impl CacheConfig {
         };
         let config: CacheConfig =
             serde_json::from_slice(bytes).map_err(|e| malformed(format!("config: {e}")))?;
+        config.check(manifest_layers, what)?;
+        Ok(config)
+    }
+
+    /// Checks a config against the manifest's layer descriptors `(digest,
+    /// size)`: the version, every digest, every layer index.
+    pub fn check(&self, manifest_layers: &[(String, u64)], what: &str) -> Result<(), CacheError> {
+        let malformed = |message: String| CacheError::Malformed {
+            what: what.to_string(),
+            message,
+        };
+        let config = self;
         if config.version != FORMAT_VERSION {
             return Err(malformed(format!(
                 "format version {} (this rbuild reads {FORMAT_VERSION})",
@@ -116,7 +128,7 @@ impl CacheConfig {
                 return Err(malformed(format!("key {} is listed twice", entry.key)));
             }
         }
-        Ok(config)
+        Ok(())
     }
 }
 

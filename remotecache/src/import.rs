@@ -8,11 +8,13 @@ use std::collections::HashMap;
 use oci_spec::image::ImageManifest;
 use rbuild_cache::{BlobInfo, CacheKey, Store};
 use rbuild_image::manifest::parse_manifest;
+use rbuild_image::media;
 use rbuild_registry::{Client, MAX_MANIFEST_BYTES, Platform, Reference};
 use rbuild_solver::{ImportedCache, ImportedResult, LAYOUT_PREFIX, Layer};
 
 use crate::error::{CacheError, io_err};
 use crate::format::{CONFIG_MEDIA_TYPE, CacheConfig};
+use crate::inline;
 use crate::layout::Layout;
 use crate::spec::CacheSource;
 
@@ -158,12 +160,22 @@ async fn load_registry(
             }
             other => other.into(),
         })?;
-    let config_digest = checked_config(&pulled.manifest, &what)?;
+    let manifest = &pulled.manifest;
+    let config_type = manifest.config().media_type().to_string();
+    let config_digest = manifest.config().digest().to_string();
+    let image = [media::OCI_CONFIG, media::DOCKER_CONFIG].contains(&config_type.as_str());
+    if !image {
+        checked_config(manifest, &what)?;
+    }
     let mut bytes = Vec::new();
     client
         .pull_config(&reference, &config_digest, &mut bytes)
         .await?;
-    let config = CacheConfig::parse(&bytes, &manifest_layers(&pulled.manifest), &what)?;
+    let config = match image {
+        // An image: its config may carry an inline cache.
+        true => inline::from_image(manifest, &bytes, &what)?,
+        false => CacheConfig::parse(&bytes, &manifest_layers(manifest), &what)?,
+    };
     Ok(Loaded {
         mount: Some(format!("{}/{}", reference.registry, reference.repository)),
         reference: what,

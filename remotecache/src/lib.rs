@@ -32,6 +32,10 @@
 //! layers that disagree with the manifest's, or a key naming a layer that
 //! is not there.
 //!
+//! An inline cache (`type=inline`) is the same records without their own
+//! manifest: they ride in the image config under `rbuild.cache.v1`, each
+//! record's layers indexing the image manifest's layers (see [`inline_cache`]).
+//!
 //! # What a cache reveals
 //!
 //! Whoever can read the cache can read every exported layer: with
@@ -56,6 +60,7 @@ mod error;
 mod export;
 mod format;
 mod import;
+mod inline;
 mod layout;
 mod spec;
 
@@ -66,6 +71,7 @@ pub use format::{
     FORMAT_VERSION,
 };
 pub use import::{ImportedCaches, import};
+pub use inline::{INLINE_FIELD, inline_cache};
 pub use layout::Layout;
 pub use spec::{
     CacheExport, CacheSource, CacheTarget, DEFAULT_COMPRESSION, DEFAULT_TAG, Mode,

@@ -53,6 +53,8 @@ pub enum CacheTarget {
         /// The tag.
         tag: String,
     },
+    /// The image's own config (`type=inline`): the image is the cache.
+    Inline,
 }
 
 /// A `--cache-to` value.
@@ -104,12 +106,20 @@ pub fn parse_cache_to(text: &str) -> Result<CacheExport, CacheError> {
                 .take("tag")
                 .unwrap_or_else(|| DEFAULT_TAG.to_string()),
         },
+        "inline" => CacheTarget::Inline,
         other => {
-            return Err(fields.error(format!("unknown cache type {other:?} (registry, local)")));
+            return Err(fields.error(format!(
+                "unknown cache type {other:?} (registry, local, inline)"
+            )));
         }
     };
     let mode = match fields.take("mode").as_deref() {
         None | Some("min") => Mode::Min,
+        Some("max") if target == CacheTarget::Inline => {
+            return Err(fields.error(String::from(
+                "type=inline holds the image's steps only (mode=min)",
+            )));
+        }
         Some("max") => Mode::Max,
         Some(other) => return Err(fields.error(format!("mode={other}: min or max"))),
     };
@@ -268,6 +278,10 @@ mod tests {
         );
         assert_eq!((e.mode, e.compression), (Mode::Max, Compression::Gzip(9)));
         assert!(e.ignore_error);
+        assert_eq!(
+            parse_cache_to("type=inline").unwrap().target,
+            CacheTarget::Inline
+        );
         let e = parse_cache_to("ref=r/a,compression=uncompressed").unwrap();
         assert_eq!(e.compression, Compression::Uncompressed);
     }
@@ -276,6 +290,7 @@ mod tests {
     fn bad_cache_values_say_what_is_wrong() {
         for (text, expected) in [
             ("type=s3,ref=x", "unknown cache type"),
+            ("type=inline,mode=max", "mode=min"),
             ("type=registry", "ref= is required"),
             ("type=local,src=/x", "dest= is required"),
             ("ref=x,mode=all", "min or max"),

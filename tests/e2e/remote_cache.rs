@@ -165,6 +165,26 @@ fn a_fully_cached_build_pushed_to_the_cache_registry_downloads_no_layer() {
 }
 
 #[test]
+fn an_image_pushed_with_an_inline_cache_is_a_cache_source() {
+    let registry = TestRegistry::start();
+    let a = Machine::first(&registry.addr);
+    let image = format!("{}/app/inline:v1", registry.addr);
+    a.build(&["--cache-to", "type=inline"]);
+    a.t.ok(&["tag", "app", &image]);
+    a.t.ok(&["push", "-q", &image]);
+    let stamp = a.file("/stamp");
+    let b = Machine::empty(&registry.addr);
+    let log = b.build(&["--cache-from", &image]);
+    assert!(steps_run(&log).is_empty(), "{log}");
+    assert_eq!(b.file("/stamp"), stamp);
+    // An image without one is a warning, not a failed build.
+    let c = Machine::empty(&registry.addr);
+    let plain = format!("{}/base/busybox", registry.addr);
+    let log = c.build(&["--cache-from", &plain]);
+    assert!(log.contains("without an inline cache"), "{log}");
+}
+
+#[test]
 fn mode_min_holds_the_image_steps_and_max_every_stage() {
     let registry = TestRegistry::start();
     let a = Machine::first(&registry.addr);
