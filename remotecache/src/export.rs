@@ -198,7 +198,10 @@ fn assemble(mut entries: Vec<(CacheEntry, Vec<CacheLayer>)>) -> CacheConfig {
 /// Whether a registry target can get blob `digest` without its bytes
 /// here: the target's registry has it in some repository.
 fn mountable(store: &Store, spec: &CacheExport, digest: &str) -> Result<bool, CacheError> {
-    let CacheTarget::Registry(text) = &spec.target else {
+    let CacheTarget::Registry {
+        reference: text, ..
+    } = &spec.target
+    else {
         return Ok(false);
     };
     let reference = Reference::parse(text).map_err(rbuild_registry::RegistryError::from)?;
@@ -231,7 +234,9 @@ async fn write(
         .chain([config_blob.digest.clone()])
         .collect();
     let (target, digest) = match &spec.target {
-        CacheTarget::Registry(text) => {
+        CacheTarget::Registry {
+            reference: text, ..
+        } => {
             let reference = Reference::parse(text).map_err(rbuild_registry::RegistryError::from)?;
             let here = format!("{}/{}", reference.registry, reference.repository);
             let same = format!("{}/", reference.registry);

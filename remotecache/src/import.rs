@@ -131,7 +131,7 @@ async fn load(
     source: &CacheSource,
 ) -> Result<Loaded, CacheError> {
     match source {
-        CacheSource::Registry(text) => load_registry(client, platform, text).await,
+        CacheSource::Registry { reference, .. } => load_registry(client, platform, reference).await,
         CacheSource::Local { dir, tag } => {
             let (dir, tag) = (dir.clone(), tag.clone());
             tokio::task::spawn_blocking(move || load_layout(&Layout::new(&dir), &tag))

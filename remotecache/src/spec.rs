@@ -21,7 +21,12 @@ pub const DEFAULT_COMPRESSION: Compression = Compression::Zstd(3);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheSource {
     /// A registry reference (`type=registry,ref=REF` or a bare `REF`).
-    Registry(String),
+    Registry {
+        /// The reference.
+        reference: String,
+        /// Plain HTTP allowed off loopback (`registry.insecure=true`).
+        insecure: bool,
+    },
     /// An OCI layout directory and the tag of the cache in it
     /// (`type=local,src=DIR[,tag=T]`).
     Local {
@@ -45,7 +50,12 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheTarget {
     /// A registry reference.
-    Registry(String),
+    Registry {
+        /// The reference.
+        reference: String,
+        /// Plain HTTP allowed off loopback (`registry.insecure=true`).
+        insecure: bool,
+    },
     /// An OCI layout directory and the tag to give the cache in it.
     Local {
         /// The directory.
@@ -73,14 +83,52 @@ pub struct CacheExport {
     pub ignore_error: bool,
 }
 
+impl CacheSource {
+    /// The registry host plain HTTP is allowed for (`registry.insecure=true`).
+    pub fn insecure_registry(&self) -> Option<String> {
+        match self {
+            CacheSource::Registry {
+                reference,
+                insecure: true,
+            } => registry_of(reference),
+            _ => None,
+        }
+    }
+}
+
+impl CacheExport {
+    /// The registry host plain HTTP is allowed for (`registry.insecure=true`).
+    pub fn insecure_registry(&self) -> Option<String> {
+        match &self.target {
+            CacheTarget::Registry {
+                reference,
+                insecure: true,
+            } => registry_of(reference),
+            _ => None,
+        }
+    }
+}
+
+fn registry_of(reference: &str) -> Option<String> {
+    rbuild_image::Reference::parse(reference)
+        .ok()
+        .map(|r| r.registry)
+}
+
 /// Reads a `--cache-from` value.
 pub fn parse_cache_from(text: &str) -> Result<CacheSource, CacheError> {
     if !text.contains('=') {
-        return Ok(CacheSource::Registry(text.to_string()));
+        return Ok(CacheSource::Registry {
+            reference: text.to_string(),
+            insecure: false,
+        });
     }
     let mut fields = Fields::parse(text)?;
     let source = match fields.take("type").as_deref().unwrap_or("registry") {
-        "registry" => CacheSource::Registry(fields.required("ref")?),
+        "registry" => CacheSource::Registry {
+            reference: fields.required("ref")?,
+            insecure: fields.flag("registry.insecure", false)?,
+        },
         "local" => CacheSource::Local {
             dir: PathBuf::from(fields.required("src")?),
             tag: fields
@@ -99,7 +147,10 @@ pub fn parse_cache_from(text: &str) -> Result<CacheSource, CacheError> {
 pub fn parse_cache_to(text: &str) -> Result<CacheExport, CacheError> {
     let mut fields = Fields::parse(text)?;
     let target = match fields.take("type").as_deref().unwrap_or("registry") {
-        "registry" => CacheTarget::Registry(fields.required("ref")?),
+        "registry" => CacheTarget::Registry {
+            reference: fields.required("ref")?,
+            insecure: fields.flag("registry.insecure", false)?,
+        },
         "local" => CacheTarget::Local {
             dir: PathBuf::from(fields.required("dest")?),
             tag: fields
@@ -244,11 +295,17 @@ mod tests {
     fn a_bare_cache_from_is_a_registry_and_fields_name_the_others() {
         assert_eq!(
             parse_cache_from("reg:5000/app:cache").unwrap(),
-            CacheSource::Registry(String::from("reg:5000/app:cache"))
+            CacheSource::Registry {
+                reference: String::from("reg:5000/app:cache"),
+                insecure: false
+            }
         );
         assert_eq!(
-            parse_cache_from("type=registry,ref=r/app").unwrap(),
-            CacheSource::Registry(String::from("r/app"))
+            parse_cache_from("type=registry,ref=r/app,registry.insecure=true").unwrap(),
+            CacheSource::Registry {
+                reference: String::from("r/app"),
+                insecure: true
+            }
         );
         assert_eq!(
             parse_cache_from("type=local,src=/c,tag=t1").unwrap(),
@@ -257,6 +314,23 @@ mod tests {
                 tag: String::from("t1")
             }
         );
+    }
+
+    #[test]
+    fn registry_insecure_names_the_host_plain_http_is_allowed_for() {
+        let from = parse_cache_from("type=registry,ref=reg.lan:5000/app,registry.insecure=true");
+        assert_eq!(
+            from.unwrap().insecure_registry().as_deref(),
+            Some("reg.lan:5000")
+        );
+        let to = parse_cache_to("type=registry,ref=reg.lan/app:c,registry.insecure=true");
+        assert_eq!(to.unwrap().insecure_registry().as_deref(), Some("reg.lan"));
+        assert_eq!(
+            parse_cache_from("reg.lan/app").unwrap().insecure_registry(),
+            None
+        );
+        let local = parse_cache_to("type=local,dest=/d").unwrap();
+        assert_eq!(local.insecure_registry(), None);
     }
 
     #[test]

@@ -57,7 +57,8 @@ pub struct BuildArgs {
     /// Write the build cache after the build (repeatable):
     /// `type=registry,ref=REF` or `type=local,dest=DIR[,tag=TAG]`, with
     /// `mode=min|max`, `compression=zstd|gzip|uncompressed`,
-    /// `compression-level=N`, `oci-mediatypes=`, `ignore-error=true`.
+    /// `compression-level=N`, `oci-mediatypes=`, `ignore-error=true`,
+    /// `registry.insecure=true` (plain HTTP), or `type=inline`.
     #[arg(long = "cache-to", value_name = "type=TYPE,...")]
     cache_to: Vec<String>,
 
@@ -166,13 +167,29 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
             "notice: rbuild has one builder, its store: the image is in it (--load and --builder change nothing)"
         );
     }
-    let session = Session::open(root, ClientOptions::default())?;
     // Kept until the build ends: secrets from the environment live in
     // files of its own.
     let secrets = Secrets::parse(&args.secrets)?;
     // Kept until the build ends too: what standard input gave.
     let inputs = stdin::read(&args.context, args.file.as_deref())?;
     let request = request(&args, &inputs, &secrets)?;
+    // Cache registries marked `registry.insecure=true` may be plain HTTP.
+    let insecure_registries = (request.cache_from.iter())
+        .filter_map(|c| c.insecure_registry())
+        .chain(
+            request
+                .cache_to
+                .iter()
+                .filter_map(|c| c.insecure_registry()),
+        )
+        .collect();
+    let session = Session::open(
+        root,
+        ClientOptions {
+            insecure_registries,
+            ..ClientOptions::default()
+        },
+    )?;
     let events = {
         let display = display.clone();
         Arc::new(move |event| display.show(event))

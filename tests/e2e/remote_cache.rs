@@ -113,6 +113,20 @@ fn an_empty_store_builds_from_a_registry_cache_without_running_a_step() {
     assert_eq!(b.file("/deps"), deps);
     assert_eq!(b.image_id(), a.image_id());
 
+    // B passes on what it only imported: C builds from B's export alone.
+    let relay = format!("{}/cache/relay:main", registry.addr);
+    let log = b.build(&[
+        "--cache-from",
+        &from,
+        "--cache-to",
+        &format!("type=registry,ref={relay},mode=max"),
+    ]);
+    assert!(steps_run(&log).is_empty(), "{log}");
+    let c = Machine::empty(&registry.addr);
+    let log = c.build(&["--cache-from", &relay]);
+    assert!(steps_run(&log).is_empty(), "{log}");
+    assert_eq!(c.file("/deps"), deps);
+
     // One file changed on B: only the step that reads it runs again, on
     // top of layers fetched from the cache.
     std::fs::write(b.context.join("other.txt"), "2\n").unwrap();
