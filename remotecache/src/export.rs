@@ -53,12 +53,7 @@ pub async fn export(
     spec: &CacheExport,
 ) -> Result<ExportReport, CacheError> {
     if spec.target == CacheTarget::Inline {
-        return Err(CacheError::Spec {
-            text: String::from("type=inline"),
-            message: String::from(
-                "an inline cache is written with the image config (inline_cache)",
-            ),
-        });
+        return Err(inline_refused());
     }
     let mut keys = keys.to_vec();
     keys.sort();
@@ -280,7 +275,7 @@ async fn write(
             .map_err(|e| malformed(&e))??;
             (target, digest)
         }
-        CacheTarget::Inline => unreachable!("refused at the start of export"),
+        CacheTarget::Inline => return Err(inline_refused()),
     };
     Ok(ExportReport {
         target,
@@ -289,6 +284,14 @@ async fn write(
         layer_bytes: config.layers.iter().map(|l| l.size).sum(),
         manifest: digest,
     })
+}
+
+/// An inline cache is not exported: it is in the image config already.
+fn inline_refused() -> CacheError {
+    CacheError::Spec {
+        text: String::from("type=inline"),
+        message: String::from("an inline cache is written with the image config (inline_cache)"),
+    }
 }
 
 fn malformed(e: &dyn std::fmt::Display) -> CacheError {

@@ -264,6 +264,46 @@ fn corrupt_largest_blob(dir: &Path) {
 }
 
 #[test]
+fn two_stores_exporting_to_one_ref_at_once_leave_one_whole_cache() {
+    let registry = TestRegistry::start();
+    let one = Machine::first(&registry.addr);
+    let two = Machine::empty(&registry.addr);
+    std::fs::write(two.context.join("app.txt"), "two\n").unwrap();
+    let cache = format!("{}/cache/app:shared", registry.addr);
+    let spec = format!("type=registry,ref={cache},mode=max");
+    std::thread::scope(|s| {
+        let a = s.spawn(|| one.build(&["--cache-to", &spec]));
+        let b = s.spawn(|| two.build(&["--cache-to", &spec]));
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+    // The ref holds the whole cache of one of them, whichever came last.
+    let fully_cached: Vec<bool> = [&one, &two]
+        .iter()
+        .map(|writer| {
+            let reader = Machine::empty(&registry.addr);
+            std::fs::copy(
+                writer.context.join("app.txt"),
+                reader.context.join("app.txt"),
+            )
+            .unwrap();
+            let log = reader.build(&["--cache-from", &cache]);
+            assert!(!log.contains("cache import skipped"), "{log}");
+            let cached = steps_run(&log).is_empty();
+            if cached {
+                assert_eq!(reader.file("/stamp"), writer.file("/stamp"));
+            }
+            cached
+        })
+        .collect();
+    assert_eq!(
+        fully_cached.iter().filter(|&&c| c).count(),
+        1,
+        "{fully_cached:?}"
+    );
+}
+
+#[test]
 fn missing_and_foreign_caches_are_warnings_and_the_build_goes_on() {
     let registry = TestRegistry::start();
     let a = Machine::first(&registry.addr);
