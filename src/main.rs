@@ -7,6 +7,7 @@ mod stdout;
 mod cmd;
 mod compression;
 mod progress;
+mod rawjson;
 mod root;
 mod show;
 mod signals;

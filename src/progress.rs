@@ -21,6 +21,8 @@ pub enum Mode {
     Tty,
     /// Nothing.
     Quiet,
+    /// BuildKit's `SolveStatus` objects as JSON lines (see `rawjson`).
+    Rawjson,
 }
 
 impl Mode {

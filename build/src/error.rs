@@ -79,6 +79,9 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
+    /// `--no-cache-filter` names a stage the build has no step of.
+    #[error("--no-cache-filter {0}: no stage of that name has a step in this build")]
+    NoSuchStage(String),
     /// `rbuild run --pull=never` names an image the store lacks.
     #[error("image {0} is not in the store and --pull=never forbids pulling it")]
     NotPulled(String),

@@ -18,6 +18,7 @@ mod previous;
 mod remote_cache;
 mod request;
 pub mod run;
+pub mod runflags;
 pub mod runopts;
 mod session;
 pub mod time;

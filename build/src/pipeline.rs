@@ -20,6 +20,7 @@ use crate::history::mark_history;
 use crate::output::Output;
 use crate::previous;
 use crate::remote_cache;
+use crate::runflags;
 use crate::session::{host_platform, host_platform_string};
 use crate::{BuildError, BuildRequest, BuildResult, CancelToken, Entitlement, Session};
 
@@ -151,12 +152,19 @@ fn load(
     let images = &session.images;
     let resolved = session
         .runtime
-        .block_on(try_join_all(names.iter().map(|n| images.resolve(n))))?;
+        .block_on(try_join_all(names.iter().map(|n| async move {
+            if request.pull {
+                images.pull_base(n).await
+            } else {
+                images.resolve(n).await
+            }
+        })))?;
     let images: BTreeMap<String, _> = names
         .into_iter()
         .zip(resolved.iter().map(|i| i.to_frontend()))
         .collect();
-    let graph = parsed.lower(&options, &images)?;
+    let mut graph = parsed.lower(&options, &images)?;
+    runflags::apply(&mut graph, request.network, &request.sandbox);
     check_entitlements(dockerfile, &graph, &request.entitlements)?;
     let asked = request.source_date_epoch;
     let epoch = epoch::resolve(asked, &request.context)?;
@@ -198,6 +206,7 @@ fn solve(
     let options = SolveOptions {
         context_dir: request.context.clone(),
         no_cache: request.no_cache,
+        no_cache_nodes: runflags::no_cache_nodes(graph, &request.no_cache_filter)?,
         max_parallel_runs: request.max_parallel_runs.max(1),
         secrets: request.secrets.clone(),
         ssh: request.ssh.clone(),

@@ -74,6 +74,16 @@ pub struct BuildRequest {
     pub cache_from: Vec<rbuild_remote_cache::CacheSource>,
     /// Caches to write after the build (`--cache-to`).
     pub cache_to: Vec<rbuild_remote_cache::CacheExport>,
+    /// The network of every RUN without `--network` (`build --network`).
+    pub network: crate::runflags::BuildNetwork,
+    /// `--add-host`, `--ulimit`, `--shm-size` of every RUN.
+    pub sandbox: rbuild_frontend::graph::SandboxExtras,
+    /// Stages whose steps (and what depends on them) run whatever the
+    /// cache holds (`--no-cache-filter`).
+    pub no_cache_filter: Vec<String>,
+    /// Resolve every base image at its registry, whatever the store holds
+    /// (`--pull`).
+    pub pull: bool,
 }
 
 /// What a build made.

@@ -189,6 +189,29 @@ pub struct ExecOp {
     /// keys of other RUNs do not depend on the field.
     #[serde(default, skip_serializing_if = "Security::is_sandbox")]
     pub security: Security,
+    /// What the build's flags add to the sandbox (never the Dockerfile).
+    #[serde(default, skip_serializing_if = "SandboxExtras::is_empty")]
+    pub extras: SandboxExtras,
+}
+
+/// What `build --add-host`, `--ulimit` and `--shm-size` give every RUN, as
+/// BuildKit's exec op carries them (so they are part of its key). Empty
+/// for a Dockerfile as lowered; the build sets it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxExtras {
+    /// `/etc/hosts` entries: (name, address).
+    pub extra_hosts: Vec<(String, String)>,
+    /// Resource limits as Docker writes them (`nofile=1024:2048`).
+    pub ulimits: Vec<String>,
+    /// The size of /dev/shm in bytes.
+    pub shm_size: Option<u64>,
+}
+
+impl SandboxExtras {
+    /// Nothing added.
+    pub fn is_empty(&self) -> bool {
+        *self == SandboxExtras::default()
+    }
 }
 
 /// A `RUN --mount`.

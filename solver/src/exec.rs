@@ -233,9 +233,26 @@ pub fn run(
         files: Vec::new(),
         limits,
         readonly_rootfs: false,
-        extra_hosts: Vec::new(),
-        shm_size: None,
-        ulimits: Vec::new(),
+        extra_hosts: exec
+            .extras
+            .extra_hosts
+            .iter()
+            .map(|(name, ip)| {
+                Ok(rbuild_executor::HostEntry {
+                    name: name.clone(),
+                    ip: ip
+                        .parse()
+                        .map_err(|_| format!("--add-host {name}: bad address {ip}"))?,
+                })
+            })
+            .collect::<Result<_, String>>()?,
+        shm_size: exec.extras.shm_size,
+        ulimits: exec
+            .extras
+            .ulimits
+            .iter()
+            .map(|u| rbuild_executor::Ulimit::parse(u))
+            .collect::<Result<_, String>>()?,
     };
     let _held = mounts(exec, inputs, &mut spec)?;
     let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES);

@@ -93,16 +93,33 @@ impl ImageResolver {
 
     /// Resolves `name` (as written in FROM), once per build.
     pub async fn resolve(&self, name: &str) -> Result<Arc<PulledImage>, SolveError> {
-        let cell = self
-            .resolved
-            .lock()
-            .expect("poisoned")
-            .entry(name.to_string())
-            .or_default()
-            .clone();
+        let cell = self.resolution(name);
         cell.get_or_try_init(|| async { self.fetch(name).await.map(Arc::new) })
             .await
             .cloned()
+    }
+
+    /// The once-per-build resolution of `name`.
+    fn resolution(&self, name: &str) -> Arc<OnceCell<Arc<PulledImage>>> {
+        let mut resolved = self.resolved.lock().expect("poisoned");
+        resolved.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Resolves `name` at its registry whatever the store holds (`build
+    /// --pull`), once per build: later [`ImageResolver::resolve`]s of the
+    /// name (as written or fully qualified) get the registry's image.
+    pub async fn pull_base(&self, name: &str) -> Result<Arc<PulledImage>, SolveError> {
+        let cell = self.resolution(name);
+        let image = cell
+            .get_or_try_init(|| async {
+                let reference = Reference::parse(name).map_err(RegistryError::from)?;
+                self.fetch_remote(&reference).await.map(Arc::new)
+            })
+            .await?
+            .clone();
+        // The graph names it fully qualified: that name is this image too.
+        let _ = self.resolution(&image.reference).set(image.clone());
+        Ok(image)
     }
 
     /// The store's image first (by name, `name@sha256:…` or image id),

@@ -8,7 +8,7 @@
 
 use rbuild_frontend::graph::{
     ContextSource, CopyAction, ExecMount, ExecOp, FileAction, FileOp, ImageSource, MountKind,
-    NetworkMode, Op, RemoteSource, Security, Sharing,
+    NetworkMode, Op, RemoteSource, SandboxExtras, Security, Sharing,
 };
 
 /// The encoding of `op`'s definition.
@@ -50,6 +50,7 @@ fn exec_fields(e: &mut Encoder, op: &ExecOp) {
         network,
         mounts,
         security,
+        extras,
     } = op;
     e.strs("args", args);
     e.strs("env", env);
@@ -67,6 +68,23 @@ fn exec_fields(e: &mut Encoder, op: &ExecOp) {
         Security::Insecure => "insecure",
     };
     e.str("security", security);
+    // Written only when the build adds something: other keys unchanged.
+    let SandboxExtras {
+        extra_hosts,
+        ulimits,
+        shm_size,
+    } = extras;
+    if !extra_hosts.is_empty() {
+        let hosts: Vec<String> = extra_hosts
+            .iter()
+            .map(|(n, a)| format!("{n}={a}"))
+            .collect();
+        e.strs("extra_hosts", &hosts);
+    }
+    if !ulimits.is_empty() {
+        e.strs("ulimits", ulimits);
+    }
+    e.opt_num("shm_size", *shm_size);
 }
 
 fn mount(e: &mut Encoder, m: &ExecMount) {
@@ -298,6 +316,38 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_extras_are_written_only_when_given() {
+        let exec = |extras: SandboxExtras| {
+            Op::Exec(ExecOp {
+                args: vec![String::from("true")],
+                env: Vec::new().into(),
+                cwd: String::from("/"),
+                user: String::new(),
+                network: NetworkMode::Default,
+                mounts: Vec::new(),
+                security: Security::Sandbox,
+                extras,
+            })
+        };
+        let plain = definition(&exec(SandboxExtras::default()));
+        assert!(!String::from_utf8_lossy(&plain).contains("shm_size"));
+        let hosts = |ip: &str| SandboxExtras {
+            extra_hosts: vec![(String::from("db"), ip.to_string())],
+            ..SandboxExtras::default()
+        };
+        assert_ne!(definition(&exec(hosts("10.0.0.1"))), plain);
+        assert_ne!(
+            definition(&exec(hosts("10.0.0.1"))),
+            definition(&exec(hosts("10.0.0.2")))
+        );
+        let shm = SandboxExtras {
+            shm_size: Some(1 << 20),
+            ..SandboxExtras::default()
+        };
+        assert_ne!(definition(&exec(shm)), plain);
+    }
+
+    #[test]
     fn list_boundaries_are_unambiguous() {
         let exec = |args: &[&str]| {
             Op::Exec(ExecOp {
@@ -308,6 +358,7 @@ mod tests {
                 network: NetworkMode::Default,
                 mounts: Vec::new(),
                 security: Security::Sandbox,
+                extras: Default::default(),
             })
         };
         assert_ne!(

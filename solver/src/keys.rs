@@ -342,6 +342,7 @@ mod tests {
             network: NetworkMode::Default,
             mounts: Vec::new(),
             security: Security::Sandbox,
+            extras: Default::default(),
         })
     }
 

@@ -36,6 +36,9 @@ pub struct SolveOptions {
     pub context_dir: PathBuf,
     /// Ignore cached results (`--no-cache`); results are still recorded.
     pub no_cache: bool,
+    /// Nodes whose cached results are ignored besides (`--no-cache-filter`:
+    /// a stage's steps and what depends on them).
+    pub no_cache_nodes: std::collections::BTreeSet<usize>,
     /// How many RUN steps may run at once.
     pub max_parallel_runs: usize,
     /// Secret id → host file, for `RUN --mount=type=secret`.
@@ -48,6 +51,13 @@ pub struct SolveOptions {
     pub context_modes: ContextModes,
     /// Results to use where the store has none (`--cache-from`).
     pub imported: Option<Arc<dyn ImportedCache>>,
+}
+
+impl SolveOptions {
+    /// Whether node `i` runs whatever the cache holds.
+    pub fn ignores_cache(&self, i: usize) -> bool {
+        self.no_cache || self.no_cache_nodes.contains(&i)
+    }
 }
 
 /// What a solve produced.
@@ -328,7 +338,7 @@ impl Solver {
     /// The recorded result of node `i`, unless `--no-cache` or something it
     /// names is gone.
     fn cached(&self, i: usize) -> Result<Option<NodeResult>, SolveError> {
-        if self.opts.no_cache {
+        if self.opts.ignores_cache(i) {
             return Ok(None);
         }
         let found = match self.store.get_record(&self.records[i])? {

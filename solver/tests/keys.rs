@@ -72,6 +72,7 @@ async fn solver(store: Store, dockerfile: &str, context: &Path) -> Solver {
     let solve = SolveOptions {
         context_dir: context.to_path_buf(),
         no_cache: false,
+        no_cache_nodes: Default::default(),
         max_parallel_runs: 1,
         secrets: BTreeMap::new(),
         ssh: BTreeMap::new(),

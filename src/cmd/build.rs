@@ -10,7 +10,11 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use rbuild_build::epoch::SourceDateEpoch;
+use rbuild_build::runflags::BuildNetwork;
+use rbuild_build::runopts;
 use rbuild_build::{BuildRequest, CancelToken, Entitlement, Output, Session, local};
+use rbuild_executor::Ulimit;
+use rbuild_frontend::graph::SandboxExtras;
 use rbuild_registry::ClientOptions;
 
 use super::limits::LimitArgs;
@@ -18,6 +22,7 @@ use super::output;
 use super::secrets::Secrets;
 use super::stdin::{self, BuildInputs};
 use crate::progress::{Display, Mode};
+use crate::rawjson::RawJson;
 
 /// `rbuild build` arguments, named as `docker build`'s.
 #[derive(Debug, Args)]
@@ -61,6 +66,33 @@ pub struct BuildArgs {
     /// `registry.insecure=true` (plain HTTP), or `type=inline`.
     #[arg(long = "cache-to", value_name = "type=TYPE,...")]
     cache_to: Vec<String>,
+
+    /// Do not use cached results for this stage's steps (nor for what
+    /// depends on them); repeatable.
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    no_cache_filter: Vec<String>,
+
+    /// Resolve every base image at its registry, whatever the store holds.
+    #[arg(long)]
+    pull: bool,
+
+    /// The network of every RUN without `--network`: `default` (also
+    /// `bridge`), `host` (granted for the build, as buildx grants it) or
+    /// `none`.
+    #[arg(long, value_name = "MODE", value_parser = ["default", "bridge", "host", "none"])]
+    network: Option<String>,
+
+    /// An /etc/hosts entry of every RUN (`NAME:IP`); repeatable.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    add_hosts: Vec<String>,
+
+    /// A process limit of every RUN (`nofile=1024[:2048]`); repeatable.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    ulimits: Vec<String>,
+
+    /// The size of every RUN's /dev/shm (`64m`, the default).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    shm_size: Option<String>,
 
     /// Progress output (default: `$BUILDKIT_PROGRESS`, else `auto`).
     #[arg(long, value_enum, default_value = "auto", env = "BUILDKIT_PROGRESS")]
@@ -160,6 +192,7 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
     } else {
         args.progress.resolve()
     };
+    let raw = (mode == Mode::Rawjson).then(|| Arc::new(RawJson::default()));
     let display = Arc::new(Display::new(mode));
     refuse_attestations(&args)?;
     if args.load || args.builder.is_some() {
@@ -190,9 +223,12 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
             ..ClientOptions::default()
         },
     )?;
-    let events = {
-        let display = display.clone();
-        Arc::new(move |event| display.show(event))
+    let events: rbuild_build::EventSink = match raw {
+        Some(raw) => Arc::new(move |event| raw.show(event)),
+        None => {
+            let display = display.clone();
+            Arc::new(move |event| display.show(event))
+        }
     };
     let result = rbuild_build::build(&session, &request, events, cancel)?;
     if let Some(path) = &args.iidfile {
@@ -233,6 +269,19 @@ fn request(
     if args.push {
         outputs.push(output::parse("type=registry")?);
     }
+    let network = match args.network.as_deref() {
+        Some(name) => BuildNetwork::from_name(name).context("checked by clap")?,
+        None => BuildNetwork::Default,
+    };
+    let mut entitlements: Vec<Entitlement> = args
+        .allow
+        .iter()
+        .filter_map(|a| Entitlement::from_name(a))
+        .collect();
+    if network == BuildNetwork::Host {
+        // As buildx: the build's own --network=host is its grant.
+        entitlements.push(Entitlement::NetworkHost);
+    }
     let source_date_epoch = match &args.source_date_epoch {
         Some(flag) => SourceDateEpoch::parse_flag(flag)?,
         None => SourceDateEpoch::Default,
@@ -246,11 +295,7 @@ fn request(
         outputs,
         labels: parse_pairs("--label", &args.labels, true)?,
         annotations: parse_pairs("--annotation", &args.annotations, false)?,
-        entitlements: args
-            .allow
-            .iter()
-            .filter_map(|a| Entitlement::from_name(a))
-            .collect(),
+        entitlements,
         secrets: secrets.sources(),
         ssh: super::ssh::parse(&args.ssh)?,
         no_cache: args.no_cache,
@@ -266,6 +311,32 @@ fn request(
             || std::thread::available_parallelism().map_or(1, |n| n.get()),
             usize::from,
         ),
+        network,
+        sandbox: sandbox_extras(args)?,
+        no_cache_filter: args.no_cache_filter.clone(),
+        pull: args.pull,
+    })
+}
+
+/// `--add-host`, `--ulimit` and `--shm-size`, checked as `rbuild run`
+/// checks them, for every RUN.
+fn sandbox_extras(args: &BuildArgs) -> anyhow::Result<SandboxExtras> {
+    let extra_hosts = args
+        .add_hosts
+        .iter()
+        .map(|h| runopts::parse_add_host(h).map(|e| (e.name, e.ip.to_string())))
+        .collect::<Result<_, _>>()?;
+    for u in &args.ulimits {
+        Ulimit::parse(u).map_err(anyhow::Error::msg)?;
+    }
+    Ok(SandboxExtras {
+        extra_hosts,
+        ulimits: args.ulimits.clone(),
+        shm_size: args
+            .shm_size
+            .as_deref()
+            .map(|s| runopts::parse_size("--shm-size", s))
+            .transpose()?,
     })
 }
 

@@ -2,6 +2,7 @@
 //! namespaces on real overlayfs) into a private store, and runs them.
 
 mod build_flags;
+mod build_step_flags;
 mod conformance;
 mod explain;
 #[path = "../../executor/tests/support/host_mounts.rs"]

@@ -128,6 +128,7 @@ impl Lowerer<'_> {
                 network: run.network,
                 mounts,
                 security: run.security,
+                extras: Default::default(),
             }),
             inputs,
             format!("{step} RUN {}", after_keyword(ins)),

@@ -51,7 +51,7 @@ impl SolveOp for File<'_> {
             let stage_inputs = node.inputs.iter().skip(1).filter(|n| is_stage(n.0)).count();
             let all_copies = (self.0.actions.iter())
                 .all(|a| matches!(a, FileAction::Copy(c) if c.remote.is_none()));
-            if solver.opts.no_cache
+            if solver.opts.ignores_cache(i)
                 || stage_inputs == 0
                 || stage_inputs + 1 != node.inputs.len()
                 || !all_copies

@@ -113,7 +113,7 @@ impl<'a> Step<'a> {
 /// The id of step `i`'s new snapshot: its record key, unless `--no-cache`
 /// asked for a fresh run whose result may differ from an earlier one.
 fn snapshot_id(solver: &Solver, i: usize) -> String {
-    if !solver.opts.no_cache {
+    if !solver.opts.ignores_cache(i) {
         return solver.records[i].to_string();
     }
     let nanos = std::time::SystemTime::now()

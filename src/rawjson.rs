@@ -1,0 +1,126 @@
+//! `--progress=rawjson`: the build's events as BuildKit's `SolveStatus`
+//! objects, one JSON object a line on stderr, as `docker buildx build
+//! --progress=rawjson` prints them: `vertexes` (name, started, completed,
+//! cached, error), `logs` (vertex, stream, base64 data, timestamp) and
+//! `warnings`. A vertex's `digest` is an id of the step in this build
+//! (`sha256:` and its number), not an LLB digest: rbuild has no LLB.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rbuild_build::{Event, StepId, StepStatus};
+use serde_json::{Value, json};
+
+/// Prints events as rawjson lines.
+#[derive(Default)]
+pub struct RawJson {
+    /// Step → (its number, when it started).
+    steps: Mutex<HashMap<StepId, (usize, String)>>,
+}
+
+impl RawJson {
+    /// Prints one event as a `SolveStatus` line.
+    pub fn show(&self, event: Event) {
+        let now = timestamp(SystemTime::now());
+        let status = match event {
+            Event::Started { step, name, .. } => {
+                let digest = self.begin(step, &now);
+                json!({"vertexes": [{"digest": digest, "name": name, "started": now}]})
+            }
+            Event::Log { step, line } => {
+                let digest = self.digest(step);
+                json!({"logs": [{"vertex": digest, "stream": 1, "data": base64(&line), "timestamp": now}]})
+            }
+            Event::Finished { step, name, status } => {
+                let started = self.started(step).unwrap_or_else(|| now.clone());
+                let mut vertex = json!({"digest": self.digest(step), "name": name,
+                    "started": started, "completed": now});
+                match status {
+                    StepStatus::Cached => vertex["cached"] = Value::Bool(true),
+                    StepStatus::Failed(_) => vertex["error"] = Value::from("failed"),
+                    StepStatus::Done(_) => {}
+                }
+                json!({"vertexes": [vertex]})
+            }
+            Event::Warning { message } => {
+                json!({"warnings": [{"level": 1, "short": base64(message.as_bytes())}]})
+            }
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{status}");
+    }
+
+    /// Numbers `step` (if new) and records when it started; its digest.
+    fn begin(&self, step: StepId, now: &str) -> String {
+        let mut steps = self.steps.lock().expect("poisoned");
+        let next = steps.len() + 1;
+        let entry = steps.entry(step).or_insert_with(|| (next, now.to_string()));
+        digest_of(entry.0)
+    }
+
+    fn started(&self, step: StepId) -> Option<String> {
+        let steps = self.steps.lock().expect("poisoned");
+        steps.get(&step).map(|(_, started)| started.clone())
+    }
+
+    fn digest(&self, step: StepId) -> String {
+        self.begin(step, &timestamp(SystemTime::now()))
+    }
+}
+
+/// The id of step number `n` in digest form.
+fn digest_of(n: usize) -> String {
+    format!("sha256:{n:064x}")
+}
+
+/// RFC 3339 with nanoseconds, as Go's `time.Time` marshals.
+fn timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = rbuild_build::time::rfc3339(d.as_secs() as i64);
+    format!("{}.{:09}Z", secs.trim_end_matches('Z'), d.subsec_nanos())
+}
+
+/// Standard base64 with padding, as Go's JSON encodes `[]byte`.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> shift & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_the_standard_alphabet_with_padding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"hello\n"), "aGVsbG8K");
+        assert_eq!(base64(&[0xff, 0xfe]), "//4=");
+    }
+
+    #[test]
+    fn timestamps_have_nanoseconds() {
+        let t = UNIX_EPOCH + std::time::Duration::new(1, 5);
+        assert_eq!(timestamp(t), "1970-01-01T00:00:01.000000005Z");
+    }
+}

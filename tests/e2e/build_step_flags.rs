@@ -1,0 +1,177 @@
+//! `rbuild build`'s flags that reach every RUN or decide what is cached,
+//! one test each: `--network`, `--add-host`/`--ulimit`/`--shm-size` (and
+//! that they are part of the steps' keys), `--no-cache-filter`, `--pull`
+//! (and `run --pull always`), `--progress=rawjson`.
+
+use crate::support::TestContext;
+use crate::text;
+
+/// A store with the busybox image `bb`.
+fn with_busybox() -> TestContext {
+    let t = TestContext::new();
+    t.make_busybox("bb");
+    t
+}
+
+/// Builds `dockerfile` tagged `tag` with `flags`; the build's output.
+fn build(t: &TestContext, tag: &str, flags: &[&str], dockerfile: &str) -> String {
+    let ctx = t.context(&format!("ctx-{tag}"), &[("Dockerfile", dockerfile)]);
+    let mut args = vec!["build", "--progress", "plain", "-t", tag];
+    args.extend_from_slice(flags);
+    args.push(ctx.to_str().unwrap());
+    text(&t.ok(&args))
+}
+
+/// Whether the plain log shows the step named `step` as CACHED.
+fn cached(log: &str, step: &str) -> bool {
+    let Some(n) = log
+        .lines()
+        .find(|l| l.contains(step))
+        .and_then(|l| l.split_whitespace().next())
+    else {
+        panic!("no step {step:?} in\n{log}")
+    };
+    log.lines().any(|l| l == format!("{n} CACHED"))
+}
+
+#[test]
+fn build_network_applies_to_runs_without_their_own() {
+    let t = with_busybox();
+    // /proc/net/dev: two header lines, then one per interface.
+    let df = "FROM bb\nRUN wc -l < /proc/net/dev > /own\nRUN --network=none wc -l < /proc/net/dev > /none\n";
+    build(&t, "none", &["--network", "none"], df);
+    assert_eq!(t.stdout(&["run", "none", "cat", "/own", "/none"]), "3\n3\n");
+    build(&t, "dflt", &[], df);
+    assert_eq!(
+        t.stdout(&["run", "dflt", "cat", "/own"]),
+        "4\n",
+        "lo and tap0"
+    );
+    // The build's own --network=host is its grant (no --allow), as buildx.
+    build(&t, "host", &["--network", "host"], df);
+    let host = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(
+        t.stdout(&["run", "host", "cat", "/own"]).trim(),
+        host.to_string()
+    );
+}
+
+#[test]
+fn add_host_ulimit_and_shm_size_reach_every_run_and_key_it() {
+    let t = with_busybox();
+    let df = "FROM bb\nRUN grep -w db /etc/hosts > /hosts; ulimit -n > /nofile; df -k /dev/shm | tail -1 > /shm\n";
+    let flags = |ip: &'static str| {
+        [
+            "--add-host",
+            ip,
+            "--ulimit",
+            "nofile=77:88",
+            "--shm-size",
+            "2m",
+        ]
+    };
+    build(&t, "x", &flags("db:10.9.8.7"), df);
+    let out = t.stdout(&["run", "x", "cat", "/hosts", "/nofile", "/shm"]);
+    assert!(out.starts_with("10.9.8.7\tdb\n77\n"), "{out}");
+    assert!(out.contains(" 2048 "), "{out}");
+    let again = build(&t, "x", &flags("db:10.9.8.7"), df);
+    assert!(cached(&again, "RUN grep -w db"), "{again}");
+    // Another address is another step, as in BuildKit.
+    let other = build(&t, "x", &flags("db:10.9.8.6"), df);
+    assert!(!cached(&other, "RUN grep -w db"), "{other}");
+    let ctx = t.context("bad", &[("Dockerfile", df)]);
+    let bad = t
+        .cmd(&["build", "--ulimit", "nofile=9:1", ctx.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("--ulimit"), "{}", text(&bad));
+}
+
+#[test]
+fn no_cache_filter_reruns_a_stage_and_what_depends_on_it() {
+    let t = with_busybox();
+    let df = "FROM bb AS a\nRUN echo a > /a\nFROM bb AS b\nRUN echo b > /b\nFROM b\nCOPY --from=a /a /a\n";
+    build(&t, "f", &[], df);
+    let log = build(&t, "f", &["--no-cache-filter", "a"], df);
+    assert!(!cached(&log, "RUN echo a"), "{log}");
+    assert!(!cached(&log, "COPY --from=a"), "{log}");
+    assert!(cached(&log, "RUN echo b"), "{log}");
+    let ctx = t.context("ctx-f", &[("Dockerfile", df)]);
+    let bad = t
+        .cmd(&["build", "--no-cache-filter", "zz", ctx.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("--no-cache-filter zz"),
+        "{}",
+        text(&bad)
+    );
+}
+
+#[test]
+fn pull_resolves_bases_at_the_registry_whatever_the_store_holds() {
+    let registry = rbuild_registry::testing::TestRegistry::start();
+    let t = with_busybox();
+    let remote = format!("{}/base/bb", registry.addr);
+    // The registry gets a newer base; the store keeps the old under the name.
+    build(&t, "newer", &[], "FROM bb\nRUN echo newer > /marker\n");
+    t.ok(&["tag", "newer", &remote]);
+    t.ok(&["push", "-q", &remote]);
+    t.ok(&["tag", "bb", &remote]);
+    let df = format!("FROM {remote}\nRUN cat /marker > /seen 2>/dev/null || echo old > /seen\n");
+    build(&t, "app", &[], &df);
+    assert_eq!(t.stdout(&["run", "app", "cat", "/seen"]), "old\n");
+    build(&t, "app", &["--pull"], &df);
+    assert_eq!(t.stdout(&["run", "app", "cat", "/seen"]), "newer\n");
+    // `run --pull always` runs the registry's image too.
+    t.ok(&["tag", "bb", &remote]);
+    assert_eq!(
+        t.stdout(&["run", "--pull", "always", &remote, "cat", "/marker"]),
+        "newer\n"
+    );
+}
+
+#[test]
+fn rawjson_progress_is_buildkits_solve_status_lines() {
+    let t = with_busybox();
+    let ctx = t.context(
+        "raw",
+        &[("Dockerfile", "FROM bb\nRUN echo from-the-step\n")],
+    );
+    let out = t.ok(&["build", "--progress", "rawjson", ctx.to_str().unwrap()]);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let run = lines
+        .iter()
+        .flat_map(|s| s["vertexes"].as_array().cloned().unwrap_or_default())
+        .find(|v| {
+            v["name"].as_str().is_some_and(|n| n.contains("RUN echo")) && v["completed"].is_string()
+        })
+        .expect("the RUN's completed vertex");
+    let digest = run["digest"].as_str().unwrap();
+    assert!(digest.starts_with("sha256:") && run["started"].is_string());
+    // Its output is a log of that vertex, base64 as Go encodes bytes
+    // ("from-the-step\n").
+    assert!(lines.iter().any(|s| {
+        s["logs"].as_array().is_some_and(|logs| {
+            logs.iter()
+                .any(|l| l["vertex"] == digest && l["data"] == "ZnJvbS10aGUtc3RlcAo=")
+        })
+    }));
+    // BUILDKIT_PROGRESS picks it too.
+    let env = t
+        .cmd(&["build", ctx.to_str().unwrap()])
+        .env("BUILDKIT_PROGRESS", "rawjson")
+        .output()
+        .unwrap();
+    let first = String::from_utf8(env.stderr).unwrap();
+    assert!(first.starts_with("{\"vertexes\""), "{first}");
+}
