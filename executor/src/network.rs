@@ -171,18 +171,24 @@ fn helper_path() -> Result<&'static CString, ExecError> {
 /// Starts the helper with `fds` (source, number in the helper) and
 /// stdin/stdout on /dev/null. `posix_spawn` (glibc's is a vfork) rather
 /// than a fork of this large, multithreaded process: the helper is on
-/// the way to the sandbox's exec. Every source is first moved above the
-/// targets, so that no dup2 overwrites a source still to be used.
+/// the way to the sandbox's exec. Every source is first moved above all
+/// sources and targets, so that no dup2 overwrites a source still to be
+/// used (the sources can be numbered anywhere: a build with many layers
+/// open has them above 100).
 fn spawn_helper(fds: &[(RawFd, RawFd)]) -> Result<Pid, ExecError> {
-    const SPARE: RawFd = 100;
+    let spare = 1 + fds
+        .iter()
+        .map(|&(from, to)| from.max(to))
+        .max()
+        .unwrap_or(0);
     let spawn = |e: nix::Error| ExecError::Setup(format!("start slirp4netns: {e}"));
     let mut actions = PosixSpawnFileActions::init().map_err(spawn)?;
     for (i, (from, _)) in (0..).zip(fds) {
-        actions.add_dup2(*from, SPARE + i).map_err(spawn)?;
+        actions.add_dup2(*from, spare + i).map_err(spawn)?;
     }
     for (i, (_, to)) in (0..).zip(fds) {
-        actions.add_dup2(SPARE + i, *to).map_err(spawn)?;
-        actions.add_close(SPARE + i).map_err(spawn)?;
+        actions.add_dup2(spare + i, *to).map_err(spawn)?;
+        actions.add_close(spare + i).map_err(spawn)?;
     }
     for stdio in [libc::STDIN_FILENO, libc::STDOUT_FILENO] {
         actions
