@@ -70,6 +70,9 @@ pub enum BuildError {
     /// A push was asked for an image without a name.
     #[error("--push needs a name: give -t or name=")]
     PushWithoutName,
+    /// An output that cannot hold a multi-platform image.
+    #[error("a multi-platform build cannot be exported as {0}")]
+    MultiPlatform(&'static str),
     /// A file could not be read or written.
     #[error("{what}: {source}")]
     Io {

@@ -14,6 +14,7 @@ mod history;
 pub mod local;
 mod output;
 mod pipeline;
+mod platforms;
 mod previous;
 mod remote_cache;
 mod request;

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use oci_spec::image::Descriptor;
 use rbuild_cache::{Store, StoreError};
 use rbuild_image::ConfigFile;
-use rbuild_image::manifest::parse_manifest;
+use rbuild_image::Platform;
+use rbuild_image::manifest::{parse_index, parse_manifest};
 use rbuild_image::reference::{id_prefix, split_store_name};
 use rbuild_image::{ImageError, ImageManifest, Reference, ReferenceError};
 use serde::Serialize;
@@ -54,6 +55,9 @@ pub struct LocalImage {
     pub manifest: Descriptor,
     /// Its image id (config digest).
     pub id: String,
+    /// The index its names point at, for a multi-platform image (whose
+    /// `manifest` is then the host platform's, else the first).
+    pub index: Option<Descriptor>,
 }
 
 /// The store's name for what a user typed (`docker.io/library/busybox` →
@@ -81,6 +85,7 @@ pub fn find(store: &Store, text: &str) -> Result<LocalImage, LookupError> {
         names: found.names,
         manifest: found.manifest,
         id: found.id,
+        index: found.index,
     })
 }
 
@@ -97,8 +102,32 @@ pub struct ImageSummary {
     pub created: Option<String>,
     /// The config's labels.
     pub labels: BTreeMap<String, String>,
-    /// The bytes of its config and layers, as `docker images` counts them.
+    /// The bytes of its config and layers, as `docker images` counts them
+    /// (of every platform's, for a multi-platform image).
     pub size: u64,
+    /// The platforms of a multi-platform image (`linux/amd64`, …), in
+    /// its index's order; empty for a single-platform image.
+    pub platforms: Vec<String>,
+}
+
+/// The manifests an index lists and their platforms (`os/arch[/variant]`).
+fn index_entries(
+    store: &Store,
+    index: &Descriptor,
+) -> Result<(Vec<Descriptor>, Vec<String>), LookupError> {
+    let digest = index.digest().to_string();
+    let parsed = parse_index(&store.read_blob(&digest)?, &format!("index {digest}"))?;
+    let platforms = parsed
+        .manifests()
+        .iter()
+        .map(|d| {
+            d.platform().as_ref().map_or_else(
+                || String::from("unknown"),
+                |p| Platform::from_oci(p).to_string(),
+            )
+        })
+        .collect();
+    Ok((parsed.manifests().clone(), platforms))
 }
 
 /// The images of the store: the named ones by name, then the dangling
@@ -109,10 +138,18 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, LookupError> {
     let dangling = store.dangling()?.into_iter().map(|d| (None, d));
     for (name, desc) in named.chain(dangling) {
         let digest = desc.digest().to_string();
-        let manifest = parse_manifest(&store.read_blob(&digest)?, &format!("manifest {digest}"))?;
-        let size =
-            manifest.config().size() + manifest.layers().iter().map(|l| l.size()).sum::<u64>();
-        let id = manifest.config().digest().to_string();
+        let found = store.found(desc)?;
+        let (entries, platforms) = match &found.index {
+            Some(index) => index_entries(store, index)?,
+            None => (vec![found.manifest.clone()], Vec::new()),
+        };
+        let mut size = 0;
+        for entry in &entries {
+            let d = entry.digest().to_string();
+            let m = parse_manifest(&store.read_blob(&d)?, &format!("manifest {d}"))?;
+            size += m.config().size() + m.layers().iter().map(|l| l.size()).sum::<u64>();
+        }
+        let id = found.id;
         let config: ConfigFile =
             serde_json::from_slice(&store.read_blob(&id)?).map_err(|source| {
                 LookupError::Config {
@@ -128,6 +165,7 @@ pub fn list(store: &Store) -> Result<Vec<ImageSummary>, LookupError> {
             created: config.created,
             labels: config.config.labels,
             size,
+            platforms,
         });
     }
     Ok(out)
@@ -166,6 +204,14 @@ pub struct Inspection {
     pub digest: String,
     /// The manifest (rbuild's field).
     pub manifest: ImageManifest,
+    /// For a multi-platform image, its index's digest (rbuild's field);
+    /// the rest describes the host platform's image, else the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
+    /// For a multi-platform image, its platforms in the index's order
+    /// (rbuild's field).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
 }
 
 /// One step of an image's history, as `docker history` lists it (newest
@@ -272,6 +318,11 @@ pub fn inspect(store: &Store, text: &str) -> Result<Inspection, LookupError> {
         id,
         digest,
         manifest,
+        platforms: match &found.index {
+            Some(index) => index_entries(store, index)?.1,
+            None => Vec::new(),
+        },
+        index: found.index.map(|d| d.digest().to_string()),
     })
 }
 

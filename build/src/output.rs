@@ -103,6 +103,21 @@ impl Output {
         Some(format!("exporting to {kind} {dest} done"))
     }
 
+    /// Fails when this output cannot hold a multi-platform image, saying
+    /// why (as buildx refuses them).
+    pub(crate) fn check_multi_platform(&self) -> Result<(), BuildError> {
+        let why = match self {
+            Output::Docker { .. } => {
+                "type=docker: a docker archive holds one image per name and docker load cannot take an index; build one --platform, or use type=oci"
+            }
+            Output::Tar { .. } => {
+                "type=tar: one filesystem per tar; build one --platform, or use type=local (one directory per platform)"
+            }
+            _ => return Ok(()),
+        };
+        Err(BuildError::MultiPlatform(why))
+    }
+
     /// Writes the image (`manifest`, named `tags`) here; a filesystem tar
     /// clamps file times to `epoch`.
     pub(crate) fn write(
@@ -173,7 +188,17 @@ impl Output {
                     std::io::BufWriter::new(file),
                 )?;
             }
-            Output::Local { dest } => rbuild_exporter::export_rootfs(store, manifest, dest)?,
+            Output::Local { dest } => {
+                let images = rbuild_exporter::index_manifests(store, manifest)?;
+                for (desc, platform) in &images {
+                    // As buildx: one directory per platform (`linux_arm64`).
+                    let dir = match platform {
+                        Some(p) if images.len() > 1 => dest.join(p.to_string().replace('/', "_")),
+                        _ => dest.clone(),
+                    };
+                    rbuild_exporter::export_rootfs(store, desc, &dir)?;
+                }
+            }
             Output::CacheOnly => {}
             Output::Tar {
                 dest: TarDest::Stdout,

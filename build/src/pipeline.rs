@@ -10,14 +10,16 @@ use rbuild_cache::{CacheKey, LayerRecord};
 use rbuild_exporter::{Compression, ExportOptions, ImageSpec, StoredImage};
 use rbuild_frontend::graph::{BuildGraph, NetworkMode, Op};
 use rbuild_frontend::input::read_input;
-use rbuild_frontend::{BuildOptions, Dockerfile, parse_dockerignore};
+use rbuild_frontend::{BaseImage, BuildOptions, Dockerfile, parse_dockerignore};
+use rbuild_image::Platform;
 use rbuild_remote_cache::ImportedCaches;
-use rbuild_solver::{ContextModes, Layer, SolveOptions, SolveResult, Solver};
+use rbuild_solver::{ContextModes, Layer, SolveOptions, SolveResult, Solver, Target};
 
 use crate::epoch::{self, EpochSource};
 use crate::events::{Event, EventSink, Recorder};
 use crate::history::mark_history;
 use crate::output::Output;
+use crate::platforms::Annotations;
 use crate::previous;
 use crate::remote_cache;
 use crate::runflags;
@@ -33,7 +35,12 @@ pub fn build(
     cancel: &CancelToken,
 ) -> Result<BuildResult, BuildError> {
     let recorder = std::sync::Arc::new(Recorder::new(events));
-    let (graph, epoch, context_modes) = load(session, request, &recorder)?;
+    let platforms = match request.platforms.as_slice() {
+        [] => vec![host_platform()],
+        asked => asked.to_vec(),
+    };
+    let (graphs, epoch, context_modes) = load(session, request, &platforms, &recorder)?;
+    let graph = &graphs[0].1;
     for arg in &graph.unused_build_args {
         recorder.emit(Event::Warning {
             message: format!("build-arg {arg:?} was not consumed by any ARG"),
@@ -44,16 +51,28 @@ pub fn build(
             message: warning.clone(),
         });
     }
-    let mut imported = remote_cache::import(session, request, &recorder);
-    let (solved, records) = match solve(
-        session,
-        request,
-        &graph,
+    // All platforms solve as one graph (see `crate::platforms`).
+    let (graph, targets) = match graphs.as_slice() {
+        [(_, graph)] => (
+            graph.clone(),
+            vec![Target {
+                node: graph.target,
+                layer_nodes: graph.layer_nodes.clone(),
+            }],
+        ),
+        _ => {
+            let merged = crate::platforms::merge(&graphs);
+            (merged.graph, merged.targets)
+        }
+    };
+    let plan = SolvePlan {
+        graph: &graph,
+        targets: &targets,
+        platform: &platforms[0],
         context_modes,
-        &imported,
-        &recorder,
-        cancel,
-    ) {
+    };
+    let mut imported = remote_cache::import(session, request, &recorder);
+    let (solved, records) = match solve(session, request, &plan, &imported, &recorder, cancel) {
         // A cache blob that is gone or damaged: build without the caches.
         Err(BuildError::Solve(e))
             if imported
@@ -64,15 +83,7 @@ pub fn build(
                 message: format!("cache import dropped, building without it: {e}"),
             });
             imported = None;
-            solve(
-                session,
-                request,
-                &graph,
-                context_modes,
-                &imported,
-                &recorder,
-                cancel,
-            )?
+            solve(session, request, &plan, &imported, &recorder, cancel)?
         }
         other => other?,
     };
@@ -81,10 +92,32 @@ pub fn build(
     }
 
     let export = recorder.begin("exporting to image");
+    let annotations = Annotations::split(&request.annotations);
     // The store is an OCI layout, so images in it always use OCI media
     // types; `oci-mediatypes=false` applies where an image leaves it.
-    let inline = remote_cache::inline(session, request, &graph, &records, &solved.state)?;
-    let manifest = export_image(session, &graph, solved, request, epoch, inline)?;
+    let mut manifests = Vec::with_capacity(graphs.len());
+    let parts = graphs.iter().zip(&targets).zip(solved);
+    for (((platform, own_graph), target), solved) in parts {
+        // The inline cache of this platform's image: its target's records.
+        let solved_target = BuildGraph {
+            target: target.node,
+            layer_nodes: target.layer_nodes.clone(),
+            ..graph.clone()
+        };
+        let inline =
+            remote_cache::inline(session, request, &solved_target, &records, &solved.state)?;
+        let image = PlatformImage {
+            platform,
+            annotations: annotations.manifest(platform),
+            inline_cache: inline,
+        };
+        let desc = export_image(session, own_graph, solved, request, image, epoch)?;
+        manifests.push((desc, platform.clone()));
+    }
+    let manifest = match manifests.as_slice() {
+        [(single, _)] => single.clone(),
+        _ => rbuild_exporter::write_index(&session.store, &manifests, &annotations.index)?,
+    };
     let digest = manifest.digest().to_string();
     recorder.note(&export, &format!("writing image {digest} done"));
     let store_output = Output::Image {
@@ -98,6 +131,11 @@ pub fn build(
         .iter()
         .any(|o| matches!(o, Output::Image { .. } | Output::CacheOnly)))
     .then_some(&store_output);
+    if manifests.len() > 1 {
+        for output in &request.outputs {
+            output.check_multi_platform()?;
+        }
+    }
     for output in implied.into_iter().chain(&request.outputs) {
         output.write(session, &manifest, &request.tags, epoch)?;
         match output.done_note() {
@@ -120,7 +158,10 @@ pub fn build(
         &recorder,
     )?;
     previous::record_build(session, request, &graph, &records)?;
-    let image_id = StoredImage::read(&session.store, &digest)?.config_digest;
+    let image_id = match manifests.len() {
+        1 => StoredImage::read(&session.store, &digest)?.config_digest,
+        _ => digest,
+    };
     Ok(BuildResult {
         manifest,
         image_id,
@@ -129,43 +170,67 @@ pub fn build(
     })
 }
 
-/// The "load build definition" step: reads and lowers the Dockerfile,
-/// checks entitlements, resolves the epoch; the graph, the epoch and the
+/// Each target platform's lowered graph.
+type Graphs = Vec<(Platform, BuildGraph)>;
+
+/// The "load build definition" step: reads the Dockerfile and lowers it
+/// for each of `platforms` (the base images of all resolved at once),
+/// checks entitlements, resolves the epoch; the graphs, the epoch and the
 /// context's file modes.
 fn load(
     session: &Session,
     request: &BuildRequest,
+    platforms: &[Platform],
     recorder: &Recorder,
-) -> Result<(BuildGraph, Option<i64>, ContextModes), BuildError> {
+) -> Result<(Graphs, Option<i64>, ContextModes), BuildError> {
     let step = recorder.begin("[internal] load build definition");
     let dockerfile = &request.dockerfile;
     let source =
         read_input(dockerfile)?.ok_or_else(|| BuildError::NoDockerfile(dockerfile.clone()))?;
     let parsed = Dockerfile::parse(&dockerfile.display().to_string(), &source)?;
-    let options = BuildOptions {
-        build_args: request.build_args.clone(),
-        target: request.target.clone(),
-        platform: host_platform_string(),
-        ignore_patterns: read_ignore(&request.context, dockerfile)?,
-    };
-    let names = parsed.base_images(&options)?;
+    let ignore_patterns = read_ignore(&request.context, dockerfile)?;
+    let options: Vec<BuildOptions> = platforms
+        .iter()
+        .map(|p| BuildOptions {
+            build_args: request.build_args.clone(),
+            target: request.target.clone(),
+            platform: p.to_string(),
+            build_platform: host_platform_string(),
+            ignore_patterns: ignore_patterns.clone(),
+        })
+        .collect();
+    let mut bases: Vec<BaseImage> = Vec::new();
+    for o in &options {
+        for base in parsed.base_images(o)? {
+            if !bases.contains(&base) {
+                bases.push(base);
+            }
+        }
+    }
     let images = &session.images;
     let resolved = session
         .runtime
-        .block_on(try_join_all(names.iter().map(|n| async move {
+        .block_on(try_join_all(bases.iter().map(|b| async move {
+            // The frontend names platforms as `Platform` formats them.
+            let platform = Platform::parse(&b.platform)
+                .map_err(|e| rbuild_solver::SolveError::Other(e.to_string()))?;
             if request.pull {
-                images.pull_base(n).await
+                images.pull_base(&b.name, &platform).await
             } else {
-                images.resolve(n).await
+                images.resolve(&b.name, &platform).await
             }
         })))?;
-    let images: BTreeMap<String, _> = names
+    let images: BTreeMap<BaseImage, _> = bases
         .into_iter()
         .zip(resolved.iter().map(|i| i.to_frontend()))
         .collect();
-    let mut graph = parsed.lower(&options, &images)?;
-    runflags::apply(&mut graph, request.network, &request.sandbox);
-    check_entitlements(dockerfile, &graph, &request.entitlements)?;
+    let mut graphs = Vec::with_capacity(platforms.len());
+    for (platform, o) in platforms.iter().zip(&options) {
+        let mut graph = parsed.lower(o, &images)?;
+        runflags::apply(&mut graph, request.network, &request.sandbox);
+        check_entitlements(dockerfile, &graph, &request.entitlements)?;
+        graphs.push((platform.clone(), graph));
+    }
     let asked = request.source_date_epoch;
     let epoch = epoch::resolve(asked, &request.context)?;
     let context_modes = epoch::context_modes(asked, epoch, &request.context);
@@ -184,34 +249,44 @@ fn load(
         );
     }
     recorder.end(step);
-    Ok((graph, epoch.map(|(secs, _)| secs), context_modes))
+    Ok((graphs, epoch.map(|(secs, _)| secs), context_modes))
 }
 
-/// Solves the graph (with the imported caches, if any): the result and
-/// every node's record key. A tripped `cancel` stops it: no step starts
-/// after it, the running ones are killed, and it ends with
-/// [`BuildError::Cancelled`].
+/// What one solve realizes: a graph (all platforms' merged, for several)
+/// and its targets, one per platform.
+struct SolvePlan<'a> {
+    graph: &'a BuildGraph,
+    targets: &'a [Target],
+    /// The platform of the nodes that name none.
+    platform: &'a Platform,
+    context_modes: ContextModes,
+}
+
+/// Solves the plan (with the imported caches, if any): one result per
+/// target, in order, and every node's record key. A tripped `cancel`
+/// stops it: no step starts after it, the running ones are killed, and
+/// it ends with [`BuildError::Cancelled`].
 fn solve(
     session: &Session,
     request: &BuildRequest,
-    graph: &BuildGraph,
-    context_modes: ContextModes,
+    plan: &SolvePlan,
     imported: &Option<std::sync::Arc<ImportedCaches>>,
     recorder: &std::sync::Arc<Recorder>,
     cancel: &CancelToken,
-) -> Result<(SolveResult, Vec<CacheKey>), BuildError> {
+) -> Result<(Vec<SolveResult>, Vec<CacheKey>), BuildError> {
     if cancel.is_cancelled() {
         return Err(BuildError::Cancelled);
     }
     let options = SolveOptions {
         context_dir: request.context.clone(),
         no_cache: request.no_cache,
-        no_cache_nodes: runflags::no_cache_nodes(graph, &request.no_cache_filter)?,
+        no_cache_nodes: runflags::no_cache_nodes(plan.graph, &request.no_cache_filter)?,
         max_parallel_runs: request.max_parallel_runs.max(1),
         secrets: request.secrets.clone(),
         ssh: request.ssh.clone(),
         limits: request.limits,
-        context_modes,
+        context_modes: plan.context_modes,
+        platform: plan.platform.clone(),
         imported: imported
             .clone()
             .map(|c| c as std::sync::Arc<dyn rbuild_solver::ImportedCache>),
@@ -220,7 +295,7 @@ fn solve(
         let mut solver = Solver::new(
             session.store.clone(),
             session.images.clone(),
-            graph.clone(),
+            plan.graph.clone(),
             options,
             recorder.clone(),
         )
@@ -229,7 +304,7 @@ fn solve(
             solver.compare_with(previous);
         }
         let records = solver.records().to_vec();
-        match solver.solve(cancel.cancelled()).await {
+        match solver.solve_all(plan.targets, cancel.cancelled()).await {
             Err(_) if cancel.is_cancelled() => Err(BuildError::Cancelled),
             other => Ok((other?, records)),
         }
@@ -271,16 +346,32 @@ fn check_entitlements(
     Ok(())
 }
 
-/// Writes the solved state as an image: layers (built ones exported,
-/// base-image ones as pulled), the config and history, the manifest.
+/// What an image is for besides its solved state.
+struct PlatformImage<'a> {
+    /// Its platform (the config's and the index entry's).
+    platform: &'a Platform,
+    /// Its manifest's annotations.
+    annotations: BTreeMap<String, String>,
+    /// The inline cache its config carries, if asked for.
+    inline_cache: Option<serde_json::Value>,
+}
+
+/// Writes the solved state as `image.platform`'s image: layers (built
+/// ones exported, base-image ones as pulled), the config and history, the
+/// manifest with `image.annotations`.
 fn export_image(
     session: &Session,
     graph: &BuildGraph,
     result: SolveResult,
     request: &BuildRequest,
+    image: PlatformImage,
     epoch: Option<i64>,
-    inline_cache: Option<serde_json::Value>,
 ) -> Result<oci_spec::image::Descriptor, BuildError> {
+    let PlatformImage {
+        platform,
+        annotations,
+        inline_cache,
+    } = image;
     let opts = ExportOptions {
         compression: Compression::Uncompressed,
         source_date_epoch: epoch,
@@ -313,7 +404,6 @@ fn export_image(
         layers.push(record);
     }
     let (history, created) = mark_history(&graph.history, &result, &graph.layer_nodes, epoch);
-    let platform = host_platform();
     // `--label` values win over the Dockerfile's LABELs, as BuildKit's.
     let mut config = graph.config.clone();
     config.labels.extend(request.labels.clone());
@@ -323,10 +413,10 @@ fn export_image(
         history,
         author: graph.author.clone(),
         created,
-        annotations: request.annotations.clone(),
-        os: platform.os,
-        architecture: platform.architecture,
-        variant: platform.variant,
+        annotations,
+        os: platform.os.clone(),
+        architecture: platform.architecture.clone(),
+        variant: platform.variant.clone(),
         inline_cache,
     };
     Ok(rbuild_exporter::write_image(&session.store, &image, &opts)?)

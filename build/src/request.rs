@@ -53,8 +53,12 @@ pub struct BuildRequest {
     /// Labels added to the image config (`--label`), over the
     /// Dockerfile's LABELs.
     pub labels: BTreeMap<String, String>,
-    /// Manifest annotations.
+    /// Annotations as `--annotation` gives them: `key` or `manifest:key`
+    /// on each manifest, `index:key` on a multi-platform image's index.
     pub annotations: BTreeMap<String, String>,
+    /// The target platforms (`--platform`); the host's when empty. More
+    /// than one make an image index with one manifest per platform.
+    pub platforms: Vec<rbuild_image::Platform>,
     /// What steps are allowed beyond the default sandbox.
     pub entitlements: Vec<Entitlement>,
     /// Secret id → the file holding it, for `RUN --mount=type=secret`.
@@ -89,9 +93,10 @@ pub struct BuildRequest {
 /// What a build made.
 #[derive(Debug, Clone)]
 pub struct BuildResult {
-    /// The image's manifest in the store.
+    /// The image's manifest in the store (an index for several platforms).
     pub manifest: Descriptor,
-    /// The image id: its config's digest.
+    /// The image id: its config's digest (the index digest for several
+    /// platforms, as Docker's containerd store names them).
     pub image_id: String,
     /// Its names in the store.
     pub tags: Vec<String>,

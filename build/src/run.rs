@@ -87,11 +87,13 @@ pub fn open_image(
         return Err(BuildError::NotPulled(name.to_string()));
     }
     let store_name = Reference::parse(name)?.store_name();
+    let platform = crate::host_platform();
     let image = session.runtime.block_on(async {
         if policy == PullPolicy::Always {
-            session.images.pull(name).await.map(std::sync::Arc::new)
+            let pulled = session.images.pull(name, &platform).await;
+            pulled.map(std::sync::Arc::new)
         } else {
-            session.images.resolve(name).await
+            session.images.resolve(name, &platform).await
         }
     })?;
     let lowers = session.runtime.block_on(async {

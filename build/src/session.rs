@@ -28,7 +28,7 @@ impl Session {
             source,
         })?;
         let client = Client::new(options)?;
-        let images = Arc::new(ImageResolver::new(store.clone(), client, host_platform()));
+        let images = Arc::new(ImageResolver::new(store.clone(), client));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

@@ -66,7 +66,7 @@ pub use gc::{DiskUsage, PruneOptions, PruneReport, RecordUsage};
 pub use hashes::{FileHashCache, FileStamp};
 pub use key::{CacheKey, InvalidKey};
 pub use layout::REF_NAME;
-pub use lookup::FoundImage;
+pub use lookup::{FoundImage, is_index_type};
 pub use records::{
     CacheRecord, INGREDIENTS_VERSION, KeyIngredients, KeyInput, LayerRecord, StepVar, VarOrigin,
 };

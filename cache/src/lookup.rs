@@ -3,12 +3,13 @@
 //! (`busybox@sha256:…` or `busybox:1@sha256:…`: the stored manifest of
 //! that digest, whatever the name), or an image id (the config digest,
 //! whole or its first twelve or more hex digits, with or without
-//! `sha256:`).
+//! `sha256:`). A multi-platform image (an index) is found as its host
+//! platform's manifest (else its first), with the index beside it.
 
 use oci_spec::image::Descriptor;
-use rbuild_image::manifest::{descriptor, parse_manifest};
+use rbuild_image::manifest::{descriptor, parse_index, parse_manifest};
 use rbuild_image::reference::id_prefix;
-use rbuild_image::{Reference, media};
+use rbuild_image::{Platform, Reference, media};
 
 use crate::{Store, StoreError};
 
@@ -18,10 +19,17 @@ pub struct FoundImage {
     /// The names that point at its manifest (none when it was found by a
     /// digest and is not tagged), sorted.
     pub names: Vec<String>,
-    /// Its manifest.
+    /// Its manifest (of a multi-platform image: the host platform's).
     pub manifest: Descriptor,
     /// Its image id (config digest).
     pub id: String,
+    /// The index the names point at, for a multi-platform image.
+    pub index: Option<Descriptor>,
+}
+
+/// Whether `media_type` is an index's (OCI's, or Docker's manifest list).
+pub fn is_index_type(media_type: &str) -> bool {
+    media_type == media::OCI_INDEX || media_type.contains("manifest.list")
 }
 
 impl Store {
@@ -50,6 +58,17 @@ impl Store {
             return Ok(None);
         }
         let bytes = self.read_blob(digest)?;
+        if let Ok(index) = parse_index(&bytes, "index") {
+            let media_type = index
+                .media_type()
+                .as_ref()
+                .map_or_else(|| media::OCI_INDEX.to_string(), ToString::to_string);
+            if is_index_type(&media_type) {
+                return descriptor(&media_type, digest, bytes.len() as u64)
+                    .map(Some)
+                    .map_err(invalid);
+            }
+        }
         let manifest = parse_manifest(&bytes, &format!("manifest {digest}")).map_err(invalid)?;
         let media_type = manifest
             .media_type()
@@ -80,25 +99,54 @@ impl Store {
         }
     }
 
-    /// The image of a stored manifest: its names and its id (the
-    /// descriptor without the store's name annotation).
-    fn found(&self, tagged: Descriptor) -> Result<FoundImage, StoreError> {
+    /// The image of a stored manifest or index: its names and its id
+    /// (the descriptor without the store's name annotation).
+    pub fn found(&self, tagged: Descriptor) -> Result<FoundImage, StoreError> {
         let digest = tagged.digest().to_string();
-        let manifest =
+        let named =
             descriptor(tagged.media_type().as_ref(), &digest, tagged.size()).map_err(invalid)?;
-        let parsed = parse_manifest(&self.read_blob(&digest)?, &format!("manifest {digest}"))
-            .map_err(invalid)?;
+        let (manifest, index) = match is_index_type(tagged.media_type().as_ref()) {
+            true => (self.host_manifest(&digest)?, Some(named.clone())),
+            false => (named.clone(), None),
+        };
+        let manifest_digest = manifest.digest().to_string();
+        let parsed = parse_manifest(
+            &self.read_blob(&manifest_digest)?,
+            &format!("manifest {manifest_digest}"),
+        )
+        .map_err(invalid)?;
         let names = self
             .images()?
             .into_iter()
-            .filter(|(_, d)| d.digest() == manifest.digest())
+            .filter(|(_, d)| d.digest() == named.digest())
             .map(|(name, _)| name)
             .collect();
         Ok(FoundImage {
             names,
             id: parsed.config().digest().to_string(),
             manifest,
+            index,
         })
+    }
+
+    /// The manifest of the stored index `digest` for this machine's
+    /// platform, else its first (without its platform field).
+    fn host_manifest(&self, digest: &str) -> Result<Descriptor, StoreError> {
+        let index =
+            parse_index(&self.read_blob(digest)?, &format!("index {digest}")).map_err(invalid)?;
+        let host = Platform::host();
+        let entries = index.manifests();
+        let chosen = entries
+            .iter()
+            .find(|d| d.platform().as_ref().map(Platform::from_oci) == Some(host.clone()))
+            .or_else(|| entries.first())
+            .ok_or_else(|| invalid(format!("index {digest} lists no manifest")))?;
+        descriptor(
+            chosen.media_type().as_ref(),
+            chosen.digest().as_ref(),
+            chosen.size(),
+        )
+        .map_err(invalid)
     }
 }
 

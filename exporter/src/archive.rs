@@ -211,8 +211,8 @@ fn inside(dir: &Path, name: &str) -> Result<std::path::PathBuf, ExportError> {
         .map_err(|e| ExportError::Other(format!("docker archive manifest.json: {e}")))
 }
 
-/// Writes an OCI image layout holding the image (tagged `name`) to
-/// `dest`: a directory, or a tar of one when `as_tar`.
+/// Writes an OCI image layout holding the image or index `desc` (tagged
+/// `name`) to `dest`: a directory, or a tar of one when `as_tar`.
 pub fn export_oci(
     store: &Store,
     desc: &Descriptor,
@@ -221,9 +221,7 @@ pub fn export_oci(
     as_tar: bool,
 ) -> Result<(), ExportError> {
     let what = || format!("write OCI layout {}", dest.display());
-    let image = StoredImage::read(store, desc.digest().as_ref())?;
-    let mut blobs: Vec<String> = vec![desc.digest().to_string(), image.config_digest];
-    blobs.extend(image.layers.iter().map(|l| l.blob.digest.clone()));
+    let blobs = crate::reachable_blobs(store, desc.digest().as_ref())?;
     let mut d = desc.clone();
     let mut annotations = std::collections::HashMap::new();
     annotations.insert(rbuild_cache::REF_NAME.to_string(), name.to_string());

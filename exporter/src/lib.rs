@@ -7,6 +7,7 @@
 mod archive;
 mod compress;
 mod image;
+mod index;
 mod layer;
 mod push;
 mod rootfs;
@@ -19,6 +20,7 @@ use rbuild_cache::{LayerRecord, Store};
 pub use archive::{export_oci, load_docker_archive, save_docker_archive};
 pub use compress::{parallel_gzip, recompress};
 pub use image::{ImageSpec, write_image};
+pub use index::{index_manifests, reachable_blobs, write_index};
 pub use push::push_image;
 pub use rootfs::{export_rootfs, export_rootfs_tar};
 pub use stored::StoredImage;

@@ -54,7 +54,9 @@ impl Uploader<'_> {
 
 /// Pushes the image `manifest` points at to `reference`, with Docker
 /// schema 2 media types when `docker_media_types`; returns the pushed
-/// manifest's digest.
+/// manifest's digest. For an index (a multi-platform image), each
+/// platform's manifest goes up by digest, then an index of the pushed
+/// manifests under `reference`.
 pub async fn push_image(
     store: &Store,
     manifest: &Descriptor,
@@ -63,6 +65,69 @@ pub async fn push_image(
     compression: Compression,
     docker_media_types: bool,
 ) -> Result<String, ExportError> {
+    let platforms = crate::index_manifests(store, manifest)?;
+    if platforms.len() == 1 && platforms[0].1.is_none() {
+        let (media_type, bytes) = upload_image(
+            store,
+            manifest,
+            reference,
+            client,
+            compression,
+            docker_media_types,
+        )
+        .await?;
+        return Ok(client.push_manifest(reference, &media_type, &bytes).await?);
+    }
+    let mut pushed = Vec::with_capacity(platforms.len());
+    for (desc, platform) in platforms {
+        let (media_type, bytes) = upload_image(
+            store,
+            &desc,
+            reference,
+            client,
+            compression,
+            docker_media_types,
+        )
+        .await?;
+        let by_digest = Reference {
+            tag: None,
+            digest: Some(format!(
+                "sha256:{}",
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+            )),
+            ..reference.clone()
+        };
+        let digest = client
+            .push_manifest(&by_digest, &media_type, &bytes)
+            .await?;
+        let mut d = descriptor(&media_type, &digest, bytes.len() as u64)?;
+        d.set_platform(platform.map(|p| p.to_oci()));
+        pushed.push(d);
+    }
+    let digest = manifest.digest().to_string();
+    let mut index = rbuild_image::manifest::parse_index(
+        &store.read_blob(&digest)?,
+        &format!("index {digest}"),
+    )?;
+    index.set_manifests(pushed);
+    let bytes = to_canonical_json(&index);
+    store.put_blob(&bytes)?;
+    Ok(client
+        .push_manifest(reference, media::OCI_INDEX, &bytes)
+        .await?)
+}
+
+/// Uploads the layers and config of the image `manifest` points at, then
+/// gives its manifest as it must be pushed (media type and bytes; layers
+/// compressed as asked), stored too.
+async fn upload_image(
+    store: &Store,
+    manifest: &Descriptor,
+    reference: &Reference,
+    client: &Client,
+    compression: Compression,
+    docker_media_types: bool,
+) -> Result<(String, Vec<u8>), ExportError> {
     let image = StoredImage::read(store, manifest.digest().as_ref())?;
     let mut doc = image.manifest;
     if docker_media_types {
@@ -121,5 +186,5 @@ pub async fn push_image(
         .media_type()
         .as_ref()
         .map_or_else(|| media::OCI_MANIFEST.to_string(), ToString::to_string);
-    Ok(client.push_manifest(reference, &media_type, &bytes).await?)
+    Ok((media_type, bytes))
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rbuild_frontend::{BuildOptions, Dockerfile, ResolvedImage};
+use rbuild_frontend::{BaseImage, BuildOptions, Dockerfile, ResolvedImage};
 
 fn dockerfile(lines: usize) -> String {
     let mut s = String::from("ARG BASE=busybox\nFROM ${BASE} AS build\n");
@@ -42,7 +42,11 @@ fn main() {
         platform: String::from("linux/amd64"),
         ..Default::default()
     };
-    let images = BTreeMap::from([(String::from("busybox"), ResolvedImage::default())]);
+    let busybox = BaseImage {
+        name: String::from("busybox"),
+        platform: opts.platform.clone(),
+    };
+    let images = BTreeMap::from([(busybox, ResolvedImage::default())]);
     let mut ours = Vec::new();
     let mut reference = Vec::new();
     for _ in 0..20 {

@@ -63,6 +63,10 @@ pub struct Node {
     /// builds and the variables it uses, to explain a cache miss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step: Option<StepInfo>,
+    /// The platform the node is for (`os/arch[/variant]`) when it is not
+    /// the build's target platform: a node of a `FROM --platform` stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
 }
 
 /// A step's identity across builds (stage and position, not the text,

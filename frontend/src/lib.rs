@@ -56,10 +56,35 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--target`: the stage to build; the last stage when `None`.
     pub target: Option<String>,
-    /// Target platform as `os/arch[/variant]`, e.g. `linux/amd64`.
+    /// Target platform as `os/arch[/variant]`, normalised (see
+    /// [`rbuild_image::Platform`]), e.g. `linux/amd64`.
     pub platform: String,
+    /// The platform the build runs on (`BUILDPLATFORM`); the target
+    /// platform when empty.
+    pub build_platform: String,
     /// The `.dockerignore` patterns, in order (see [`parse_dockerignore`]).
     pub ignore_patterns: Vec<String>,
+}
+
+impl BuildOptions {
+    /// The build platform: [`Self::build_platform`], or the target's.
+    pub fn build_platform(&self) -> &str {
+        match self.build_platform.as_str() {
+            "" => &self.platform,
+            p => p,
+        }
+    }
+}
+
+/// A registry image a stage needs, for the platform it needs it for (a
+/// `FROM --platform=$BUILDPLATFORM` stage's base differs per platform
+/// from the others').
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BaseImage {
+    /// The image as written (ARGs expanded).
+    pub name: String,
+    /// The platform wanted, `os/arch[/variant]`.
+    pub platform: String,
 }
 
 /// A base image as the caller resolved it.
@@ -220,8 +245,9 @@ impl Dockerfile {
     }
 
     /// The registry images (as written, ARGs expanded) that the stages the
-    /// target needs start FROM. `scratch` and stage names are not included.
-    pub fn base_images(&self, opts: &BuildOptions) -> Result<Vec<String>, FrontendError> {
+    /// target needs start FROM or read, each with the platform its stage
+    /// is for. `scratch` and stage names are not included.
+    pub fn base_images(&self, opts: &BuildOptions) -> Result<Vec<BaseImage>, FrontendError> {
         self.expanded.reset();
         stages::base_images(self, opts).map_err(|e| e.with_source(&self.source))
     }
@@ -231,7 +257,7 @@ impl Dockerfile {
     pub fn lower(
         &self,
         opts: &BuildOptions,
-        images: &BTreeMap<String, ResolvedImage>,
+        images: &BTreeMap<BaseImage, ResolvedImage>,
     ) -> Result<BuildGraph, FrontendError> {
         self.expanded.reset();
         lower::lower(self, opts, images).map_err(|e| e.with_source(&self.source))

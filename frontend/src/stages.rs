@@ -11,7 +11,7 @@ use crate::instructions::FromCommand;
 use crate::instructions::flags::Flags;
 use crate::instructions::mount::from_value;
 use crate::vars::{Vars, expand_one, instruction_error, platform_args};
-use crate::{BuildOptions, Dockerfile, FrontendError, quote};
+use crate::{BaseImage, BuildOptions, Dockerfile, FrontendError, quote};
 
 /// One `FROM` and the instructions up to the next.
 pub(crate) struct Stage<'a> {
@@ -106,7 +106,7 @@ impl<'a> Stages<'a> {
         used: &mut BTreeSet<String>,
     ) -> Result<Vars, FrontendError> {
         let mut vars = Vars::default();
-        for (k, v) in platform_args(&opts.platform) {
+        for (k, v) in platform_args(&opts.platform, opts.build_platform()) {
             vars.set(&k, &v);
         }
         for ins in &self.meta_args {
@@ -193,6 +193,30 @@ impl<'a> Stages<'a> {
         Ok(Base::Image(base))
     }
 
+    /// The platform stage `i` is for, as BuildKit's dispatcher sets it: a
+    /// stage FROM an earlier stage is for that stage's platform; else its
+    /// `FROM --platform` (expanded with `meta`, normalised), else the
+    /// target platform.
+    pub fn platform(
+        &self,
+        df: &Dockerfile,
+        i: usize,
+        meta: &Vars,
+        opts: &BuildOptions,
+    ) -> Result<String, FrontendError> {
+        if let Base::Stage(j) = self.base(df, i, meta)? {
+            return self.platform(df, j, meta, opts);
+        }
+        let s = &self.stages[i];
+        let Some(written) = &s.command.platform else {
+            return Ok(opts.platform.clone());
+        };
+        let expanded = expand_one(df, s.from, written, &|k| meta.get(k))?;
+        rbuild_image::Platform::parse(&expanded)
+            .map(|p| p.to_string())
+            .map_err(|e| instruction_error(df, s.from, format!("FROM --platform: {e}")))
+    }
+
     /// `--from` of a COPY or RUN mount in stage `stage`: a stage or an image.
     pub fn named(&self, value: &str, stage: usize) -> Base {
         match self.index_of(value, stage) {
@@ -252,22 +276,28 @@ impl<'a> Stages<'a> {
 }
 
 /// The registry images (ARGs expanded) that the stages the target needs
-/// start FROM or read with `--from`, in first-use order.
+/// start FROM or read with `--from`, each for its stage's platform, in
+/// first-use order.
 pub(crate) fn base_images(
     df: &Dockerfile,
     opts: &BuildOptions,
-) -> Result<Vec<String>, FrontendError> {
+) -> Result<Vec<BaseImage>, FrontendError> {
     let stages = Stages::split(df)?;
     let mut used = BTreeSet::new();
     let meta = stages.meta_vars(df, opts, &mut used)?;
     let target = stages.target(df, opts)?;
     let mut out = Vec::new();
     for i in stages.needed(df, target, &meta)? {
+        let platform = stages.platform(df, i, &meta, opts)?;
         for d in stages.dependencies(df, i, &meta)? {
-            if let Base::Image(name) = d
-                && !out.contains(&name)
-            {
-                out.push(name);
+            if let Base::Image(name) = d {
+                let wanted = BaseImage {
+                    name,
+                    platform: platform.clone(),
+                };
+                if !out.contains(&wanted) {
+                    out.push(wanted);
+                }
             }
         }
     }

@@ -52,18 +52,21 @@ impl Vars {
     }
 }
 
-/// `TARGETPLATFORM`, `TARGETOS`, … and `BUILDPLATFORM`, … for `platform`.
-pub(crate) fn platform_args(platform: &str) -> Vec<(String, String)> {
-    let mut parts = platform.split('/');
-    let os = parts.next().unwrap_or("linux").to_string();
-    let arch = parts.next().unwrap_or("amd64").to_string();
-    let variant = parts.next().unwrap_or("").to_string();
+/// The automatic platform args, as BuildKit's `getPlatformArgs` sets
+/// them: `TARGETPLATFORM`, `TARGETOS`, `TARGETARCH`, `TARGETVARIANT` of
+/// `target` and `BUILDPLATFORM`, … of `build` (both `os/arch[/variant]`;
+/// the variant empty when there is none).
+pub(crate) fn platform_args(target: &str, build: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for prefix in ["TARGET", "BUILD"] {
+    for (prefix, platform) in [("TARGET", target), ("BUILD", build)] {
+        let mut parts = platform.split('/');
+        let os = parts.next().unwrap_or_default();
+        let arch = parts.next().unwrap_or_default();
+        let variant = parts.next().unwrap_or_default();
         out.push((format!("{prefix}PLATFORM"), platform.to_string()));
-        out.push((format!("{prefix}OS"), os.clone()));
-        out.push((format!("{prefix}ARCH"), arch.clone()));
-        out.push((format!("{prefix}VARIANT"), variant.clone()));
+        out.push((format!("{prefix}OS"), os.to_string()));
+        out.push((format!("{prefix}ARCH"), arch.to_string()));
+        out.push((format!("{prefix}VARIANT"), variant.to_string()));
     }
     out
 }

@@ -82,7 +82,10 @@ fn lowered(dir: &Path) -> Value {
         let images = df
             .base_images(&opts)?
             .into_iter()
-            .map(|name| (name.clone(), stand_in(&name)))
+            .map(|base| {
+                let image = stand_in(&base.name);
+                (base, image)
+            })
             .collect::<BTreeMap<_, _>>();
         df.lower(&opts, &images)
     });

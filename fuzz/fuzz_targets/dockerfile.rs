@@ -23,13 +23,13 @@ fuzz_target!(|data: &[u8]| {
     };
     let images = bases
         .into_iter()
-        .map(|name| {
+        .map(|base| {
             let image = ResolvedImage {
-                reference: name.clone(),
+                reference: base.name.clone(),
                 digest: format!("sha256:{}", "0".repeat(64)),
                 ..Default::default()
             };
-            (name, image)
+            (base, image)
         })
         .collect();
     let _ = df.lower(&opts, &images);

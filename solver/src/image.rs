@@ -59,22 +59,23 @@ pub const LAYOUT_PREFIX: &str = "oci-layout://";
 
 type Unpacked = Arc<OnceCell<String>>;
 
+/// An image resolved (or being resolved) for a name and platform.
+type Resolved = Arc<OnceCell<Arc<PulledImage>>>;
+
 /// Resolves images and materializes their layers, each at most once per build.
 pub struct ImageResolver {
     store: Store,
     client: Client,
-    platform: Platform,
-    resolved: Mutex<HashMap<String, Arc<OnceCell<Arc<PulledImage>>>>>,
+    resolved: Mutex<HashMap<(String, Platform), Resolved>>,
     unpacked: Mutex<HashMap<String, Unpacked>>,
 }
 
 impl ImageResolver {
-    /// A resolver over the store and the registry, for `platform`.
-    pub fn new(store: Store, client: Client, platform: Platform) -> Self {
+    /// A resolver over the store and the registry.
+    pub fn new(store: Store, client: Client) -> Self {
         Self {
             store,
             client,
-            platform,
             resolved: Mutex::default(),
             unpacked: Mutex::default(),
         }
@@ -85,49 +86,54 @@ impl ImageResolver {
         &self.client
     }
 
-    /// The platform images are resolved for, as `os/arch[/variant]` (an
-    /// ingredient of every cache key).
-    pub fn platform_name(&self) -> String {
-        self.platform.to_string()
-    }
-
-    /// Resolves `name` (as written in FROM), once per build.
-    pub async fn resolve(&self, name: &str) -> Result<Arc<PulledImage>, SolveError> {
-        let cell = self.resolution(name);
-        cell.get_or_try_init(|| async { self.fetch(name).await.map(Arc::new) })
+    /// Resolves `name` (as written in FROM) for `platform`, once per build.
+    pub async fn resolve(
+        &self,
+        name: &str,
+        platform: &Platform,
+    ) -> Result<Arc<PulledImage>, SolveError> {
+        let cell = self.resolution(name, platform);
+        cell.get_or_try_init(|| async { self.fetch(name, platform).await.map(Arc::new) })
             .await
             .cloned()
     }
 
     /// The once-per-build resolution of `name`.
-    fn resolution(&self, name: &str) -> Arc<OnceCell<Arc<PulledImage>>> {
+    fn resolution(&self, name: &str, platform: &Platform) -> Resolved {
         let mut resolved = self.resolved.lock().expect("poisoned");
-        resolved.entry(name.to_string()).or_default().clone()
+        let key = (name.to_string(), platform.clone());
+        resolved.entry(key).or_default().clone()
     }
 
     /// Resolves `name` at its registry whatever the store holds (`build
     /// --pull`), once per build: later [`ImageResolver::resolve`]s of the
     /// name (as written or fully qualified) get the registry's image.
-    pub async fn pull_base(&self, name: &str) -> Result<Arc<PulledImage>, SolveError> {
-        let cell = self.resolution(name);
+    pub async fn pull_base(
+        &self,
+        name: &str,
+        platform: &Platform,
+    ) -> Result<Arc<PulledImage>, SolveError> {
+        let cell = self.resolution(name, platform);
         let image = cell
             .get_or_try_init(|| async {
                 let reference = Reference::parse(name).map_err(RegistryError::from)?;
-                self.fetch_remote(&reference).await.map(Arc::new)
+                self.fetch_remote(&reference, platform).await.map(Arc::new)
             })
             .await?
             .clone();
         // The graph names it fully qualified: that name is this image too.
-        let _ = self.resolution(&image.reference).set(image.clone());
+        let _ = self
+            .resolution(&image.reference, platform)
+            .set(image.clone());
         Ok(image)
     }
 
     /// The store's image first (by name, `name@sha256:…` or image id),
     /// then the registry's.
-    async fn fetch(&self, name: &str) -> Result<PulledImage, SolveError> {
+    async fn fetch(&self, name: &str, platform: &Platform) -> Result<PulledImage, SolveError> {
         let Some(found) = self.store.find_image(name)? else {
             let reference = Reference::parse(name).map_err(RegistryError::from)?;
-            return self.fetch_remote(&reference).await;
+            return self.fetch_remote(&reference, platform).await;
         };
         // Layers not yet pulled come from where the image's name points
         // (an image found by id is named by one of its tags).
@@ -136,23 +142,35 @@ impl ImageResolver {
             _ => Reference::parse(found.names.first().map_or(name, String::as_str))
                 .map_err(RegistryError::from)?,
         };
-        let digest = found.manifest.digest().to_string();
+        let mut digest = found.manifest.digest().to_string();
+        if let Some(index) = &found.index {
+            // A multi-platform image of the store: the platform's manifest.
+            let bytes = self.store.read_blob(index.digest().as_ref())?;
+            let chosen = rbuild_registry::answers::platform_manifest(&bytes, platform)
+                .map_err(|e| SolveError::Other(format!("{name}: {e}")))?;
+            digest = chosen.unwrap_or(digest);
+        }
         let bytes = self.store.read_blob(&digest)?;
         self.read_image(&reference, digest, bytes).await
     }
 
-    /// Pulls `name` from its registry whatever the store holds (`rbuild
-    /// pull`): manifest, config and every layer blob, layers at once.
-    pub async fn pull(&self, name: &str) -> Result<PulledImage, SolveError> {
+    /// Pulls `name` for `platform` from its registry whatever the store
+    /// holds (`rbuild pull`): manifest, config and every layer blob,
+    /// layers at once.
+    pub async fn pull(&self, name: &str, platform: &Platform) -> Result<PulledImage, SolveError> {
         let reference = Reference::parse(name).map_err(RegistryError::from)?;
-        let image = self.fetch_remote(&reference).await?;
+        let image = self.fetch_remote(&reference, platform).await?;
         let pulls = image.layers.iter().map(|layer| self.ensure_blob(layer));
         futures::future::try_join_all(pulls).await?;
         Ok(image)
     }
 
-    async fn fetch_remote(&self, reference: &Reference) -> Result<PulledImage, SolveError> {
-        let pulled = self.client.pull_manifest(reference, &self.platform).await?;
+    async fn fetch_remote(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<PulledImage, SolveError> {
+        let pulled = self.client.pull_manifest(reference, platform).await?;
         self.store.put_blob(&pulled.bytes)?;
         self.read_image(reference, pulled.digest, pulled.bytes)
             .await

@@ -59,7 +59,7 @@ pub fn compute<E>(
         };
         let mine = KeyIngredients {
             version: INGREDIENTS_VERSION,
-            platform: platform.to_string(),
+            platform: node.platform.as_deref().unwrap_or(platform).to_string(),
             definition: definition_digest(&node.op),
             inputs,
             vars: step_vars(node),
@@ -280,6 +280,7 @@ mod tests {
             name: String::new(),
             location: None,
             step: None,
+            platform: None,
         }
     }
 
@@ -489,6 +490,25 @@ mod tests {
         let mut other_platform = k.ingredients[3].clone();
         other_platform.platform = String::from("linux/arm64");
         assert_ne!(key_of(&other_platform), k.records[3]);
+    }
+
+    #[test]
+    fn a_node_of_another_platform_is_keyed_with_its_own() {
+        let own = |platform: Option<&str>| {
+            let mut copy = node(copy_a(false), &[0, 1]);
+            copy.platform = platform.map(str::to_string);
+            keys_of(&graph(vec![node(Op::Scratch, &[]), context(), copy]))
+        };
+        let target = own(None);
+        assert_eq!(target.ingredients[2].platform, PLATFORM);
+        let arm = own(Some("linux/arm64"));
+        assert_eq!(arm.ingredients[2].platform, "linux/arm64");
+        assert_ne!(arm.keys[2], target.keys[2]);
+        assert_eq!(
+            own(Some(PLATFORM)).keys[2],
+            target.keys[2],
+            "the target's own platform is no change"
+        );
     }
 
     #[test]

@@ -52,5 +52,5 @@ pub use imported::{ImportedCache, ImportedResult};
 pub use modes::ContextModes;
 pub use progress::{Progress, VertexStatus};
 pub use rbuild_explain::Cause;
-pub use schedule::{SolveOptions, SolveResult, Solver};
+pub use schedule::{SolveOptions, SolveResult, Solver, Target};
 pub use state::Layer;

@@ -12,7 +12,7 @@ use std::time::Instant;
 use futures::future::{BoxFuture, FutureExt, try_join_all};
 use rbuild_cache::{BuildEntry, CacheKey, CacheRecord, KeyIngredients, Store};
 use rbuild_explain::Cause;
-use rbuild_frontend::graph::BuildGraph;
+use rbuild_frontend::graph::{BuildGraph, NodeId};
 use tokio::sync::Semaphore;
 
 use crate::context;
@@ -51,6 +51,9 @@ pub struct SolveOptions {
     pub context_modes: ContextModes,
     /// Results to use where the store has none (`--cache-from`).
     pub imported: Option<Arc<dyn ImportedCache>>,
+    /// The target platform: of every node that names no other (an
+    /// ingredient of its key) and of the base images such nodes read.
+    pub platform: rbuild_image::Platform,
 }
 
 impl SolveOptions {
@@ -72,6 +75,16 @@ pub struct SolveResult {
     /// made (Unix seconds), kept with the cache record so that a cached
     /// rebuild writes the same history and digest.
     pub layer_created: Vec<i64>,
+}
+
+/// One image a solve realizes: the node holding its filesystem and the
+/// nodes that add its layers (as [`BuildGraph::layer_nodes`]).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The node whose state is the image's filesystem.
+    pub node: NodeId,
+    /// The nodes of its stage that add a layer, in order.
+    pub layer_nodes: Vec<NodeId>,
 }
 
 /// What realizing a node gives.
@@ -158,7 +171,7 @@ impl Solver {
             .display()
             .to_string();
         let hashes = store.file_hashes(&context_name);
-        let platform = images.platform_name();
+        let platform = opts.platform.to_string();
         let mut listings = HashMap::new();
         let keys::Keys {
             keys,
@@ -206,6 +219,16 @@ impl Solver {
         self.why.compare_with(&self.store, previous);
     }
 
+    /// The platform node `i` is for: its own, else the target's.
+    pub(crate) fn node_platform(&self, i: usize) -> rbuild_image::Platform {
+        match &self.graph.nodes[i].platform {
+            Some(p) => {
+                rbuild_image::Platform::parse(p).unwrap_or_else(|_| self.opts.platform.clone())
+            }
+            None => self.opts.platform.clone(),
+        }
+    }
+
     /// The cache key of every node, in graph order.
     pub fn keys(&self) -> &[CacheKey] {
         &self.keys
@@ -217,15 +240,33 @@ impl Solver {
         &self.records
     }
 
-    /// Realizes the target, unless `cancelled` completes first: then no
-    /// step starts after it, the running ones end (their sandboxes are
-    /// killed by whoever cancels) and the solve returns
+    /// Realizes the graph's target, unless `cancelled` completes first:
+    /// then no step starts after it, the running ones end (their
+    /// sandboxes are killed by whoever cancels) and the solve returns
     /// [`SolveError::Cancelled`].
     pub async fn solve(
         self,
         cancelled: impl Future<Output = ()>,
     ) -> Result<SolveResult, SolveError> {
-        let target = self.graph.target.0;
+        let target = Target {
+            node: self.graph.target,
+            layer_nodes: self.graph.layer_nodes.clone(),
+        };
+        let mut results = self
+            .solve_all(std::slice::from_ref(&target), cancelled)
+            .await?;
+        Ok(results.remove(0))
+    }
+
+    /// Realizes several targets of the graph at once (the images of a
+    /// multi-platform build), as [`Self::solve`]: a vertex they share, or
+    /// two with equal keys, is realized once. Results in the order of
+    /// `targets`.
+    pub async fn solve_all(
+        self,
+        targets: &[Target],
+        cancelled: impl Future<Output = ()>,
+    ) -> Result<Vec<SolveResult>, SolveError> {
         let inputs = (self.graph.nodes.iter())
             .map(|n| n.inputs.iter().map(|x| x.0).collect())
             .collect();
@@ -233,23 +274,36 @@ impl Solver {
         let stop = self.stop.clone();
         let me = Arc::new(self);
         let dag = Arc::new(Dag::new(me.clone(), inputs, &keys, stop));
-        let solving = dag.clone().solve(target);
+        let solving = try_join_all(targets.iter().map(|t| dag.clone().solve(t.node.0)));
         tokio::pin!(solving);
-        let result = tokio::select! {
+        let states = tokio::select! {
             result = &mut solving => result,
             () = cancelled => {
                 dag.cancel();
                 solving.await
             }
         };
-        let result = result.map_err(|f| me.failure_error(f))?;
-        let mut layer_added = Vec::with_capacity(me.graph.layer_nodes.len());
-        let mut layer_created = Vec::with_capacity(me.graph.layer_nodes.len());
-        for node in &me.graph.layer_nodes {
+        let states = states.map_err(|f| me.failure_error(f))?;
+        let results = targets.iter().zip(states);
+        results
+            .map(|(target, result)| me.target_result(&dag, target, result.state))
+            .collect()
+    }
+
+    /// A realized target's result: its state and what its layer nodes did.
+    fn target_result(
+        &self,
+        dag: &Dag<Self>,
+        target: &Target,
+        state: State,
+    ) -> Result<SolveResult, SolveError> {
+        let mut layer_added = Vec::with_capacity(target.layer_nodes.len());
+        let mut layer_created = Vec::with_capacity(target.layer_nodes.len());
+        for node in &target.layer_nodes {
             let (added, created) = match dag.outcome(node.0) {
                 Some(Ok(r)) => (r.added, r.created),
                 // Not realized because a later step was cached: read the record.
-                _ => me
+                _ => self
                     .cached(node.0)?
                     .map_or((false, now_secs()), |r| (r.added, r.created)),
             };
@@ -257,7 +311,7 @@ impl Solver {
             layer_created.push(created);
         }
         Ok(SolveResult {
-            state: result.state,
+            state,
             layer_added,
             layer_created,
         })

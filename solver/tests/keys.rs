@@ -68,7 +68,7 @@ async fn solver(store: Store, dockerfile: &str, context: &Path) -> Solver {
         variant: None,
     };
     let client = Client::new(ClientOptions::default()).unwrap();
-    let images = Arc::new(ImageResolver::new(store.clone(), client, platform));
+    let images = Arc::new(ImageResolver::new(store.clone(), client));
     let solve = SolveOptions {
         context_dir: context.to_path_buf(),
         no_cache: false,
@@ -79,6 +79,7 @@ async fn solver(store: Store, dockerfile: &str, context: &Path) -> Solver {
         limits: Default::default(),
         context_modes: Default::default(),
         imported: None,
+        platform,
     };
     Solver::new(store, images, graph, solve, Arc::new(Silent))
         .await

@@ -15,6 +15,7 @@ use rbuild_build::runopts;
 use rbuild_build::{BuildRequest, CancelToken, Entitlement, Output, Session, local};
 use rbuild_executor::Ulimit;
 use rbuild_frontend::graph::SandboxExtras;
+use rbuild_image::Platform;
 use rbuild_registry::ClientOptions;
 
 use super::limits::LimitArgs;
@@ -141,7 +142,15 @@ pub struct BuildArgs {
     #[arg(long, value_name = "false", num_args = 0..=1, default_missing_value = "true")]
     sbom: Option<String>,
 
-    /// Add an annotation to the image manifest (`KEY=VALUE`); repeatable.
+    /// Target platforms (`linux/amd64,linux/arm64`, comma list,
+    /// repeatable; the host's by default). Several make an image index
+    /// with one manifest per platform.
+    #[arg(long = "platform", value_name = "PLATFORMS")]
+    platforms: Vec<String>,
+
+    /// Add an annotation (`KEY=VALUE`; `index:KEY=VALUE` on a
+    /// multi-platform image's index, `manifest[os/arch]:KEY=VALUE` on one
+    /// platform's manifest); repeatable.
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
     annotations: Vec<String>,
 
@@ -296,6 +305,7 @@ fn request(
         labels: parse_pairs("--label", &args.labels, true)?,
         annotations: parse_pairs("--annotation", &args.annotations, false)?,
         entitlements,
+        platforms: parse_platforms(&args.platforms)?,
         secrets: secrets.sources(),
         ssh: super::ssh::parse(&args.ssh)?,
         no_cache: args.no_cache,
@@ -338,6 +348,19 @@ fn sandbox_extras(args: &BuildArgs) -> anyhow::Result<SandboxExtras> {
             .map(|s| runopts::parse_size("--shm-size", s))
             .transpose()?,
     })
+}
+
+/// The `--platform` values: comma lists, normalised, each platform once.
+fn parse_platforms(values: &[String]) -> anyhow::Result<Vec<Platform>> {
+    let mut out: Vec<Platform> = Vec::new();
+    for v in values {
+        for p in Platform::parse_list(v).with_context(|| format!("--platform {v}"))? {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `KEY=VALUE` values of `flag` (`--label`, `--annotation`); a bare `KEY`

@@ -146,6 +146,12 @@ pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let default = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
+    // A PLATFORMS column when a multi-platform image is listed.
+    let with_platforms = format!("{default}\t{{{{.Platforms}}}}");
+    let default = match rows.iter().any(|r| r["Platforms"] != "") {
+        true => with_platforms.as_str(),
+        false => default,
+    };
     let format = args.format.as_deref().unwrap_or(default);
     let (table, body) = match format.strip_prefix("table") {
         Some(rest) => (true, rest.trim_start()),
@@ -157,6 +163,7 @@ pub fn run(root: &Path, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         lines.push(template.render(&json!({
             "Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
             "CreatedAt": "CREATED AT", "CreatedSince": "CREATED", "Size": "SIZE",
+            "Platforms": "PLATFORMS",
         }))?);
     }
     for r in &rows {
@@ -197,6 +204,7 @@ fn row(image: &ImageSummary, now: i64) -> serde_json::Value {
         "CreatedAt": image.created.clone().unwrap_or_default(),
         "CreatedSince": created.map_or_else(|| String::from("N/A"), |c| human_since(now - c)),
         "Size": human_size(image.size),
+        "Platforms": image.platforms.join(","),
     })
 }
 

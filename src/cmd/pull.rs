@@ -22,7 +22,11 @@ pub struct PullArgs {
 pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<ExitCode> {
     let session = Session::open(root, ClientOptions::default())?;
     let reference = Reference::parse(&args.image)?;
-    let image = session.runtime.block_on(session.images.pull(&args.image))?;
+    let image = session.runtime.block_on(
+        session
+            .images
+            .pull(&args.image, &rbuild_build::host_platform()),
+    )?;
     session
         .store
         .tag(&reference.store_name(), &image.manifest_descriptor()?)?;

@@ -39,7 +39,7 @@ pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<ExitCode> {
                 args.image
             )
         })?;
-    let desc = found.manifest;
+    let desc = found.index.unwrap_or(found.manifest);
     let client = rbuild_registry::Client::new(ClientOptions::default())?;
     let digest = session.runtime.block_on(rbuild_exporter::push_image(
         &session.store,

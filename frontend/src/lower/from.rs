@@ -6,8 +6,8 @@ use crate::ast::{self, Instruction};
 use crate::config::ImageConfig;
 use crate::graph::{ImageSource, NodeId, Op};
 use crate::stages::Base;
-use crate::vars::{Vars, expand_one};
-use crate::{FrontendError, ResolvedImage, quote};
+use crate::vars::Vars;
+use crate::{BaseImage, FrontendError, ResolvedImage, quote};
 
 use super::{Lowerer, StageState};
 
@@ -24,19 +24,28 @@ fn scratch_config() -> ImageConfig {
 }
 
 impl Lowerer<'_> {
-    /// The node of registry image `name` (one per image), and its resolution.
+    /// The node of registry image `name` for the current stage's
+    /// platform (one per image and platform), and its resolution.
     pub(super) fn image_node(
         &mut self,
         name: &str,
         ins: &Instruction,
     ) -> Result<(NodeId, ResolvedImage), FrontendError> {
-        let image = self.images.get(name).cloned().ok_or_else(|| {
+        let wanted = BaseImage {
+            name: name.to_string(),
+            platform: self.platform.clone(),
+        };
+        let image = self.images.get(&wanted).cloned().ok_or_else(|| {
             self.err(
                 ins,
-                format!("base image {} was not resolved", quote::line(name)),
+                format!(
+                    "base image {} was not resolved for {}",
+                    quote::line(name),
+                    wanted.platform
+                ),
             )
         })?;
-        if let Some(n) = self.image_nodes.get(name) {
+        if let Some(n) = self.image_nodes.get(&wanted) {
             return Ok((*n, image));
         }
         let n = self.add(
@@ -48,7 +57,7 @@ impl Lowerer<'_> {
             format!("[internal] load {}@{}", image.reference, image.digest),
             Some(ins),
         );
-        self.image_nodes.insert(name.to_string(), n);
+        self.image_nodes.insert(wanted, n);
         Ok((n, image))
     }
 
@@ -76,15 +85,19 @@ impl Lowerer<'_> {
         Ok(&self.done[&i])
     }
 
-    /// Lowers stage `i` (its dependencies first, through [`Self::stage`]).
+    /// Lowers stage `i` (its dependencies first, through [`Self::stage`])
+    /// for its platform.
     pub(super) fn lower_stage(&mut self, i: usize) -> Result<StageState, FrontendError> {
+        let platform = self.stages.platform(self.df, i, &self.meta, self.opts)?;
+        let outer = std::mem::replace(&mut self.platform, platform);
+        let state = self.lower_stage_body(i);
+        self.platform = outer;
+        state
+    }
+
+    /// [`Self::lower_stage`] once the stage's platform is set.
+    fn lower_stage_body(&mut self, i: usize) -> Result<StageState, FrontendError> {
         let from = self.stages.stages[i].from;
-        if let Some(p) = self.stages.stages[i].command.platform.clone() {
-            let p = expand_one(self.df, from, &p, &|k| self.meta.get(k))?;
-            if p != self.opts.platform {
-                return Err(self.err(from, format!("FROM --platform={}: building for another platform than {} is not supported yet", quote::line(&p), self.opts.platform)));
-            }
-        }
         let total = self.stages.stages[i].body.len() + 1;
         let label = self.stage_label(i);
         let mut state = self.start(i, &format!("[{label}1/{total}]"))?;

@@ -23,7 +23,7 @@ use crate::graph::{
 use crate::instructions::Command;
 use crate::stages::Stages;
 use crate::vars::{Vars, expand_one, instruction_error};
-use crate::{BuildOptions, Dockerfile, FrontendError, ResolvedImage, quote};
+use crate::{BaseImage, BuildOptions, Dockerfile, FrontendError, ResolvedImage, quote};
 
 /// Args that every build knows without an ARG (and that are never reported unused).
 const PROXY_ARGS: &[&str] = &[
@@ -74,7 +74,9 @@ struct Lowerer<'a> {
     df: &'a Dockerfile,
     stages: Stages<'a>,
     opts: &'a BuildOptions,
-    images: &'a BTreeMap<String, ResolvedImage>,
+    images: &'a BTreeMap<BaseImage, ResolvedImage>,
+    /// The platform of the stage being lowered (nodes are for it).
+    platform: String,
     /// The global ARGs.
     meta: Vars,
     /// Build args some ARG consumed.
@@ -84,7 +86,7 @@ struct Lowerer<'a> {
     context: NodeId,
     /// Context paths COPY/ADD and bind mounts select.
     includes: Vec<String>,
-    image_nodes: HashMap<String, NodeId>,
+    image_nodes: HashMap<BaseImage, NodeId>,
     /// Stages lowered so far, by index.
     done: HashMap<usize, StageState>,
     /// More than one stage: step names carry the stage's name.
@@ -151,6 +153,7 @@ impl<'a> Lowerer<'a> {
                 end_line: i.end_line,
             }),
             step: None,
+            platform: (self.platform != self.opts.platform).then(|| self.platform.clone()),
         });
         NodeId(self.nodes.len() - 1)
     }
@@ -303,7 +306,7 @@ impl<'a> Lowerer<'a> {
 pub(crate) fn lower(
     df: &Dockerfile,
     opts: &BuildOptions,
-    images: &BTreeMap<String, ResolvedImage>,
+    images: &BTreeMap<BaseImage, ResolvedImage>,
 ) -> Result<BuildGraph, FrontendError> {
     let stages = Stages::split(df)?;
     let mut used = BTreeSet::new();
@@ -315,6 +318,7 @@ pub(crate) fn lower(
         stages,
         opts,
         images,
+        platform: opts.platform.clone(),
         meta,
         used,
         nodes: Vec::new(),

@@ -13,12 +13,13 @@ impl SolveOp for Image<'_> {
     fn execute<'a>(
         &'a self,
         solver: &'a Solver,
-        _: usize,
+        i: usize,
         _: &'a [NodeResult],
         _: ContentKey,
     ) -> BoxFuture<'a, Result<NodeResult, String>> {
         async move {
-            let image = solver.images.resolve(&self.0.reference).await;
+            let platform = solver.node_platform(i);
+            let image = solver.images.resolve(&self.0.reference, &platform).await;
             let image = image.map_err(|e| e.to_string())?;
             Ok(NodeResult {
                 state: image.layers.clone(),

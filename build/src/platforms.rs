@@ -1,0 +1,192 @@
+//! Multi-platform builds: the op graphs lowered for each target platform
+//! merged into one graph with one target per platform, so that the
+//! platforms solve at once and every vertex they share (the same key: a
+//! context transfer, a `FROM --platform=$BUILDPLATFORM` stage) runs once.
+
+use std::collections::BTreeMap;
+
+use rbuild_frontend::graph::{BuildGraph, NodeId};
+use rbuild_image::Platform;
+use rbuild_solver::Target;
+
+/// The graphs of several platforms as one.
+pub(crate) struct Merged {
+    /// Every platform's nodes, in platform order, each naming its
+    /// platform. Its target, config and history are the first platform's
+    /// (the solve reads only the nodes; each image's are in `targets`).
+    pub graph: BuildGraph,
+    /// Each platform's target, in the order of the graphs given.
+    pub targets: Vec<Target>,
+}
+
+/// Merges `graphs` (one per platform, each lowered for it; at least one).
+pub(crate) fn merge(graphs: &[(Platform, BuildGraph)]) -> Merged {
+    let mut nodes = Vec::new();
+    let mut targets = Vec::with_capacity(graphs.len());
+    for (platform, graph) in graphs {
+        let offset = nodes.len();
+        let moved = |id: &NodeId| NodeId(id.0 + offset);
+        let target_platform = platform.to_string();
+        for node in &graph.nodes {
+            let mut node = node.clone();
+            node.inputs = node.inputs.iter().map(moved).collect();
+            let own = node.platform.get_or_insert_with(|| target_platform.clone());
+            node.name = labelled(&node.name, own);
+            nodes.push(node);
+        }
+        targets.push(Target {
+            node: moved(&graph.target),
+            layer_nodes: graph.layer_nodes.iter().map(moved).collect(),
+        });
+    }
+    Merged {
+        graph: BuildGraph {
+            nodes,
+            target: targets[0].node,
+            ..graphs[0].1.clone()
+        },
+        targets,
+    }
+}
+
+/// `--annotation` values by where buildx places them: `index:key` on the
+/// index, `manifest:key` (or a bare `key`) on every manifest,
+/// `manifest[os/arch]:key` on that platform's manifest only.
+#[derive(Debug, Default)]
+pub(crate) struct Annotations {
+    /// On the index of a multi-platform image.
+    pub index: BTreeMap<String, String>,
+    /// On manifests: the platform they are for (`None`: all), key, value.
+    manifest: Vec<(Option<Platform>, String, String)>,
+}
+
+impl Annotations {
+    /// Sorts the request's annotations by their prefix.
+    pub fn split(given: &BTreeMap<String, String>) -> Self {
+        let mut out = Self::default();
+        for (key, value) in given {
+            let (scope, bare) = key.split_once(':').unwrap_or(("manifest", key));
+            let only = scope
+                .strip_prefix("manifest[")
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|p| Platform::parse(p).ok());
+            match scope {
+                "index" => {
+                    out.index.insert(bare.to_string(), value.clone());
+                }
+                "manifest" => out.manifest.push((None, bare.to_string(), value.clone())),
+                _ if only.is_some() => out.manifest.push((only, bare.to_string(), value.clone())),
+                // A key with a colon of its own.
+                _ => out.manifest.push((None, key.clone(), value.clone())),
+            }
+        }
+        out
+    }
+
+    /// The annotations of `platform`'s manifest.
+    pub fn manifest(&self, platform: &Platform) -> BTreeMap<String, String> {
+        self.manifest
+            .iter()
+            .filter(|(only, _, _)| only.as_ref().is_none_or(|p| p == platform))
+            .map(|(_, k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// A step's progress name with its platform, as BuildKit shows it:
+/// `[build 2/5] RUN make` → `[linux/arm64 build 2/5] RUN make`
+/// (`[internal] …` steps keep their name).
+fn labelled(name: &str, platform: &str) -> String {
+    match name.strip_prefix('[') {
+        Some(rest) if !name.starts_with("[internal]") => format!("[{platform} {rest}"),
+        _ => name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rbuild_frontend::{BuildOptions, Dockerfile};
+    use std::collections::BTreeMap;
+
+    const DOCKERFILE: &str = "FROM --platform=$BUILDPLATFORM scratch AS build\nARG TARGETARCH\nCOPY a /a\nFROM scratch\nARG TARGETARCH\nCOPY --from=build /a /$TARGETARCH\n";
+
+    fn lowered(target: &str) -> (Platform, BuildGraph) {
+        let opts = BuildOptions {
+            platform: target.to_string(),
+            build_platform: String::from("linux/amd64"),
+            ..BuildOptions::default()
+        };
+        let graph = Dockerfile::parse("Dockerfile", DOCKERFILE.as_bytes())
+            .and_then(|df| df.lower(&opts, &BTreeMap::new()))
+            .unwrap();
+        (Platform::parse(target).unwrap(), graph)
+    }
+
+    #[test]
+    fn annotations_go_where_buildx_puts_them() {
+        let given = BTreeMap::from(
+            [
+                ("index:org.opencontainers.image.title", "t"),
+                ("manifest:a", "1"),
+                ("b", "2"),
+                ("manifest[linux/arm64]:c", "3"),
+                ("urn:x", "4"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let a = Annotations::split(&given);
+        assert_eq!(
+            a.index,
+            BTreeMap::from([(
+                "org.opencontainers.image.title".to_string(),
+                "t".to_string()
+            )])
+        );
+        let keys = |p: &str| -> Vec<String> {
+            a.manifest(&Platform::parse(p).unwrap())
+                .into_keys()
+                .collect()
+        };
+        assert_eq!(keys("linux/amd64"), ["a", "b", "urn:x"]);
+        assert_eq!(keys("linux/arm64"), ["a", "b", "c", "urn:x"]);
+    }
+
+    #[test]
+    fn merged_graphs_keep_each_target_and_name_every_node_platform() {
+        let parts = [lowered("linux/amd64"), lowered("linux/arm64")];
+        let merged = merge(&parts);
+        let n = parts[0].1.nodes.len();
+        assert_eq!(merged.graph.nodes.len(), n + parts[1].1.nodes.len());
+        assert_eq!(merged.targets[0].node, parts[0].1.target);
+        assert_eq!(merged.targets[1].node.0, parts[1].1.target.0 + n);
+        for (i, node) in merged.graph.nodes.iter().enumerate() {
+            assert!(node.inputs.iter().all(|x| x.0 < i), "inputs come first");
+            assert!(node.platform.is_some(), "{} names no platform", node.name);
+        }
+        let names: Vec<&str> = merged.graph.nodes[n..]
+            .iter()
+            .map(|x| x.name.as_str())
+            .collect();
+        assert!(
+            names.contains(&"[linux/amd64 build 3/3] COPY a /a"),
+            "{names:?}"
+        );
+        assert!(
+            names
+                .iter()
+                .any(|x| x.starts_with("[linux/arm64 stage-1 3/3] COPY --from=build")),
+            "{names:?}"
+        );
+        // The build-platform stage is the same op for both platforms.
+        let build_copy = |part: usize, offset: usize| {
+            merged.graph.nodes[offset..]
+                .iter()
+                .take(parts[part].1.nodes.len())
+                .find(|x| x.name.contains("COPY a /a"))
+                .map(|x| (x.op.clone(), x.platform.clone()))
+                .unwrap()
+        };
+        assert_eq!(build_copy(0, 0), build_copy(1, n));
+    }
+}
