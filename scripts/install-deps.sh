@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite and the differential check need on a fresh
 # Debian 12 machine, as root (scripts/test.sh and .ci/run run it first):
-# Debian packages, /dev/net/tun, and the rootless test user. Does nothing
+# Debian packages, /dev/net/tun, qemu's binfmt_misc handlers, and the
+# rootless test user. Does nothing
 # that is already done.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "scripts/install-deps.sh: run as root" >&2; exit 1; }
@@ -20,6 +21,12 @@ done
 # with which the escape tests compile their probe.
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(gcc libc6-dev)
+# Foreign-platform RUN: qemu-user registered in binfmt_misc with the F
+# flag (Debian's qemu-user-static and binfmt-support), and the cross
+# compiler the tests make their tiny arm64 static binary with.
+[ -e /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+command -v update-binfmts >/dev/null || need+=(binfmt-support)
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 if ((${#need[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -32,6 +39,13 @@ if [[ ! -c /dev/net/tun ]]; then
   mkdir -p /dev/net && mknod -m 0666 /dev/net/tun c 10 200
 fi
 chmod 0666 /dev/net/tun
+
+# binfmt_misc mounted (a container may start without it) and qemu's
+# handlers enabled: binfmt-support registers them only where it is mounted.
+if [[ ! -e /proc/sys/fs/binfmt_misc/register ]]; then
+  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+[[ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]] || update-binfmts --enable qemu-aarch64
 
 # An unprivileged user with subordinate ids, for the rootless-mode tests.
 if ! id rbuild-rootless >/dev/null 2>&1; then

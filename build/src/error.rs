@@ -70,6 +70,9 @@ pub enum BuildError {
     /// A push was asked for an image without a name.
     #[error("--push needs a name: give -t or name=")]
     PushWithoutName,
+    /// RUN steps for a platform this machine cannot run.
+    #[error(transparent)]
+    Emulation(#[from] rbuild_executor::BinfmtError),
     /// An output that cannot hold a multi-platform image.
     #[error("a multi-platform build cannot be exported as {0}")]
     MultiPlatform(&'static str),

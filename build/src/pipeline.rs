@@ -40,6 +40,7 @@ pub fn build(
         asked => asked.to_vec(),
     };
     let (graphs, epoch, context_modes) = load(session, request, &platforms, &recorder)?;
+    crate::platforms::check_emulation(&graphs)?;
     let graph = &graphs[0].1;
     for arg in &graph.unused_build_args {
         recorder.emit(Event::Warning {

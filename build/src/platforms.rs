@@ -1,13 +1,17 @@
 //! Multi-platform builds: the op graphs lowered for each target platform
 //! merged into one graph with one target per platform, so that the
 //! platforms solve at once and every vertex they share (the same key: a
-//! context transfer, a `FROM --platform=$BUILDPLATFORM` stage) runs once.
+//! context transfer, a `FROM --platform=$BUILDPLATFORM` stage) runs once;
+//! the check, before anything runs, that every RUN's platform can run
+//! here; and where `--annotation`s go in an index and its manifests.
 
 use std::collections::BTreeMap;
 
-use rbuild_frontend::graph::{BuildGraph, NodeId};
+use rbuild_frontend::graph::{BuildGraph, NodeId, Op};
 use rbuild_image::Platform;
 use rbuild_solver::Target;
+
+use crate::BuildError;
 
 /// The graphs of several platforms as one.
 pub(crate) struct Merged {
@@ -47,6 +51,30 @@ pub(crate) fn merge(graphs: &[(Platform, BuildGraph)]) -> Merged {
         },
         targets,
     }
+}
+
+/// Checks, before anything runs, that every RUN of `graphs` (each lowered
+/// for its platform) can run here: natively or through qemu-user (see
+/// [`rbuild_executor::check_emulation`]).
+pub(crate) fn check_emulation(graphs: &[(Platform, BuildGraph)]) -> Result<(), BuildError> {
+    let host = Platform::host();
+    let mut checked: Vec<String> = Vec::new();
+    for (target, graph) in graphs {
+        for node in &graph.nodes {
+            if !matches!(node.op, Op::Exec(_)) {
+                continue;
+            }
+            let arch = match &node.platform {
+                Some(p) => Platform::parse(p).map_or_else(|_| p.clone(), |p| p.architecture),
+                None => target.architecture.clone(),
+            };
+            if !checked.contains(&arch) {
+                rbuild_executor::check_emulation(&host.architecture, &arch)?;
+                checked.push(arch);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `--annotation` values by where buildx places them: `index:key` on the

@@ -32,6 +32,7 @@
 //! sandbox's own (see `cgroup`), joined by its init before the process
 //! starts and removed after it; rootful only.
 
+mod binfmt;
 mod caps;
 mod cgroup;
 mod child;
@@ -53,6 +54,7 @@ use std::ffi::c_void;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+pub use binfmt::{BINFMT_MISC, BinfmtError, check_emulation};
 pub use cgroup::Limits;
 pub use cleanup::{signal_sandboxes, wait_until_idle};
 pub use external::runtime_spec;

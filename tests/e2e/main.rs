@@ -14,6 +14,7 @@ mod limits;
 mod network;
 mod outputs;
 mod parity;
+mod platforms;
 #[path = "../../executor/tests/escape/harness.rs"]
 mod probe_harness;
 mod references;
