@@ -6,7 +6,8 @@
 //! rbuild-frontend --test golden` rewrites the files; reviewing their diff
 //! is how a change of lowering is noticed.
 //!
-//! Base images are not pulled: each resolves to a stand-in with a digest
+//! A case's `platform` file sets the target platform (the build platform
+//! is linux/amd64). Base images are not pulled: each resolves to a stand-in with a digest
 //! derived from its name and a config holding only the default PATH (see
 //! [`stand_in`]), so what a golden pins is the frontend's own work.
 
@@ -73,8 +74,13 @@ fn stand_in(name: &str) -> ResolvedImage {
 fn lowered(dir: &Path) -> Value {
     let source = std::fs::read(dir.join("Dockerfile")).expect("read the Dockerfile");
     let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
+    // A case's `platform` file names another target platform than the
+    // build platform, linux/amd64.
+    let target = std::fs::read_to_string(dir.join("platform"))
+        .map_or_else(|_| String::from("linux/amd64"), |p| p.trim().to_string());
     let opts = BuildOptions {
-        platform: String::from("linux/amd64"),
+        platform: target,
+        build_platform: String::from("linux/amd64"),
         ignore_patterns: parse_dockerignore(&ignore),
         ..BuildOptions::default()
     };
