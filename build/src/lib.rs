@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod history;
 pub mod local;
+pub mod named;
 mod output;
 mod pipeline;
 mod platforms;

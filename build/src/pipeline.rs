@@ -18,6 +18,7 @@ use rbuild_solver::{ContextModes, Layer, SolveOptions, SolveResult, Solver, Targ
 use crate::epoch::{self, EpochSource};
 use crate::events::{Event, EventSink, Recorder};
 use crate::history::mark_history;
+use crate::named;
 use crate::output::Output;
 use crate::platforms::Annotations;
 use crate::previous;
@@ -39,7 +40,7 @@ pub fn build(
         [] => vec![host_platform()],
         asked => asked.to_vec(),
     };
-    let (graphs, epoch, context_modes) = load(session, request, &platforms, &recorder)?;
+    let (graphs, epoch, context_modes) = load(session, request, &platforms, &recorder, cancel)?;
     crate::platforms::check_emulation(&graphs)?;
     let graph = &graphs[0].1;
     for arg in &graph.unused_build_args {
@@ -183,6 +184,7 @@ fn load(
     request: &BuildRequest,
     platforms: &[Platform],
     recorder: &Recorder,
+    cancel: &CancelToken,
 ) -> Result<(Graphs, Option<i64>, ContextModes), BuildError> {
     let step = recorder.begin("[internal] load build definition");
     let dockerfile = &request.dockerfile;
@@ -209,16 +211,34 @@ fn load(
         }
     }
     let images = &session.images;
+    // A named context stands for the image it names (or is made into).
+    let mut targets = BTreeMap::new();
+    for b in &bases {
+        if let Some(context) = request.named_contexts.get(&b.name)
+            && !targets.contains_key(&b.name)
+        {
+            let target = named::reference(session, request, context, cancel)?;
+            targets.insert(b.name.clone(), target);
+        }
+    }
     let resolved = session
         .runtime
-        .block_on(try_join_all(bases.iter().map(|b| async move {
-            // The frontend names platforms as `Platform` formats them.
-            let platform = Platform::parse(&b.platform)
-                .map_err(|e| rbuild_solver::SolveError::Other(e.to_string()))?;
-            if request.pull {
-                images.pull_base(&b.name, &platform).await
-            } else {
-                images.resolve(&b.name, &platform).await
+        .block_on(try_join_all(bases.iter().map(|b| {
+            let targets = &targets;
+            async move {
+                // The frontend names platforms as `Platform` formats them.
+                let platform = Platform::parse(&b.platform)
+                    .map_err(|e| rbuild_solver::SolveError::Other(e.to_string()))?;
+                let name = targets.get(&b.name).unwrap_or(&b.name);
+                let dir_context = matches!(
+                    request.named_contexts.get(&b.name),
+                    Some(named::NamedContext::Dir(_))
+                );
+                if request.pull && !dir_context {
+                    images.pull_base(name, &platform).await
+                } else {
+                    images.resolve(name, &platform).await
+                }
             }
         })))?;
     let images: BTreeMap<BaseImage, _> = bases

@@ -88,6 +88,9 @@ pub struct BuildRequest {
     /// Resolve every base image at its registry, whatever the store holds
     /// (`--pull`).
     pub pull: bool,
+    /// `--build-context NAME=…`: what `FROM NAME` and `COPY --from=NAME`
+    /// use instead of the image NAME.
+    pub named_contexts: BTreeMap<String, crate::named::NamedContext>,
 }
 
 /// What a build made.

@@ -20,6 +20,7 @@ use rbuild_registry::ClientOptions;
 
 use super::limits::LimitArgs;
 use super::output;
+use super::remote;
 use super::secrets::Secrets;
 use super::stdin::{self, BuildInputs};
 use crate::progress::{Display, Mode};
@@ -29,7 +30,8 @@ use crate::rawjson::RawJson;
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// The build context directory, or `-`: standard input, a tar (plain,
-    /// gzip or zstd) or a Dockerfile alone (an empty context).
+    /// gzip or zstd) or a Dockerfile alone (an empty context); or a URL:
+    /// a git repository (`URL.git#REF:SUBDIR`) or a file over HTTP.
     #[arg(value_name = "PATH|-")]
     context: PathBuf,
 
@@ -76,6 +78,12 @@ pub struct BuildArgs {
     /// Resolve every base image at its registry, whatever the store holds.
     #[arg(long)]
     pull: bool,
+
+    /// What `FROM NAME` and `COPY --from=NAME` use instead of the image
+    /// NAME: `NAME=docker-image://REF`, `NAME=DIR` or `NAME=URL` (git or
+    /// HTTP, as a context); repeatable.
+    #[arg(long = "build-context", value_name = "NAME=SOURCE")]
+    build_contexts: Vec<String>,
 
     /// The network of every RUN without `--network`: `default` (also
     /// `bridge`), `host` (granted for the build, as buildx grants it) or
@@ -214,7 +222,10 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
     let secrets = Secrets::parse(&args.secrets)?;
     // Kept until the build ends too: what standard input gave.
     let inputs = stdin::read(&args.context, args.file.as_deref())?;
-    let request = request(&args, &inputs, &secrets)?;
+    // Kept until the build ends too: named contexts fetched from URLs.
+    let (named_contexts, _fetched) = remote::named_contexts(&args.build_contexts)?;
+    let mut request = request(&args, &inputs, &secrets)?;
+    request.named_contexts = named_contexts;
     // Cache registries marked `registry.insecure=true` may be plain HTTP.
     let insecure_registries = (request.cache_from.iter())
         .filter_map(|c| c.insecure_registry())
@@ -325,6 +336,7 @@ fn request(
         sandbox: sandbox_extras(args)?,
         no_cache_filter: args.no_cache_filter.clone(),
         pull: args.pull,
+        named_contexts: BTreeMap::new(),
     })
 }
 

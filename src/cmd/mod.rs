@@ -12,6 +12,7 @@ pub mod output;
 pub mod prune;
 pub mod pull;
 pub mod push;
+mod remote;
 pub mod rmi;
 pub mod run;
 pub mod secrets;

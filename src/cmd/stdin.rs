@@ -1,13 +1,16 @@
 //! Standard input as the build context (`rbuild build - < ctx.tar`, or `<
 //! Dockerfile` for a build with an empty context, as `docker build -`) or
-//! as the Dockerfile (`-f -`): read into a private temporary directory that
-//! lives as long as the build.
+//! as the Dockerfile (`-f -`), or a URL as the context (see `remote`):
+//! read into a private temporary directory that lives as long as the
+//! build.
 
 use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use rbuild_cache::{Limits, Whiteouts};
+
+use super::remote;
 
 /// The context and Dockerfile of a build once standard input is read.
 pub struct BuildInputs {
@@ -26,6 +29,14 @@ fn is_stdin(path: &Path) -> bool {
 /// The context and Dockerfile of `context` and `-f file`, either of which
 /// may be `-`.
 pub fn read(context: &Path, file: Option<&Path>) -> anyhow::Result<BuildInputs> {
+    if let Some(url) = context.to_str()
+        && let Some(kind) = remote::kind(url)
+    {
+        if file.is_some_and(is_stdin) {
+            bail!("-f - takes the Dockerfile from standard input: give a local context with it");
+        }
+        return remote::read(url, kind, file);
+    }
     let context_stdin = is_stdin(context);
     let file_stdin = file.is_some_and(is_stdin);
     if context_stdin && file_stdin {
@@ -52,6 +63,20 @@ pub fn read(context: &Path, file: Option<&Path>) -> anyhow::Result<BuildInputs> 
             _dir: Some(dir),
         });
     }
+    archive_or_dockerfile(spool, size, dir, file, "standard input")
+}
+
+/// The build inputs a spooled file (in `dir`, `size` bytes, from `what`)
+/// gives: a tar (plain, gzip or zstd) is the context, anything else the
+/// Dockerfile of an empty context. A relative `file` names a file of the
+/// archive, as with docker.
+pub(super) fn archive_or_dockerfile(
+    mut spool: std::fs::File,
+    size: u64,
+    dir: tempfile::TempDir,
+    file: Option<&Path>,
+    what: &str,
+) -> anyhow::Result<BuildInputs> {
     let unpacked = dir.path().join("context");
     std::fs::create_dir(&unpacked)?;
     let dockerfile = if is_archive(&mut spool)? {
@@ -62,8 +87,7 @@ pub fn read(context: &Path, file: Option<&Path>) -> anyhow::Result<BuildInputs> 
             Whiteouts::Literal,
             Limits::for_compressed(size),
         )
-        .context("unpack the context archive from standard input")?;
-        // A relative `-f` names a file of the archive, as with docker.
+        .with_context(|| format!("unpack the context archive from {what}"))?;
         unpacked.join(file.unwrap_or(Path::new("Dockerfile")))
     } else {
         // Not an archive: the Dockerfile alone, with an empty context.
@@ -71,11 +95,18 @@ pub fn read(context: &Path, file: Option<&Path>) -> anyhow::Result<BuildInputs> 
         std::io::copy(&mut spool, &mut std::fs::File::create(&dockerfile)?)?;
         file.map_or(dockerfile, Path::to_path_buf)
     };
-    Ok(BuildInputs {
-        context: unpacked,
-        dockerfile,
-        _dir: Some(dir),
-    })
+    Ok(BuildInputs::in_temp(unpacked, dockerfile, dir))
+}
+
+impl BuildInputs {
+    /// Inputs whose files live in `dir`, kept as long as they are.
+    pub(super) fn in_temp(context: PathBuf, dockerfile: PathBuf, dir: tempfile::TempDir) -> Self {
+        Self {
+            context,
+            dockerfile,
+            _dir: Some(dir),
+        }
+    }
 }
 
 /// Whether `file` holds a tar (plain, gzip or zstd), judged by its magic

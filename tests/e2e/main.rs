@@ -19,6 +19,7 @@ mod platforms;
 mod probe_harness;
 mod references;
 mod remote_cache;
+mod remote_contexts;
 mod run_flags;
 mod sandbox;
 mod ssh;
