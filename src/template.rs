@@ -1,7 +1,8 @@
 //! The subset of Go templates that `docker … --format` and `inspect -f`
-//! users type: text with `{{.Field.Sub}}`, `{{json .Field}}` and `{{json
-//! .}}` actions over a JSON value, values printed as Go's `text/template`
-//! prints them (strings bare, lists `[a b]`, maps `map[k:v]`).
+//! users type: text with `{{.Field.Sub}}`, `{{json .Field}}`, `{{json .}}`
+//! and `{{index .Map "key"}}` actions over a JSON value, values printed as
+//! Go's `text/template` prints them (strings bare, lists `[a b]`, maps
+//! `map[k:v]`, a missing map key empty).
 
 use anyhow::bail;
 use serde_json::Value;
@@ -15,10 +16,12 @@ pub struct Template {
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     Text(String),
-    /// A field path (`[]` is `.` itself), printed as Go or as JSON.
+    /// A field path (`[]` is `.` itself), printed as Go or as JSON; with
+    /// `key`, that entry of the map there (`index`).
     Field {
         path: Vec<String>,
         json: bool,
+        key: Option<String>,
     },
 }
 
@@ -37,6 +40,17 @@ impl Template {
                 Some(f) => (true, f.trim()),
                 None => (false, action),
             };
+            let (field, key) = match field.strip_prefix("index ") {
+                Some(args) => {
+                    let (map, key) = args.trim().split_once(' ').unwrap_or((args, ""));
+                    let key = key.trim();
+                    let Some(key) = key.strip_prefix('"').and_then(|k| k.strip_suffix('"')) else {
+                        bail!("template {text:?}: index takes a field and a quoted key");
+                    };
+                    (map, Some(key.to_string()))
+                }
+                None => (field, None),
+            };
             let Some(path) = field.strip_prefix('.') else {
                 bail!(
                     "template {text:?}: {{{{{action}}}}} is not supported (fields such as .Id, and json)"
@@ -47,7 +61,7 @@ impl Template {
                 .filter(|p| !p.is_empty())
                 .map(str::to_string)
                 .collect();
-            parts.push(Part::Field { path, json });
+            parts.push(Part::Field { path, json, key });
             rest = &rest[start + len + 2..];
         }
         parts.push(Part::Text(unescape(rest)));
@@ -61,13 +75,18 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Field { path, json } => {
+                Part::Field { path, json, key } => {
                     let mut v = value;
                     for key in path {
                         v = match v.get(key) {
                             Some(inner) => inner,
                             None => bail!("template: can't evaluate field {key}"),
                         };
+                    }
+                    let empty = Value::String(String::new());
+                    if let Some(key) = key {
+                        // A missing key is the zero value, as Go's index.
+                        v = v.get(key).unwrap_or(&empty);
                     }
                     if *json {
                         out.push_str(&v.to_string());
@@ -136,6 +155,11 @@ mod tests {
             .unwrap_err();
         assert!(missing.to_string().contains("Nope"));
         assert!(Template::parse("{{range .X}}").is_err());
+        let labels = serde_json::json!({"Config": {"Labels": {"a.b": "1"}}});
+        let i = |s: &str| Template::parse(s).unwrap().render(&labels).unwrap();
+        assert_eq!(i(r#"{{index .Config.Labels "a.b"}}"#), "1");
+        assert_eq!(i(r#"{{ index .Config.Labels "none" }}"#), "");
+        assert!(Template::parse("{{index .Config.Labels a}}").is_err());
         assert!(Template::parse("{{.Id").is_err());
     }
 }
