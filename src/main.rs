@@ -63,6 +63,10 @@ enum Command {
     Login(cmd::login::LoginArgs),
     /// Log out from a registry.
     Logout(cmd::login::LogoutArgs),
+    /// Image indexes in a registry: inspect one, or join pushed images
+    /// into one (`docker buildx imagetools`).
+    #[command(subcommand)]
+    Manifest(cmd::manifest::ManifestCommand),
     /// Parser and store diagnostics.
     #[command(subcommand)]
     Debug(cmd::debug::DebugCommand),
@@ -283,6 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => cmd::archive::load(&root, args),
         Command::Login(args) => cmd::login::login(&root, args),
         Command::Logout(args) => cmd::login::logout(&root, args),
+        Command::Manifest(command) => cmd::manifest::run(command),
         Command::Debug(command) => cmd::debug::run(&root, command),
         Command::Image(_) | Command::System(_) | Command::Builder(_) => {
             unreachable!("unaliased above")

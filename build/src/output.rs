@@ -71,6 +71,9 @@ pub struct PushOptions {
     pub compression: Compression,
     /// Docker schema 2 media types instead of OCI's (`oci-mediatypes=false`).
     pub docker_media_types: bool,
+    /// Pushed untagged, by digest only (`push-by-digest=true`), for a
+    /// later `rbuild manifest create`.
+    pub by_digest: bool,
 }
 
 impl Output {
@@ -119,14 +122,16 @@ impl Output {
     }
 
     /// Writes the image (`manifest`, named `tags`) here; a filesystem tar
-    /// clamps file times to `epoch`.
+    /// clamps file times to `epoch`. Gives what was pushed by digest
+    /// (`repository@sha256:…`), for the progress display.
     pub(crate) fn write(
         &self,
         session: &Session,
         manifest: &Descriptor,
         tags: &[String],
         epoch: Option<i64>,
-    ) -> Result<(), BuildError> {
+    ) -> Result<Vec<String>, BuildError> {
+        let mut by_digest = Vec::new();
         let store = &session.store;
         let names = |more: &[String]| [tags, more].concat();
         match self {
@@ -147,7 +152,7 @@ impl Output {
                     let client = rbuild_registry::Client::new(ClientOptions::default())?;
                     for n in &names {
                         let reference = Reference::parse(n)?;
-                        session
+                        let digest = session
                             .runtime
                             .block_on(rbuild_exporter::push_image(
                                 store,
@@ -156,11 +161,16 @@ impl Output {
                                 &client,
                                 push.compression,
                                 push.docker_media_types,
+                                push.by_digest,
                             ))
                             .map_err(|source| BuildError::Push {
                                 name: n.clone(),
                                 source,
                             })?;
+                        if push.by_digest {
+                            let repo = format!("{}/{}", reference.registry, reference.repository);
+                            by_digest.push(format!("{repo}@{digest}"));
+                        }
                     }
                 }
             }
@@ -221,7 +231,7 @@ impl Output {
                 )?;
             }
         }
-        Ok(())
+        Ok(by_digest)
     }
 }
 

@@ -139,7 +139,9 @@ pub fn build(
         }
     }
     for output in implied.into_iter().chain(&request.outputs) {
-        output.write(session, &manifest, &request.tags, epoch)?;
+        for pushed in output.write(session, &manifest, &request.tags, epoch)? {
+            recorder.note(&export, &format!("pushed by digest: {pushed}"));
+        }
         match output.done_note() {
             Some(note) => recorder.note(&export, &note),
             None => {

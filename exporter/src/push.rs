@@ -56,7 +56,8 @@ impl Uploader<'_> {
 /// schema 2 media types when `docker_media_types`; returns the pushed
 /// manifest's digest. For an index (a multi-platform image), each
 /// platform's manifest goes up by digest, then an index of the pushed
-/// manifests under `reference`.
+/// manifests under `reference`. With `by_digest` the image (or index) is
+/// pushed untagged, named by its digest only (`push-by-digest=true`).
 pub async fn push_image(
     store: &Store,
     manifest: &Descriptor,
@@ -64,7 +65,12 @@ pub async fn push_image(
     client: &Client,
     compression: Compression,
     docker_media_types: bool,
+    by_digest: bool,
 ) -> Result<String, ExportError> {
+    let named = |bytes: &[u8]| match by_digest {
+        true => untagged(reference, bytes),
+        false => reference.clone(),
+    };
     let platforms = crate::index_manifests(store, manifest)?;
     if platforms.len() == 1 && platforms[0].1.is_none() {
         let (media_type, bytes) = upload_image(
@@ -76,7 +82,8 @@ pub async fn push_image(
             docker_media_types,
         )
         .await?;
-        return Ok(client.push_manifest(reference, &media_type, &bytes).await?);
+        let to = named(&bytes);
+        return Ok(client.push_manifest(&to, &media_type, &bytes).await?);
     }
     let mut pushed = Vec::with_capacity(platforms.len());
     for (desc, platform) in platforms {
@@ -89,16 +96,8 @@ pub async fn push_image(
             docker_media_types,
         )
         .await?;
-        let by_digest = Reference {
-            tag: None,
-            digest: Some(format!(
-                "sha256:{}",
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
-            )),
-            ..reference.clone()
-        };
         let digest = client
-            .push_manifest(&by_digest, &media_type, &bytes)
+            .push_manifest(&untagged(reference, &bytes), &media_type, &bytes)
             .await?;
         let mut d = descriptor(&media_type, &digest, bytes.len() as u64)?;
         d.set_platform(platform.map(|p| p.to_oci()));
@@ -112,9 +111,20 @@ pub async fn push_image(
     index.set_manifests(pushed);
     let bytes = to_canonical_json(&index);
     store.put_blob(&bytes)?;
-    Ok(client
-        .push_manifest(reference, media::OCI_INDEX, &bytes)
-        .await?)
+    let to = named(&bytes);
+    Ok(client.push_manifest(&to, media::OCI_INDEX, &bytes).await?)
+}
+
+/// `reference`'s repository, naming the manifest `bytes` by its digest.
+fn untagged(reference: &Reference, bytes: &[u8]) -> Reference {
+    Reference {
+        tag: None,
+        digest: Some(format!(
+            "sha256:{}",
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+        )),
+        ..reference.clone()
+    }
 }
 
 /// Uploads the layers and config of the image `manifest` points at, then

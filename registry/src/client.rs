@@ -590,6 +590,42 @@ impl Client {
         Ok((media_type, bytes))
     }
 
+    /// The manifest or index `reference` names, as served: its media type
+    /// and bytes (digest-verified when the reference has a digest).
+    pub async fn raw_manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<(String, Vec<u8>), RegistryError> {
+        self.get_manifest(reference, reference.manifest_ref()).await
+    }
+
+    /// Makes blob `digest` of repository `from` (same registry) a blob of
+    /// `reference`'s repository without sending it: done when it is there
+    /// already or the registry mounts it; an error when the registry would
+    /// rather have it uploaded (its bytes are not at hand).
+    pub async fn mount_blob(
+        &self,
+        reference: &Reference,
+        digest: &str,
+        from: &str,
+    ) -> Result<(), RegistryError> {
+        if self.has_blob(reference, digest).await? {
+            return Ok(());
+        }
+        let http = self.http()?;
+        let scope = format!("{} repository:{from}:pull", Self::push_scope(reference));
+        let url = self.url(reference, "blobs/uploads/");
+        let mount_url = format!("{url}?mount={digest}&from={from}");
+        let build = || http.post(&mount_url).header("Content-Length", "0");
+        let resp = self.send(&reference.registry, &scope, &build).await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(()),
+            status => Err(other(format!(
+                "{reference}: the registry did not mount {digest} from {from} ({status}); blobs are mounted, never pulled and sent again"
+            ))),
+        }
+    }
+
     /// Fetches the manifest for `reference`, selecting `platform` from an index.
     pub async fn pull_manifest(
         &self,

@@ -11,6 +11,7 @@ pub mod answers;
 pub mod auth;
 mod client;
 pub mod helper;
+pub mod join;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -126,6 +126,11 @@ pub struct BuildArgs {
     #[arg(long)]
     push: bool,
 
+    /// Push the image untagged, by digest only, and show the digest (for
+    /// `rbuild manifest create`; `--output type=registry,push-by-digest=true`).
+    #[arg(long = "push-by-digest")]
+    push_by_digest: bool,
+
     /// Set a label of the image (`KEY=VALUE`, or `KEY` for an empty
     /// value), over the Dockerfile's LABELs; repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE")]
@@ -288,6 +293,9 @@ fn request(
         .collect::<anyhow::Result<Vec<Output>>>()?;
     if args.push {
         outputs.push(output::parse("type=registry")?);
+    }
+    if args.push_by_digest {
+        outputs.push(output::parse("type=registry,push-by-digest=true")?);
     }
     let network = match args.network.as_deref() {
         Some(name) => BuildNetwork::from_name(name).context("checked by clap")?,

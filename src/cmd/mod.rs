@@ -8,6 +8,7 @@ pub mod images;
 pub mod inspect;
 mod limits;
 pub mod login;
+pub mod manifest;
 pub mod output;
 pub mod prune;
 pub mod pull;

@@ -14,7 +14,7 @@ use rbuild_frontend::quote;
 use crate::compression::compression;
 
 /// The options each output type takes.
-const KNOWN: [&str; 7] = [
+const KNOWN: [&str; 8] = [
     "dest",
     "push",
     "name",
@@ -22,6 +22,7 @@ const KNOWN: [&str; 7] = [
     "compression",
     "compression-level",
     "oci-mediatypes",
+    "push-by-digest",
 ];
 
 /// Parses one `--output` value.
@@ -72,6 +73,7 @@ pub fn parse(value: &str) -> anyhow::Result<Output> {
             push: flag("push").then(|| PushOptions {
                 compression,
                 docker_media_types: options.get("oci-mediatypes").is_some_and(|v| v == "false"),
+                by_digest: flag("push-by-digest"),
             }),
         },
         "oci" => Output::Oci {

@@ -48,6 +48,7 @@ pub fn run(root: &Path, args: PushArgs) -> anyhow::Result<ExitCode> {
         &client,
         compression(&args.compression, None)?,
         false,
+        false,
     ))?;
     if args.quiet {
         outln!("{digest}")?;

@@ -320,3 +320,102 @@ fn a_pushed_index_pulls_back_per_platform_with_skopeo() {
         );
     }
 }
+
+/// The `pushed by digest: REPO@DIGEST` a plain progress display names.
+fn pushed_by_digest(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .find_map(|l| l.split("pushed by digest: ").nth(1))
+        .unwrap_or_else(|| panic!("no digest pushed:\n{text}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn images_pushed_by_digest_join_into_one_index_without_their_layers() {
+    let registry = rbuild_registry::testing::TestRegistry::start();
+    let t = TestContext::new();
+    let ctx = t.context(
+        "ci",
+        &[(
+            "Dockerfile",
+            "FROM scratch\nARG TARGETARCH\nCOPY Dockerfile /built-for-$TARGETARCH\n",
+        )],
+    );
+    // Each platform as its own CI runner would: pushed untagged.
+    let mut sources = Vec::new();
+    for (platform, output) in [
+        ("linux/amd64", "--push-by-digest"),
+        ("linux/arm64", "--output=type=registry,push-by-digest=true"),
+    ] {
+        let repo = format!("{}/ci/{}", registry.addr, platform.replace('/', "-"));
+        let out = t.ok(&[
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            platform,
+            "-t",
+            &repo,
+            output,
+            ctx.to_str().unwrap(),
+        ]);
+        let pushed = pushed_by_digest(&out.stderr);
+        assert!(pushed.starts_with(&format!("{repo}@sha256:")), "{pushed}");
+        let tagged = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{repo}:latest"))
+            .output()
+            .unwrap();
+        assert!(!tagged.status.success(), "pushed without a tag");
+        sources.push(pushed);
+    }
+    let joined = format!("{}/ci/app:1", registry.addr);
+    let mut args = vec!["manifest", "create", "-q", "-t", &joined];
+    args.extend(sources.iter().map(String::as_str));
+    let digest = t.stdout(&args);
+    assert!(digest.trim().starts_with("sha256:"), "{digest}");
+
+    let shown = t.stdout(&["manifest", "inspect", &joined]);
+    let index: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let archs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    // Every platform pulls from the joined repository: manifests copied,
+    // blobs mounted.
+    for arch in ["amd64", "arm64"] {
+        let dest = t.path(&format!("joined-{arch}"));
+        skopeo(&[
+            "copy",
+            "--src-tls-verify=false",
+            "--override-arch",
+            arch,
+            &format!("docker://{joined}"),
+            &format!("oci:{}:x", dest.display()),
+        ]);
+        let config = skopeo(&["inspect", "--config", &format!("oci:{}:x", dest.display())]);
+        assert!(
+            config.contains(&format!("\"architecture\": \"{arch}\"")),
+            "{config}"
+        );
+    }
+    // A source on another registry is refused: layers are never pulled.
+    let err = t
+        .cmd(&["manifest", "create", "-t", &joined, "example.com/other/app@sha256:0000000000000000000000000000000000000000000000000000000000000000"])
+        .output()
+        .unwrap();
+    assert!(!err.status.success());
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("pulls no layers"),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
+    );
+}
