@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use rbuild_build::Session;
+use rbuild_image::Platform;
 use rbuild_registry::{ClientOptions, Reference};
 
 /// `rbuild pull` arguments, as `docker pull`'s.
@@ -14,6 +15,11 @@ pub struct PullArgs {
     #[arg(short, long)]
     quiet: bool,
 
+    /// The platform to pull from an index (`linux/arm64`, `arm64`; the
+    /// host's by default).
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+
     /// The image (`busybox`, `host:port/repo:tag`, `repo@sha256:…`).
     image: String,
 }
@@ -22,11 +28,13 @@ pub struct PullArgs {
 pub fn run(root: &Path, args: PullArgs) -> anyhow::Result<ExitCode> {
     let session = Session::open(root, ClientOptions::default())?;
     let reference = Reference::parse(&args.image)?;
-    let image = session.runtime.block_on(
-        session
-            .images
-            .pull(&args.image, &rbuild_build::host_platform()),
-    )?;
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let image = session
+        .runtime
+        .block_on(session.images.pull(&args.image, &platform))?;
     session
         .store
         .tag(&reference.store_name(), &image.manifest_descriptor()?)?;

@@ -319,6 +319,11 @@ fn a_pushed_index_pulls_back_per_platform_with_skopeo() {
             "{config}"
         );
     }
+    // rbuild pull takes the platform asked for from the index.
+    let u = TestContext::new();
+    u.ok(&["pull", "-q", "--platform", "arm64", &remote]);
+    let arch = u.stdout(&["inspect", "--format", "{{.Architecture}}", &remote]);
+    assert_eq!(arch.trim(), "arm64");
 }
 
 /// The `pushed by digest: REPO@DIGEST` a plain progress display names.
