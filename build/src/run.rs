@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use rbuild_executor::{
-    BindMount, HostEntry, Limits, Network, RootFs, RunSpec, Seccomp, Security, Stdio, TmpfsMount,
-    Ulimit,
+    BindMount, HostEntry, Limits, Network, PortForward, RootFs, RunSpec, Seccomp, Security, Stdio,
+    TmpfsMount, Ulimit,
 };
 use rbuild_image::manifest::short_id;
 use rbuild_image::{ImageConfig, Reference};
@@ -153,6 +153,8 @@ pub struct RunRequest {
     pub ulimits: Vec<Ulimit>,
     /// `--shm-size` in bytes.
     pub shm_size: Option<u64>,
+    /// `-p` published ports.
+    pub ports: Vec<PortForward>,
     /// Seccomp and no_new_privs.
     pub security: Security,
     /// A small init as pid 1.
@@ -210,6 +212,7 @@ pub fn spec(image: &RunImage, request: &RunRequest) -> Result<RunSpec, RunError>
         extra_hosts: request.extra_hosts.clone(),
         shm_size: request.shm_size,
         ulimits: request.ulimits.clone(),
+        ports: request.ports.clone(),
     })
 }
 

@@ -42,6 +42,7 @@ mod init;
 mod masks;
 mod network;
 mod plan;
+mod ports;
 mod rootless;
 mod seccomp;
 mod stdio;
@@ -60,6 +61,7 @@ pub use cleanup::{signal_sandboxes, wait_until_idle};
 pub use external::runtime_spec;
 pub use network::prepare_one as prepare_network;
 pub use plan::DEFAULT_PATH;
+pub use ports::PortForward;
 pub use rootless::{IdMapping, enter_user_namespace};
 pub use seccomp::{ProgramCache as SeccompCache, precompile as precompile_seccomp};
 pub use ulimit::Ulimit;
@@ -302,6 +304,8 @@ pub struct RunSpec {
     pub shm_size: Option<u64>,
     /// Process resource limits set before the exec (`--ulimit`).
     pub ulimits: Vec<Ulimit>,
+    /// Host ports forwarded to the sandbox (`-p`; the private network only).
+    pub ports: Vec<PortForward>,
 }
 
 /// Which stream a captured chunk came from.
@@ -371,7 +375,18 @@ pub fn run_with(
     let user = users::resolve(&spec.rootfs.lowers, &spec.user)?;
     rootless::check_mapped(&user)?;
     let netns = match spec.network {
+        Network::Private if !spec.ports.is_empty() => {
+            let socket = dir.path().join("slirp.sock");
+            let ns = network::take_with_api(&socket)?;
+            ports::publish(&socket, &spec.ports)?;
+            Some(ns)
+        }
         Network::Private => Some(network::take()?),
+        Network::Host | Network::None if !spec.ports.is_empty() => {
+            return Err(ExecError::Setup(String::from(
+                "-p publishes ports of the default network, not of host or none",
+            )));
+        }
         Network::Host | Network::None => None,
     };
     if let Some(runtime) = runtime {

@@ -111,8 +111,9 @@ impl Namespace {
     }
 
     /// A new namespace with its helper started; the network comes up
-    /// while the caller goes on ([`Namespace::ready_fd`]).
-    fn start() -> Result<Self, ExecError> {
+    /// while the caller goes on ([`Namespace::ready_fd`]). With
+    /// `api_socket`, the helper listens there for requests (`ports`).
+    fn start(api_socket: Option<&std::path::Path>) -> Result<Self, ExecError> {
         // The helper makes its tap device there; say so plainly when this
         // user may not (rootless, with a node not world-accessible).
         std::fs::File::options()
@@ -130,12 +131,15 @@ impl Namespace {
         let errors = tempfile::tempfile().map_err(setup)?;
         let (ready_r, ready_w) = pipe()?;
         let (exit_r, exit_w) = pipe()?;
-        let helper = spawn_helper(&[
-            (ready_w.as_raw_fd(), READY_FD),
-            (exit_r.as_raw_fd(), EXIT_FD),
-            (fd.as_raw_fd(), NETNS_FD),
-            (errors.as_raw_fd(), libc::STDERR_FILENO),
-        ])?;
+        let helper = spawn_helper(
+            &[
+                (ready_w.as_raw_fd(), READY_FD),
+                (exit_r.as_raw_fd(), EXIT_FD),
+                (fd.as_raw_fd(), NETNS_FD),
+                (errors.as_raw_fd(), libc::STDERR_FILENO),
+            ],
+            api_socket,
+        )?;
         Ok(Self {
             fd,
             helper: Some(helper),
@@ -175,7 +179,10 @@ fn helper_path() -> Result<&'static CString, ExecError> {
 /// sources and targets, so that no dup2 overwrites a source still to be
 /// used (the sources can be numbered anywhere: a build with many layers
 /// open has them above 100).
-fn spawn_helper(fds: &[(RawFd, RawFd)]) -> Result<Pid, ExecError> {
+fn spawn_helper(
+    fds: &[(RawFd, RawFd)],
+    api_socket: Option<&std::path::Path>,
+) -> Result<Pid, ExecError> {
     let spare = 1 + fds
         .iter()
         .map(|&(from, to)| from.max(to))
@@ -215,6 +222,7 @@ fn spawn_helper(fds: &[(RawFd, RawFd)]) -> Result<Pid, ExecError> {
         PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK,
     )
     .map_err(spawn)?;
+    let api = api_socket.map(|p| format!("--api-socket={}", p.display()));
     let args: Vec<CString> = [
         "slirp4netns",
         "--configure",
@@ -225,12 +233,12 @@ fn spawn_helper(fds: &[(RawFd, RawFd)]) -> Result<Pid, ExecError> {
         "--netns-type=path",
         &format!("--ready-fd={READY_FD}"),
         &format!("--exit-fd={EXIT_FD}"),
-        &format!("/proc/self/fd/{NETNS_FD}"),
-        "tap0",
     ]
     .into_iter()
-    .map(|a| CString::new(a).expect("no NUL"))
-    .collect();
+    .chain(api.as_deref())
+    .chain([format!("/proc/self/fd/{NETNS_FD}").as_str(), "tap0"])
+    .map(|a| CString::new(a).map_err(|_| ExecError::Setup(format!("{a}: a NUL byte"))))
+    .collect::<Result<_, _>>()?;
     let env: Vec<CString> = std::env::vars_os()
         .filter_map(|(k, v)| {
             let mut kv = k.into_vec();
@@ -359,7 +367,7 @@ fn fill() {
     drop(pool);
     std::thread::spawn(|| {
         loop {
-            let started = Namespace::start();
+            let started = Namespace::start(None);
             let mut pool = lock_pool();
             let ok = started.map(|ns| pool.ready.push(ns)).is_ok();
             // A failure is reported by the `take` that starts its own.
@@ -389,8 +397,14 @@ pub(crate) fn take() -> Result<Namespace, ExecError> {
     fill();
     match ns {
         Some(ns) => Ok(ns),
-        None => Namespace::start(),
+        None => Namespace::start(None),
     }
+}
+
+/// A namespace of its own (not the pool's) whose helper listens for
+/// requests on `api_socket`, for a sandbox that publishes ports.
+pub(crate) fn take_with_api(api_socket: &std::path::Path) -> Result<Namespace, ExecError> {
+    Namespace::start(Some(api_socket))
 }
 
 #[cfg(test)]

@@ -253,6 +253,7 @@ pub fn run(
             .iter()
             .map(|u| rbuild_executor::Ulimit::parse(u))
             .collect::<Result<_, String>>()?,
+        ports: Vec::new(),
     };
     let _held = mounts(exec, inputs, &mut spec)?;
     let mut tail: VecDeque<Vec<u8>> = VecDeque::with_capacity(TAIL_LINES);

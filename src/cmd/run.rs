@@ -9,7 +9,7 @@ use clap::Args;
 use rbuild_build::Session;
 use rbuild_build::run::{self, PullPolicy, RunRequest};
 use rbuild_build::runopts::{self, MountOption};
-use rbuild_executor::{BindMount, ExecError, Network, TmpfsMount, Ulimit};
+use rbuild_executor::{BindMount, ExecError, Network, PortForward, TmpfsMount, Ulimit};
 use rbuild_image::Reference;
 use rbuild_registry::ClientOptions;
 
@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// `none`.
     #[arg(long, default_value = "bridge", value_parser = ["bridge", "default", "host", "none"])]
     network: String,
+
+    /// Publish a port: `[HOST_IP:]HOST_PORT:CONTAINER_PORT[/tcp|udp]`
+    /// (the default network's helper forwards it); repeatable.
+    #[arg(short = 'p', long = "publish", value_name = "HOST:CONTAINER")]
+    publish: Vec<String>,
 
     /// Hostname inside the sandbox.
     #[arg(long)]
@@ -150,7 +155,7 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             "rbuild has no daemon: `run -d` cannot keep a sandbox running after rbuild exits; run it in the foreground"
         );
     }
-    if matches!(args.network.as_str(), "bridge" | "default") {
+    if matches!(args.network.as_str(), "bridge" | "default") && args.publish.is_empty() {
         // Made while the image is opened.
         rbuild_executor::prepare_network();
     }
@@ -202,6 +207,11 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(|s| runopts::parse_size("--shm-size", s))
             .transpose()?,
+        ports: args
+            .publish
+            .iter()
+            .map(|p| PortForward::parse(p).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?,
     };
     let spec = run::spec(&image, &request)?;
     let _ = args.rm;

@@ -1,6 +1,6 @@
 //! `rbuild run`'s docker-run flags, one test each: the read-only root,
 //! tmpfs and `--mount`s, named volumes, capabilities, `--privileged`,
-//! `--add-host`, `--ulimit`, `--shm-size`, `--pull`, `-t`/`-i` and
+//! `--add-host`, `--ulimit`, `--shm-size`, `--pull`, `-t`/`-i`, `-p` and
 //! Docker's exit codes.
 
 use std::io::Write;
@@ -206,4 +206,45 @@ fn exit_codes_are_dockers_126_and_127() {
     assert_eq!(code(&["run", "bb", "no-such-command"]), Some(127));
     assert_eq!(code(&["run", "bb", "/etc/passwd"]), Some(126));
     assert_eq!(code(&["run", "bb", "sh", "-c", "exit 3"]), Some(3));
+}
+
+#[test]
+fn publish_forwards_a_host_port_to_the_sandbox() {
+    use std::io::Read;
+    let t = with_busybox();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = t
+        .cmd(&[
+            "run",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "bb",
+            "sh",
+            "-c",
+            "echo from-the-sandbox | nc -l -p 80 >/dev/null",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = String::new();
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        if let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = conn.write_all(b"hi\n");
+            let _ = conn.read_to_string(&mut answer);
+            if !answer.is_empty() {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(answer, "from-the-sandbox\n");
+    let host = run_sh(&t, &["--network", "host", "-p", "8080:80"], "true");
+    assert_eq!(host.status.code(), Some(125));
 }

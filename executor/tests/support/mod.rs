@@ -73,6 +73,7 @@ impl Sandbox {
             extra_hosts: Vec::new(),
             shm_size: None,
             ulimits: Vec::new(),
+            ports: Vec::new(),
         }
     }
 
