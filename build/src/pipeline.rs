@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use futures::future::try_join_all;
 use rbuild_cache::{CacheKey, LayerRecord};
 use rbuild_exporter::{Compression, ExportOptions, ImageSpec, StoredImage};
-use rbuild_frontend::graph::{BuildGraph, NetworkMode, Op};
+use rbuild_frontend::graph::{BuildGraph, NetworkMode, NodeId, Op};
 use rbuild_frontend::input::read_input;
 use rbuild_frontend::{BaseImage, BuildOptions, Dockerfile, parse_dockerignore};
 use rbuild_image::Platform;
@@ -22,7 +22,7 @@ use crate::named;
 use crate::output::Output;
 use crate::platforms::Annotations;
 use crate::previous;
-use crate::remote_cache;
+use crate::remote_cache::{self, SolvedSteps};
 use crate::runflags;
 use crate::session::{host_platform, host_platform_string};
 use crate::{BuildError, BuildRequest, BuildResult, CancelToken, Entitlement, Session};
@@ -101,13 +101,12 @@ pub fn build(
     let parts = graphs.iter().zip(&targets).zip(solved);
     for (((platform, own_graph), target), solved) in parts {
         // The inline cache of this platform's image: its target's records.
-        let solved_target = BuildGraph {
-            target: target.node,
-            layer_nodes: target.layer_nodes.clone(),
-            ..graph.clone()
+        let own_steps = SolvedSteps {
+            graph: &graph,
+            targets: &[target.node],
+            records: &records,
         };
-        let inline =
-            remote_cache::inline(session, request, &solved_target, &records, &solved.state)?;
+        let inline = remote_cache::inline(session, request, &own_steps, &solved.state)?;
         let image = PlatformImage {
             platform,
             annotations: annotations.manifest(platform),
@@ -152,11 +151,16 @@ pub fn build(
         }
     }
     recorder.end(export);
+    let roots: Vec<NodeId> = targets.iter().map(|t| t.node).collect();
+    let all_steps = SolvedSteps {
+        graph: &graph,
+        targets: &roots,
+        records: &records,
+    };
     remote_cache::export(
         session,
         request,
-        &graph,
-        &records,
+        &all_steps,
         imported.as_deref(),
         epoch,
         &recorder,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use rbuild_cache::CacheKey;
-use rbuild_frontend::graph::{BuildGraph, Op};
+use rbuild_frontend::graph::{BuildGraph, NodeId, Op};
 use rbuild_remote_cache::{CacheTarget, ImportedCaches, Mode};
 use rbuild_solver::{LAYOUT_PREFIX, Layer};
 
@@ -41,14 +41,30 @@ pub(crate) fn import(
     Some(Arc::new(caches))
 }
 
-/// The record keys an export of `mode` holds: with `min`, the steps the
+/// The solved graph as an export reads it: its nodes' record keys and the
+/// targets whose steps it holds (one per platform of the build).
+pub(crate) struct SolvedSteps<'a> {
+    /// The graph solved (all platforms' for a multi-platform build).
+    pub graph: &'a BuildGraph,
+    /// The images' target nodes.
+    pub targets: &'a [NodeId],
+    /// Each node's record key, in graph order.
+    pub records: &'a [CacheKey],
+}
+
+/// The record keys an export of `mode` holds: with `min`, the steps each
 /// target stands on in its own stage (the image's layers); with `max`,
-/// every RUN, COPY and ADD the target needs, in every stage.
-pub(crate) fn export_keys(graph: &BuildGraph, records: &[CacheKey], mode: Mode) -> Vec<CacheKey> {
+/// every RUN, COPY and ADD the targets need, in every stage.
+pub(crate) fn export_keys(solved: &SolvedSteps, mode: Mode) -> Vec<CacheKey> {
+    let SolvedSteps {
+        graph,
+        targets,
+        records,
+    } = solved;
     let is_step = |i: usize| matches!(graph.nodes[i].op, Op::Exec(_) | Op::File(_));
     let mut keys = Vec::new();
     let mut seen = vec![false; graph.nodes.len()];
-    let mut stack = vec![graph.target.0];
+    let mut stack: Vec<usize> = targets.iter().map(|t| t.0).collect();
     while let Some(i) = stack.pop() {
         if std::mem::replace(&mut seen[i], true) {
             continue;
@@ -73,14 +89,13 @@ pub(crate) fn export_keys(graph: &BuildGraph, records: &[CacheKey], mode: Mode) 
 pub(crate) fn inline(
     session: &Session,
     request: &BuildRequest,
-    graph: &BuildGraph,
-    records: &[CacheKey],
+    solved: &SolvedSteps,
     state: &[Layer],
 ) -> Result<Option<serde_json::Value>, BuildError> {
     if !(request.cache_to.iter()).any(|c| c.target == CacheTarget::Inline) {
         return Ok(None);
     }
-    let keys = export_keys(graph, records, Mode::Min);
+    let keys = export_keys(solved, Mode::Min);
     rbuild_remote_cache::inline_cache(&session.store, &keys, state)
         .map(Some)
         .map_err(BuildError::CacheExport)
@@ -91,15 +106,14 @@ pub(crate) fn inline(
 pub(crate) fn export(
     session: &Session,
     request: &BuildRequest,
-    graph: &BuildGraph,
-    records: &[CacheKey],
+    solved: &SolvedSteps,
     imported: Option<&ImportedCaches>,
     epoch: Option<i64>,
     recorder: &Recorder,
 ) -> Result<(), BuildError> {
     for spec in (request.cache_to.iter()).filter(|c| c.target != CacheTarget::Inline) {
         let step = recorder.begin("exporting cache");
-        let keys = export_keys(graph, records, spec.mode);
+        let keys = export_keys(solved, spec.mode);
         let written = session.runtime.block_on(rbuild_remote_cache::export(
             &session.store,
             session.images.client(),
@@ -195,8 +209,13 @@ mod tests {
             names.sort();
             names
         };
-        let min = steps(export_keys(&graph, &records, Mode::Min));
-        let max = steps(export_keys(&graph, &records, Mode::Max));
+        let solved = SolvedSteps {
+            graph: &graph,
+            targets: &[graph.target],
+            records: &records,
+        };
+        let min = steps(export_keys(&solved, Mode::Min));
+        let max = steps(export_keys(&solved, Mode::Max));
         assert_eq!(min.len(), 2, "{min:?}");
         assert!(min.iter().all(|n| n.starts_with("[stage-1")), "{min:?}");
         assert_eq!(max.len(), 4, "{max:?}");

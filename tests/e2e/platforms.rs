@@ -424,3 +424,65 @@ fn images_pushed_by_digest_join_into_one_index_without_their_layers() {
         String::from_utf8_lossy(&err.stderr)
     );
 }
+
+#[test]
+fn one_cache_export_holds_every_platform_for_an_empty_store() {
+    let t = TestContext::new();
+    let ctx = t.context(
+        "cached",
+        &[
+            (
+                "Dockerfile",
+                "FROM --platform=$BUILDPLATFORM scratch AS build\nCOPY a /a\nFROM scratch\nARG TARGETARCH\nCOPY --from=build /a /$TARGETARCH\nCOPY a /again-$TARGETARCH\n",
+            ),
+            ("a", "cached\n"),
+        ],
+    );
+    let cache = t.path("cache");
+    let build = |t: &TestContext, cache_flag: &str| {
+        t.ok(&[
+            "build",
+            "--progress",
+            "plain",
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "cached",
+            cache_flag,
+            ctx.to_str().unwrap(),
+        ])
+    };
+    build(
+        &t,
+        &format!("--cache-to=type=local,dest={},mode=max", cache.display()),
+    );
+    // Each platform's config (its id): the layers may differ in
+    // compression (the cache's are zstd), the images may not.
+    let configs = |t: &TestContext| -> Vec<String> {
+        ["amd64", "arm64"]
+            .map(|arch| {
+                let image = format!("oci:{}:cached", t.root().display());
+                skopeo(&["inspect", "--config", "--override-arch", arch, &image])
+            })
+            .to_vec()
+    };
+    let first = configs(&t);
+
+    // Another store: every step of both platforms comes from the cache.
+    let u = TestContext::new();
+    let out = build(
+        &u,
+        &format!("--cache-from=type=local,src={}", cache.display()),
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    let steps: Vec<&str> = log.lines().filter(|l| l.contains(" COPY ")).collect();
+    let mut names: Vec<&str> = steps.iter().map(|l| l.split_once(' ').unwrap().1).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), 5, "one shared COPY, two per platform:\n{log}");
+    for step in steps {
+        let n = step.split_whitespace().next().unwrap();
+        assert!(log.contains(&format!("{n} CACHED")), "{step} ran:\n{log}");
+    }
+    assert_eq!(first, configs(&u), "the same images");
+}
