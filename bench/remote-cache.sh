@@ -48,13 +48,19 @@ edit() {
   esac
 }
 
+# empty TOOL STORE: an empty build cache (outside the timing).
+empty() {
+  case $1 in
+    rbuild) rm -rf "$2" ;;
+    buildkit11) "${BUILDCTL[@]}" prune --all >/dev/null ;;
+  esac
+}
+
 # machine_a TOOL CTX CACHE: a cold build exporting the cache.
 machine_a() {
   case $1 in
-    rbuild) rm -rf "$TMP/a"
-            "$RBUILD" --root "$TMP/a" build -q -t app --cache-to "type=registry,ref=$3,mode=max" "$2" ;;
-    buildkit11) "${BUILDCTL[@]}" prune --all >/dev/null
-            "${BUILDCTL[@]}" build --frontend dockerfile.v0 --local context="$2" --local dockerfile="$2" \
+    rbuild) "$RBUILD" --root "$TMP/a" build -q -t app --cache-to "type=registry,ref=$3,mode=max" "$2" ;;
+    buildkit11) "${BUILDCTL[@]}" build --frontend dockerfile.v0 --local context="$2" --local dockerfile="$2" \
               --output type=image,name=bench/a --export-cache "type=registry,ref=$3,mode=max" ;;
   esac
 }
@@ -62,10 +68,8 @@ machine_a() {
 # machine_b TOOL CTX CACHE IMAGE: an empty store builds from the cache and pushes.
 machine_b() {
   case $1 in
-    rbuild) rm -rf "$TMP/b"
-            "$RBUILD" --root "$TMP/b" build -q -t "$4" --push --cache-from "$3" "$2" ;;
-    buildkit11) "${BUILDCTL[@]}" prune --all >/dev/null
-            "${BUILDCTL[@]}" build --frontend dockerfile.v0 --local context="$2" --local dockerfile="$2" \
+    rbuild) "$RBUILD" --root "$TMP/b" build -q -t "$4" --push --cache-from "$3" "$2" ;;
+    buildkit11) "${BUILDCTL[@]}" build --frontend dockerfile.v0 --local context="$2" --local dockerfile="$2" \
               --output "type=image,name=$4,push=true" --import-cache "type=registry,ref=$3" ;;
   esac
 }
@@ -77,9 +81,11 @@ for w in ${WORKLOADS//,/ }; do
       ctx=$TMP/$w-$tool-$run
       rm -rf "$ctx"; cp -a "$TMP/src/$w" "$ctx"
       cache=$REG/cache/$tool-$w:$TAG-$run
+      empty "$tool" "$TMP/a"
       T[$w,$tool,A]+="$(seconds machine_a "$tool" "$ctx" "$cache") "
       for s in B-same B-edit; do
         [ "$s" = B-edit ] && edit "$ctx"
+        empty "$tool" "$TMP/b"
         mark=$(log_lines)
         T[$w,$tool,$s]+="$(seconds machine_b "$tool" "$ctx" "$cache" "$REG/img/$tool-$w:$TAG-$run-$s") "
         B[$w,$tool,$s]+="$(sent_since "$mark") "

@@ -264,6 +264,45 @@ fn corrupt_largest_blob(dir: &Path) {
 }
 
 #[test]
+fn layers_gone_from_the_cache_registry_drop_the_cache_and_the_build_goes_on() {
+    let registry = TestRegistry::start();
+    let a = Machine::first(&registry.addr);
+    let cache = format!("{}/cache/app:main", registry.addr);
+    a.build(&["--cache-to", &format!("type=registry,ref={cache}")]);
+    let stamp = a.file("/stamp");
+    // The manifest is read up front; its layers are found gone only when
+    // a changed step needs the files below it.
+    let manifest = curl(&[
+        "-H",
+        "Accept: application/vnd.oci.image.manifest.v1+json",
+        &format!("http://{}/v2/cache/app/manifests/main", registry.addr),
+    ]);
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let digest = layer["digest"].as_str().unwrap();
+        let url = format!("http://{}/v2/cache/app/blobs/{digest}", registry.addr);
+        curl(&["-X", "DELETE", &url]);
+    }
+    let b = Machine::empty(&registry.addr);
+    std::fs::write(b.context.join("other.txt"), "2\n").unwrap();
+    let log = b.build(&["--cache-from", &cache]);
+    assert!(log.contains("building without it"), "{log}");
+    assert_ne!(b.file("/stamp"), stamp);
+    assert_eq!(b.file("/other.txt"), "2\n");
+}
+
+/// `curl -fsS ARGS…`; its output.
+fn curl(args: &[&str]) -> String {
+    let out = std::process::Command::new("curl")
+        .arg("-fsS")
+        .args(args)
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl {args:?}: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
 fn two_stores_exporting_to_one_ref_at_once_leave_one_whole_cache() {
     let registry = TestRegistry::start();
     let one = Machine::first(&registry.addr);
