@@ -122,16 +122,16 @@ impl Output {
     }
 
     /// Writes the image (`manifest`, named `tags`) here; a filesystem tar
-    /// clamps file times to `epoch`. Gives what was pushed by digest
-    /// (`repository@sha256:…`), for the progress display.
+    /// clamps file times to `epoch`. Gives what was pushed, with the
+    /// digests the registry holds.
     pub(crate) fn write(
         &self,
         session: &Session,
         manifest: &Descriptor,
         tags: &[String],
         epoch: Option<i64>,
-    ) -> Result<Vec<String>, BuildError> {
-        let mut by_digest = Vec::new();
+    ) -> Result<Vec<Pushed>, BuildError> {
+        let mut pushed = Vec::new();
         let store = &session.store;
         let names = |more: &[String]| [tags, more].concat();
         match self {
@@ -167,10 +167,11 @@ impl Output {
                                 name: n.clone(),
                                 source,
                             })?;
-                        if push.by_digest {
-                            let repo = format!("{}/{}", reference.registry, reference.repository);
-                            by_digest.push(format!("{repo}@{digest}"));
-                        }
+                        pushed.push(Pushed {
+                            repository: format!("{}/{}", reference.registry, reference.repository),
+                            digest,
+                            by_digest: push.by_digest,
+                        });
                     }
                 }
             }
@@ -231,7 +232,7 @@ impl Output {
                 )?;
             }
         }
-        Ok(by_digest)
+        Ok(pushed)
     }
 }
 
@@ -257,4 +258,15 @@ mod tests {
         };
         assert_eq!(image.done_note(), None);
     }
+}
+
+/// An image a registry output pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pushed {
+    /// `registry/repository`.
+    pub(crate) repository: String,
+    /// The manifest digest the registry holds.
+    pub(crate) digest: String,
+    /// Pushed untagged (`push-by-digest=true`).
+    pub(crate) by_digest: bool,
 }

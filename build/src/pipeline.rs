@@ -137,9 +137,14 @@ pub fn build(
             output.check_multi_platform()?;
         }
     }
+    let mut pushed_digest = None;
     for output in implied.into_iter().chain(&request.outputs) {
         for pushed in output.write(session, &manifest, &request.tags, epoch)? {
-            recorder.note(&export, &format!("pushed by digest: {pushed}"));
+            if pushed.by_digest {
+                let name = format!("{}@{}", pushed.repository, pushed.digest);
+                recorder.note(&export, &format!("pushed by digest: {name}"));
+            }
+            pushed_digest = Some(pushed.digest);
         }
         match output.done_note() {
             Some(note) => recorder.note(&export, &note),
@@ -172,6 +177,7 @@ pub fn build(
     };
     Ok(BuildResult {
         manifest,
+        pushed_digest,
         image_id,
         tags: request.tags.clone(),
         steps: recorder.records(),

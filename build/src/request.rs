@@ -98,6 +98,9 @@ pub struct BuildRequest {
 pub struct BuildResult {
     /// The image's manifest in the store (an index for several platforms).
     pub manifest: Descriptor,
+    /// The manifest digest the registry holds, when the image was pushed
+    /// (the last push's).
+    pub pushed_digest: Option<String>,
     /// The image id: its config's digest (the index digest for several
     /// platforms, as Docker's containerd store names them).
     pub image_id: String,
@@ -121,7 +124,11 @@ impl BuildResult {
         let mut metadata = serde_json::Map::from_iter(
             [
                 ("containerimage.config.digest", self.image_id.clone()),
-                ("containerimage.digest", self.digest()),
+                // After a push, the digest a user pulls: the registry's.
+                (
+                    "containerimage.digest",
+                    self.pushed_digest.clone().unwrap_or_else(|| self.digest()),
+                ),
                 ("image.name", self.tags.join(",")),
             ]
             .map(|(k, v)| (k.to_string(), serde_json::Value::from(v))),

@@ -138,7 +138,8 @@ pub fn save_docker_archive(
 }
 
 /// Reads a docker archive into the store; returns each image's tags and
-/// the manifest written for it (OCI media types, layers uncompressed).
+/// the manifest written for it (OCI media types, layers uncompressed). An
+/// OCI image layout archive is loaded as it is (see `oci_load`).
 pub fn load_docker_archive(
     store: &Store,
     input: impl Read,
@@ -150,6 +151,9 @@ pub fn load_docker_archive(
         .map_err(io_error(what()))?;
     let mut archive = tar::Archive::new(input);
     archive.unpack(dir.path()).map_err(io_error(what()))?;
+    if !dir.path().join("manifest.json").exists() && crate::oci_load::is_layout(dir.path()) {
+        return crate::oci_load::load_layout(store, dir.path());
+    }
     let manifest: Vec<ArchiveEntry> = serde_json::from_slice(
         &std::fs::read(dir.path().join("manifest.json"))
             .map_err(io_error("read manifest.json of the archive"))?,
@@ -225,6 +229,11 @@ pub fn export_oci(
     let mut d = desc.clone();
     let mut annotations = std::collections::HashMap::new();
     annotations.insert(rbuild_cache::REF_NAME.to_string(), name.to_string());
+    // As BuildKit's OCI exporter: the name containerd (and `load`) reads.
+    annotations.insert(
+        crate::oci_load::CONTAINERD_NAME.to_string(),
+        name.to_string(),
+    );
     d.set_annotations(Some(annotations));
     let index = to_canonical_json(&image_index(vec![d]));
     let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;

@@ -9,6 +9,7 @@ mod compress;
 mod image;
 mod index;
 mod layer;
+mod oci_load;
 mod push;
 mod rootfs;
 mod stored;

@@ -1,5 +1,6 @@
 //! `rbuild save` and `rbuild load`: docker archives, as `docker save` and
-//! `docker load` write and read them.
+//! `docker load` write and read them (`load` also takes an OCI image
+//! layout archive).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,7 +52,8 @@ pub struct LoadArgs {
     input: Option<PathBuf>,
 }
 
-/// Reads a docker archive into the store and tags its images.
+/// Reads a docker archive (or an OCI layout archive) into the store and
+/// tags its images.
 pub fn load(root: &Path, args: LoadArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let loaded = match &args.input {
@@ -64,6 +66,8 @@ pub fn load(root: &Path, args: LoadArgs) -> anyhow::Result<ExitCode> {
     };
     for (tags, desc) in loaded {
         if tags.is_empty() {
+            // Found by its id until named or pruned, as Docker's `<none>`.
+            store.keep_dangling(&desc)?;
             outln!("Loaded image ID: {}", desc.digest())?;
         }
         for t in tags {

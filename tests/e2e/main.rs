@@ -4,6 +4,7 @@
 mod build_flags;
 mod build_step_flags;
 mod conformance;
+mod digests;
 mod docker_ci;
 mod explain;
 #[path = "../../executor/tests/support/host_mounts.rs"]
