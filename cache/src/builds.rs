@@ -67,7 +67,8 @@ impl Store {
     }
 
     /// Records `entry` as the latest build of each of `tags` and of
-    /// `dockerfile` and `target`.
+    /// `dockerfile` and `target`; an entry with the same steps is left as
+    /// it is (a build that changed nothing writes nothing).
     pub fn record_build(
         &self,
         tags: &[String],
@@ -78,7 +79,10 @@ impl Store {
         let bytes = serde_json::to_vec(entry).expect("a build entry serializes");
         for name in index_names(tags, dockerfile, target) {
             let path = self.root.join("builds").join(name);
-            fsutil::write_atomic(&*self.disk, &self.tmp_dir(), &path, &bytes)?;
+            let kept: Option<BuildEntry> = read_json(&path).ok().flatten();
+            if kept.is_none_or(|k| k.steps != entry.steps) {
+                fsutil::write_atomic(&*self.disk, &self.tmp_dir(), &path, &bytes)?;
+            }
         }
         Ok(())
     }
@@ -159,6 +163,11 @@ mod tests {
         assert_eq!(by_tag, Some(entry(2, "bb")));
         let by_file = store.previous_build(&[], "/c/Dockerfile", "").unwrap();
         assert_eq!(by_file, Some(entry(1, "aa")));
+        store
+            .record_build(&[], "/c/Dockerfile", "", &entry(3, "aa"))
+            .unwrap();
+        let same_steps = store.previous_build(&[], "/c/Dockerfile", "").unwrap();
+        assert_eq!(same_steps.map(|e| e.created), Some(1), "not rewritten");
         let other_target = store.previous_build(&[], "/c/Dockerfile", "test").unwrap();
         assert_eq!(other_target, None);
     }
