@@ -1,5 +1,6 @@
 //! `rbuild build --explain`: after the build, one row per step of the
-//! graph — its name, whether it ran or came from the cache, and for a
+//! Dockerfile (the `[internal]` loads of base images and the context are
+//! left out) — its name, whether it ran or came from the cache, and for a
 //! step that ran, why it was not cached.
 
 use rbuild_build::{StepId, StepRecord, StepStatus};
@@ -8,8 +9,8 @@ use rbuild_build::{StepId, StepRecord, StepStatus};
 pub fn table(steps: &[StepRecord]) -> String {
     let mut rows: Vec<(usize, &StepRecord)> = (steps.iter())
         .filter_map(|s| match s.step {
-            StepId::Vertex(i) => Some((i, s)),
-            StepId::Own(_) => None,
+            StepId::Vertex(i) if !s.name.starts_with("[internal]") => Some((i, s)),
+            _ => None,
         })
         .collect();
     rows.sort_by_key(|(i, _)| *i);
@@ -63,6 +64,12 @@ mod tests {
                 StepId::Vertex(2),
                 "[1/2] COPY a /",
                 StepStatus::Cached,
+                None,
+            ),
+            record(
+                StepId::Vertex(0),
+                "[internal] load busybox",
+                StepStatus::Done(Duration::ZERO),
                 None,
             ),
             record(

@@ -210,9 +210,20 @@ pub fn checksum(
     Ok(checksum_of(view, copies, ignored, hashes, carried)?.0)
 }
 
-/// Each selected path with the digest of what a copy carries of it, sorted
-/// by path: what a later build compares its own selection with.
+/// Each selected file with the digest of what a copy carries of it, in
+/// selection order, as the checksum saw it: what a later build compares
+/// its own selection with. A named source's entry is named
+/// `pattern\0named\0resolved`, a file under it by its path; see
+/// [`listed_path`].
 pub type Listing = Vec<(String, [u8; 32])>;
+
+/// The context-relative path of a [`Listing`] entry's name.
+pub fn listed_path(name: &str) -> &str {
+    relative(
+        name.rsplit_once('\0')
+            .map_or(name, |(_, resolved)| resolved),
+    )
+}
 
 /// [`checksum`], with the [`Listing`] it was computed from.
 pub fn checksum_listed(
@@ -306,18 +317,10 @@ fn checksum_of(
         let (d, is_dir) = d?;
         hasher.update(&d);
         // Directories are in the checksum, not in the list of files.
-        if is_dir {
-            continue;
+        if !is_dir {
+            listing.push((name, d));
         }
-        // A named source's entry is `pattern\0named\0resolved`.
-        let path = match name.rsplit_once('\0') {
-            Some((_, resolved)) => relative(resolved).to_string(),
-            None => relative(&name).to_string(),
-        };
-        listing.push((path, d));
     }
-    listing.sort_unstable();
-    listing.dedup_by(|a, b| a.0 == b.0);
     Ok((hasher.finalize().to_hex().to_string(), listing))
 }
 

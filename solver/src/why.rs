@@ -11,7 +11,7 @@ use rbuild_cache::{BuildEntry, BuildStep, FileList, KeyInput, Store};
 use rbuild_explain::{Cause, Previous, Step};
 use rbuild_frontend::graph::{BuildGraph, Op};
 
-use crate::context::Listing;
+use crate::context::{Listing, listed_path};
 
 /// What a solve explains its misses with.
 #[derive(Default)]
@@ -24,15 +24,16 @@ pub(crate) struct Why {
     listings: HashMap<String, Listing>,
 }
 
-/// A listing as the store keeps it: digests shortened to 16 hex digits,
-/// plenty to tell a change.
+/// A listing as the store keeps it: sorted by path, each path once,
+/// digests shortened to 16 hex digits (plenty to tell a change). Made on
+/// a miss only, so a build that hits pays nothing for it.
 fn file_list(listing: &Listing) -> FileList {
-    FileList(
-        listing
-            .iter()
-            .map(|(path, digest)| (path.clone(), hex::encode(&digest[..8])))
-            .collect(),
-    )
+    let mut files: Vec<(String, String)> = (listing.iter())
+        .map(|(name, digest)| (listed_path(name).to_string(), hex::encode(&digest[..8])))
+        .collect();
+    files.sort_unstable();
+    files.dedup_by(|a, b| a.0 == b.0);
+    FileList(files)
 }
 
 impl Why {
