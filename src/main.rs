@@ -6,6 +6,7 @@
 mod stdout;
 mod cmd;
 mod compression;
+mod excerpt;
 mod progress;
 mod rawjson;
 mod root;

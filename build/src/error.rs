@@ -99,6 +99,19 @@ pub enum BuildError {
     Cancelled,
 }
 
+impl BuildError {
+    /// Where in the Dockerfile the step that failed is, when a step
+    /// failed (for an excerpt of the Dockerfile under the error).
+    pub fn step_location(&self) -> Option<&rbuild_frontend::graph::Location> {
+        match self {
+            BuildError::Solve(rbuild_solver::SolveError::Step { location, .. }) => {
+                location.as_ref()
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Maps an I/O error to [`BuildError::Io`] saying what was done.
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BuildError {
     let what = what.into();

@@ -255,7 +255,13 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
             Arc::new(move |event| display.show(event))
         }
     };
-    let result = rbuild_build::build(&session, &request, events, cancel)?;
+    let result = match rbuild_build::build(&session, &request, events, cancel) {
+        Ok(result) => result,
+        Err(e) => {
+            show_failed_instruction(&request.dockerfile, &e);
+            return Err(e.into());
+        }
+    };
     if let Some(path) = &args.iidfile {
         std::fs::write(path, &result.image_id)
             .with_context(|| format!("write {}", path.display()))?;
@@ -273,6 +279,24 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
         outln!("{}", result.image_id)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Under a failed step's error, the Dockerfile's lines of its instruction
+/// (BuildKit's excerpt), when the Dockerfile can still be read.
+fn show_failed_instruction(dockerfile: &Path, error: &rbuild_build::BuildError) {
+    let Some(location) = error.step_location() else {
+        return;
+    };
+    let Ok(source) = std::fs::read(dockerfile) else {
+        return;
+    };
+    let name = dockerfile.file_name().map_or_else(
+        || dockerfile.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    if let Some(text) = crate::excerpt::render(&name, &String::from_utf8_lossy(&source), location) {
+        eprint!("{text}");
+    }
 }
 
 /// The build request the arguments ask for.

@@ -175,3 +175,24 @@ fn rawjson_progress_is_buildkits_solve_status_lines() {
     let first = String::from_utf8(env.stderr).unwrap();
     assert!(first.starts_with("{\"vertexes\""), "{first}");
 }
+
+#[test]
+fn a_failed_run_shows_its_dockerfile_lines() {
+    let t = with_busybox();
+    let ctx = t.context(
+        "fails",
+        &[(
+            "Dockerfile",
+            "FROM bb\nRUN echo ok\nRUN echo about to fail && \\\n    false\n",
+        )],
+    );
+    let out = t.cmd(&["build", ctx.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "Dockerfile:3\n--------------------\n   1 |     FROM bb\n   2 |     RUN echo ok\n   3 | >>> RUN echo about to fail && \\\n     |     ^\n   4 | >>>     false\n--------------------\n"
+        ),
+        "{err}"
+    );
+}
