@@ -74,11 +74,16 @@ pub enum PullPolicy {
 /// Opens `name` to run: from the store, else (or always, with
 /// [`PullPolicy::Always`]) pulled from its registry and then tagged in
 /// the store, as `docker run` keeps what it pulls; its layers unpacked.
+/// Of a multi-platform image, `platform`'s; one of another architecture
+/// than the host's needs qemu-user (see [`rbuild_executor::check_emulation`]).
 pub fn open_image(
     session: &Session,
     name: &str,
     policy: PullPolicy,
+    platform: &rbuild_image::Platform,
 ) -> Result<RunImage, BuildError> {
+    let host = crate::host_platform();
+    rbuild_executor::check_emulation(&host.architecture, &platform.architecture)?;
     // Only a pulled image gets the name: one of the store (found by name,
     // id or digest) keeps the names it has.
     let in_store = session.store.find_image(name)?.is_some();
@@ -87,13 +92,12 @@ pub fn open_image(
         return Err(BuildError::NotPulled(name.to_string()));
     }
     let store_name = Reference::parse(name)?.store_name();
-    let platform = crate::host_platform();
     let image = session.runtime.block_on(async {
         if policy == PullPolicy::Always {
-            let pulled = session.images.pull(name, &platform).await;
+            let pulled = session.images.pull(name, platform).await;
             pulled.map(std::sync::Arc::new)
         } else {
-            session.images.resolve(name, &platform).await
+            session.images.resolve(name, platform).await
         }
     })?;
     let lowers = session.runtime.block_on(async {

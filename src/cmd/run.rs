@@ -128,6 +128,12 @@ pub struct RunArgs {
     #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
     pull: String,
 
+    /// The platform of a multi-platform image to run (`linux/arm64`,
+    /// `arm64`; the host's by default); another architecture runs through
+    /// qemu-user.
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+
     /// Security options, as `docker run`: `seccomp=unconfined`,
     /// `seccomp=PROFILE.json`, `no-new-privileges[=true|false]`; repeatable.
     #[arg(long = "security-opt", value_name = "OPTION")]
@@ -167,7 +173,11 @@ pub fn run(root: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         "never" => PullPolicy::Never,
         _ => PullPolicy::Missing,
     };
-    let image = run::open_image(&session, &args.image, policy)?;
+    let platform = match &args.platform {
+        Some(p) => rbuild_image::Platform::parse(p)?,
+        None => rbuild_image::Platform::host(),
+    };
+    let image = run::open_image(&session, &args.image, policy, &platform)?;
     let mut security = run::security(&args.security_opts)?;
     security.cap_add = args.cap_add.clone();
     security.cap_drop = args.cap_drop.clone();

@@ -254,6 +254,20 @@ fn a_foreign_run_goes_through_qemu_and_a_build_platform_stage_runs_once() {
         "arm64 RUN went through qemu"
     );
 
+    // rbuild run picks the platform asked for; arm64 runs under qemu.
+    for (platform, machine) in [("linux/arm64", "aarch64\n"), ("linux/amd64", "x86_64\n")] {
+        let shown = t.stdout(&[
+            "run",
+            "--rm",
+            "--platform",
+            platform,
+            "base:two",
+            "/machine",
+            "/dev/stdout",
+        ]);
+        assert_eq!(shown, machine);
+    }
+
     // A platform the base's index lacks: the error lists what it has.
     let err = t
         .cmd(&["build", "--platform", "linux/s390x", ctx.to_str().unwrap()])
