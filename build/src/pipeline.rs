@@ -170,7 +170,13 @@ pub fn build(
         epoch,
         &recorder,
     )?;
-    previous::record_build(session, request, &graph, &records)?;
+    previous::record_build(
+        session,
+        request,
+        &graph,
+        &records,
+        &platforms[0].to_string(),
+    )?;
     let image_id = match manifests.len() {
         1 => StoredImage::read(&session.store, &digest)?.config_digest,
         _ => digest,

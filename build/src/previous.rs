@@ -28,13 +28,15 @@ pub(crate) fn previous_build(session: &Session, request: &BuildRequest) -> Optio
 }
 
 /// Records the build of `request` (of `graph`, whose nodes' results are
-/// recorded under `records`) as the latest of its tags and of its
-/// Dockerfile and target: each step's identity, text and record key.
+/// recorded under `records`, for `platform` where a node names none) as
+/// the latest of its tags and of its Dockerfile and target: each step's
+/// identity, text and record key.
 pub(crate) fn record_build(
     session: &Session,
     request: &BuildRequest,
     graph: &BuildGraph,
     records: &[CacheKey],
+    platform: &str,
 ) -> Result<(), BuildError> {
     let (dockerfile, target) = index_keys(request);
     let steps = (graph.nodes.iter().zip(records))
@@ -43,6 +45,8 @@ pub(crate) fn record_build(
             Some(BuildStep {
                 stage: info.stage.clone(),
                 ordinal: info.ordinal,
+                // As the step's key ingredients name it.
+                platform: node.platform.as_deref().unwrap_or(platform).to_string(),
                 instruction: info.instruction.clone(),
                 key: key.clone(),
             })

@@ -26,6 +26,8 @@ pub struct BuildStep {
     pub stage: String,
     /// The instruction's 1-based position in the stage (FROM is 1).
     pub ordinal: usize,
+    /// The platform it was built for (one build may make several).
+    pub platform: String,
     /// The instruction as written.
     pub instruction: String,
     /// The key its result was recorded under.
@@ -138,6 +140,7 @@ mod tests {
             steps: vec![BuildStep {
                 stage: String::from("build"),
                 ordinal: 2,
+                platform: String::from("linux/amd64"),
                 instruction: String::from("RUN make"),
                 key: CacheKey::parse(&key.repeat(32)).unwrap(),
             }],

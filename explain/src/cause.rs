@@ -12,6 +12,9 @@ use serde::Serialize;
 pub enum Cause {
     /// `--no-cache` asked for every step to run.
     NoCache,
+    /// `--no-cache-filter` asked for the step's stage (or one it builds
+    /// on) to run.
+    NoCacheFilter,
     /// No earlier build of this step on this store.
     NeverRan,
     /// The instruction's text changed.
@@ -136,6 +139,7 @@ impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cause::NoCache => f.write_str("--no-cache"),
+            Cause::NoCacheFilter => f.write_str("--no-cache-filter"),
             Cause::NeverRan => f.write_str("never ran before on this store"),
             Cause::Instruction { old, new } => {
                 write!(f, "instruction changed: {old:?} → {new:?}")

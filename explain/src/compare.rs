@@ -19,6 +19,17 @@ pub struct Step<'a> {
     pub base_reference: Option<&'a str>,
 }
 
+/// Whether the build asked for the step to run whatever the cache holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoCache {
+    /// It did not.
+    Off,
+    /// `--no-cache`.
+    All,
+    /// `--no-cache-filter` named its stage or one it builds on.
+    Filter,
+}
+
 /// What the previous build knew of the step.
 #[derive(Debug, Clone, Copy)]
 pub enum Previous<'a> {
@@ -42,18 +53,21 @@ pub enum Previous<'a> {
 }
 
 /// The cause of `step`'s miss, the first of, most specific first:
-/// `--no-cache`, never ran, instruction text, record pruned, key scheme,
+/// `--no-cache` (or `--no-cache-filter`), never ran, instruction text,
+/// record pruned, key scheme,
 /// a build arg or ENV value, the base image, files under its sources, a
 /// parent step, and else its definition. `lists` gives the file list of a
 /// context checksum (this build's or a kept one).
 pub fn explain(
     step: &Step<'_>,
     previous: &Previous<'_>,
-    no_cache: bool,
+    no_cache: NoCache,
     lists: &dyn Fn(&str) -> Option<FileList>,
 ) -> Cause {
-    if no_cache {
-        return Cause::NoCache;
+    match no_cache {
+        NoCache::All => return Cause::NoCache,
+        NoCache::Filter => return Cause::NoCacheFilter,
+        NoCache::Off => {}
     }
     let (instruction, old) = match *previous {
         Previous::None => return Cause::NeverRan,

@@ -12,6 +12,6 @@ mod credentials;
 mod files;
 
 pub use cause::{Cause, FileChange, FileChangeKind};
-pub use compare::{Previous, Step, explain};
+pub use compare::{NoCache, Previous, Step, explain};
 pub use credentials::{looks_like_credential, recorded_value};
 pub use files::diff;

@@ -4,7 +4,7 @@
 use rbuild_cache::{
     CacheKey, FileList, INGREDIENTS_VERSION, KeyIngredients, KeyInput, StepVar, VarOrigin,
 };
-use rbuild_explain::{Cause, Previous, Step, explain, recorded_value};
+use rbuild_explain::{Cause, NoCache, Previous, Step, explain, recorded_value};
 
 const BUSYBOX_OLD: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const BUSYBOX_NEW: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -62,7 +62,7 @@ fn cause_with(
         instruction: TEXT,
         ingredients: Some(old),
     };
-    explain(&step, &previous, false, lists)
+    explain(&step, &previous, NoCache::Off, lists)
 }
 
 fn cause(old: &KeyIngredients, new: &KeyIngredients) -> Cause {
@@ -81,14 +81,16 @@ fn step(new: &KeyIngredients) -> Step<'_> {
 #[test]
 fn no_cache_comes_first() {
     let new = ingredients();
-    let cause = explain(&step(&new), &Previous::None, true, &|_| None);
+    let cause = explain(&step(&new), &Previous::None, NoCache::All, &|_| None);
     assert_eq!(cause.to_string(), "--no-cache");
+    let filtered = explain(&step(&new), &Previous::None, NoCache::Filter, &|_| None);
+    assert_eq!(filtered.to_string(), "--no-cache-filter");
 }
 
 #[test]
 fn a_step_no_earlier_build_had_never_ran() {
     let new = ingredients();
-    let cause = explain(&step(&new), &Previous::None, false, &|_| None);
+    let cause = explain(&step(&new), &Previous::None, NoCache::Off, &|_| None);
     assert_eq!(cause.to_string(), "never ran before on this store");
 }
 
@@ -99,7 +101,7 @@ fn a_changed_instruction_shows_the_old_and_new_text() {
         instruction: "COPY src/ /src/",
         ingredients: Some(&new),
     };
-    let cause = explain(&step(&new), &previous, false, &|_| None);
+    let cause = explain(&step(&new), &previous, NoCache::Off, &|_| None);
     assert_eq!(
         cause.to_string(),
         r#"instruction changed: "COPY src/ /src/" → "COPY src/ src/""#
@@ -113,12 +115,17 @@ fn a_pruned_record_says_when_prune_ran() {
         instruction: TEXT,
         pruned,
     };
-    let at = explain(&step(&new), &gone(Some(1_764_466_800)), false, &|_| None);
+    let at = explain(
+        &step(&new),
+        &gone(Some(1_764_466_800)),
+        NoCache::Off,
+        &|_| None,
+    );
     assert_eq!(
         at.to_string(),
         "its cache record was pruned (Sun, 30 Nov 2025 01:40:00 GMT)"
     );
-    let unknown = explain(&step(&new), &gone(None), false, &|_| None);
+    let unknown = explain(&step(&new), &gone(None), NoCache::Off, &|_| None);
     assert_eq!(unknown.to_string(), "its cache record was pruned");
 }
 
@@ -142,7 +149,7 @@ fn a_record_of_another_key_scheme_says_so() {
             instruction: TEXT,
             ingredients: None,
         },
-        false,
+        NoCache::Off,
         &|_| None,
     );
     assert_eq!(

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use futures::future::{BoxFuture, FutureExt, try_join_all};
 use rbuild_cache::{BuildEntry, CacheKey, CacheRecord, KeyIngredients, Store};
-use rbuild_explain::Cause;
+use rbuild_explain::{Cause, NoCache};
 use rbuild_frontend::graph::{BuildGraph, NodeId};
 use tokio::sync::Semaphore;
 
@@ -371,7 +371,11 @@ impl Solver {
                 &self.graph,
                 i,
                 &self.ingredients[i],
-                self.opts.no_cache,
+                match (self.opts.no_cache, self.opts.no_cache_nodes.contains(&i)) {
+                    (true, _) => NoCache::All,
+                    (false, true) => NoCache::Filter,
+                    (false, false) => NoCache::Off,
+                },
             ),
             false => None,
         };

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use rbuild_cache::{BuildEntry, BuildStep, FileList, KeyInput, Store};
-use rbuild_explain::{Cause, Previous, Step};
+use rbuild_explain::{Cause, NoCache, Previous, Step};
 use rbuild_frontend::graph::{BuildGraph, Op};
 
 use crate::context::{Listing, listed_path};
@@ -16,8 +16,8 @@ use crate::context::{Listing, listed_path};
 /// What a solve explains its misses with.
 #[derive(Default)]
 pub(crate) struct Why {
-    /// The previous build's steps by (stage, ordinal).
-    previous: HashMap<(String, usize), BuildStep>,
+    /// The previous build's steps by (stage, ordinal, platform).
+    previous: HashMap<(String, usize, String), BuildStep>,
     /// When a prune last removed records.
     pruned: Option<i64>,
     /// This build's context selections by checksum.
@@ -50,7 +50,8 @@ impl Why {
     /// Dockerfile and target.
     pub(crate) fn compare_with(&mut self, store: &Store, previous: BuildEntry) {
         let steps = previous.steps.into_iter();
-        self.previous = steps.map(|s| ((s.stage.clone(), s.ordinal), s)).collect();
+        let id = |s: &BuildStep| (s.stage.clone(), s.ordinal, s.platform.clone());
+        self.previous = steps.map(|s| (id(&s), s)).collect();
         // Unknown, a gone record still reads as pruned.
         self.pruned = store.last_prune().ok().flatten();
     }
@@ -63,11 +64,16 @@ impl Why {
         graph: &BuildGraph,
         i: usize,
         ingredients: &rbuild_cache::KeyIngredients,
-        no_cache: bool,
+        no_cache: NoCache,
     ) -> Option<Cause> {
         let node = &graph.nodes[i];
         let info = node.step.as_ref()?;
-        let before = self.previous.get(&(info.stage.clone(), info.ordinal));
+        let id = (
+            info.stage.clone(),
+            info.ordinal,
+            ingredients.platform.clone(),
+        );
+        let before = self.previous.get(&id);
         let record = before.and_then(|b| store.get_record(&b.key).ok().flatten());
         let previous = match (before, &record) {
             (None, _) => Previous::None,

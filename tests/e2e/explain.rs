@@ -159,11 +159,13 @@ fn a_rebuilt_base_image_shows_both_digests() {
 }
 
 #[test]
-fn no_cache_and_a_pruned_record_are_named() {
+fn no_cache_its_filter_and_a_pruned_record_are_named() {
     let (t, ctx) = setup();
     build(&t, &ctx, &[]);
     let log = build(&t, &ctx, &["--no-cache"]);
     assert_eq!(cause(&log, COPY), Some("--no-cache"));
+    let log = build(&t, &ctx, &["--no-cache-filter", "stage-0"]);
+    assert_eq!(cause(&log, COPY), Some("--no-cache-filter"));
     t.ok(&["prune", "--all"]);
     let log = build(&t, &ctx, &[]);
     let pruned = cause(&log, COPY).unwrap();
@@ -206,4 +208,28 @@ fn explain_prints_a_table_and_the_metadata_file_carries_the_causes() {
     assert_eq!(explained[0]["first"][0]["path"], "src/c.txt");
     assert_eq!(explained[0]["text"], "src/c.txt modified (1 of 3 files)");
     assert_eq!(explained[1]["cause"], "parent");
+}
+
+#[test]
+fn each_platform_of_a_build_is_compared_with_its_own_previous_step() {
+    let t = TestContext::new();
+    let ctx = t.context(
+        "ctx",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a.txt /\n"),
+            ("a.txt", "a\n"),
+        ],
+    );
+    let platforms = ["--platform", "linux/amd64,linux/arm64"];
+    build(&t, &ctx, &platforms);
+    std::fs::write(ctx.join("a.txt"), "b\n").unwrap();
+    let log = build(&t, &ctx, &platforms);
+    for platform in ["linux/amd64", "linux/arm64"] {
+        let step = format!("[{platform} 2/2] COPY a.txt /");
+        assert_eq!(
+            cause(&log, &step),
+            Some("a.txt modified (1 of 1 file)"),
+            "{log}"
+        );
+    }
 }
