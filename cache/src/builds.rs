@@ -189,6 +189,49 @@ mod tests {
     }
 
     #[test]
+    fn prune_keeps_the_file_lists_of_kept_records_and_notes_when_it_removed_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (kept, orphan) = ("ab".repeat(32), "cd".repeat(32));
+        let list = FileList(vec![(String::from("a.txt"), String::from("0123"))]);
+        store.put_file_list(&kept, &list).unwrap();
+        store.put_file_list(&orphan, &list).unwrap();
+        let ingredients = crate::KeyIngredients {
+            version: crate::INGREDIENTS_VERSION,
+            platform: String::from("linux/amd64"),
+            definition: "d".repeat(64),
+            inputs: vec![crate::KeyInput::Content(kept.clone())],
+            vars: Vec::new(),
+            remotes: Vec::new(),
+            base_image: None,
+        };
+        let record = crate::CacheRecord {
+            snapshots: Vec::new(),
+            added: false,
+            created: 1,
+            ingredients: Some(ingredients),
+        };
+        let key = CacheKey::parse(&"ef".repeat(32)).unwrap();
+        store.put_record(&key, &record).unwrap();
+        store.prune(crate::PruneOptions::default()).unwrap();
+        assert!(store.file_list(&kept).unwrap().is_some());
+        assert_eq!(store.file_list(&orphan).unwrap(), None);
+        assert_eq!(store.last_prune().unwrap(), None, "no record went");
+        let all = crate::PruneOptions {
+            all: true,
+            ..Default::default()
+        };
+        store.prune(all).unwrap();
+        assert_eq!(store.file_list(&kept).unwrap(), None);
+        assert!(
+            store
+                .last_prune()
+                .unwrap()
+                .is_some_and(|t| t > 1_700_000_000)
+        );
+    }
+
+    #[test]
     fn the_last_prune_time_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
