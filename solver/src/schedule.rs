@@ -136,6 +136,9 @@ pub struct Solver {
     pub(crate) runs: Semaphore,
     /// Which nodes progress has been told about.
     reported: Mutex<Vec<bool>>,
+    /// For each node, the first node with its key: what progress shows of
+    /// equal vertices (of two platforms' graphs, say), realized once.
+    first_of_key: Vec<usize>,
     /// Set when the solve stops (see [`Dag::new`]).
     stop: Arc<AtomicBool>,
     /// What a miss is explained with.
@@ -194,6 +197,7 @@ impl Solver {
         })?;
         hashes.save()?;
         let n = graph.nodes.len();
+        let first_of_key = first_of_key(&keys);
         Ok(Self {
             store,
             images,
@@ -207,6 +211,7 @@ impl Solver {
             remotes,
             _fetch_dir: fetch_dir,
             reported: Mutex::new(vec![false; n]),
+            first_of_key,
             stop: Arc::default(),
             why: Why::new(listings),
         })
@@ -500,6 +505,7 @@ impl Solver {
             let mut reported = self.reported.lock().expect("poisoned");
             let mut stack = vec![i];
             while let Some(n) = stack.pop() {
+                let n = self.first_of_key[n];
                 if reported[n] {
                     continue;
                 }
@@ -537,6 +543,14 @@ impl Vertices for Solver {
     ) -> BoxFuture<'static, Result<NodeResult, String>> {
         async move { self.make(i, inputs).await }.boxed()
     }
+}
+
+/// For each of `keys`, the index of the first equal one.
+fn first_of_key(keys: &[CacheKey]) -> Vec<usize> {
+    let mut first: HashMap<&CacheKey, usize> = HashMap::with_capacity(keys.len());
+    (keys.iter().enumerate())
+        .map(|(i, k)| *first.entry(k).or_insert(i))
+        .collect()
 }
 
 /// Step `i`'s failure with `message`, naming the step.
