@@ -25,11 +25,14 @@ fn scratch_config() -> ImageConfig {
 
 impl Lowerer<'_> {
     /// The node of registry image `name` for the current stage's
-    /// platform (one per image and platform), and its resolution.
+    /// platform (one per image and platform), and its resolution. Made
+    /// for a stage's FROM (`step`: `[stage 1/N]`), it is named as that
+    /// step; for a `--from`, `[internal] load …`.
     pub(super) fn image_node(
         &mut self,
         name: &str,
         ins: &Instruction,
+        step: Option<&str>,
     ) -> Result<(NodeId, ResolvedImage), FrontendError> {
         let wanted = BaseImage {
             name: name.to_string(),
@@ -54,7 +57,11 @@ impl Lowerer<'_> {
                 digest: image.digest.clone(),
             }),
             Vec::new(),
-            format!("[internal] load {}@{}", image.reference, image.digest),
+            match step {
+                // As BuildKit names a stage's base: `[stage 1/N] FROM ref@digest`.
+                Some(step) => format!("{step} FROM {}@{}", image.reference, image.digest),
+                None => format!("[internal] load {}@{}", image.reference, image.digest),
+            },
             Some(ins),
         );
         self.image_nodes.insert(wanted, n);
@@ -70,7 +77,7 @@ impl Lowerer<'_> {
     ) -> Result<NodeId, FrontendError> {
         match self.stages.named(name, stage) {
             Base::Stage(j) => Ok(self.stage(j)?.node),
-            Base::Image(name) => Ok(self.image_node(&name, ins)?.0),
+            Base::Image(name) => Ok(self.image_node(&name, ins, None)?.0),
             Base::Scratch => unreachable!("a --from name is a stage or an image"),
         }
     }
@@ -147,7 +154,7 @@ impl Lowerer<'_> {
                 s
             }
             Base::Image(name) => {
-                let (node, image) = self.image_node(&name, from)?;
+                let (node, image) = self.image_node(&name, from, Some(step))?;
                 StageState {
                     node,
                     env: Vars::from_env(&image.config.env),
