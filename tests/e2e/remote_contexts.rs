@@ -128,6 +128,27 @@ fn a_tarball_over_http_is_a_context() {
         t.stdout(&["run", "tarball", "cat", "/hello.txt"]),
         "from-the-tarball\n"
     );
+    // A URL as a named context too: its files for COPY --from.
+    let named = t.context(
+        "uses-named",
+        &[(
+            "Dockerfile",
+            "FROM bb\nCOPY --from=remote /hello.txt /copied\n",
+        )],
+    );
+    t.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "named-url",
+        "--build-context",
+        &format!("remote={base}/ctx.tar"),
+        named.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        t.stdout(&["run", "named-url", "cat", "/copied"]),
+        "from-the-tarball\n"
+    );
     let missing = t
         .cmd(&["build", &format!("{base}/nothing.tar")])
         .output()
