@@ -48,6 +48,8 @@ pub struct Display {
     started: Instant,
     state: Mutex<State>,
     multi: MultiProgress,
+    /// The terminal's first line: `[+] Building 1.2s (3/5)`.
+    header: Option<ProgressBar>,
 }
 
 #[derive(Default)]
@@ -57,17 +59,52 @@ struct State {
     bars: HashMap<usize, ProgressBar>,
     /// Why each running step was not cached, for the terminal's last line.
     causes: HashMap<usize, String>,
+    /// Steps that ended.
+    finished: usize,
 }
 
 impl Display {
     /// A display in `mode` (already resolved).
     pub fn new(mode: Mode) -> Self {
+        let multi = MultiProgress::new();
+        let header = (mode == Mode::Tty).then(|| {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("[+] Building {msg}").expect("valid template"),
+            );
+            bar
+        });
         Self {
             mode,
             started: Instant::now(),
             state: Mutex::default(),
-            multi: MultiProgress::new(),
+            multi,
+            header,
         }
+    }
+
+    /// Updates the terminal's header: time so far, steps ended of those
+    /// begun, and `FINISHED` at the end (as BuildKit's).
+    fn update_header(&self, end: bool) {
+        let Some(header) = &self.header else {
+            return;
+        };
+        let (finished, begun) = {
+            let st = self.state.lock().expect("poisoned");
+            (st.finished, st.numbers.len())
+        };
+        let secs = self.started.elapsed().as_secs_f64();
+        let message = format!("{secs:.1}s ({finished}/{begun})");
+        if end {
+            header.finish_with_message(format!("{message} FINISHED"));
+        } else {
+            header.set_message(message);
+        }
+    }
+
+    /// Ends the display (the terminal's header says FINISHED).
+    pub fn finish(&self) {
+        self.update_header(true);
     }
 
     /// Shows one event of the build.
@@ -101,6 +138,7 @@ impl Display {
                 bar.set_prefix(format!("{name}{because}"));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 self.state.lock().expect("poisoned").bars.insert(n, bar);
+                self.update_header(false);
             }
             _ => {}
         }
@@ -127,6 +165,7 @@ impl Display {
 
     fn on_finish(&self, key: StepId, name: &str, status: StepStatus) {
         let n = self.number(key);
+        self.state.lock().expect("poisoned").finished += 1;
         let word = match status {
             StepStatus::Done(d) => format!("DONE {:.1}s", d.as_secs_f64()),
             StepStatus::Cached => String::from("CACHED"),
@@ -142,6 +181,7 @@ impl Display {
                 let bar = bar.unwrap_or_else(|| self.multi.add(ProgressBar::new_spinner()));
                 bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
                 bar.finish_with_message(format!("=> {name:<60} {word}{because}"));
+                self.update_header(false);
             }
             _ => {}
         }

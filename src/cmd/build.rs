@@ -255,7 +255,9 @@ pub fn run(root: &Path, args: BuildArgs, cancel: &CancelToken) -> anyhow::Result
             Arc::new(move |event| display.show(event))
         }
     };
-    let result = match rbuild_build::build(&session, &request, events, cancel) {
+    let built = rbuild_build::build(&session, &request, events, cancel);
+    display.finish();
+    let result = match built {
         Ok(result) => result,
         Err(e) => {
             show_failed_instruction(&request.dockerfile, &e);
