@@ -85,7 +85,11 @@ impl Store {
         let named = self.images()?.into_iter().map(|(_, d)| d);
         for manifest in named.chain(self.dangling()?) {
             let image = self.found(manifest)?;
-            let hex = image.id.trim_start_matches("sha256:");
+            // A multi-platform image's id is its index digest (what a
+            // build of it prints), as in Docker's containerd store.
+            let index = image.index.as_ref().map(|d| d.digest().to_string());
+            let hex = index.as_deref().unwrap_or(&image.id);
+            let hex = hex.trim_start_matches("sha256:");
             if hex.starts_with(prefix) && !matches.iter().any(|m| m.id == image.id) {
                 matches.push(image);
             }

@@ -199,7 +199,8 @@ fn row(image: &ImageSummary, now: i64) -> serde_json::Value {
     json!({
         "Repository": repo,
         "Tag": tag,
-        "ID": short_id(&image.id),
+        // A multi-platform image is known by its index digest.
+        "ID": short_id(if image.platforms.is_empty() { &image.id } else { &image.digest }),
         "Digest": image.digest,
         "CreatedAt": image.created.clone().unwrap_or_default(),
         "CreatedSince": created.map_or_else(|| String::from("N/A"), |c| human_since(now - c)),

@@ -157,6 +157,27 @@ fn a_two_platform_scratch_image_is_an_index_of_one_manifest_per_platform() {
     let inspect = t.stdout(&["inspect", "--format", "{{json .Platforms}}", "multi"]);
     assert_eq!(inspect.trim(), r#"["linux/amd64","linux/arm64"]"#);
 
+    // The index digest `-q` prints is the image's id: run, images.
+    let id = t.stdout(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        ctx.to_str().unwrap(),
+    ]);
+    let short: String = id
+        .trim()
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect();
+    assert!(t.stdout(&["images", "-q"]).contains(&short));
+    assert_eq!(
+        t.stdout(&["inspect", "--format", "{{.Index}}", &short])
+            .trim(),
+        id.trim()
+    );
+
     // Outputs that hold one image say why they cannot take two.
     let err = t
         .cmd(&[
