@@ -73,6 +73,9 @@ pub enum BuildError {
     /// RUN steps for a platform this machine cannot run.
     #[error(transparent)]
     Emulation(#[from] rbuild_executor::BinfmtError),
+    /// An `--annotation` that cannot be placed.
+    #[error("--annotation {0}")]
+    Annotation(String),
     /// An output that cannot hold a multi-platform image.
     #[error("a multi-platform build cannot be exported as {0}")]
     MultiPlatform(&'static str),

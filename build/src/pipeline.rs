@@ -40,6 +40,7 @@ pub fn build(
         [] => vec![host_platform()],
         asked => asked.to_vec(),
     };
+    let annotations = Annotations::split(&request.annotations)?;
     let (graphs, epoch, context_modes) = load(session, request, &platforms, &recorder, cancel)?;
     crate::platforms::check_emulation(&graphs)?;
     let graph = &graphs[0].1;
@@ -94,7 +95,6 @@ pub fn build(
     }
 
     let export = recorder.begin("exporting to image");
-    let annotations = Annotations::split(&request.annotations);
     // The store is an OCI layout, so images in it always use OCI media
     // types; `oci-mediatypes=false` applies where an image leaves it.
     let mut manifests = Vec::with_capacity(graphs.len());
@@ -112,7 +112,11 @@ pub fn build(
             annotations: annotations.manifest(platform),
             inline_cache: inline,
         };
-        let desc = export_image(session, own_graph, solved, request, image, epoch)?;
+        let mut desc = export_image(session, own_graph, solved, request, image, epoch)?;
+        let entry = annotations.descriptor(platform);
+        if graphs.len() > 1 && !entry.is_empty() {
+            desc.set_annotations(Some(entry.into_iter().collect()));
+        }
         manifests.push((desc, platform.clone()));
     }
     let manifest = match manifests.as_slice() {

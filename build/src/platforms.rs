@@ -79,44 +79,86 @@ pub(crate) fn check_emulation(graphs: &[(Platform, BuildGraph)]) -> Result<(), B
 
 /// `--annotation` values by where buildx places them: `index:key` on the
 /// index, `manifest:key` (or a bare `key`) on every manifest,
-/// `manifest[os/arch]:key` on that platform's manifest only.
+/// `manifest-descriptor:key` on every manifest's entry in the index, and
+/// `manifest[os/arch]:key` / `manifest-descriptor[os/arch]:key` on that
+/// platform's only.
 #[derive(Debug, Default)]
 pub(crate) struct Annotations {
     /// On the index of a multi-platform image.
     pub index: BTreeMap<String, String>,
-    /// On manifests: the platform they are for (`None`: all), key, value.
-    manifest: Vec<(Option<Platform>, String, String)>,
+    /// Per manifest: where, the platform (`None`: all), key, value.
+    per_manifest: Vec<(Placement, Option<Platform>, String, String)>,
+}
+
+/// Where a per-manifest annotation goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// In the manifest.
+    Manifest,
+    /// On the manifest's descriptor in the index.
+    Descriptor,
 }
 
 impl Annotations {
-    /// Sorts the request's annotations by their prefix.
-    pub fn split(given: &BTreeMap<String, String>) -> Self {
+    /// Sorts the request's annotations by their prefix; `index-descriptor`
+    /// (an OCI layout's own index.json) is refused, as unsupported.
+    pub fn split(given: &BTreeMap<String, String>) -> Result<Self, BuildError> {
         let mut out = Self::default();
         for (key, value) in given {
             let (scope, bare) = key.split_once(':').unwrap_or(("manifest", key));
-            let only = scope
-                .strip_prefix("manifest[")
-                .and_then(|s| s.strip_suffix(']'))
-                .and_then(|p| Platform::parse(p).ok());
-            match scope {
-                "index" => {
-                    out.index.insert(bare.to_string(), value.clone());
+            let (kind, only) = match scope.split_once('[') {
+                Some((kind, rest)) => {
+                    let p = rest.strip_suffix(']').and_then(|p| Platform::parse(p).ok());
+                    (kind, p.map(Some))
                 }
-                "manifest" => out.manifest.push((None, bare.to_string(), value.clone())),
-                _ if only.is_some() => out.manifest.push((only, bare.to_string(), value.clone())),
+                None => (scope, Some(None)),
+            };
+            let placement = match kind {
+                "index" if only == Some(None) => {
+                    out.index.insert(bare.to_string(), value.clone());
+                    continue;
+                }
+                "index-descriptor" => {
+                    return Err(BuildError::Annotation(format!(
+                        "{key}: index-descriptor annotations are not supported (use index: or manifest:)"
+                    )));
+                }
+                "manifest" => Placement::Manifest,
+                "manifest-descriptor" => Placement::Descriptor,
                 // A key with a colon of its own.
-                _ => out.manifest.push((None, key.clone(), value.clone())),
-            }
+                _ => {
+                    out.per_manifest
+                        .push((Placement::Manifest, None, key.clone(), value.clone()));
+                    continue;
+                }
+            };
+            let Some(only) = only else {
+                return Err(BuildError::Annotation(format!(
+                    "{key}: the platform in brackets is not one (manifest[linux/arm64]:KEY)"
+                )));
+            };
+            out.per_manifest
+                .push((placement, only, bare.to_string(), value.clone()));
         }
-        out
+        Ok(out)
     }
 
     /// The annotations of `platform`'s manifest.
     pub fn manifest(&self, platform: &Platform) -> BTreeMap<String, String> {
-        self.manifest
-            .iter()
-            .filter(|(only, _, _)| only.as_ref().is_none_or(|p| p == platform))
-            .map(|(_, k, v)| (k.clone(), v.clone()))
+        self.of(Placement::Manifest, platform)
+    }
+
+    /// The annotations of `platform`'s entry in the index.
+    pub fn descriptor(&self, platform: &Platform) -> BTreeMap<String, String> {
+        self.of(Placement::Descriptor, platform)
+    }
+
+    fn of(&self, placement: Placement, platform: &Platform) -> BTreeMap<String, String> {
+        (self.per_manifest.iter())
+            .filter(|(at, only, _, _)| {
+                *at == placement && only.as_ref().is_none_or(|p| p == platform)
+            })
+            .map(|(_, _, k, v)| (k.clone(), v.clone()))
             .collect()
     }
 }
@@ -160,10 +202,12 @@ mod tests {
                 ("b", "2"),
                 ("manifest[linux/arm64]:c", "3"),
                 ("urn:x", "4"),
+                ("manifest-descriptor:d", "5"),
+                ("manifest-descriptor[linux/arm64]:e", "6"),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string())),
         );
-        let a = Annotations::split(&given);
+        let a = Annotations::split(&given).unwrap();
         assert_eq!(
             a.index,
             BTreeMap::from([(
@@ -178,6 +222,17 @@ mod tests {
         };
         assert_eq!(keys("linux/amd64"), ["a", "b", "urn:x"]);
         assert_eq!(keys("linux/arm64"), ["a", "b", "c", "urn:x"]);
+        let entries = |p: &str| -> Vec<String> {
+            a.descriptor(&Platform::parse(p).unwrap())
+                .into_keys()
+                .collect()
+        };
+        assert_eq!(entries("linux/amd64"), ["d"]);
+        assert_eq!(entries("linux/arm64"), ["d", "e"]);
+        for refused in ["index-descriptor:k", "manifest[nonsense]:k"] {
+            let one = BTreeMap::from([(refused.to_string(), String::new())]);
+            assert!(Annotations::split(&one).is_err(), "{refused}");
+        }
     }
 
     #[test]

@@ -92,6 +92,8 @@ fn a_two_platform_scratch_image_is_an_index_of_one_manifest_per_platform() {
         "multi",
         "--annotation",
         "index:org.opencontainers.image.title=two",
+        "--annotation",
+        "manifest-descriptor[linux/arm64]:org.example.entry=arm",
         "-o",
         &format!("type=oci,dest={},tar=false", layout.display()),
         ctx.to_str().unwrap(),
@@ -117,6 +119,8 @@ fn a_two_platform_scratch_image_is_an_index_of_one_manifest_per_platform() {
     );
     let entries = index["manifests"].as_array().unwrap();
     assert_eq!(entries.len(), 2, "{index}");
+    assert_eq!(entries[0]["annotations"], serde_json::Value::Null);
+    assert_eq!(entries[1]["annotations"]["org.example.entry"], "arm");
     for (entry, arch) in entries.iter().zip(["amd64", "arm64"]) {
         assert_eq!(entry["platform"]["os"], "linux");
         assert_eq!(entry["platform"]["architecture"], arch);
