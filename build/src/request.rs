@@ -133,6 +133,11 @@ impl BuildResult {
             ]
             .map(|(k, v)| (k.to_string(), serde_json::Value::from(v))),
         );
+        // A multi-platform image has no one config: its id is the index's
+        // digest, and buildx writes no config digest for it either.
+        if self.image_id == self.digest() {
+            metadata.remove("containerimage.config.digest");
+        }
         let explained: Vec<serde_json::Value> = (self.steps.iter())
             .filter_map(|s| {
                 let cause = s.cause.as_ref()?;

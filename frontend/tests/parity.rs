@@ -409,3 +409,29 @@ fn onbuild_registers_a_trigger_without_a_history_entry() {
     );
     assert_eq!(g.history.len(), 1, "{:?}", g.history);
 }
+
+#[test]
+fn platform_args_are_known_only_where_buildkit_declares_them() {
+    // Global scope (FROM lines) sees them; a stage only the ARGs it declares.
+    let g = graph(
+        "FROM --platform=$BUILDPLATFORM scratch AS b\nFROM scratch\nARG TARGETARCH\nRUN echo $TARGETARCH $TARGETOS\n",
+    );
+    let Op::Exec(exec) = target_op(&g) else {
+        panic!("RUN lowers to an exec");
+    };
+    assert_eq!(exec.env, [PATH, "TARGETARCH=amd64"]);
+}
+
+#[test]
+fn a_from_platform_that_is_none_is_an_error_at_its_line() {
+    let e = error("FROM scratch\nFROM --platform=linux/amd64/v3/x scratch\nRUN true\n");
+    assert!(
+        e.starts_with("Dockerfile:2:1: FROM --platform: invalid platform"),
+        "{e}"
+    );
+    let e = error("ARG P=arm/v7\nFROM --platform=$P scratch\n");
+    assert!(
+        e.contains("is an architecture, not an operating system"),
+        "{e}"
+    );
+}

@@ -162,13 +162,24 @@ fn a_two_platform_scratch_image_is_an_index_of_one_manifest_per_platform() {
     assert_eq!(inspect.trim(), r#"["linux/amd64","linux/arm64"]"#);
 
     // The index digest `-q` prints is the image's id: run, images.
+    let metadata = t.path("metadata.json");
     let id = t.stdout(&[
         "build",
         "-q",
         "--platform",
         "linux/amd64,linux/arm64",
+        "--metadata-file",
+        metadata.to_str().unwrap(),
         ctx.to_str().unwrap(),
     ]);
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
+    assert_eq!(written["containerimage.digest"], id.trim());
+    assert_eq!(
+        written["containerimage.config.digest"],
+        serde_json::Value::Null,
+        "no one config"
+    );
     let short: String = id
         .trim()
         .trim_start_matches("sha256:")
