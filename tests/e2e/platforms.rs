@@ -290,6 +290,26 @@ fn a_foreign_run_goes_through_qemu_and_a_build_platform_stage_runs_once() {
         "arm64 RUN went through qemu"
     );
 
+    // One foreign platform alone: its image, its RUN under qemu.
+    let arm_only = t.path("arm-only");
+    t.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "arm64",
+        "-o",
+        &format!("type=local,dest={}", arm_only.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(arm_only.join("runs-on")).unwrap(),
+        "aarch64\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(arm_only.join("built-on")).unwrap(),
+        "x86_64\n"
+    );
+
     // rbuild run picks the platform asked for; arm64 runs under qemu.
     for (platform, machine) in [("linux/arm64", "aarch64\n"), ("linux/amd64", "x86_64\n")] {
         let shown = t.stdout(&[
