@@ -83,17 +83,24 @@ impl PendingSnapshot {
         if target.exists() {
             return Ok(());
         }
-        record_listing(&*self.disk, &self.root, id, &self.dir)?;
         let left_out = self.tmp.path().join("left-out");
-        if left_out.exists() {
-            let list = std::fs::read(&left_out).map_err(io_err("read", &left_out))?;
-            fsutil::write_atomic(
-                &*self.disk,
-                &self.root.join("tmp"),
-                &left_out_path(&self.root, id),
-                &list,
-            )?;
-        }
+        let list = match std::fs::read(&left_out) {
+            Ok(list) => Some(list),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err("read", &left_out)(e)),
+        };
+        // The listing and the left-out list are written at once: their
+        // syncs overlap (one journal commit where the filesystem groups
+        // them), a whole sync less on the way to every step's next one.
+        let disk = &*self.disk;
+        std::thread::scope(|scope| {
+            let listing = scope.spawn(|| record_listing(disk, &self.root, id, &self.dir));
+            if let Some(list) = &list {
+                let tmp = self.root.join("tmp");
+                fsutil::write_atomic(disk, &tmp, &left_out_path(&self.root, id), list)?;
+            }
+            listing.join().expect("the listing thread panicked")
+        })?;
         match self.disk.rename(&self.dir, &target) {
             Ok(()) => Ok(()),
             // Another process committed the same id meanwhile: the listing

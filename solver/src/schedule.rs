@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::future::{BoxFuture, FutureExt, try_join_all};
-use rbuild_cache::{BuildEntry, CacheKey, CacheRecord, KeyIngredients, Store};
+use rbuild_cache::{BuildEntry, CacheKey, CacheRecord, KeyIngredients, Store, StoreError};
 use rbuild_explain::{Cause, NoCache};
 use rbuild_frontend::graph::{BuildGraph, NodeId};
 use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use crate::context;
 use crate::dag::{Dag, Failure, Outcome, Vertices};
@@ -109,6 +110,12 @@ impl NodeResult {
     }
 }
 
+/// When a recorded result was made: a record that does not say
+/// (`created` 0) counts as new.
+fn made_at(created: i64) -> i64 {
+    if created > 0 { created } else { now_secs() }
+}
+
 /// Now, in Unix seconds.
 pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now()
@@ -143,6 +150,8 @@ pub struct Solver {
     stop: Arc<AtomicBool>,
     /// What a miss is explained with.
     why: Why,
+    /// Records being written (see [`Solver::record`]).
+    writes: Mutex<Vec<JoinHandle<Result<(), StoreError>>>>,
 }
 
 impl Solver {
@@ -214,6 +223,7 @@ impl Solver {
             first_of_key,
             stop: Arc::default(),
             why: Why::new(listings),
+            writes: Mutex::default(),
         })
     }
 
@@ -288,7 +298,9 @@ impl Solver {
                 solving.await
             }
         };
+        let written = me.written().await;
         let states = states.map_err(|f| me.failure_error(f))?;
+        written?;
         let results = targets.iter().zip(states);
         results
             .map(|(target, result)| me.target_result(&dag, target, result.state))
@@ -308,9 +320,7 @@ impl Solver {
             let (added, created) = match dag.outcome(node.0) {
                 Some(Ok(r)) => (r.added, r.created),
                 // Not realized because a later step was cached: read the record.
-                _ => self
-                    .cached(node.0)?
-                    .map_or((false, now_secs()), |r| (r.added, r.created)),
+                _ => self.recorded_layer(node.0)?.unwrap_or((false, now_secs())),
             };
             layer_added.push(added);
             layer_created.push(created);
@@ -411,15 +421,33 @@ impl Solver {
         Ok(found.or_else(|| self.imported(&self.records[i])))
     }
 
+    /// Whether node `i`'s recorded result added a layer, and when it was
+    /// made: for a node not realized because a later step was cached. Its
+    /// snapshots are not looked for (the later step's hit found its own,
+    /// these among them; checking every record's would make a cached
+    /// build of n steps look n² snapshots up).
+    fn recorded_layer(&self, i: usize) -> Result<Option<(bool, i64)>, SolveError> {
+        if self.opts.ignores_cache(i) {
+            return Ok(None);
+        }
+        let key = &self.records[i];
+        let found = match self.store.get_record(key)? {
+            Some(record) => {
+                self.store.touch_record(key)?;
+                Some((record.added, made_at(record.created)))
+            }
+            None => self.imported(key).map(|r| (r.added, r.created)),
+        };
+        Ok(found)
+    }
+
     /// The result an imported cache holds under `key`, if any.
     fn imported(&self, key: &CacheKey) -> Option<NodeResult> {
         let found = self.opts.imported.as_ref()?.lookup(key)?;
         Some(NodeResult {
             state: found.layers,
             added: found.added,
-            created: Some(found.created)
-                .filter(|&t| t > 0)
-                .unwrap_or_else(now_secs),
+            created: made_at(found.created),
         })
     }
 
@@ -454,10 +482,7 @@ impl Solver {
         Ok(Some(NodeResult {
             state: record.snapshots.into_iter().map(Layer::Snapshot).collect(),
             added: record.added,
-            // A record that does not say when it was made counts as new.
-            created: Some(record.created)
-                .filter(|&t| t > 0)
-                .unwrap_or_else(now_secs),
+            created: made_at(record.created),
         }))
     }
 
@@ -471,6 +496,26 @@ impl Solver {
     /// The dirs of snapshots `ids`, in order.
     pub(crate) fn snapshot_paths(&self, ids: &[String]) -> Vec<PathBuf> {
         ids.iter().map(|s| self.store.snapshot_path(s)).collect()
+    }
+
+    /// Records `record` under `key` on a blocking thread, so that its sync
+    /// is not on the way to the next step; the solve waits for every
+    /// record before it returns.
+    pub(crate) fn record(&self, key: CacheKey, record: CacheRecord) {
+        let store = self.store.clone();
+        let write = tokio::task::spawn_blocking(move || store.put_record(&key, &record));
+        self.writes.lock().expect("poisoned").push(write);
+    }
+
+    /// Waits for the records being written; the first failure.
+    async fn written(&self) -> Result<(), SolveError> {
+        let writes = std::mem::take(&mut *self.writes.lock().expect("poisoned"));
+        for write in writes {
+            write
+                .await
+                .map_err(|e| SolveError::Other(e.to_string()))??;
+        }
+        Ok(())
     }
 
     /// Whether the solve is stopping (cancelled, or a step failed): a

@@ -64,8 +64,8 @@ impl<'a> Step<'a> {
     }
 
     /// Keeps the changes as a snapshot if there are any, records the
-    /// result under the step's key (and `content_key`), and returns it on
-    /// `base`.
+    /// result under the step's key (and `content_key`; written while the
+    /// next steps go on), and returns it on `base`.
     pub(crate) fn commit(
         self,
         base: &NodeResult,
@@ -92,10 +92,7 @@ impl<'a> Step<'a> {
                 created,
                 ingredients: Some(ingredients),
             };
-            solver
-                .store()
-                .put_record(&key, &record)
-                .map_err(|e| e.to_string())?;
+            solver.record(key, record);
         }
         let mut state: State = match self.link {
             true => base.state.clone(),
