@@ -241,13 +241,54 @@ impl Command {
             "run" => Command::Run(RunCommand::parse(ins)?),
             "copy" | "add" => Command::Copy(CopyCommand::parse(ins)?),
             other => {
+                let hint = nearest_instruction(other)
+                    .map(|name| format!(" (did you mean {name}?)"))
+                    .unwrap_or_default();
                 return Err(format!(
-                    "unknown instruction: {}",
+                    "unknown instruction: {}{hint}",
                     quote::line(&other.to_ascii_uppercase())
                 ));
             }
         })
     }
+}
+
+/// Every instruction keyword, lower case, in BuildKit's `command` order.
+const INSTRUCTIONS: [&str; 18] = [
+    "add",
+    "arg",
+    "cmd",
+    "copy",
+    "entrypoint",
+    "env",
+    "expose",
+    "from",
+    "healthcheck",
+    "label",
+    "maintainer",
+    "onbuild",
+    "run",
+    "shell",
+    "stopsignal",
+    "user",
+    "volume",
+    "workdir",
+];
+
+/// The instruction an unknown (lower-cased) keyword most likely meant, as
+/// BuildKit suggests one: the first at the smallest Levenshtein distance,
+/// which must be under 3; named in lower case as BuildKit does.
+fn nearest_instruction(keyword: &str) -> Option<&'static str> {
+    let mut best = None;
+    let mut best_distance = 3;
+    for name in INSTRUCTIONS {
+        let distance = strsim::levenshtein(keyword, name);
+        if distance < best_distance {
+            best = Some(name);
+            best_distance = distance;
+        }
+    }
+    best
 }
 
 /// ENV/LABEL arguments (key, value, separator triples) as pairs.
@@ -352,5 +393,32 @@ impl CopyCommand {
             keep_git_dir: flags.bool("keep-git-dir")?,
             unpack: flags.optional_bool("unpack")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nearest_instruction;
+
+    #[test]
+    fn a_keyword_within_two_edits_names_the_instruction_it_resembles() {
+        assert_eq!(nearest_instruction("coppy"), Some("copy"));
+        assert_eq!(nearest_instruction("runn"), Some("run"));
+        assert_eq!(nearest_instruction("workdri"), Some("workdir"));
+        assert_eq!(nearest_instruction("entrypont"), Some("entrypoint"));
+    }
+
+    #[test]
+    fn a_keyword_three_edits_from_every_instruction_gets_no_suggestion() {
+        assert_eq!(nearest_instruction("frobnicate"), None);
+        assert_eq!(nearest_instruction("xyz"), None);
+    }
+
+    #[test]
+    fn the_nearest_wins_and_a_tie_goes_to_the_first_in_buildkit_order() {
+        // One edit from COPY, two from CMD.
+        assert_eq!(nearest_instruction("cpy"), Some("copy"));
+        // One edit from both ADD and ARG.
+        assert_eq!(nearest_instruction("ard"), Some("add"));
     }
 }
