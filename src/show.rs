@@ -7,6 +7,7 @@ pub fn human_since(seconds: i64) -> String {
     const DAY: i64 = 24 * HOUR;
     let ago = match seconds {
         s if s < 1 => String::from("Less than a second"),
+        1 => String::from("1 second"),
         s if s < MINUTE => format!("{s} seconds"),
         s if s < 2 * MINUTE => String::from("About a minute"),
         s if s < HOUR => format!("{} minutes", s / MINUTE),
@@ -42,6 +43,7 @@ mod tests {
 
     #[test]
     fn human_times_ago() {
+        assert_eq!(human_since(1), "1 second ago");
         assert_eq!(human_since(30), "30 seconds ago");
         assert_eq!(human_since(90), "About a minute ago");
         assert_eq!(human_since(3 * 3600), "3 hours ago");
