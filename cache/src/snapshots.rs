@@ -74,6 +74,40 @@ impl PendingSnapshot {
         &self.work
     }
 
+    /// Whether the snapshot holds only directories that its left-out list
+    /// (see [`left_out`]) names: directories overlayfs copied up for a
+    /// step that changed nothing in them (a RUN's mount points, made and
+    /// removed again). Its layer would be empty, and over the layers below
+    /// it shows nothing they do not: such a step adds no layer. Visits at
+    /// most one entry more than the list holds.
+    pub fn only_unchanged_dirs(&self) -> Result<bool, StoreError> {
+        let path = self.tmp.path().join("left-out");
+        let list = match std::fs::read(&path) {
+            Ok(list) => list,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        let left_out: HashSet<&Path> = list
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| Path::new(std::ffi::OsStr::from_bytes(p)))
+            .collect();
+        let mut dirs = vec![PathBuf::new()];
+        while let Some(rel) = dirs.pop() {
+            let dir = self.dir.join(&rel);
+            for entry in std::fs::read_dir(&dir).map_err(io_err("read", &dir))? {
+                let entry = entry.map_err(io_err("read", &dir))?;
+                let kind = entry.file_type().map_err(io_err("stat", &entry.path()))?;
+                let child = rel.join(entry.file_name());
+                if !kind.is_dir() || !left_out.contains(child.as_path()) {
+                    return Ok(false);
+                }
+                dirs.push(child);
+            }
+        }
+        Ok(true)
+    }
+
     /// Makes the snapshot visible under `id` (atomic rename) after its
     /// listing is recorded. If `id` already exists, the pending one is
     /// discarded and `Ok` returned.
@@ -152,4 +186,35 @@ pub(crate) fn record_listing(
         &listing_path(root, id),
         &listing.encode(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+
+    #[test]
+    fn only_directories_the_left_out_list_names_make_a_snapshot_of_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let pending = store.new_snapshot().unwrap();
+        let fs = pending.dir().to_path_buf();
+        std::fs::create_dir_all(fs.join("etc/ssl")).unwrap();
+        assert!(!pending.only_unchanged_dirs().unwrap(), "no list: changed");
+
+        let list = fs.with_file_name("left-out");
+        std::fs::write(&list, "etc\0").unwrap();
+        assert!(
+            !pending.only_unchanged_dirs().unwrap(),
+            "etc/ssl is not listed"
+        );
+        std::fs::write(&list, "etc\0etc/ssl\0").unwrap();
+        assert!(pending.only_unchanged_dirs().unwrap());
+
+        std::fs::write(fs.join("etc/ssl/new"), "").unwrap();
+        std::fs::write(&list, "etc\0etc/ssl\0etc/ssl/new\0").unwrap();
+        assert!(
+            !pending.only_unchanged_dirs().unwrap(),
+            "a listed file keeps its snapshot"
+        );
+    }
 }

@@ -220,3 +220,30 @@ fn run_mounts_cache_tmpfs_bind_and_secret() {
         "a required secret that is missing fails the build: {stderr}"
     );
 }
+
+/// A RUN that changes nothing (overlayfs only copied up the directory of
+/// its mount points) adds no layer, as BuildKit drops an empty one: its
+/// history entry is empty and the next RUN still sees every file.
+#[test]
+fn a_run_that_changes_nothing_adds_no_layer() {
+    let t = TestContext::new();
+    t.make_busybox("busybox");
+    let ctx = t.context(
+        "nothing",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN true\nRUN echo x > /etc/x\nRUN true\nRUN cat /etc/x /etc/passwd >/dev/null\n",
+        )],
+    );
+    t.ok(&["build", "-q", "-t", "nothing", ctx.to_str().unwrap()]);
+    let (base, image) = (t.config("busybox"), t.config("nothing"));
+    let layers = |c: &serde_json::Value| c["rootfs"]["diff_ids"].as_array().unwrap().len();
+    assert_eq!(layers(&image), layers(&base) + 1, "only the RUN that wrote");
+    let history = image["history"].as_array().unwrap();
+    let empty: Vec<bool> = history[history.len() - 4..]
+        .iter()
+        .map(|h| h["empty_layer"] == true)
+        .collect();
+    assert_eq!(empty, [true, false, true, true], "{history:?}");
+    assert_eq!(sh(&t, "nothing", "cat /etc/x"), "x\n");
+}

@@ -73,10 +73,19 @@ impl<'a> Step<'a> {
     ) -> Result<NodeResult, String> {
         let (solver, i) = (self.solver, self.i);
         let upper = self.pending.dir();
-        let added = std::fs::read_dir(upper)
+        let changed = std::fs::read_dir(upper)
             .map_err(|e| format!("read {}: {e}", upper.display()))?
             .next()
             .is_some();
+        // A step that left only unchanged copied-up directories (`RUN
+        // true`: its mount points' /etc) adds no layer, as BuildKit drops
+        // a layer whose diff is empty; its snapshot is not kept either, so
+        // the next step's overlay does not grow by a layer of nothing.
+        let added = changed
+            && !self
+                .pending
+                .only_unchanged_dirs()
+                .map_err(|e| e.to_string())?;
         let mut snapshots = self.base;
         if added {
             let id = snapshot_id(solver, i);
