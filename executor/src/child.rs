@@ -7,8 +7,9 @@
 
 use std::ffi::{CStr, c_int};
 
+use crate::console::Console;
 use crate::plan::{MountKind, Plan};
-use crate::sys;
+use crate::sys::{self, cvt};
 
 /// File descriptors the child works with (all opened by the parent).
 #[derive(Clone, Copy)]
@@ -17,8 +18,9 @@ pub struct Fds {
     pub error: c_int,
     /// stdin/stdout/stderr for the process, when redirected.
     pub stdio: Option<[c_int; 3]>,
-    /// A pty slave that becomes the controlling terminal.
-    pub tty: Option<c_int>,
+    /// The terminal to open in the sandbox, whose slave becomes the
+    /// process's controlling terminal and stdio.
+    pub console: Option<Console>,
 }
 
 /// What the clone callback receives.
@@ -36,14 +38,6 @@ macro_rules! try_sys {
             Err(err) => sys::fail($fd, $what, err),
         }
     };
-}
-
-fn cvt(rc: c_int) -> Result<c_int, c_int> {
-    if rc < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    } else {
-        Ok(rc)
-    }
 }
 
 /// Opens (creating when missing) a path below `root` given its prefixes;
@@ -248,6 +242,13 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
         );
         try_sys!(efd, c"chdir to /", cvt(libc::chdir(c"/".as_ptr())));
         libc::close(root);
+        let tty = args.fds.console.as_ref().map(|console| {
+            try_sys!(
+                efd,
+                c"open the sandbox's terminal",
+                crate::console::open_and_send(console)
+            )
+        });
         if let Some(fd) = plan.net_ready {
             wait_for_network(fd, efd);
         }
@@ -257,7 +258,7 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
             // --init; rbuild, outside the pid namespace, waits for it.
             let empty: libc::sigset_t = std::mem::zeroed();
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            exec_process(args);
+            exec_process(args, tty);
         }
         // --init: block signals, fork the process, then wait.
         let mut all: libc::sigset_t = std::mem::zeroed();
@@ -278,14 +279,14 @@ pub extern "C" fn main(arg: *mut libc::c_void) -> c_int {
         if child == 0 {
             let empty: libc::sigset_t = std::mem::zeroed();
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            exec_process(args);
+            exec_process(args, tty);
         }
         if let Some(fds) = args.fds.stdio {
             for fd in fds {
                 libc::close(fd);
             }
         }
-        if let Some(tty) = args.fds.tty {
+        if let Some(tty) = tty {
             libc::close(tty);
         }
         libc::close(efd);
@@ -464,13 +465,14 @@ pub const EXIT_NOT_FOUND: c_int = 127;
 /// Exit code of a sandbox whose program could not be executed (Docker's).
 pub const EXIT_CANNOT_EXECUTE: c_int = 126;
 
-/// The process: stdio, identity, capabilities, then exec.
-unsafe fn exec_process(args: &Args<'_>) -> ! {
+/// The process: stdio (the terminal `tty` when there is one), identity,
+/// capabilities, then exec.
+unsafe fn exec_process(args: &Args<'_>, tty: Option<c_int>) -> ! {
     let plan = args.plan;
     let efd = args.fds.error;
     // SAFETY: system calls on values prepared by the parent.
     unsafe {
-        if let Some(tty) = args.fds.tty {
+        if let Some(tty) = tty {
             libc::setsid();
             try_sys!(
                 efd,

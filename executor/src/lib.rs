@@ -37,6 +37,7 @@ mod caps;
 mod cgroup;
 mod child;
 mod cleanup;
+mod console;
 mod external;
 mod init;
 mod masks;
@@ -436,7 +437,7 @@ pub fn run_with(
 
     let (err_r, err_w) = pipe()?;
     let mut capture = None;
-    let mut tty_master = None;
+    let mut console_socket = None;
     let mut keep: Vec<OwnedFd> = Vec::new();
     let fds = match spec.stdio {
         Stdio::Capture => {
@@ -449,13 +450,13 @@ pub fn run_with(
             child::Fds {
                 error: err_w.as_raw_fd(),
                 stdio: Some(stdio),
-                tty: None,
+                console: None,
             }
         }
         Stdio::Inherit => child::Fds {
             error: err_w.as_raw_fd(),
             stdio: None,
-            tty: None,
+            console: None,
         },
         Stdio::NoInput => {
             let devnull = std::fs::File::open("/dev/null").map_err(setup("open /dev/null"))?;
@@ -464,25 +465,22 @@ pub fn run_with(
             child::Fds {
                 error: err_w.as_raw_fd(),
                 stdio: Some(stdio),
-                tty: None,
+                console: None,
             }
         }
         Stdio::Tty | Stdio::TtyNoInput => {
-            let winsize = terminal_size();
-            let pty = nix::pty::openpty(winsize.as_ref(), None)
-                .map_err(setup("open a pseudo-terminal"))?;
-            nix::fcntl::fcntl(
-                &pty.master,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            )
-            .map_err(setup("pty"))?;
-            let slave = pty.slave.as_raw_fd();
-            keep.push(pty.slave);
-            tty_master = Some(pty.master);
+            let (ours, theirs) =
+                console::socket_pair().map_err(setup("make the terminal's socket"))?;
+            let socket = theirs.as_raw_fd();
+            keep.push(theirs);
+            console_socket = Some(ours);
             child::Fds {
                 error: err_w.as_raw_fd(),
                 stdio: None,
-                tty: Some(slave),
+                console: Some(console::Console {
+                    socket,
+                    winsize: terminal_size(),
+                }),
             }
         }
     };
@@ -521,6 +519,18 @@ pub fn run_with(
     let _registered = cleanup::register(pid, dir);
     drop(keep);
     drop(err_w);
+    let tty_master = match console_socket.as_ref().map(console::receive_master) {
+        Some(Err(e)) => {
+            // SAFETY: signalling our own child, then reaping it.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = wait(pid);
+            return Err(ExecError::Setup(format!(
+                "receive the sandbox's terminal: {e}"
+            )));
+        }
+        Some(Ok(master)) => master,
+        None => None,
+    };
     let _raw = tty_master.as_ref().and_then(|_| stdio::RawMode::enter());
     if let Some((out, err)) = capture {
         stdio::capture(out, err, output);
@@ -617,16 +627,11 @@ fn system_files(
 }
 
 /// The caller's terminal size, for a new pty.
-fn terminal_size() -> Option<nix::pty::Winsize> {
+fn terminal_size() -> Option<libc::winsize> {
+    // SAFETY: a zeroed winsize is valid; TIOCGWINSZ fills it.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ fills a winsize.
     let rc = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
-    (rc == 0).then_some(nix::pty::Winsize {
-        ws_row: ws.ws_row,
-        ws_col: ws.ws_col,
-        ws_xpixel: ws.ws_xpixel,
-        ws_ypixel: ws.ws_ypixel,
-    })
+    (rc == 0).then_some(ws)
 }
 
 /// Ignores SIGINT and SIGQUIT while an interactive process runs (it gets

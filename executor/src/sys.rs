@@ -50,6 +50,11 @@ fn check(rc: c_long) -> SysResult<c_long> {
     if rc < 0 { Err(errno()) } else { Ok(rc) }
 }
 
+/// A libc return value as a result: negative is the errno.
+pub fn cvt(rc: c_int) -> SysResult<c_int> {
+    if rc < 0 { Err(errno()) } else { Ok(rc) }
+}
+
 /// Opens `path` below `root` as if `root` were `/` (symlinks included).
 pub fn open_in_root(root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int> {
     let how = OpenHow {

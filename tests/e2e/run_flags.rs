@@ -200,6 +200,21 @@ fn dash_t_is_a_terminal_with_term_and_no_stray_bytes() {
 }
 
 #[test]
+fn dash_t_is_a_terminal_of_the_sandbox_s_own_devpts() {
+    let t = with_busybox();
+    // The terminal is opened in the sandbox's devpts, so it has a name
+    // there (a host pty would be "not a tty"), with --init as without.
+    for flags in [&["-t"][..], &["-t", "--init"]] {
+        let out = run_sh(&t, flags, "tty; ls -1 /dev/pts");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "/dev/pts/0\r\n0\r\nptmx\r\n",
+            "{flags:?}"
+        );
+    }
+}
+
+#[test]
 fn exit_codes_are_dockers_126_and_127() {
     let t = with_busybox();
     let code = |args: &[&str]| t.cmd(args).output().unwrap().status.code();
