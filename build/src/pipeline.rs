@@ -105,6 +105,7 @@ pub fn build(
             graph: &graph,
             targets: &[target.node],
             records: &records,
+            steps: &[],
         };
         let inline = remote_cache::inline(session, request, &own_steps, &solved.state)?;
         let image = PlatformImage {
@@ -161,10 +162,12 @@ pub fn build(
     }
     recorder.end(export);
     let roots: Vec<NodeId> = targets.iter().map(|t| t.node).collect();
+    let steps = previous::build_steps(&graph, &records, &platforms[0].to_string());
     let all_steps = SolvedSteps {
         graph: &graph,
         targets: &roots,
         records: &records,
+        steps: &steps,
     };
     remote_cache::export(
         session,
@@ -174,13 +177,7 @@ pub fn build(
         epoch,
         &recorder,
     )?;
-    previous::record_build(
-        session,
-        request,
-        &graph,
-        &records,
-        &platforms[0].to_string(),
-    )?;
+    previous::record_build(session, request, steps)?;
     let image_id = match manifests.len() {
         1 => StoredImage::read(&session.store, &digest)?.config_digest,
         _ => digest,
@@ -345,6 +342,9 @@ fn solve(
         .await?;
         if let Some(previous) = previous::previous_build(session, request) {
             solver.compare_with(previous);
+        }
+        if let Some(imported) = imported {
+            solver.compare_with_cache(imported.steps());
         }
         let records = solver.records().to_vec();
         match solver.solve_all(plan.targets, cancel.cancelled()).await {

@@ -27,19 +27,16 @@ pub(crate) fn previous_build(session: &Session, request: &BuildRequest) -> Optio
     found.ok().flatten()
 }
 
-/// Records the build of `request` (of `graph`, whose nodes' results are
-/// recorded under `records`, for `platform` where a node names none) as
-/// the latest of its tags and of its Dockerfile and target: each step's
-/// identity, text and record key.
-pub(crate) fn record_build(
-    session: &Session,
-    request: &BuildRequest,
+/// The steps of `graph` (whose nodes' results are recorded under
+/// `records`, for `platform` where a node names none): each step's
+/// identity, text and record key, as the index and a cache export keep
+/// them.
+pub(crate) fn build_steps(
     graph: &BuildGraph,
     records: &[CacheKey],
     platform: &str,
-) -> Result<(), BuildError> {
-    let (dockerfile, target) = index_keys(request);
-    let steps = (graph.nodes.iter().zip(records))
+) -> Vec<BuildStep> {
+    (graph.nodes.iter().zip(records))
         .filter_map(|(node, key)| {
             let info = node.step.as_ref()?;
             Some(BuildStep {
@@ -51,7 +48,17 @@ pub(crate) fn record_build(
                 key: key.clone(),
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Records the build of `request` (its [`build_steps`]) as the latest of
+/// its tags and of its Dockerfile and target.
+pub(crate) fn record_build(
+    session: &Session,
+    request: &BuildRequest,
+    steps: Vec<BuildStep>,
+) -> Result<(), BuildError> {
+    let (dockerfile, target) = index_keys(request);
     let entry = BuildEntry {
         created: crate::time::now_secs(),
         steps,

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use rbuild_cache::CacheKey;
+use rbuild_cache::{BuildStep, CacheKey};
 use rbuild_frontend::graph::{BuildGraph, NodeId, Op};
-use rbuild_remote_cache::{CacheTarget, ImportedCaches, Mode};
+use rbuild_remote_cache::{CacheTarget, Held, ImportedCaches, Mode};
 use rbuild_solver::{LAYOUT_PREFIX, Layer};
 
 use crate::events::{Event, Recorder};
@@ -50,6 +50,9 @@ pub(crate) struct SolvedSteps<'a> {
     pub targets: &'a [NodeId],
     /// Each node's record key, in graph order.
     pub records: &'a [CacheKey],
+    /// The instructions' steps (identity, text, key), which an export
+    /// keeps with its records (none for an inline cache).
+    pub steps: &'a [BuildStep],
 }
 
 /// The record keys an export of `mode` holds: with `min`, the steps each
@@ -60,6 +63,7 @@ pub(crate) fn export_keys(solved: &SolvedSteps, mode: Mode) -> Vec<CacheKey> {
         graph,
         targets,
         records,
+        ..
     } = solved;
     let is_step = |i: usize| matches!(graph.nodes[i].op, Op::Exec(_) | Op::File(_));
     let mut keys = Vec::new();
@@ -119,7 +123,10 @@ pub(crate) fn export(
             session.images.client(),
             &session.images,
             imported,
-            &keys,
+            Held {
+                keys: &keys,
+                steps: solved.steps,
+            },
             epoch,
             spec,
         ));
@@ -213,6 +220,7 @@ mod tests {
             graph: &graph,
             targets: &[graph.target],
             records: &records,
+            steps: &[],
         };
         let min = steps(export_keys(&solved, Mode::Min));
         let max = steps(export_keys(&solved, Mode::Max));

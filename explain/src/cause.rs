@@ -80,6 +80,14 @@ pub enum Cause {
     /// Something else of its definition changed: an earlier SHELL, USER,
     /// WORKDIR, the platform, or an option that is not in its text.
     Definition,
+    /// The cause against the step's record in a cache source: this store
+    /// had no previous build of the step, the cache did.
+    Cached {
+        /// The cache source, as `--cache-from` named it.
+        source: String,
+        /// What differs from its record there.
+        found: Box<Cause>,
+    },
 }
 
 /// One changed path of a copy's sources.
@@ -202,6 +210,9 @@ impl fmt::Display for Cause {
             Cause::Definition => f.write_str(
                 "its definition changed (an earlier SHELL, USER or WORKDIR, the platform, or an option)",
             ),
+            Cause::Cached { source, found } => {
+                write!(f, "{found} (previous build from cache {source})")
+            }
         }
     }
 }

@@ -50,6 +50,16 @@ pub enum Previous<'a> {
         /// the ingredients).
         ingredients: Option<&'a KeyIngredients>,
     },
+    /// No earlier build on this store had it (or its record is gone); a
+    /// cache source (`--cache-from`) recorded it.
+    Cached {
+        /// The cache source, as `--cache-from` named it.
+        source: &'a str,
+        /// Its instruction then.
+        instruction: &'a str,
+        /// What its key was computed from.
+        ingredients: &'a KeyIngredients,
+    },
 }
 
 /// The cause of `step`'s miss, the first of, most specific first:
@@ -71,6 +81,20 @@ pub fn explain(
     }
     let (instruction, old) = match *previous {
         Previous::None => return Cause::NeverRan,
+        Previous::Cached {
+            source,
+            instruction,
+            ingredients,
+        } => {
+            let recorded = Previous::Recorded {
+                instruction,
+                ingredients: Some(ingredients),
+            };
+            return Cause::Cached {
+                source: source.to_string(),
+                found: Box::new(explain(step, &recorded, no_cache, lists)),
+            };
+        }
         Previous::Gone {
             instruction,
             pruned,

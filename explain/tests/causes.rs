@@ -95,6 +95,26 @@ fn a_step_no_earlier_build_had_never_ran() {
 }
 
 #[test]
+fn a_step_only_a_cache_source_recorded_is_compared_with_it_and_says_so() {
+    let old = ingredients();
+    let mut new = ingredients();
+    new.vars = vec![var("VERSION", VarOrigin::Arg, "2.0")];
+    let previous = Previous::Cached {
+        source: "registry.example/cache:main",
+        instruction: TEXT,
+        ingredients: &old,
+    };
+    let cause = explain(&step(&new), &previous, NoCache::Off, &|_| None);
+    assert_eq!(
+        cause.to_string(),
+        r#"build arg VERSION changed: "1.0" → "2.0" (previous build from cache registry.example/cache:main)"#
+    );
+    // --no-cache still comes first.
+    let forced = explain(&step(&new), &previous, NoCache::All, &|_| None);
+    assert_eq!(forced, Cause::NoCache);
+}
+
+#[test]
 fn a_changed_instruction_shows_the_old_and_new_text() {
     let new = ingredients();
     let previous = Previous::Recorded {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use futures::TryStreamExt;
 use oci_spec::image::Descriptor;
-use rbuild_cache::{CacheKey, Store};
+use rbuild_cache::{BuildStep, CacheKey, Store};
 use rbuild_exporter::{Compression, ExportOptions, export_layer, recompress};
 use rbuild_image::manifest::{descriptor, image_manifest};
 use rbuild_image::media;
@@ -38,7 +38,18 @@ pub struct ExportReport {
     pub manifest: String,
 }
 
-/// Writes the results of `keys` as the cache `spec` asks for. A key whose
+/// What an export holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Held<'a> {
+    /// The record keys whose results it holds.
+    pub keys: &'a [CacheKey],
+    /// The build's steps (identity, text, key): those whose records carry
+    /// ingredients are kept with them, to explain a later build's misses.
+    pub steps: &'a [BuildStep],
+}
+
+/// Writes the results of the `held` keys, and their steps, as the cache
+/// `spec` asks for. A key whose
 /// result is neither in the store nor in `imported` is left out. Layers
 /// built from snapshots are made with `epoch` (the build's
 /// `SOURCE_DATE_EPOCH`), as the image's are, so a build from the cache
@@ -48,14 +59,14 @@ pub async fn export(
     client: &Client,
     images: &ImageResolver,
     imported: Option<&ImportedCaches>,
-    keys: &[CacheKey],
+    held: Held<'_>,
     epoch: Option<i64>,
     spec: &CacheExport,
 ) -> Result<ExportReport, CacheError> {
     if spec.target == CacheTarget::Inline {
         return Err(inline_refused());
     }
-    let mut keys = keys.to_vec();
+    let mut keys = held.keys.to_vec();
     keys.sort();
     keys.dedup();
     let (local, elsewhere): (Vec<CacheKey>, Vec<CacheKey>) = keys.into_iter().partition(|k| {
@@ -109,7 +120,7 @@ pub async fn export(
         };
         entries.push((entry, layers));
     }
-    let config = assemble(entries);
+    let config = assemble(entries, held.steps);
     write(store, client, spec, &config).await
 }
 
@@ -163,9 +174,22 @@ fn local_entries(
 }
 
 /// The config of `entries`: layers listed once each, in first use order;
-/// entries sorted by key.
-fn assemble(mut entries: Vec<(CacheEntry, Vec<CacheLayer>)>) -> CacheConfig {
+/// entries sorted by key; the `steps` of entries with ingredients (what
+/// a miss is explained with), sorted.
+fn assemble(mut entries: Vec<(CacheEntry, Vec<CacheLayer>)>, steps: &[BuildStep]) -> CacheConfig {
     entries.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+    let explained = |key: &CacheKey| {
+        (entries.binary_search_by(|(e, _)| e.key.cmp(key)))
+            .is_ok_and(|i| entries[i].0.ingredients.is_some())
+    };
+    let mut steps: Vec<BuildStep> = (steps.iter())
+        .filter(|s| explained(&s.key))
+        .cloned()
+        .collect();
+    steps.sort_by(|a, b| {
+        (&a.stage, a.ordinal, &a.platform).cmp(&(&b.stage, b.ordinal, &b.platform))
+    });
+    steps.dedup();
     let mut layers: Vec<CacheLayer> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let records = entries
@@ -187,6 +211,7 @@ fn assemble(mut entries: Vec<(CacheEntry, Vec<CacheLayer>)>) -> CacheConfig {
         version: FORMAT_VERSION,
         layers,
         records,
+        steps,
     }
 }
 
@@ -326,14 +351,48 @@ mod tests {
 
     #[test]
     fn shared_layers_are_listed_once_and_entries_sorted_by_key() {
-        let config = assemble(vec![
-            (entry('b'), vec![layer('1'), layer('2'), layer('3')]),
-            (entry('a'), vec![layer('1'), layer('2')]),
-        ]);
+        let config = assemble(
+            vec![
+                (entry('b'), vec![layer('1'), layer('2'), layer('3')]),
+                (entry('a'), vec![layer('1'), layer('2')]),
+            ],
+            &[],
+        );
         let keys: Vec<&str> = config.records.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["a".repeat(64), "b".repeat(64)]);
         assert_eq!(config.layers, [layer('1'), layer('2'), layer('3')]);
         assert_eq!(config.records[0].layers, [0, 1]);
         assert_eq!(config.records[1].layers, [0, 1, 2]);
+    }
+
+    #[test]
+    fn only_the_steps_of_records_with_ingredients_are_kept() {
+        let step = |c: char, ordinal| BuildStep {
+            stage: String::from("stage-0"),
+            ordinal,
+            platform: String::from("linux/amd64"),
+            instruction: format!("COPY {c} /"),
+            key: entry(c).key,
+        };
+        let mut explained = entry('b');
+        explained.ingredients = Some(rbuild_cache::KeyIngredients {
+            version: rbuild_cache::INGREDIENTS_VERSION,
+            platform: String::from("linux/amd64"),
+            definition: String::from("d"),
+            inputs: Vec::new(),
+            vars: Vec::new(),
+            remotes: Vec::new(),
+            base_image: None,
+        });
+        let steps = [step('b', 3), step('a', 2), step('c', 4)];
+        let config = assemble(
+            vec![
+                (explained, vec![layer('1')]),
+                (entry('a'), vec![layer('1')]),
+            ],
+            &steps,
+        );
+        // 'a' has no ingredients, 'c' is not in the cache.
+        assert_eq!(config.steps, [step('b', 3)]);
     }
 }

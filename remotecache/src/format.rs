@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use rbuild_cache::{CacheKey, KeyIngredients};
+use rbuild_cache::{BuildStep, CacheKey, KeyIngredients};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CacheError;
@@ -30,6 +30,12 @@ pub struct CacheConfig {
     pub layers: Vec<CacheLayer>,
     /// One entry per cache key, sorted by key.
     pub records: Vec<CacheEntry>,
+    /// The build steps whose records carry ingredients: identity (stage,
+    /// ordinal, platform), instruction text and key, so that a build
+    /// whose store has no previous build of a step explains its miss
+    /// against this cache. Absent in caches written before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<BuildStep>,
 }
 
 /// One layer blob of the cache.
@@ -166,6 +172,7 @@ mod tests {
                 created: 5,
                 ingredients: None,
             }],
+            steps: Vec::new(),
         }
     }
 

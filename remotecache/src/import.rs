@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 
 use oci_spec::image::ImageManifest;
-use rbuild_cache::{BlobInfo, CacheKey, Store};
+use rbuild_cache::{BlobInfo, CacheKey, KeyIngredients, Store};
 use rbuild_image::manifest::parse_manifest;
 use rbuild_image::media;
 use rbuild_registry::{Client, MAX_MANIFEST_BYTES, Platform, Reference};
-use rbuild_solver::{ImportedCache, ImportedResult, LAYOUT_PREFIX, Layer};
+use rbuild_solver::{ImportedCache, ImportedResult, ImportedStep, LAYOUT_PREFIX, Layer};
 
 use crate::error::{CacheError, io_err};
 use crate::format::{CONFIG_MEDIA_TYPE, CacheConfig};
@@ -27,6 +27,8 @@ pub struct ImportedCaches {
     /// Per source: the `registry/repository` its blobs can be mounted
     /// from, for a registry source.
     mounts: Vec<Option<String>>,
+    /// The steps the sources recorded, with their records' ingredients.
+    steps: Vec<ImportedStep>,
 }
 
 impl ImportedCaches {
@@ -38,6 +40,13 @@ impl ImportedCaches {
     /// Whether no source holds any key.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The steps the sources recorded (the first source's first), each
+    /// with its record's ingredients: what a miss is explained with when
+    /// the store has no previous build of the step.
+    pub fn steps(&self) -> &[ImportedStep] {
+        &self.steps
     }
 
     /// Whether `message` names a layer blob of an imported cache (a failed
@@ -78,6 +87,7 @@ pub async fn import(
         store: store.clone(),
         entries: HashMap::new(),
         mounts: Vec::new(),
+        steps: Vec::new(),
     };
     let mut errors = Vec::new();
     let loaded = futures::future::join_all(sources.iter().map(|s| load(client, platform, s))).await;
@@ -114,6 +124,18 @@ impl ImportedCaches {
                 diff_id: l.diff_id.clone(),
             })
             .collect();
+        let recorded: HashMap<&CacheKey, &KeyIngredients> = (source.config.records.iter())
+            .filter_map(|e| Some((&e.key, e.ingredients.as_ref()?)))
+            .collect();
+        for step in &source.config.steps {
+            if let Some(&ingredients) = recorded.get(&step.key) {
+                self.steps.push(ImportedStep {
+                    step: step.clone(),
+                    ingredients: ingredients.clone(),
+                    source: source.reference.clone(),
+                });
+            }
+        }
         for entry in source.config.records {
             let result = ImportedResult {
                 layers: entry.layers.iter().map(|&i| layers[i].clone()).collect(),

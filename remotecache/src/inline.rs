@@ -108,6 +108,8 @@ pub fn from_image(
             })
             .collect(),
         records: inline.records,
+        // An inline cache keeps no steps: the image config stays small.
+        steps: Vec::new(),
     };
     let listed: Vec<(String, u64)> = (config.layers.iter())
         .map(|l| (l.digest.clone(), l.size))

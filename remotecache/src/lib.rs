@@ -14,6 +14,7 @@
 //!   ```json
 //!   {"layers":[{"diff_id":"sha256:…","digest":"sha256:…","media_type":"…tar+zstd","size":123}],
 //!    "records":[{"added":true,"created":1700000000,"ingredients":{…},"key":"<64 hex>","layers":[0,1]}],
+//!    "steps":[{"instruction":"COPY src/ /src/","key":"<64 hex>","ordinal":4,"platform":"linux/amd64","stage":"stage-0"}],
 //!    "version":1}
 //!   ```
 //!   `layers` lists every layer blob, in the manifest's order; each record
@@ -22,7 +23,11 @@
 //!   layers less the last when it `added` one), whether the step added a
 //!   layer, when the result was made (so the image history, and so the
 //!   image, come out the same), and the key's ingredients (checksums,
-//!   digests, the platform: what `--explain` compares).
+//!   digests, the platform, the variables a step uses: what `--explain`
+//!   compares). `steps` (optional; a reader before it ignores it) names
+//!   the build step of each record with ingredients: stage, instruction
+//!   position, platform and text, so a store with no previous build of a
+//!   step explains its miss against the cache.
 //! - `layers`: the layer blobs, compressed as `compression=` says (zstd by
 //!   default for built layers; base image layers as pulled).
 //!
@@ -40,11 +45,14 @@
 //!
 //! Whoever can read the cache can read every exported layer: with
 //! `mode=max` that includes intermediate stages (sources, build tools,
-//! anything a build stage wrote to its filesystem). Besides layers, only
-//! hashes: cache keys, the blake3 of each step's definition, checksums of
-//! the context files a step reads, base image digests, the platform. No
-//! file names, commands or build-arg values are written, and cache mounts
-//! (`RUN --mount=type=cache`) and secrets are never exported.
+//! anything a build stage wrote to its filesystem). Besides layers:
+//! hashes (cache keys, the blake3 of each step's definition, checksums of
+//! the context files a step reads, base image digests), the platform, the
+//! values of the build args and ENV variables each step uses (a
+//! credential-looking name's only as a digest), and each step's stage
+//! name and instruction text (a RUN's command as written). No file names
+//! are written, and cache mounts (`RUN --mount=type=cache`) and secrets
+//! are never exported.
 //!
 //! # Import and export
 //!
@@ -65,7 +73,7 @@ mod layout;
 mod spec;
 
 pub use error::CacheError;
-pub use export::{ExportReport, export};
+pub use export::{ExportReport, Held, export};
 pub use format::{
     BUILDKIT_CONFIG_MEDIA_TYPE, CONFIG_MEDIA_TYPE, CacheConfig, CacheEntry, CacheLayer,
     FORMAT_VERSION,

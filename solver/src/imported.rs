@@ -3,7 +3,7 @@
 //! [`ImportedCache`]. Its layers are [`Layer::Blob`]s, fetched only when a
 //! step must run on them or an output needs their bytes.
 
-use rbuild_cache::CacheKey;
+use rbuild_cache::{BuildStep, CacheKey, KeyIngredients};
 
 use crate::state::Layer;
 
@@ -22,4 +22,16 @@ pub struct ImportedResult {
 pub trait ImportedCache: Send + Sync + std::fmt::Debug {
     /// The result recorded under `key`, if a source has one.
     fn lookup(&self, key: &CacheKey) -> Option<ImportedResult>;
+}
+
+/// A step a cache source recorded with its result: a build whose store
+/// has no previous build of the step explains its miss against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedStep {
+    /// Its identity (stage, ordinal, platform), text and record key.
+    pub step: BuildStep,
+    /// What that key was computed from.
+    pub ingredients: KeyIngredients,
+    /// The cache it came from, as `--cache-from` named it.
+    pub source: String,
 }

@@ -48,7 +48,7 @@ pub fn checksum_dir(
     )
 }
 pub use image::{ImageResolver, LAYOUT_PREFIX, PulledImage};
-pub use imported::{ImportedCache, ImportedResult};
+pub use imported::{ImportedCache, ImportedResult, ImportedStep};
 pub use modes::ContextModes;
 pub use progress::{Progress, VertexStatus};
 pub use rbuild_explain::Cause;

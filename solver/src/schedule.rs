@@ -20,7 +20,7 @@ use crate::context;
 use crate::dag::{Dag, Failure, Outcome, Vertices};
 use crate::error::SolveError;
 use crate::image::ImageResolver;
-use crate::imported::ImportedCache;
+use crate::imported::{ImportedCache, ImportedStep};
 use crate::keys;
 use crate::layered::HostTree;
 use crate::modes::ContextModes;
@@ -232,6 +232,13 @@ impl Solver {
     /// Dockerfile and target; without it, each never ran before.
     pub fn compare_with(&mut self, previous: BuildEntry) {
         self.why.compare_with(&self.store, previous);
+    }
+
+    /// Explains a step that `compare_with` has no record of against the
+    /// same step among `steps`, those the cache sources recorded (the
+    /// first source's first).
+    pub fn compare_with_cache(&mut self, steps: &[ImportedStep]) {
+        self.why.compare_with_cache(steps);
     }
 
     /// The platform node `i` is for: its own, else the target's.

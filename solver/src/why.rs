@@ -1,6 +1,7 @@
 //! Why a step runs: on a miss (and only then), the step's ingredients are
 //! compared with those of the same step (stage and instruction ordinal) of
-//! the previous build (see `rbuild_explain`); the context selections this
+//! the previous build (see `rbuild_explain`), else of the records the
+//! cache sources (`--cache-from`) carry; the context selections this
 //! build checksummed are listed (path → digest) so that a later build can
 //! name the files that changed, and a step that ran keeps its lists in
 //! the store.
@@ -12,12 +13,23 @@ use rbuild_explain::{Cause, NoCache, Previous, Step};
 use rbuild_frontend::graph::{BuildGraph, Op};
 
 use crate::context::{Listing, listed_path};
+use crate::imported::ImportedStep;
+
+/// A step's identity across builds: stage, instruction ordinal, platform.
+type StepId = (String, usize, String);
+
+fn step_id(s: &BuildStep) -> StepId {
+    (s.stage.clone(), s.ordinal, s.platform.clone())
+}
 
 /// What a solve explains its misses with.
 #[derive(Default)]
 pub(crate) struct Why {
     /// The previous build's steps by (stage, ordinal, platform).
-    previous: HashMap<(String, usize, String), BuildStep>,
+    previous: HashMap<StepId, BuildStep>,
+    /// The steps the cache sources recorded, by (stage, ordinal,
+    /// platform): compared with when the previous build has no record.
+    cached: HashMap<StepId, ImportedStep>,
     /// When a prune last removed records.
     pruned: Option<i64>,
     /// This build's context selections by checksum.
@@ -50,10 +62,18 @@ impl Why {
     /// Dockerfile and target.
     pub(crate) fn compare_with(&mut self, store: &Store, previous: BuildEntry) {
         let steps = previous.steps.into_iter();
-        let id = |s: &BuildStep| (s.stage.clone(), s.ordinal, s.platform.clone());
-        self.previous = steps.map(|s| (id(&s), s)).collect();
+        self.previous = steps.map(|s| (step_id(&s), s)).collect();
         // Unknown, a gone record still reads as pruned.
         self.pruned = store.last_prune().ok().flatten();
+    }
+
+    /// Also explains against `steps`, those the cache sources recorded
+    /// (the first of an identity kept), where the previous build has no
+    /// record of a step.
+    pub(crate) fn compare_with_cache(&mut self, steps: &[ImportedStep]) {
+        for step in steps {
+            (self.cached.entry(step_id(&step.step))).or_insert_with(|| step.clone());
+        }
     }
 
     /// Why node `i` (a step whose record key is `record`) runs; `None`
@@ -75,15 +95,21 @@ impl Why {
         );
         let before = self.previous.get(&id);
         let record = before.and_then(|b| store.get_record(&b.key).ok().flatten());
-        let previous = match (before, &record) {
-            (None, _) => Previous::None,
-            (Some(b), Some(r)) if r.snapshots.iter().all(|s| store.has_snapshot(s)) => {
+        let cached = self.cached.get(&id);
+        let previous = match (before, &record, cached) {
+            (Some(b), Some(r), _) if r.snapshots.iter().all(|s| store.has_snapshot(s)) => {
                 Previous::Recorded {
                     instruction: &b.instruction,
                     ingredients: r.ingredients.as_ref(),
                 }
             }
-            (Some(b), _) => Previous::Gone {
+            (_, _, Some(c)) => Previous::Cached {
+                source: &c.source,
+                instruction: &c.step.instruction,
+                ingredients: &c.ingredients,
+            },
+            (None, _, None) => Previous::None,
+            (Some(b), _, None) => Previous::Gone {
                 instruction: &b.instruction,
                 pruned: self.pruned,
             },

@@ -233,3 +233,47 @@ fn each_platform_of_a_build_is_compared_with_its_own_previous_step() {
         );
     }
 }
+
+#[test]
+fn a_store_with_only_a_cache_source_compares_with_its_records() {
+    let registry = rbuild_registry::testing::TestRegistry::start();
+    let (publisher, ctx) = setup();
+    // Both stores pull the base from the registry: the same digest.
+    let base = format!("{}/base/busybox", registry.addr);
+    publisher.ok(&["tag", "busybox", &base]);
+    publisher.ok(&["push", "-q", &base]);
+    let a = TestContext::new();
+    let dockerfile = DOCKERFILE.replace("FROM busybox", &format!("FROM {base}"));
+    std::fs::write(ctx.join("Dockerfile"), &dockerfile).unwrap();
+    let cache = format!("{}/cache/app:main", registry.addr);
+    build(
+        &a,
+        &ctx,
+        &["--cache-to", &format!("type=registry,ref={cache}")],
+    );
+
+    // Store B is empty: no previous build, only A's cache records.
+    let b = TestContext::new();
+    std::fs::write(ctx.join("src/b.txt"), "B\n").unwrap();
+    let log = build(
+        &b,
+        &ctx,
+        &["--cache-from", &cache, "--build-arg", "VERSION=2"],
+    );
+    // The cache has no file lists: the checksum tells, not the file.
+    let from = format!("(previous build from cache {cache})");
+    assert_eq!(
+        cause(&log, COPY),
+        Some(&*format!("the content of its sources changed {from}")),
+        "{log}"
+    );
+    assert_eq!(
+        cause(&log, RUN),
+        Some(&*format!(r#"build arg VERSION changed: "1" → "2" {from}"#)),
+        "{log}"
+    );
+    // An empty store without the cache: nothing to compare with.
+    let c = TestContext::new();
+    let log = build(&c, &ctx, &[]);
+    assert_eq!(cause(&log, COPY), Some("never ran before on this store"));
+}
