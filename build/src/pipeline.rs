@@ -108,8 +108,9 @@ pub fn build(
             steps: &[],
         };
         let inline = remote_cache::inline(session, request, &own_steps, &solved.state)?;
+        let config_platform = config_platform(request, own_graph, platform)?;
         let image = PlatformImage {
-            platform,
+            platform: &config_platform,
             annotations: annotations.manifest(platform),
             inline_cache: inline,
         };
@@ -387,6 +388,22 @@ fn check_entitlements(
         }
     }
     Ok(())
+}
+
+/// The platform an image's config names, as BuildKit's: the target
+/// platform asked for; without `--platform`, that of the final stage's
+/// base image (a final `FROM --platform=X image` gives an X image).
+fn config_platform(
+    request: &BuildRequest,
+    graph: &BuildGraph,
+    target: &Platform,
+) -> Result<Platform, BuildError> {
+    match (&graph.base_platform, request.platforms.is_empty()) {
+        // The frontend names platforms as `Platform` formats them.
+        (Some(base), true) => Platform::parse(base)
+            .map_err(|e| rbuild_solver::SolveError::Other(e.to_string()).into()),
+        _ => Ok(target.clone()),
+    }
 }
 
 /// What an image is for besides its solved state.

@@ -46,6 +46,14 @@ pub struct BuildGraph {
     /// One-line notices for the user about what the build does not do
     /// (e.g. `# check=` build checks).
     pub warnings: Vec<String>,
+    /// The platform the target stage's base image was resolved for when
+    /// it is not the target platform: a final `FROM --platform=X image`
+    /// (or FROM a stage that is one). BuildKit's image config then names
+    /// X when no target platform was asked for (an asked one always
+    /// wins); `None` for a scratch-based target (BuildKit's empty image
+    /// is the target platform's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_platform: Option<String>,
 }
 
 /// One vertex of the graph.

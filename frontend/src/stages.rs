@@ -193,6 +193,15 @@ impl<'a> Stages<'a> {
         Ok(Base::Image(base))
     }
 
+    /// What stage `i` starts from through its chain of stages: scratch
+    /// or a registry image.
+    pub fn root(&self, df: &Dockerfile, i: usize, meta: &Vars) -> Result<Base, FrontendError> {
+        match self.base(df, i, meta)? {
+            Base::Stage(j) => self.root(df, j, meta),
+            other => Ok(other),
+        }
+    }
+
     /// The platform stage `i` is for, as BuildKit's dispatcher sets it: a
     /// stage FROM an earlier stage is for that stage's platform; else its
     /// `FROM --platform` (expanded with `meta`, normalised), else the
@@ -276,8 +285,8 @@ impl<'a> Stages<'a> {
 }
 
 /// The registry images (ARGs expanded) that the stages the target needs
-/// start FROM or read with `--from`, each for its stage's platform, in
-/// first-use order.
+/// start FROM (each for its stage's platform) or read with `--from` (for
+/// the target platform), in first-use order.
 pub(crate) fn base_images(
     df: &Dockerfile,
     opts: &BuildOptions,
@@ -288,13 +297,16 @@ pub(crate) fn base_images(
     let target = stages.target(df, opts)?;
     let mut out = Vec::new();
     for i in stages.needed(df, target, &meta)? {
-        let platform = stages.platform(df, i, &meta, opts)?;
-        for d in stages.dependencies(df, i, &meta)? {
+        let stage_platform = stages.platform(df, i, &meta, opts)?;
+        // The base first: for the stage's platform; a `--from` image for
+        // the target's (see `Lowerer::named_source`).
+        for (k, d) in stages.dependencies(df, i, &meta)?.into_iter().enumerate() {
             if let Base::Image(name) = d {
-                let wanted = BaseImage {
-                    name,
-                    platform: platform.clone(),
+                let platform = match k {
+                    0 => stage_platform.clone(),
+                    _ => opts.platform.clone(),
                 };
+                let wanted = BaseImage { name, platform };
                 if !out.contains(&wanted) {
                     out.push(wanted);
                 }

@@ -294,6 +294,7 @@ mod tests {
             unused_build_args: Vec::new(),
             author: None,
             warnings: Vec::new(),
+            base_platform: None,
         }
     }
 

@@ -24,19 +24,20 @@ fn scratch_config() -> ImageConfig {
 }
 
 impl Lowerer<'_> {
-    /// The node of registry image `name` for the current stage's
-    /// platform (one per image and platform), and its resolution. Made
-    /// for a stage's FROM (`step`: `[stage 1/N]`), it is named as that
-    /// step; for a `--from`, `[internal] load …`.
+    /// The node of registry image `name` for `platform` (one per image
+    /// and platform), and its resolution. Made for a stage's FROM
+    /// (`step`: `[stage 1/N]`), it is named as that step; for a
+    /// `--from`, `[internal] load …`.
     pub(super) fn image_node(
         &mut self,
         name: &str,
+        platform: String,
         ins: &Instruction,
         step: Option<&str>,
     ) -> Result<(NodeId, ResolvedImage), FrontendError> {
         let wanted = BaseImage {
             name: name.to_string(),
-            platform: self.platform.clone(),
+            platform,
         };
         let image = self.images.get(&wanted).cloned().ok_or_else(|| {
             self.err(
@@ -51,6 +52,7 @@ impl Lowerer<'_> {
         if let Some(n) = self.image_nodes.get(&wanted) {
             return Ok((*n, image));
         }
+        let stage_platform = std::mem::replace(&mut self.platform, wanted.platform.clone());
         let n = self.add(
             Op::Image(ImageSource {
                 reference: image.reference.clone(),
@@ -64,11 +66,16 @@ impl Lowerer<'_> {
             },
             Some(ins),
         );
+        self.platform = stage_platform;
         self.image_nodes.insert(wanted, n);
         Ok((n, image))
     }
 
-    /// The node a `--from` (COPY, or a RUN mount) names: a stage or an image.
+    /// The node a `--from` (COPY, or a RUN mount) names: a stage or an
+    /// image. An image is always the target platform's, whatever the
+    /// stage's (BuildKit makes it a stage of its own without
+    /// `--platform`): `COPY --from=alpine` in a `$BUILDPLATFORM` stage
+    /// copies from the target platform's alpine.
     pub(super) fn named_source(
         &mut self,
         stage: usize,
@@ -77,7 +84,10 @@ impl Lowerer<'_> {
     ) -> Result<NodeId, FrontendError> {
         match self.stages.named(name, stage) {
             Base::Stage(j) => Ok(self.stage(j)?.node),
-            Base::Image(name) => Ok(self.image_node(&name, ins, None)?.0),
+            Base::Image(name) => {
+                let target = self.opts.platform.clone();
+                Ok(self.image_node(&name, target, ins, None)?.0)
+            }
             Base::Scratch => unreachable!("a --from name is a stage or an image"),
         }
     }
@@ -154,7 +164,8 @@ impl Lowerer<'_> {
                 s
             }
             Base::Image(name) => {
-                let (node, image) = self.image_node(&name, from, Some(step))?;
+                let platform = self.platform.clone();
+                let (node, image) = self.image_node(&name, platform, from, Some(step))?;
                 StageState {
                     node,
                     env: Vars::from_env(&image.config.env),

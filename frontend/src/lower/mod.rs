@@ -21,7 +21,7 @@ use crate::graph::{
     BuildGraph, ContextSource, Location, Node, NodeId, Op, StepInfo, UsedVar, VarOrigin,
 };
 use crate::instructions::Command;
-use crate::stages::Stages;
+use crate::stages::{Base, Stages};
 use crate::vars::{Vars, expand_one, instruction_error};
 use crate::{BaseImage, BuildOptions, Dockerfile, FrontendError, ResolvedImage, quote};
 
@@ -338,6 +338,12 @@ pub(crate) fn lower(
         String::from("[internal] load build context"),
         None,
     );
+    let base_platform = match l.stages.root(df, target, &l.meta)? {
+        Base::Image(_) => {
+            Some(l.stages.platform(df, target, &l.meta, opts)?).filter(|p| *p != opts.platform)
+        }
+        Base::Scratch | Base::Stage(_) => None,
+    };
     // No stage reads the target (only earlier stages), so it is not kept.
     let state = l.lower_stage(target)?;
     let includes = std::mem::take(&mut l.includes);
@@ -373,6 +379,7 @@ pub(crate) fn lower(
                 )
             })
             .collect(),
+        base_platform,
     })
 }
 
