@@ -78,8 +78,8 @@ declare -A T B S
 for w in ${WORKLOADS//,/ }; do
   for tool in rbuild buildkit11; do
     for run in $(seq "$RUNS"); do
-      ctx=$TMP/$w-$tool-$run
-      rm -rf "$ctx"; cp -a "$TMP/src/$w" "$ctx"
+      ctx=$TMP/$tool-$run/$w
+      rm -rf "$ctx"; mkdir -p "$TMP/$tool-$run"; cp -a "$TMP/src/$w" "$ctx"
       cache=$REG/cache/$tool-$w:$TAG-$run
       empty "$tool" "$TMP/a"
       T[$w,$tool,A]+="$(seconds machine_a "$tool" "$ctx" "$cache") "
@@ -111,6 +111,7 @@ done
 
 m() { local v; v=$(tr ' ' '\n' <<<"$1" | grep -v '^$'); grep -q FAIL <<<"$v" && echo FAIL || median <<<"$v"; }
 ratio() { [[ $1 == FAIL || $2 == FAIL ]] && echo - || echo "scale=2; $1 / $2" | bc; }
+[ -n "${RAW:-}" ] && for k in "${!T[@]}"; do echo "raw $k: ${T[$k]}"; done
 echo "remote cache, CI scenario: medians of $RUNS (seconds; bytes = blob bytes the registry sent during B)"
 echo
 echo "| workload | scenario | rbuild | BuildKit 0.11.6 | rbuild/BuildKit | rbuild bytes | BuildKit bytes |"
