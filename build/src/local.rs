@@ -41,6 +41,16 @@ pub enum LookupError {
     /// The store has no image of that name.
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    /// `--platform` names a platform the image is not for.
+    #[error("image {name} has no {wanted} image (it has {has})")]
+    NoSuchPlatform {
+        /// The image's name as given.
+        name: String,
+        /// The platform asked for.
+        wanted: String,
+        /// The platforms it has, comma-separated.
+        has: String,
+    },
 }
 
 /// An image of the store.
@@ -86,6 +96,62 @@ pub fn find(store: &Store, text: &str) -> Result<LocalImage, LookupError> {
         manifest: found.manifest,
         id: found.id,
         index: found.index,
+    })
+}
+
+/// The image `text` names, as [`find`]; with `platform`, that
+/// platform's image of a multi-platform one (an error naming the
+/// platforms it has when it has not that one), as `docker image inspect
+/// --platform` and `docker history --platform` choose. A single-platform
+/// image must be for `platform`.
+pub fn find_for(
+    store: &Store,
+    text: &str,
+    platform: Option<&Platform>,
+) -> Result<LocalImage, LookupError> {
+    let mut found = find(store, text)?;
+    let Some(wanted) = platform else {
+        return Ok(found);
+    };
+    let missing = |has: Vec<String>| LookupError::NoSuchPlatform {
+        name: text.to_string(),
+        wanted: wanted.to_string(),
+        has: has.join(", "),
+    };
+    match &found.index {
+        Some(index) => {
+            let (entries, platforms) = index_entries(store, index)?;
+            let at = platforms.iter().position(|p| *p == wanted.to_string());
+            let Some(at) = at else {
+                return Err(missing(platforms));
+            };
+            let digest = entries[at].digest().to_string();
+            let manifest =
+                parse_manifest(&store.read_blob(&digest)?, &format!("manifest {digest}"))?;
+            found.id = manifest.config().digest().to_string();
+            found.manifest = entries[at].clone();
+        }
+        None => {
+            let config = read_config(store, text, &found.id)?;
+            let own = Platform::new(
+                &config.os,
+                &config.architecture,
+                config.variant.as_deref().unwrap_or_default(),
+            );
+            if own != *wanted {
+                return Err(missing(vec![own.to_string()]));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The config `digest` of the image named `text`.
+fn read_config(store: &Store, text: &str, digest: &str) -> Result<ConfigFile, LookupError> {
+    serde_json::from_slice(&store.read_blob(digest)?).map_err(|source| LookupError::Config {
+        name: text.to_string(),
+        digest: digest.to_string(),
+        source,
     })
 }
 
@@ -205,7 +271,8 @@ pub struct Inspection {
     /// The manifest (rbuild's field).
     pub manifest: ImageManifest,
     /// For a multi-platform image, its index's digest (rbuild's field);
-    /// the rest describes the host platform's image, else the first.
+    /// the rest describes the host platform's image (else the first), or
+    /// `--platform`'s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<String>,
     /// For a multi-platform image, its platforms in the index's order
@@ -228,20 +295,17 @@ pub struct HistoryStep {
     pub comment: String,
 }
 
-/// The history of the image `text` names, newest step first, each with
-/// the size of its layer.
-pub fn history(store: &Store, text: &str) -> Result<Vec<HistoryStep>, LookupError> {
-    let found = find(store, text)?;
+/// The history of the image `text` names (`platform`'s, see
+/// [`find_for`]), newest step first, each with the size of its layer.
+pub fn history(
+    store: &Store,
+    text: &str,
+    platform: Option<&Platform>,
+) -> Result<Vec<HistoryStep>, LookupError> {
+    let found = find_for(store, text, platform)?;
     let digest = found.manifest.digest().to_string();
     let manifest = parse_manifest(&store.read_blob(&digest)?, &format!("manifest {digest}"))?;
-    let config: ConfigFile =
-        serde_json::from_slice(&store.read_blob(&found.id)?).map_err(|source| {
-            LookupError::Config {
-                name: text.to_string(),
-                digest: found.id.clone(),
-                source,
-            }
-        })?;
+    let config = read_config(store, text, &found.id)?;
     let mut layers = manifest.layers().iter();
     let mut steps: Vec<HistoryStep> = config
         .history
@@ -271,9 +335,14 @@ pub struct RootFsView {
     pub layers: Vec<String>,
 }
 
-/// The image `text` names, for `rbuild inspect`.
-pub fn inspect(store: &Store, text: &str) -> Result<Inspection, LookupError> {
-    let found = find(store, text)?;
+/// The image `text` names (`platform`'s, see [`find_for`]), for
+/// `rbuild inspect`.
+pub fn inspect(
+    store: &Store,
+    text: &str,
+    platform: Option<&Platform>,
+) -> Result<Inspection, LookupError> {
+    let found = find_for(store, text, platform)?;
     let digest = found.manifest.digest().to_string();
     let manifest = parse_manifest(
         &store.read_blob(&digest)?,
@@ -341,7 +410,15 @@ mod tests {
     fn store_with_busybox() -> (tempfile::TempDir, Store, Descriptor) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let config = store.put_blob(CONFIG).unwrap();
+        let desc = put_image(&store, CONFIG);
+        store.tag("busybox", &desc).unwrap();
+        (dir, store, desc)
+    }
+
+    /// An image of `config` and a 5-byte layer written to `store`; its
+    /// manifest's descriptor.
+    fn put_image(store: &Store, config: &[u8]) -> Descriptor {
+        let config = store.put_blob(config).unwrap();
         let layer = store.put_blob(b"layer").unwrap();
         let manifest = image_manifest(
             media::OCI_MANIFEST,
@@ -350,9 +427,52 @@ mod tests {
             &Default::default(),
         );
         let blob = store.put_blob(&to_canonical_json(&manifest)).unwrap();
-        let desc = descriptor(media::OCI_MANIFEST, &blob.digest, blob.size).unwrap();
-        store.tag("busybox", &desc).unwrap();
-        (dir, store, desc)
+        descriptor(media::OCI_MANIFEST, &blob.digest, blob.size).unwrap()
+    }
+
+    #[test]
+    fn platform_selects_an_image_of_a_multi_platform_one() {
+        let (_dir, store, amd64) = store_with_busybox();
+        let arm64 = put_image(
+            &store,
+            br#"{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:aa"]},"history":[{"created_by":"RUN arm64 step"}]}"#,
+        );
+        let pairs = [
+            (amd64, Platform::parse("linux/amd64").unwrap()),
+            (arm64.clone(), Platform::parse("linux/arm64").unwrap()),
+        ];
+        let index = rbuild_exporter::write_index(&store, &pairs, &BTreeMap::new()).unwrap();
+        store.tag("multi", &index).unwrap();
+        let arm = Platform::parse("arm64").unwrap();
+
+        let shown = inspect(&store, "multi", Some(&arm)).unwrap();
+        assert_eq!(shown.architecture, "arm64");
+        assert_eq!(shown.digest, arm64.digest().to_string());
+        assert_eq!(shown.id, shown.manifest.config().digest().to_string());
+        assert_eq!(shown.index, Some(index.digest().to_string()));
+        assert_eq!(shown.platforms, ["linux/amd64", "linux/arm64"]);
+        let steps = history(&store, "multi", Some(&arm)).unwrap();
+        assert_eq!(steps.len(), 1);
+        assert_eq!(steps[0].created_by, "RUN arm64 step");
+        assert_eq!(steps[0].size, 5);
+
+        let v7 = Platform::parse("linux/arm/v7").unwrap();
+        let e = inspect(&store, "multi", Some(&v7)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "image multi has no linux/arm/v7 image (it has linux/amd64, linux/arm64)"
+        );
+        // A single-platform image is shown only for its own platform.
+        let e = history(&store, "busybox", Some(&arm)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "image busybox has no linux/arm64 image (it has linux/amd64)"
+        );
+        let amd = Platform::parse("linux/amd64").unwrap();
+        assert_eq!(
+            inspect(&store, "busybox", Some(&amd)).unwrap().architecture,
+            "amd64"
+        );
     }
 
     #[test]
@@ -373,7 +493,7 @@ mod tests {
     #[test]
     fn inspection_shows_the_config_as_stored() {
         let (_dir, store, _) = store_with_busybox();
-        let shown = inspect(&store, "docker.io/library/busybox").unwrap();
+        let shown = inspect(&store, "docker.io/library/busybox", None).unwrap();
         assert_eq!(shown.repo_tags, ["busybox:latest"]);
         assert_eq!(shown.repo_digests, [format!("busybox@{}", shown.digest)]);
         assert_eq!(shown.config["Cmd"][0], "sh");

@@ -8,6 +8,7 @@ use clap::Args;
 use rbuild_build::local;
 use rbuild_build::time::{now_secs, parse_rfc3339};
 use rbuild_cache::Store;
+use rbuild_image::Platform;
 
 use crate::show::{human_since, human_size};
 
@@ -18,6 +19,12 @@ pub struct HistoryArgs {
     #[arg(long)]
     no_trunc: bool,
 
+    /// Of a multi-platform image, this platform's (`linux/arm64`,
+    /// `arm64`; the host's, else the first, by default), as `docker
+    /// history --platform`; a single-platform image must be for it.
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+
     /// The image.
     image: String,
 }
@@ -26,7 +33,8 @@ pub struct HistoryArgs {
 pub fn run(root: &Path, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
     let now = now_secs();
-    let steps = local::history(&store, &args.image)?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
+    let steps = local::history(&store, &args.image, platform.as_ref())?;
     outln!(
         "{:<16} {:<46} {:>10}   COMMENT",
         "CREATED",

@@ -70,7 +70,7 @@ impl Filter {
                 None => Filter::Label(value.to_string(), None),
             },
             "before" | "since" => {
-                let image = local::inspect(store, value)?;
+                let image = local::inspect(store, value, None)?;
                 let secs = image
                     .created
                     .as_deref()

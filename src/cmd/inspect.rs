@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use rbuild_build::local;
 use rbuild_cache::Store;
+use rbuild_image::Platform;
 use rbuild_image::json::to_canonical_json_pretty;
 
 use crate::template::Template;
@@ -19,6 +20,12 @@ pub struct InspectArgs {
     #[arg(short = 'f', long = "format", value_name = "TEMPLATE")]
     format: Option<String>,
 
+    /// Of a multi-platform image, this platform's (`linux/arm64`,
+    /// `arm64`; the host's, else the first, by default), as `docker image
+    /// inspect --platform`; a single-platform image must be for it.
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+
     /// Images to show.
     #[arg(required = true)]
     images: Vec<String>,
@@ -28,10 +35,11 @@ pub struct InspectArgs {
 /// inspect`'s shape, or each image through `--format`.
 pub fn run(root: &Path, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(root)?;
+    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
     let shown = args
         .images
         .iter()
-        .map(|image| local::inspect(&store, image))
+        .map(|image| local::inspect(&store, image, platform.as_ref()))
         .collect::<Result<Vec<_>, _>>()?;
     match &args.format {
         Some(format) => {
