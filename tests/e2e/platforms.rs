@@ -557,3 +557,74 @@ fn one_cache_export_holds_every_platform_for_an_empty_store() {
     }
     assert_eq!(first, configs(&u), "the same images");
 }
+
+#[test]
+fn a_final_from_platform_stage_names_its_platform_unless_one_is_asked_for() {
+    let t = TestContext::new();
+    let base = t.context(
+        "base",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH /f\n",
+            ),
+            // Layers of 2048 and 2560 bytes tell the platforms' histories apart.
+            ("amd64", "amd64\n"),
+            ("arm64", &"arm64\n".repeat(100)),
+        ],
+    );
+    let base = base.to_str().unwrap();
+    t.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        "base2",
+        base,
+    ]);
+    let format = "{{.Architecture}}";
+    // inspect and history pick a platform of the index with --platform.
+    let shown = t.stdout(&["inspect", "--platform", "arm64", "-f", format, "base2"]);
+    assert_eq!(shown.trim(), "arm64");
+    let steps = t.stdout(&["history", "--platform", "linux/arm64", "base2"]);
+    assert!(steps.contains("2.560kB"), "{steps}");
+    let steps = t.stdout(&["history", "--platform", "linux/amd64", "base2"]);
+    assert!(steps.contains("2.048kB"), "{steps}");
+    let out = t
+        .cmd(&["inspect", "--platform", "linux/arm/v7", "base2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("it has linux/amd64, linux/arm64"), "{err}");
+
+    // As BuildKit: without --platform the config is the final stage's
+    // base's platform; an asked-for target platform wins over it.
+    let ctx = t.context(
+        "final",
+        &[(
+            "Dockerfile",
+            "FROM --platform=linux/arm64 base2\nLABEL final=1\n",
+        )],
+    );
+    let ctx = ctx.to_str().unwrap();
+    t.ok(&["build", "-q", "-t", "implicit", ctx]);
+    assert_eq!(
+        t.stdout(&["inspect", "-f", format, "implicit"]).trim(),
+        "arm64"
+    );
+    t.ok(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64",
+        "-t",
+        "explicit",
+        ctx,
+    ]);
+    assert_eq!(
+        t.stdout(&["inspect", "-f", format, "explicit"]).trim(),
+        "amd64"
+    );
+}
