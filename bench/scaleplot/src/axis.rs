@@ -45,9 +45,11 @@ impl LogAxis {
     }
 }
 
-/// A tick's label: `1k`, `250k`, `0.05`, `2`.
+/// A tick's label: `1M`, `1k`, `250k`, `0.05`, `2`.
 pub fn label(value: f64) -> String {
-    if value >= 1000.0 {
+    if value >= 1_000_000.0 {
+        format!("{}M", trim(value / 1_000_000.0))
+    } else if value >= 1000.0 {
         format!("{}k", trim(value / 1000.0))
     } else {
         trim(value)
@@ -96,7 +98,8 @@ mod tests {
     }
 
     #[test]
-    fn labels_use_k_for_thousands() {
+    fn labels_use_k_and_m_for_thousands_and_millions() {
+        assert_eq!(label(1_000_000.0), "1M");
         assert_eq!(label(250_000.0), "250k");
         assert_eq!(label(2000.0), "2k");
         assert_eq!(label(0.5), "0.5");

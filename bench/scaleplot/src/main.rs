@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
 enum Metric {
     /// Median wall-clock seconds.
     Seconds,
-    /// Median peak RSS in megabytes (only where measured).
+    /// Median peak RSS in mebibytes (only where measured).
     RssMb,
 }
 
@@ -106,7 +106,7 @@ fn panel(rows: &[Row], kind: &str, title: &str, x_name: &str, metric: Metric) ->
     }
     let y_name = match metric {
         Metric::Seconds => "seconds (median)",
-        Metric::RssMb => "peak RSS, MB (median)",
+        Metric::RssMb => "peak RSS, MiB (median)",
     };
     Panel {
         title: title.to_string(),
