@@ -3,22 +3,23 @@
 
 use std::ffi::c_int;
 
-/// The 14 capabilities a Docker container keeps by default.
-pub const DEFAULT: &[(&str, c_int)] = &[
-    ("CAP_CHOWN", 0),
-    ("CAP_DAC_OVERRIDE", 1),
-    ("CAP_FOWNER", 3),
-    ("CAP_FSETID", 4),
-    ("CAP_KILL", 5),
-    ("CAP_SETGID", 6),
-    ("CAP_SETUID", 7),
-    ("CAP_SETPCAP", 8),
-    ("CAP_NET_BIND_SERVICE", 10),
-    ("CAP_NET_RAW", 13),
-    ("CAP_SYS_CHROOT", 18),
-    ("CAP_MKNOD", 27),
-    ("CAP_AUDIT_WRITE", 29),
-    ("CAP_SETFCAP", 31),
+/// The 14 capabilities a Docker container keeps by default (their numbers
+/// are in [`ALL`]).
+const DEFAULT: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SYS_CHROOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_WRITE",
+    "CAP_SETFCAP",
 ];
 
 /// The highest capability number this kernel knows.
@@ -31,7 +32,7 @@ pub fn last() -> c_int {
 
 /// The names of the default capabilities.
 pub fn default_names() -> Vec<&'static str> {
-    DEFAULT.iter().map(|(name, _)| *name).collect()
+    DEFAULT.to_vec()
 }
 
 /// Every capability Linux defines, by name and number (as `--cap-add`
@@ -111,7 +112,10 @@ pub fn kept(add: &[String], drop: &[String]) -> Result<Vec<(&'static str, c_int)
     } else if drop.iter().any(is_all) {
         Vec::new()
     } else {
-        DEFAULT.to_vec()
+        ALL.iter()
+            .filter(|(n, _)| DEFAULT.contains(n))
+            .copied()
+            .collect()
     };
     for cap in added {
         if !kept.contains(&cap) {
