@@ -116,7 +116,7 @@ pub async fn export(
             layers: Vec::new(),
             added: found.added,
             created: found.created,
-            ingredients: None,
+            ingredients: found.ingredients,
         };
         entries.push((entry, layers));
     }

@@ -141,6 +141,7 @@ impl ImportedCaches {
                 layers: entry.layers.iter().map(|&i| layers[i].clone()).collect(),
                 added: entry.added,
                 created: entry.created,
+                ingredients: entry.ingredients,
             };
             self.entries.entry(entry.key).or_insert((index, result));
         }

@@ -16,6 +16,10 @@ pub struct ImportedResult {
     pub added: bool,
     /// When the result was first made (Unix seconds).
     pub created: i64,
+    /// What its key was hashed from, as the source recorded it (`None`
+    /// where it recorded none): kept when the result is exported again,
+    /// so that a relayed cache still explains a miss.
+    pub ingredients: Option<KeyIngredients>,
 }
 
 /// Where the solver looks for a result its store lacks.

@@ -126,6 +126,15 @@ fn an_empty_store_builds_from_a_registry_cache_without_running_a_step() {
     let log = c.build(&["--cache-from", &relay]);
     assert!(steps_run(&log).is_empty(), "{log}");
     assert_eq!(c.file("/deps"), deps);
+    // The relayed records kept A's key ingredients: a miss on C is
+    // explained against them.
+    std::fs::write(c.context.join("other.txt"), "3\n").unwrap();
+    let log = c.build(&["--cache-from", &relay]);
+    let line = (log.lines().find(|l| l.contains("COPY other.txt")))
+        .unwrap_or_else(|| panic!("no COPY other.txt in {log}"));
+    let explained =
+        format!("the content of its sources changed (previous build from cache {relay})");
+    assert!(line.ends_with(&explained), "{log}");
 
     // One file changed on B: only the step that reads it runs again, on
     // top of layers fetched from the cache.
