@@ -6,6 +6,7 @@
 //! and the outputs. Beside builds: images of the store found by name
 //! ([`local`]) and the sandbox of `rbuild run` ([`run`]).
 
+mod base_check;
 mod cancel;
 pub mod epoch;
 mod error;

@@ -13,8 +13,9 @@ use rbuild_frontend::input::read_input;
 use rbuild_frontend::{BaseImage, BuildOptions, Dockerfile, parse_dockerignore};
 use rbuild_image::Platform;
 use rbuild_remote_cache::ImportedCaches;
-use rbuild_solver::{ContextModes, Layer, SolveOptions, SolveResult, Solver, Target};
+use rbuild_solver::{ContextModes, Layer, PulledImage, SolveOptions, SolveResult, Solver, Target};
 
+use crate::base_check::BaseChecks;
 use crate::epoch::{self, EpochSource};
 use crate::events::{Event, EventSink, Recorder};
 use crate::history::mark_history;
@@ -41,7 +42,8 @@ pub fn build(
         asked => asked.to_vec(),
     };
     let annotations = Annotations::split(&request.annotations)?;
-    let (graphs, epoch, context_modes) = load(session, request, &platforms, &recorder, cancel)?;
+    let (graphs, epoch, context_modes, base_checks) =
+        load(session, request, &platforms, &recorder, cancel)?;
     crate::platforms::check_emulation(&graphs)?;
     let graph = &graphs[0].1;
     for arg in &graph.unused_build_args {
@@ -179,6 +181,7 @@ pub fn build(
         &recorder,
     )?;
     previous::record_build(session, request, steps)?;
+    base_checks.finish(session, &recorder);
     let image_id = match manifests.len() {
         1 => StoredImage::read(&session.store, &digest)?.config_digest,
         _ => digest,
@@ -205,7 +208,7 @@ fn load(
     platforms: &[Platform],
     recorder: &Recorder,
     cancel: &CancelToken,
-) -> Result<(Graphs, Option<i64>, ContextModes), BuildError> {
+) -> Result<(Graphs, Option<i64>, ContextModes, BaseChecks), BuildError> {
     let step = recorder.begin("[internal] load build definition");
     let dockerfile = &request.dockerfile;
     let source =
@@ -261,6 +264,15 @@ fn load(
                 }
             }
         })))?;
+    // Bases the store held (no `--pull`, no named context): is their
+    // registry still there?
+    let from_store: Vec<(&str, &PulledImage)> = bases
+        .iter()
+        .zip(&resolved)
+        .filter(|(b, _)| !request.pull && !targets.contains_key(&b.name))
+        .map(|(b, image)| (b.name.as_str(), image.as_ref()))
+        .collect();
+    let base_checks = BaseChecks::start(session, &from_store);
     let images: BTreeMap<BaseImage, _> = bases
         .into_iter()
         .zip(resolved.iter().map(|i| i.to_frontend()))
@@ -290,7 +302,12 @@ fn load(
         );
     }
     recorder.end(step);
-    Ok((graphs, epoch.map(|(secs, _)| secs), context_modes))
+    Ok((
+        graphs,
+        epoch.map(|(secs, _)| secs),
+        context_modes,
+        base_checks,
+    ))
 }
 
 /// What one solve realizes: a graph (all platforms' merged, for several)

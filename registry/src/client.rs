@@ -626,6 +626,42 @@ impl Client {
         }
     }
 
+    /// Whether `reference`'s registry can be reached: one `HEAD` of the
+    /// manifest, unauthenticated and not retried, answered within `within`.
+    /// Any answer below 500 (a 401 or 404 too) is a registry there; no
+    /// connection (refused, DNS, TLS), a 5xx answer or none in time is the
+    /// error.
+    pub async fn probe(
+        &self,
+        reference: &Reference,
+        within: Duration,
+    ) -> Result<(), RegistryError> {
+        let http = self.http()?;
+        let url = self.url(
+            reference,
+            &format!("manifests/{}", reference.manifest_ref()),
+        );
+        let send = http
+            .head(&url)
+            .header(ACCEPT, MANIFEST_TYPES.join(", "))
+            .timeout(within)
+            .send();
+        let registry = &reference.registry;
+        match tokio::time::timeout(within, send).await {
+            Ok(Ok(resp)) if resp.status().is_server_error() => Err(RegistryError::Status {
+                registry: registry.clone(),
+                status: resp.status().as_u16(),
+                message: String::from("server error"),
+            }),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if !e.is_timeout() => Err(transport(registry, &e)),
+            Ok(Err(_)) | Err(_) => Err(RegistryError::Timeout {
+                what: format!("{registry}: manifest HEAD"),
+                after: within,
+            }),
+        }
+    }
+
     /// Fetches the manifest for `reference`, selecting `platform` from an index.
     pub async fn pull_manifest(
         &self,

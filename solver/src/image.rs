@@ -172,6 +172,12 @@ impl ImageResolver {
     ) -> Result<PulledImage, SolveError> {
         let pulled = self.client.pull_manifest(reference, platform).await?;
         self.store.put_blob(&pulled.bytes)?;
+        // Where the image came from: a build that later finds it in the
+        // store checks that this registry can still be reached.
+        self.store.add_blob_source(
+            &pulled.digest,
+            &format!("{}/{}", reference.registry, reference.repository),
+        )?;
         self.read_image(reference, pulled.digest, pulled.bytes)
             .await
     }

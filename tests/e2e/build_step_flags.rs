@@ -1,7 +1,8 @@
 //! `rbuild build`'s flags that reach every RUN or decide what is cached,
 //! one test each: `--network`, `--add-host`/`--ulimit`/`--shm-size` (and
 //! that they are part of the steps' keys), `--no-cache-filter`, `--pull`
-//! (and `run --pull always`), `--progress=rawjson`.
+//! (and `run --pull always`; without it, a warning when a pulled base's
+//! registry cannot be reached), `--progress=rawjson`.
 
 use crate::support::TestContext;
 use crate::text;
@@ -134,6 +135,45 @@ fn pull_resolves_bases_at_the_registry_whatever_the_store_holds() {
         t.stdout(&["run", "--pull", "always", &remote, "cat", "/marker"]),
         "newer\n"
     );
+}
+
+#[test]
+fn a_pulled_base_whose_registry_is_gone_builds_with_a_warning() {
+    let registry = rbuild_registry::testing::TestRegistry::start();
+    let t = with_busybox();
+    let remote = format!("{}/base/bb", registry.addr);
+    t.ok(&["tag", "bb", &remote]);
+    t.ok(&["push", "-q", &remote]);
+    t.ok(&["rmi", &remote]);
+    t.ok(&["pull", &remote]);
+    // Tagged here, never pulled: the store made it, nothing to check.
+    let dead = format!("127.0.0.1:{}/base/local", closed_port());
+    t.ok(&["tag", "bb", &dead]);
+    let df = format!("FROM {remote}\nRUN echo one\n");
+    let reachable = build(&t, "app", &[], &df);
+    assert!(!reachable.contains("WARNING"), "{reachable}");
+    drop(registry);
+    let gone = build(&t, "app", &[], &df);
+    let warning = gone
+        .lines()
+        .find(|l| l.starts_with("WARNING: registry"))
+        .unwrap_or_else(|| panic!("no warning in\n{gone}"));
+    let addr = remote.split('/').next().unwrap();
+    assert!(
+        warning.contains(&format!("registry {addr} cannot be reached")),
+        "{warning}"
+    );
+    assert!(warning.contains(&remote), "{warning}");
+    let local = build(&t, "app2", &[], &format!("FROM {dead}\nRUN echo two\n"));
+    assert!(!local.contains("WARNING"), "{local}");
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 #[test]
