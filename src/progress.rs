@@ -1,13 +1,15 @@
 //! Build progress on stderr: BuildKit-style plain lines (`#3 [2/5] RUN make`
 //! … `#3 DONE 1.2s`) in CI or with `--progress=plain`, an indicatif display
-//! on a terminal, nothing with `--quiet`.
+//! on a terminal, nothing with `--quiet`. On a terminal every line fits its
+//! width, as in BuildKit's tty display: a long step name (and its last log
+//! line) is cut, the status and time stay at the right edge.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rbuild_build::{Cause, Event, StepId, StepStatus};
 
 /// `--progress` values.
@@ -57,16 +59,22 @@ struct State {
     /// Step → display number.
     numbers: HashMap<StepId, usize>,
     bars: HashMap<usize, ProgressBar>,
-    /// Why each running step was not cached, for the terminal's last line.
-    causes: HashMap<usize, String>,
+    /// Each running step's title on the terminal: its name and why it was
+    /// not cached.
+    titles: HashMap<usize, String>,
     /// Steps that ended.
     finished: usize,
 }
 
 impl Display {
-    /// A display in `mode` (already resolved).
+    /// A display in `mode` (already resolved), a terminal display on stderr.
     pub fn new(mode: Mode) -> Self {
-        let multi = MultiProgress::new();
+        Self::with_target(mode, ProgressDrawTarget::stderr())
+    }
+
+    /// A display in `mode` whose terminal display draws on `target`.
+    fn with_target(mode: Mode, target: ProgressDrawTarget) -> Self {
+        let multi = MultiProgress::with_draw_target(target);
         let header = (mode == Mode::Tty).then(|| {
             let bar = multi.add(ProgressBar::new_spinner());
             bar.set_style(
@@ -129,15 +137,18 @@ impl Display {
         match self.mode {
             Mode::Plain => eprintln!("#{n} {name}{because}"),
             Mode::Tty => {
-                (self.state.lock().expect("poisoned").causes).insert(n, because.clone());
+                let title = format!("{name}{because}");
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("{spinner} {prefix} {wide_msg} {elapsed:>4}")
+                    ProgressStyle::with_template("{spinner} {wide_msg} {elapsed:>4}")
                         .expect("valid template"),
                 );
-                bar.set_prefix(format!("{name}{because}"));
+                bar.set_message(title.clone());
                 bar.enable_steady_tick(Duration::from_millis(120));
-                self.state.lock().expect("poisoned").bars.insert(n, bar);
+                let mut st = self.state.lock().expect("poisoned");
+                st.titles.insert(n, title);
+                st.bars.insert(n, bar);
+                drop(st);
                 self.update_header(false);
             }
             _ => {}
@@ -155,8 +166,9 @@ impl Display {
                 let _ = writeln!(err, "#{n} {t:.3} {text}");
             }
             Mode::Tty => {
-                if let Some(bar) = self.state.lock().expect("poisoned").bars.get(&n) {
-                    bar.set_message(text.to_string());
+                let st = self.state.lock().expect("poisoned");
+                if let (Some(bar), Some(title)) = (st.bars.get(&n), st.titles.get(&n)) {
+                    bar.set_message(format!("{title}  {text}"));
                 }
             }
             _ => {}
@@ -174,16 +186,109 @@ impl Display {
         match self.mode {
             Mode::Plain => eprintln!("#{n} {word}"),
             Mode::Tty => {
-                let (bar, because) = {
+                let (bar, title) = {
                     let mut st = self.state.lock().expect("poisoned");
-                    (st.bars.remove(&n), st.causes.remove(&n).unwrap_or_default())
+                    (st.bars.remove(&n), st.titles.remove(&n))
                 };
                 let bar = bar.unwrap_or_else(|| self.multi.add(ProgressBar::new_spinner()));
-                bar.set_style(ProgressStyle::with_template("{msg}").expect("valid template"));
-                bar.finish_with_message(format!("=> {name:<60} {word}{because}"));
+                // `wide_msg` fills the width left and is cut to it.
+                bar.set_style(
+                    ProgressStyle::with_template("=> {wide_msg} {prefix}").expect("valid template"),
+                );
+                bar.set_prefix(word);
+                bar.finish_with_message(title.unwrap_or_else(|| name.to_string()));
                 self.update_header(false);
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::TermLike;
+
+    use super::*;
+
+    /// A terminal of a fixed width that keeps each piece of text written
+    /// to it (indicatif writes a line in one piece, then the spaces that
+    /// fill it to the width).
+    #[derive(Debug, Clone)]
+    struct Screen {
+        width: u16,
+        written: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            self.width
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(&format!("{s}\n"))
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.written.lock().unwrap().push(s.to_string());
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn long_step_lines_are_cut_to_the_terminal_width_with_the_status_kept() {
+        let screen = Screen {
+            width: 40,
+            written: Arc::default(),
+        };
+        let target = ProgressDrawTarget::term_like(Box::new(screen.clone()));
+        let display = Display::with_target(Mode::Tty, target);
+        let step = StepId::Vertex(0);
+        let name = format!("[1/2] RUN {}", "echo long ".repeat(20));
+        display.show(Event::Started {
+            step,
+            name: name.clone(),
+            cause: None,
+        });
+        display.show(Event::Log {
+            step,
+            line: "a log line ".repeat(10).into_bytes(),
+        });
+        display.show(Event::Finished {
+            step,
+            name,
+            status: StepStatus::Done(Duration::from_millis(1500)),
+        });
+        display.finish();
+        let written = screen.written.lock().unwrap().clone();
+        for line in &written {
+            assert!(line.chars().count() <= 40, "{line:?} is wider than 40");
+        }
+        let done = written
+            .iter()
+            .find(|l| l.starts_with("=> [1/2] RUN echo long"))
+            .unwrap_or_else(|| panic!("no finished line in {written:?}"));
+        assert!(done.ends_with(" DONE 1.5s"), "{done:?}");
+        assert!(
+            written.iter().any(|l| l.contains("FINISHED")),
+            "{written:?}"
+        );
     }
 }
