@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{History, ImageConfig};
 pub use crate::env::Env;
+pub use crate::used_vars::UsedVars;
 
 /// Index of a node in [`BuildGraph::nodes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -91,7 +92,7 @@ pub struct StepInfo {
     /// The build args and ENV values the Dockerfile set that the step
     /// uses (a RUN all of them, as its environment; other steps those
     /// their words expand), by name.
-    pub vars: Vec<UsedVar>,
+    pub vars: UsedVars,
 }
 
 /// A variable a step uses.

@@ -9,6 +9,7 @@
 //! → [`Dockerfile::lower`].
 
 pub mod ast;
+mod chain;
 pub mod chmod;
 pub mod config;
 mod dump;
@@ -22,6 +23,7 @@ pub mod lines;
 mod lower;
 pub mod quote;
 mod stages;
+mod used_vars;
 mod vars;
 pub mod wildcard;
 

@@ -454,7 +454,7 @@ mod tests {
                 stage: String::from("stage-0"),
                 ordinal: 2,
                 instruction: String::from("RUN echo hi > /f"),
-                vars: vec![used("VERSION", "1.2"), used("NPM_TOKEN", token)],
+                vars: vec![used("VERSION", "1.2"), used("NPM_TOKEN", token)].into(),
             });
             keys_of(&graph(vec![image("busybox", BUSYBOX), run]))
         };

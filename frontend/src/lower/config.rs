@@ -48,7 +48,7 @@ impl Lowerer<'_> {
         for (name, value) in values {
             if let Some(v) = &value {
                 state.vars.set(&name, v);
-                state.origins.insert(name.clone(), VarOrigin::Arg);
+                state.record(VarOrigin::Arg, &name, v);
             }
             state.args.push((name, value));
         }
@@ -87,8 +87,8 @@ impl Lowerer<'_> {
         pairs: Vec<(String, String)>,
     ) -> Result<(), FrontendError> {
         self.key_values(state, ins, "ENV", pairs, |state, k, v| {
-            state.origins.insert(k.clone(), VarOrigin::Env);
-            Self::set_env(state, &k, &v)
+            Self::set_env(state, &k, &v);
+            state.record(VarOrigin::Env, &k, &v);
         })
     }
 

@@ -153,6 +153,7 @@ impl Lowerer<'_> {
                 env: Vars::default(),
                 vars: Vars::default(),
                 origins: Default::default(),
+                sets: Default::default(),
                 cmd_set: false,
                 author: None,
             },
@@ -175,6 +176,7 @@ impl Lowerer<'_> {
                     layer_nodes: Vec::new(),
                     args: Vec::new(),
                     origins: Default::default(),
+                    sets: Default::default(),
                     cmd_set: false,
                     author: None,
                 }

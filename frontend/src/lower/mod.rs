@@ -16,9 +16,10 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::ast::Instruction;
+use crate::chain::Chain;
 use crate::config::{History, ImageConfig};
 use crate::graph::{
-    BuildGraph, ContextSource, Location, Node, NodeId, Op, StepInfo, UsedVar, VarOrigin,
+    BuildGraph, ContextSource, Location, Node, NodeId, Op, StepInfo, UsedVar, UsedVars, VarOrigin,
 };
 use crate::instructions::Command;
 use crate::stages::{Base, Stages};
@@ -64,6 +65,8 @@ struct StageState {
     /// those of the base image's environment); a stage FROM this one
     /// inherits them with `vars`.
     origins: BTreeMap<String, VarOrigin>,
+    /// The same sets with their values, in order, shared: what a RUN uses.
+    sets: Chain<UsedVar>,
     /// CMD was set in this stage (ENTRYPOINT then keeps it).
     cmd_set: bool,
     author: Option<String>,
@@ -130,6 +133,31 @@ fn absolute(state: &StageState, path: &str) -> String {
         path.to_string()
     } else {
         format!("{}/{path}", state.config.working_dir.trim_end_matches('/'))
+    }
+}
+
+impl StageState {
+    /// Records that the Dockerfile (an ARG or ENV) set `name` to `value`
+    /// in `vars`.
+    fn record(&mut self, origin: VarOrigin, name: &str, value: &str) {
+        self.origins.insert(name.to_string(), origin);
+        self.sets = self.sets.with(UsedVar {
+            name: name.to_string(),
+            origin,
+            value: value.to_string(),
+        });
+    }
+
+    /// The variables of `names` that the Dockerfile set, by name.
+    fn expanded_vars(&self, names: &BTreeSet<String>) -> UsedVars {
+        let vars = names.iter().filter_map(|name| {
+            Some(UsedVar {
+                name: name.clone(),
+                origin: *self.origins.get(name)?,
+                value: self.vars.get(name)?,
+            })
+        });
+        UsedVars::from(vars.collect::<Vec<_>>())
     }
 }
 
@@ -211,17 +239,11 @@ impl<'a> Lowerer<'a> {
             if node.step.is_some() || !matches!(node.op, Op::Exec(_) | Op::File(_)) {
                 continue;
             }
-            let is_run = matches!(node.op, Op::Exec(_));
-            let vars = (state.origins.iter())
-                .filter(|(name, _)| is_run || expanded.contains(*name))
-                .filter_map(|(name, origin)| {
-                    Some(UsedVar {
-                        name: name.clone(),
-                        origin: *origin,
-                        value: state.vars.get(name)?,
-                    })
-                })
-                .collect();
+            let vars = if matches!(node.op, Op::Exec(_)) {
+                UsedVars::latest_of(state.sets.clone())
+            } else {
+                state.expanded_vars(&expanded)
+            };
             node.step = Some(StepInfo {
                 stage: stage_name.clone(),
                 ordinal,

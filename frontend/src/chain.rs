@@ -1,0 +1,85 @@
+//! A persistent stack: each push is one link onto the stack before it, so
+//! a copy of the stack at any moment costs one reference count, whatever
+//! its length. The op graph's shared environments ([`crate::graph::Env`])
+//! and step variables ([`crate::graph::UsedVars`]) are built on it.
+
+use std::sync::Arc;
+
+/// One item pushed onto the links before it.
+struct Link<T> {
+    before: Option<Arc<Link<T>>>,
+    item: T,
+}
+
+impl<T> Drop for Link<T> {
+    /// Unlinks iteratively: a chain of thousands of pushes must not recurse.
+    fn drop(&mut self) {
+        let mut next = self.before.take();
+        while let Some(link) = next {
+            match Arc::try_unwrap(link) {
+                Ok(mut owned) => next = owned.before.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Items pushed in order, shared with every copy taken before later pushes.
+pub(crate) struct Chain<T> {
+    last: Option<Arc<Link<T>>>,
+}
+
+impl<T> Default for Chain<T> {
+    fn default() -> Self {
+        Self { last: None }
+    }
+}
+
+impl<T> Clone for Chain<T> {
+    fn clone(&self) -> Self {
+        Self {
+            last: self.last.clone(),
+        }
+    }
+}
+
+impl<T> Chain<T> {
+    /// This chain with `item` pushed on top (constant time).
+    pub(crate) fn with(&self, item: T) -> Self {
+        Self {
+            last: Some(Arc::new(Link {
+                before: self.last.clone(),
+                item,
+            })),
+        }
+    }
+
+    /// The items, the latest first.
+    pub(crate) fn newest_first(&self) -> impl Iterator<Item = &T> {
+        std::iter::successors(self.last.as_deref(), |link| link.before.as_deref())
+            .map(|link| &link.item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_keeps_what_it_had_when_taken() {
+        let a = Chain::default().with(1).with(2);
+        let b = a.with(3);
+        assert_eq!(a.newest_first().copied().collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(b.newest_first().copied().collect::<Vec<_>>(), [3, 2, 1]);
+    }
+
+    #[test]
+    fn a_long_chain_drops_without_recursing() {
+        let mut chain = Chain::default();
+        for i in 0..200_000 {
+            chain = chain.with(i);
+        }
+        assert_eq!(chain.newest_first().next(), Some(&199_999));
+        drop(chain);
+    }
+}
