@@ -44,6 +44,7 @@ mod masks;
 mod network;
 mod plan;
 mod ports;
+mod resize;
 mod rootless;
 mod seccomp;
 mod stdio;
@@ -479,7 +480,7 @@ pub fn run_with(
                 stdio: None,
                 console: Some(console::Console {
                     socket,
-                    winsize: terminal_size(),
+                    winsize: resize::terminal_size(),
                 }),
             }
         }
@@ -624,14 +625,6 @@ fn system_files(
             readonly: false,
         })
         .collect()
-}
-
-/// The caller's terminal size, for a new pty.
-fn terminal_size() -> Option<libc::winsize> {
-    // SAFETY: a zeroed winsize is valid; TIOCGWINSZ fills it.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
-    (rc == 0).then_some(ws)
 }
 
 /// Ignores SIGINT and SIGQUIT while an interactive process runs (it gets

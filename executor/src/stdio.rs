@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::Stream;
+use crate::resize::ResizeWatch;
 
 /// Reads both pipes until they close, handing each complete line (and a
 /// final partial one) to `output`.
@@ -97,8 +98,10 @@ impl Drop for RawMode {
 }
 
 /// Copies the caller's stdin (when `forward_stdin`) to the pty master and
-/// the master to stdout until the master reports the other side closed.
+/// the master to stdout until the master reports the other side closed;
+/// resizes of the caller's terminal are copied to the pty.
 pub fn proxy_tty(master: OwnedFd, forward_stdin: bool) {
+    let resizes = ResizeWatch::start();
     let mut master = std::fs::File::from(master);
     let mut stdout = std::io::stdout();
     let mut buf = vec![0u8; 16 * 1024];
@@ -107,15 +110,24 @@ pub fn proxy_tty(master: OwnedFd, forward_stdin: bool) {
     let mut stdin_open = forward_stdin;
     loop {
         let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if let Some(watch) = &resizes {
+            fds.push(PollFd::new(watch.fd(), PollFlags::POLLIN));
+        }
         if stdin_open {
             fds.push(PollFd::new(stdin, PollFlags::POLLIN));
         }
         if poll(&mut fds, PollTimeout::NONE).is_err() {
             continue;
         }
-        let master_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-        let stdin_ready = stdin_open && fds[1].revents().is_some_and(|r| !r.is_empty());
+        let ready = |i: usize| fds[i].revents().is_some_and(|r| !r.is_empty());
+        let master_ready = ready(0);
+        let resized = resizes.is_some() && ready(1);
+        let stdin_ready = stdin_open && ready(fds.len() - 1);
         drop(fds);
+        // Before any input that follows it: the size the user now sees.
+        if let Some(watch) = resizes.as_ref().filter(|_| resized) {
+            watch.apply(master.as_fd());
+        }
         if master_ready {
             match master.read(&mut buf) {
                 Ok(n) if n > 0 => {

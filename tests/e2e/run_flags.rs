@@ -1,9 +1,10 @@
 //! `rbuild run`'s docker-run flags, one test each: the read-only root,
 //! tmpfs and `--mount`s, named volumes, capabilities, `--privileged`,
-//! `--add-host`, `--ulimit`, `--shm-size`, `--pull`, `-t`/`-i`, `-p` and
-//! Docker's exit codes.
+//! `--add-host`, `--ulimit`, `--shm-size`, `--pull`, `-t`/`-i` (and the
+//! terminal's size and resizes), `-p` and Docker's exit codes.
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::process::{Output, Stdio};
 
 use crate::support::TestContext;
@@ -212,6 +213,59 @@ fn dash_t_is_a_terminal_of_the_sandbox_s_own_devpts() {
             "{flags:?}"
         );
     }
+}
+
+#[test]
+fn dash_t_takes_the_callers_terminal_size_and_follows_its_resizes() {
+    let t = with_busybox();
+    let size = |ws_row, ws_col| libc::winsize {
+        ws_row,
+        ws_col,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // rbuild's stdio is a terminal of 33x77 that the test then resizes.
+    let pty = nix::pty::openpty(Some(&size(33, 77)), None).expect("openpty");
+    let slave = || Stdio::from(pty.slave.try_clone().unwrap());
+    let script = "stty size; i=0; while [ \"$(stty size)\" = '33 77' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; stty size";
+    let mut child = t
+        .cmd(&["run", "-t", "bb", "sh", "-c", script])
+        .stdin(slave())
+        .stdout(slave())
+        .stderr(slave())
+        .spawn()
+        .expect("run rbuild");
+    drop(pty.slave);
+    let master = std::fs::File::from(pty.master);
+    let mut reader = master.try_clone().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = std::io::Read::read(&mut reader, &mut buf) {
+            let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    });
+    let mut seen = String::new();
+    while !seen.contains("33 77") {
+        match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(text) => seen.push_str(&text),
+            Err(e) => panic!("no first size ({e}) in {seen:?}"),
+        }
+    }
+    // A resize: the terminal's new size, then SIGWINCH to rbuild.
+    // SAFETY: TIOCSWINSZ on our own pty master; a signal to our child.
+    unsafe {
+        assert_eq!(
+            libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size(40, 100)),
+            0
+        );
+        libc::kill(child.id() as libc::pid_t, libc::SIGWINCH);
+    }
+    assert!(child.wait().unwrap().success());
+    while let Ok(text) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        seen.push_str(&text);
+    }
+    assert_eq!(seen, "33 77\r\n40 100\r\n");
 }
 
 #[test]
