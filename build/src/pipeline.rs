@@ -75,6 +75,7 @@ pub fn build(
         targets: &targets,
         platform: &platforms[0],
         context_modes,
+        epoch,
     };
     let mut imported = remote_cache::import(session, request, &recorder);
     let (solved, records) = match solve(session, request, &plan, &imported, &recorder, cancel) {
@@ -318,6 +319,8 @@ struct SolvePlan<'a> {
     /// The platform of the nodes that name none.
     platform: &'a Platform,
     context_modes: ContextModes,
+    /// The build's `SOURCE_DATE_EPOCH`.
+    epoch: Option<i64>,
 }
 
 /// Solves the plan (with the imported caches, if any): one result per
@@ -345,6 +348,7 @@ fn solve(
         limits: request.limits,
         context_modes: plan.context_modes,
         platform: plan.platform.clone(),
+        epoch: plan.epoch,
         imported: imported
             .clone()
             .map(|c| c as std::sync::Arc<dyn rbuild_solver::ImportedCache>),

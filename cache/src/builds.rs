@@ -210,6 +210,7 @@ mod tests {
             added: false,
             created: 1,
             ingredients: Some(ingredients),
+            content_key: None,
         };
         let key = CacheKey::parse(&"ef".repeat(32)).unwrap();
         store.put_record(&key, &record).unwrap();

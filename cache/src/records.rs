@@ -50,6 +50,12 @@ pub struct CacheRecord {
     /// in records older than the ingredients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingredients: Option<KeyIngredients>,
+    /// The content key the same result is recorded under too (hashed from
+    /// what the step's inputs hold rather than from their keys: a copy
+    /// from a stage keys on the files it selects), so that whatever holds
+    /// this record can hold that one with it (a cache export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_key: Option<CacheKey>,
 }
 
 /// The version of [`KeyIngredients`] this rbuild writes (and of the key
@@ -136,6 +142,8 @@ struct StoredRecord {
     #[serde(default)]
     ingredients: Option<KeyIngredients>,
     #[serde(default)]
+    content_key: Option<CacheKey>,
+    #[serde(default)]
     meta: Option<LegacyMeta>,
 }
 
@@ -156,6 +164,7 @@ impl From<StoredRecord> for CacheRecord {
             added: stored.added.or(legacy.added).unwrap_or(true),
             created: stored.created.or(legacy.created).unwrap_or(0),
             ingredients: stored.ingredients,
+            content_key: stored.content_key,
         }
     }
 }
@@ -202,6 +211,7 @@ mod tests {
                 remotes: Vec::new(),
                 base_image: Some(String::from("sha256:00")),
             }),
+            content_key: Some(CacheKey::parse(&"ef".repeat(32)).unwrap()),
         };
         let bytes = serde_json::to_vec(&record).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains("meta"));

@@ -58,6 +58,7 @@ fn every_name_appears_after_what_it_names_is_synced() {
         added: true,
         created: 1,
         ingredients: None,
+        content_key: None,
     };
     let key = CacheKey::from_hash(&blake3::hash(b"key"));
     store.put_record(&key, &record).unwrap();
@@ -96,6 +97,7 @@ fn the_first_command_after_a_restart_removes_snapshots_left_short() {
         added: true,
         created: 1,
         ingredients: None,
+        content_key: None,
     };
     let key = CacheKey::from_hash(&blake3::hash(b"key"));
     store.put_record(&key, &record).unwrap();

@@ -177,6 +177,7 @@ fn fsck_finds_snapshots_that_lost_files_and_repair_removes_them_and_their_record
         added: true,
         created: 1,
         ingredients: None,
+        content_key: None,
     };
     let key = rbuild_cache::CacheKey::from_hash(&blake3::hash(b"key1"));
     store.put_record(&key, &record).unwrap();

@@ -370,6 +370,7 @@ fn records_need_their_snapshots_and_prune_keeps_tagged_images() {
         added: true,
         created: 1,
         ingredients: None,
+        content_key: None,
     };
     let (k1, k2) = (key_of("k1"), key_of("k2"));
     store.put_record(&k1, &record).unwrap();
@@ -436,6 +437,7 @@ fn prune_by_age_and_by_size_keeps_the_newest() {
             added: true,
             created,
             ingredients: None,
+            content_key: None,
         };
         store.put_record(&key_of(key), &record).unwrap();
     }

@@ -67,6 +67,10 @@ pub async fn export(
         return Err(inline_refused());
     }
     let mut keys = held.keys.to_vec();
+    let linked: Vec<CacheKey> = (keys.iter())
+        .filter_map(|k| content_key_of(store, imported, k))
+        .collect();
+    keys.extend(linked);
     keys.sort();
     keys.dedup();
     let (local, elsewhere): (Vec<CacheKey>, Vec<CacheKey>) = keys.into_iter().partition(|k| {
@@ -117,11 +121,27 @@ pub async fn export(
             added: found.added,
             created: found.created,
             ingredients: found.ingredients,
+            content_key: found.content_key,
         };
         entries.push((entry, layers));
     }
     let config = assemble(entries, held.steps);
     write(store, client, spec, &config).await
+}
+
+/// The content key the result of `key` is recorded under too, by the
+/// store or else by an imported cache: exported with it, so that a build
+/// whose source stage changed but not the files a copy takes from it
+/// finds the copy (and the steps on top of it) in the cache.
+fn content_key_of(
+    store: &Store,
+    imported: Option<&ImportedCaches>,
+    key: &CacheKey,
+) -> Option<CacheKey> {
+    match store.get_record(key).ok().flatten() {
+        Some(record) => record.content_key,
+        None => imported?.lookup(key)?.content_key,
+    }
 }
 
 /// The entries of keys the store holds, their layers made and compressed.
@@ -167,6 +187,7 @@ fn local_entries(
             added: record.added,
             created: record.created,
             ingredients: record.ingredients,
+            content_key: record.content_key,
         };
         entries.push((entry, layers));
     }
@@ -346,6 +367,7 @@ mod tests {
             added: true,
             created: 1,
             ingredients: None,
+            content_key: None,
         }
     }
 

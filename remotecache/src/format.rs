@@ -69,6 +69,12 @@ pub struct CacheEntry {
     /// names, no file contents), for explaining a miss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingredients: Option<KeyIngredients>,
+    /// The content key the same result is recorded under too (a copy from
+    /// a stage keyed on the files it takes, and the steps on top of it):
+    /// that record is in the cache as well, and an export of a build that
+    /// found this one holds both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_key: Option<CacheKey>,
 }
 
 impl CacheConfig {
@@ -171,6 +177,7 @@ mod tests {
                 added: true,
                 created: 5,
                 ingredients: None,
+                content_key: None,
             }],
             steps: Vec::new(),
         }

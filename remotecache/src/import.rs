@@ -4,6 +4,7 @@
 //! be used is an error for the caller to warn about, never a failed build.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use oci_spec::image::ImageManifest;
 use rbuild_cache::{BlobInfo, CacheKey, KeyIngredients, Store};
@@ -29,6 +30,9 @@ pub struct ImportedCaches {
     mounts: Vec<Option<String>>,
     /// The steps the sources recorded, with their records' ingredients.
     steps: Vec<ImportedStep>,
+    /// Keys of this build found under a content key of the sources (see
+    /// [`ImportedCache::alias`]): key → (content key, its ingredients).
+    aliases: Mutex<HashMap<CacheKey, (CacheKey, KeyIngredients)>>,
 }
 
 impl ImportedCaches {
@@ -60,8 +64,28 @@ impl ImportedCaches {
 
 impl ImportedCache for ImportedCaches {
     fn lookup(&self, key: &CacheKey) -> Option<ImportedResult> {
-        let (source, result) = self.entries.get(key)?;
-        if let Some(repository) = &self.mounts[*source] {
+        if let Some((source, result)) = self.entries.get(key) {
+            return Some(self.found(*source, result));
+        }
+        let (found, ingredients) = self.aliases.lock().expect("poisoned").get(key)?.clone();
+        let (source, result) = self.entries.get(&found)?;
+        Some(ImportedResult {
+            ingredients: Some(ingredients),
+            content_key: Some(found),
+            ..self.found(*source, result)
+        })
+    }
+
+    fn alias(&self, key: &CacheKey, found: &CacheKey, ingredients: &KeyIngredients) {
+        let mut aliases = self.aliases.lock().expect("poisoned");
+        aliases.insert(key.clone(), (found.clone(), ingredients.clone()));
+    }
+}
+
+impl ImportedCaches {
+    /// `result`, found in source `source`.
+    fn found(&self, source: usize, result: &ImportedResult) -> ImportedResult {
+        if let Some(repository) = &self.mounts[source] {
             // A push to this registry mounts these blobs instead of
             // fetching and uploading them.
             for layer in &result.layers {
@@ -71,7 +95,7 @@ impl ImportedCache for ImportedCaches {
                 }
             }
         }
-        Some(result.clone())
+        result.clone()
     }
 }
 
@@ -88,6 +112,7 @@ pub async fn import(
         entries: HashMap::new(),
         mounts: Vec::new(),
         steps: Vec::new(),
+        aliases: Mutex::default(),
     };
     let mut errors = Vec::new();
     let loaded = futures::future::join_all(sources.iter().map(|s| load(client, platform, s))).await;
@@ -142,6 +167,7 @@ impl ImportedCaches {
                 added: entry.added,
                 created: entry.created,
                 ingredients: entry.ingredients,
+                content_key: entry.content_key,
             };
             self.entries.entry(entry.key).or_insert((index, result));
         }

@@ -27,7 +27,8 @@ struct InlineCache {
 }
 
 /// The inline cache of the image whose layers are `state`, holding those
-/// of `keys` the store has a record for whose layers are all the image's.
+/// of `keys` (and of the content keys their records name) the store has a
+/// record for whose layers are all the image's.
 pub fn inline_cache(
     store: &Store,
     keys: &[CacheKey],
@@ -44,7 +45,13 @@ pub fn inline_cache(
         })
         .collect();
     let mut records = Vec::new();
-    for key in keys {
+    let mut keys = keys.to_vec();
+    for key in keys.clone() {
+        if let Some(linked) = store.get_record(&key)?.and_then(|r| r.content_key) {
+            keys.push(linked);
+        }
+    }
+    for key in &keys {
         let Some(record) = store.get_record(key)? else {
             continue;
         };
@@ -58,6 +65,7 @@ pub fn inline_cache(
                 added: record.added,
                 created: record.created,
                 ingredients: record.ingredients,
+                content_key: record.content_key,
             });
         }
     }
@@ -137,6 +145,7 @@ mod tests {
                 added: true,
                 created: 7,
                 ingredients: None,
+                content_key: None,
             }],
         };
         let config = serde_json::json!({

@@ -24,7 +24,14 @@
 //!   layer, when the result was made (so the image history, and so the
 //!   image, come out the same), and the key's ingredients (checksums,
 //!   digests, the platform, the variables a step uses: what `--explain`
-//!   compares). `steps` (optional; a reader before it ignores it) names
+//!   compares), and optionally `content_key`: another key of the cache
+//!   whose record holds the same result, hashed from what the step's
+//!   inputs hold rather than their keys (a `COPY --from` keys on the
+//!   checksum of the files it takes, whole-second times clamped to
+//!   `SOURCE_DATE_EPOCH` as its layer keeps them; a step on top of it on
+//!   that key), so that a build whose source stage changed but not those
+//!   files finds the copy and what follows it; an export holds both
+//!   records. `steps` (optional; a reader before it ignores it) names
 //!   the build step of each record with ingredients: stage, instruction
 //!   position, platform and text, so a store with no previous build of a
 //!   step explains its miss against the cache.

@@ -239,12 +239,17 @@ pub fn checksum_listed(
 
 /// The checksum of what `copies` select in an earlier stage's layers
 /// (`COPY --from=stage`): as [`checksum`], plus owners and modification
-/// times, which such a copy keeps.
+/// times, which such a copy keeps, as a layer keeps them: whole seconds,
+/// clamped to `epoch` (`SOURCE_DATE_EPOCH`) when set. So the checksum is
+/// the same over a stage made here and over its layers unpacked from a
+/// cache on another machine.
 pub fn stage_checksum(
     view: &(dyn FsView + Sync),
     copies: &[&CopyAction],
+    epoch: Option<i64>,
 ) -> Result<String, String> {
-    Ok(checksum_of(view, copies, &|_| false, None, Carried::Everything)?.0)
+    let carried = Carried::Everything { epoch };
+    Ok(checksum_of(view, copies, &|_| false, None, carried)?.0)
 }
 
 /// What of a file, besides its path, type and permission bits (after
@@ -254,9 +259,12 @@ enum Carried {
     /// Content and symlink targets, permission bits as `ContextModes`
     /// says (a copy from the build context).
     ModeAndContent(ContextModes),
-    /// Also owners, modification times and device numbers (a copy from a
-    /// stage).
-    Everything,
+    /// Also owners, modification times (as a layer keeps them: see
+    /// [`stage_checksum`]) and device numbers (a copy from a stage).
+    Everything {
+        /// The `SOURCE_DATE_EPOCH` layers clamp times to.
+        epoch: Option<i64>,
+    },
 }
 
 fn checksum_of(
@@ -411,7 +419,7 @@ fn entry_digest(
     h.update(name.as_bytes());
     let modes = match carried {
         Carried::ModeAndContent(modes) => modes,
-        Carried::Everything => ContextModes::OnDisk,
+        Carried::Everything { .. } => ContextModes::OnDisk,
     };
     let mode = modes.apply(meta.mode());
     let perm = match chmod {
@@ -419,11 +427,12 @@ fn entry_digest(
         _ => mode & 0o7777,
     };
     h.update(&((meta.mode() & 0o170_000) | perm).to_le_bytes());
-    if carried == Carried::Everything {
+    if let Carried::Everything { epoch } = carried {
         for n in [meta.uid(), meta.gid()] {
             h.update(&n.to_le_bytes());
         }
-        for n in [meta.mtime(), meta.mtime_nsec(), meta.rdev() as i64] {
+        let mtime = epoch.map_or(meta.mtime(), |e| meta.mtime().min(e));
+        for n in [mtime, meta.rdev() as i64] {
             h.update(&n.to_le_bytes());
         }
     }
@@ -539,6 +548,32 @@ mod tests {
             checksum(&view, &[&own_exclude], &none, None, ContextModes::OnDisk).unwrap(),
             before
         );
+    }
+
+    #[test]
+    fn a_stage_checksum_sees_times_as_a_layer_keeps_them() {
+        let dir = tree();
+        let view = HostTree::new(dir.path());
+        let a = copy_of(&["src/a.c"], None, &[]);
+        let set = |secs: u64, nanos: u32| {
+            let at = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+            let f = std::fs::File::options()
+                .write(true)
+                .open(dir.path().join("src/a.c"));
+            f.unwrap().set_modified(at).unwrap();
+        };
+        let sum = |epoch| stage_checksum(&view, &[&a], epoch).unwrap();
+        set(2_000, 0);
+        let whole = sum(None);
+        // A tar header has whole seconds: the nanoseconds are not hashed.
+        set(2_000, 123_456_789);
+        assert_eq!(sum(None), whole);
+        set(2_001, 0);
+        assert_ne!(sum(None), whole);
+        // Times past SOURCE_DATE_EPOCH are the epoch in a layer.
+        assert_eq!(sum(Some(2_000)), whole);
+        set(5_000, 0);
+        assert_eq!(sum(Some(2_000)), whole);
     }
 
     #[test]

@@ -20,12 +20,21 @@ pub struct ImportedResult {
     /// where it recorded none): kept when the result is exported again,
     /// so that a relayed cache still explains a miss.
     pub ingredients: Option<KeyIngredients>,
+    /// The content key the source recorded the same result under too
+    /// (see the store's `CacheRecord::content_key`).
+    pub content_key: Option<CacheKey>,
 }
 
 /// Where the solver looks for a result its store lacks.
 pub trait ImportedCache: Send + Sync + std::fmt::Debug {
     /// The result recorded under `key`, if a source has one.
     fn lookup(&self, key: &CacheKey) -> Option<ImportedResult>;
+
+    /// Notes that the result of `key` (whose ingredients are
+    /// `ingredients`) is the one found under the content key `found`:
+    /// from then on `key` is found too, so that an export of this build
+    /// holds it with its content key.
+    fn alias(&self, key: &CacheKey, found: &CacheKey, ingredients: &KeyIngredients);
 }
 
 /// A step a cache source recorded with its result: a build whose store

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures::future::{BoxFuture, FutureExt, try_join_all};
-use rbuild_cache::{BuildEntry, CacheKey, CacheRecord, KeyIngredients, Store, StoreError};
+use rbuild_cache::{
+    BuildEntry, CacheKey, CacheRecord, KeyIngredients, KeyInput, Store, StoreError,
+};
 use rbuild_explain::{Cause, NoCache};
 use rbuild_frontend::graph::{BuildGraph, NodeId};
 use tokio::sync::Semaphore;
@@ -55,6 +57,9 @@ pub struct SolveOptions {
     /// The target platform: of every node that names no other (an
     /// ingredient of its key) and of the base images such nodes read.
     pub platform: rbuild_image::Platform,
+    /// The `SOURCE_DATE_EPOCH` the build's layers clamp file times to
+    /// (a copy from a stage keys on times as its layer keeps them).
+    pub epoch: Option<i64>,
 }
 
 impl SolveOptions {
@@ -152,6 +157,9 @@ pub struct Solver {
     why: Why,
     /// Records being written (see [`Solver::record`]).
     writes: Mutex<Vec<JoinHandle<Result<(), StoreError>>>>,
+    /// Node key → the content key its state is known by too (see
+    /// [`Self::content_ingredients`]).
+    content_of: Mutex<HashMap<CacheKey, CacheKey>>,
 }
 
 impl Solver {
@@ -224,6 +232,7 @@ impl Solver {
             stop: Arc::default(),
             why: Why::new(listings),
             writes: Mutex::default(),
+            content_of: Mutex::default(),
         })
     }
 
@@ -376,7 +385,13 @@ impl Solver {
         if !op.shown() {
             return op.execute(self, i, &inputs, None).await;
         }
-        let content_key = op.content_key(self, i, &inputs).await?;
+        let content_key = match op.content_key(self, i, &inputs).await? {
+            Some(found) => Some(found),
+            None => self.derived_key(i, op.cacheable()),
+        };
+        if let Some((key, _)) = &content_key {
+            self.note_content(i, Some(key.clone()));
+        }
         if let Some((key, _)) = &content_key
             && let Some(mut hit) = self.cached_as(i, key).map_err(|e| e.to_string())?
         {
@@ -421,11 +436,62 @@ impl Solver {
         if self.opts.ignores_cache(i) {
             return Ok(None);
         }
-        let found = match self.store.get_record(&self.records[i])? {
-            Some(record) => self.usable(&self.records[i], record)?,
-            None => None,
-        };
-        Ok(found.or_else(|| self.imported(&self.records[i])))
+        let key = &self.records[i];
+        if let Some(record) = self.store.get_record(key)? {
+            let content_key = record.content_key.clone();
+            if let Some(result) = self.usable(key, record)? {
+                self.note_content(i, content_key);
+                return Ok(Some(result));
+            }
+        }
+        Ok(self.imported(key).map(|(result, content_key)| {
+            self.note_content(i, content_key);
+            result
+        }))
+    }
+
+    /// Notes that node `i`'s state is the one recorded under the content
+    /// key `key` too, so that the content keys of its users name it by
+    /// that. A linked copy's record is not its whole state: not noted.
+    fn note_content(&self, i: usize, key: Option<CacheKey>) {
+        if let Some(key) = key
+            && !keys::is_link(&self.graph.nodes[i].op)
+        {
+            let mut known = self.content_of.lock().expect("poisoned");
+            known.insert(self.keys[i].clone(), key);
+        }
+    }
+
+    /// Node `i`'s record ingredients with each input state named by the
+    /// content key it is known by, where it has one: a step on top of a
+    /// copy found by its content key (its source stage rebuilt, the files
+    /// it took the same) is found by these although its own key is new,
+    /// as BuildKit's keys follow an input's content-based key. Whether
+    /// any input was renamed.
+    pub(crate) fn content_ingredients(&self, i: usize) -> (KeyIngredients, bool) {
+        let mut ingredients = self.ingredients[i].clone();
+        let known = self.content_of.lock().expect("poisoned");
+        let mut renamed = false;
+        for input in &mut ingredients.inputs {
+            if let KeyInput::State(key) = input
+                && let Some(content) = known.get(key)
+            {
+                *key = content.clone();
+                renamed = true;
+            }
+        }
+        (ingredients, renamed)
+    }
+
+    /// The content key of a cacheable step `i` with no key of its own
+    /// kind: its key with its inputs named by their content keys, when
+    /// one has any (see [`Self::content_ingredients`]).
+    fn derived_key(&self, i: usize, cacheable: bool) -> ops::ContentKey {
+        if !cacheable || self.opts.ignores_cache(i) {
+            return None;
+        }
+        let (ingredients, renamed) = self.content_ingredients(i);
+        renamed.then(|| (keys::key_of(&ingredients), ingredients))
     }
 
     /// Whether node `i`'s recorded result added a layer, and when it was
@@ -443,37 +509,47 @@ impl Solver {
                 self.store.touch_record(key)?;
                 Some((record.added, made_at(record.created)))
             }
-            None => self.imported(key).map(|r| (r.added, r.created)),
+            None => (self.imported(key)).map(|(r, _)| (r.added, r.created)),
         };
         Ok(found)
     }
 
-    /// The result an imported cache holds under `key`, if any.
-    fn imported(&self, key: &CacheKey) -> Option<NodeResult> {
+    /// The result an imported cache holds under `key`, if any, and the
+    /// content key it holds it under too.
+    fn imported(&self, key: &CacheKey) -> Option<(NodeResult, Option<CacheKey>)> {
         let found = self.opts.imported.as_ref()?.lookup(key)?;
-        Some(NodeResult {
+        let result = NodeResult {
             state: found.layers,
             added: found.added,
             created: made_at(found.created),
-        })
+        };
+        Some((result, found.content_key))
     }
 
     /// The result recorded under node `i`'s content key `key` (see
-    /// [`Self::content_key`]), now also recorded under its key, so that
-    /// the next build finds it without computing the content key.
+    /// [`ops::SolveOp::content_key`]) in the store, now also recorded
+    /// under its key, so that the next build finds it without computing
+    /// the content key; else the one an imported cache holds under it,
+    /// noted there under its key too (for an export of this build).
     fn cached_as(&self, i: usize, key: &CacheKey) -> Result<Option<NodeResult>, SolveError> {
-        let Some(record) = self.store.get_record(key)? else {
-            return Ok(None);
-        };
-        let result = self.usable(key, record.clone())?;
-        if result.is_some() {
+        if let Some(record) = self.store.get_record(key)?
+            && let Some(result) = self.usable(key, record.clone())?
+        {
             let mine = CacheRecord {
                 ingredients: Some(self.ingredients[i].clone()),
+                content_key: Some(key.clone()),
                 ..record
             };
             self.store.put_record(&self.records[i], &mine)?;
+            return Ok(Some(result));
         }
-        Ok(result)
+        let Some((result, _)) = self.imported(key) else {
+            return Ok(None);
+        };
+        if let Some(imported) = &self.opts.imported {
+            imported.alias(&self.records[i], key, &self.ingredients[i]);
+        }
+        Ok(Some(result))
     }
 
     /// `record` as a result, unless a snapshot it names is gone; marks it used.

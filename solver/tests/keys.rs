@@ -80,6 +80,7 @@ async fn solver(store: Store, dockerfile: &str, context: &Path) -> Solver {
         context_modes: Default::default(),
         imported: None,
         platform,
+        epoch: None,
     };
     Solver::new(store, images, graph, solve, Arc::new(Silent))
         .await

@@ -46,7 +46,13 @@ impl Machine {
     }
 
     fn with(t: TestContext, registry: &str) -> Self {
-        let df = DOCKERFILE.replace("BASE", &format!("{registry}/base/busybox"));
+        Self::building(t, registry, DOCKERFILE)
+    }
+
+    /// A machine whose context's Dockerfile is `dockerfile` (`BASE` its
+    /// base image), with the files of [`DOCKERFILE`]'s context.
+    fn building(t: TestContext, registry: &str, dockerfile: &str) -> Self {
+        let df = dockerfile.replace("BASE", &format!("{registry}/base/busybox"));
         let context = t.context(
             "ctx",
             &[
@@ -145,6 +151,63 @@ fn an_empty_store_builds_from_a_registry_cache_without_running_a_step() {
     assert!(run[0].contains("COPY other.txt"), "{log}");
     assert_eq!(b.file("/stamp"), stamp);
     assert_eq!(b.file("/other.txt"), "2\n");
+}
+
+/// A stage that is rebuilt when other.txt changes, though what the final
+/// stage copies from it (made before) stays the same.
+const STAGE_COPY: &str = "FROM BASE AS build
+RUN mkdir /out && od -An -N8 -tx8 /dev/urandom > /out/lib
+COPY other.txt /other.txt
+FROM BASE
+COPY --from=build /out /out
+RUN od -An -N8 -tx8 /dev/urandom > /stamp
+";
+
+#[test]
+fn a_copy_from_a_rebuilt_stage_is_found_by_its_files_in_a_remote_cache() {
+    let registry = TestRegistry::start();
+    let a = Machine::first(&registry.addr);
+    let a = Machine::building(a.t, &registry.addr, STAGE_COPY);
+    let cache = format!("{}/cache/stage:main", registry.addr);
+    a.build(&["--cache-to", &format!("type=registry,ref={cache},mode=max")]);
+    let (lib, stamp) = (a.file("/out/lib"), a.file("/stamp"));
+
+    // B changes other.txt: the build stage's key changes, the files the
+    // final stage copies from it do not. The copy is found by their
+    // checksum, the RUN on top of it by the copy's: neither runs.
+    let b = Machine::building(TestContext::new(), &registry.addr, STAGE_COPY);
+    std::fs::write(b.context.join("other.txt"), "2\n").unwrap();
+    let relay = format!("{}/cache/stage:relay", registry.addr);
+    let log = b.build(&[
+        "--cache-from",
+        &cache,
+        "--cache-to",
+        &format!("type=registry,ref={relay},mode=max"),
+    ]);
+    let run = steps_run(&log);
+    assert_eq!(run.len(), 1, "{log}");
+    assert!(run[0].contains("COPY other.txt"), "{log}");
+    assert_eq!(
+        (b.file("/out/lib"), b.file("/stamp")),
+        (lib.clone(), stamp.clone())
+    );
+    assert_eq!(b.image_id(), a.image_id());
+
+    // C, with yet another other.txt, from B's export alone: B passed the
+    // copy's record on under both its keys.
+    let c = Machine::building(TestContext::new(), &registry.addr, STAGE_COPY);
+    std::fs::write(c.context.join("other.txt"), "3\n").unwrap();
+    let log = c.build(&["--cache-from", &relay]);
+    let run = steps_run(&log);
+    assert_eq!(run.len(), 1, "{log}");
+    assert!(run[0].contains("COPY other.txt"), "{log}");
+    assert_eq!(c.file("/stamp"), stamp);
+
+    // The same within one store: A's RUN on top of the copy hits too.
+    std::fs::write(a.context.join("other.txt"), "4\n").unwrap();
+    let run = steps_run(&a.build(&[]));
+    assert_eq!(run.len(), 1, "{run:?}");
+    assert_eq!(a.file("/stamp"), stamp);
 }
 
 #[test]

@@ -33,12 +33,13 @@ impl SolveOp for File<'_> {
     }
 
     /// The content key of a copy from earlier stages (`COPY --from=stage`),
-    /// as BuildKit keys such copies: from the op, its base's key and the
-    /// checksum of exactly the files it selects in each source stage
-    /// (content, modes, owners, times), instead of the source stages' keys.
-    /// A source stage that was rebuilt but left the copied files as they
-    /// were then still hits the cache. `None` for every other file step,
-    /// and with `--no-cache`.
+    /// as BuildKit keys such copies: from the op, its base's key (or the
+    /// content key its base is known by) and the checksum of exactly the
+    /// files it selects in each source stage (content, modes, owners,
+    /// times), instead of the source stages' keys. A source stage that was
+    /// rebuilt but left the copied files as they were then still hits the
+    /// cache, the store's or an imported one. `None` for every other file
+    /// step, and with `--no-cache`.
     fn content_key<'a>(
         &'a self,
         solver: &'a Solver,
@@ -63,7 +64,7 @@ impl SolveOp for File<'_> {
                 let snaps = solver.materialize(&input.state).await?;
                 sources.push((pos, solver.snapshot_paths(&snaps)));
             }
-            let op = self.0.clone();
+            let (op, epoch) = (self.0.clone(), solver.opts.epoch);
             let sums = tokio::task::spawn_blocking(move || {
                 sources
                     .into_iter()
@@ -76,13 +77,14 @@ impl SolveOp for File<'_> {
                                 _ => None,
                             })
                             .collect();
-                        context::stage_checksum(&LayerStack::new(layers), &copies)
+                        context::stage_checksum(&LayerStack::new(layers), &copies, epoch)
                     })
                     .collect::<Result<Vec<String>, String>>()
             })
             .await
             .map_err(|e| e.to_string())??;
-            Ok(Some(keys::content_key(&solver.ingredients[i], &sums)))
+            let (ingredients, _) = solver.content_ingredients(i);
+            Ok(Some(keys::content_key(&ingredients, &sums)))
         }
         .boxed()
     }

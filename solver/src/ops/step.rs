@@ -93,13 +93,17 @@ impl<'a> Step<'a> {
             snapshots.push(id);
         }
         let created = now_secs();
+        // The record under the step's key names the content key's.
+        let linked = content_key.as_ref().map(|(key, _)| key.clone());
         let mine = (solver.records[i].clone(), solver.ingredients[i].clone());
-        for (key, ingredients) in std::iter::once(mine).chain(content_key) {
+        let records = std::iter::once((mine, linked)).chain(content_key.map(|k| (k, None)));
+        for ((key, ingredients), content_key) in records {
             let record = CacheRecord {
                 snapshots: snapshots.clone(),
                 added,
                 created,
                 ingredients: Some(ingredients),
+                content_key,
             };
             solver.record(key, record);
         }
