@@ -2,11 +2,9 @@
 //! argument strings, as BuildKit's first stage produces them (no
 //! expansion, quotes kept in shell form).
 
-use pest::Parser;
-use rbuild_grammar::{DockerfileParser, Rule};
-
 use crate::lines::{Heredoc, RawInstruction};
 use crate::quote;
+use crate::word::{self, is_blank, words};
 
 /// One instruction.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,61 +34,6 @@ pub struct Instruction {
 /// Splitting failures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitError(pub String);
-
-fn is_blank(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\u{0B}' | '\u{0C}' | '\r')
-}
-
-/// A flag word with quotes removed and escapes processed.
-fn unquote_flag(pair: pest::iterators::Pair<'_, Rule>) -> String {
-    let mut out = String::new();
-    for part in pair.into_inner() {
-        match part.as_rule() {
-            Rule::escaped => out.extend(part.as_str().chars().skip(1)),
-            Rule::double_quote => {
-                for inner in part.into_inner() {
-                    match inner.as_rule() {
-                        Rule::dq_escaped => out.extend(inner.as_str().chars().skip(1)),
-                        _ => out.push_str(inner.as_str()),
-                    }
-                }
-            }
-            Rule::single_quote => {
-                for inner in part.into_inner() {
-                    out.push_str(inner.as_str());
-                }
-            }
-            _ => out.push_str(part.as_str()),
-        }
-    }
-    out
-}
-
-/// The words of `text` (quotes and escapes kept; a lone escape at the very
-/// end dropped).
-pub fn words(text: &str, escape: char) -> Vec<String> {
-    let input = format!("{escape}{text}");
-    let Some(pair) = DockerfileParser::parse(Rule::words, &input)
-        .ok()
-        .and_then(|mut p| p.next())
-    else {
-        return text.split_whitespace().map(str::to_string).collect();
-    };
-    let mut out = Vec::new();
-    for word in pair.into_inner().filter(|p| p.as_rule() == Rule::word) {
-        let mut w = word.as_str().to_string();
-        let dangling = word.into_inner().last().is_some_and(|last| {
-            last.as_rule() == Rule::escaped && last.as_str().chars().count() == 1
-        });
-        if dangling {
-            w.pop();
-        }
-        if !w.is_empty() {
-            out.push(w);
-        }
-    }
-    out
-}
 
 /// The JSON form of `args`, if it is one; `Err` for a JSON array with
 /// non-string elements.
@@ -163,22 +106,15 @@ fn key_values(keyword: &str, args: &str, escape: char) -> Result<Vec<String>, Sp
 // dispatch table in parser.go), one arm per argument form.
 pub fn split_text(text: &str, escape: char) -> Result<Instruction, SplitError> {
     let text = text.trim_matches(is_blank);
-    let input = format!("{escape}{text}");
-    let pair = DockerfileParser::parse(Rule::instruction, &input)
-        .ok()
-        .and_then(|mut p| p.next())
-        .ok_or_else(|| SplitError(format!("cannot parse instruction {}", quote::excerpt(text))))?;
-    let mut keyword = String::new();
-    let mut flags = Vec::new();
-    let mut rest = "";
-    for p in pair.into_inner() {
-        match p.as_rule() {
-            Rule::keyword => keyword = p.as_str().to_ascii_lowercase(),
-            Rule::flag => flags.push(unquote_flag(p.into_inner().next().expect("a word"))),
-            Rule::rest => rest = p.as_str(),
-            _ => {}
-        }
+    let (keyword, after) = text.split_at(text.find(is_blank).unwrap_or(text.len()));
+    if keyword.is_empty() {
+        return Err(SplitError(format!(
+            "cannot parse instruction {}",
+            quote::excerpt(text)
+        )));
     }
+    let keyword = keyword.to_ascii_lowercase();
+    let (flags, rest) = word::flags(after, escape);
     let args = rest.trim_matches(is_blank);
     let mut json = false;
     let mut inner = None;

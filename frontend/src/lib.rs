@@ -26,6 +26,7 @@ mod stages;
 mod used_vars;
 mod vars;
 pub mod wildcard;
+mod word;
 
 use std::collections::BTreeMap;
 

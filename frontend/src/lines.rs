@@ -5,6 +5,8 @@
 use pest::Parser;
 use rbuild_grammar::{DockerfileParser, Rule};
 
+use crate::word::is_blank;
+
 /// Parser directives found at the top of the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directives {
@@ -131,10 +133,6 @@ fn directives(lines: &[&str]) -> Result<(Directives, usize), LineError> {
         }
     }
     Ok((d, lines.len()))
-}
-
-fn is_blank(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\u{0B}' | '\u{0C}' | '\r')
 }
 
 fn is_comment(line: &str) -> bool {

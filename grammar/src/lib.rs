@@ -1,5 +1,7 @@
-//! The pest grammar of the Dockerfile language. This crate holds the grammar
-//! only (`dockerfile.pest`); `rbuild-frontend` turns its parse tree into an AST.
+//! The pest grammar of the Dockerfile language's parser directives and
+//! heredoc markers. This crate holds the grammar only (`dockerfile.pest`);
+//! `rbuild-frontend` reads its parse trees (and splits instructions into
+//! words itself, see the grammar's header).
 
 // pest_derive generates the undocumented `Rule` enum.
 #![allow(missing_docs)]
