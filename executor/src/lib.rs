@@ -39,6 +39,7 @@ mod child;
 mod cleanup;
 mod console;
 mod external;
+mod host_devices;
 mod init;
 mod masks;
 mod network;

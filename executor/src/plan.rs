@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::users::User;
 use crate::{ExecError, FileMount, RunSpec};
-use crate::{Seccomp, caps, masks, rootless, seccomp, sys};
+use crate::{Seccomp, caps, host_devices, masks, rootless, seccomp, sys};
 
 /// Docker's default PATH, used when the environment has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -27,8 +27,19 @@ const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 /// the /dev tmpfs, binds, layer mounts) is `nodev`, so a node COPYed in or
 /// made with `mknod` (CAP_MKNOD stays, as in Docker) cannot be opened. A
 /// bind works the same rootful and rootless and on cgroup v1 and v2, where
-/// a device cgroup would need a v1 controller or an eBPF program.
+/// a device cgroup would need a v1 controller or an eBPF program. A
+/// privileged sandbox gets every host device the same way (`host_devices`).
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The symlinks of the sandbox's /dev: (name, target).
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+    ("core", "/proc/kcore"),
+];
 
 /// Attributes of every bind of a host path.
 const BIND_ATTRS: u64 = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
@@ -400,12 +411,25 @@ pub fn build(
             )),
         )?,
     ];
+    let insecure = spec.security.insecure;
+    let dev_attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC;
     for name in DEVICES {
         let host = Path::new("/dev").join(name);
-        let attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC;
-        mounts.push(bind_mount(&host, &format!("/dev/{name}"), attrs)?);
+        mounts.push(bind_mount(&host, &format!("/dev/{name}"), dev_attrs)?);
     }
-    let insecure = spec.security.insecure;
+    if insecure {
+        // As Docker's --privileged: the host's devices too.
+        let own: Vec<&str> = DEVICES
+            .iter()
+            .copied()
+            .chain(DEV_LINKS.iter().map(|(name, _)| *name))
+            .collect();
+        for rel in host_devices::list(Path::new("/dev"), &own) {
+            let host = Path::new("/dev").join(&rel);
+            let inner = format!("/dev/{}", rel.display());
+            mounts.push(bind_mount(&host, &inner, dev_attrs)?);
+        }
+    }
     let sys_ro = if insecure { 0 } else { libc::MS_RDONLY };
     if rootless::in_user_namespace() {
         // No sysfs without a network namespace of ours: bind the host's.
@@ -535,17 +559,10 @@ pub fn build(
         });
     }
 
-    let dev_links = [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-        ("ptmx", "pts/ptmx"),
-        ("core", "/proc/kcore"),
-    ]
-    .iter()
-    .map(|(a, b)| Ok((cstr(a)?, cstr(b)?)))
-    .collect::<Result<_, ExecError>>()?;
+    let dev_links = DEV_LINKS
+        .iter()
+        .map(|(a, b)| Ok((cstr(a)?, cstr(b)?)))
+        .collect::<Result<_, ExecError>>()?;
 
     let mut env = spec.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {

@@ -136,6 +136,56 @@ fn capabilities_are_added_dropped_and_privileged() {
 }
 
 #[test]
+fn privileged_gets_the_host_devices_and_no_seccomp_or_masks() {
+    let t = with_busybox();
+    let script = "find /dev -type c -o -type b | grep -v '^/dev/pts/' | sort; \
+        grep Seccomp: /proc/self/status; \
+        grep -cE ' /proc/(sys|kcore|keys|timer_list) ' /proc/self/mountinfo; true";
+    let default = sh_ok(&t, &[], script);
+    let (devices, rest) = default.split_at(default.find("Seccomp:").unwrap());
+    assert_eq!(
+        devices,
+        "/dev/full\n/dev/null\n/dev/random\n/dev/tty\n/dev/urandom\n/dev/zero\n"
+    );
+    // Filtered, and some of those /proc paths masked or read-only.
+    assert!(
+        rest.starts_with("Seccomp:\t2\n") && !rest.ends_with("\n0\n"),
+        "{rest}"
+    );
+    // Docker's --privileged: every device of the host's /dev, as
+    // containerd's HostDevices walks it (ptmx stays the sandbox's own link
+    // to its devpts), no seccomp filter, nothing masked or read-only.
+    let mut expected = host_devices(std::path::Path::new("/dev"));
+    expected.sort();
+    let privileged = sh_ok(&t, &["--privileged"], script);
+    let mut lines: Vec<&str> = privileged.lines().collect();
+    assert_eq!(lines.pop(), Some("0"), "{privileged}");
+    assert_eq!(lines.pop(), Some("Seccomp:\t0"), "{privileged}");
+    assert_eq!(lines, expected, "{privileged}");
+}
+
+/// The character and block devices under `dir` that Docker's
+/// `--privileged` gives a container, as in-sandbox paths.
+fn host_devices(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap();
+        let kind = entry.file_type().unwrap();
+        let skipped = ["pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"];
+        if kind.is_dir() && !skipped.contains(&name.as_str()) {
+            out.extend(host_devices(&entry.path()));
+        } else if (kind.is_char_device() || kind.is_block_device())
+            && !(dir == std::path::Path::new("/dev")
+                && ["console", "ptmx"].contains(&name.as_str()))
+        {
+            out.push(entry.path().display().to_string());
+        }
+    }
+    out
+}
+
+#[test]
 fn add_host_ulimit_and_shm_size_reach_the_sandbox() {
     let t = with_busybox();
     let out = sh_ok(
