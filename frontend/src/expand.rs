@@ -126,7 +126,7 @@ impl Lexer<'_> {
                 self.pos += 1;
                 if let Some(n) = self.peek() {
                     self.pos += 1;
-                    push(&mut out, Piece::Whole, &n.to_string());
+                    push(&mut out, Piece::Whole, n.encode_utf8(&mut [0; 4]));
                 }
             } else if (c == '\'' || c == '"') && !self.keep_quotes {
                 self.pos += 1;
@@ -154,10 +154,10 @@ impl Lexer<'_> {
                 push(&mut out, Piece::Whole, &s);
             } else if c.is_whitespace() {
                 self.pos += 1;
-                out.push((Piece::Boundary, c.to_string()));
+                push(&mut out, Piece::Boundary, c.encode_utf8(&mut [0; 4]));
             } else {
                 self.pos += 1;
-                push(&mut out, Piece::Whole, &c.to_string());
+                push(&mut out, Piece::Whole, c.encode_utf8(&mut [0; 4]));
             }
         }
         Ok(out)
@@ -506,6 +506,10 @@ pub fn expand_word(
     escape: char,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, String> {
+    // Most words have no quote, escape or `$`: they expand to themselves.
+    if !input.contains(['$', '\'', '"', escape]) {
+        return Ok(input.to_string());
+    }
     let pieces = lex(input, escape, false, env)
         .map_err(|e| format!("failed to process {}: {e}", quote::excerpt(input)))?;
     Ok(pieces.into_iter().map(|(_, s)| s).collect())

@@ -9,7 +9,7 @@ use crate::stages::Base;
 use crate::vars::Vars;
 use crate::{BaseImage, FrontendError, ResolvedImage, quote};
 
-use super::{Lowerer, StageState};
+use super::{Lowerer, StageState, env_index};
 
 /// BuildKit's PATH for a stage whose base sets none (`system.DefaultPathEnv`).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -119,7 +119,7 @@ impl Lowerer<'_> {
         let label = self.stage_label(i);
         let mut state = self.start(i, &format!("[{label}1/{total}]"))?;
         // BuildKit makes sure every stage has a PATH.
-        if state.env.get("PATH").is_none() {
+        if !state.env.contains_key("PATH") {
             Self::set_env(&mut state, "PATH", DEFAULT_PATH);
         }
         // ONBUILD triggers of the base run first, and are not inherited.
@@ -150,7 +150,7 @@ impl Lowerer<'_> {
                 history: Vec::new(),
                 layer_nodes: Vec::new(),
                 args: Vec::new(),
-                env: Vars::default(),
+                env: Default::default(),
                 vars: Vars::default(),
                 origins: Default::default(),
                 sets: Default::default(),
@@ -169,7 +169,7 @@ impl Lowerer<'_> {
                 let (node, image) = self.image_node(&name, platform, from, Some(step))?;
                 StageState {
                     node,
-                    env: Vars::from_env(&image.config.env),
+                    env: env_index(&image.config.env),
                     vars: Vars::from_env(&image.config.env),
                     config: image.config,
                     history: image.history,

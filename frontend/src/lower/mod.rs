@@ -55,8 +55,8 @@ struct StageState {
     /// The stage's own ARGs in order (BuildKit's `buildArgs`: not
     /// inherited by a stage FROM this one), with their values if any.
     args: Vec<(String, Option<String>)>,
-    /// `config.env` by name.
-    env: Vars,
+    /// Where each name of `config.env` is (its first entry).
+    env: HashMap<String, usize>,
     /// What words expand with and RUN gets (BuildKit's state env): the
     /// base's environment, then ARG values and ENV as they are set, the
     /// latest winning; a stage FROM this one inherits it.
@@ -96,6 +96,17 @@ struct Lowerer<'a> {
     multi: bool,
     /// The variables the words of the instruction being lowered expanded.
     expanded: RefCell<BTreeSet<String>>,
+}
+
+/// Where each name of an image's `KEY=value` environment is (its first
+/// entry).
+fn env_index(env: &[String]) -> HashMap<String, usize> {
+    let mut index = HashMap::new();
+    for (i, e) in env.iter().enumerate() {
+        let name = e.split_once('=').map_or(e.as_str(), |(k, _)| k);
+        index.entry(name.to_string()).or_insert(i);
+    }
+    index
 }
 
 /// The argv of a shell-form command under the stage's SHELL.
@@ -225,6 +236,30 @@ impl<'a> Lowerer<'a> {
         let lowered = self.instruction(stage, state, ins, step);
         let expanded = self.expanded.replace(outer);
         lowered?;
+        for i in first..self.nodes.len() {
+            let node = &self.nodes[i];
+            if node.step.is_some() || !matches!(node.op, Op::Exec(_) | Op::File(_)) {
+                continue;
+            }
+            let vars = if matches!(node.op, Op::Exec(_)) {
+                UsedVars::latest_of(state.sets.clone())
+            } else {
+                state.expanded_vars(&expanded)
+            };
+            self.nodes[i].step = Some(self.step_info(stage, ins, ordinal, vars));
+        }
+        Ok(())
+    }
+
+    /// The identity of instruction `ins` of stage `stage` as a step that
+    /// uses `vars` (see [`StepInfo`]).
+    fn step_info(
+        &self,
+        stage: usize,
+        ins: &Instruction,
+        ordinal: usize,
+        vars: UsedVars,
+    ) -> StepInfo {
         let stage_name = match self.stages.stages[stage].name() {
             Some(n) => n.to_string(),
             None => format!("stage-{stage}"),
@@ -235,23 +270,12 @@ impl<'a> Lowerer<'a> {
             instruction.push_str(&heredoc.content);
             instruction.push_str(&heredoc.name);
         }
-        for node in &mut self.nodes[first..] {
-            if node.step.is_some() || !matches!(node.op, Op::Exec(_) | Op::File(_)) {
-                continue;
-            }
-            let vars = if matches!(node.op, Op::Exec(_)) {
-                UsedVars::latest_of(state.sets.clone())
-            } else {
-                state.expanded_vars(&expanded)
-            };
-            node.step = Some(StepInfo {
-                stage: stage_name.clone(),
-                ordinal,
-                instruction: instruction.clone(),
-                vars,
-            });
+        StepInfo {
+            stage: stage_name,
+            ordinal,
+            instruction,
+            vars,
         }
-        Ok(())
     }
 
     fn history(state: &mut StageState, created_by: String, empty: bool) {
@@ -266,19 +290,13 @@ impl<'a> Lowerer<'a> {
     /// Sets an ENV variable in the config (in place if it exists).
     fn set_env(state: &mut StageState, k: &str, v: &str) {
         let entry = format!("{k}={v}");
-        if state.env.get(k).is_some() {
-            if let Some(e) = state
-                .config
-                .env
-                .iter_mut()
-                .find(|e| e.split('=').next() == Some(k))
-            {
-                *e = entry;
+        match state.env.get(k) {
+            Some(&i) => state.config.env[i] = entry,
+            None => {
+                state.env.insert(k.to_string(), state.config.env.len());
+                state.config.env.push(entry);
             }
-        } else {
-            state.config.env.push(entry);
         }
-        state.env.set(k, v);
         state.vars.set(k, v);
     }
 
