@@ -183,14 +183,13 @@ impl ExpansionBudget {
     }
 }
 
-/// Reads and splits `source` into its directives and instructions.
+/// Reads and splits `text` into its directives and instructions.
 fn read(
     file: &str,
-    source: &[u8],
+    text: &str,
 ) -> Result<(lines::Directives, Vec<ast::Instruction>), FrontendError> {
-    let text = String::from_utf8_lossy(source);
     let (directives, raw) =
-        lines::read(&text).map_err(|e| FrontendError::at(file, e.line, 1, e.message))?;
+        lines::read(text).map_err(|e| FrontendError::at(file, e.line, 1, e.message))?;
     if raw.is_empty() {
         return Err(FrontendError::at(file, 0, 0, "file with no instructions"));
     }
@@ -206,14 +205,14 @@ fn read(
 
 /// BuildKit's AST dump of `source` (the conformance corpus format).
 pub fn dump_ast(file: &str, source: &[u8]) -> Result<String, FrontendError> {
-    read(file, source).map(|(_, i)| dump::dump(&i))
+    read(file, &String::from_utf8_lossy(source)).map(|(_, i)| dump::dump(&i))
 }
 
 impl Dockerfile {
     /// Parses `source`; `file` names it in errors.
     pub fn parse(file: &str, source: &[u8]) -> Result<Self, FrontendError> {
         let text = String::from_utf8_lossy(source).into_owned();
-        let (directives, instructions) = read(file, source).map_err(|e| e.with_source(&text))?;
+        let (directives, instructions) = read(file, &text).map_err(|e| e.with_source(&text))?;
         if let Some(syntax) = &directives.syntax {
             let frontend = syntax.split(['@', ':']).next().unwrap_or_default();
             let builtin = [

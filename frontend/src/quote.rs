@@ -19,7 +19,7 @@ pub fn line(text: &str) -> String {
 }
 
 fn shorten(text: &str, escape_quotes: bool) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(text.len().min(EXCERPT_CHARS));
     let mut chars = text.chars();
     for c in chars.by_ref().take(EXCERPT_CHARS) {
         if c.is_control() || (escape_quotes && (c == '"' || c == '\\')) {

@@ -8,11 +8,11 @@ use crate::ast::Instruction;
 use crate::graph::Env;
 use crate::{Dockerfile, FrontendError, expand};
 
-/// Variables in declaration order, with constant-time lookups.
+/// Variables with constant-time lookups, and in declaration order as an
+/// exec's environment.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Vars {
-    list: Vec<(String, String)>,
-    index: HashMap<String, usize>,
+    values: HashMap<String, String>,
     /// The same variables as an exec's environment, shared.
     env: Env,
 }
@@ -20,17 +20,16 @@ pub(crate) struct Vars {
 impl Vars {
     /// The value of `k`, if set.
     pub(crate) fn get(&self, k: &str) -> Option<String> {
-        self.index.get(k).map(|i| self.list[*i].1.clone())
+        self.values.get(k).cloned()
     }
 
-    /// Sets `k`, keeping its first position.
+    /// Sets `k`, keeping its first position in the environment.
     pub(crate) fn set(&mut self, k: &str, v: &str) {
         self.env = self.env.with(k, v);
-        match self.index.get(k) {
-            Some(i) => self.list[*i].1 = v.to_string(),
+        match self.values.get_mut(k) {
+            Some(value) => v.clone_into(value),
             None => {
-                self.index.insert(k.to_string(), self.list.len());
-                self.list.push((k.to_string(), v.to_string()));
+                self.values.insert(k.to_string(), v.to_string());
             }
         }
     }
