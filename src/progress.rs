@@ -118,10 +118,14 @@ impl Display {
     /// Shows one event of the build.
     pub fn show(&self, event: Event) {
         match event {
-            Event::Started { step, name, cause } => self.on_start(step, &name, cause.as_ref()),
+            Event::Started {
+                step, name, cause, ..
+            } => self.on_start(step, &name, cause.as_ref()),
             Event::Log { step, line } => self.on_log(step, &line),
             Event::Finished { step, name, status } => self.on_finish(step, &name, status),
             Event::Warning { message } => eprintln!("WARNING: {message}"),
+            // The step's own line already shows its time.
+            Event::Process { .. } => {}
         }
     }
 
@@ -266,6 +270,7 @@ mod tests {
             step,
             name: name.clone(),
             cause: None,
+            inputs: Vec::new(),
         });
         display.show(Event::Log {
             step,

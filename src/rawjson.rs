@@ -1,7 +1,9 @@
 //! `--progress=rawjson`: the build's events as BuildKit's `SolveStatus`
 //! objects, one JSON object a line on stderr, as `docker buildx build
-//! --progress=rawjson` prints them: `vertexes` (name, started, completed,
-//! cached, error), `logs` (vertex, stream, base64 data, timestamp) and
+//! --progress=rawjson` prints them: `vertexes` (name, inputs, started,
+//! completed, cached, error), `logs` (vertex, stream, base64 data,
+//! timestamp), `statuses` (a RUN's process: id `process`, its vertex,
+//! started and completed, from its sandbox's set-up to its exit) and
 //! `warnings`. A vertex's `digest` is an id of the step in this build
 //! (`sha256:` and its number), not an LLB digest: rbuild has no LLB.
 
@@ -16,8 +18,18 @@ use serde_json::{Value, json};
 /// Prints events as rawjson lines.
 #[derive(Default)]
 pub struct RawJson {
-    /// Step → (its number, when it started).
-    steps: Mutex<HashMap<StepId, (usize, String)>>,
+    /// What is known of each step seen.
+    steps: Mutex<HashMap<StepId, Seen>>,
+}
+
+/// A step seen: what every line about its vertex repeats.
+struct Seen {
+    /// Its number, in the order steps were first seen.
+    number: usize,
+    /// When it started.
+    started: String,
+    /// The digests of the steps it reads.
+    inputs: Vec<String>,
 }
 
 impl RawJson {
@@ -25,17 +37,30 @@ impl RawJson {
     pub fn show(&self, event: Event) {
         let now = timestamp(SystemTime::now());
         let status = match event {
-            Event::Started { step, name, .. } => {
+            Event::Started {
+                step, name, inputs, ..
+            } => {
+                let inputs: Vec<String> = inputs.into_iter().map(|s| self.digest(s)).collect();
                 let digest = self.begin(step, &now);
-                json!({"vertexes": [{"digest": digest, "name": name, "started": now}]})
+                self.read(step, &inputs);
+                json!({"vertexes": [{"digest": digest, "inputs": inputs, "name": name, "started": now}]})
+            }
+            Event::Process {
+                step,
+                started,
+                ended,
+            } => {
+                json!({"statuses": [{"id": "process", "vertex": self.digest(step), "name": "process",
+                    "started": timestamp(started), "completed": timestamp(ended), "timestamp": now}]})
             }
             Event::Log { step, line } => {
                 let digest = self.digest(step);
                 json!({"logs": [{"vertex": digest, "stream": 1, "data": base64(&line), "timestamp": now}]})
             }
             Event::Finished { step, name, status } => {
-                let started = self.started(step).unwrap_or_else(|| now.clone());
-                let mut vertex = json!({"digest": self.digest(step), "name": name,
+                let digest = self.digest(step);
+                let (started, inputs) = self.seen(step);
+                let mut vertex = json!({"digest": digest, "inputs": inputs, "name": name,
                     "started": started, "completed": now});
                 match status {
                     StepStatus::Cached => vertex["cached"] = Value::Bool(true),
@@ -56,13 +81,26 @@ impl RawJson {
     fn begin(&self, step: StepId, now: &str) -> String {
         let mut steps = self.steps.lock().expect("poisoned");
         let next = steps.len() + 1;
-        let entry = steps.entry(step).or_insert_with(|| (next, now.to_string()));
-        digest_of(entry.0)
+        let entry = steps.entry(step).or_insert_with(|| Seen {
+            number: next,
+            started: now.to_string(),
+            inputs: Vec::new(),
+        });
+        digest_of(entry.number)
     }
 
-    fn started(&self, step: StepId) -> Option<String> {
+    /// Records the digests of the steps `step` reads.
+    fn read(&self, step: StepId, inputs: &[String]) {
+        if let Some(seen) = self.steps.lock().expect("poisoned").get_mut(&step) {
+            seen.inputs = inputs.to_vec();
+        }
+    }
+
+    /// When a step seen started, and what it reads.
+    fn seen(&self, step: StepId) -> (String, Vec<String>) {
         let steps = self.steps.lock().expect("poisoned");
-        steps.get(&step).map(|(_, started)| started.clone())
+        let seen = steps.get(&step).expect("numbered before");
+        (seen.started.clone(), seen.inputs.clone())
     }
 
     fn digest(&self, step: StepId) -> String {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rbuild_solver::{Cause, Progress, VertexStatus};
 
@@ -41,6 +41,8 @@ pub enum Event {
         /// For a step that runs because the cache had no result for it:
         /// why (what changed since the previous build).
         cause: Option<Cause>,
+        /// The steps it reads (a step of the build's own reads none).
+        inputs: Vec<StepId>,
     },
     /// A step wrote a line (a RUN's output, or a note of the build's own:
     /// `writing image sha256:… done`).
@@ -58,6 +60,16 @@ pub enum Event {
         name: String,
         /// How.
         status: StepStatus,
+    },
+    /// A RUN step's process ran, from its sandbox's set-up to its exit:
+    /// the part of the step's time that is the command's.
+    Process {
+        /// Which.
+        step: StepId,
+        /// When its sandbox began to be set up.
+        started: SystemTime,
+        /// When it exited.
+        ended: SystemTime,
     },
     /// Something the user should know that is not an error
     /// (`build-arg "X" was not consumed by any ARG`).
@@ -145,6 +157,7 @@ impl Recorder {
             step: id,
             name: name.to_string(),
             cause: None,
+            inputs: Vec::new(),
         });
         OwnStep {
             id,
@@ -177,19 +190,29 @@ impl Recorder {
 }
 
 impl Progress for Recorder {
-    fn started(&self, index: usize, name: &str) {
+    fn started(&self, index: usize, name: &str, inputs: &[usize]) {
         self.emit(Event::Started {
             step: StepId::Vertex(index),
             name: name.to_string(),
             cause: None,
+            inputs: vertices(inputs),
         });
     }
 
-    fn started_after_miss(&self, index: usize, name: &str, cause: &Cause) {
+    fn started_after_miss(&self, index: usize, name: &str, inputs: &[usize], cause: &Cause) {
         self.emit(Event::Started {
             step: StepId::Vertex(index),
             name: name.to_string(),
             cause: Some(cause.clone()),
+            inputs: vertices(inputs),
+        });
+    }
+
+    fn process(&self, index: usize, started: SystemTime, ended: SystemTime) {
+        self.emit(Event::Process {
+            step: StepId::Vertex(index),
+            started,
+            ended,
         });
     }
 
@@ -214,6 +237,11 @@ impl Progress for Recorder {
     }
 }
 
+/// The steps of graph nodes `nodes`.
+fn vertices(nodes: &[usize]) -> Vec<StepId> {
+    nodes.iter().map(|&n| StepId::Vertex(n)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,20 +256,35 @@ mod tests {
         let recorder = Recorder::new(sink);
         let own = recorder.begin("exporting to image");
         recorder.note(&own, "writing image sha256:x done");
-        recorder.started(3, "[1/2] RUN make");
+        recorder.started(3, "[1/2] RUN make", &[]);
         recorder.log(3, b"ok\n");
+        let ran = (SystemTime::UNIX_EPOCH, SystemTime::now());
+        recorder.process(3, ran.0, ran.1);
         recorder.finished(3, "[1/2] RUN make", VertexStatus::Cached);
-        recorder.started_after_miss(4, "[2/2] COPY . /", &Cause::NeverRan);
+        recorder.started_after_miss(4, "[2/2] COPY . /", &[3], &Cause::NeverRan);
         recorder.finished(4, "[2/2] COPY . /", VertexStatus::Done(Duration::ZERO));
         recorder.end(own);
         let seen = seen.lock().unwrap();
-        assert_eq!(seen.len(), 8);
+        assert_eq!(seen.len(), 9);
         assert_eq!(
             seen[1],
             Event::Log {
                 step: StepId::Own(1),
                 line: b"writing image sha256:x done".to_vec()
             }
+        );
+        assert_eq!(
+            seen[4],
+            Event::Process {
+                step: StepId::Vertex(3),
+                started: ran.0,
+                ended: ran.1
+            }
+        );
+        assert!(
+            matches!(&seen[6], Event::Started { step: StepId::Vertex(4), inputs, .. } if inputs == &[StepId::Vertex(3)]),
+            "a step's inputs reach the sink: {:?}",
+            seen[6]
         );
         let records = recorder.records();
         assert_eq!(records.len(), 3);

@@ -1,6 +1,6 @@
 //! The progress events a solve emits, one stream per vertex.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rbuild_explain::Cause;
 
@@ -18,13 +18,19 @@ pub enum VertexStatus {
 /// Receives progress of a solve. Vertices are numbered by the caller's
 /// sense of order: `index` is the graph node index.
 pub trait Progress: Send + Sync {
-    /// A vertex started work.
-    fn started(&self, index: usize, name: &str);
+    /// A vertex started work; `inputs` are the shown vertices it reads
+    /// (directly, or through vertices progress does not show).
+    fn started(&self, index: usize, name: &str, inputs: &[usize]);
     /// A step started work because the cache had no result for it, for
     /// `cause` (by default reported as [`Progress::started`]).
-    fn started_after_miss(&self, index: usize, name: &str, cause: &Cause) {
+    fn started_after_miss(&self, index: usize, name: &str, inputs: &[usize], cause: &Cause) {
         let _ = cause;
-        self.started(index, name);
+        self.started(index, name, inputs);
+    }
+    /// A RUN step's process ran from `started` (its sandbox being set
+    /// up) to `ended` (its exit); by default not reported.
+    fn process(&self, index: usize, started: SystemTime, ended: SystemTime) {
+        let _ = (index, started, ended);
     }
     /// A vertex wrote a line of output (RUN stdout/stderr).
     fn log(&self, index: usize, line: &[u8]);

@@ -151,6 +151,8 @@ pub struct Solver {
     /// For each node, the first node with its key: what progress shows of
     /// equal vertices (of two platforms' graphs, say), realized once.
     first_of_key: Vec<usize>,
+    /// For each node, the shown nodes it reads (see [`shown_inputs`]).
+    shown_inputs: Vec<Vec<usize>>,
     /// Set when the solve stops (see [`Dag::new`]).
     stop: Arc<AtomicBool>,
     /// What a miss is explained with.
@@ -215,6 +217,7 @@ impl Solver {
         hashes.save()?;
         let n = graph.nodes.len();
         let first_of_key = first_of_key(&keys);
+        let shown_inputs = shown_inputs(&graph, &first_of_key);
         Ok(Self {
             store,
             images,
@@ -229,6 +232,7 @@ impl Solver {
             _fetch_dir: fetch_dir,
             reported: Mutex::new(vec![false; n]),
             first_of_key,
+            shown_inputs,
             stop: Arc::default(),
             why: Why::new(listings),
             writes: Mutex::default(),
@@ -616,9 +620,10 @@ impl Solver {
     fn start(&self, i: usize, cause: Option<&Cause>) {
         self.reported.lock().expect("poisoned")[i] = true;
         let name = &self.graph.nodes[i].name;
+        let inputs = &self.shown_inputs[i];
         match cause {
-            Some(cause) => self.progress.started_after_miss(i, name, cause),
-            None => self.progress.started(i, name),
+            Some(cause) => self.progress.started_after_miss(i, name, inputs, cause),
+            None => self.progress.started(i, name, inputs),
         }
     }
 
@@ -647,7 +652,8 @@ impl Solver {
         }
         order.sort_unstable();
         for n in order {
-            self.progress.started(n, &self.graph.nodes[n].name);
+            let name = &self.graph.nodes[n].name;
+            self.progress.started(n, name, &self.shown_inputs[n]);
             self.finish(n, VertexStatus::Cached);
         }
     }
@@ -679,6 +685,29 @@ fn first_of_key(keys: &[CacheKey]) -> Vec<usize> {
     (keys.iter().enumerate())
         .map(|(i, k)| *first.entry(k).or_insert(i))
         .collect()
+}
+
+/// For each node of `graph`, the nodes progress shows that it reads:
+/// its inputs that are shown, and for each that is not (a context,
+/// scratch), what that one reads, each as the first node with its key
+/// (`first_of_key`), which is the one progress reports.
+fn shown_inputs(graph: &BuildGraph, first_of_key: &[usize]) -> Vec<Vec<usize>> {
+    let mut shown: Vec<Vec<usize>> = Vec::with_capacity(graph.nodes.len());
+    for node in &graph.nodes {
+        // Inputs come before the nodes that read them.
+        let mut reads: Vec<usize> = Vec::new();
+        for input in &node.inputs {
+            let n = input.0;
+            match ops::of(&graph.nodes[n].op).shown() {
+                true => reads.push(first_of_key[n]),
+                false => reads.extend_from_slice(&shown[n]),
+            }
+        }
+        reads.sort_unstable();
+        reads.dedup();
+        shown.push(reads);
+    }
+    shown
 }
 
 /// Step `i`'s failure with `message`, naming the step.

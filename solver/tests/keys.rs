@@ -27,7 +27,7 @@ RUN --mount=type=bind,source=sub,target=/sub cat /sub/c
 struct Silent;
 
 impl Progress for Silent {
-    fn started(&self, _: usize, _: &str) {}
+    fn started(&self, _: usize, _: &str, _: &[usize]) {}
     fn log(&self, _: usize, _: &[u8]) {}
     fn finished(&self, _: usize, _: &str, _: VertexStatus) {}
 }

@@ -206,6 +206,24 @@ fn rawjson_progress_is_buildkits_solve_status_lines() {
                 .any(|l| l["vertex"] == digest && l["data"] == "ZnJvbS10aGUtc3RlcAo=")
         })
     }));
+    // It names the step it reads (the base image's), started before it.
+    let inputs = run["inputs"].as_array().expect("the RUN's inputs");
+    assert_eq!(inputs.len(), 1, "{run}");
+    assert!(lines.iter().any(|s| {
+        s["vertexes"].as_array().is_some_and(|vs| {
+            vs.iter()
+                .any(|v| v["digest"] == inputs[0] && v["name"].as_str().unwrap().contains("FROM"))
+        })
+    }));
+    // Its process's span is a status of that vertex, inside the step's own.
+    let process = lines
+        .iter()
+        .flat_map(|s| s["statuses"].as_array().cloned().unwrap_or_default())
+        .find(|s| s["id"] == "process" && s["vertex"] == digest)
+        .expect("the RUN's process status");
+    let (started, completed) = (process["started"].as_str(), process["completed"].as_str());
+    assert!(run["started"].as_str() <= started && started <= completed);
+    assert!(completed <= run["completed"].as_str(), "{process} {run}");
     // BUILDKIT_PROGRESS picks it too.
     let env = t
         .cmd(&["build", ctx.to_str().unwrap()])

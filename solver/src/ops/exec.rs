@@ -1,5 +1,7 @@
 //! RUN: a process in a sandbox over its base, with its `--mount`s.
 
+use std::time::SystemTime;
+
 use futures::future::{BoxFuture, FutureExt};
 use rbuild_frontend::graph::{ExecOp, NetworkMode, Op};
 
@@ -43,13 +45,15 @@ impl SolveOp for Exec<'_> {
             let dirs = (step.upper().to_path_buf(), step.work().to_path_buf());
             let progress = solver.progress.clone();
             let limits = solver.opts.limits;
-            tokio::task::spawn_blocking(move || {
-                exec::run(&op, lowers, dirs, &mounts, limits, &mut |line| {
+            let started = SystemTime::now();
+            let ran = tokio::task::spawn_blocking(move || {
+                let ran = exec::run(&op, lowers, dirs, &mounts, limits, &mut |line| {
                     progress.log(i, line)
-                })
-            })
-            .await
-            .map_err(|e| e.to_string())??;
+                });
+                progress.process(i, started, SystemTime::now());
+                ran
+            });
+            ran.await.map_err(|e| e.to_string())??;
             step.commit(&inputs[0], content_key)
         }
         .boxed()
