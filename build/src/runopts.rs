@@ -2,9 +2,7 @@
 //! `--tmpfs PATH[:OPTIONS]`, `--mount type=bind|tmpfs|volume,…`,
 //! `--add-host NAME:IP` and sizes such as `64m`.
 
-use std::net::IpAddr;
-
-use rbuild_executor::{BindMount, HostEntry, TmpfsMount};
+use rbuild_executor::{BindMount, HostAddress, HostEntry, TmpfsMount};
 
 /// A run option that is not as Docker writes it.
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +150,8 @@ pub fn parse_mount(value: &str) -> Result<MountOption, OptionError> {
 }
 
 /// `--add-host NAME:IP` (or `NAME=IP`; an IPv6 address may follow the
-/// first `:` as it is, or in brackets).
+/// first `:` as it is, or in brackets; `host-gateway` for the address the
+/// sandbox reaches the host at, as Docker's).
 pub fn parse_add_host(value: &str) -> Result<HostEntry, OptionError> {
     let (name, ip) = value
         .split_once('=')
@@ -161,18 +160,13 @@ pub fn parse_add_host(value: &str) -> Result<HostEntry, OptionError> {
     if name.is_empty() {
         return Err(error("--add-host", value, "the name is empty"));
     }
-    if ip == "host-gateway" {
-        return Err(error(
+    let ip: HostAddress = ip.parse().map_err(|_| {
+        error(
             "--add-host",
             value,
-            "host-gateway is not supported: rbuild has no daemon-configured gateway; give the address",
-        ));
-    }
-    let ip: IpAddr = ip
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .map_err(|_| error("--add-host", value, format!("{ip:?} is not an IP address")))?;
+            format!("{ip:?} is not an IP address (nor host-gateway)"),
+        )
+    })?;
     Ok(HostEntry {
         name: name.to_string(),
         ip,
@@ -245,6 +239,10 @@ mod tests {
         assert_eq!(
             parse_add_host("v6=[fe80::1]").unwrap().ip.to_string(),
             "fe80::1"
+        );
+        assert_eq!(
+            parse_add_host("gw:host-gateway").unwrap().ip,
+            HostAddress::HostGateway
         );
         assert!(parse_add_host("db").is_err());
         assert!(parse_add_host("db:nope").is_err());

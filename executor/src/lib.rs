@@ -40,6 +40,7 @@ mod cleanup;
 mod console;
 mod external;
 mod host_devices;
+mod host_gateway;
 mod init;
 mod masks;
 mod network;
@@ -257,7 +258,40 @@ pub struct HostEntry {
     /// The host name.
     pub name: String,
     /// Its address.
-    pub ip: std::net::IpAddr,
+    pub ip: HostAddress,
+}
+
+/// The address of an [`HostEntry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostAddress {
+    /// This address.
+    Ip(std::net::IpAddr),
+    /// `host-gateway`: where the sandbox reaches the host (see
+    /// `host_gateway`), resolved when the sandbox is made.
+    HostGateway,
+}
+
+impl std::str::FromStr for HostAddress {
+    type Err = std::net::AddrParseError;
+
+    /// `host-gateway`, or an IPv4 or IPv6 address (which may be in
+    /// brackets).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == host_gateway::HOST_GATEWAY {
+            return Ok(Self::HostGateway);
+        }
+        let bare = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
+        bare.unwrap_or(text).parse().map(Self::Ip)
+    }
+}
+
+impl std::fmt::Display for HostAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ip(ip) => ip.fmt(f),
+            Self::HostGateway => f.write_str(host_gateway::HOST_GATEWAY),
+        }
+    }
 }
 
 /// Everything about one process to run.
@@ -373,7 +407,7 @@ pub fn run_with(
         spec.network,
         &spec.extra_hosts,
         spec.rootfs.upper.is_none(),
-    );
+    )?;
     files.extend(spec.files.iter().cloned());
     let user = users::resolve(&spec.rootfs.lowers, &spec.user)?;
     rootless::check_mapped(&user)?;
@@ -602,11 +636,15 @@ fn system_files(
     net: Network,
     extra_hosts: &[HostEntry],
     with_hostname: bool,
-) -> Vec<FileMount> {
+) -> Result<Vec<FileMount>, ExecError> {
     let mut hosts =
         format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     for entry in extra_hosts {
-        hosts.push_str(&format!("{}\t{}\n", entry.ip, entry.name));
+        let ip = match entry.ip {
+            HostAddress::Ip(ip) => ip,
+            HostAddress::HostGateway => host_gateway::address(net)?,
+        };
+        hosts.push_str(&format!("{ip}\t{}\n", entry.name));
     }
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let resolv = match net {
@@ -614,7 +652,7 @@ fn system_files(
         Network::Host | Network::None => host_resolv,
     };
     let hostname = with_hostname.then(|| (format!("{hostname}\n"), "/etc/hostname"));
-    [(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")]
+    Ok([(hosts, "/etc/hosts"), (resolv, "/etc/resolv.conf")]
         .into_iter()
         .chain(hostname)
         .map(|(content, target)| FileMount {
@@ -625,7 +663,7 @@ fn system_files(
             gid: 0,
             readonly: false,
         })
-        .collect()
+        .collect())
 }
 
 /// Ignores SIGINT and SIGQUIT while an interactive process runs (it gets

@@ -240,6 +240,8 @@ pub fn run(
             .map(|(name, ip)| {
                 Ok(rbuild_executor::HostEntry {
                     name: name.clone(),
+                    // An address, or `host-gateway` (resolved by the
+                    // sandbox, never in the key).
                     ip: ip
                         .parse()
                         .map_err(|_| format!("--add-host {name}: bad address {ip}"))?,

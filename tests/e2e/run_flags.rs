@@ -208,6 +208,53 @@ fn add_host_ulimit_and_shm_size_reach_the_sandbox() {
 }
 
 #[test]
+fn host_gateway_leads_to_the_host_from_run_and_build() {
+    let t = with_busybox();
+    // A server of the host's, on every interface (as Docker's gateway
+    // reaches them).
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nfrom-host");
+        }
+    });
+    let fetch = format!(
+        "ip=$(awk '$2 == \"gw\" {{print $1}}' /etc/hosts); echo $ip; wget -q -O - http://$ip:{port}/"
+    );
+    let default = sh_ok(&t, &["--add-host", "gw:host-gateway"], &fetch);
+    let (ip, answer) = default.split_once('\n').unwrap();
+    assert_eq!(answer, "from-host", "{default}");
+    assert!(
+        !ip.starts_with("127.") && !ip.starts_with("10.0.2."),
+        "{ip}"
+    );
+    // On the host network the host is its own loopback.
+    let host = sh_ok(
+        &t,
+        &["--network", "host", "--add-host", "gw=host-gateway"],
+        &fetch,
+    );
+    assert_eq!(host, "127.0.0.1\nfrom-host");
+    // A build's RUN, which keys on the word, not on this host's address.
+    let ctx = t.context(
+        "gw",
+        &[("Dockerfile", &format!("FROM bb\nRUN ({fetch}) > /got\n"))],
+    );
+    t.ok(&[
+        "build",
+        "-q",
+        "-t",
+        "gw",
+        "--add-host",
+        "gw:host-gateway",
+        ctx.to_str().unwrap(),
+    ]);
+    let got = t.stdout(&["run", "gw", "cat", "/got"]);
+    assert_eq!(got, format!("{ip}\nfrom-host"));
+}
+
+#[test]
 fn pull_never_refuses_a_missing_image_and_keeps_a_stored_one() {
     let t = with_busybox();
     assert_eq!(sh_ok(&t, &["--pull", "never"], "echo ok"), "ok\n");
