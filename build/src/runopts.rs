@@ -246,6 +246,5 @@ mod tests {
         );
         assert!(parse_add_host("db").is_err());
         assert!(parse_add_host("db:nope").is_err());
-        assert!(parse_add_host("db:host-gateway").is_err());
     }
 }
