@@ -81,9 +81,9 @@ pub fn build(
     let (solved, records) = match solve(session, request, &plan, &imported, &recorder, cancel) {
         // A cache blob that is gone or damaged: build without the caches.
         Err(BuildError::Solve(e))
-            if imported
-                .as_ref()
-                .is_some_and(|c| c.names_a_blob(&e.to_string())) =>
+            if (imported.as_ref())
+                .zip(e.failed_blob())
+                .is_some_and(|(caches, blob)| caches.holds_blob(blob)) =>
         {
             recorder.emit(Event::Warning {
                 message: format!("cache import dropped, building without it: {e}"),

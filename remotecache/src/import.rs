@@ -11,7 +11,9 @@ use rbuild_cache::{BlobInfo, CacheKey, KeyIngredients, Store};
 use rbuild_image::manifest::parse_manifest;
 use rbuild_image::media;
 use rbuild_registry::{Client, MAX_MANIFEST_BYTES, Platform, Reference};
-use rbuild_solver::{ImportedCache, ImportedResult, ImportedStep, LAYOUT_PREFIX, Layer};
+use rbuild_solver::{
+    FailedBlob, ImportedCache, ImportedResult, ImportedStep, LAYOUT_PREFIX, Layer,
+};
 
 use crate::error::{CacheError, io_err};
 use crate::format::{CONFIG_MEDIA_TYPE, CacheConfig};
@@ -53,12 +55,18 @@ impl ImportedCaches {
         &self.steps
     }
 
-    /// Whether `message` names a layer blob of an imported cache (a failed
-    /// fetch of one: gone, or not the bytes its digest says).
-    pub fn names_a_blob(&self, message: &str) -> bool {
+    /// Whether `failed` is a layer blob of an imported cache, from where
+    /// the cache names it (a failed fetch of one: gone, or not the bytes
+    /// its digest says).
+    pub fn holds_blob(&self, failed: &FailedBlob) -> bool {
         (self.entries.values())
             .flat_map(|(_, r)| &r.layers)
-            .any(|l| matches!(l, Layer::Blob { blob, .. } if message.contains(&blob.digest)))
+            .any(|l| match l {
+                Layer::Blob {
+                    reference, blob, ..
+                } => blob.digest == failed.digest && *reference == failed.source,
+                Layer::Snapshot(_) => false,
+            })
     }
 }
 
@@ -276,4 +284,88 @@ fn manifest_layers(manifest: &ImageManifest) -> Vec<(String, u64)> {
     (manifest.layers().iter())
         .map(|d| (d.digest().to_string(), d.size()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{CacheEntry, CacheLayer, FORMAT_VERSION};
+
+    fn key(c: char) -> CacheKey {
+        CacheKey::parse(&c.to_string().repeat(64)).unwrap()
+    }
+
+    /// Caches of one source holding key 'a' (linked to content key 'c',
+    /// also held) on one layer blob.
+    fn caches(dir: &std::path::Path) -> ImportedCaches {
+        let mut caches = ImportedCaches {
+            store: Store::open(dir).unwrap(),
+            entries: HashMap::new(),
+            mounts: Vec::new(),
+            steps: Vec::new(),
+            aliases: Mutex::default(),
+        };
+        let entry = |k: char, content_key: Option<CacheKey>| CacheEntry {
+            key: key(k),
+            layers: vec![0],
+            added: true,
+            created: 1,
+            ingredients: None,
+            content_key,
+        };
+        caches.add(Loaded {
+            reference: String::from("registry.example/cache:main"),
+            mount: None,
+            config: CacheConfig {
+                version: FORMAT_VERSION,
+                layers: vec![CacheLayer {
+                    digest: format!("sha256:{}", "1".repeat(64)),
+                    size: 3,
+                    media_type: String::from("application/vnd.oci.image.layer.v1.tar+zstd"),
+                    diff_id: format!("sha256:{}", "2".repeat(64)),
+                }],
+                records: vec![entry('a', Some(key('c'))), entry('c', None)],
+                steps: Vec::new(),
+            },
+        });
+        caches
+    }
+
+    #[test]
+    fn a_failed_blob_is_the_caches_only_by_digest_and_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let caches = caches(dir.path());
+        let failed = |digest: char, source: &str| FailedBlob {
+            digest: format!("sha256:{}", digest.to_string().repeat(64)),
+            source: source.to_string(),
+        };
+        assert!(caches.holds_blob(&failed('1', "registry.example/cache:main")));
+        assert!(!caches.holds_blob(&failed('1', "registry.example/base:latest")));
+        assert!(!caches.holds_blob(&failed('9', "registry.example/cache:main")));
+    }
+
+    #[test]
+    fn a_key_found_by_its_content_key_is_found_itself_afterwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let caches = caches(dir.path());
+        assert_eq!(
+            caches.lookup(&key('a')).unwrap().content_key,
+            Some(key('c'))
+        );
+        assert_eq!(caches.lookup(&key('b')), None);
+        let ingredients = KeyIngredients {
+            version: rbuild_cache::INGREDIENTS_VERSION,
+            platform: String::from("linux/amd64"),
+            definition: String::from("d"),
+            inputs: Vec::new(),
+            vars: Vec::new(),
+            remotes: Vec::new(),
+            base_image: None,
+        };
+        caches.alias(&key('b'), &key('c'), &ingredients);
+        let found = caches.lookup(&key('b')).unwrap();
+        assert_eq!(found.content_key, Some(key('c')));
+        assert_eq!(found.ingredients, Some(ingredients));
+        assert_eq!(found.layers, caches.lookup(&key('c')).unwrap().layers);
+    }
 }

@@ -22,23 +22,25 @@ use std::sync::{Arc, Mutex};
 use futures::future::{BoxFuture, FutureExt, try_join_all};
 use tokio::sync::OnceCell;
 
+use crate::error::StepFailure;
+
 /// A vertex's failure, shared by everything that waited on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     /// The vertex that failed (or was cancelled).
     pub node: usize,
-    /// What went wrong (empty for a cancellation).
-    pub message: String,
+    /// What went wrong (an empty message for a cancellation).
+    pub cause: StepFailure,
     /// Not run because the solve was cancelled (by another failure).
     pub cancelled: bool,
 }
 
 impl Failure {
-    /// Vertex `node` failed with `message`.
-    pub fn of(node: usize, message: String) -> Self {
+    /// Vertex `node` failed with `cause`.
+    pub fn of(node: usize, cause: impl Into<StepFailure>) -> Self {
         Failure {
             node,
-            message,
+            cause: cause.into(),
             cancelled: false,
         }
     }
@@ -47,7 +49,7 @@ impl Failure {
     pub fn cancelled(node: usize) -> Self {
         Failure {
             node,
-            message: String::new(),
+            cause: StepFailure::from(String::new()),
             cancelled: true,
         }
     }
@@ -75,7 +77,7 @@ pub trait Vertices: Send + Sync + Sized + 'static {
         self: Arc<Self>,
         i: usize,
         inputs: Vec<Self::Output>,
-    ) -> BoxFuture<'static, Result<Self::Output, String>>;
+    ) -> BoxFuture<'static, Result<Self::Output, StepFailure>>;
 }
 
 /// Realizes the vertices of one DAG, each at most once.
@@ -176,19 +178,15 @@ impl<V: Vertices> Dag<V> {
         if self.stopped() {
             return Err(Failure::cancelled(i));
         }
-        self.vertices
-            .clone()
-            .run(i, inputs)
-            .await
-            .map_err(|message| {
-                let failure = Failure::of(i, message);
-                self.first_failure
-                    .lock()
-                    .expect("poisoned")
-                    .get_or_insert_with(|| failure.clone());
-                self.stop.store(true, Ordering::SeqCst);
-                failure
-            })
+        self.vertices.clone().run(i, inputs).await.map_err(|cause| {
+            let failure = Failure::of(i, cause);
+            self.first_failure
+                .lock()
+                .expect("poisoned")
+                .get_or_insert_with(|| failure.clone());
+            self.stop.store(true, Ordering::SeqCst);
+            failure
+        })
     }
 }
 
@@ -232,7 +230,7 @@ mod tests {
             self: Arc<Self>,
             i: usize,
             inputs: Vec<Vec<usize>>,
-        ) -> BoxFuture<'static, Result<Vec<usize>, String>> {
+        ) -> BoxFuture<'static, Result<Vec<usize>, StepFailure>> {
             async move {
                 self.log.lock().unwrap().push(("start", i));
                 let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -241,10 +239,10 @@ mod tests {
                 self.running.fetch_sub(1, Ordering::SeqCst);
                 self.log.lock().unwrap().push(("end", i));
                 if self.failing.contains(&i) {
-                    return Err(format!("vertex {i} failed"));
+                    return Err(format!("vertex {i} failed").into());
                 }
                 if self.stop.load(Ordering::SeqCst) {
-                    return Err(format!("vertex {i} killed"));
+                    return Err(format!("vertex {i} killed").into());
                 }
                 let mut out: Vec<usize> = inputs.concat();
                 out.push(i);

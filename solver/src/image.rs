@@ -12,7 +12,7 @@ use rbuild_image::{History, ImageConfig, media};
 use rbuild_registry::{Client, Platform, Reference, RegistryError};
 use tokio::sync::OnceCell;
 
-use crate::error::SolveError;
+use crate::error::{FailedBlob, SolveError};
 use crate::state::Layer;
 
 /// A resolved base image.
@@ -230,27 +230,41 @@ impl ImageResolver {
     }
 
     /// Makes sure a layer's blob is in the store (pulling it if needed,
-    /// or copying it from a layout directory); its digest is verified.
+    /// or copying it from a layout directory); its digest is verified. A
+    /// blob that cannot be had is a [`SolveError::Blob`] naming it.
     pub async fn ensure_blob(&self, layer: &Layer) -> Result<(), SolveError> {
         if let Layer::Blob {
             reference, blob, ..
         } = layer
             && !self.store.has_blob(&blob.digest)
         {
-            if let Some(dir) = reference.strip_prefix(LAYOUT_PREFIX) {
-                return self.copy_from_layout(std::path::Path::new(dir), &blob.digest);
-            }
-            let reference = Reference::parse(reference).map_err(RegistryError::from)?;
-            let mut writer = self.store.blob_writer()?;
-            self.client
-                .pull_blob(&reference, &blob.digest, &mut writer)
-                .await?;
-            writer.commit(Some(&blob.digest))?;
-            self.store.add_blob_source(
-                &blob.digest,
-                &format!("{}/{}", reference.registry, reference.repository),
-            )?;
+            let fetched = match reference.strip_prefix(LAYOUT_PREFIX) {
+                Some(dir) => self.copy_from_layout(std::path::Path::new(dir), &blob.digest),
+                None => self.pull_blob(reference, &blob.digest).await,
+            };
+            fetched.map_err(|cause| SolveError::Blob {
+                blob: FailedBlob {
+                    digest: blob.digest.clone(),
+                    source: reference.clone(),
+                },
+                cause: Box::new(cause),
+            })?;
         }
+        Ok(())
+    }
+
+    /// Pulls blob `digest` of `reference` into the store, verifying it.
+    async fn pull_blob(&self, reference: &str, digest: &str) -> Result<(), SolveError> {
+        let reference = Reference::parse(reference).map_err(RegistryError::from)?;
+        let mut writer = self.store.blob_writer()?;
+        self.client
+            .pull_blob(&reference, digest, &mut writer)
+            .await?;
+        writer.commit(Some(digest))?;
+        self.store.add_blob_source(
+            digest,
+            &format!("{}/{}", reference.registry, reference.repository),
+        )?;
         Ok(())
     }
 

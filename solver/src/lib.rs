@@ -29,7 +29,7 @@ mod ssh;
 mod state;
 mod why;
 
-pub use error::SolveError;
+pub use error::{FailedBlob, SolveError};
 
 /// The cache-key checksum of a whole directory, as a `COPY . /dest` of it
 /// keys it (content, types and modes of every entry; `hashes` is the

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::context;
 use crate::dag::{Dag, Failure, Outcome, Vertices};
-use crate::error::SolveError;
+use crate::error::{SolveError, StepFailure};
 use crate::image::ImageResolver;
 use crate::imported::{ImportedCache, ImportedStep};
 use crate::keys;
@@ -356,7 +356,7 @@ impl Solver {
         if f.cancelled {
             return SolveError::Cancelled;
         }
-        step_error(&self.graph, f.node, f.message)
+        step_error(&self.graph, f.node, f.cause)
     }
 
     /// Node `i`'s recorded result, if it has one; a linked copy's record
@@ -371,7 +371,7 @@ impl Solver {
             true => Some(dag.realize(node.inputs[0].0).await?.state),
             false => None,
         };
-        let Some(mut hit) = self.cached(i).map_err(|e| Failure::of(i, e.to_string()))? else {
+        let Some(mut hit) = self.cached(i).map_err(|e| Failure::of(i, e))? else {
             op.will_run();
             return Ok(None);
         };
@@ -384,7 +384,7 @@ impl Solver {
 
     /// Makes node `i`'s result from its inputs': a source, or a step
     /// found under its content key, or run.
-    async fn make(&self, i: usize, inputs: Vec<NodeResult>) -> Result<NodeResult, String> {
+    async fn make(&self, i: usize, inputs: Vec<NodeResult>) -> Result<NodeResult, StepFailure> {
         let op = ops::of(&self.graph.nodes[i].op);
         if !op.shown() {
             return op.execute(self, i, &inputs, None).await;
@@ -397,7 +397,7 @@ impl Solver {
             self.note_content(i, Some(key.clone()));
         }
         if let Some((key, _)) = &content_key
-            && let Some(mut hit) = self.cached_as(i, key).map_err(|e| e.to_string())?
+            && let Some(mut hit) = self.cached_as(i, key)?
         {
             self.report_cached(i);
             if op.links_onto_base() {
@@ -424,7 +424,7 @@ impl Solver {
         let mut result = op.execute(self, i, &inputs, content_key).await;
         if result.is_ok() && op.cacheable() {
             let kept = self.why.keep_lists(&self.store, &self.ingredients[i]);
-            result = kept.and(result);
+            result = kept.map_err(StepFailure::from).and(result);
         }
         let status = match &result {
             Ok(_) => VertexStatus::Done(started.elapsed()),
@@ -574,10 +574,10 @@ impl Solver {
     }
 
     /// Unpacks (pulling first if needed) every layer of a state.
-    pub(crate) async fn materialize(&self, state: &State) -> Result<Vec<String>, String> {
+    pub(crate) async fn materialize(&self, state: &State) -> Result<Vec<String>, StepFailure> {
         try_join_all(state.iter().map(|l| self.images.snapshot(l)))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(StepFailure::from)
     }
 
     /// The dirs of snapshots `ids`, in order.
@@ -674,7 +674,7 @@ impl Vertices for Solver {
         self: Arc<Self>,
         i: usize,
         inputs: Vec<NodeResult>,
-    ) -> BoxFuture<'static, Result<NodeResult, String>> {
+    ) -> BoxFuture<'static, Result<NodeResult, StepFailure>> {
         async move { self.make(i, inputs).await }.boxed()
     }
 }
@@ -710,12 +710,18 @@ fn shown_inputs(graph: &BuildGraph, first_of_key: &[usize]) -> Vec<Vec<usize>> {
     shown
 }
 
-/// Step `i`'s failure with `message`, naming the step.
-pub(crate) fn step_error(graph: &BuildGraph, i: usize, message: String) -> SolveError {
+/// Step `i`'s failure with `cause`, naming the step.
+pub(crate) fn step_error(
+    graph: &BuildGraph,
+    i: usize,
+    cause: impl Into<StepFailure>,
+) -> SolveError {
     let node = &graph.nodes[i];
+    let StepFailure { message, blob } = cause.into();
     SolveError::Step {
         step: node.name.clone(),
         location: node.location,
         message,
+        blob: blob.map(Box::new),
     }
 }

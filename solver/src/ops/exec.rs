@@ -8,6 +8,7 @@ use rbuild_frontend::graph::{ExecOp, NetworkMode, Op};
 use super::step::Step;
 use super::{ContentKey, SolveOp, context_ignore};
 use crate::bind::BindSource;
+use crate::error::StepFailure;
 use crate::exec;
 use crate::schedule::{NodeResult, Solver};
 
@@ -32,13 +33,13 @@ impl SolveOp for Exec<'_> {
         i: usize,
         inputs: &'a [NodeResult],
         content_key: ContentKey,
-    ) -> BoxFuture<'a, Result<NodeResult, String>> {
+    ) -> BoxFuture<'a, Result<NodeResult, StepFailure>> {
         async move {
             let step = Step::begin(solver, i, &inputs[0], false).await?;
             let mounts = mount_inputs(solver, i, inputs).await?;
             let _permit = solver.runs.acquire().await.map_err(|e| e.to_string())?;
             if solver.stopping() {
-                return Err(String::from("not run: the build is stopping"));
+                return Err(String::from("not run: the build is stopping").into());
             }
             let op = self.0.clone();
             let lowers = step.lowers().to_vec();
@@ -66,7 +67,7 @@ async fn mount_inputs(
     solver: &Solver,
     i: usize,
     results: &[NodeResult],
-) -> Result<exec::MountInputs, String> {
+) -> Result<exec::MountInputs, StepFailure> {
     let graph_inputs = &solver.graph.nodes[i].inputs;
     let mut out = exec::MountInputs {
         secrets: solver.opts.secrets.clone(),

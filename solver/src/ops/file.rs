@@ -12,7 +12,7 @@ use super::context::is_context;
 use super::step::Step;
 use super::{ContentKey, SolveOp, context_ignore};
 use crate::context;
-use crate::error::SolveError;
+use crate::error::{SolveError, StepFailure};
 use crate::fileop::{self, Remote, Source};
 use crate::keys;
 use crate::layered::{HostTree, LayerStack};
@@ -45,7 +45,7 @@ impl SolveOp for File<'_> {
         solver: &'a Solver,
         i: usize,
         inputs: &'a [NodeResult],
-    ) -> BoxFuture<'a, Result<ContentKey, String>> {
+    ) -> BoxFuture<'a, Result<ContentKey, StepFailure>> {
         async move {
             let node = &solver.graph.nodes[i];
             let is_stage = |n: usize| super::of(&solver.graph.nodes[n].op).cacheable();
@@ -95,7 +95,7 @@ impl SolveOp for File<'_> {
         i: usize,
         inputs: &'a [NodeResult],
         content_key: ContentKey,
-    ) -> BoxFuture<'a, Result<NodeResult, String>> {
+    ) -> BoxFuture<'a, Result<NodeResult, StepFailure>> {
         async move {
             let link = self.links_onto_base();
             if link {

@@ -4,6 +4,7 @@ use futures::future::{BoxFuture, FutureExt};
 use rbuild_frontend::graph::ImageSource;
 
 use super::{ContentKey, SolveOp};
+use crate::error::StepFailure;
 use crate::schedule::{NodeResult, Solver};
 
 /// A base image; its result is its layers, unpacked only when read.
@@ -16,7 +17,7 @@ impl SolveOp for Image<'_> {
         i: usize,
         _: &'a [NodeResult],
         _: ContentKey,
-    ) -> BoxFuture<'a, Result<NodeResult, String>> {
+    ) -> BoxFuture<'a, Result<NodeResult, StepFailure>> {
         async move {
             let platform = solver.node_platform(i);
             let image = solver.images.resolve(&self.0.reference, &platform).await;

@@ -15,6 +15,7 @@ use futures::future::{BoxFuture, FutureExt};
 use rbuild_cache::{CacheKey, KeyIngredients};
 use rbuild_frontend::graph::Op;
 
+use crate::error::StepFailure;
 use crate::schedule::{NodeResult, Solver};
 
 pub(crate) use context::context_ignore;
@@ -55,7 +56,7 @@ pub(crate) trait SolveOp: Send + Sync {
         _solver: &'a Solver,
         _i: usize,
         _inputs: &'a [NodeResult],
-    ) -> BoxFuture<'a, Result<ContentKey, String>> {
+    ) -> BoxFuture<'a, Result<ContentKey, StepFailure>> {
         async { Ok(None) }.boxed()
     }
 
@@ -68,7 +69,7 @@ pub(crate) trait SolveOp: Send + Sync {
         i: usize,
         inputs: &'a [NodeResult],
         content_key: ContentKey,
-    ) -> BoxFuture<'a, Result<NodeResult, String>>;
+    ) -> BoxFuture<'a, Result<NodeResult, StepFailure>>;
 }
 
 /// The [`SolveOp`] of `op`: the one place that dispatches on an op's kind.

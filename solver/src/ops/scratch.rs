@@ -4,6 +4,7 @@
 use futures::future::{BoxFuture, FutureExt};
 
 use super::{ContentKey, SolveOp};
+use crate::error::StepFailure;
 use crate::schedule::{NodeResult, Solver};
 
 /// An empty filesystem; nothing to do, nothing to show.
@@ -20,7 +21,7 @@ impl SolveOp for Empty {
         _: usize,
         _: &'a [NodeResult],
         _: ContentKey,
-    ) -> BoxFuture<'a, Result<NodeResult, String>> {
+    ) -> BoxFuture<'a, Result<NodeResult, StepFailure>> {
         async { Ok(NodeResult::empty()) }.boxed()
     }
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use rbuild_cache::{CacheRecord, PendingSnapshot};
 
 use super::ContentKey;
+use crate::error::StepFailure;
 use crate::schedule::{NodeResult, Solver, now_secs};
 use crate::state::{Layer, State};
 
@@ -31,7 +32,7 @@ impl<'a> Step<'a> {
         i: usize,
         base: &NodeResult,
         link: bool,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StepFailure> {
         let base = match link {
             true => Vec::new(),
             false => solver.materialize(&base.state).await?,
@@ -70,7 +71,7 @@ impl<'a> Step<'a> {
         self,
         base: &NodeResult,
         content_key: ContentKey,
-    ) -> Result<NodeResult, String> {
+    ) -> Result<NodeResult, StepFailure> {
         let (solver, i) = (self.solver, self.i);
         let upper = self.pending.dir();
         let changed = std::fs::read_dir(upper)
