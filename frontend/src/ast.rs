@@ -93,7 +93,7 @@ fn key_values(keyword: &str, args: &str, escape: char) -> Result<Vec<String>, Sp
             return Err(SplitError(format!(
                 "{}: syntax error - can't find = in {}. Must be of the form: name=value",
                 keyword.to_ascii_uppercase(),
-                quote::excerpt(&w)
+                quote::excerpt(w)
             )));
         };
         out.extend([k.to_string(), v.to_string(), String::from("=")]);
@@ -142,7 +142,10 @@ pub fn split_text(text: &str, escape: char) -> Result<Instruction, SplitError> {
                 vec![args.to_string()]
             }
         }
-        "arg" => words(args, escape),
+        "arg" => words(args, escape)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
         "env" | "label" => key_values(&keyword, args, escape)?,
         "healthcheck" => {
             if args.is_empty() {
@@ -186,9 +189,9 @@ pub fn split_text(text: &str, escape: char) -> Result<Instruction, SplitError> {
 }
 
 /// Splits a read instruction, keeping its position and heredocs.
-pub fn split(raw: &RawInstruction, escape: char) -> Result<Instruction, SplitError> {
+pub fn split(raw: RawInstruction, escape: char) -> Result<Instruction, SplitError> {
     let mut ins = split_text(&raw.text, escape)?;
-    ins.heredocs = raw.heredocs.clone();
+    ins.heredocs = raw.heredocs;
     ins.line = raw.line;
     ins.column = raw.column;
     ins.end_line = raw.end_line;

@@ -194,10 +194,10 @@ fn read(
         return Err(FrontendError::at(file, 0, 0, "file with no instructions"));
     }
     let instructions = raw
-        .iter()
+        .into_iter()
         .map(|r| {
-            ast::split(r, directives.escape)
-                .map_err(|e| FrontendError::at(file, r.line, r.column, e.0))
+            let (line, column) = (r.line, r.column);
+            ast::split(r, directives.escape).map_err(|e| FrontendError::at(file, line, column, e.0))
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok((directives, instructions))

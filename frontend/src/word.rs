@@ -54,12 +54,12 @@ fn next_word(text: &str, escape: char) -> Option<(&str, &str)> {
 
 /// The words of `text` (quotes and escapes kept; a lone escape at the very
 /// end dropped).
-pub(crate) fn words(text: &str, escape: char) -> Vec<String> {
+pub(crate) fn words(text: &str, escape: char) -> Vec<&str> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some((word, after)) = next_word(rest, escape) {
         if !word.is_empty() {
-            out.push(word.to_string());
+            out.push(word);
         }
         rest = after;
     }

@@ -70,12 +70,16 @@ impl Lowerer<'_> {
             .into_iter()
             .map(|(k, v)| Ok((self.expand(state, ins, &k)?, self.expand(state, ins, &v)?)))
             .collect::<Result<Vec<_>, FrontendError>>()?;
-        let mut shown = Vec::new();
-        for (k, v) in expanded {
-            shown.push(format!("{k}={v}"));
+        // `KEYWORD k=v k=v`, written in place.
+        let mut shown = format!("{keyword} ");
+        for (i, (k, v)) in expanded.into_iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            for part in [sep, &k, "=", &v] {
+                shown.push_str(part);
+            }
             set(state, k, v);
         }
-        Self::history(state, format!("{keyword} {}", shown.join(" ")), true);
+        Self::history(state, shown, true);
         Ok(())
     }
 

@@ -214,7 +214,10 @@ impl<'a> Lowerer<'a> {
         word: &str,
     ) -> Result<String, FrontendError> {
         expand_one(self.df, ins, word, &|k| {
-            self.expanded.borrow_mut().insert(k.to_string());
+            let mut expanded = self.expanded.borrow_mut();
+            if !expanded.contains(k) {
+                expanded.insert(k.to_string());
+            }
             Self::lookup(state, k)
         })
     }
