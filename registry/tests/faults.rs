@@ -527,3 +527,34 @@ async fn cut_blob_downloads_resume() {
     assert!(out.len() < blob.len());
     proxy.clear_faults();
 }
+
+#[tokio::test]
+async fn a_probe_tells_a_registry_there_from_one_that_cannot_be_reached() {
+    let Proxied {
+        reg: _reg,
+        proxy,
+        via_proxy,
+        ..
+    } = proxied("probed");
+    let cap = Duration::from_millis(800);
+    // Any answer is a registry there: here a 404 for a tag it lacks.
+    client().probe(&via_proxy, cap).await.unwrap();
+    proxy.push_faults([Fault::Respond503]);
+    let e = client().probe(&via_proxy, cap).await.unwrap_err();
+    assert!(e.to_string().contains("503"), "{e}");
+    proxy.push_faults([Fault::Stall]);
+    let started = Instant::now();
+    let e = client().probe(&via_proxy, cap).await.unwrap_err();
+    assert!(e.to_string().contains("timed out"), "{e}");
+    assert!(started.elapsed() < cap + Duration::from_millis(500));
+    assert_eq!(proxy.faults_applied(), 2);
+    // Nothing listens: refused at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let closed = Reference::parse(&format!("127.0.0.1:{port}/probed:1")).unwrap();
+    let e = client().probe(&closed, cap).await.unwrap_err();
+    assert!(e.to_string().contains("Connection refused"), "{e}");
+}
