@@ -4,40 +4,12 @@
 //! (splitting into lines and words), measured in the same run as the
 //! machine's reference. Run with `cargo bench -p rbuild-frontend`.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rbuild_frontend::{BaseImage, BuildOptions, Dockerfile, ResolvedImage};
+use rbuild_frontend::Dockerfile;
 
-fn dockerfile(lines: usize) -> String {
-    let mut s = String::from("ARG BASE=busybox\nFROM ${BASE} AS build\n");
-    let mut n = 2;
-    let mut i = 0;
-    while n < lines {
-        match i % 5 {
-            0 => s.push_str(&format!(
-                "ENV VAR{i}=\"value {i}\" OTHER{i}=${{VAR{i}:-x}}\n"
-            )),
-            1 => s.push_str(&format!(
-                "RUN echo step {i} && \\\n    test -n \"$VAR{}\"\n",
-                i - 1
-            )),
-            2 => s.push_str(&format!("COPY --chown=1:1 src/file{i}.txt /app/{i}/\n")),
-            3 => s.push_str(&format!("LABEL org.example.step{i}=\"{i}\"\n")),
-            _ => s.push_str(&format!("WORKDIR /work/{i}\n")),
-        }
-        n += if i % 5 == 1 { 2 } else { 1 };
-        i += 1;
-    }
-    s
-}
-
-/// The CPU time this thread has run so far (the scheduler's own count).
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").expect("schedstat");
-    let ns = stat.split_whitespace().next().and_then(|n| n.parse().ok());
-    Duration::from_nanos(ns.expect("a CPU time in ns"))
-}
+mod common;
+use common::{dockerfile, inputs, thread_cpu};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -46,15 +18,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     let text = dockerfile(10_000);
-    let opts = BuildOptions {
-        platform: String::from("linux/amd64"),
-        ..Default::default()
-    };
-    let busybox = BaseImage {
-        name: String::from("busybox"),
-        platform: opts.platform.clone(),
-    };
-    let images = BTreeMap::from([(busybox, ResolvedImage::default())]);
+    let (opts, images) = inputs();
     let mut ours = Vec::new();
     let mut ours_cpu = Vec::new();
     let mut reference = Vec::new();

@@ -364,7 +364,9 @@ pub(crate) fn lower(
         platform: opts.platform.clone(),
         meta,
         used,
-        nodes: Vec::new(),
+        // About one node per instruction: reserved once, so that a long
+        // Dockerfile's node list is not copied over and over as it grows.
+        nodes: Vec::with_capacity(df.instructions.len() + 1),
         context: NodeId(0),
         includes: Vec::new(),
         image_nodes: HashMap::new(),
