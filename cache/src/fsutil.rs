@@ -17,9 +17,24 @@ pub fn write_atomic(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(), StoreError> {
+    write_atomic_with(disk, tmp_dir, path, |out| out.write_all(bytes))
+}
+
+/// [`write_atomic`], the content streamed by `write` (through a buffer),
+/// so that a large file is never whole in memory.
+pub fn write_atomic_with(
+    disk: &dyn Disk,
+    tmp_dir: &Path,
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
     let mut tmp =
         tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_err("create temp file in", tmp_dir))?;
-    tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+    let written = {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, tmp.as_file_mut());
+        write(&mut out).and_then(|()| out.flush())
+    };
+    written.map_err(io_err("write", tmp.path()))?;
     disk.sync(tmp.as_file(), tmp.path())
         .map_err(io_err("sync", tmp.path()))?;
     let tmp = tmp.into_temp_path();

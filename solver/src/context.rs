@@ -210,15 +210,39 @@ pub fn checksum(
     Ok(checksum_of(view, copies, ignored, hashes, carried)?.0)
 }
 
-/// Each selected file with the digest of what a copy carries of it, in
-/// selection order, as the checksum saw it: what a later build compares
-/// its own selection with. A named source's entry is named
-/// `pattern\0named\0resolved`, a file under it by its path; see
-/// [`listed_path`].
-pub type Listing = Vec<(String, [u8; 32])>;
+/// Each selected file (its context-relative path) with the first 8 bytes
+/// of the digest of what a copy carries of it, in selection order, as the
+/// checksum saw it: what a later build compares its own selection with.
+/// The paths share one buffer (some 40 bytes a file in all).
+#[derive(Debug, Default)]
+pub struct Listing {
+    paths: String,
+    ends: Vec<usize>,
+    digests: Vec<[u8; 8]>,
+}
 
-/// The context-relative path of a [`Listing`] entry's name.
-pub fn listed_path(name: &str) -> &str {
+impl Listing {
+    /// Appends `path` with (the start of) its digest.
+    fn push(&mut self, path: &str, digest: &[u8; 32]) {
+        self.paths.push_str(path);
+        self.ends.push(self.paths.len());
+        self.digests
+            .push(digest[..8].try_into().expect("eight bytes"));
+    }
+
+    /// The files in selection order: path and short digest.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8; 8])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        (starts.zip(&self.ends))
+            .map(|(start, &end)| &self.paths[start..end])
+            .zip(&self.digests)
+    }
+}
+
+/// The context-relative path of a checksummed entry's name: a named
+/// source's entry is named `pattern\0named\0resolved`, a file under it by
+/// its path.
+fn listed_path(name: &str) -> &str {
     relative(
         name.rsplit_once('\0')
             .map_or(name, |(_, resolved)| resolved),
@@ -320,13 +344,13 @@ fn checksum_of(
         })
         .collect();
     let mut hasher = blake3::Hasher::new();
-    let mut listing = Vec::with_capacity(entries.len());
+    let mut listing = Listing::default();
     for ((name, _, _), d) in entries.into_iter().zip(digests) {
         let (d, is_dir) = d?;
         hasher.update(&d);
         // Directories are in the checksum, not in the list of files.
         if !is_dir {
-            listing.push((name, d));
+            listing.push(listed_path(&name), &d);
         }
     }
     Ok((hasher.finalize().to_hex().to_string(), listing))
@@ -379,16 +403,17 @@ fn matches_path(pattern: &str, path: &str) -> bool {
             .all(|(p, c)| wildcard::component_matches(p, c))
 }
 
-/// The blake3 of a file's content, from `hashes` when its stamp (inode,
-/// size, mtime, ctime) is unchanged.
+/// The blake3 of a file's content, from `hashes` (by the file's
+/// context-relative path, `key`) when its stamp (inode, size, mtime,
+/// ctime) is unchanged.
 fn content_hash(
+    key: &str,
     host: &std::path::Path,
     meta: &std::fs::Metadata,
     hashes: Option<&FileHashCache>,
 ) -> io::Result<[u8; 32]> {
-    let key = layered::name_of(host.as_os_str());
     let stamp = FileStamp::of(meta);
-    if let Some(hash) = hashes.and_then(|c| c.get(&key, &stamp)) {
+    if let Some(hash) = hashes.and_then(|c| c.get(key, &stamp)) {
         return Ok(hash);
     }
     let mut h = blake3::Hasher::new();
@@ -399,7 +424,7 @@ fn content_hash(
     }
     let hash = *h.finalize().as_bytes();
     if let Some(c) = hashes {
-        c.insert(&key, stamp, hash);
+        c.insert(key, stamp, hash);
     }
     Ok(hash)
 }
@@ -438,7 +463,7 @@ fn entry_digest(
     }
     if meta.is_file() {
         h.update(&meta.len().to_le_bytes());
-        h.update(&content_hash(host, &meta, hashes)?);
+        h.update(&content_hash(listed_path(name), host, &meta, hashes)?);
     } else if meta.is_symlink() {
         h.update(std::fs::read_link(host)?.as_os_str().as_encoded_bytes());
     }
@@ -717,6 +742,35 @@ mod tests {
         let none_back = patterns(&["src"]);
         let ignored = |p: &str| none_back.is_excluded(p);
         assert!(expand(&view, "src", &ignored).is_err());
+    }
+
+    #[test]
+    fn file_hashes_are_kept_by_context_relative_path() {
+        let dir = tree();
+        let store = rbuild_cache::Store::open(&dir.path().join(".store")).unwrap();
+        // Changed over 2 s ago: old enough for the hash cache to trust.
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let view = HostTree::new(dir.path());
+        let none = |_: &str| false;
+        let src = copy_of(&["src"], None, &[]);
+        let hashes = store.file_hashes("ctx");
+        let sum = checksum(&view, &[&src], &none, Some(&hashes), ContextModes::OnDisk).unwrap();
+        hashes.save().unwrap();
+        let hashes = store.file_hashes("ctx");
+        let stamp = |p: &str| FileStamp::of(&std::fs::metadata(dir.path().join(p)).unwrap());
+        assert_eq!(
+            hashes.get("src/sub/c.c", &stamp("src/sub/c.c")),
+            Some(*blake3::hash(b"c").as_bytes())
+        );
+        assert_eq!(hashes.get("README", &stamp("README")), None, "not selected");
+        let warm = checksum(&view, &[&src], &none, Some(&hashes), ContextModes::OnDisk).unwrap();
+        assert_eq!(warm, sum);
+        std::fs::write(dir.path().join("src/a.c"), "A").unwrap();
+        assert_ne!(
+            checksum(&view, &[&src], &none, Some(&hashes), ContextModes::OnDisk).unwrap(),
+            sum,
+            "a rewritten file (new ctime) is read again"
+        );
     }
 
     #[test]

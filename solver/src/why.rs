@@ -12,7 +12,7 @@ use rbuild_cache::{BuildEntry, BuildStep, FileList, KeyInput, Store};
 use rbuild_explain::{Cause, NoCache, Previous, Step};
 use rbuild_frontend::graph::{BuildGraph, Op};
 
-use crate::context::{Listing, listed_path};
+use crate::context::Listing;
 use crate::imported::ImportedStep;
 
 /// A step's identity across builds: stage, instruction ordinal, platform.
@@ -41,7 +41,7 @@ pub(crate) struct Why {
 /// a miss only, so a build that hits pays nothing for it.
 fn file_list(listing: &Listing) -> FileList {
     let mut files: Vec<(String, String)> = (listing.iter())
-        .map(|(name, digest)| (listed_path(name).to_string(), hex::encode(&digest[..8])))
+        .map(|(path, digest)| (path.to_string(), hex::encode(digest)))
         .collect();
     files.sort_unstable();
     files.dedup_by(|a, b| a.0 == b.0);
