@@ -90,6 +90,7 @@ impl Store {
                 if repair {
                     remove_path(&listing_path(&self.root, &id))?;
                     remove_path(&crate::snapshots::left_out_path(&self.root, &id))?;
+                    remove_path(&crate::copied::copied_path(&self.root, &id))?;
                 }
             }
         }

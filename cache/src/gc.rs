@@ -272,17 +272,27 @@ impl Store {
                     remove_path(&path)?;
                     remove_path(&crate::snapshots::listing_path(&self.root, &name))?;
                     remove_path(&crate::snapshots::left_out_path(&self.root, &name))?;
+                    remove_path(&crate::copied::copied_path(&self.root, &name))?;
                 }
             }
         }
         // Listings and left-out lists of snapshots that were never
         // committed (a killed process).
-        for kept in ["listings", "left-out"] {
+        for kept in ["listings", "left-out", "copied"] {
             let kept = self.root.join(kept);
             for name in names(&kept)? {
                 if !opts.dry_run && !snapshots_dir.join(&name).exists() {
                     remove_path(&kept.join(&name))?;
                 }
+            }
+        }
+        // Lineage hints whose snapshot is gone.
+        let lineage = self.root.join("lineage");
+        for name in names(&lineage)? {
+            let path = lineage.join(&name);
+            let live = std::fs::read_to_string(&path).is_ok_and(|id| live_snapshots.contains(&id));
+            if !live && !opts.dry_run {
+                remove_path(&path)?;
             }
         }
         // Compressed variants are a cache: they go with prune --all, and

@@ -17,6 +17,8 @@
 //! snapshots/<id>/                                 unpacked layers / RUN and COPY results
 //! listings/<id>                                   what a snapshot held when made (for fsck)
 //! left-out/<id>                                   paths its layer tar leaves out (unchanged copy-ups)
+//! copied/<id>                                     the source stamps of a COPY's files (see `copied`)
+//! lineage/<hex>                                   the snapshot a COPY step made last (see `copied`)
 //! records/<key>.json                              cache key → CacheRecord
 //! layers/<snapshot>.json                          snapshot → LayerRecord (its blob)
 //! layers/by-blob/<blob hex>                       blob → the built snapshot it was made from
@@ -31,6 +33,7 @@
 mod blobs;
 mod builds;
 pub mod contain;
+mod copied;
 mod dangling;
 mod durable;
 mod error;
@@ -58,6 +61,7 @@ use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobInfo, BlobWriter, digest_hex};
 pub use builds::{BuildEntry, BuildStep, FileList};
+pub use copied::{CopiedFiles, SourceStamp};
 pub use durable::{Disk, DiskStep, RealDisk, RecordingDisk};
 pub use error::StoreError;
 pub use fsck::FsckReport;
@@ -101,6 +105,8 @@ impl Store {
             "snapshots",
             "listings",
             "left-out",
+            "copied",
+            "lineage",
             "records",
             "layers/by-blob",
             "variants",
@@ -280,6 +286,33 @@ impl Store {
     pub fn left_out(&self, id: &str) -> Result<std::collections::HashSet<PathBuf>, StoreError> {
         snapshots::check_id(id)?;
         snapshots::left_out(&self.root, id)
+    }
+
+    /// The source stamps of the files snapshot `id`'s COPY wrote (see
+    /// [`PendingSnapshot::record_copied`]); `None` when it has none or
+    /// they do not read back whole.
+    pub fn copied_files(&self, id: &str) -> Option<CopiedFiles> {
+        snapshots::check_id(id).ok()?;
+        copied::decode(&std::fs::read(copied::copied_path(&self.root, id)).ok()?)
+    }
+
+    /// The snapshot the step with `lineage` made last, if it still exists.
+    pub fn lineage_snapshot(&self, lineage: &str) -> Option<String> {
+        copied::check_lineage(lineage).ok()?;
+        let id = std::fs::read_to_string(copied::lineage_path(&self.root, lineage)).ok()?;
+        self.has_snapshot(&id).then_some(id)
+    }
+
+    /// Records snapshot `id` as the last one of `lineage` (a hint, not
+    /// synced).
+    pub fn set_lineage(&self, lineage: &str, id: &str) -> Result<(), StoreError> {
+        copied::check_lineage(lineage)?;
+        snapshots::check_id(id)?;
+        copied::write_hint(
+            &self.tmp_dir(),
+            &copied::lineage_path(&self.root, lineage),
+            id.as_bytes(),
+        )
     }
 
     /// Whether the snapshot exists (fully written).

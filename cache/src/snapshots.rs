@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::copied::{self, SourceStamp};
 use crate::durable::Disk;
 use crate::error::{StoreError, io_err};
 use crate::fsutil;
@@ -74,6 +75,14 @@ impl PendingSnapshot {
         &self.work
     }
 
+    /// Records the source stamps of the files a COPY wrote into
+    /// [`Self::dir`] (paths relative to it), kept with the snapshot when it
+    /// is committed (see [`crate::copied`]).
+    pub fn record_copied(&self, files: &[(PathBuf, SourceStamp)]) -> Result<(), StoreError> {
+        let path = self.tmp.path().join("copied");
+        std::fs::write(&path, copied::encode(files)).map_err(io_err("write", &path))
+    }
+
     /// Whether the snapshot holds only directories that its left-out list
     /// (see [`left_out`]) names: directories overlayfs copied up for a
     /// step that changed nothing in them (a RUN's mount points, made and
@@ -135,6 +144,12 @@ impl PendingSnapshot {
             }
             listing.join().expect("the listing thread panicked")
         })?;
+        let copied = self.tmp.path().join("copied");
+        if copied.exists() {
+            // A hint (see `crate::copied`): renamed, not synced.
+            let kept = copied::copied_path(&self.root, id);
+            std::fs::rename(&copied, &kept).map_err(io_err("rename into", &kept))?;
+        }
         match self.disk.rename(&self.dir, &target) {
             Ok(()) => Ok(()),
             // Another process committed the same id meanwhile: the listing

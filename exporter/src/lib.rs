@@ -10,6 +10,7 @@ mod image;
 mod index;
 mod layer;
 mod oci_load;
+mod pipe;
 mod push;
 mod rootfs;
 mod stored;
@@ -119,18 +120,16 @@ pub fn export_layer(
     let left_out = store.left_out(snapshot)?;
     let blob = store.blob_writer()?;
     let what = || format!("export layer {snapshot}");
-    // An uncompressed layer's diff_id is its blob digest: hashed once, by
-    // the blob writer.
+    // The tar is made on a thread of its own (see `pipe`) while this one
+    // compresses, hashes and writes it. An uncompressed layer's diff_id is
+    // its blob digest: hashed once, by the blob writer.
+    let epoch = opts.source_date_epoch;
+    let tar = |w: &mut dyn Write| layer::write_tar(&dir, &left_out, w, epoch);
     let (blob, diff_id) = match opts.compression {
         Compression::Uncompressed => {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, blob);
-            layer::write_tar(&dir, &left_out, &mut out, opts.source_date_epoch)
-                .map_err(io_error(what()))?;
-            (
-                out.into_inner()
-                    .map_err(|e| io_error(what())(e.into_error()))?,
-                None,
-            )
+            let mut blob = blob;
+            pipe::piped(tar, &mut blob).map_err(io_error(what()))?;
+            (blob, None)
         }
         Compression::Gzip(level) => {
             let gz = flate2::GzBuilder::new()
@@ -138,8 +137,7 @@ pub fn export_layer(
                 .operating_system(255)
                 .write(blob, flate2::Compression::new(level));
             let mut out = layer::HashingWriter::new(gz);
-            layer::write_tar(&dir, &left_out, &mut out, opts.source_date_epoch)
-                .map_err(io_error(what()))?;
+            pipe::piped(tar, &mut out).map_err(io_error(what()))?;
             let (gz, diff_id) = out.finish();
             (gz.finish().map_err(io_error(what()))?, Some(diff_id))
         }
@@ -149,8 +147,7 @@ pub fn export_layer(
             // the output depends on the level only, not on the machine.
             zs.multithread(ZSTD_WORKERS).map_err(io_error(what()))?;
             let mut out = layer::HashingWriter::new(zs);
-            layer::write_tar(&dir, &left_out, &mut out, opts.source_date_epoch)
-                .map_err(io_error(what()))?;
+            pipe::piped(tar, &mut out).map_err(io_error(what()))?;
             let (zs, diff_id) = out.finish();
             (zs.finish().map_err(io_error(what()))?, Some(diff_id))
         }

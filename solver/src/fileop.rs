@@ -9,11 +9,13 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use rbuild_frontend::graph::{CopyAction, FileAction, FileOp, RemoteSource};
 use rbuild_frontend::wildcard;
 
 use rbuild_cache::files::set_mtime;
+use rbuild_cache::{CopiedFiles, SourceStamp};
 
 use crate::archive;
 use crate::context::{self, Excluded, Selected};
@@ -66,12 +68,30 @@ pub fn apply(
     sources: &[Option<Source<'_>>],
     remotes: &HashMap<usize, Remote<'_>>,
 ) -> Result<(), String> {
+    apply_sharing(op, dest_layers, upper, sources, remotes, None).map(drop)
+}
+
+/// [`apply`] for a step's new snapshot: context files that `previous`
+/// (the snapshot the same step made last) holds unchanged are hard-linked
+/// from it instead of copied (see [`Previous`]). Returns the stamps of the
+/// context files the copy read, by their path in `upper`, for the next
+/// run to share from.
+pub fn apply_sharing(
+    op: &FileOp,
+    dest_layers: &[PathBuf],
+    upper: &Path,
+    sources: &[Option<Source<'_>>],
+    remotes: &HashMap<usize, Remote<'_>>,
+    previous: Option<&Previous>,
+) -> Result<Vec<(PathBuf, SourceStamp)>, String> {
     let mut layers = dest_layers.to_vec();
     layers.push(upper.to_path_buf());
     let mut writer = Writer {
         view: LayerStack::new(layers),
         upper: upper.to_path_buf(),
         dir_times: BTreeMap::new(),
+        previous,
+        copied: Mutex::new(Vec::new()),
     };
     for (a, action) in op.actions.iter().enumerate() {
         match action {
@@ -114,16 +134,59 @@ pub fn apply(
     writer.finish().map_err(|e| format!("set times: {e}"))
 }
 
-struct Writer {
+/// The snapshot a step made last and the source stamps of the context
+/// files its copy read: a file whose source still has the same stamp
+/// (device, inode, size, mtime and ctime, which every write changes) and
+/// whose copy there has the owner, mode and mtime this copy would give it
+/// holds exactly the bytes a new copy would. It is hard-linked instead:
+/// snapshots are never written in place, so the two stay as made.
+pub struct Previous {
+    /// The snapshot's directory.
+    pub dir: PathBuf,
+    /// Its files' source stamps, by path in the snapshot.
+    pub files: CopiedFiles,
+}
+
+impl Previous {
+    /// The file of the previous snapshot at `rel` when it is the copy
+    /// of a source with `stamp` that this copy would make as `wanted`.
+    fn shareable(&self, rel: &Path, stamp: &SourceStamp, wanted: &Wanted) -> Option<PathBuf> {
+        if self.files.get(rel) != Some(stamp) {
+            return None;
+        }
+        let path = self.dir.join(rel);
+        let meta = path.symlink_metadata().ok()?;
+        let same = meta.is_file()
+            && meta.len() == stamp.size
+            && meta.uid() == wanted.owner.uid
+            && meta.gid() == wanted.owner.gid
+            && meta.mode() & 0o7777 == wanted.mode
+            && (meta.mtime(), meta.mtime_nsec()) == wanted.mtime;
+        same.then_some(path)
+    }
+}
+
+/// The metadata a copied regular file gets.
+struct Wanted {
+    owner: Owner,
+    mode: u32,
+    mtime: (i64, i64),
+}
+
+struct Writer<'p> {
     /// The destination state with `upper` on top.
     view: LayerStack,
     upper: PathBuf,
     /// Directories whose mtime to set once everything is written (the
     /// last time given for a directory wins).
     dir_times: BTreeMap<PathBuf, (i64, i64)>,
+    /// What the step made last, to share unchanged files from.
+    previous: Option<&'p Previous>,
+    /// The stamps of the context files copied so far, by path in `upper`.
+    copied: Mutex<Vec<(PathBuf, SourceStamp)>>,
 }
 
-impl Writer {
+impl Writer<'_> {
     fn owner(&self, chown: Option<&str>) -> Result<Option<Owner>, String> {
         chown.map(|c| owner::resolve(&self.view, c)).transpose()
     }
@@ -331,7 +394,26 @@ impl Writer {
         to: &str,
     ) -> io::Result<()> {
         self.check_not_dir(to)?;
-        copy_leaf(plan, from, meta, &self.host(to))
+        let out = self.host(to);
+        if !(plan.source.is_context && meta.is_file()) {
+            return copy_leaf(plan, from, meta, &out);
+        }
+        let rel = out.strip_prefix(&self.upper).expect("below upper");
+        let stamp = SourceStamp::of(meta);
+        let wanted = Wanted {
+            owner: plan.owner(meta),
+            mode: plan.mode(meta).expect("a file has a mode"),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        };
+        let shared = (self.previous)
+            .and_then(|p| p.shareable(rel, &stamp, &wanted))
+            .is_some_and(|path| link_leaf(&path, &out).is_ok());
+        if !shared {
+            copy_leaf(plan, from, meta, &out)?;
+        }
+        let mut copied = self.copied.lock().expect("poisoned");
+        copied.push((rel.to_path_buf(), stamp));
+        Ok(())
     }
 
     /// Fails when `to` is a directory: a file never replaces one.
@@ -437,17 +519,25 @@ impl Writer {
         fs::set_permissions(&out, fs::Permissions::from_mode(mode))
     }
 
-    fn finish(self) -> io::Result<()> {
+    fn finish(self) -> io::Result<Vec<(PathBuf, SourceStamp)>> {
         for (dir, (secs, nanos)) in &self.dir_times {
             set_mtime(dir, *secs, *nanos)?;
         }
-        Ok(())
+        Ok(self.copied.into_inner().expect("poisoned"))
     }
 }
 
 /// Copies the non-directory `from` (described by `meta`) to the host path
 /// `out`, replacing what is there, with the copy's owner, mode and the
 /// source's modification time.
+/// Makes `out` a hard link to `shared`, replacing what is there.
+fn link_leaf(shared: &Path, out: &Path) -> io::Result<()> {
+    if out.symlink_metadata().is_ok() {
+        fs::remove_file(out)?;
+    }
+    fs::hard_link(shared, out)
+}
+
 fn copy_leaf(plan: &CopyPlan<'_>, from: &Path, meta: &fs::Metadata, out: &Path) -> io::Result<()> {
     if out.symlink_metadata().is_ok() {
         fs::remove_file(out)?;
@@ -468,24 +558,37 @@ impl CopyPlan<'_> {
     /// `--chown`, else root for context files, else the source's) and mode
     /// (after `--chmod`; symlinks have none).
     fn apply_owner_and_mode(&self, meta: &fs::Metadata, out: &Path) -> io::Result<()> {
-        let owner = self.chown.unwrap_or(if self.source.is_context {
+        let owner = self.owner(meta);
+        std::os::unix::fs::lchown(out, Some(owner.uid), Some(owner.gid))?;
+        if let Some(mode) = self.mode(meta) {
+            fs::set_permissions(out, fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    }
+
+    /// The owner of the copy of the entry `meta` describes.
+    fn owner(&self, meta: &fs::Metadata) -> Owner {
+        self.chown.unwrap_or(if self.source.is_context {
             Owner::ROOT
         } else {
             Owner {
                 uid: meta.uid(),
                 gid: meta.gid(),
             }
-        });
-        std::os::unix::fs::lchown(out, Some(owner.uid), Some(owner.gid))?;
-        if !meta.is_symlink() {
-            let mode = self.source.modes.apply(meta.mode());
-            let mode = match &self.chmod {
-                Some(c) => c.apply(mode, meta.is_dir()),
-                None => mode & 0o7777,
-            };
-            fs::set_permissions(out, fs::Permissions::from_mode(mode))?;
+        })
+    }
+
+    /// The permission bits of the copy of the entry `meta` describes
+    /// (`None` for a symlink, which has none).
+    fn mode(&self, meta: &fs::Metadata) -> Option<u32> {
+        if meta.is_symlink() {
+            return None;
         }
-        Ok(())
+        let mode = self.source.modes.apply(meta.mode());
+        Some(match &self.chmod {
+            Some(c) => c.apply(mode, meta.is_dir()),
+            None => mode & 0o7777,
+        })
     }
 }
 

@@ -2,9 +2,11 @@
 //! context, earlier stages and fetched remote sources.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use futures::future::{BoxFuture, FutureExt};
+use rbuild_cache::{SourceStamp, Store};
 use rbuild_frontend::IgnoreMatcher;
 use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, FileOp};
 
@@ -19,6 +21,7 @@ use crate::layered::{HostTree, LayerStack};
 use crate::modes::ContextModes;
 use crate::remote::{self, Fetched};
 use crate::schedule::{NodeResult, Solver, step_error};
+use crate::state::Layer;
 
 /// A file step.
 pub(crate) struct File<'a>(pub(crate) &'a FileOp);
@@ -125,7 +128,13 @@ impl SolveOp for File<'_> {
             let remotes: Vec<(usize, Fetched)> = (0..op.actions.len())
                 .filter_map(|a| solver.remotes.get(&(i, a)).map(|f| (a, f.clone())))
                 .collect();
-            tokio::task::spawn_blocking(move || {
+            let lineage = context_copy_lineage(&op, &is_ctx, &context_dir);
+            let store = solver.store().clone();
+            // `--no-cache` copies everything afresh (and records for later).
+            let share = !solver.opts.ignores_cache(i);
+            let lookup = lineage.clone().filter(|_| share);
+            let copied = tokio::task::spawn_blocking(move || {
+                let previous = lookup.and_then(|l| previous_snapshot(&store, &l));
                 let inputs = FileInputs {
                     sources: &sources,
                     is_context: &is_ctx,
@@ -134,14 +143,61 @@ impl SolveOp for File<'_> {
                     ignore: &ignore,
                     remotes: &remotes,
                 };
-                apply_file_op(&op, &lowers, &upper, &inputs)
+                apply_file_op(&op, &lowers, &upper, &inputs, previous.as_ref())
             })
             .await
             .map_err(|e| e.to_string())??;
-            step.commit(&inputs[0], content_key)
+            if lineage.is_some() {
+                step.record_copied(&copied)?;
+            }
+            let result = step.commit(&inputs[0], content_key)?;
+            if let (Some(lineage), true, Some(Layer::Snapshot(id))) =
+                (&lineage, result.added, result.state.last())
+            {
+                solver
+                    .store()
+                    .set_lineage(lineage, id)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(result)
         }
         .boxed()
     }
+}
+
+/// The lineage of a file op that is one plain COPY from the build context
+/// (no ADD extraction, no other action that could overwrite what it
+/// copied): blake3 of the op and the context dir, whatever the context
+/// holds and whatever the base (the same COPY in two stages may share
+/// files too). Each run records its snapshot under it, and the next run
+/// shares the unchanged files of that snapshot (see
+/// [`fileop::Previous`], which checks every file). A local hint, never
+/// part of a cache key.
+fn context_copy_lineage(op: &FileOp, is_context: &[bool], context_dir: &Path) -> Option<String> {
+    let [FileAction::Copy(copy)] = op.actions.as_slice() else {
+        return None;
+    };
+    let plain = copy.remote.is_none()
+        && !copy.extract_archives
+        && is_context.get(copy.source_input) == Some(&true);
+    if !plain {
+        return None;
+    }
+    let mut h = blake3::Hasher::new();
+    h.update(b"rbuild context-copy lineage 1\0");
+    h.update(&serde_json::to_vec(op).ok()?);
+    h.update(context_dir.as_os_str().as_bytes());
+    Some(h.finalize().to_hex().to_string())
+}
+
+/// The snapshot the step with `lineage` made last and the source stamps
+/// of its files, when both are still there.
+fn previous_snapshot(store: &Store, lineage: &str) -> Option<fileop::Previous> {
+    let id = store.lineage_snapshot(lineage)?;
+    Some(fileop::Previous {
+        files: store.copied_files(&id)?,
+        dir: store.snapshot_path(&id),
+    })
 }
 
 /// What a file op reads besides its destination state.
@@ -158,12 +214,15 @@ struct FileInputs<'a> {
     remotes: &'a [(usize, Fetched)],
 }
 
+/// Applies `op`, sharing unchanged files with `previous`; returns the
+/// stamps of the context files it copied.
 fn apply_file_op(
     op: &FileOp,
     lowers: &[PathBuf],
     upper: &Path,
     inputs: &FileInputs<'_>,
-) -> Result<(), String> {
+    previous: Option<&fileop::Previous>,
+) -> Result<Vec<(PathBuf, SourceStamp)>, String> {
     let host = HostTree::new(inputs.context_dir);
     let stacks: Vec<Option<LayerStack>> = inputs
         .sources
@@ -212,7 +271,7 @@ fn apply_file_op(
             (*a, remote)
         })
         .collect();
-    fileop::apply(op, lowers, upper, &views, &remotes)
+    fileop::apply_sharing(op, lowers, upper, &views, &remotes, previous)
 }
 
 /// A linked copy is made on an empty tree, with no /etc/passwd to read

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rbuild_cache::{CacheRecord, PendingSnapshot};
+use rbuild_cache::{CacheRecord, PendingSnapshot, SourceStamp};
 
 use super::ContentKey;
 use crate::error::StepFailure;
@@ -62,6 +62,12 @@ impl<'a> Step<'a> {
     /// The overlay work dir beside [`Self::upper`].
     pub(crate) fn work(&self) -> &Path {
         self.pending.work_dir()
+    }
+
+    /// Records the source stamps of the context files the step copied,
+    /// kept with its snapshot for the next run to share from.
+    pub(crate) fn record_copied(&self, files: &[(PathBuf, SourceStamp)]) -> Result<(), String> {
+        self.pending.record_copied(files).map_err(|e| e.to_string())
     }
 
     /// Keeps the changes as a snapshot if there are any, records the

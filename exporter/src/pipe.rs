@@ -1,0 +1,144 @@
+//! Producing a stream on one thread and consuming it on another: a layer
+//! tar is walked, read and framed on one core while the other hashes and
+//! writes it (issue 19: the tar of w2's 227 MB COPY layer and its sha256
+//! took one core each way before).
+
+use std::io::{self, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+/// Size of the chunks handed over.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight: enough to ride out a slow write or a slow read.
+const IN_FLIGHT: usize = 8;
+
+/// The producing side: buffers writes into chunks and sends them.
+struct ChunkSender {
+    buf: Vec<u8>,
+    tx: SyncSender<Vec<u8>>,
+}
+
+impl ChunkSender {
+    fn send(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .send(full)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the consumer stopped"))
+    }
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `produce` on a new thread, writing into a pipe whose chunks, in
+/// order, go to `out` on this thread. The first error of either side is
+/// returned; a failed `out` makes `produce` fail on its next chunk.
+pub(crate) fn piped<W: Write>(
+    produce: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send,
+    out: &mut W,
+) -> io::Result<()> {
+    let (tx, rx): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = sync_channel(IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let mut sender = ChunkSender {
+                buf: Vec::with_capacity(CHUNK),
+                tx,
+            };
+            produce(&mut sender)?;
+            sender.flush()
+        });
+        let consumed = rx.iter().try_for_each(|chunk| out.write_all(&chunk));
+        // Dropping the receiver first lets a producer blocked on a full
+        // channel see the consumer's failure instead of waiting forever.
+        drop(rx);
+        let produced = producer.join().expect("the producer panicked");
+        consumed.and(produced)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_arrive_in_order_across_chunk_boundaries() {
+        let data: Vec<u8> = (0..(CHUNK * 3 + 777)).map(|i| (i % 253) as u8).collect();
+        let mut out = Vec::new();
+        piped(
+            |w| {
+                for piece in data.chunks(4099) {
+                    w.write_all(piece)?;
+                }
+                Ok(())
+            },
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(out, data);
+    }
+
+    /// A writer that fails after `left` bytes.
+    struct FailsAfter {
+        left: usize,
+    }
+
+    impl Write for FailsAfter {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            if self.left < data.len() {
+                return Err(io::Error::other("disk full"));
+            }
+            self.left -= data.len();
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_consumer_stops_the_producer_and_its_error_is_returned() {
+        let mut out = FailsAfter { left: CHUNK };
+        let err = piped(
+            |w| {
+                // Far more than the channel holds: the producer must not
+                // hang once the consumer is gone.
+                for _ in 0..(IN_FLIGHT * 4) {
+                    w.write_all(&vec![1u8; CHUNK])?;
+                }
+                Ok(())
+            },
+            &mut out,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "disk full");
+    }
+
+    #[test]
+    fn a_failing_producer_error_is_returned() {
+        let mut out = Vec::new();
+        let err = piped(
+            |w| {
+                w.write_all(b"partial")?;
+                Err(io::Error::other("unreadable file"))
+            },
+            &mut out,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "unreadable file");
+    }
+}
