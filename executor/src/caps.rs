@@ -128,6 +128,19 @@ pub fn kept(add: &[String], drop: &[String]) -> Result<Vec<(&'static str, c_int)
     Ok(kept)
 }
 
+/// The capabilities of rbuild's own bounding set: what a privileged
+/// sandbox keeps (as Docker's and BuildKit's "all capabilities" are the
+/// daemon's current ones).
+pub fn current() -> Vec<(&'static str, c_int)> {
+    ALL.iter()
+        .copied()
+        .filter(|(_, number)| {
+            // SAFETY: PR_CAPBSET_READ only reads the calling thread's set.
+            unsafe { libc::prctl(libc::PR_CAPBSET_READ, *number as libc::c_ulong) == 1 }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

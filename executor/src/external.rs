@@ -33,8 +33,15 @@ pub fn runtime_spec(
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
     ];
+    let insecure = spec.security.insecure;
+    let mut sys_options = vec!["nosuid", "noexec", "nodev"];
+    if !insecure {
+        sys_options.push("ro");
+    }
+    mounts.push(
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options}),
+    );
     for (file, target) in files {
         mounts.push(json!({"destination": target, "type": "bind", "source": file, "options": ["rbind", "rprivate"]}));
     }
@@ -62,18 +69,30 @@ pub fn runtime_spec(
     if spec.network != Network::Host {
         namespaces.push(json!({"type": "network"}));
     }
-    let caps: Vec<&str> = crate::caps::kept(&spec.security.cap_add, &spec.security.cap_drop)
-        .map_err(ExecError::Setup)?
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
+    // Privileged: every capability rbuild has, as the bundled sandbox.
+    let kept = if insecure {
+        crate::caps::current()
+    } else {
+        crate::caps::kept(&spec.security.cap_add, &spec.security.cap_drop)
+            .map_err(ExecError::Setup)?
+    };
+    let caps: Vec<&str> = kept.into_iter().map(|(name, _)| name).collect();
     let seccomp = match &spec.security.seccomp {
-        _ if spec.security.insecure => None,
+        _ if insecure => None,
         crate::Seccomp::Default => Some(crate::seccomp::oci(None, &caps)?),
         crate::Seccomp::Unconfined => None,
         crate::Seccomp::Profile(text) => Some(crate::seccomp::oci(Some(text), &caps)?),
     };
-    let value: Value = json!({
+    let (masked, read_only) = if insecure {
+        (Vec::new(), Vec::new())
+    } else {
+        let absolute = |paths: &[&str]| paths.iter().map(|p| format!("/{p}")).collect::<Vec<_>>();
+        (
+            absolute(crate::masks::MASKED),
+            absolute(crate::masks::READ_ONLY),
+        )
+    };
+    let mut value: Value = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": spec.stdio.is_tty(),
@@ -90,11 +109,51 @@ pub fn runtime_spec(
         "linux": {
             "namespaces": namespaces,
             "seccomp": seccomp,
-            "maskedPaths": crate::masks::MASKED.iter().map(|p| format!("/{p}")).collect::<Vec<_>>(),
-            "readonlyPaths": crate::masks::READ_ONLY.iter().map(|p| format!("/{p}")).collect::<Vec<_>>(),
+            "maskedPaths": masked,
+            "readonlyPaths": read_only,
         },
     });
+    if insecure {
+        // The host's devices (as the bundled sandbox binds them), all of
+        // them allowed by the device cgroup.
+        value["linux"]["devices"] = Value::Array(host_devices());
+        value["linux"]["resources"] = json!({"devices": [{"allow": true, "access": "rwm"}]});
+    }
     serde_json::from_value(value).map_err(|e| ExecError::Setup(format!("runtime spec: {e}")))
+}
+
+/// The host's devices a privileged sandbox gets, as OCI `linux.devices`
+/// entries (the runtime makes or binds each).
+fn host_devices() -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dev = Path::new("/dev");
+    let own: Vec<&str> = crate::plan::DEVICES
+        .iter()
+        .copied()
+        .chain(crate::plan::DEV_LINKS.iter().map(|(name, _)| *name))
+        .collect();
+    crate::host_devices::list(dev, &own)
+        .into_iter()
+        .filter_map(|rel| {
+            let path = dev.join(&rel);
+            let meta = std::fs::symlink_metadata(&path).ok()?;
+            let kind = if meta.file_type().is_block_device() {
+                "b"
+            } else {
+                "c"
+            };
+            let rdev = meta.rdev();
+            Some(json!({
+                "path": path,
+                "type": kind,
+                "major": libc::major(rdev),
+                "minor": libc::minor(rdev),
+                "fileMode": meta.mode() & 0o7777,
+                "uid": meta.uid(),
+                "gid": meta.gid(),
+            }))
+        })
+        .collect()
 }
 
 /// Writes the sandbox's made files into `dir` (with their modes and

@@ -29,10 +29,10 @@ const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 /// bind works the same rootful and rootless and on cgroup v1 and v2, where
 /// a device cgroup would need a v1 controller or an eBPF program. A
 /// privileged sandbox gets every host device the same way (`host_devices`).
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+pub(crate) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// The symlinks of the sandbox's /dev: (name, target).
-const DEV_LINKS: &[(&str, &str)] = &[
+pub(crate) const DEV_LINKS: &[(&str, &str)] = &[
     ("fd", "/proc/self/fd"),
     ("stdin", "/proc/self/fd/0"),
     ("stdout", "/proc/self/fd/1"),

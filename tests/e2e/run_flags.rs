@@ -157,11 +157,14 @@ fn privileged_gets_the_host_devices_and_no_seccomp_or_masks() {
     // to its devpts), no seccomp filter, nothing masked or read-only.
     let mut expected = host_devices(std::path::Path::new("/dev"));
     expected.sort();
-    let privileged = sh_ok(&t, &["--privileged"], script);
-    let mut lines: Vec<&str> = privileged.lines().collect();
-    assert_eq!(lines.pop(), Some("0"), "{privileged}");
-    assert_eq!(lines.pop(), Some("Seccomp:\t0"), "{privileged}");
-    assert_eq!(lines, expected, "{privileged}");
+    // The same with the external runtimes, given the same spec.
+    for runtime in ["bundled", "runc", "crun"] {
+        let privileged = sh_ok(&t, &["--privileged", "--runtime", runtime], script);
+        let mut lines: Vec<&str> = privileged.lines().collect();
+        assert_eq!(lines.pop(), Some("0"), "{runtime}: {privileged}");
+        assert_eq!(lines.pop(), Some("Seccomp:\t0"), "{runtime}: {privileged}");
+        assert_eq!(lines, expected, "{runtime}: {privileged}");
+    }
 }
 
 /// The character and block devices under `dir` that Docker's
