@@ -16,10 +16,15 @@
 #         file of the last layer), then rebuilt
 # Runs: 5 for the contexts up to 10k files and for the layer images, 3 for
 # 100k and 250k (SCALE_RUNS_SMALL / SCALE_RUNS_BIG override).
-# Writes bench/results/scale.csv (one row per point and scenario) and, with
-# TOOLS=rbuild,buildkit11, BuildKit 0.11.6's rows beside rbuild's (buildctl
-# against the buildkitd of scripts/peers-up.sh; its RSS is not measured, the
-# daemon being a separate process, and is left empty). Then draws
+# Writes bench/results/scale.csv (one row per point and scenario; a point
+# measured again replaces its tool's rows there, every other row is kept)
+# and, with TOOLS=buildkit11 (or rbuild,buildkit11), BuildKit 0.11.6's rows
+# (buildctl against the buildkitd of scripts/peers-up.sh, whose cache is
+# pruned before every cold run). BuildKit's peak RSS is the sum of the
+# daemon's peak during the build (its high-water mark reset through
+# /proc/PID/clear_refs before the build, VmHWM read after it; the daemon's
+# resident baseline included) and buildctl's own; the two peaks need not
+# coincide, so it is an upper bound on their joint peak. Then draws
 # bench/results/scale.svg with the scaleplot tool (bench/scaleplot/).
 #   [TOOLS=rbuild[,buildkit11]] [SIZES=1000,10000,100000,250000]
 #   [LAYERS=10,50,120] bench/scale.sh [RBUILD_BINARY]
@@ -28,11 +33,11 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 cd "$HERE"
-if [[ -n ${1:-} ]]; then RBUILD=$(realpath "$1"); else
+TOOLS=${TOOLS:-rbuild}
+if [[ -n ${1:-} ]]; then RBUILD=$(realpath "$1"); elif [[ ,$TOOLS, == *,rbuild,* ]]; then
   cargo build --release --quiet
   RBUILD=${CARGO_TARGET_DIR:-$HERE/target}/release/rbuild
-fi
-TOOLS=${TOOLS:-rbuild}
+else RBUILD=; fi
 SIZES=${SIZES:-1000,10000,100000,250000}
 LAYERS=${LAYERS:-10,50,120}
 RUNS_SMALL=${SCALE_RUNS_SMALL:-5}
@@ -104,14 +109,21 @@ empty_cache() {
   esac
 }
 
-# timed TOOL CONTEXT: one build; appends "seconds kilobytes" to $TIMES/run.
+# daemon_pid TOOL: the pid of the tool's daemon, empty for rbuild.
+daemon_pid() { [[ $1 == buildkit11 ]] && cat "$PEERS_DIR/buildkitd/pid" || true; }
+
+# timed TOOL CONTEXT: one build; appends "seconds kilobytes" to $TIMES/run,
+# the kilobytes being the client's peak RSS plus its daemon's (see above).
 timed() {
-  local t0 t1
+  local t0 t1 pid daemon_kb=0
+  pid=$(daemon_pid "$1")
+  [[ -n $pid ]] && echo 5 >"/proc/$pid/clear_refs"
   t0=$(date +%s.%N)
   /usr/bin/time -f %M -o "$TIMES/rss" bash -c 'build "$@"' _ "$1" "$2" ||
     { echo "build failed: $1 $2" >&2; exit 1; }
   t1=$(date +%s.%N)
-  echo "$(echo "$t1 - $t0" | bc) $(tail -1 "$TIMES/rss")" >>"$TIMES/run"
+  [[ -n $pid ]] && daemon_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+  echo "$(echo "$t1 - $t0" | bc) $(($(tail -1 "$TIMES/rss") + daemon_kb))" >>"$TIMES/run"
 }
 export -f build
 export RBUILD STORE PEERS_DIR
@@ -137,14 +149,16 @@ point() {
       esac
       timed "$tool" "$ctx"
     done
-    local rss=""
-    [[ $tool == rbuild ]] && rss=$(median 2)
-    echo "$tool,$kind,$n,$scenario,$runs,$(median 1),$rss" | tee -a "$CSV"
+    echo "$tool,$kind,$n,$scenario,$runs,$(median 1),$(median 2)" | tee -a "$TIMES/rows"
   done
+  grep -v "^$tool,$kind,$n," "$CSV" >"$TIMES/csv" || true
+  cat "$TIMES/csv" "$TIMES/rows" >"$CSV"
+  rm "$TIMES/rows"
   empty_cache "$tool"
 }
 
-echo "tool,kind,n,scenario,runs,median_s,median_peak_rss_kb" >"$CSV"
+HEADER=tool,kind,n,scenario,runs,median_s,median_peak_rss_kb
+[[ -f $CSV && $(head -1 "$CSV") == "$HEADER" ]] || echo "$HEADER" >"$CSV"
 IFS=, read -ra tools <<<"$TOOLS"
 IFS=, read -ra sizes <<<"$SIZES"
 IFS=, read -ra layers <<<"$LAYERS"
