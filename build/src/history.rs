@@ -50,8 +50,12 @@ fn mark(
         out[entry].empty_layer = !was_added;
         stamp.insert(entry, created);
     }
+    // Config steps before the first layer of an image on scratch take
+    // that layer's time, not now: a build from a cache writes the same
+    // history (and image) as the build that made it.
+    let first_layer_time = stamp.values().next().map(|t| rfc3339(epoch.unwrap_or(*t)));
     let base_time = out.iter().rev().find_map(|h| h.created.clone());
-    let mut last: Option<String> = base_time;
+    let mut last: Option<String> = base_time.or(first_layer_time);
     for (i, h) in out.iter_mut().enumerate() {
         if let Some(t) = stamp.get(&i) {
             last = Some(rfc3339(epoch.unwrap_or(*t)));
@@ -104,6 +108,14 @@ mod tests {
         assert_eq!(out[3].created.as_deref(), Some("1970-01-01T00:03:20Z"));
         assert!(out[3].empty_layer, "a COPY that added nothing");
         assert_eq!(created, "1970-01-01T00:03:20Z");
+    }
+
+    #[test]
+    fn config_steps_before_the_first_layer_on_scratch_take_its_time() {
+        let history = [entry("ARG A", true, None), entry("COPY a", false, None)];
+        let (out, created) = mark(&history, &[true], &[100], 1, None);
+        assert_eq!(out[0].created.as_deref(), Some("1970-01-01T00:01:40Z"));
+        assert_eq!(created, "1970-01-01T00:01:40Z");
     }
 
     #[test]
