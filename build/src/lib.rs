@@ -12,6 +12,7 @@ pub mod epoch;
 mod error;
 mod events;
 mod history;
+mod layers;
 pub mod local;
 pub mod named;
 mod output;

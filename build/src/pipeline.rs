@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use futures::future::try_join_all;
-use rbuild_cache::{CacheKey, LayerRecord};
+use rbuild_cache::CacheKey;
 use rbuild_exporter::{Compression, ExportOptions, ImageSpec, StoredImage};
 use rbuild_frontend::graph::{BuildGraph, NetworkMode, NodeId, Op};
 use rbuild_frontend::input::read_input;
 use rbuild_frontend::{BaseImage, BuildOptions, Dockerfile, parse_dockerignore};
 use rbuild_image::Platform;
 use rbuild_remote_cache::ImportedCaches;
-use rbuild_solver::{ContextModes, Layer, PulledImage, SolveOptions, SolveResult, Solver, Target};
+use rbuild_solver::{ContextModes, PulledImage, SolveOptions, SolveResult, Solver, Target};
 
 use crate::base_check::BaseChecks;
 use crate::epoch::{self, EpochSource};
@@ -285,6 +285,7 @@ fn load(
         check_entitlements(dockerfile, &graph, &request.entitlements)?;
         graphs.push((platform.clone(), graph));
     }
+    prefetch_bases(session, request, &graphs, &resolved);
     let asked = request.source_date_epoch;
     let epoch = epoch::resolve(asked, &request.context)?;
     let context_modes = epoch::context_modes(asked, epoch, &request.context);
@@ -309,6 +310,32 @@ fn load(
         context_modes,
         base_checks,
     ))
+}
+
+/// Starts pulling and unpacking the layers of the base images `resolved`
+/// while the solve is still being prepared (its keys, the context's
+/// checksum), so that the first RUN finds its base unpacked instead of
+/// waiting for it: only for a build that runs a command (a build of COPY
+/// --link steps or of config alone never needs the files) and has no
+/// `--cache-from` (whose hits may leave the base in the registry). A
+/// layer the store holds is not unpacked again; a failure here is the
+/// failure of the step that needs the layer, which then tries again.
+fn prefetch_bases(
+    session: &Session,
+    request: &BuildRequest,
+    graphs: &Graphs,
+    resolved: &[std::sync::Arc<PulledImage>],
+) {
+    let runs = (graphs.iter().flat_map(|(_, g)| &g.nodes)).any(|n| matches!(n.op, Op::Exec(_)));
+    if !runs || !request.cache_from.is_empty() {
+        return;
+    }
+    for layer in resolved.iter().flat_map(|image| image.layers.iter()) {
+        let (images, layer) = (session.images.clone(), layer.clone());
+        session.runtime.spawn(async move {
+            let _ = images.snapshot(&layer).await;
+        });
+    }
 }
 
 /// What one solve realizes: a graph (all platforms' merged, for several)
@@ -458,32 +485,7 @@ fn export_image(
         source_date_epoch: epoch,
         oci_mediatypes: true,
     };
-    let mut layers: Vec<LayerRecord> = Vec::with_capacity(result.state.len());
-    for layer in &result.state {
-        let record = match layer {
-            Layer::Snapshot(id) => rbuild_exporter::export_layer(&session.store, id, &opts)?,
-            Layer::Blob {
-                blob,
-                media_type,
-                diff_id,
-                ..
-            } => {
-                if !remote_cache::stays_remote(session, request, layer) {
-                    session
-                        .runtime
-                        .block_on(session.images.ensure_blob(layer))?;
-                }
-                LayerRecord {
-                    snapshot: String::new(),
-                    diff_id: diff_id.clone(),
-                    blob: blob.clone(),
-                    media_type: media_type.clone(),
-                    epoch: None,
-                }
-            }
-        };
-        layers.push(record);
-    }
+    let layers = crate::layers::export_layers(session, request, &result.state, &opts)?;
     let (history, created) = mark_history(&graph.history, &result, &graph.layer_nodes, epoch);
     // `--label` values win over the Dockerfile's LABELs, as BuildKit's.
     let mut config = graph.config.clone();

@@ -117,6 +117,34 @@ fn a_cancelled_build_stops_before_it_solves() {
 }
 
 #[test]
+fn layers_exported_at_once_keep_their_order() {
+    let (_dir, session, mut request) = setup();
+    let mut dockerfile = String::from("FROM scratch\n");
+    for i in 0..20 {
+        let dir = request.context.join(format!("l{i:02}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("f.txt"), format!("layer {i}\n")).unwrap();
+        dockerfile.push_str(&format!("COPY l{i:02} /l{i:02}\n"));
+    }
+    std::fs::write(&request.dockerfile, dockerfile).unwrap();
+    request.tags = vec![String::from("layers:v1")];
+    let (_, sink) = recording();
+    let result = rbuild_build::build(&session, &request, sink, &CancelToken::new()).unwrap();
+    let digest = result.manifest.digest().as_ref();
+    let image = rbuild_exporter::StoredImage::read(&session.store, digest).unwrap();
+    assert_eq!(image.layers.len(), 20);
+    for (i, layer) in image.layers.iter().enumerate() {
+        let tar = session.store.read_blob(&layer.blob.digest).unwrap();
+        let holds = |j: usize| {
+            let name = format!("l{j:02}/f.txt");
+            tar.windows(name.len()).any(|w| w == name.as_bytes())
+        };
+        assert!(holds(i), "layer {i} holds its own COPY");
+        assert!((0..20).filter(|&j| j != i).all(|j| !holds(j)), "layer {i}");
+    }
+}
+
+#[test]
 fn a_missing_dockerfile_is_named() {
     let (dir, session, mut request) = setup();
     request.dockerfile = dir.path().join("ctx/missing.Dockerfile");

@@ -84,10 +84,8 @@ pub fn apply_sharing(
     remotes: &HashMap<usize, Remote<'_>>,
     previous: Option<&Previous>,
 ) -> Result<Vec<(PathBuf, SourceStamp)>, String> {
-    let mut layers = dest_layers.to_vec();
-    layers.push(upper.to_path_buf());
     let mut writer = Writer {
-        view: LayerStack::new(layers),
+        view: LayerStack::over(dest_layers.to_vec(), upper.to_path_buf()),
         upper: upper.to_path_buf(),
         dir_times: BTreeMap::new(),
         previous,

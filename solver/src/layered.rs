@@ -7,7 +7,7 @@
 //! byte-exact by a reversible encoding ([`name_of`], [`host_name`]).
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::{CString, OsStr};
 use std::fs::Metadata;
 use std::io;
@@ -15,6 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// A tree addressed by absolute, clean paths (`/`, `/a/b`).
 pub trait FsView {
@@ -83,52 +84,122 @@ impl FsView for HostTree {
 
 /// Overlay layers (whiteouts as 0/0 character devices, opaque directories
 /// marked with `user.overlay.opaque=y`), bottom first.
+///
+/// The layers below a writable top never change while the view is used,
+/// so a path they do not hold is remembered: nothing below it is looked
+/// for in them again. A copy into a new directory on a base of n layers
+/// then costs n lookups for the directory rather than n for each of its
+/// files (a 120-layer image built one `COPY` a layer made ~100,000 failed
+/// `statx` calls, growing with the square of the layers).
 pub struct LayerStack {
     layers: Vec<PathBuf>,
+    /// How many of the bottom layers never change.
+    fixed: usize,
+    /// Paths the fixed layers do not hold, as [`components`] joined by `/`.
+    missing: Mutex<HashSet<String>>,
+}
+
+/// What the layers of a stack say of a path, read from the top down.
+enum Lookup {
+    /// This layer holds it.
+    Found(PathBuf),
+    /// A whiteout, a non-directory or an opaque directory hides it from
+    /// the layers below.
+    Hidden,
+    /// None of these layers holds or hides it.
+    Absent,
 }
 
 impl LayerStack {
-    /// A view of `layers`, bottom first.
+    /// A view of `layers`, bottom first, none of which changes while the
+    /// view is used.
     pub fn new(layers: Vec<PathBuf>) -> Self {
-        Self { layers }
+        let fixed = layers.len();
+        Self {
+            layers,
+            fixed,
+            missing: Mutex::default(),
+        }
     }
+
+    /// A view of `lowers` (bottom first, never changing) with `upper`,
+    /// being written, on top.
+    pub fn over(lowers: Vec<PathBuf>, upper: PathBuf) -> Self {
+        let fixed = lowers.len();
+        let mut layers = lowers;
+        layers.push(upper);
+        Self {
+            layers,
+            fixed,
+            missing: Mutex::default(),
+        }
+    }
+
+    /// Whether `path` (joined components) or a directory above it is known
+    /// to be missing from the fixed layers.
+    fn known_missing(&self, path: &str) -> bool {
+        let missing = self.missing.lock().expect("poisoned");
+        let above = path.match_indices('/').map(|(i, _)| &path[..i]);
+        above
+            .chain([path])
+            .any(|p| !p.is_empty() && missing.contains(p))
+    }
+}
+
+/// Looks `components` up in `layers`, top first.
+fn look_up<'a>(layers: impl Iterator<Item = &'a PathBuf>, components: &[&str]) -> Lookup {
+    for layer in layers {
+        let mut here = layer.clone();
+        let mut opaque = false;
+        for (i, c) in components.iter().enumerate() {
+            here.push(host_name(c));
+            let Ok(meta) = here.symlink_metadata() else {
+                break;
+            };
+            if is_whiteout(&meta) {
+                return Lookup::Hidden;
+            }
+            if i + 1 == components.len() {
+                return Lookup::Found(here);
+            }
+            if !meta.is_dir() {
+                // A non-directory hides whatever lower layers have below it.
+                return Lookup::Hidden;
+            }
+            opaque |= is_opaque(&here);
+        }
+        if opaque {
+            return Lookup::Hidden;
+        }
+    }
+    Lookup::Absent
 }
 
 impl FsView for LayerStack {
     fn locate(&self, path: &str) -> Option<PathBuf> {
         let components: Vec<&str> = components(path).collect();
-        for layer in self.layers.iter().rev() {
-            let mut here = layer.clone();
-            let mut opaque = false;
-            for (i, c) in components.iter().enumerate() {
-                here.push(host_name(c));
-                let Ok(meta) = here.symlink_metadata() else {
-                    break;
-                };
-                if is_whiteout(&meta) {
-                    return None;
-                }
-                if i + 1 == components.len() {
-                    return Some(here);
-                }
-                if !meta.is_dir() {
-                    // A non-directory hides whatever lower layers have below it.
-                    return None;
-                }
-                opaque |= is_opaque(&here);
-            }
-            if components.is_empty() {
-                return Some(layer.clone());
-            }
-            if opaque {
-                return None;
-            }
-        }
         if components.is_empty() {
-            // The root of an empty stack still exists.
-            return self.layers.first().cloned();
+            // The root: the top layer's (an empty stack's still exists).
+            return self.layers.last().cloned();
         }
-        None
+        let (fixed, changing) = self.layers.split_at(self.fixed);
+        match look_up(changing.iter().rev(), &components) {
+            Lookup::Found(host) => return Some(host),
+            Lookup::Hidden => return None,
+            Lookup::Absent => {}
+        }
+        let joined = components.join("/");
+        if self.known_missing(&joined) {
+            return None;
+        }
+        match look_up(fixed.iter().rev(), &components) {
+            Lookup::Found(host) => Some(host),
+            // Nothing below a path the layers do not show can exist there.
+            Lookup::Hidden | Lookup::Absent => {
+                self.missing.lock().expect("poisoned").insert(joined);
+                None
+            }
+        }
     }
 
     fn list(&self, path: &str) -> io::Result<Vec<String>> {
@@ -409,5 +480,30 @@ mod tests {
         assert!(view.locate("/b/old").is_none());
         assert!(view.locate("/c/old").is_none());
         assert!(view.locate("/a/old").is_some());
+    }
+
+    #[test]
+    fn what_the_upper_gains_is_seen_past_a_remembered_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let (low, up) = (dir.path().join("low"), dir.path().join("up"));
+        std::fs::create_dir_all(low.join("a")).unwrap();
+        std::fs::write(low.join("a/old"), "old").unwrap();
+        std::fs::create_dir(&up).unwrap();
+        let view = LayerStack::over(vec![low.clone()], up.clone());
+        assert!(view.locate("/new").is_none());
+        assert!(view.locate("/new/file").is_none());
+        // The copy makes the directory and its file in the upper layer.
+        std::fs::create_dir(up.join("new")).unwrap();
+        std::fs::write(up.join("new/file"), "x").unwrap();
+        assert_eq!(view.locate("/new/file"), Some(up.join("new/file")));
+        assert_eq!(view.list("/").unwrap(), vec!["a", "new"]);
+        // A miss below a directory the lower layer holds is not a miss of it.
+        assert!(view.locate("/a/gone").is_none());
+        assert_eq!(view.locate("/a/old"), Some(low.join("a/old")));
+        std::fs::write(up.join("a-sibling"), "").unwrap();
+        assert!(
+            view.locate("/a-sibling").is_some(),
+            "a prefix of a name is no parent"
+        );
     }
 }
