@@ -7,6 +7,7 @@ mod stdout;
 mod cmd;
 mod compression;
 mod excerpt;
+mod heap;
 mod progress;
 mod rawjson;
 mod root;
@@ -188,6 +189,7 @@ fn nearest_subcommand(word: &str) -> Option<String> {
 }
 
 fn main() -> ExitCode {
+    heap::limit_arenas();
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(first) = first_positional(&args)
         && !is_subcommand(&first)

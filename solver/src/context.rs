@@ -2,7 +2,6 @@
 //! checksumming exactly what is selected: the content-based cache key of a
 //! copy from the build context.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -15,6 +14,7 @@ use rbuild_frontend::wildcard;
 
 use crate::layered::{self, FsView};
 use crate::modes::ContextModes;
+use crate::walk::walk_each;
 use rbuild_frontend::chmod::Chmod;
 
 /// A predicate saying a context path (`a/b`, no leading `/`) is excluded.
@@ -132,67 +132,29 @@ pub fn relative(path: &str) -> &str {
     path.trim_start_matches('/')
 }
 
-/// Everything below `root` (not `root` itself), parents before children,
-/// sorted, skipping excluded paths but descending into excluded
-/// directories, where a `!` exception may re-include something: an
-/// excluded directory is listed when something below it is, as BuildKit's
-/// context transfer keeps the parents of what it sends.
+/// Everything below `root` (not `root` itself), as
+/// [`walk_each`](crate::walk::walk_each) visits it.
 pub fn walk(view: &dyn FsView, root: &str, excluded: Excluded<'_>) -> io::Result<Vec<String>> {
-    Ok(walk_hosts(view, root, excluded)?
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect())
+    let mut out = Vec::new();
+    walk_each(view, root, excluded, &mut |path, _| {
+        out.push(path);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
-/// [`walk`], with each path's host path (one `readdir` per directory and,
-/// for a host tree, no `stat` per entry).
+/// [`walk`], with each path's host path.
 pub fn walk_hosts(
     view: &dyn FsView,
     root: &str,
     excluded: Excluded<'_>,
 ) -> io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
-    // Excluded directories met so far, and whether they are listed yet.
-    let mut hidden_dirs: HashMap<String, (PathBuf, bool)> = HashMap::new();
-    let mut stack = vec![root.to_string()];
-    while let Some(dir) = stack.pop() {
-        let mut children = Vec::new();
-        let entries = view
-            .list_entries(&dir)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", escaped(&dir))))?;
-        for (name, host, is_dir) in entries {
-            let path = layered::child(&dir, &name);
-            if is_dir {
-                children.push(path.clone());
-            }
-            if !excluded(relative(&path)) {
-                list_hidden_parents(&path, root, &mut hidden_dirs, &mut out);
-                out.push((path, host));
-            } else if is_dir {
-                hidden_dirs.insert(path, (host, false));
-            }
-        }
-        stack.extend(children.into_iter().rev());
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
+    walk_each(view, root, excluded, &mut |path, host| {
+        out.push((path, host));
+        Ok(())
+    })?;
     Ok(out)
-}
-
-/// Lists the excluded directories between `root` and `path` not listed yet.
-fn list_hidden_parents(
-    path: &str,
-    root: &str,
-    hidden_dirs: &mut HashMap<String, (PathBuf, bool)>,
-    out: &mut Vec<(String, PathBuf)>,
-) {
-    let mut dir = layered::parent(path);
-    while dir != root && dir.len() > root.len() {
-        if let Some((host, listed @ false)) = hidden_dirs.get_mut(dir) {
-            *listed = true;
-            out.push((dir.to_string(), host.clone()));
-        }
-        dir = layered::parent(dir);
-    }
 }
 
 /// The checksum of what `copies` select (the whole tree when `copies` is
@@ -228,6 +190,14 @@ impl Listing {
         self.ends.push(self.paths.len());
         self.digests
             .push(digest[..8].try_into().expect("eight bytes"));
+    }
+
+    /// Gives back what the buffers hold beyond the listing: it is kept
+    /// for the whole build.
+    fn shrink_to_fit(&mut self) {
+        self.paths.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.digests.shrink_to_fit();
     }
 
     /// The files in selection order: path and short digest.
@@ -299,7 +269,13 @@ fn checksum_of(
     carried: Carried,
 ) -> Result<(String, Listing), String> {
     let whole = [String::from(".")];
-    let mut entries: Vec<(String, PathBuf, Option<Chmod>)> = Vec::new();
+    let mut summer = Summer {
+        hashes,
+        carried,
+        batch: Vec::with_capacity(BATCH),
+        hasher: blake3::Hasher::new(),
+        listing: Listing::default(),
+    };
     let mut add = |sources: &[String], exclude: &[String], chmod: Option<Chmod>| {
         let excludes = clean_excludes(exclude);
         let excluded = |p: &str| ignored(p) || excludes.iter().any(|e| matches_path(e, p));
@@ -310,15 +286,15 @@ fn checksum_of(
                 let host = view.locate(&resolved).ok_or_else(|| vanished(&resolved))?;
                 let is_dir = host.is_dir();
                 let name = format!("{pattern}\0{named}\0{resolved}");
-                entries.push((name, host, chmod.clone()));
+                summer.add(name, host, chmod.as_ref())?;
                 if is_dir {
                     let top = [resolved.clone()];
                     let inside = |p: &str| excluded(p) || copy_excludes(&excludes, &top, p);
-                    for (p, host) in
-                        walk_hosts(view, &resolved, &inside).map_err(|e| e.to_string())?
-                    {
-                        entries.push((p, host, chmod.clone()));
-                    }
+                    // A digest's error stops the walk, its message kept.
+                    let mut visit = |path, host| {
+                        (summer.add(path, host, chmod.as_ref())).map_err(io::Error::other)
+                    };
+                    walk_each(view, &resolved, &inside, &mut visit).map_err(|e| e.to_string())?;
                 }
             }
         }
@@ -331,29 +307,62 @@ fn checksum_of(
         let chmod = copy.chmod.as_deref().map(Chmod::parse).transpose()?;
         add(&copy.sources, &copy.exclude, chmod)?;
     }
-    let digests: Vec<Result<([u8; 32], bool), String>> = entries
-        .par_iter()
-        .map(|(name, host, chmod)| {
-            entry_digest(name, host, chmod.as_ref(), hashes, carried).map_err(|e| {
-                let path = name.rsplit('\0').next().unwrap_or(name);
-                match e.kind() {
-                    io::ErrorKind::NotFound => vanished(path),
-                    _ => format!("{}: {e}", escaped(path)),
-                }
-            })
-        })
-        .collect();
-    let mut hasher = blake3::Hasher::new();
-    let mut listing = Listing::default();
-    for ((name, _, _), d) in entries.into_iter().zip(digests) {
-        let (d, is_dir) = d?;
-        hasher.update(&d);
-        // Directories are in the checksum, not in the list of files.
-        if !is_dir {
-            listing.push(listed_path(&name), &d);
+    summer.flush()?;
+    let mut listing = summer.listing;
+    listing.shrink_to_fit();
+    Ok((summer.hasher.finalize().to_hex().to_string(), listing))
+}
+
+/// How many entries are digested at a time (in parallel).
+const BATCH: usize = 4096;
+
+/// The checksum being computed: the selected entries are digested in
+/// batches, in parallel within one, and fed to the checksum and the
+/// listing in selection order; never all of them at once in memory.
+struct Summer<'a> {
+    hashes: Option<&'a FileHashCache>,
+    carried: Carried,
+    /// Entries not digested yet: name, host path, `--chmod`.
+    batch: Vec<(String, PathBuf, Option<Chmod>)>,
+    hasher: blake3::Hasher,
+    listing: Listing,
+}
+
+impl Summer<'_> {
+    /// Adds the entry `name` (read at `host`), digested with the next
+    /// batch.
+    fn add(&mut self, name: String, host: PathBuf, chmod: Option<&Chmod>) -> Result<(), String> {
+        self.batch.push((name, host, chmod.cloned()));
+        match self.batch.len() >= BATCH {
+            true => self.flush(),
+            false => Ok(()),
         }
     }
-    Ok((hasher.finalize().to_hex().to_string(), listing))
+
+    /// Digests the batch into the checksum and the listing.
+    fn flush(&mut self) -> Result<(), String> {
+        let (hashes, carried) = (self.hashes, self.carried);
+        let digests: Vec<Result<([u8; 32], bool), String>> = (self.batch.par_iter())
+            .map(|(name, host, chmod)| {
+                entry_digest(name, host, chmod.as_ref(), hashes, carried).map_err(|e| {
+                    let path = name.rsplit('\0').next().unwrap_or(name);
+                    match e.kind() {
+                        io::ErrorKind::NotFound => vanished(path),
+                        _ => format!("{}: {e}", escaped(path)),
+                    }
+                })
+            })
+            .collect();
+        for ((name, _, _), d) in self.batch.drain(..).zip(digests) {
+            let (d, is_dir) = d?;
+            self.hasher.update(&d);
+            // Directories are in the checksum, not in the list of files.
+            if !is_dir {
+                self.listing.push(listed_path(&name), &d);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The error for a selected file that is gone (deleted during the build).

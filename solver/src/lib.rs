@@ -27,6 +27,7 @@ mod remote;
 mod schedule;
 mod ssh;
 mod state;
+mod walk;
 mod why;
 
 pub use error::{FailedBlob, SolveError};
