@@ -311,19 +311,16 @@ impl Writer<'_> {
             .map_err(|e| format!("read {top}: {e}"))?;
         let mut leaves = Vec::new();
         for path in entries {
-            let host = plan
+            let (host, meta) = plan
                 .source
                 .view
-                .locate(&path)
+                .locate_with_metadata(&path)
                 .ok_or_else(|| context::vanished(&path))?;
             let target = format!(
                 "{}{}",
                 dest.trim_end_matches('/'),
                 &path[top.trim_end_matches('/').len()..]
             );
-            let meta = host
-                .symlink_metadata()
-                .map_err(|e| format!("copy {path} to {target}: {e}"))?;
             if meta.is_dir() {
                 self.copy_dir_entry(plan, &meta, &target)
                     .map_err(|e| format!("copy {path} to {target}: {e}"))?;
@@ -395,7 +392,7 @@ impl Writer<'_> {
         meta: &fs::Metadata,
         to: &str,
     ) -> io::Result<()> {
-        self.check_not_dir(to)?;
+        let may_exist = self.check_not_dir(to)?;
         let out = self.host(to);
         if !(plan.source.is_context && meta.is_file()) {
             return copy_leaf(plan, from, meta, &out);
@@ -409,7 +406,7 @@ impl Writer<'_> {
         };
         let shared = (self.previous)
             .and_then(|p| p.shareable(rel, &stamp, &wanted))
-            .is_some_and(|path| link_leaf(&path, &out).is_ok());
+            .is_some_and(|path| link_leaf(&path, &out, may_exist).is_ok());
         if !shared {
             copy_leaf(plan, from, meta, &out)?;
         }
@@ -418,18 +415,21 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Fails when `to` is a directory: a file never replaces one.
-    fn check_not_dir(&self, to: &str) -> io::Result<()> {
+    /// Fails when `to` is a directory: a file never replaces one. Returns
+    /// whether the new layer may hold something at `to` (false when it
+    /// is known to hold nothing there).
+    fn check_not_dir(&self, to: &str) -> io::Result<bool> {
         let out = self.host(to);
         let is_dir = |p: &Path| p.symlink_metadata().is_ok_and(|m| m.is_dir());
-        let dir_there = match out.parent().is_some_and(|p| self.fresh_dirs.contains(p)) {
+        let (dir_there, may_exist) = match out.parent().is_some_and(|p| self.fresh_dirs.contains(p))
+        {
             // Only the new layer can hold it: one stat instead of a walk
             // down every layer (w2's 20,000 files: most of the COPY's time).
-            true => is_dir(&out),
-            false => self
-                .view
-                .locate(to)
-                .is_some_and(|existing| is_dir(&existing)),
+            true => match out.symlink_metadata() {
+                Ok(meta) => (meta.is_dir(), true),
+                Err(_) => (false, false),
+            },
+            false => (self.view.locate(to).is_some_and(|e| is_dir(&e)), true),
         };
         if dir_there {
             return Err(io::Error::other(format!(
@@ -437,7 +437,7 @@ impl Writer<'_> {
                 context::escaped(to)
             )));
         }
-        Ok(())
+        Ok(may_exist)
     }
 
     /// Makes `to` a directory with the owner, mode and (once the copy is
@@ -544,9 +544,10 @@ impl Writer<'_> {
 /// Copies the non-directory `from` (described by `meta`) to the host path
 /// `out`, replacing what is there, with the copy's owner, mode and the
 /// source's modification time.
-/// Makes `out` a hard link to `shared`, replacing what is there.
-fn link_leaf(shared: &Path, out: &Path) -> io::Result<()> {
-    if out.symlink_metadata().is_ok() {
+/// Makes `out` a hard link to `shared`, replacing what is there (when
+/// `may_exist`).
+fn link_leaf(shared: &Path, out: &Path, may_exist: bool) -> io::Result<()> {
+    if may_exist && out.symlink_metadata().is_ok() {
         fs::remove_file(out)?;
     }
     fs::hard_link(shared, out)
