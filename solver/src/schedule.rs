@@ -368,12 +368,11 @@ impl Solver {
             return Ok(None);
         }
         let link_base = match op.links_onto_base() {
-            true => Some(dag.clone().realize(node.inputs[0].0).await?.state),
+            true => Some(dag.realize(node.inputs[0].0).await?.state),
             false => None,
         };
         let Some(mut hit) = self.cached(i).map_err(|e| Failure::of(i, e))? else {
             op.will_run();
-            self.clone().prefetch_inputs(&dag, i, link_base.is_some());
             return Ok(None);
         };
         self.report_cached(i);
@@ -381,27 +380,6 @@ impl Solver {
             hit.state.splice(0..0, base);
         }
         Ok(Some(hit))
-    }
-
-    /// Starts unpacking each input state step `i` reads when it runs
-    /// (fetching its layers first, from an imported cache or a base
-    /// image's registry) as soon as that input is made, not once the last
-    /// of them is: the base of a copy is fetched while its source stage
-    /// still runs. A linked copy does not read its base. A failure is the
-    /// step's to meet and report when it gets there; nothing starts once
-    /// the solve is stopping.
-    fn prefetch_inputs(self: Arc<Self>, dag: &Arc<Dag<Self>>, i: usize, link: bool) {
-        let inputs = self.graph.nodes[i].inputs.iter().skip(usize::from(link));
-        for input in inputs.map(|n| n.0) {
-            let (me, dag) = (self.clone(), dag.clone());
-            tokio::spawn(async move {
-                if let Ok(made) = dag.realize(input).await
-                    && !me.stopping()
-                {
-                    let _ = me.materialize(&made.state).await;
-                }
-            });
-        }
     }
 
     /// Makes node `i`'s result from its inputs': a source, or a step
