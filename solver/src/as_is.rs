@@ -60,7 +60,7 @@ fn root_owned(meta: &std::fs::Metadata) -> bool {
 }
 
 /// Whether `host` (not followed) carries extended attributes.
-pub(crate) fn has_xattrs(host: &Path) -> io::Result<bool> {
+fn has_xattrs(host: &Path) -> io::Result<bool> {
     let path = CString::new(host.as_os_str().as_bytes())
         .map_err(|_| io::Error::other(format!("{}: NUL in path", host.display())))?;
     // SAFETY: `path` is a valid C string; a null buffer of size 0 only

@@ -18,7 +18,6 @@ use rbuild_cache::files::set_mtime;
 use rbuild_cache::{CopiedFiles, SourceStamp};
 
 use crate::archive;
-use crate::as_is;
 use crate::context::{self, Excluded, Selected};
 use crate::layered::{self, FsView, LayerStack};
 use crate::modes::ContextModes;
@@ -475,7 +474,7 @@ impl Writer<'_> {
                     gid: meta.gid(),
                 })
             && plan.mode(meta) == Some(meta.mode() & 0o7777)
-            && !as_is::has_xattrs(from).unwrap_or(true);
+            && !has_xattrs(from);
         unchanged
             && (self.linked_sources.lock().expect("poisoned")).insert((meta.dev(), meta.ino()))
     }
@@ -604,6 +603,17 @@ impl Writer<'_> {
         }
         Ok(self.copied.into_inner().expect("poisoned"))
     }
+}
+
+/// Whether `path` (not followed) has any extended attribute.
+fn has_xattrs(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(p) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: a valid string; a null buffer of length 0 asks for the size.
+    let size = unsafe { libc::llistxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
+    size != 0
 }
 
 /// Makes `out` a hard link to `shared`, replacing what is there (when
