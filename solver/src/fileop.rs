@@ -68,17 +68,14 @@ pub fn apply(
     sources: &[Option<Source<'_>>],
     remotes: &HashMap<usize, Remote<'_>>,
 ) -> Result<(), String> {
-    let writer = Writer::new(dest_layers, upper, None, false);
-    writer.apply(op, sources, remotes).map(drop)
+    apply_sharing(op, dest_layers, upper, sources, remotes, None).map(drop)
 }
 
 /// [`apply`] for a step's new snapshot: context files that `previous`
 /// (the snapshot the same step made last) holds unchanged are hard-linked
 /// from it instead of copied (see [`Previous`]). Returns the stamps of the
 /// context files the copy read, by their path in `upper`, for the next
-/// run to share from. Regular files copied from a stage's or image's
-/// layers with their metadata unchanged are hard-linked from those
-/// (immutable) snapshots too (see [`Writer::link_from_layers`]).
+/// run to share from.
 pub fn apply_sharing(
     op: &FileOp,
     dest_layers: &[PathBuf],
@@ -87,78 +84,53 @@ pub fn apply_sharing(
     remotes: &HashMap<usize, Remote<'_>>,
     previous: Option<&Previous>,
 ) -> Result<Vec<(PathBuf, SourceStamp)>, String> {
-    let writer = Writer::new(dest_layers, upper, previous, true);
-    writer.apply(op, sources, remotes)
-}
-
-impl<'p> Writer<'p> {
-    fn new(
-        dest_layers: &[PathBuf],
-        upper: &Path,
-        previous: Option<&'p Previous>,
-        link_from_layers: bool,
-    ) -> Self {
-        Writer {
-            view: LayerStack::over(dest_layers.to_vec(), upper.to_path_buf()),
-            upper: upper.to_path_buf(),
-            dir_times: BTreeMap::new(),
-            fresh_dirs: HashSet::new(),
-            previous,
-            copied: Mutex::new(Vec::new()),
-            link_from_layers,
-            linked_sources: Mutex::new(HashSet::new()),
-        }
-    }
-
-    fn apply(
-        mut self,
-        op: &FileOp,
-        sources: &[Option<Source<'_>>],
-        remotes: &HashMap<usize, Remote<'_>>,
-    ) -> Result<Vec<(PathBuf, SourceStamp)>, String> {
-        let writer = &mut self;
-        for (a, action) in op.actions.iter().enumerate() {
-            match action {
-                FileAction::Copy(copy) if copy.remote.is_some() => {
-                    let remote = remotes
-                        .get(&a)
-                        .ok_or_else(|| format!("remote source of copy {a} was not fetched"))?;
-                    let local = CopyAction {
-                        sources: remote.names.clone(),
-                        ..copy.clone()
-                    };
-                    writer.copy(&local, &remote.source)?;
-                }
-                FileAction::Copy(copy) => {
-                    let source = sources
-                        .get(copy.source_input)
-                        .and_then(Option::as_ref)
-                        .ok_or_else(|| {
-                            format!("copy source input {} is missing", copy.source_input)
-                        })?;
-                    writer.copy(copy, source)?;
-                }
-                FileAction::Mkdir { path, mode, chown } => {
-                    let owner = writer.owner(chown.as_deref())?;
-                    writer
-                        .ensure_dir(path, owner, *mode)
-                        .map_err(|e| format!("mkdir {path}: {e}"))?;
-                }
-                FileAction::Mkfile {
-                    path,
-                    data,
-                    mode,
-                    chown,
-                } => {
-                    let owner = writer.owner(chown.as_deref())?;
-                    writer
-                        .mkfile(path, data, *mode, owner)
-                        .map_err(|e| format!("write {path}: {e}"))?;
-                }
+    let mut writer = Writer {
+        view: LayerStack::over(dest_layers.to_vec(), upper.to_path_buf()),
+        upper: upper.to_path_buf(),
+        dir_times: BTreeMap::new(),
+        fresh_dirs: HashSet::new(),
+        previous,
+        copied: Mutex::new(Vec::new()),
+    };
+    for (a, action) in op.actions.iter().enumerate() {
+        match action {
+            FileAction::Copy(copy) if copy.remote.is_some() => {
+                let remote = remotes
+                    .get(&a)
+                    .ok_or_else(|| format!("remote source of copy {a} was not fetched"))?;
+                let local = CopyAction {
+                    sources: remote.names.clone(),
+                    ..copy.clone()
+                };
+                writer.copy(&local, &remote.source)?;
+            }
+            FileAction::Copy(copy) => {
+                let source = sources
+                    .get(copy.source_input)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| format!("copy source input {} is missing", copy.source_input))?;
+                writer.copy(copy, source)?;
+            }
+            FileAction::Mkdir { path, mode, chown } => {
+                let owner = writer.owner(chown.as_deref())?;
+                writer
+                    .ensure_dir(path, owner, *mode)
+                    .map_err(|e| format!("mkdir {path}: {e}"))?;
+            }
+            FileAction::Mkfile {
+                path,
+                data,
+                mode,
+                chown,
+            } => {
+                let owner = writer.owner(chown.as_deref())?;
+                writer
+                    .mkfile(path, data, *mode, owner)
+                    .map_err(|e| format!("write {path}: {e}"))?;
             }
         }
-        self.finish().map_err(|e| format!("set times: {e}"))
     }
+    writer.finish().map_err(|e| format!("set times: {e}"))
 }
 
 /// The snapshot a step made last and the source stamps of the context
@@ -214,15 +186,6 @@ struct Writer<'p> {
     previous: Option<&'p Previous>,
     /// The stamps of the context files copied so far, by path in `upper`.
     copied: Mutex<Vec<(PathBuf, SourceStamp)>>,
-    /// Whether `upper` is a step's new snapshot, which is never written
-    /// in place (a bind or cache mount's tree is): a regular file of a
-    /// stage's or image's snapshot (immutable too) that the copy would
-    /// give exactly its metadata is then hard-linked instead of copied.
-    link_from_layers: bool,
-    /// The source files (device, inode) hard-linked so far: a second
-    /// destination of the same inode is copied, so the layer holds two
-    /// files (two regular tar entries) as a copy makes.
-    linked_sources: Mutex<HashSet<(u64, u64)>>,
 }
 
 impl Writer<'_> {
@@ -431,15 +394,7 @@ impl Writer<'_> {
     ) -> io::Result<()> {
         let may_exist = self.check_not_dir(to)?;
         let out = self.host(to);
-        if !plan.source.is_context {
-            let linked = self.may_link_from_layer(plan, from, meta)
-                && link_leaf(from, &out, may_exist).is_ok();
-            return match linked {
-                true => Ok(()),
-                false => copy_leaf(plan, from, meta, &out),
-            };
-        }
-        if !meta.is_file() {
+        if !(plan.source.is_context && meta.is_file()) {
             return copy_leaf(plan, from, meta, &out);
         }
         let rel = out.strip_prefix(&self.upper).expect("below upper");
@@ -458,25 +413,6 @@ impl Writer<'_> {
         let mut copied = self.copied.lock().expect("poisoned");
         copied.push((rel.to_path_buf(), stamp));
         Ok(())
-    }
-
-    /// Whether the copy of the layer file `from` (described by `meta`) may
-    /// be a hard link to it: a regular file the copy would give its own
-    /// owner, mode and mtime (which it always keeps), without extended
-    /// attributes (a copy drops them), whose inode this op has not linked
-    /// yet. Claims the inode when it may.
-    fn may_link_from_layer(&self, plan: &CopyPlan<'_>, from: &Path, meta: &fs::Metadata) -> bool {
-        let unchanged = self.link_from_layers
-            && meta.is_file()
-            && plan.owner(meta)
-                == (Owner {
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                })
-            && plan.mode(meta) == Some(meta.mode() & 0o7777)
-            && !has_xattrs(from);
-        unchanged
-            && (self.linked_sources.lock().expect("poisoned")).insert((meta.dev(), meta.ino()))
     }
 
     /// Fails when `to` is a directory: a file never replaces one. Returns
@@ -605,17 +541,9 @@ impl Writer<'_> {
     }
 }
 
-/// Whether `path` (not followed) has any extended attribute.
-fn has_xattrs(path: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(p) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return true;
-    };
-    // SAFETY: a valid string; a null buffer of length 0 asks for the size.
-    let size = unsafe { libc::llistxattr(p.as_ptr(), std::ptr::null_mut(), 0) };
-    size != 0
-}
-
+/// Copies the non-directory `from` (described by `meta`) to the host path
+/// `out`, replacing what is there, with the copy's owner, mode and the
+/// source's modification time.
 /// Makes `out` a hard link to `shared`, replacing what is there (when
 /// `may_exist`).
 fn link_leaf(shared: &Path, out: &Path, may_exist: bool) -> io::Result<()> {
@@ -625,9 +553,6 @@ fn link_leaf(shared: &Path, out: &Path, may_exist: bool) -> io::Result<()> {
     fs::hard_link(shared, out)
 }
 
-/// Copies the non-directory `from` (described by `meta`) to the host path
-/// `out`, replacing what is there, with the copy's owner, mode and the
-/// source's modification time.
 fn copy_leaf(plan: &CopyPlan<'_>, from: &Path, meta: &fs::Metadata, out: &Path) -> io::Result<()> {
     if out.symlink_metadata().is_ok() {
         fs::remove_file(out)?;

@@ -4,7 +4,6 @@
 mod build_flags;
 mod build_step_flags;
 mod conformance;
-mod copy_from_links;
 mod copy_sharing;
 mod digests;
 mod docker_ci;
