@@ -36,6 +36,19 @@ fn build(t: &TestContext, ctx: &Path, tag: &str) -> String {
     std::fs::read_to_string(iid).unwrap()
 }
 
+/// A store holding the base image, and a context of `files` beside the
+/// Dockerfile, built once as `v1`.
+fn built_once(files: &[(&str, &str)]) -> (TestContext, PathBuf) {
+    let t = TestContext::new();
+    let base = base_context(&t);
+    build(&t, &base, "base");
+    let mut all = vec![("Dockerfile", DOCKERFILE)];
+    all.extend_from_slice(files);
+    let ctx = t.context("ctx", &all);
+    build(&t, &ctx, "v1");
+    (t, ctx)
+}
+
 /// The copy of `rel` (e.g. `app/a.txt`) in each COPY snapshot of the
 /// store (those holding `app/Dockerfile`; the RUN's hold only a.txt).
 fn copies_in_snapshots(t: &TestContext, rel: &str) -> Vec<PathBuf> {
@@ -51,19 +64,11 @@ fn copies_in_snapshots(t: &TestContext, rel: &str) -> Vec<PathBuf> {
 
 #[test]
 fn an_edit_rebuild_shares_unchanged_files_and_makes_the_cold_builds_image() {
-    let t = TestContext::new();
-    let base = base_context(&t);
-    build(&t, &base, "base");
-    let ctx = t.context(
-        "ctx",
-        &[
-            ("Dockerfile", DOCKERFILE),
-            ("a.txt", "first\n"),
-            ("b.txt", "bee\n"),
-            ("sub/c.txt", "sea\n"),
-        ],
-    );
-    build(&t, &ctx, "v1");
+    let (t, ctx) = built_once(&[
+        ("a.txt", "first\n"),
+        ("b.txt", "bee\n"),
+        ("sub/c.txt", "sea\n"),
+    ]);
     std::fs::write(ctx.join("b.txt"), "bee, edited\n").unwrap();
     let edited = build(&t, &ctx, "v2");
 
@@ -99,24 +104,13 @@ fn an_edit_rebuild_shares_unchanged_files_and_makes_the_cold_builds_image() {
 
     // The same context built cold in an empty store: the same image.
     let cold = TestContext::new();
-    build(&cold, &base, "base");
+    build(&cold, &base_context(&cold), "base");
     assert_eq!(build(&cold, &ctx, "v2"), edited);
 }
 
 #[test]
 fn a_file_changed_without_a_new_size_or_mtime_is_copied_again() {
-    let t = TestContext::new();
-    let base = base_context(&t);
-    build(&t, &base, "base");
-    let ctx = t.context(
-        "ctx",
-        &[
-            ("Dockerfile", DOCKERFILE),
-            ("a.txt", "aaaa\n"),
-            ("b.txt", "b\n"),
-        ],
-    );
-    build(&t, &ctx, "v1");
+    let (t, ctx) = built_once(&[("a.txt", "aaaa\n"), ("b.txt", "b\n")]);
     // Same size, mtime put back: only the inode's ctime tells.
     let a = ctx.join("a.txt");
     let before = a.metadata().unwrap();
