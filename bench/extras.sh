@@ -16,8 +16,7 @@ STORE=${RBUILD_ROOT:-/var/lib/rbuild}
 TMP=$(mktemp -d /var/tmp/rbuild-extras.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-now() { date +%s.%N; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/timing.sh"
 timed() { local t0; t0=$(now); "$@" >/dev/null 2>&1 || { echo FAIL; return; }; echo "$(now) - $t0" | bc; }
 # peak RSS in MiB of a command (GNU time)
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.0f", $1/1024}'; }

@@ -22,8 +22,7 @@ STORE=$TMP/store
 trap 'rm -rf "$TMP"' EXIT
 export DOCKER_HOST=${DOCKER_HOST:-unix:///var/tmp/rbuild-peers/docker.sock} DOCKER_BUILDKIT=1
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-now() { date +%s.%N; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/timing.sh"
 # RUNS timings of a command; prints the median, or FAIL.
 bench() {
   local xs=() t0

@@ -35,7 +35,7 @@ seconds() {
   "$@" >/dev/null 2>&1 || { echo FAIL; return; }
   echo "$(date +%s.%N) - $start" | bc
 }
-median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/timing.sh"
 # sent_since LINE: blob bytes the registry sent after log line LINE.
 sent_since() {
   tail -n +"$(($1 + 1))" "$LOG" | awk '$6 == "\"GET" && $7 ~ /\/blobs\/sha256:/ && $9 ~ /^2/ {s += $10} END {print s + 0}'

@@ -65,7 +65,7 @@ seconds() {
   "$@" || { echo FAIL; return; }
   echo "$(date +%s.%N) - $start" | bc
 }
-median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/timing.sh"
 
 declare -A MEDIAN
 IFS=, read -ra TOOL_LIST <<<"$TOOLS"

@@ -23,8 +23,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d "${BENCH_TMP:-/var/tmp}/rbuild-steps.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-now() { date +%s.%N; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/timing.sh"
 ms() { echo "scale=1; $1 * 1000 / 1" | bc; }
 # One timing of a command, in seconds.
 timed() { local t0; t0=$(now); "$@" >/dev/null; echo "$(now) - $t0" | bc; }

@@ -18,8 +18,7 @@ STORE=$TMP/store
 REGPID=
 trap '[ -n "$REGPID" ] && kill "$REGPID" 2>/dev/null; rm -rf "$TMP"' EXIT
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-now() { date +%s.%N; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/timing.sh"
 timed() { local t0; t0=$(now); "$@" >/dev/null 2>&1 || { echo FAIL; return; }; echo "$(now) - $t0" | bc; }
 registry_restart() {
   [ -n "$REGPID" ] && { kill "$REGPID"; wait "$REGPID" 2>/dev/null || true; }

@@ -24,8 +24,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d "${BENCH_TMP:-/var/tmp}/rbuild-w2edit.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-now() { date +%s.%N; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib/timing.sh"
 # One timing of a command, in seconds.
 timed() { local t0; t0=$(now); "$@" >/dev/null; echo "$(now) - $t0" | bc; }
 # rb B ARGS: binary number B (0 new, 1 baseline) on its own store.
