@@ -1,7 +1,9 @@
 //! Blobs under `blobs/sha256/<hex>`: written through a sha256 hasher into a
 //! temp file, verified, then renamed into place.
 
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::durable::Disk;
 use crate::error::{StoreError, io_err};
+use crate::midstate::{CHECKPOINT, CheckpointedSha256, Midstate};
 
 /// A blob as stored: its sha256 digest and size.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,15 +41,17 @@ pub fn digest_hex(digest: &str) -> Result<&str, StoreError> {
 /// Bytes written between two write-back starts (see [`BlobWriter`]).
 const WRITE_BACK: u64 = 8 << 20;
 
-/// A blob being written: hashes as it goes; invisible until committed.
-/// Every [`WRITE_BACK`] bytes it asks the kernel to start writing them to
+/// A blob being written: hashes as it goes (recording the hash's state
+/// every [`CHECKPOINT`] bytes, see [`crate::midstate`]); invisible until
+/// committed. It may start with a prefix of another blob whose hash state
+/// is known ([`BlobWriter::start_with`]). Every [`WRITE_BACK`] bytes it asks the kernel to start writing them to
 /// disk (`sync_file_range`, without waiting), so the sync at the commit
 /// waits for the last few megabytes, not for all of a large layer (w2's
 /// 227 MB COPY layer: its writeback then overlaps the tar being made).
 #[derive(Debug)]
 pub struct BlobWriter {
     file: tempfile::NamedTempFile,
-    hasher: Sha256,
+    hasher: CheckpointedSha256,
     size: u64,
     /// Where the bytes not yet handed to write-back start.
     written_back: u64,
@@ -66,12 +71,32 @@ impl BlobWriter {
             .map_err(io_err("create temp blob in", tmp_dir))?;
         Ok(Self {
             file,
-            hasher: Sha256::new(),
+            hasher: CheckpointedSha256::new(),
             size: 0,
             written_back: 0,
             blobs_dir,
             disk,
         })
+    }
+
+    /// Starts the blob with the first `checkpoints.len() * CHECKPOINT`
+    /// bytes of `from`, whose hash states at each checkpoint were
+    /// `checkpoints` (recorded when `from` was written): they are copied
+    /// in the kernel (`copy_file_range`) and not hashed again. Only before
+    /// anything else is written.
+    pub fn start_with(&mut self, from: &File, checkpoints: Vec<Midstate>) -> std::io::Result<()> {
+        assert_eq!(self.size, 0, "start_with on a blob already written to");
+        let len = checkpoints.len() as u64 * CHECKPOINT;
+        copy_range(from, self.file.as_file(), len)?;
+        std::io::Seek::seek(self.file.as_file_mut(), std::io::SeekFrom::Start(len))?;
+        self.hasher = CheckpointedSha256::resume(checkpoints);
+        self.size = len;
+        Ok(())
+    }
+
+    /// The hash states recorded so far, one per [`CHECKPOINT`] bytes.
+    pub fn checkpoints(&self) -> &[Midstate] {
+        self.hasher.checkpoints()
     }
 
     /// Verifies the digest (when given), syncs, and renames into place.
@@ -111,7 +136,6 @@ impl Write for BlobWriter {
         self.size += n as u64;
         if self.size - self.written_back >= WRITE_BACK {
             // A hint: the sync at the commit is what makes the blob durable.
-            use std::os::fd::AsRawFd;
             // SAFETY: an open descriptor; the call only reads its arguments.
             unsafe {
                 libc::sync_file_range(
@@ -129,6 +153,57 @@ impl Write for BlobWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
     }
+}
+
+/// Copies the first `len` bytes of `from` to the start of `to` (both at
+/// explicit offsets: neither file position moves), in the kernel where
+/// the filesystem can (`copy_file_range`; a reflink on XFS or btrfs),
+/// else through a buffer.
+fn copy_range(from: &File, to: &File, len: u64) -> std::io::Result<()> {
+    let (mut off_in, mut off_out): (i64, i64) = (0, 0);
+    while (off_in as u64) < len {
+        let left = usize::try_from(len - off_in as u64).unwrap_or(usize::MAX);
+        // SAFETY: open descriptors and offsets owned by this frame.
+        let n = unsafe {
+            libc::copy_file_range(
+                from.as_raw_fd(),
+                &mut off_in,
+                to.as_raw_fd(),
+                &mut off_out,
+                left.min(1 << 30),
+                0,
+            )
+        };
+        match n {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n if n > 0 => {}
+            _ => {
+                let err = std::io::Error::last_os_error();
+                let unsupported = [libc::EXDEV, libc::ENOSYS, libc::EOPNOTSUPP, libc::EINVAL];
+                if off_in > 0 || !err.raw_os_error().is_some_and(|e| unsupported.contains(&e)) {
+                    return Err(err);
+                }
+                return copy_through_buffer(from, to, len);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`copy_range`] where the kernel cannot copy between the two files.
+fn copy_through_buffer(from: &File, to: &File, len: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let n = usize::try_from(len - at)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        from.read_exact_at(&mut buf[..n], at)?;
+        to.write_all_at(&buf[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// Recomputes a stored blob's digest.

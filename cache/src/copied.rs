@@ -9,8 +9,11 @@
 //!   source still holds the bytes the snapshot's file got.
 //! - `lineage/<hex>`: the snapshot the step with that lineage (its op and
 //!   base, whatever the context's content) made last.
+//! - `shared-from/<snapshot id>`: the id of the snapshot whose files the
+//!   copy shared, so that the layer export can copy that snapshot's layer
+//!   bytes for them (see `layer_index`).
 //!
-//! Both are hints: read back only when they parse and check out, never
+//! All are hints: read back only when they parse and check out, never
 //! synced, and a missing or torn one only means that everything is copied.
 //! A shared file is a hard link between two snapshots; snapshots are
 //! never written in place (a RUN writes into its overlay upper dir, which
@@ -112,6 +115,11 @@ fn take<const N: usize>(r: &mut &[u8]) -> Option<[u8; N]> {
 /// Path of the `copied` file of snapshot `id`.
 pub(crate) fn copied_path(root: &Path, id: &str) -> PathBuf {
     root.join("copied").join(id)
+}
+
+/// Path of the note naming the snapshot whose files snapshot `id` shares.
+pub(crate) fn shared_from_path(root: &Path, id: &str) -> PathBuf {
+    root.join("shared-from").join(id)
 }
 
 /// Path of the lineage record `lineage` (a hex name, checked by the caller).

@@ -1,11 +1,13 @@
 //! `fsck`: what the store claims, checked. Every blob hashes to its name;
 //! every snapshot still matches the listing recorded when it was made;
+//! every layer index still holds (see `layer_index`) and its hash states
+//! are its blob's;
 //! every cache record names snapshots that are there and whole; every
 //! layer record names a snapshot that is there; every tagged image is
 //! complete (its manifest, or index and the manifests it lists, its config
 //! and every layer blob are stored and readable). With `repair`, what is
 //! broken is removed (corrupt blobs, broken snapshots with the records
-//! that name them, dangling layer records, the names of incomplete images)
+//! that name them, dangling layer records, layer indexes that do not hold, the names of incomplete images)
 //! and each removal is reported.
 
 use rbuild_image::manifest::{BlobKind, referenced_blobs};
@@ -13,6 +15,7 @@ use serde::Serialize;
 
 use crate::gc::{names, remove_path};
 use crate::listing::Listing;
+use crate::midstate::{CHECKPOINT, CheckpointedSha256};
 use crate::snapshots::listing_path;
 use crate::{CacheRecord, LayerRecord, Store, StoreError, blobs, read_json};
 
@@ -86,11 +89,16 @@ impl Store {
             };
             if let Some(problem) = problem {
                 report.problems.push(format!("snapshot {id} {problem}"));
+                if repair {
+                    // Before the snapshot: see `layer_index`.
+                    remove_path(&crate::layer_index::index_path(&self.root, &id))?;
+                }
                 remove(&mut report, format!("snapshot {id}"), &dir)?;
                 if repair {
                     remove_path(&listing_path(&self.root, &id))?;
                     remove_path(&crate::snapshots::left_out_path(&self.root, &id))?;
                     remove_path(&crate::copied::copied_path(&self.root, &id))?;
+                    remove_path(&crate::copied::shared_from_path(&self.root, &id))?;
                 }
             }
         }
@@ -129,6 +137,21 @@ impl Store {
             }
         }
 
+        let indexes = self.root.join("layer-index");
+        for id in names(&indexes)? {
+            let problem = match self.layer_index(&id) {
+                None => Some("does not hold (unreadable, or its snapshot or blob is gone)"),
+                Some(index) if verify_blobs && !self.states_match(&index)? => {
+                    Some("has hash states its blob does not have")
+                }
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                report.problems.push(format!("layer index {id} {problem}"));
+                remove(&mut report, format!("layer index {id}"), &indexes.join(&id))?;
+            }
+        }
+
         for (name, desc) in self.images()? {
             report.images_checked += 1;
             if let Some(why) = self.incomplete(desc.digest().as_ref()) {
@@ -142,6 +165,24 @@ impl Store {
             }
         }
         Ok(report)
+    }
+
+    /// Whether the hash states a layer index keeps are its blob's.
+    fn states_match(&self, index: &crate::LayerIndex) -> Result<bool, StoreError> {
+        let path = self.blob_path(&index.blob.digest);
+        let mut file = std::fs::File::open(&path).map_err(crate::error::io_err("open", &path))?;
+        let mut hasher = CheckpointedSha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let wanted = index.checkpoints.len() as u64 * CHECKPOINT;
+        while hasher.len() < wanted {
+            let n = std::io::Read::read(&mut file, &mut buf)
+                .map_err(crate::error::io_err("read", &path))?;
+            if n == 0 {
+                return Ok(false);
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher.checkpoints().get(..index.checkpoints.len()) == Some(&index.checkpoints[..]))
     }
 
     /// Why the image (manifest or index) `digest` is not whole, if it is not.

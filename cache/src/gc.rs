@@ -269,16 +269,26 @@ impl Store {
                 report.snapshots += 1;
                 report.bytes += dir_size(&path);
                 if !opts.dry_run {
+                    // The layer index first: it must never outlive the
+                    // inodes it names (see `layer_index`).
+                    remove_path(&crate::layer_index::index_path(&self.root, &name))?;
                     remove_path(&path)?;
                     remove_path(&crate::snapshots::listing_path(&self.root, &name))?;
                     remove_path(&crate::snapshots::left_out_path(&self.root, &name))?;
                     remove_path(&crate::copied::copied_path(&self.root, &name))?;
+                    remove_path(&crate::copied::shared_from_path(&self.root, &name))?;
                 }
             }
         }
         // Listings and left-out lists of snapshots that were never
         // committed (a killed process).
-        for kept in ["listings", "left-out", "copied"] {
+        for kept in [
+            "listings",
+            "left-out",
+            "copied",
+            "shared-from",
+            "layer-index",
+        ] {
             let kept = self.root.join(kept);
             for name in names(&kept)? {
                 if !opts.dry_run && !snapshots_dir.join(&name).exists() {
@@ -318,6 +328,13 @@ impl Store {
                 if !opts.dry_run {
                     remove_path(&path)?;
                 }
+            }
+        }
+        // Layer indexes go with their blob (and with their snapshot, above).
+        let indexes = self.root.join("layer-index");
+        for name in names(&indexes)? {
+            if !opts.dry_run && self.layer_index(&name).is_none() {
+                remove_path(&indexes.join(&name))?;
             }
         }
         // Where a blob came from matters while it is stored.

@@ -19,6 +19,8 @@
 //! left-out/<id>                                   paths its layer tar leaves out (unchanged copy-ups)
 //! copied/<id>                                     the source stamps of a COPY's files (see `copied`)
 //! lineage/<hex>                                   the snapshot a COPY step made last (see `copied`)
+//! shared-from/<id>                                the snapshot a COPY's snapshot shares files with (see `copied`)
+//! layer-index/<id>                                the entries and hash states of its layer blob (see `layer_index`)
 //! records/<key>.json                              cache key → CacheRecord
 //! layers/<snapshot>.json                          snapshot → LayerRecord (its blob)
 //! layers/by-blob/<blob hex>                       blob → the built snapshot it was made from
@@ -43,10 +45,12 @@ mod fsutil;
 mod gc;
 mod hashes;
 mod key;
+mod layer_index;
 mod layout;
 mod lease;
 mod listing;
 mod lookup;
+pub mod midstate;
 mod records;
 mod recovery;
 mod snapshots;
@@ -69,6 +73,7 @@ use fsutil::LockGuard;
 pub use gc::{DiskUsage, PruneOptions, PruneReport, RecordUsage};
 pub use hashes::{FileHashCache, FileStamp};
 pub use key::{CacheKey, InvalidKey};
+pub use layer_index::{IndexCursor, IndexEntries, IndexEntry, LayerIndex, header_hash};
 pub use layout::REF_NAME;
 pub use lookup::{FoundImage, is_index_type};
 pub use records::{
@@ -107,6 +112,8 @@ impl Store {
             "left-out",
             "copied",
             "lineage",
+            "shared-from",
+            "layer-index",
             "records",
             "layers/by-blob",
             "variants",
@@ -315,6 +322,40 @@ impl Store {
         )
     }
 
+    /// The snapshot whose files snapshot `id`'s COPY shares (see
+    /// [`PendingSnapshot::record_shared_from`]), if it still exists.
+    pub fn shared_from(&self, id: &str) -> Option<String> {
+        snapshots::check_id(id).ok()?;
+        let from = std::fs::read_to_string(copied::shared_from_path(&self.root, id)).ok()?;
+        self.has_snapshot(&from).then_some(from)
+    }
+
+    /// The index of the layer blob exported from snapshot `id` (see
+    /// [`LayerIndex`]), when it reads back whole and still holds: the
+    /// snapshot exists and its layer record names that blob, uncompressed,
+    /// which is stored.
+    pub fn layer_index(&self, id: &str) -> Option<LayerIndex> {
+        if !self.has_snapshot(id) {
+            return None;
+        }
+        let index =
+            LayerIndex::decode(&std::fs::read(layer_index::index_path(&self.root, id)).ok()?)?;
+        let record = self.layer_of_snapshot(id).ok()??;
+        let holds = record.blob == index.blob && record.diff_id == record.blob.digest;
+        holds.then_some(index)
+    }
+
+    /// Keeps `index` as the index of snapshot `id`'s layer blob (a hint,
+    /// not synced).
+    pub fn put_layer_index(&self, id: &str, index: &LayerIndex) -> Result<(), StoreError> {
+        snapshots::check_id(id)?;
+        copied::write_hint(
+            &self.tmp_dir(),
+            &layer_index::index_path(&self.root, id),
+            &index.encode(),
+        )
+    }
+
     /// Whether the snapshot exists (fully written).
     pub fn has_snapshot(&self, id: &str) -> bool {
         snapshots::check_id(id).is_ok() && self.snapshot_path(id).exists()
@@ -373,9 +414,11 @@ impl Store {
         Ok(record)
     }
 
-    /// Records a layer (snapshot ↔ blob).
+    /// Records a layer (snapshot ↔ blob). An index of another blob of the
+    /// snapshot (see [`Store::put_layer_index`]) is dropped first.
     pub fn put_layer(&self, layer: &LayerRecord) -> Result<(), StoreError> {
         snapshots::check_id(&layer.snapshot)?;
+        gc::remove_path(&layer_index::index_path(&self.root, &layer.snapshot))?;
         let path = self
             .root
             .join("layers")

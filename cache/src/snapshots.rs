@@ -83,6 +83,15 @@ impl PendingSnapshot {
         std::fs::write(&path, copied::encode(files)).map_err(io_err("write", &path))
     }
 
+    /// Records that the COPY filling [`Self::dir`] shares files with
+    /// snapshot `from` (hard links to it), kept with the snapshot when it
+    /// is committed (see [`crate::copied`]).
+    pub fn record_shared_from(&self, from: &str) -> Result<(), StoreError> {
+        check_id(from)?;
+        let path = self.tmp.path().join("shared-from");
+        std::fs::write(&path, from).map_err(io_err("write", &path))
+    }
+
     /// Whether the snapshot holds only directories that its left-out list
     /// (see [`left_out`]) names: directories overlayfs copied up for a
     /// step that changed nothing in them (a RUN's mount points, made and
@@ -144,11 +153,16 @@ impl PendingSnapshot {
             }
             listing.join().expect("the listing thread panicked")
         })?;
-        let copied = self.tmp.path().join("copied");
-        if copied.exists() {
-            // A hint (see `crate::copied`): renamed, not synced.
-            let kept = copied::copied_path(&self.root, id);
-            std::fs::rename(&copied, &kept).map_err(io_err("rename into", &kept))?;
+        let hints = [
+            ("copied", copied::copied_path(&self.root, id)),
+            ("shared-from", copied::shared_from_path(&self.root, id)),
+        ];
+        for (name, kept) in hints {
+            let made = self.tmp.path().join(name);
+            if made.exists() {
+                // A hint (see `crate::copied`): renamed, not synced.
+                std::fs::rename(&made, &kept).map_err(io_err("rename into", &kept))?;
+            }
         }
         match self.disk.rename(&self.dir, &target) {
             Ok(()) => Ok(()),

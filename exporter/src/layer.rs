@@ -15,6 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use rbuild_cache::IndexEntries;
 use sha2::{Digest, Sha256};
 
 /// A writer that hashes what passes through (the layer's diff_id).
@@ -104,15 +105,104 @@ fn is_opaque(path: &Path) -> bool {
     xattr(path, rbuild_cache::OPAQUE_XATTR.to_str().expect("ASCII")).is_some_and(|v| v == b"y")
 }
 
+/// The file whose bytes follow a tar entry's header.
+#[derive(Debug)]
+pub(crate) struct Body {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size (the header's).
+    pub size: u64,
+    /// Its device and inode.
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// One entry of a layer tar as the walk makes it.
+pub(crate) struct TarEntry<'a> {
+    /// The path walked, relative to the snapshot.
+    pub rel: &'a Path,
+    /// Every byte of the entry before its data (a pax or GNU long-name
+    /// entry, the header, an opaque directory's `.wh..wh..opq` entry).
+    pub header: &'a [u8],
+    /// The file whose bytes follow, for a regular file's first name.
+    pub body: Option<Body>,
+}
+
+impl TarEntry<'_> {
+    /// Zero bytes after the data, up to the next 512-byte block.
+    pub fn padding(&self) -> u64 {
+        self.body
+            .as_ref()
+            .map_or(0, |b| b.size.next_multiple_of(512) - b.size)
+    }
+
+    /// Bytes of the whole entry in the tar.
+    pub fn span(&self) -> u64 {
+        self.header.len() as u64 + self.body.as_ref().map_or(0, |b| b.size) + self.padding()
+    }
+
+    /// The entry as a layer index keeps it.
+    pub fn index_entry(&self) -> rbuild_cache::IndexEntry {
+        let (dev, ino) = self.body.as_ref().map_or((0, 0), |b| (b.dev, b.ino));
+        rbuild_cache::IndexEntry {
+            path: self.rel.to_path_buf(),
+            dev,
+            ino,
+            span: self.span(),
+            header: rbuild_cache::header_hash(self.header),
+        }
+    }
+
+    /// Writes the data and its padding into `out`.
+    pub fn write_body(&self, out: &mut dyn Write) -> io::Result<()> {
+        let Some(body) = &self.body else {
+            return Ok(());
+        };
+        let file = fs::File::open(&body.path)?;
+        let copied = io::copy(&mut io::Read::take(file, body.size), out)?;
+        if copied != body.size {
+            return Err(io::Error::other(format!(
+                "{} changed while it was exported ({copied} of {} bytes)",
+                body.path.display(),
+                body.size
+            )));
+        }
+        out.write_all(&[0u8; 512][..self.padding() as usize])
+    }
+}
+
 /// Writes the layer tar of `dir` into `out`, without the paths (relative
-/// to `dir`) in `left_out`.
+/// to `dir`) in `left_out`; returns its index entries.
 pub fn write_tar(
     dir: &Path,
     left_out: &HashSet<PathBuf>,
-    out: impl Write,
+    mut out: impl Write,
     epoch: Option<i64>,
-) -> io::Result<()> {
-    let mut builder = tar::Builder::new(out);
+) -> io::Result<IndexEntries> {
+    let mut entries = IndexEntries::default();
+    let end = walk_entries(dir, left_out, epoch, |entry| {
+        out.write_all(entry.header)?;
+        entry.write_body(&mut out)?;
+        entries.push(&entry.index_entry());
+        Ok(())
+    })?;
+    out.write_all(&end)?;
+    out.flush()?;
+    Ok(entries)
+}
+
+/// Walks `dir` in tar order (sorted by name bytes, depth first), handing
+/// `visit` each entry of its layer tar; returns the bytes that close the
+/// tar (two zero blocks).
+pub(crate) fn walk_entries(
+    dir: &Path,
+    left_out: &HashSet<PathBuf>,
+    epoch: Option<i64>,
+    mut visit: impl FnMut(TarEntry<'_>) -> io::Result<()>,
+) -> io::Result<Vec<u8>> {
+    // Headers are framed by the tar crate into this buffer, taken out
+    // after each entry.
+    let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     let mut links: HashMap<(u64, u64), std::path::PathBuf> = HashMap::new();
     let clamp = |t: i64| -> u64 {
@@ -133,84 +223,115 @@ pub fn write_tar(
         if left_out.contains(rel) {
             continue;
         }
-        // Names go in byte-exact (non-UTF-8 ones too).
-        let name = rel.to_path_buf();
-        let meta = entry.metadata().map_err(io::Error::other)?;
-        let ft = meta.file_type();
+        let body = frame_entry(&mut builder, &entry, rel, &mut links, &clamp)?;
+        let header = std::mem::take(builder.get_mut());
+        if header.is_empty() {
+            continue;
+        }
+        visit(TarEntry {
+            rel,
+            header: &header,
+            body,
+        })?;
+    }
+    builder.into_inner()
+}
+
+/// Frames the headers of one walked entry into `builder`; returns the
+/// file whose bytes follow them, if any. Writes nothing for what a tar
+/// cannot hold (sockets).
+fn frame_entry(
+    builder: &mut tar::Builder<Vec<u8>>,
+    entry: &walkdir::DirEntry,
+    rel: &Path,
+    links: &mut HashMap<(u64, u64), PathBuf>,
+    clamp: &dyn Fn(i64) -> u64,
+) -> io::Result<Option<Body>> {
+    let path = entry.path();
+    // Names go in byte-exact (non-UTF-8 ones too).
+    let name = rel.to_path_buf();
+    let meta = entry.metadata().map_err(io::Error::other)?;
+    let ft = meta.file_type();
+    let mut h = tar::Header::new_gnu();
+    h.set_uid(u64::from(meta.uid()));
+    h.set_gid(u64::from(meta.gid()));
+    h.set_mode(meta.mode() & 0o7777);
+    h.set_mtime(clamp(meta.mtime()));
+    h.set_size(0);
+    if ft.is_char_device() && meta.rdev() == 0 {
+        // An overlay whiteout: the OCI form is an empty `.wh.` file.
+        let mut hidden = b".wh.".to_vec();
+        hidden.extend_from_slice(entry.file_name().as_bytes());
+        let wh = rel.with_file_name(std::ffi::OsStr::from_bytes(&hidden));
         let mut h = tar::Header::new_gnu();
-        h.set_uid(u64::from(meta.uid()));
-        h.set_gid(u64::from(meta.gid()));
-        h.set_mode(meta.mode() & 0o7777);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
         h.set_mtime(clamp(meta.mtime()));
         h.set_size(0);
-        if ft.is_char_device() && meta.rdev() == 0 {
-            // An overlay whiteout: the OCI form is an empty `.wh.` file.
-            let mut hidden = b".wh.".to_vec();
-            hidden.extend_from_slice(entry.file_name().as_bytes());
-            let wh = rel.with_file_name(std::ffi::OsStr::from_bytes(&hidden));
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(0o644);
-            h.set_mtime(clamp(meta.mtime()));
-            h.set_size(0);
-            builder.append_data(&mut h, wh, io::empty())?;
-            continue;
-        }
-        let xattrs = kept_xattrs(path);
-        if !xattrs.is_empty() {
-            let pax: Vec<(String, Vec<u8>)> = xattrs
-                .into_iter()
-                .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
-                .collect();
-            builder.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
-        }
-        if ft.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            let mut dir_name = name.as_os_str().to_owned();
-            dir_name.push("/");
-            builder.append_data(&mut h, &dir_name, io::empty())?;
-            if is_opaque(path) {
-                let mut o = tar::Header::new_gnu();
-                o.set_entry_type(tar::EntryType::Regular);
-                o.set_mode(0o644);
-                o.set_mtime(clamp(meta.mtime()));
-                o.set_size(0);
-                builder.append_data(&mut o, name.join(".wh..wh..opq"), io::empty())?;
-            }
-        } else if ft.is_symlink() {
-            h.set_entry_type(tar::EntryType::Symlink);
-            let target = fs::read_link(path)?;
-            builder.append_link(&mut h, &name, target)?;
-        } else if ft.is_file() {
-            if meta.nlink() > 1 {
-                let key = (meta.dev(), meta.ino());
-                if let Some(first) = links.get(&key) {
-                    h.set_entry_type(tar::EntryType::Link);
-                    builder.append_link(&mut h, &name, first)?;
-                    continue;
-                }
-                links.insert(key, name.clone());
-            }
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(meta.len());
-            let file = fs::File::open(path)?;
-            builder.append_data(&mut h, &name, file)?;
-        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            h.set_entry_type(if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else {
-                tar::EntryType::Fifo
-            });
-            let rdev = meta.rdev();
-            h.set_device_major(libc::major(rdev))?;
-            h.set_device_minor(libc::minor(rdev))?;
-            builder.append_data(&mut h, &name, io::empty())?;
-        } else if ft.is_socket() {
-            // Sockets have no tar form (as in Docker): skipped.
-            continue;
-        }
+        builder.append_data(&mut h, wh, io::empty())?;
+        return Ok(None);
     }
-    builder.into_inner()?.flush()
+    if ft.is_socket() {
+        // Sockets have no tar form (as in Docker): skipped.
+        return Ok(None);
+    }
+    let xattrs = kept_xattrs(path);
+    if !xattrs.is_empty() {
+        let pax: Vec<(String, Vec<u8>)> = xattrs
+            .into_iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
+            .collect();
+        builder.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))?;
+    }
+    if ft.is_dir() {
+        h.set_entry_type(tar::EntryType::Directory);
+        let mut dir_name = name.as_os_str().to_owned();
+        dir_name.push("/");
+        builder.append_data(&mut h, &dir_name, io::empty())?;
+        if is_opaque(path) {
+            let mut o = tar::Header::new_gnu();
+            o.set_entry_type(tar::EntryType::Regular);
+            o.set_mode(0o644);
+            o.set_mtime(clamp(meta.mtime()));
+            o.set_size(0);
+            builder.append_data(&mut o, name.join(".wh..wh..opq"), io::empty())?;
+        }
+    } else if ft.is_symlink() {
+        h.set_entry_type(tar::EntryType::Symlink);
+        let target = fs::read_link(path)?;
+        builder.append_link(&mut h, &name, target)?;
+    } else if ft.is_file() {
+        if meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = links.get(&key) {
+                h.set_entry_type(tar::EntryType::Link);
+                builder.append_link(&mut h, &name, first)?;
+                return Ok(None);
+            }
+            links.insert(key, name.clone());
+        }
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(meta.len());
+        // The header alone: with no data, the tar crate writes no padding.
+        builder.append_data(&mut h, &name, io::empty())?;
+        return Ok(Some(Body {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }));
+    } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
+        h.set_entry_type(if ft.is_char_device() {
+            tar::EntryType::Char
+        } else if ft.is_block_device() {
+            tar::EntryType::Block
+        } else {
+            tar::EntryType::Fifo
+        });
+        let rdev = meta.rdev();
+        h.set_device_major(libc::major(rdev))?;
+        h.set_device_minor(libc::minor(rdev))?;
+        builder.append_data(&mut h, &name, io::empty())?;
+    }
+    Ok(None)
 }

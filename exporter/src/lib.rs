@@ -12,18 +12,23 @@ mod layer;
 mod oci_load;
 mod pipe;
 mod push;
+mod reuse;
 mod rootfs;
 mod stored;
 
+use std::collections::HashSet;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use rbuild_cache::{LayerRecord, Store};
+use rbuild_cache::midstate::Midstate;
+use rbuild_cache::{BlobInfo, BlobWriter, IndexEntries, LayerIndex, LayerRecord, Store};
 
 pub use archive::{export_oci, load_docker_archive, save_docker_archive};
 pub use compress::{parallel_gzip, recompress};
 pub use image::{ImageSpec, write_image};
 pub use index::{index_manifests, reachable_blobs, write_index};
 pub use push::push_image;
+pub use reuse::ReuseStats;
 pub use rootfs::{export_rootfs, export_rootfs_tar};
 pub use stored::StoredImage;
 
@@ -103,58 +108,70 @@ fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ExportErr
 /// written as `.wh.` entries, compressed as asked. Records it in the store.
 /// A blob made under another `SOURCE_DATE_EPOCH` is not this layer (its
 /// times differ) and is made again; a layer unpacked from a blob is that
-/// blob, whatever the epoch.
+/// blob, whatever the epoch. An uncompressed blob is indexed, and made
+/// from the indexed blob of the snapshot this one shares files with where
+/// there is one (see `reuse`).
 pub fn export_layer(
     store: &Store,
     snapshot: &str,
     opts: &ExportOptions,
 ) -> Result<LayerRecord, ExportError> {
+    export_layer_with_stats(store, snapshot, opts).map(|(record, _)| record)
+}
+
+/// [`export_layer`], also saying how much of an uncompressed layer came
+/// from an earlier blob (`None` when none was used).
+pub fn export_layer_with_stats(
+    store: &Store,
+    snapshot: &str,
+    opts: &ExportOptions,
+) -> Result<(LayerRecord, Option<ReuseStats>), ExportError> {
     if let Some(record) = store.layer_of_snapshot(snapshot)?
         && (record.epoch == opts.source_date_epoch
             || record.snapshot.strip_prefix("sha256-")
                 == record.blob.digest.strip_prefix("sha256:"))
     {
-        return Ok(record);
+        return Ok((record, None));
     }
     let dir = store.snapshot_path(snapshot);
     let left_out = store.left_out(snapshot)?;
-    let blob = store.blob_writer()?;
     let what = || format!("export layer {snapshot}");
     // The tar is made on a thread of its own (see `pipe`) while this one
     // compresses, hashes and writes it. An uncompressed layer's diff_id is
     // its blob digest: hashed once, by the blob writer.
     let epoch = opts.source_date_epoch;
-    let tar = |w: &mut dyn Write| layer::write_tar(&dir, &left_out, w, epoch);
-    let (blob, diff_id) = match opts.compression {
+    let tar = |w: &mut dyn Write| layer::write_tar(&dir, &left_out, w, epoch).map(drop);
+    let (info, diff_id, index, stats) = match opts.compression {
         Compression::Uncompressed => {
-            let mut blob = blob;
-            pipe::piped(tar, &mut blob).map_err(io_error(what()))?;
-            (blob, None)
+            let (blob, entries, stats) = uncompressed_tar(store, snapshot, &dir, &left_out, epoch)?;
+            let (info, checkpoints) = commit(blob, what)?;
+            let index = LayerIndex::new(info.clone(), checkpoints, entries);
+            (info, None, Some(index), stats)
         }
         Compression::Gzip(level) => {
             let gz = flate2::GzBuilder::new()
                 .mtime(0)
                 .operating_system(255)
-                .write(blob, flate2::Compression::new(level));
+                .write(store.blob_writer()?, flate2::Compression::new(level));
             let mut out = layer::HashingWriter::new(gz);
             pipe::piped(tar, &mut out).map_err(io_error(what()))?;
             let (gz, diff_id) = out.finish();
-            (gz.finish().map_err(io_error(what()))?, Some(diff_id))
+            let blob = gz.finish().map_err(io_error(what()))?;
+            (commit(blob, what)?.0, Some(diff_id), None, None)
         }
         Compression::Zstd(level) => {
-            let mut zs = zstd::Encoder::new(blob, level).map_err(io_error(what()))?;
+            let mut zs =
+                zstd::Encoder::new(store.blob_writer()?, level).map_err(io_error(what()))?;
             // zstd's own worker threads compress while the tar is written;
             // the output depends on the level only, not on the machine.
             zs.multithread(ZSTD_WORKERS).map_err(io_error(what()))?;
             let mut out = layer::HashingWriter::new(zs);
             pipe::piped(tar, &mut out).map_err(io_error(what()))?;
             let (zs, diff_id) = out.finish();
-            (zs.finish().map_err(io_error(what()))?, Some(diff_id))
+            let blob = zs.finish().map_err(io_error(what()))?;
+            (commit(blob, what)?.0, Some(diff_id), None, None)
         }
     };
-    let mut blob = blob;
-    blob.flush().map_err(io_error(what()))?;
-    let info = blob.commit(None)?;
     let record = LayerRecord {
         snapshot: snapshot.to_string(),
         diff_id: diff_id.unwrap_or_else(|| info.digest.clone()),
@@ -163,5 +180,52 @@ pub fn export_layer(
         epoch: opts.source_date_epoch,
     };
     store.put_layer(&record)?;
-    Ok(record)
+    if let Some(index) = index {
+        store.put_layer_index(snapshot, &index)?;
+    }
+    Ok((record, stats))
+}
+
+/// The uncompressed layer tar of `snapshot` written into a new blob: made
+/// from the indexed blob of the snapshot it shares files with where there
+/// is one (any failure there: made afresh), else from its files. Returns
+/// the blob (not committed), the tar's index entries and, when an old
+/// blob was used, how.
+fn uncompressed_tar(
+    store: &Store,
+    snapshot: &str,
+    dir: &Path,
+    left_out: &HashSet<PathBuf>,
+    epoch: Option<i64>,
+) -> Result<(BlobWriter, IndexEntries, Option<ReuseStats>), ExportError> {
+    let reusable = store.shared_from(snapshot).and_then(|previous| {
+        let index = store.layer_index(&previous)?;
+        let file = std::fs::File::open(store.blob_path(&index.blob.digest)).ok()?;
+        Some((index, file))
+    });
+    if let Some((index, file)) = reusable {
+        let made =
+            reuse::write_tar_reusing(dir, left_out, epoch, &index, &file, store.blob_writer()?);
+        if let Ok((blob, entries, stats)) = made {
+            return Ok((blob, entries, Some(stats)));
+        }
+    }
+    let mut blob = store.blob_writer()?;
+    let mut entries = None;
+    let tar = |w: &mut dyn Write| {
+        entries = Some(layer::write_tar(dir, left_out, w, epoch)?);
+        Ok(())
+    };
+    pipe::piped(tar, &mut blob).map_err(io_error(format!("export layer {snapshot}")))?;
+    Ok((blob, entries.expect("written"), None))
+}
+
+/// Flushes and commits a layer blob; returns it with its hash states.
+fn commit(
+    mut blob: BlobWriter,
+    what: impl Fn() -> String,
+) -> Result<(BlobInfo, Vec<Midstate>), ExportError> {
+    blob.flush().map_err(io_error(what()))?;
+    let checkpoints = blob.checkpoints().to_vec();
+    Ok((blob.commit(None)?, checkpoints))
 }

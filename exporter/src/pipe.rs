@@ -12,7 +12,7 @@ const CHUNK: usize = 1 << 20;
 const IN_FLIGHT: usize = 8;
 
 /// The producing side: buffers writes into chunks and sends them.
-struct ChunkSender {
+pub(crate) struct ChunkSender {
     buf: Vec<u8>,
     tx: SyncSender<Vec<u8>>,
 }
@@ -44,6 +44,26 @@ impl Write for ChunkSender {
     }
 }
 
+/// The producing side of [`piped_opening`] before its first byte.
+pub(crate) struct Opener<T> {
+    first: SyncSender<T>,
+    tx: SyncSender<Vec<u8>>,
+}
+
+impl<T> Opener<T> {
+    /// Hands `first` to the consuming side, which prepares its writer
+    /// with it; the returned writer's bytes then follow.
+    pub(crate) fn open(self, first: T) -> io::Result<ChunkSender> {
+        self.first
+            .send(first)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the consumer stopped"))?;
+        Ok(ChunkSender {
+            buf: Vec::with_capacity(CHUNK),
+            tx: self.tx,
+        })
+    }
+}
+
 /// Runs `produce` on a new thread, writing into a pipe whose chunks, in
 /// order, go to `out` on this thread. The first error of either side is
 /// returned; a failed `out` makes `produce` fail on its next chunk.
@@ -51,22 +71,53 @@ pub(crate) fn piped<W: Write>(
     produce: impl FnOnce(&mut dyn Write) -> io::Result<()> + Send,
     out: &mut W,
 ) -> io::Result<()> {
+    let produce = |opener: Opener<()>| {
+        let mut sender = opener.open(())?;
+        produce(&mut sender)?;
+        Ok(sender)
+    };
+    piped_opening(produce, |()| Ok(out)).map(drop)
+}
+
+/// [`piped`] where the consumer's writer depends on something the
+/// producer finds first (where a resumed layer blob starts): `produce`
+/// opens the pipe with it ([`Opener::open`]), `begin` makes the writer
+/// from it on this thread, and the produced bytes then go to that writer,
+/// which is returned.
+pub(crate) fn piped_opening<T: Send, W: Write>(
+    produce: impl FnOnce(Opener<T>) -> io::Result<ChunkSender> + Send,
+    begin: impl FnOnce(T) -> io::Result<W>,
+) -> io::Result<W> {
     let (tx, rx): (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) = sync_channel(IN_FLIGHT);
+    let (first_tx, first_rx) = sync_channel(1);
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || {
-            let mut sender = ChunkSender {
-                buf: Vec::with_capacity(CHUNK),
+            let opener = Opener {
+                first: first_tx,
                 tx,
             };
-            produce(&mut sender)?;
-            sender.flush()
+            produce(opener)?.flush()
         });
-        let consumed = rx.iter().try_for_each(|chunk| out.write_all(&chunk));
-        // Dropping the receiver first lets a producer blocked on a full
+        let consumed = match first_rx.recv() {
+            Ok(first) => begin(first).and_then(|mut out| {
+                rx.iter()
+                    .try_for_each(|chunk| out.write_all(&chunk))
+                    .map(|()| out)
+            }),
+            Err(_) => Err(io::Error::other("the producer opened no pipe")),
+        };
+        // Dropping the receivers first lets a producer blocked on a full
         // channel see the consumer's failure instead of waiting forever.
-        drop(rx);
+        drop((rx, first_rx));
         let produced = producer.join().expect("the producer panicked");
-        consumed.and(produced)
+        match (consumed, produced) {
+            (Ok(out), Ok(())) => Ok(out),
+            (Ok(_), Err(e)) | (Err(e), Ok(())) => Err(e),
+            // The producer stopped because the consumer did.
+            (Err(e), Err(p)) if p.kind() == io::ErrorKind::BrokenPipe => Err(e),
+            // The producer failed first (before opening, say).
+            (Err(_), Err(p)) => Err(p),
+        }
     })
 }
 

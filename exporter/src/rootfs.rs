@@ -42,5 +42,6 @@ pub fn export_rootfs_tar(
         .map_err(io_error("create a temp dir"))?;
     export_rootfs(store, desc, dir.path())?;
     crate::layer::write_tar(dir.path(), &Default::default(), out, epoch)
+        .map(drop)
         .map_err(io_error("write the filesystem tar"))
 }

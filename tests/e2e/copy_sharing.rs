@@ -1,8 +1,9 @@
 //! A COPY from the context that runs again after an edit shares the
 //! unchanged files with the snapshot it made last (hard links) instead of
 //! copying them (issue 19). What must hold: the image is the one a cold
-//! build makes, neither snapshot ever shows the other's changes, and a
-//! file whose content changed is copied whatever its size and mtime.
+//! build makes (its COPY layer made from the first build's layer blob),
+//! neither snapshot ever shows the other's changes, and a file whose
+//! content changed is copied whatever its size and mtime.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -101,6 +102,22 @@ fn an_edit_rebuild_shares_unchanged_files_and_makes_the_cold_builds_image() {
         t.stdout(&["run", "--rm", "v2", "cat", "/app/a.txt", "/app/b.txt"]),
         "first\nappended\nbee, edited\n"
     );
+
+    // The edit's COPY layer was made from the first one's blob: its
+    // snapshot names the snapshot it shares files with, whose layer blob
+    // is indexed, as its own now is (see rbuild_cache::LayerIndex).
+    let notes: Vec<PathBuf> = std::fs::read_dir(t.root().join("shared-from"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let from = std::fs::read_to_string(&notes[0]).unwrap();
+    for id in [
+        from.as_str(),
+        notes[0].file_name().unwrap().to_str().unwrap(),
+    ] {
+        assert!(t.root().join("layer-index").join(id).is_file(), "{id}");
+    }
 
     // The same context built cold in an empty store: the same image.
     let cold = TestContext::new();

@@ -133,8 +133,9 @@ impl SolveOp for File<'_> {
             // `--no-cache` copies everything afresh (and records for later).
             let share = !solver.opts.ignores_cache(i);
             let lookup = lineage.clone().filter(|_| share);
-            let copied = tokio::task::spawn_blocking(move || {
-                let previous = lookup.and_then(|l| previous_snapshot(&store, &l));
+            let (copied, shared_from) = tokio::task::spawn_blocking(move || {
+                let found = lookup.and_then(|l| previous_snapshot(&store, &l));
+                let (shared_from, previous) = found.unzip();
                 let inputs = FileInputs {
                     sources: &sources,
                     is_context: &is_ctx,
@@ -144,11 +145,15 @@ impl SolveOp for File<'_> {
                     remotes: &remotes,
                 };
                 apply_file_op(&op, &lowers, &upper, &inputs, previous.as_ref())
+                    .map(|copied| (copied, shared_from))
             })
             .await
             .map_err(|e| e.to_string())??;
             if lineage.is_some() {
                 step.record_copied(&copied)?;
+            }
+            if let Some(from) = shared_from {
+                step.record_shared_from(&from)?;
             }
             let result = step.commit(&inputs[0], content_key)?;
             if let (Some(lineage), true, Some(Layer::Snapshot(id))) =
@@ -190,14 +195,15 @@ fn context_copy_lineage(op: &FileOp, is_context: &[bool], context_dir: &Path) ->
     Some(h.finalize().to_hex().to_string())
 }
 
-/// The snapshot the step with `lineage` made last and the source stamps
-/// of its files, when both are still there.
-fn previous_snapshot(store: &Store, lineage: &str) -> Option<fileop::Previous> {
+/// The snapshot the step with `lineage` made last (its id) and the
+/// source stamps of its files, when both are still there.
+fn previous_snapshot(store: &Store, lineage: &str) -> Option<(String, fileop::Previous)> {
     let id = store.lineage_snapshot(lineage)?;
-    Some(fileop::Previous {
+    let previous = fileop::Previous {
         files: store.copied_files(&id)?,
         dir: store.snapshot_path(&id),
-    })
+    };
+    Some((id, previous))
 }
 
 /// What a file op reads besides its destination state.

@@ -70,6 +70,14 @@ impl<'a> Step<'a> {
         self.pending.record_copied(files).map_err(|e| e.to_string())
     }
 
+    /// Records that the step's copy shares files with snapshot `from`, so
+    /// that its layer export can reuse that snapshot's layer bytes.
+    pub(crate) fn record_shared_from(&self, from: &str) -> Result<(), String> {
+        self.pending
+            .record_shared_from(from)
+            .map_err(|e| e.to_string())
+    }
+
     /// Keeps the changes as a snapshot if there are any, records the
     /// result under the step's key (and `content_key`; written while the
     /// next steps go on), and returns it on `base`.
