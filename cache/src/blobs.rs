@@ -220,3 +220,37 @@ pub(crate) fn verify(path: &Path) -> Result<String, StoreError> {
     }
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+
+    #[test]
+    fn a_blob_started_with_another_ones_prefix_holds_and_names_its_own_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first: Vec<u8> = (0..(5 * CHECKPOINT as usize / 2))
+            .map(|i| (i % 241) as u8)
+            .collect();
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(&first).unwrap();
+        let states = w.checkpoints().to_vec();
+        assert_eq!(states.len(), 2);
+        let info = w.commit(None).unwrap();
+
+        let mut second = first[..2 * CHECKPOINT as usize + 100].to_vec();
+        second.extend_from_slice(b"and then its own bytes");
+        let mut w = store.blob_writer().unwrap();
+        let old = File::open(store.blob_path(&info.digest)).unwrap();
+        w.start_with(&old, states).unwrap();
+        w.write_all(&second[2 * CHECKPOINT as usize..]).unwrap();
+        let made = w.commit(None).unwrap();
+        assert_eq!(made.size, second.len() as u64);
+        assert_eq!(
+            made.digest,
+            format!("sha256:{}", hex::encode(Sha256::digest(&second)))
+        );
+        assert_eq!(store.read_blob(&made.digest).unwrap(), second);
+    }
+}
