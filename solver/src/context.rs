@@ -133,17 +133,8 @@ pub fn relative(path: &str) -> &str {
 }
 
 /// Everything below `root` (not `root` itself), as
-/// [`walk_each`](crate::walk::walk_each) visits it.
-pub fn walk(view: &dyn FsView, root: &str, excluded: Excluded<'_>) -> io::Result<Vec<String>> {
-    let mut out = Vec::new();
-    walk_each(view, root, excluded, &mut |path, _| {
-        out.push(path);
-        Ok(())
-    })?;
-    Ok(out)
-}
-
-/// [`walk`], with each path's host path.
+/// [`walk_each`](crate::walk::walk_each) visits it, with each path's host
+/// path.
 pub fn walk_hosts(
     view: &dyn FsView,
     root: &str,
@@ -483,6 +474,12 @@ fn entry_digest(
 mod tests {
     use super::*;
     use crate::layered::HostTree;
+
+    /// The paths [`walk_hosts`] lists.
+    fn walk(view: &HostTree, root: &str, excluded: Excluded<'_>) -> io::Result<Vec<String>> {
+        let walked = walk_hosts(view, root, excluded)?;
+        Ok(walked.into_iter().map(|(path, _)| path).collect())
+    }
 
     fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
