@@ -376,6 +376,7 @@ fn solve(
         context_modes: plan.context_modes,
         platform: plan.platform.clone(),
         epoch: plan.epoch,
+        stage_copies: true,
         imported: imported
             .clone()
             .map(|c| c as std::sync::Arc<dyn rbuild_solver::ImportedCache>),

@@ -26,6 +26,7 @@ mod progress;
 mod remote;
 mod schedule;
 mod ssh;
+mod staging;
 mod state;
 mod walk;
 mod why;

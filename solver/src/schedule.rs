@@ -29,6 +29,7 @@ use crate::modes::ContextModes;
 use crate::ops::{self, context_ignore, fetch_remotes};
 use crate::progress::{Progress, VertexStatus};
 use crate::remote::Fetched;
+use crate::staging::Staging;
 use crate::state::{Layer, State};
 use crate::why::Why;
 
@@ -60,6 +61,10 @@ pub struct SolveOptions {
     /// The `SOURCE_DATE_EPOCH` the build's layers clamp file times to
     /// (a copy from a stage keys on times as its layer keeps them).
     pub epoch: Option<i64>,
+    /// Whether a `COPY --from` is made ahead of its base, as soon as its
+    /// source is (see the solver's staging); the result is the same
+    /// either way.
+    pub stage_copies: bool,
 }
 
 impl SolveOptions {
@@ -162,6 +167,8 @@ pub struct Solver {
     /// Node key → the content key its state is known by too (see
     /// [`Self::content_ingredients`]).
     content_of: Mutex<HashMap<CacheKey, CacheKey>>,
+    /// The copies being made ahead of their bases.
+    pub(crate) staging: Staging,
 }
 
 impl Solver {
@@ -237,6 +244,7 @@ impl Solver {
             why: Why::new(listings),
             writes: Mutex::default(),
             content_of: Mutex::default(),
+            staging: Staging::default(),
         })
     }
 
@@ -318,6 +326,7 @@ impl Solver {
                 solving.await
             }
         };
+        me.staging.finish().await;
         let written = me.written().await;
         let states = states.map_err(|f| me.failure_error(f))?;
         written?;
@@ -368,11 +377,14 @@ impl Solver {
             return Ok(None);
         }
         let link_base = match op.links_onto_base() {
-            true => Some(dag.realize(node.inputs[0].0).await?.state),
+            true => Some(dag.clone().realize(node.inputs[0].0).await?.state),
             false => None,
         };
         let Some(mut hit) = self.cached(i).map_err(|e| Failure::of(i, e))? else {
             op.will_run();
+            if let Some(plan) = op.staging_plan(&self, i) {
+                Staging::start(&self, &dag, i, plan);
+            }
             return Ok(None);
         };
         self.report_cached(i);

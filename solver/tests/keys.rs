@@ -81,6 +81,7 @@ async fn solver(store: Store, dockerfile: &str, context: &Path) -> Solver {
         imported: None,
         platform,
         epoch: None,
+        stage_copies: true,
     };
     Solver::new(store, images, graph, solve, Arc::new(Silent))
         .await

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures::future::{BoxFuture, FutureExt};
 use rbuild_cache::{SourceStamp, Store};
@@ -21,6 +22,7 @@ use crate::layered::{HostTree, LayerStack};
 use crate::modes::ContextModes;
 use crate::remote::{self, Fetched};
 use crate::schedule::{NodeResult, Solver, step_error};
+use crate::staging::{Plan, Staged};
 use crate::state::Layer;
 
 /// A file step.
@@ -33,6 +35,16 @@ impl SolveOp for File<'_> {
 
     fn links_onto_base(&self) -> bool {
         keys::is_link_op(self.0)
+    }
+
+    /// A copy from one earlier stage or image that needs nothing of its
+    /// base is made ahead of it (see [`crate::staging`]).
+    fn staging_plan(&self, solver: &Solver, i: usize) -> Option<Plan> {
+        let inputs = &solver.graph.nodes[i].inputs;
+        let source = inputs.get(1)?;
+        let context = is_context(&solver.graph.nodes[source.0].op);
+        let wanted = solver.opts.stage_copies && !self.links_onto_base();
+        wanted.then(|| Plan::of(self.0, inputs.len(), context))?
     }
 
     /// The content key of a copy from earlier stages (`COPY --from=stage`),
@@ -62,6 +74,12 @@ impl SolveOp for File<'_> {
             {
                 return Ok(None);
             }
+            let (ingredients, _) = solver.content_ingredients(i);
+            if let Some(staged) = solver.staging.get(i).await
+                && let Some(sums) = &staged.sums
+            {
+                return Ok(Some(keys::content_key(&ingredients, sums)));
+            }
             let mut sources = Vec::new();
             for (pos, input) in inputs.iter().enumerate().skip(1) {
                 let snaps = solver.materialize(&input.state).await?;
@@ -86,7 +104,6 @@ impl SolveOp for File<'_> {
             })
             .await
             .map_err(|e| e.to_string())??;
-            let (ingredients, _) = solver.content_ingredients(i);
             Ok(Some(keys::content_key(&ingredients, &sums)))
         }
         .boxed()
@@ -104,7 +121,13 @@ impl SolveOp for File<'_> {
             if link {
                 named_chown_refused(self.0)?;
             }
+            let staged = solver.staging.take(i).await;
             let step = Step::begin(solver, i, &inputs[0], link).await?;
+            if let Some(staged) = staged
+                && commit_staged(staged, &step).await?
+            {
+                return step.commit(&inputs[0], content_key);
+            }
             let graph_inputs = &solver.graph.nodes[i].inputs;
             let mut sources: Vec<Option<Vec<PathBuf>>> = Vec::new();
             let mut is_ctx: Vec<bool> = Vec::new();
@@ -168,6 +191,15 @@ impl SolveOp for File<'_> {
         }
         .boxed()
     }
+}
+
+/// Moves the copy `staged` ahead of the base into `step`'s new layer,
+/// unless the base would have made it differ; whether it did.
+async fn commit_staged(staged: Arc<Staged>, step: &Step<'_>) -> Result<bool, String> {
+    let (lowers, upper) = (step.lowers().to_vec(), step.upper().to_path_buf());
+    tokio::task::spawn_blocking(move || staged.commit(&lowers, &upper))
+        .await
+        .map_err(|e| e.to_string())?
 }
 
 /// The lineage of a file op that is one plain COPY from the build context

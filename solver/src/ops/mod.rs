@@ -17,6 +17,7 @@ use rbuild_frontend::graph::Op;
 
 use crate::error::StepFailure;
 use crate::schedule::{NodeResult, Solver};
+use crate::staging::Plan;
 
 pub(crate) use context::context_ignore;
 pub(crate) use file::fetch_remotes;
@@ -48,6 +49,12 @@ pub(crate) trait SolveOp: Send + Sync {
     /// Told that the cache has no result for it, so it will run once its
     /// inputs are made: work it can start early starts here.
     fn will_run(&self) {}
+
+    /// The plan of its work that may be done before its base (input 0)
+    /// is made, if any (see [`crate::staging`]).
+    fn staging_plan(&self, _solver: &Solver, _i: usize) -> Option<Plan> {
+        None
+    }
 
     /// A second key its result may be recorded under that depends on its
     /// inputs' contents rather than their keys (`None` by default).

@@ -1,0 +1,441 @@
+//! A `COPY --from` staged before its base is ready (issue 19). As soon as
+//! its source stage is made, the copy is made on an empty tree in the
+//! store's tmp — the expensive part: the walk, the file copies and the
+//! content key's checksum — while the steps its base waits for (an earlier
+//! COPY from a slower stage, say) still run. Once the base is made, the
+//! staged tree is renamed into the step's new snapshot, but only when the
+//! base holds nothing that would have made the copy differ: the
+//! destination absent, each of its ancestors absent or a plain directory
+//! (no symlink to follow, no file to refuse). The ancestors the base has
+//! are copied up into the new snapshot with their owner, mode and mtime,
+//! as the copy itself does. Otherwise the copy is made as usual.
+//!
+//! What is staged needs nothing of the base: one copy from one stage or
+//! image, no `--parents`, no `--link` (made on an empty tree already), an
+//! owner only by number (a name resolves through the destination's
+//! /etc/passwd). Renaming keeps every file's inode and link count, so no
+//! RUN sees a difference.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use rbuild_cache::files::set_mtime;
+use rbuild_frontend::graph::{CopyAction, FileAction, FileOp};
+
+use crate::context;
+use crate::dag::Dag;
+use crate::fileop::{self, Source};
+use crate::layered::{self, FsView, LayerStack};
+use crate::schedule::Solver;
+
+/// A copy that may be staged: its op, which input it copies from and the
+/// destination everything it writes is below.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    op: FileOp,
+    /// The input position of the source.
+    source: usize,
+    /// The destination, a clean absolute path other than `/`.
+    dest: String,
+}
+
+impl Plan {
+    /// The plan of `op` when it is one copy that needs nothing of its base
+    /// (see the module doc) from input `1` of two, which `is_context` says
+    /// is not the build context; `None` otherwise.
+    pub(crate) fn of(op: &FileOp, inputs: usize, is_context: bool) -> Option<Plan> {
+        let [FileAction::Copy(copy)] = op.actions.as_slice() else {
+            return None;
+        };
+        let numeric = |c: &str| c.split(':').all(|id| id.parse::<u32>().is_ok());
+        let plain = copy.remote.is_none()
+            && !copy.extract_archives
+            && !copy.parents
+            && !copy.link
+            && copy.chown.as_deref().is_none_or(numeric);
+        let dest = layered::clean(&copy.dest);
+        let from_a_stage = inputs == 2 && copy.source_input == 1 && !is_context;
+        (plain && from_a_stage && dest != "/").then(|| Plan {
+            op: op.clone(),
+            source: copy.source_input,
+            dest,
+        })
+    }
+
+    /// Makes the copy into a new dir in `tmp` from the source state's
+    /// `layers` (bottom first); with `checksum`, the content key's checksum
+    /// of what it selects as well (as [`crate::ops`]' file step computes
+    /// it), both at once.
+    pub(crate) fn stage(
+        &self,
+        layers: Vec<PathBuf>,
+        tmp: &Path,
+        checksum: bool,
+        epoch: Option<i64>,
+    ) -> Result<Staged, String> {
+        let stack = LayerStack::new(layers);
+        let dir = tempfile::Builder::new()
+            .prefix("stage-")
+            .tempdir_in(tmp)
+            .map_err(|e| format!("temp dir in {}: {e}", tmp.display()))?;
+        let copies: Vec<&CopyAction> = (self.op.actions.iter())
+            .filter_map(|a| match a {
+                FileAction::Copy(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let mut sources: Vec<Option<Source<'_>>> = (0..=self.source).map(|_| None).collect();
+        sources[self.source] = Some(Source::layers(&stack));
+        let (copied, sum) = rayon::join(
+            || fileop::apply(&self.op, &[], dir.path(), &sources, &HashMap::new()),
+            || {
+                checksum
+                    .then(|| context::stage_checksum(&stack, &copies, epoch))
+                    .transpose()
+            },
+        );
+        copied?;
+        Ok(Staged {
+            dir,
+            dest: self.dest.clone(),
+            sums: sum?.map(|s| vec![s]),
+        })
+    }
+}
+
+/// A copy made ahead of its base.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    /// The copy's changes on an empty tree; removed on drop.
+    dir: tempfile::TempDir,
+    /// The destination everything it wrote is below.
+    dest: String,
+    /// The content key's checksums of what it selects, one per source
+    /// (when it was asked for).
+    pub(crate) sums: Option<Vec<String>>,
+}
+
+impl Staged {
+    /// Moves the staged copy into `upper`, the empty new layer over the
+    /// base's `lowers` (bottom first), when the base holds nothing that
+    /// would make the copy differ (see the module doc). `false`, `upper`
+    /// left empty, when it does.
+    pub(crate) fn commit(&self, lowers: &[PathBuf], upper: &Path) -> Result<bool, String> {
+        let base = LayerStack::new(lowers.to_vec());
+        let names: Vec<&str> = layered::components(&self.dest).collect();
+        // The ancestors the base has, all plain directories, then the
+        // first path it lacks: everything below it is new.
+        let mut kept = Vec::new();
+        let mut path = String::from("/");
+        let mut first_new = None;
+        for (n, name) in names.iter().enumerate() {
+            path = layered::child(&path, name);
+            match base.locate_with_metadata(&path) {
+                None => {
+                    first_new = Some(path);
+                    break;
+                }
+                Some((_, meta)) if meta.is_dir() && n + 1 < names.len() => {
+                    kept.push((path.clone(), meta));
+                }
+                Some(_) => return Ok(false),
+            }
+        }
+        let Some(first_new) = first_new else {
+            return Ok(false);
+        };
+        let from = layered::host_join(self.dir.path(), &first_new);
+        let Ok(made) = from.symlink_metadata() else {
+            // The copy wrote nothing there (a wildcard that matched nothing).
+            return Ok(false);
+        };
+        let failed =
+            |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+        for (path, meta) in &kept {
+            let out = layered::host_join(upper, path);
+            fs::create_dir(&out).map_err(|e| failed("mkdir", &out, e))?;
+            std::os::unix::fs::lchown(&out, Some(meta.uid()), Some(meta.gid()))
+                .map_err(|e| failed("chown", &out, e))?;
+            fs::set_permissions(&out, fs::Permissions::from_mode(meta.mode() & 0o7777))
+                .map_err(|e| failed("chmod", &out, e))?;
+        }
+        let to = layered::host_join(upper, &first_new);
+        fs::rename(&from, &to).map_err(|e| failed("rename into", &to, e))?;
+        // Times last: the rename may touch the moved directory's, and it
+        // does touch its new parent's.
+        let times = std::iter::once((to, (made.mtime(), made.mtime_nsec())));
+        let copied_up = (kept.iter().rev()).map(|(path, meta)| {
+            (
+                layered::host_join(upper, path),
+                (meta.mtime(), meta.mtime_nsec()),
+            )
+        });
+        for (dir, (secs, nanos)) in times.chain(copied_up) {
+            set_mtime(&dir, secs, nanos).map_err(|e| failed("set times of", &dir, e))?;
+        }
+        Ok(true)
+    }
+}
+
+/// A staging under way: its copy, or `None` when it could not be made
+/// (the copy made as usual then reports why).
+type Pending = Shared<BoxFuture<'static, Option<Arc<Staged>>>>;
+
+/// The copies of one solve being staged, by node.
+#[derive(Default)]
+pub(crate) struct Staging {
+    started: Mutex<HashMap<usize, Pending>>,
+}
+
+impl Staging {
+    /// Starts staging node `i`'s copy as `plan` says: once `dag` has made
+    /// its source, on a blocking thread.
+    pub(crate) fn start(solver: &Arc<Solver>, dag: &Arc<Dag<Solver>>, i: usize, plan: Plan) {
+        let (me, dag) = (solver.clone(), dag.clone());
+        let task = tokio::spawn(async move {
+            let source = me.graph.nodes[i].inputs[plan.source].0;
+            let made = dag.realize(source).await.ok()?;
+            if me.stopping() {
+                return None;
+            }
+            let snapshots = me.materialize(&made.state).await.ok()?;
+            let layers = me.snapshot_paths(&snapshots);
+            let tmp = me.store().root().join("tmp");
+            let is_stage = crate::ops::of(&me.graph.nodes[source].op).cacheable();
+            let checksum = is_stage && !me.opts.ignores_cache(i);
+            let epoch = me.opts.epoch;
+            let staged =
+                tokio::task::spawn_blocking(move || plan.stage(layers, &tmp, checksum, epoch));
+            staged.await.ok()?.ok().map(Arc::new)
+        });
+        let pending = task.map(|joined| joined.ok().flatten()).boxed().shared();
+        let mut started = solver.staging.started.lock().expect("poisoned");
+        started.insert(i, pending);
+    }
+
+    /// Node `i`'s staged copy, once made, if it was staged (it stays for
+    /// [`Self::take`]).
+    pub(crate) async fn get(&self, i: usize) -> Option<Arc<Staged>> {
+        let pending = self.started.lock().expect("poisoned").get(&i).cloned();
+        pending?.await
+    }
+
+    /// Node `i`'s staged copy, once made, if it was staged; forgotten here.
+    pub(crate) async fn take(&self, i: usize) -> Option<Arc<Staged>> {
+        let pending = self.started.lock().expect("poisoned").remove(&i);
+        pending?.await
+    }
+
+    /// Waits for every staging not taken (a step found in the cache by its
+    /// content key, a failed solve) and removes what it made.
+    pub(crate) async fn finish(&self) {
+        let left = std::mem::take(&mut *self.started.lock().expect("poisoned"));
+        for (_, pending) in left {
+            drop(pending.await);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use super::*;
+
+    fn copy(source: &str, dest: &str, chown: Option<&str>, chmod: Option<&str>) -> FileOp {
+        FileOp {
+            actions: vec![FileAction::Copy(CopyAction {
+                source_input: 1,
+                sources: vec![source.to_string()],
+                dest: dest.into(),
+                chown: chown.map(String::from),
+                chmod: chmod.map(String::from),
+                exclude: vec![],
+                parents: false,
+                link: false,
+                extract_archives: false,
+                remote: None,
+            })],
+        }
+    }
+
+    /// Everything of a tree a layer keeps: per path, its kind, owner,
+    /// mode, size, content or link target, mtime (of files, and of the
+    /// directories `timed` names) and link count.
+    fn describe(root: &Path, timed: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let path = root.join(&rel);
+            let meta = path.symlink_metadata().unwrap();
+            let what = if meta.is_dir() {
+                let mut names: Vec<_> = fs::read_dir(&path)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name())
+                    .collect();
+                names.sort();
+                stack.extend(names.into_iter().map(|n| rel.join(n)));
+                match timed.contains(&rel.to_str().unwrap()) {
+                    true => format!("dir {}", meta.mtime_nsec() + meta.mtime() * 1_000_000_000),
+                    false => String::from("dir"),
+                }
+            } else if meta.is_symlink() {
+                format!("link {}", fs::read_link(&path).unwrap().display())
+            } else {
+                format!(
+                    "file {:?} {} {}",
+                    fs::read(&path).unwrap(),
+                    meta.mtime(),
+                    meta.nlink()
+                )
+            };
+            out.push(format!(
+                "{} {} {}:{} {:o} {what}",
+                rel.display(),
+                meta.len() * u64::from(meta.is_file()),
+                meta.uid(),
+                meta.gid(),
+                meta.mode() & 0o7777
+            ));
+        }
+        out.sort();
+        out
+    }
+
+    /// A source stage with a tree (hard links, a symlink, an odd mode) and
+    /// a base with /usr (0700, an old mtime) and a /link -> usr symlink.
+    fn source_and_base(dir: &Path) -> (PathBuf, PathBuf) {
+        let (src, base) = (dir.join("src"), dir.join("base"));
+        fs::create_dir_all(src.join("deps/sub")).unwrap();
+        for n in 0..20 {
+            fs::write(src.join(format!("deps/pkg{n}.so")), format!("{n}")).unwrap();
+        }
+        fs::hard_link(src.join("deps/pkg0.so"), src.join("deps/sub/same.so")).unwrap();
+        symlink("pkg1.so", src.join("deps/alias.so")).unwrap();
+        fs::set_permissions(src.join("deps/pkg2.so"), fs::Permissions::from_mode(0o751)).unwrap();
+        set_mtime(&src.join("deps"), 1_600_000_000, 5).unwrap();
+        fs::create_dir_all(base.join("usr/share")).unwrap();
+        fs::write(base.join("usr/share/existing"), "x").unwrap();
+        fs::set_permissions(base.join("usr"), fs::Permissions::from_mode(0o700)).unwrap();
+        set_mtime(&base.join("usr"), 1_500_000_000, 7).unwrap();
+        symlink("usr", base.join("link")).unwrap();
+        (src, base)
+    }
+
+    /// The copy made as usual on `base` and staged then committed on it:
+    /// what each left in its new layer (`None` for a staged copy the
+    /// base refused).
+    fn both_ways(
+        op: &FileOp,
+        src: &Path,
+        base: &Path,
+        timed: &[&str],
+    ) -> (Vec<String>, Option<Vec<String>>) {
+        let scratch = tempfile::tempdir().unwrap();
+        let (usual, staged_upper) = (scratch.path().join("usual"), scratch.path().join("staged"));
+        fs::create_dir(&usual).unwrap();
+        fs::create_dir(&staged_upper).unwrap();
+        let stack = LayerStack::new(vec![src.to_path_buf()]);
+        let sources = [None, Some(Source::layers(&stack))];
+        fileop::apply(op, &[base.to_path_buf()], &usual, &sources, &HashMap::new()).unwrap();
+        let plan = Plan::of(op, 2, false).expect("stageable");
+        let staged = plan
+            .stage(vec![src.to_path_buf()], scratch.path(), true, None)
+            .unwrap();
+        let committed = staged.commit(&[base.to_path_buf()], &staged_upper).unwrap();
+        let left = fs::read_dir(&staged_upper).unwrap().count();
+        assert!(
+            committed || left == 0,
+            "a refused commit leaves the layer empty"
+        );
+        (
+            describe(&usual, timed),
+            committed.then(|| describe(&staged_upper, timed)),
+        )
+    }
+
+    #[test]
+    fn a_staged_copy_commits_to_what_the_usual_copy_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, base) = source_and_base(dir.path());
+        let cases = [
+            // Below an ancestor the base has (copied up, 0700, its mtime).
+            (
+                copy("/deps", "/usr/lib/app", None, None),
+                vec!["usr", "usr/lib/app"],
+            ),
+            // Into a new tree, numeric owner and a mode.
+            (
+                copy("/deps/", "/opt/a/", Some("1000:50"), Some("640")),
+                vec!["opt/a"],
+            ),
+            // One file into a new directory.
+            (copy("/deps/pkg3.so", "/out/hash/", None, None), vec![]),
+            (copy("/deps/pkg*.so", "/usr/glob/", None, None), vec!["usr"]),
+        ];
+        for (op, timed) in cases {
+            let (usual, staged) = both_ways(&op, &src, &base, &timed);
+            assert_eq!(Some(usual), staged, "{op:?}");
+        }
+    }
+
+    #[test]
+    fn a_base_that_would_change_the_copy_gets_the_usual_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, base) = source_and_base(dir.path());
+        fs::write(base.join("file"), "a file").unwrap();
+        for (op, why) in [
+            (
+                copy("/deps", "/usr/share", None, None),
+                "the destination exists",
+            ),
+            (
+                copy("/deps", "/link/app", None, None),
+                "it is under a symlink",
+            ),
+            (
+                copy("/deps", "/file/app", None, None),
+                "an ancestor is a file",
+            ),
+        ] {
+            let plan = Plan::of(&op, 2, false).expect("stageable");
+            let scratch = tempfile::tempdir().unwrap();
+            let staged = plan
+                .stage(vec![src.clone()], scratch.path(), false, None)
+                .unwrap();
+            let upper = scratch.path().join("upper");
+            fs::create_dir(&upper).unwrap();
+            assert!(
+                !staged.commit(std::slice::from_ref(&base), &upper).unwrap(),
+                "{why}"
+            );
+            assert_eq!(fs::read_dir(&upper).unwrap().count(), 0, "{why}");
+        }
+    }
+
+    #[test]
+    fn only_copies_that_need_nothing_of_the_base_are_staged() {
+        let named = copy("/deps", "/app", Some("nobody"), None);
+        assert!(
+            Plan::of(&named, 2, false).is_none(),
+            "a user name needs /etc/passwd"
+        );
+        let numeric = copy("/deps", "/app", Some("65534:65534"), None);
+        assert!(Plan::of(&numeric, 2, false).is_some());
+        let plain = copy("/deps", "/app", None, None);
+        assert!(
+            Plan::of(&plain, 2, true).is_none(),
+            "the context is not staged"
+        );
+        assert!(Plan::of(&copy("/deps", "/", None, None), 2, false).is_none());
+        let mut linked = plain.clone();
+        if let FileAction::Copy(c) = &mut linked.actions[0] {
+            c.link = true;
+        }
+        assert!(Plan::of(&linked, 2, false).is_none());
+    }
+}
