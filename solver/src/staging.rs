@@ -134,12 +134,13 @@ impl Staged {
         let mut first_new = None;
         for (n, name) in names.iter().enumerate() {
             path = layered::child(&path, name);
-            match base.locate_with_metadata(&path) {
+            let found = base.locate(&path).map(|host| host.symlink_metadata());
+            match found {
                 None => {
                     first_new = Some(path);
                     break;
                 }
-                Some((_, meta)) if meta.is_dir() && n + 1 < names.len() => {
+                Some(Ok(meta)) if meta.is_dir() && n + 1 < names.len() => {
                     kept.push((path.clone(), meta));
                 }
                 Some(_) => return Ok(false),
