@@ -65,7 +65,7 @@ use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobInfo, BlobWriter, digest_hex};
 pub use builds::{BuildEntry, BuildStep, FileList};
-pub use copied::{CopiedFiles, SourceStamp};
+pub use copied::{CopiedFiles, CopiedWriter, SourceStamp};
 pub use durable::{Disk, DiskStep, RealDisk, RecordingDisk};
 pub use error::StoreError;
 pub use fsck::FsckReport;
@@ -296,11 +296,11 @@ impl Store {
     }
 
     /// The source stamps of the files snapshot `id`'s COPY wrote (see
-    /// [`PendingSnapshot::record_copied`]); `None` when it has none or
+    /// [`PendingSnapshot::copied_writer`]); `None` when it has none or
     /// they do not read back whole.
     pub fn copied_files(&self, id: &str) -> Option<CopiedFiles> {
         snapshots::check_id(id).ok()?;
-        copied::decode(&std::fs::read(copied::copied_path(&self.root, id)).ok()?)
+        CopiedFiles::read(&copied::copied_path(&self.root, id))
     }
 
     /// The snapshot the step with `lineage` made last, if it still exists.

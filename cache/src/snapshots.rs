@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::copied::{self, SourceStamp};
+use crate::copied::{self, CopiedWriter};
 use crate::durable::Disk;
 use crate::error::{StoreError, io_err};
 use crate::fsutil;
@@ -75,12 +75,11 @@ impl PendingSnapshot {
         &self.work
     }
 
-    /// Records the source stamps of the files a COPY wrote into
-    /// [`Self::dir`] (paths relative to it), kept with the snapshot when it
-    /// is committed (see [`crate::copied`]).
-    pub fn record_copied(&self, files: &[(PathBuf, SourceStamp)]) -> Result<(), StoreError> {
-        let path = self.tmp.path().join("copied");
-        std::fs::write(&path, copied::encode(files)).map_err(io_err("write", &path))
+    /// Starts the record of the source stamps of the files a COPY writes
+    /// into [`Self::dir`] (paths relative to it), kept with the snapshot
+    /// when it is committed (see [`crate::copied`]).
+    pub fn copied_writer(&self) -> Result<CopiedWriter, StoreError> {
+        CopiedWriter::create(&self.tmp.path().join("copied"))
     }
 
     /// Records that the COPY filling [`Self::dir`] shares files with

@@ -15,7 +15,7 @@ use rbuild_frontend::graph::{CopyAction, FileAction, FileOp, RemoteSource};
 use rbuild_frontend::wildcard;
 
 use rbuild_cache::files::set_mtime;
-use rbuild_cache::{CopiedFiles, SourceStamp};
+use rbuild_cache::{CopiedFiles, CopiedWriter, SourceStamp};
 
 use crate::archive;
 use crate::context::{self, Excluded, Selected};
@@ -69,14 +69,14 @@ pub fn apply(
     sources: &[Option<Source<'_>>],
     remotes: &HashMap<usize, Remote<'_>>,
 ) -> Result<(), String> {
-    apply_sharing(op, dest_layers, upper, sources, remotes, None).map(drop)
+    apply_sharing(op, dest_layers, upper, sources, remotes, None, None)
 }
 
 /// [`apply`] for a step's new snapshot: context files that `previous`
 /// (the snapshot the same step made last) holds unchanged are hard-linked
-/// from it instead of copied (see [`Previous`]). Returns the stamps of the
-/// context files the copy read, by their path in `upper`, for the next
-/// run to share from.
+/// from it instead of copied (see [`Previous`]). The stamps of the context
+/// files the copy read go to `records` as they are copied, by their path
+/// in `upper`, for the next run to share from.
 pub fn apply_sharing(
     op: &FileOp,
     dest_layers: &[PathBuf],
@@ -84,16 +84,10 @@ pub fn apply_sharing(
     sources: &[Option<Source<'_>>],
     remotes: &HashMap<usize, Remote<'_>>,
     previous: Option<&Previous>,
-) -> Result<Vec<(PathBuf, SourceStamp)>, String> {
-    apply_in_batches(
-        op,
-        dest_layers,
-        upper,
-        sources,
-        remotes,
-        previous,
-        LEAF_BATCH,
-    )
+    records: Option<&mut CopiedWriter>,
+) -> Result<(), String> {
+    let writer = Writer::new(dest_layers, upper, previous, records);
+    apply_with(writer, op, sources, remotes)
 }
 
 /// How many leaves (non-directories) of a copied tree are held at once
@@ -101,25 +95,13 @@ pub fn apply_sharing(
 /// in a batch, enough to keep both cores busy.
 const LEAF_BATCH: usize = 4096;
 
-/// [`apply_sharing`], copying trees `leaf_batch` leaves at a time.
-fn apply_in_batches(
+/// Applies the actions of `op` with `writer`.
+fn apply_with(
+    mut writer: Writer<'_>,
     op: &FileOp,
-    dest_layers: &[PathBuf],
-    upper: &Path,
     sources: &[Option<Source<'_>>],
     remotes: &HashMap<usize, Remote<'_>>,
-    previous: Option<&Previous>,
-    leaf_batch: usize,
-) -> Result<Vec<(PathBuf, SourceStamp)>, String> {
-    let mut writer = Writer {
-        view: LayerStack::over(dest_layers.to_vec(), upper.to_path_buf()),
-        upper: upper.to_path_buf(),
-        dir_times: BTreeMap::new(),
-        fresh_dirs: HashSet::new(),
-        previous,
-        leaf_batch,
-        copied: Vec::new(),
-    };
+) -> Result<(), String> {
     for (a, action) in op.actions.iter().enumerate() {
         match action {
             FileAction::Copy(copy) if copy.remote.is_some() => {
@@ -178,7 +160,7 @@ impl Previous {
     /// The file of the previous snapshot at `rel` when it is the copy
     /// of a source with `stamp` that this copy would make as `wanted`.
     fn shareable(&self, rel: &Path, stamp: &SourceStamp, wanted: &Wanted) -> Option<PathBuf> {
-        if self.files.get(rel) != Some(stamp) {
+        if self.files.get(rel).as_ref() != Some(stamp) {
             return None;
         }
         let path = self.dir.join(rel);
@@ -214,8 +196,8 @@ struct Writer<'p> {
     previous: Option<&'p Previous>,
     /// How many leaves of a tree to hold at once (see [`Self::copy_tree`]).
     leaf_batch: usize,
-    /// The stamps of the context files copied so far, by path in `upper`.
-    copied: Vec<(PathBuf, SourceStamp)>,
+    /// Where the stamps of the context files copied go, by path in `upper`.
+    records: Option<&'p mut CopiedWriter>,
 }
 
 /// A copy of one tree in progress (see [`Writer::copy_tree`]).
@@ -244,7 +226,24 @@ struct Leaf {
     link_to: Option<String>,
 }
 
-impl Writer<'_> {
+impl<'p> Writer<'p> {
+    fn new(
+        dest_layers: &[PathBuf],
+        upper: &Path,
+        previous: Option<&'p Previous>,
+        records: Option<&'p mut CopiedWriter>,
+    ) -> Self {
+        Writer {
+            view: LayerStack::over(dest_layers.to_vec(), upper.to_path_buf()),
+            upper: upper.to_path_buf(),
+            dir_times: BTreeMap::new(),
+            fresh_dirs: HashSet::new(),
+            previous,
+            leaf_batch: LEAF_BATCH,
+            records,
+        }
+    }
+
     fn owner(&self, chown: Option<&str>) -> Result<Option<Owner>, String> {
         chown.map(|c| owner::resolve(&self.view, c)).transpose()
     }
@@ -450,8 +449,20 @@ impl Writer<'_> {
                     .map_err(|e| format!("copy {} to {}: {e}", leaf.path, leaf.target))?;
             }
         }
-        self.copied.extend(copied.into_iter().flatten());
+        self.record(copied.into_iter().flatten())
+            .map_err(|e| format!("record the copied files: {e}"))?;
         leaves.clear();
+        Ok(())
+    }
+
+    /// Records the stamps of copied context files.
+    fn record(&mut self, copied: impl Iterator<Item = (PathBuf, SourceStamp)>) -> io::Result<()> {
+        let Some(records) = self.records.as_deref_mut() else {
+            return Ok(());
+        };
+        for (rel, stamp) in copied {
+            records.push(&rel, &stamp).map_err(io::Error::other)?;
+        }
         Ok(())
     }
 
@@ -472,8 +483,7 @@ impl Writer<'_> {
             self.copy_dir_entry(plan, &meta, to)
         } else {
             let copied = self.copy_non_dir(plan, from, &meta, to)?;
-            self.copied.extend(copied);
-            Ok(())
+            self.record(copied.into_iter())
         }
     }
 
@@ -627,11 +637,11 @@ impl Writer<'_> {
         fs::set_permissions(&out, fs::Permissions::from_mode(mode))
     }
 
-    fn finish(self) -> io::Result<Vec<(PathBuf, SourceStamp)>> {
+    fn finish(self) -> io::Result<()> {
         for (dir, (secs, nanos)) in &self.dir_times {
             set_mtime(dir, *secs, *nanos)?;
         }
-        Ok(self.copied)
+        Ok(())
     }
 }
 
@@ -1026,27 +1036,35 @@ mod tests {
                 ignored: &context::nothing_excluded,
             }),
         ];
-        let op = copy(&["t"], "/t");
-        let copied =
-            apply_in_batches(&op, &[], &upper, &sources, &HashMap::new(), None, 8).unwrap();
+        let recorded = dir.path().join("copied");
+        let mut records = CopiedWriter::create(&recorded).unwrap();
+        let mut writer = Writer::new(&[], &upper, None, Some(&mut records));
+        writer.leaf_batch = 8;
+        apply_with(writer, &copy(&["t"], "/t"), &sources, &HashMap::new()).unwrap();
+        records.finish().unwrap();
         // When the walk reaches the last directory, the 50 files before it
         // are found, and all but a batch's worth of them copied.
         let written = view.written.lock().unwrap().clone();
         let last = written.iter().find(|(path, _)| path == "/t/s5").unwrap();
         assert!((43..=50).contains(&last.1), "{written:?}");
-        // Everything is there, the link stays one file with its first
-        // (batches apart), and the records come in path order.
+        // Everything is there and recorded with its source's stamp, and
+        // the link stays one file with its first (batches apart).
+        let recorded = CopiedFiles::read(&recorded).unwrap();
+        assert_eq!(recorded.len(), 60, "the link is not a copy");
         for d in 0..6 {
             for f in 0..10 {
-                let got = fs::read_to_string(upper.join(format!("t/s{d}/f{f}"))).unwrap();
-                assert_eq!(got, format!("{d}.{f}"));
+                let rel = format!("t/s{d}/f{f}");
+                assert_eq!(
+                    fs::read_to_string(upper.join(&rel)).unwrap(),
+                    format!("{d}.{f}")
+                );
+                let source = fs::symlink_metadata(ctx.join(&rel)).unwrap();
+                let stamp = recorded.get(Path::new(&rel));
+                assert_eq!(stamp, Some(SourceStamp::of(&source)), "{rel}");
             }
         }
         let ino = |p: &str| upper.join(p).symlink_metadata().unwrap().ino();
         assert_eq!(ino("t/s5/link"), ino("t/s0/f0"));
-        let paths: Vec<&Path> = copied.iter().map(|(p, _)| p.as_path()).collect();
-        assert_eq!(paths.len(), 60, "the link is not a copy");
-        assert!(paths.is_sorted(), "{paths:?}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::future::{BoxFuture, FutureExt};
-use rbuild_cache::{SourceStamp, Store};
+use rbuild_cache::{CopiedWriter, Store};
 use rbuild_frontend::IgnoreMatcher;
 use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, FileOp};
 
@@ -156,7 +156,8 @@ impl SolveOp for File<'_> {
             // `--no-cache` copies everything afresh (and records for later).
             let share = !solver.opts.ignores_cache(i);
             let lookup = lineage.clone().filter(|_| share);
-            let (copied, shared_from) = tokio::task::spawn_blocking(move || {
+            let mut records = lineage.as_ref().map(|_| step.copied_writer()).transpose()?;
+            let shared_from = tokio::task::spawn_blocking(move || {
                 let found = lookup.and_then(|l| previous_snapshot(&store, &l));
                 let (shared_from, previous) = found.unzip();
                 let inputs = FileInputs {
@@ -167,14 +168,19 @@ impl SolveOp for File<'_> {
                     ignore: &ignore,
                     remotes: &remotes,
                 };
-                apply_file_op(&op, &lowers, &upper, &inputs, previous.as_ref())
-                    .map(|copied| (copied, shared_from))
+                apply_file_op(
+                    &op,
+                    &lowers,
+                    &upper,
+                    &inputs,
+                    previous.as_ref(),
+                    records.as_mut(),
+                )?;
+                records.map_or(Ok(()), |r| r.finish().map_err(|e| e.to_string()))?;
+                Ok::<_, String>(shared_from)
             })
             .await
             .map_err(|e| e.to_string())??;
-            if lineage.is_some() {
-                step.record_copied(&copied)?;
-            }
             if let Some(from) = shared_from {
                 step.record_shared_from(&from)?;
             }
@@ -252,15 +258,16 @@ struct FileInputs<'a> {
     remotes: &'a [(usize, Fetched)],
 }
 
-/// Applies `op`, sharing unchanged files with `previous`; returns the
-/// stamps of the context files it copied.
+/// Applies `op`, sharing unchanged files with `previous`; the stamps of
+/// the context files it copies go to `records`.
 fn apply_file_op(
     op: &FileOp,
     lowers: &[PathBuf],
     upper: &Path,
     inputs: &FileInputs<'_>,
     previous: Option<&fileop::Previous>,
-) -> Result<Vec<(PathBuf, SourceStamp)>, String> {
+    records: Option<&mut CopiedWriter>,
+) -> Result<(), String> {
     let host = HostTree::new(inputs.context_dir);
     let stacks: Vec<Option<LayerStack>> = inputs
         .sources
@@ -309,7 +316,7 @@ fn apply_file_op(
             (*a, remote)
         })
         .collect();
-    fileop::apply_sharing(op, lowers, upper, &views, &remotes, previous)
+    fileop::apply_sharing(op, lowers, upper, &views, &remotes, previous, records)
 }
 
 /// A linked copy is made on an empty tree, with no /etc/passwd to read

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rbuild_cache::{CacheRecord, PendingSnapshot, SourceStamp};
+use rbuild_cache::{CacheRecord, CopiedWriter, PendingSnapshot};
 
 use super::ContentKey;
 use crate::error::StepFailure;
@@ -64,10 +64,10 @@ impl<'a> Step<'a> {
         self.pending.work_dir()
     }
 
-    /// Records the source stamps of the context files the step copied,
-    /// kept with its snapshot for the next run to share from.
-    pub(crate) fn record_copied(&self, files: &[(PathBuf, SourceStamp)]) -> Result<(), String> {
-        self.pending.record_copied(files).map_err(|e| e.to_string())
+    /// Starts the record of the source stamps of the context files the
+    /// step copies, kept with its snapshot for the next run to share from.
+    pub(crate) fn copied_writer(&self) -> Result<CopiedWriter, String> {
+        self.pending.copied_writer().map_err(|e| e.to_string())
     }
 
     /// Records that the step's copy shares files with snapshot `from`, so
