@@ -22,14 +22,6 @@ pub trait FsView {
     /// The host path holding `path` itself (no symlink followed), if it exists.
     fn locate(&self, path: &str) -> Option<PathBuf>;
 
-    /// [`Self::locate`], with the metadata of what is there (not
-    /// following a symlink).
-    fn locate_with_metadata(&self, path: &str) -> Option<(PathBuf, Metadata)> {
-        let host = self.locate(path)?;
-        let meta = host.symlink_metadata().ok()?;
-        Some((host, meta))
-    }
-
     /// The names in the directory at `path`, sorted.
     fn list(&self, path: &str) -> io::Result<Vec<String>>;
 
@@ -66,13 +58,6 @@ impl FsView for HostTree {
     fn locate(&self, path: &str) -> Option<PathBuf> {
         let p = host_join(&self.root, path);
         p.symlink_metadata().ok().map(|_| p)
-    }
-
-    /// One `lstat` for both.
-    fn locate_with_metadata(&self, path: &str) -> Option<(PathBuf, Metadata)> {
-        let p = host_join(&self.root, path);
-        let meta = p.symlink_metadata().ok()?;
-        Some((p, meta))
     }
 
     fn list(&self, path: &str) -> io::Result<Vec<String>> {
