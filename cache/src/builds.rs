@@ -197,13 +197,8 @@ mod tests {
         store.put_file_list(&kept, &list).unwrap();
         store.put_file_list(&orphan, &list).unwrap();
         let ingredients = crate::KeyIngredients {
-            version: crate::INGREDIENTS_VERSION,
-            platform: String::from("linux/amd64"),
-            definition: "d".repeat(64),
             inputs: vec![crate::KeyInput::Content(kept.clone())],
-            vars: Vec::new(),
-            remotes: Vec::new(),
-            base_image: None,
+            ..crate::KeyIngredients::new("linux/amd64", "d".repeat(64))
         };
         let record = crate::CacheRecord {
             snapshots: Vec::new(),

@@ -92,6 +92,24 @@ pub struct KeyIngredients {
     pub base_image: Option<String>,
 }
 
+impl KeyIngredients {
+    /// The ingredients, in the current scheme ([`INGREDIENTS_VERSION`]),
+    /// of a step for `platform` whose op's definition digests to
+    /// `definition`: no inputs, variables, remote sources or base image
+    /// until they are set.
+    pub fn new(platform: impl Into<String>, definition: impl Into<String>) -> Self {
+        Self {
+            version: INGREDIENTS_VERSION,
+            platform: platform.into(),
+            definition: definition.into(),
+            inputs: Vec::new(),
+            vars: Vec::new(),
+            remotes: Vec::new(),
+            base_image: None,
+        }
+    }
+}
+
 /// A build arg or ENV value a step uses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepVar {
@@ -195,9 +213,6 @@ mod tests {
             added: true,
             created: 42,
             ingredients: Some(KeyIngredients {
-                version: INGREDIENTS_VERSION,
-                platform: String::from("linux/amd64"),
-                definition: "cd".repeat(32),
                 inputs: vec![
                     KeyInput::State(key),
                     KeyInput::Content(String::from("sum")),
@@ -208,8 +223,8 @@ mod tests {
                     origin: VarOrigin::Arg,
                     value: String::from("1.2"),
                 }],
-                remotes: Vec::new(),
                 base_image: Some(String::from("sha256:00")),
+                ..KeyIngredients::new("linux/amd64", "cd".repeat(32))
             }),
             content_key: Some(CacheKey::parse(&"ef".repeat(32)).unwrap()),
         };

@@ -24,13 +24,10 @@ fn var(name: &str, origin: VarOrigin, value: &str) -> StepVar {
 /// A COPY of the context on a step's state, with one ARG.
 fn ingredients() -> KeyIngredients {
     KeyIngredients {
-        version: INGREDIENTS_VERSION,
-        platform: String::from("linux/amd64"),
-        definition: "d".repeat(64),
         inputs: vec![KeyInput::State(key("a")), KeyInput::Content("c".repeat(64))],
         vars: vec![var("VERSION", VarOrigin::Arg, "1.0")],
-        remotes: Vec::new(),
         base_image: Some(BUSYBOX_OLD.to_string()),
+        ..KeyIngredients::new("linux/amd64", "d".repeat(64))
     }
 }
 

@@ -1,14 +1,20 @@
 //! A persistent stack: each push is one link onto the stack before it, so
 //! a copy of the stack at any moment costs one reference count, whatever
-//! its length. The op graph's shared environments ([`crate::graph::Env`])
-//! and step variables ([`crate::graph::UsedVars`]) are built on it.
+//! its length. Each link also holds the digest of every item up to it, so
+//! what a copy holds is named in constant time too. The op graph's shared
+//! lists ([`crate::stacked::Stacked`]: environments, step variables) are
+//! built on it.
 
 use std::sync::Arc;
+
+use crate::stacked::Digested;
 
 /// One item pushed onto the links before it.
 struct Link<T> {
     before: Option<Arc<Link<T>>>,
     item: T,
+    /// blake3 of the digest before it and this item.
+    digest: [u8; 32],
 }
 
 impl<T> Drop for Link<T> {
@@ -43,21 +49,33 @@ impl<T> Clone for Chain<T> {
     }
 }
 
-impl<T> Chain<T> {
+impl<T: Digested> Chain<T> {
     /// This chain with `item` pushed on top (constant time).
     pub(crate) fn with(&self, item: T) -> Self {
+        let mut h = blake3::Hasher::new();
+        h.update(&self.digest());
+        item.hash_into(&mut h);
         Self {
             last: Some(Arc::new(Link {
                 before: self.last.clone(),
                 item,
+                digest: *h.finalize().as_bytes(),
             })),
         }
     }
+}
 
+impl<T> Chain<T> {
     /// The items, the latest first.
     pub(crate) fn newest_first(&self) -> impl Iterator<Item = &T> {
         std::iter::successors(self.last.as_deref(), |link| link.before.as_deref())
             .map(|link| &link.item)
+    }
+
+    /// The digest of the items in the order they were pushed (all zeros
+    /// for none), in constant time: equal digests, equal pushes.
+    pub(crate) fn digest(&self) -> [u8; 32] {
+        self.last.as_ref().map_or([0; 32], |link| link.digest)
     }
 }
 
@@ -65,12 +83,27 @@ impl<T> Chain<T> {
 mod tests {
     use super::*;
 
+    impl Digested for u32 {
+        fn hash_into(&self, h: &mut blake3::Hasher) {
+            h.update(&self.to_le_bytes());
+        }
+    }
+
     #[test]
     fn a_copy_keeps_what_it_had_when_taken() {
         let a = Chain::default().with(1).with(2);
         let b = a.with(3);
         assert_eq!(a.newest_first().copied().collect::<Vec<_>>(), [2, 1]);
         assert_eq!(b.newest_first().copied().collect::<Vec<_>>(), [3, 2, 1]);
+    }
+
+    #[test]
+    fn the_digest_names_the_pushes_in_their_order() {
+        let a = Chain::default().with(1).with(2);
+        assert_eq!(a.digest(), Chain::default().with(1).with(2).digest());
+        assert_ne!(a.digest(), Chain::default().with(2).with(1).digest());
+        assert_ne!(a.digest(), a.with(3).digest());
+        assert_eq!(Chain::<u32>::default().digest(), [0; 32]);
     }
 
     #[test]

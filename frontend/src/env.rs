@@ -1,48 +1,36 @@
-//! The environment of an exec op, shared between ops: each variable set
-//! in a stage is one link onto the environment before it, so a RUN holds
-//! its environment in constant time and space instead of a copy of every
-//! variable. The `KEY=value` list is built the first time it is read (the
-//! solver's key encoding, the sandbox's spec), and serializes exactly as a
-//! plain list does.
+//! The environment of an exec op ([`Env`]), shared between ops: each
+//! variable set in a stage is one set stacked on the environment before
+//! it (see [`crate::stacked`]), so a RUN holds its environment in constant
+//! time and space instead of a copy of every variable. The `KEY=value`
+//! list is built the first time it is read (the sandbox's spec).
 
 use std::collections::HashMap;
-use std::fmt;
-use std::ops::Deref;
-use std::sync::{Arc, OnceLock};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-use crate::chain::Chain;
+use crate::stacked::{Digested, Stacked, Stacking, hash_field};
 
 /// An exec's environment as `KEY=value`, in declaration order: a name set
 /// again keeps its first position. Reads as a `[String]`.
-#[derive(Clone, Default)]
-pub struct Env {
-    /// Entries as given (an image's environment, a deserialized list).
-    base: Arc<Vec<String>>,
-    /// The sets on top of `base`, as (key, value).
-    sets: Chain<(String, String)>,
-    /// `base` with the sets applied, once read.
-    list: OnceLock<Vec<String>>,
+pub type Env = Stacked<EnvSets>;
+
+/// How an [`Env`] is made: the given `KEY=value` entries, then every set
+/// `(key, value)` in order, a name set again in its place.
+pub enum EnvSets {}
+
+impl Digested for (String, String) {
+    fn hash_into(&self, h: &mut blake3::Hasher) {
+        hash_field(h, self.0.as_bytes());
+        hash_field(h, self.1.as_bytes());
+    }
 }
 
-impl Env {
-    /// This environment with `key` set to `value` (constant time).
-    pub fn with(&self, key: &str, value: &str) -> Self {
-        Self {
-            base: Arc::clone(&self.base),
-            sets: self.sets.with((key.to_string(), value.to_string())),
-            list: OnceLock::new(),
-        }
-    }
+impl Stacking for EnvSets {
+    type Entry = String;
+    type Set = (String, String);
 
-    /// `base`, then every set in order, a name set again in its place.
-    fn flatten(&self) -> Vec<String> {
-        let mut sets: Vec<&(String, String)> = self.sets.newest_first().collect();
-        sets.reverse();
-        let mut out = Vec::with_capacity(self.base.len() + sets.len());
+    fn flatten(base: &[String], sets: &[&(String, String)]) -> Vec<String> {
+        let mut out = Vec::with_capacity(base.len() + sets.len());
         let mut index: HashMap<&str, usize> = HashMap::new();
-        for entry in self.base.iter() {
+        for entry in base {
             let key = entry.split_once('=').map_or(entry.as_str(), |(k, _)| k);
             index.entry(key).or_insert(out.len());
             out.push(entry.clone());
@@ -61,50 +49,10 @@ impl Env {
     }
 }
 
-impl Deref for Env {
-    type Target = [String];
-
-    fn deref(&self) -> &[String] {
-        self.list.get_or_init(|| self.flatten())
-    }
-}
-
-impl From<Vec<String>> for Env {
-    fn from(entries: Vec<String>) -> Self {
-        Self {
-            base: Arc::new(entries),
-            ..Self::default()
-        }
-    }
-}
-
-impl PartialEq for Env {
-    fn eq(&self, other: &Self) -> bool {
-        self[..] == other[..]
-    }
-}
-
-impl<const N: usize> PartialEq<[&str; N]> for Env {
-    fn eq(&self, other: &[&str; N]) -> bool {
-        self[..] == other[..]
-    }
-}
-
-impl fmt::Debug for Env {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl Serialize for Env {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for Env {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Vec::<String>::deserialize(deserializer).map(Self::from)
+impl Env {
+    /// This environment with `key` set to `value` (constant time).
+    pub fn with(&self, key: &str, value: &str) -> Self {
+        self.with_set((key.to_string(), value.to_string()))
     }
 }
 
@@ -119,6 +67,22 @@ mod tests {
         assert_eq!(env, ["PATH=/x", "A=3", "B=2"]);
         // The environment it was built on is unchanged.
         assert_eq!(base, ["PATH=/bin", "A=1"]);
+    }
+
+    #[test]
+    fn the_digest_follows_the_entries_and_the_sets() {
+        let base = Env::from(vec![String::from("PATH=/bin")]);
+        let env = base.with("A", "1");
+        assert_eq!(env.digest(), base.with("A", "1").digest());
+        assert_ne!(env.digest(), base.with("A", "2").digest());
+        assert_ne!(env.digest(), base.digest());
+        let other_base = Env::from(vec![String::from("PATH=/usr/bin")]);
+        assert_ne!(env.digest(), other_base.with("A", "1").digest());
+        // No field runs into the next.
+        assert_ne!(
+            Env::default().with("AB", "C").digest(),
+            Env::default().with("A", "BC").digest()
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod instructions;
 pub mod lines;
 mod lower;
 pub mod quote;
+pub mod stacked;
 mod stages;
 mod used_vars;
 mod vars;

@@ -1,103 +1,57 @@
 //! The variables a step uses ([`UsedVars`]), shared between steps: a RUN
 //! uses every variable its stage set so far, so each RUN holds the stage's
-//! sets as they are at that point (one reference count) instead of a copy
-//! of them all. The by-name list is built the first time it is read (the
-//! solver's key ingredients), and serializes exactly as a plain list does.
+//! sets as they are at that point (see [`crate::stacked`]) instead of a
+//! copy of them all. The by-name list is built the first time it is read
+//! (when a step's record names them); cache keys hash its digest.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::ops::Deref;
-use std::sync::OnceLock;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::chain::Chain;
-use crate::graph::UsedVar;
+use crate::graph::{UsedVar, VarOrigin};
+use crate::stacked::{Digested, Stacked, Stacking, hash_field};
 
 /// The variables a step uses, by name. Reads as a `[UsedVar]`.
-#[derive(Clone, Default)]
-pub struct UsedVars {
-    /// Every set of a variable, for a step that uses them all.
-    sets: Chain<UsedVar>,
-    /// The latest set of each name, by name (or the list as given).
-    list: OnceLock<Vec<UsedVar>>,
+pub type UsedVars = Stacked<LatestByName>;
+
+/// How [`UsedVars`] are made: of the given variables and the sets on
+/// them, the latest set of each name, sorted by name.
+pub enum LatestByName {}
+
+impl Digested for UsedVar {
+    fn hash_into(&self, h: &mut blake3::Hasher) {
+        let origin = match self.origin {
+            VarOrigin::Arg => "arg",
+            VarOrigin::Env => "env",
+        };
+        hash_field(h, origin.as_bytes());
+        hash_field(h, self.name.as_bytes());
+        hash_field(h, self.value.as_bytes());
+    }
 }
 
-impl UsedVars {
-    /// All the variables of `sets`, each with its latest origin and value.
-    pub(crate) fn latest_of(sets: Chain<UsedVar>) -> Self {
-        Self {
-            sets,
-            list: OnceLock::new(),
-        }
-    }
+impl Stacking for LatestByName {
+    type Entry = UsedVar;
+    type Set = UsedVar;
 
-    /// The latest set of each name, sorted by name.
-    fn flatten(&self) -> Vec<UsedVar> {
+    fn flatten(base: &[UsedVar], sets: &[&UsedVar]) -> Vec<UsedVar> {
         let mut latest: BTreeMap<&str, &UsedVar> = BTreeMap::new();
-        for var in self.sets.newest_first() {
-            latest.entry(var.name.as_str()).or_insert(var);
+        for var in base.iter().chain(sets.iter().copied()) {
+            latest.insert(var.name.as_str(), var);
         }
         latest.into_values().cloned().collect()
     }
 }
 
-impl Deref for UsedVars {
-    type Target = [UsedVar];
-
-    fn deref(&self) -> &[UsedVar] {
-        self.list.get_or_init(|| self.flatten())
-    }
-}
-
-impl<'a> IntoIterator for &'a UsedVars {
-    type Item = &'a UsedVar;
-    type IntoIter = std::slice::Iter<'a, UsedVar>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.iter()
-    }
-}
-
-impl From<Vec<UsedVar>> for UsedVars {
-    fn from(list: Vec<UsedVar>) -> Self {
-        Self {
-            sets: Chain::default(),
-            list: OnceLock::from(list),
-        }
-    }
-}
-
-impl PartialEq for UsedVars {
-    fn eq(&self, other: &Self) -> bool {
-        self[..] == other[..]
-    }
-}
-
-impl Eq for UsedVars {}
-
-impl fmt::Debug for UsedVars {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-impl Serialize for UsedVars {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for UsedVars {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Vec::<UsedVar>::deserialize(deserializer).map(Self::from)
+impl UsedVars {
+    /// All the variables of `sets`, each with its latest origin and value.
+    pub(crate) fn latest_of(sets: Chain<UsedVar>) -> Self {
+        Self::on(sets)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::VarOrigin;
 
     fn var(name: &str, origin: VarOrigin, value: &str) -> UsedVar {
         UsedVar {
@@ -122,6 +76,18 @@ mod tests {
         let later = sets.with(var("C", VarOrigin::Arg, "4"));
         assert_eq!(used.len(), 2);
         assert_eq!(UsedVars::latest_of(later).len(), 3);
+    }
+
+    #[test]
+    fn the_digest_changes_with_a_value_or_an_origin() {
+        let of = |origin, value| {
+            let sets = Chain::default().with(var("A", origin, value));
+            UsedVars::latest_of(sets).digest()
+        };
+        assert_eq!(of(VarOrigin::Arg, "1"), of(VarOrigin::Arg, "1"));
+        assert_ne!(of(VarOrigin::Arg, "1"), of(VarOrigin::Arg, "2"));
+        assert_ne!(of(VarOrigin::Arg, "1"), of(VarOrigin::Env, "1"));
+        assert_ne!(of(VarOrigin::Arg, "1"), UsedVars::default().digest());
     }
 
     #[test]

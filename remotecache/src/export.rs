@@ -397,15 +397,7 @@ mod tests {
             key: entry(c).key,
         };
         let mut explained = entry('b');
-        explained.ingredients = Some(rbuild_cache::KeyIngredients {
-            version: rbuild_cache::INGREDIENTS_VERSION,
-            platform: String::from("linux/amd64"),
-            definition: String::from("d"),
-            inputs: Vec::new(),
-            vars: Vec::new(),
-            remotes: Vec::new(),
-            base_image: None,
-        });
+        explained.ingredients = Some(rbuild_cache::KeyIngredients::new("linux/amd64", "d"));
         let steps = [step('b', 3), step('a', 2), step('c', 4)];
         let config = assemble(
             vec![

@@ -353,15 +353,7 @@ mod tests {
             Some(key('c'))
         );
         assert_eq!(caches.lookup(&key('b')), None);
-        let ingredients = KeyIngredients {
-            version: rbuild_cache::INGREDIENTS_VERSION,
-            platform: String::from("linux/amd64"),
-            definition: String::from("d"),
-            inputs: Vec::new(),
-            vars: Vec::new(),
-            remotes: Vec::new(),
-            base_image: None,
-        };
+        let ingredients = KeyIngredients::new("linux/amd64", "d");
         caches.alias(&key('b'), &key('c'), &ingredients);
         let found = caches.lookup(&key('b')).unwrap();
         assert_eq!(found.content_key, Some(key('c')));

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use rbuild_cache::{CacheKey, INGREDIENTS_VERSION, KeyIngredients, KeyInput, StepVar, VarOrigin};
+use rbuild_cache::{CacheKey, KeyIngredients, KeyInput, StepVar, VarOrigin};
 use rbuild_frontend::graph::{
     self, BuildGraph, CopyAction, FileAction, FileOp, MountKind, Node, Op,
 };
@@ -58,13 +58,14 @@ pub fn compute<E>(
             _ => Vec::new(),
         };
         let mine = KeyIngredients {
-            version: INGREDIENTS_VERSION,
-            platform: node.platform.as_deref().unwrap_or(platform).to_string(),
-            definition: definition_digest(&node.op),
             inputs,
             vars: step_vars(node),
             remotes,
             base_image: base_image.clone(),
+            ..KeyIngredients::new(
+                node.platform.as_deref().unwrap_or(platform),
+                definition_digest(&node.op),
+            )
         };
         keys.push(key_of(&mine));
         // A linked copy's layer does not depend on what is below it.
@@ -259,7 +260,8 @@ fn hash_field(h: &mut blake3::Hasher, bytes: &[u8]) {
 /// Golden keys: each pins the key of a small graph, computed without root
 /// or store, so that a change of the encoding, of the ingredients or of
 /// the hashing fails here before it silently invalidates every cache.
-/// A deliberate change bumps [`INGREDIENTS_VERSION`] and these values.
+/// A deliberate change bumps [`rbuild_cache::INGREDIENTS_VERSION`] and these
+/// values.
 #[cfg(test)]
 mod tests {
     use rbuild_frontend::config::ImageConfig;
@@ -454,21 +456,22 @@ mod tests {
                 stage: String::from("stage-0"),
                 ordinal: 2,
                 instruction: String::from("RUN echo hi > /f"),
-                vars: vec![used("VERSION", "1.2"), used("NPM_TOKEN", token)].into(),
+                // By name, as lowering lists them.
+                vars: vec![used("NPM_TOKEN", token), used("VERSION", "1.2")].into(),
             });
             keys_of(&graph(vec![image("busybox", BUSYBOX), run]))
         };
         let k = with("hunter2");
         assert_eq!(
             k.keys[1].as_str(),
-            "82aa875cf6bfb325d97249898b71b1321737cee86c84ad4af35c2fdf41248966"
+            "e7751630befcb04139c67dd01d4d2ec3e6f3522474c867dd35671c2f3590fc9e"
         );
         let vars = &k.ingredients[1].vars;
         assert_eq!(
-            (vars[0].name.as_str(), vars[0].value.as_str()),
+            (vars[1].name.as_str(), vars[1].value.as_str()),
             ("VERSION", "1.2")
         );
-        assert!(vars[1].value.starts_with("redacted:") && !vars[1].value.contains("hunter2"));
+        assert!(vars[0].value.starts_with("redacted:") && !vars[0].value.contains("hunter2"));
         assert_ne!(
             with("hunter3").keys[1],
             k.keys[1],
