@@ -49,6 +49,21 @@ pub fn checksum_dir(
         ContextModes::OnDisk,
     )
 }
+/// The cache key of every node of `graph` for `platform`, in graph order,
+/// with every context selection keyed as `context_sum`: what computing
+/// keys costs without a context to read. For benchmarks and diagnostics.
+pub fn graph_keys(
+    graph: &rbuild_frontend::graph::BuildGraph,
+    platform: &str,
+    context_sum: &str,
+) -> Vec<rbuild_cache::CacheKey> {
+    let remotes = std::collections::HashMap::new();
+    let sum = |_: &[&rbuild_frontend::graph::CopyAction]| Ok::<_, ()>(context_sum.to_string());
+    match keys::compute(graph, platform, &remotes, sum) {
+        Ok(keys) => keys.keys,
+        Err((_, ())) => unreachable!("the context sum never fails"),
+    }
+}
 pub use image::{ImageResolver, LAYOUT_PREFIX, PulledImage};
 pub use imported::{ImportedCache, ImportedResult, ImportedStep};
 pub use modes::ContextModes;
