@@ -3,19 +3,104 @@
 //! blob made sure of. Several layers at once: each export ends in syncs
 //! (the blob, the layer record) that are waits rather than work, and
 //! concurrent syncs share the filesystem's journal commits.
+//!
+//! The layers the targets' steps make are exported while the solve goes
+//! on, each as soon as its step made it ([`EarlyExports`]), so that at the
+//! end only the last is left: the export at the end finds the others'
+//! layer records in the store.
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 
-use rbuild_cache::LayerRecord;
-use rbuild_exporter::ExportOptions;
-use rbuild_solver::Layer;
+use rbuild_cache::{LayerRecord, Store};
+use rbuild_exporter::{Compression, ExportOptions};
+use rbuild_frontend::graph::BuildGraph;
+use rbuild_solver::{Layer, Target};
 
 use crate::remote_cache;
 use crate::{BuildError, BuildRequest, Session};
 
 /// How many layers are exported at once.
 const WORKERS: usize = 8;
+
+/// How the layers of an image in the store are exported at `epoch`
+/// (`SOURCE_DATE_EPOCH`): uncompressed, with OCI media types.
+pub(crate) fn export_options(epoch: Option<i64>) -> ExportOptions {
+    ExportOptions {
+        compression: Compression::Uncompressed,
+        source_date_epoch: epoch,
+        oci_mediatypes: true,
+    }
+}
+
+/// The layers of a solve's targets exported while it goes on, each on a
+/// thread of its own as soon as a step made it. A failed export is left
+/// for the export at the end, which makes it again and reports it.
+pub(crate) struct EarlyExports {
+    store: Store,
+    opts: ExportOptions,
+    /// The nodes whose layers are the targets': each target's node and
+    /// those its filesystem is made on.
+    nodes: HashSet<usize>,
+    running: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl EarlyExports {
+    /// Exports to `store` as `opts` say the layers made by the nodes of
+    /// `graph` that the filesystems of `targets` are made of.
+    pub(crate) fn new(
+        store: Store,
+        opts: ExportOptions,
+        graph: &BuildGraph,
+        targets: &[Target],
+    ) -> Self {
+        let mut nodes = HashSet::new();
+        for target in targets {
+            // A step's filesystem is its input 0's, plus its own layer.
+            let mut node = Some(target.node.0);
+            while let Some(n) = node.filter(|n| nodes.insert(*n)) {
+                node = graph.nodes[n].inputs.first().map(|input| input.0);
+            }
+        }
+        EarlyExports {
+            store,
+            opts,
+            nodes,
+            running: Mutex::default(),
+        }
+    }
+
+    /// Node `node` made the snapshot `id`: exported now if it is a
+    /// layer of a target.
+    pub(crate) fn made(&self, node: usize, id: &str) {
+        if !self.nodes.contains(&node) {
+            return;
+        }
+        let (store, opts, id) = (self.store.clone(), self.opts, id.to_string());
+        let export = std::thread::spawn(move || {
+            drop(rbuild_exporter::export_layer(&store, &id, &opts));
+        });
+        self.running.lock().expect("poisoned").push(export);
+    }
+
+    /// Waits for the exports under way.
+    pub(crate) fn finish(&self) {
+        let running = std::mem::take(&mut *self.running.lock().expect("poisoned"));
+        for export in running {
+            // A panicked export is made again at the end, and fails there.
+            drop(export.join());
+        }
+    }
+}
+
+impl Drop for EarlyExports {
+    /// No export outlives the build.
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
 
 /// The layer records of `state`, bottom first; the first failure (in
 /// layer order) if any fails, after which no further layer is started.

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures::future::try_join_all;
 use rbuild_cache::CacheKey;
-use rbuild_exporter::{Compression, ExportOptions, ImageSpec, StoredImage};
+use rbuild_exporter::{ImageSpec, StoredImage};
 use rbuild_frontend::graph::{BuildGraph, NetworkMode, NodeId, Op};
 use rbuild_frontend::input::read_input;
 use rbuild_frontend::{BaseImage, BuildOptions, Dockerfile, parse_dockerignore};
@@ -19,6 +20,7 @@ use crate::base_check::BaseChecks;
 use crate::epoch::{self, EpochSource};
 use crate::events::{Event, EventSink, Recorder};
 use crate::history::mark_history;
+use crate::layers::EarlyExports;
 use crate::named;
 use crate::output::Output;
 use crate::platforms::Annotations;
@@ -78,7 +80,19 @@ pub fn build(
         epoch,
     };
     let mut imported = remote_cache::import(session, request, &recorder);
-    let (solved, records) = match solve(session, request, &plan, &imported, &recorder, cancel) {
+    let opts = crate::layers::export_options(epoch);
+    let early = Arc::new(EarlyExports::new(
+        session.store.clone(),
+        opts,
+        &graph,
+        &targets,
+    ));
+    let solving = Solving {
+        plan: &plan,
+        recorder: &recorder,
+        early: &early,
+    };
+    let (solved, records) = match solve(session, request, &solving, &imported, cancel) {
         // A cache blob that is gone or damaged: build without the caches.
         Err(BuildError::Solve(e))
             if (imported.as_ref())
@@ -89,10 +103,11 @@ pub fn build(
                 message: format!("cache import dropped, building without it: {e}"),
             });
             imported = None;
-            solve(session, request, &plan, &imported, &recorder, cancel)?
+            solve(session, request, &solving, &imported, cancel)?
         }
         other => other?,
     };
+    early.finish();
     if cancel.is_cancelled() {
         return Err(BuildError::Cancelled);
     }
@@ -350,6 +365,14 @@ struct SolvePlan<'a> {
     epoch: Option<i64>,
 }
 
+/// A solve's plan and who is told of its progress and of the layers its
+/// steps make.
+struct Solving<'a> {
+    plan: &'a SolvePlan<'a>,
+    recorder: &'a Arc<Recorder>,
+    early: &'a Arc<EarlyExports>,
+}
+
 /// Solves the plan (with the imported caches, if any): one result per
 /// target, in order, and every node's record key. A tripped `cancel`
 /// stops it: no step starts after it, the running ones are killed, and
@@ -357,11 +380,15 @@ struct SolvePlan<'a> {
 fn solve(
     session: &Session,
     request: &BuildRequest,
-    plan: &SolvePlan,
-    imported: &Option<std::sync::Arc<ImportedCaches>>,
-    recorder: &std::sync::Arc<Recorder>,
+    solving: &Solving,
+    imported: &Option<Arc<ImportedCaches>>,
     cancel: &CancelToken,
 ) -> Result<(Vec<SolveResult>, Vec<CacheKey>), BuildError> {
+    let Solving {
+        plan,
+        recorder,
+        early,
+    } = solving;
     if cancel.is_cancelled() {
         return Err(BuildError::Cancelled);
     }
@@ -387,9 +414,11 @@ fn solve(
             session.images.clone(),
             plan.graph.clone(),
             options,
-            recorder.clone(),
+            (*recorder).clone(),
         )
         .await?;
+        let early = (*early).clone();
+        solver.on_layer_made(Box::new(move |node, id| early.made(node, id)));
         if let Some(previous) = previous::previous_build(session, request) {
             solver.compare_with(previous);
         }
@@ -481,11 +510,7 @@ fn export_image(
         annotations,
         inline_cache,
     } = image;
-    let opts = ExportOptions {
-        compression: Compression::Uncompressed,
-        source_date_epoch: epoch,
-        oci_mediatypes: true,
-    };
+    let opts = crate::layers::export_options(epoch);
     let layers = crate::layers::export_layers(session, request, &result.state, &opts)?;
     let (history, created) = mark_history(&graph.history, &result, &graph.layer_nodes, epoch);
     // `--label` values win over the Dockerfile's LABELs, as BuildKit's.

@@ -69,5 +69,5 @@ pub use imported::{ImportedCache, ImportedResult, ImportedStep};
 pub use modes::ContextModes;
 pub use progress::{Progress, VertexStatus};
 pub use rbuild_explain::Cause;
-pub use schedule::{SolveOptions, SolveResult, Solver, Target};
+pub use schedule::{LayerMade, SolveOptions, SolveResult, Solver, Target};
 pub use state::Layer;

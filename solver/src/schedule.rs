@@ -169,7 +169,13 @@ pub struct Solver {
     content_of: Mutex<HashMap<CacheKey, CacheKey>>,
     /// The copies being made ahead of their bases.
     pub(crate) staging: Staging,
+    /// Told of every layer a step makes (see [`Self::on_layer_made`]).
+    layer_made: Option<LayerMade>,
 }
+
+/// What is told of a layer a step made: the step's node and the new
+/// snapshot's id.
+pub type LayerMade = Box<dyn Fn(usize, &str) + Send + Sync>;
 
 impl Solver {
     /// Fetches remote ADD sources, computes every vertex's cache key
@@ -245,6 +251,7 @@ impl Solver {
             writes: Mutex::default(),
             content_of: Mutex::default(),
             staging: Staging::default(),
+            layer_made: None,
         })
     }
 
@@ -260,6 +267,13 @@ impl Solver {
     /// first source's first).
     pub fn compare_with_cache(&mut self, steps: &[ImportedStep]) {
         self.why.compare_with_cache(steps);
+    }
+
+    /// Tells `told` of each layer a step makes, as soon as its snapshot is
+    /// in the store (not of layers found in the cache): a build exports
+    /// its image's layers while the later steps run.
+    pub fn on_layer_made(&mut self, told: LayerMade) {
+        self.layer_made = Some(told);
     }
 
     /// The platform node `i` is for: its own, else the target's.
@@ -437,6 +451,11 @@ impl Solver {
         if result.is_ok() && op.cacheable() {
             let kept = self.why.keep_lists(&self.store, &self.ingredients[i]);
             result = kept.map_err(StepFailure::from).and(result);
+        }
+        if let (Ok(made), Some(told)) = (&result, &self.layer_made)
+            && let (true, Some(Layer::Snapshot(id))) = (made.added, made.state.last())
+        {
+            told(i, id);
         }
         let status = match &result {
             Ok(_) => VertexStatus::Done(started.elapsed()),

@@ -7,6 +7,7 @@ mod conformance;
 mod copy_sharing;
 mod digests;
 mod docker_ci;
+mod early_export;
 mod explain;
 #[path = "../../executor/tests/support/host_mounts.rs"]
 mod host_mounts;
