@@ -60,12 +60,13 @@ pub struct CacheRecord {
 
 /// The version of [`KeyIngredients`] this rbuild writes (and of the key
 /// scheme hashed from them): bump it when what goes into a key changes.
-pub const INGREDIENTS_VERSION: u32 = 3;
+pub const INGREDIENTS_VERSION: u32 = 4;
 
 /// Everything a cache key is hashed from, in the order it is hashed: the
-/// key is a function of these fields alone (see the solver's `keys`), so a
-/// later build can say which one changed. Nothing of the machine is in
-/// them: no store path, snapshot id or host name.
+/// key is a function of these fields alone (see the solver's `keys`;
+/// `vars` is not hashed, `vars_digest` stands for it), so a later build
+/// can say which one changed. Nothing of the machine is in them: no store
+/// path, snapshot id or host name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyIngredients {
     /// The scheme: [`INGREDIENTS_VERSION`] when written.
@@ -77,9 +78,17 @@ pub struct KeyIngredients {
     pub definition: String,
     /// What each input contributes, by input position.
     pub inputs: Vec<KeyInput>,
-    /// The build args and ENV values the step uses, by name (the
-    /// definition holds them too; kept apart so a later build can name
-    /// the one that changed).
+    /// blake3 of the build args and ENV values the step uses, of the
+    /// sets that made them in their order (the frontend's
+    /// `UsedVars::digest`, computed as the stage is lowered, so that the
+    /// key of each of n RUNs costs no list of every variable before it);
+    /// empty for a vertex of no instruction.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vars_digest: String,
+    /// Those variables by name, as a record keeps them so that a later
+    /// build can name the one that changed: not hashed (`vars_digest`
+    /// stands for them) and listed only where a record is written or a
+    /// miss explained, never for a key alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vars: Vec<StepVar>,
     /// Checksums of the remote sources (ADD of a URL or git repository)
@@ -103,6 +112,7 @@ impl KeyIngredients {
             platform: platform.into(),
             definition: definition.into(),
             inputs: Vec::new(),
+            vars_digest: String::new(),
             vars: Vec::new(),
             remotes: Vec::new(),
             base_image: None,

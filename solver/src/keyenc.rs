@@ -53,7 +53,9 @@ fn exec_fields(e: &mut Encoder, op: &ExecOp) {
         extras,
     } = op;
     e.strs("args", args);
-    e.strs("env", env);
+    // What the sets that made the environment were, in constant time (a
+    // RUN after n sets would otherwise write all n: n RUNs, n² entries).
+    e.str("env digest", &env.digest());
     e.str("cwd", cwd);
     e.str("user", user);
     let network = match network {

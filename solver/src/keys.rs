@@ -59,7 +59,11 @@ pub fn compute<E>(
         };
         let mine = KeyIngredients {
             inputs,
-            vars: step_vars(node),
+            vars_digest: node
+                .step
+                .as_ref()
+                .map(|s| s.vars.digest())
+                .unwrap_or_default(),
             remotes,
             base_image: base_image.clone(),
             ..KeyIngredients::new(
@@ -96,14 +100,16 @@ pub struct Keys {
 }
 
 /// The key hashed from `ingredients`: every field, length-prefixed, in the
-/// order of the struct, each input tagged with its kind.
+/// order of the struct, each input tagged with its kind; of the variables,
+/// their digest (the list is what a record shows of it).
 pub fn key_of(ingredients: &KeyIngredients) -> CacheKey {
     let KeyIngredients {
         version,
         platform,
         definition,
         inputs,
-        vars,
+        vars_digest,
+        vars: _,
         remotes,
         base_image,
     } = ingredients;
@@ -121,19 +127,9 @@ pub fn key_of(ingredients: &KeyIngredients) -> CacheKey {
         hash_field(&mut h, kind.as_bytes());
         hash_field(&mut h, value.as_bytes());
     }
-    for StepVar {
-        name,
-        origin,
-        value,
-    } in vars
-    {
-        let origin = match origin {
-            VarOrigin::Arg => "arg",
-            VarOrigin::Env => "env",
-        };
-        hash_field(&mut h, origin.as_bytes());
-        hash_field(&mut h, name.as_bytes());
-        hash_field(&mut h, value.as_bytes());
+    if !vars_digest.is_empty() {
+        hash_field(&mut h, b"vars");
+        hash_field(&mut h, vars_digest.as_bytes());
     }
     for sum in remotes {
         hash_field(&mut h, b"remote");
@@ -146,8 +142,18 @@ pub fn key_of(ingredients: &KeyIngredients) -> CacheKey {
     CacheKey::from_hash(&h.finalize())
 }
 
-/// The build args and ENV values node's step uses, as its ingredients
-/// record them (credential-looking values as a digest).
+/// `ingredients` (node's key's, or a content key's) with the build args
+/// and ENV values node's step uses listed by name (credential-looking
+/// values as a digest): what its record keeps and a miss is explained
+/// with. Listed only then: a RUN uses every variable set before it, and a
+/// list for each of n RUNs would cost n² to make.
+pub(crate) fn with_vars(node: &Node, mut ingredients: KeyIngredients) -> KeyIngredients {
+    ingredients.vars = step_vars(node);
+    ingredients
+}
+
+/// The build args and ENV values node's step uses, by name, as records
+/// keep them.
 fn step_vars(node: &Node) -> Vec<StepVar> {
     let vars = node.step.iter().flat_map(|s| &s.vars);
     vars.map(|v| StepVar {
@@ -365,7 +371,7 @@ mod tests {
         let k = keys_of(&graph(vec![image("busybox", BUSYBOX)]));
         assert_eq!(
             hex(&k.keys),
-            ["fa15b49344bbec4a85d4eacec6af8969259082b6e0e8e0d24e1d68ca79722a75"]
+            ["d41d28ebacf7029278d729a9dbe4c832a6a9a1926139cdbcf750e3668b8dea60"]
         );
         assert_eq!(k.ingredients[0].base_image.as_deref(), Some(BUSYBOX));
     }
@@ -379,8 +385,8 @@ mod tests {
         assert_eq!(
             hex(&k.keys),
             [
-                "fa15b49344bbec4a85d4eacec6af8969259082b6e0e8e0d24e1d68ca79722a75",
-                "dfb6b818fb34fe3fa87120c80413062bfb59fa2c1710df4fbb5d44051ffa7bea",
+                "d41d28ebacf7029278d729a9dbe4c832a6a9a1926139cdbcf750e3668b8dea60",
+                "e7429831cccc85473bfac0c4adb6a57e41dfe0e25971321db082cd3fd3ae7ad1",
             ]
         );
         assert_eq!(k.records, k.keys, "a RUN is recorded under its key");
@@ -402,9 +408,9 @@ mod tests {
         assert_eq!(
             hex(&k.keys),
             [
-                "596473499d4fc3c0d0f1bd28737f8b44c5fd1fa1146b4f9fdc3927bb6ec9bc83",
-                "2ae8d3bc56d32169ea77d7aaff5e2f2f9501bc742dca42058bbd23d780185d3f",
-                "892c5855748cee60e7085a28b03fc2ae50f3cb5a50266aab00b0ac01bdb3583c",
+                "9f7957c2e3cd10f610de2097bcc0dc2c9bb6c9f67800be12a84477131a88f8d9",
+                "e74323cb7b278ce40e9cf236a0f2352282a39fba4856e3ee03fbb5b9fd8cd77c",
+                "57e0c63eaf518537f324adbc8ce8f1d64279f6ff47874bd3dfea9b220e96501e",
             ]
         );
         assert_eq!(
@@ -429,8 +435,8 @@ mod tests {
         assert_eq!(
             [busybox.keys[2].as_str(), busybox.records[2].as_str()],
             [
-                "2853fbd6cfc99e2b831a0f6e280aa2de489c8011f3a90ab6b76143f2f30dee86",
-                "5314d859e96c848f7926da32a4066bf38beee52c0885d38c03a023ad00dd8b97",
+                "e6b3946f5a93ce7d7cb1e6fc2c4892f85fc57157affbccfd918803b9c43dcb39",
+                "d4a7f85d7604d912d4372504f682f41cb2fa71c6c30881ef5f835efb4c75ba31",
             ]
         );
         assert_ne!(
@@ -459,24 +465,54 @@ mod tests {
                 // By name, as lowering lists them.
                 vars: vec![used("NPM_TOKEN", token), used("VERSION", "1.2")].into(),
             });
-            keys_of(&graph(vec![image("busybox", BUSYBOX), run]))
+            graph(vec![image("busybox", BUSYBOX), run])
         };
-        let k = with("hunter2");
+        let g = with("hunter2");
+        let k = keys_of(&g);
         assert_eq!(
             k.keys[1].as_str(),
-            "e7751630befcb04139c67dd01d4d2ec3e6f3522474c867dd35671c2f3590fc9e"
+            "599edf40ae3face37bec379dc7ec4eb91dc1ae5979f6ea777ef99a4dfd31c484"
         );
-        let vars = &k.ingredients[1].vars;
+        let ingredients = &k.ingredients[1];
+        assert_eq!(
+            ingredients.vars_digest,
+            g.nodes[1].step.as_ref().unwrap().vars.digest()
+        );
+        assert!(ingredients.vars.is_empty(), "a key lists no variables");
+        let recorded = with_vars(&g.nodes[1], ingredients.clone());
+        assert_eq!(key_of(&recorded), k.keys[1], "the list is not hashed");
+        let vars = &recorded.vars;
         assert_eq!(
             (vars[1].name.as_str(), vars[1].value.as_str()),
             ("VERSION", "1.2")
         );
         assert!(vars[0].value.starts_with("redacted:") && !vars[0].value.contains("hunter2"));
         assert_ne!(
-            with("hunter3").keys[1],
+            keys_of(&with("hunter3")).keys[1],
             k.keys[1],
             "a new secret value still counts"
         );
+    }
+
+    #[test]
+    fn a_run_keys_on_the_digest_of_its_environment_not_the_list() {
+        let run_with = |env: rbuild_frontend::graph::Env| {
+            let Op::Exec(mut exec) = run_echo() else {
+                unreachable!("an exec")
+            };
+            exec.env = env;
+            keys_of(&graph(vec![
+                image("busybox", BUSYBOX),
+                node(Op::Exec(exec), &[0]),
+            ]))
+            .keys[1]
+                .clone()
+        };
+        let base = rbuild_frontend::graph::Env::default().with("A", "1");
+        let key = run_with(base.with("B", "2"));
+        assert_eq!(key, run_with(base.with("B", "2")));
+        assert_ne!(key, run_with(base.with("B", "3")), "a value counts");
+        assert_ne!(key, run_with(base.with("C", "2")), "a name counts");
     }
 
     #[test]

@@ -143,7 +143,8 @@ pub struct Solver {
     pub(crate) keys: Vec<CacheKey>,
     /// What each node's result is recorded under (see [`keys::Keys`]).
     pub(crate) records: Vec<CacheKey>,
-    /// What each record key is hashed from, kept in its record.
+    /// What each record key is hashed from, kept in its record with the
+    /// variables listed (see [`Self::recorded`]).
     pub(crate) ingredients: Vec<KeyIngredients>,
     /// Fetched remote sources by (node, action).
     pub(crate) remotes: HashMap<(usize, usize), Fetched>,
@@ -437,7 +438,7 @@ impl Solver {
                 &self.store,
                 &self.graph,
                 i,
-                &self.ingredients[i],
+                &self.recorded(i, self.ingredients[i].clone()),
                 match (self.opts.no_cache, self.opts.no_cache_nodes.contains(&i)) {
                     (true, _) => NoCache::All,
                     (false, true) => NoCache::Filter,
@@ -495,6 +496,13 @@ impl Solver {
             let mut known = self.content_of.lock().expect("poisoned");
             known.insert(self.keys[i].clone(), key);
         }
+    }
+
+    /// What node `i`'s record keeps of `ingredients` (its key's or a
+    /// content key's): them with the step's variables listed (see
+    /// [`keys::with_vars`]).
+    pub(crate) fn recorded(&self, i: usize, ingredients: KeyIngredients) -> KeyIngredients {
+        keys::with_vars(&self.graph.nodes[i], ingredients)
     }
 
     /// Node `i`'s record ingredients with each input state named by the
@@ -571,7 +579,7 @@ impl Solver {
             && let Some(result) = self.usable(key, record.clone())?
         {
             let mine = CacheRecord {
-                ingredients: Some(self.ingredients[i].clone()),
+                ingredients: Some(self.recorded(i, self.ingredients[i].clone())),
                 content_key: Some(key.clone()),
                 ..record
             };
@@ -582,7 +590,8 @@ impl Solver {
             return Ok(None);
         };
         if let Some(imported) = &self.opts.imported {
-            imported.alias(&self.records[i], key, &self.ingredients[i]);
+            let ingredients = self.recorded(i, self.ingredients[i].clone());
+            imported.alias(&self.records[i], key, &ingredients);
         }
         Ok(Some(result))
     }

@@ -117,7 +117,7 @@ impl<'a> Step<'a> {
                 snapshots: snapshots.clone(),
                 added,
                 created,
-                ingredients: Some(ingredients),
+                ingredients: Some(solver.recorded(i, ingredients)),
                 content_key,
             };
             solver.record(key, record);
