@@ -266,14 +266,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(_) => signals::handle(signals::OnSignal::Forward)?,
         _ => {}
     }
-    if matches!(command, Command::Build(_) | Command::Run(_)) {
-        // Both run sandboxes: their seccomp filter is loaded meanwhile
-        // (compiled once, then kept in the store).
+    // Both run sandboxes: their seccomp filter is loaded meanwhile
+    // (compiled once, then kept in the store); held until the command ends.
+    let _seccomp = matches!(command, Command::Build(_) | Command::Run(_)).then(|| {
         rbuild_executor::precompile_seccomp(Some(rbuild_executor::SeccompCache {
             file: root.join("seccomp.bpf"),
             temp_dir: root.join("tmp"),
-        }));
-    }
+        }))
+    });
     match command {
         Command::Build(args) => cmd::build::run(&root, args, &cancel),
         Command::Run(args) => cmd::run::run(&root, args),

@@ -67,7 +67,7 @@ pub use network::prepare_one as prepare_network;
 pub use plan::DEFAULT_PATH;
 pub use ports::PortForward;
 pub use rootless::{IdMapping, enter_user_namespace};
-pub use seccomp::{ProgramCache as SeccompCache, precompile as precompile_seccomp};
+pub use seccomp::{Precompiling, ProgramCache as SeccompCache, precompile as precompile_seccomp};
 pub use ulimit::Ulimit;
 pub use users::{User, resolve as resolve_user};
 

@@ -387,14 +387,32 @@ pub struct ProgramCache {
 /// before the first sandbox (store, image, layers). `cache` names the file
 /// that keeps the compiled program for the processes to come (in the
 /// store): libseccomp takes 5-30 ms on this project's machine, where a
-/// sandbox start takes about 15 ms.
-pub fn precompile(cache: Option<ProgramCache>) {
+/// sandbox start takes about 15 ms. Keep what it returns until the
+/// process is done.
+pub fn precompile(cache: Option<ProgramCache>) -> Precompiling {
     if let Some(file) = cache {
         let _ = CACHE_FILE.set(file);
     }
-    let _ = std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name(String::from("seccomp"))
         .spawn(|| drop(default_program()));
+    Precompiling(thread.ok())
+}
+
+/// The thread [`precompile`] started; dropping this waits for it. A
+/// process that ended (a build failing at once) while the thread wrote
+/// the cache file would leave its temp file in the store's `tmp/`, and the
+/// next process would compile again: waiting costs at most what is left
+/// of one compile, on a store's first use only.
+#[must_use = "dropping it waits for the compile"]
+pub struct Precompiling(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Precompiling {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Docker's default profile for Docker's default capabilities, compiled on

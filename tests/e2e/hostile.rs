@@ -246,3 +246,32 @@ fn non_utf8_names_stay_byte_exact_from_context_to_layer_to_export() {
         std::fs::remove_dir_all(&local).unwrap();
     }
 }
+
+#[test]
+fn a_build_that_fails_at_once_leaves_the_store_tmp_empty_and_the_filter_compiled() {
+    // The first build of a store compiles the sandbox's seccomp filter on
+    // a thread of its own and keeps it in the store: a build that fails
+    // before the compile is done must wait for it rather than end while
+    // its temp file is in tmp/ (what made the test above fail under load).
+    let t = TestContext::new();
+    t.ok(&["images"]);
+    let ctx = t.context(
+        "ctx",
+        &[("Dockerfile", "FROM scratch\nCOPY missing.txt /\n")],
+    );
+    let out = t
+        .cmd(&["build", "-q", ctx.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("missing.txt"), "{}", text(&out));
+    let tmp: Vec<_> = std::fs::read_dir(t.root().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(tmp.is_empty(), "store tmp/ holds {tmp:?}");
+    assert!(
+        t.root().join("seccomp.bpf").is_file(),
+        "the compiled filter is kept"
+    );
+}

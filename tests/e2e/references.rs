@@ -261,13 +261,16 @@ fn history_lists_the_steps_newest_first_with_layer_sizes() {
         .expect("COPY step");
     assert!(copy.contains("MB"), "{copy}");
     // CREATED counts seconds up to the moment of each listing, so two
-    // listings a second boundary apart differ there: compare the rest.
+    // listings a second boundary apart differ there, and so does the
+    // padding after it ("Less than a second ago" fills the column, "1
+    // second ago" is padded): compare the rest.
     let again = t.stdout(&["image", "history", "app"]);
     assert_eq!(after_created(&again), after_created(&shown));
 }
 
-/// A history listing's rows without their CREATED column ("… ago"), which
-/// every row must have; the header is kept whole.
+/// A history listing's rows without their CREATED column ("… ago") and
+/// the padding after it, which every row must have; the header is kept
+/// whole.
 fn after_created(listing: &str) -> Vec<&str> {
     let mut lines = listing.lines();
     let header = lines.next().expect("a header");
@@ -275,6 +278,7 @@ fn after_created(listing: &str) -> Vec<&str> {
         row.split_once(" ago ")
             .unwrap_or_else(|| panic!("no CREATED in {row:?}"))
             .1
+            .trim_start()
     });
     std::iter::once(header).chain(rows).collect()
 }
