@@ -255,9 +255,22 @@ pub(crate) fn check_lineage(lineage: &str) -> Result<(), StoreError> {
 /// Writes `bytes` at `path` through a temp file in `tmp_dir` and a rename,
 /// without a sync: a hint that is checked when read.
 pub(crate) fn write_hint(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_hint_with(tmp_dir, path, |out| out.write_all(bytes))
+}
+
+/// [`write_hint`] of what `write` writes.
+pub(crate) fn write_hint_with(
+    tmp_dir: &Path,
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
     let tmp =
         tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_err("create temp file in", tmp_dir))?;
-    std::fs::write(tmp.path(), bytes).map_err(io_err("write", tmp.path()))?;
+    let mut out = std::io::BufWriter::new(tmp.as_file());
+    write(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(io_err("write", tmp.path()))?;
+    drop(out);
     tmp.persist(path)
         .map_err(|e| io_err("rename into", path)(e.error))?;
     Ok(())

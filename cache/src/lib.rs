@@ -339,7 +339,7 @@ impl Store {
             return None;
         }
         let index =
-            LayerIndex::decode(&std::fs::read(layer_index::index_path(&self.root, id)).ok()?)?;
+            LayerIndex::decode(std::fs::read(layer_index::index_path(&self.root, id)).ok()?)?;
         let record = self.layer_of_snapshot(id).ok()??;
         let holds = record.blob == index.blob && record.diff_id == record.blob.digest;
         holds.then_some(index)
@@ -349,10 +349,10 @@ impl Store {
     /// not synced).
     pub fn put_layer_index(&self, id: &str, index: &LayerIndex) -> Result<(), StoreError> {
         snapshots::check_id(id)?;
-        copied::write_hint(
+        copied::write_hint_with(
             &self.tmp_dir(),
             &layer_index::index_path(&self.root, id),
-            &index.encode(),
+            |out| index.write(out),
         )
     }
 
