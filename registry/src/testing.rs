@@ -50,18 +50,22 @@ impl TestRegistry {
     }
 
     fn launch(auth: AuthConfig<'_>) -> Self {
+        Self::launch_on_ports(auth, free_port)
+    }
+
+    /// Starts the server on a port `pick` gives, and on the next one if
+    /// the server ends before it listens: a port found free is only
+    /// closed again to be handed to the server, and in that moment
+    /// another socket (any connection's local end, with tests running in
+    /// parallel) may take it, which a wait for a connection alone would
+    /// only notice at its deadline.
+    fn launch_on_ports(auth: AuthConfig<'_>, mut pick: impl FnMut() -> u16) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("rbuild-registry")
             .tempdir()
             .expect("temp dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n",
             dir.path().join("data").display()
         );
         match auth {
@@ -84,35 +88,51 @@ impl TestRegistry {
                 tokens.cert.display()
             )),
         }
-        let config_path = dir.path().join("config.yml");
-        std::fs::write(&config_path, config).expect("write config");
         let binary = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .expect("docker-registry is installed (see .ci/run)");
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start docker-registry");
-        let registry = Self {
-            addr,
-            child,
-            _dir: dir,
-        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&registry.addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not start on {}",
-                registry.addr
-            );
-            std::thread::sleep(Duration::from_millis(25));
+        loop {
+            let addr = format!("127.0.0.1:{}", pick());
+            let config_path = dir.path().join("config.yml");
+            let http = format!("http:\n  addr: {addr}\n");
+            std::fs::write(&config_path, format!("{config}{http}")).expect("write config");
+            let mut child = Command::new(binary)
+                .arg("serve")
+                .arg(&config_path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start docker-registry");
+            while std::net::TcpStream::connect(&addr).is_err() {
+                if child.try_wait().expect("the registry's state").is_some() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "docker-registry did not start on {addr}"
+                );
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            if child.try_wait().expect("the registry's state").is_none() {
+                return Self {
+                    addr,
+                    child,
+                    _dir: dir,
+                };
+            }
         }
-        registry
     }
+}
+
+/// A port no socket holds at this moment.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 impl Drop for TestRegistry {
@@ -866,4 +886,28 @@ fn forward_until(mut from: TcpStream, mut to: TcpStream, marker: &[u8], n: usize
         tail = window[window.len() - keep..].to_vec();
     }
     let _ = to.shutdown(Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_taken_before_the_registry_listens_is_replaced_by_another() {
+        // A connection's local end holds the port the registry is given
+        // first, as one of a test running alongside may.
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let held = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        let taken = held.local_addr().unwrap().port();
+        let mut ports = std::iter::once(taken).chain(std::iter::repeat_with(free_port));
+        let registry =
+            TestRegistry::launch_on_ports(AuthConfig::Open, || ports.next().expect("ports"));
+        assert_ne!(registry.addr, format!("127.0.0.1:{taken}"));
+        let mut conn = TcpStream::connect(&registry.addr).unwrap();
+        conn.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+        drop(held);
+    }
 }
