@@ -100,6 +100,14 @@ fn assert_store_clean(t: &TestContext) {
     assert!(found.is_empty(), "written into the store: {found:?}");
 }
 
+/// What the store's `tmp/` holds (a finished command leaves nothing).
+fn store_tmp(t: &TestContext) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(t.root().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect()
+}
+
 fn assert_intact(files: &[(std::path::PathBuf, &str)]) {
     for (p, content) in files {
         assert_eq!(
@@ -161,10 +169,7 @@ fn hostile_layers_are_refused_on_export_copy_from_and_run() {
             assert!(text(&out).contains(message), "{dockerfile}: {}", text(&out));
             assert_intact(&files);
         }
-        let store_tmp: Vec<_> = std::fs::read_dir(t.root().join("tmp"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let store_tmp = store_tmp(&t);
         assert!(
             store_tmp.is_empty(),
             "{tag}: store tmp/ holds {store_tmp:?}"
@@ -265,10 +270,7 @@ fn a_build_that_fails_at_once_leaves_the_store_tmp_empty_and_the_filter_compiled
         .unwrap();
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("missing.txt"), "{}", text(&out));
-    let tmp: Vec<_> = std::fs::read_dir(t.root().join("tmp"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let tmp = store_tmp(&t);
     assert!(tmp.is_empty(), "store tmp/ holds {tmp:?}");
     assert!(
         t.root().join("seccomp.bpf").is_file(),
