@@ -85,16 +85,6 @@ impl IndexEntries {
         self.last_path.extend_from_slice(rest);
         self.count += 1;
     }
-
-    /// Entries pushed so far.
-    pub fn len(&self) -> u64 {
-        self.count
-    }
-
-    /// Whether none was pushed.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
 }
 
 /// The index of one layer blob.

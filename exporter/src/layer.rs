@@ -112,8 +112,9 @@ pub(crate) struct Body {
     pub path: PathBuf,
     /// Its size (the header's).
     pub size: u64,
-    /// Its device and inode.
+    /// Its device.
     pub dev: u64,
+    /// Its inode.
     pub ino: u64,
 }
 
