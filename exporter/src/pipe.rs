@@ -180,6 +180,30 @@ mod tests {
     }
 
     #[test]
+    fn the_opening_value_reaches_the_consumer_before_the_bytes() {
+        let out = piped_opening(
+            |opener: Opener<usize>| {
+                let mut w = opener.open(3)?;
+                w.write_all(b"abc")?;
+                Ok(w)
+            },
+            |first| Ok(vec![b'0' + first as u8]),
+        )
+        .unwrap();
+        assert_eq!(out, b"3abc");
+    }
+
+    #[test]
+    fn a_producer_failing_before_it_opens_says_why() {
+        let err = piped_opening(
+            |_: Opener<()>| Err(io::Error::other("no such snapshot")),
+            |()| -> io::Result<Vec<u8>> { panic!("never begun") },
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "no such snapshot");
+    }
+
+    #[test]
     fn a_failing_producer_error_is_returned() {
         let mut out = Vec::new();
         let err = piped(
