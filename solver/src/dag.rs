@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt, try_join_all};
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 
 use crate::error::StepFailure;
 
@@ -96,6 +96,8 @@ pub struct Dag<V: Vertices> {
     cancelled: AtomicBool,
     /// The first failure that was not a cancellation.
     first_failure: Mutex<Option<Failure>>,
+    /// Woken whenever a vertex is realized (see [`Dag::realized`]).
+    made: Notify,
 }
 
 impl<V: Vertices> Dag<V> {
@@ -122,6 +124,7 @@ impl<V: Vertices> Dag<V> {
             stop,
             cancelled: AtomicBool::new(false),
             first_failure: Mutex::new(None),
+            made: Notify::new(),
         }
     }
 
@@ -161,9 +164,26 @@ impl<V: Vertices> Dag<V> {
         let i = self.canonical[i];
         async move {
             let me = self.clone();
-            self.cells[i].get_or_init(|| me.compute(i)).await.clone()
+            let outcome = self.cells[i].get_or_init(|| me.compute(i)).await.clone();
+            self.made.notify_waiters();
+            outcome
         }
         .boxed()
+    }
+
+    /// Waits until vertex `i` is realized by whatever needs it, without
+    /// realizing it: a vertex nothing needs (its user was cached) is
+    /// waited for for ever, so this is raced against what does end.
+    pub async fn realized(&self, i: usize) -> Outcome<V::Output> {
+        loop {
+            let woken = self.made.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if let Some(outcome) = self.outcome(i) {
+                return outcome.clone();
+            }
+            woken.await;
+        }
     }
 
     async fn compute(self: Arc<Self>, i: usize) -> Outcome<V::Output> {
@@ -356,6 +376,24 @@ mod tests {
         let later = dag.clone().realize(3).await.unwrap_err();
         assert!(later.cancelled, "{later:?}");
         assert!(!fake.started().contains(&3), "{:?}", fake.started());
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_vertex_realizes_nothing_and_ends_when_it_is_made() {
+        let fake = Fake {
+            delay: Duration::from_millis(20),
+            ..Fake::default()
+        };
+        let (fake, dag) = dag_of(fake, vec![vec![], vec![0], vec![1]]);
+        let waiting = tokio::spawn({
+            let dag = dag.clone();
+            async move { dag.realized(1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(fake.started().is_empty(), "waiting started nothing");
+        assert!(!waiting.is_finished());
+        dag.clone().solve(2).await.unwrap();
+        assert_eq!(waiting.await.unwrap().unwrap(), [0, 1]);
     }
 
     #[tokio::test]

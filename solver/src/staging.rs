@@ -1,5 +1,7 @@
 //! A `COPY --from` staged before its base is ready (issue 19). As soon as
-//! its source stage is made, the copy is made on an empty tree in the
+//! its source is made — or the first state of the source stage that holds
+//! what it copies, when the later steps leave that alone (see
+//! [`crate::source_state`]) — the copy is made on an empty tree in the
 //! store's tmp — the expensive part: the walk, the file copies and the
 //! content key's checksum — while the steps its base waits for (an earlier
 //! COPY from a slower stage, say) still run. Once the base is made, the
@@ -25,12 +27,14 @@ use std::sync::{Arc, Mutex};
 use futures::future::{BoxFuture, FutureExt, Shared};
 use rbuild_cache::files::set_mtime;
 use rbuild_frontend::graph::{CopyAction, FileAction, FileOp};
+use rbuild_frontend::wildcard;
 
 use crate::context;
 use crate::dag::Dag;
 use crate::fileop::{self, Source};
 use crate::layered::{self, FsView, LayerStack};
 use crate::schedule::Solver;
+use crate::source_state;
 
 /// A copy that may be staged: its op, which input it copies from and the
 /// destination everything it writes is below.
@@ -64,6 +68,16 @@ impl Plan {
             source: copy.source_input,
             dest,
         })
+    }
+
+    /// The paths the copy selects in its source, clean, when none is a
+    /// wildcard (a wildcard's matches may grow with later steps).
+    fn plain_sources(&self) -> Option<Vec<String>> {
+        let [FileAction::Copy(copy)] = self.op.actions.as_slice() else {
+            return None;
+        };
+        let wild = copy.sources.iter().any(|s| wildcard::has_wildcards(s));
+        (!wild).then(|| copy.sources.iter().map(|s| layered::clean(s)).collect())
     }
 
     /// Makes the copy into a new dir in `tmp` from the source state's
@@ -199,7 +213,9 @@ impl Staging {
         let (me, dag) = (solver.clone(), dag.clone());
         let task = tokio::spawn(async move {
             let source = me.graph.nodes[i].inputs[plan.source].0;
-            let made = dag.realize(source).await.ok()?;
+            let paths = plan.plain_sources();
+            let (made, early) =
+                source_state::first_complete(&me, &dag, source, paths.as_deref()).await?;
             if me.stopping() {
                 return None;
             }
@@ -211,7 +227,15 @@ impl Staging {
             let epoch = me.opts.epoch;
             let staged =
                 tokio::task::spawn_blocking(move || plan.stage(layers, &tmp, checksum, epoch));
-            staged.await.ok()?.ok().map(Arc::new)
+            let staged = staged.await.ok()?.ok()?;
+            if early {
+                let whole = dag.clone().realize(source).await.ok()?;
+                let paths = paths.as_deref().unwrap_or_default();
+                if !source_state::left_alone(&me, &made.state, &whole.state, paths) {
+                    return None;
+                }
+            }
+            Some(Arc::new(staged))
         });
         let pending = task.map(|joined| joined.ok().flatten()).boxed().shared();
         let mut started = solver.staging.started.lock().expect("poisoned");

@@ -2,8 +2,10 @@
 //! the copy made after its base gives: the same snapshots, layer digests
 //! and records, whether the staged copy was committed (its destination
 //! new to the base) or refused by the base and made as usual (the
-//! destination there already, under a symlink, an owner by name). As
-//! root: the copies keep their files' owners.
+//! destination there already, under a symlink, an owner by name), and
+//! whether it read an earlier state of its source stage that the later
+//! steps left alone or one they changed (then dropped). As root: the
+//! copies keep their files' owners.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -16,12 +18,18 @@ use rbuild_frontend::{BuildOptions, Dockerfile};
 use rbuild_registry::{Client, ClientOptions, Platform};
 use rbuild_solver::{ImageResolver, Layer, Progress, SolveOptions, Solver, VertexStatus};
 
-/// Stages copied from into a final stage on a base with /usr (0750), /etc/passwd
-/// and a /lib -> usr symlink: new destinations (below existing and new
-/// ancestors, numeric owner, a mode) and ones the base refuses.
+/// Stages copied from into a final stage on a base with /usr (0750),
+/// /etc/passwd and a /lib -> usr symlink: new destinations (below existing
+/// and new ancestors, numeric owner, a mode) and ones the base refuses;
+/// `/deps` of `deps` is complete before its last step, and so is that of
+/// `touched` until its last step writes below it.
 const DOCKERFILE: &str = "\
 FROM scratch AS deps
 COPY deps/ /deps/
+COPY out /out/
+FROM scratch AS touched
+COPY deps/ /deps/
+COPY out /deps/out/
 FROM scratch AS out
 COPY out /out/
 FROM scratch AS base
@@ -34,6 +42,7 @@ COPY --from=deps /deps/a.so /usr/share/one/
 COPY --from=deps /deps /usr/share
 COPY --from=deps /deps /lib/deps
 COPY --from=deps --chown=nobody /deps /owned
+COPY --from=touched /deps /usr/lib/touched
 ";
 
 /// Progress nobody watches.
@@ -144,6 +153,6 @@ async fn staged_copies_make_the_layers_and_records_of_copies_made_in_turn() {
     make_context(&context);
     let staged = solve(&dir.path().join("staged"), &context, true).await;
     let in_turn = solve(&dir.path().join("in-turn"), &context, false).await;
-    assert_eq!(staged.0.len(), 8, "the base's layer and one per copy");
+    assert_eq!(staged.0.len(), 9, "the base's layer and one per copy");
     assert_eq!(staged, in_turn);
 }

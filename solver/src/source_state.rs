@@ -1,0 +1,101 @@
+//! Which state of its source stage a staged copy reads (issue 19): the
+//! first state of the stage in which the paths it copies are all there,
+//! when that is below the stage's last step. `/deps`, made by a stage's
+//! first RUN and left alone by the steps after it, is then copied while
+//! those run. Whether they did leave it alone is checked once they are
+//! done, on their own layers: no entry at a copied path or at any of its
+//! ancestors (a change, a whiteout or an opaque directory would be one).
+//! Otherwise the early copy is dropped and the copy made as usual.
+
+use std::sync::Arc;
+
+use crate::dag::Dag;
+use crate::layered::{self, FsView, LayerStack};
+use crate::schedule::{NodeResult, Solver};
+use crate::state::{Layer, State};
+
+/// The state of node `source` a copy of `paths` (clean absolute paths)
+/// reads: the first of its stage's states, as its steps end, in which
+/// every path is there and reached through directories only, and whether
+/// that is an earlier one than its own. `None` when the source fails.
+pub(crate) async fn first_complete(
+    solver: &Solver,
+    dag: &Arc<Dag<Solver>>,
+    source: usize,
+    paths: Option<&[String]>,
+) -> Option<(NodeResult, bool)> {
+    let whole = dag.clone().realize(source);
+    tokio::pin!(whole);
+    let below = paths.map_or_else(Vec::new, |_| steps_below(solver, source));
+    for step in below {
+        tokio::select! {
+            biased;
+            made = &mut whole => return made.ok().map(|m| (m, false)),
+            made = dag.realized(step) => {
+                let made = made.ok()?;
+                if has_all(solver, &made.state, paths?).await {
+                    return Some((made, true));
+                }
+            }
+        }
+    }
+    whole.await.ok().map(|m| (m, false))
+}
+
+/// Whether the steps that made `whole` on `early` (a state below it)
+/// left `paths` alone: their layers hold nothing at any of them or at
+/// their ancestors.
+pub(crate) fn left_alone(solver: &Solver, early: &State, whole: &State, paths: &[String]) -> bool {
+    let Some(above) = whole.strip_prefix(early.as_slice()) else {
+        return false;
+    };
+    above.iter().all(|layer| {
+        let Layer::Snapshot(id) = layer else {
+            return false;
+        };
+        let dir = solver.store().snapshot_path(id);
+        paths.iter().all(|path| {
+            let mut prefix = String::from("/");
+            layered::components(path).all(|name| {
+                prefix = layered::child(&prefix, name);
+                layered::host_join(&dir, &prefix)
+                    .symlink_metadata()
+                    .is_err()
+            })
+        })
+    })
+}
+
+/// The steps of `source`'s stage below it (its input-0 chain of steps),
+/// bottom first.
+fn steps_below(solver: &Solver, source: usize) -> Vec<usize> {
+    let is_step = |n: usize| crate::ops::of(&solver.graph.nodes[n].op).cacheable();
+    let mut below = Vec::new();
+    let mut node = solver.graph.nodes[source].inputs.first().map(|x| x.0);
+    while let Some(n) = node.filter(|&n| is_step(n)) {
+        below.push(n);
+        node = solver.graph.nodes[n].inputs.first().map(|x| x.0);
+    }
+    below.reverse();
+    below
+}
+
+/// Whether every one of `paths` is there in `state`, reached through
+/// directories only and not a symlink itself.
+async fn has_all(solver: &Solver, state: &State, paths: &[String]) -> bool {
+    let Ok(snapshots) = solver.materialize(state).await else {
+        return false;
+    };
+    let stack = LayerStack::new(solver.snapshot_paths(&snapshots));
+    paths.iter().all(|path| {
+        let names: Vec<&str> = layered::components(path).collect();
+        let mut prefix = String::from("/");
+        names.iter().enumerate().all(|(n, name)| {
+            prefix = layered::child(&prefix, name);
+            let meta = stack
+                .locate(&prefix)
+                .and_then(|h| h.symlink_metadata().ok());
+            meta.is_some_and(|m| m.is_dir() || (n + 1 == names.len() && !m.is_symlink()))
+        })
+    })
+}
