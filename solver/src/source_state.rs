@@ -24,13 +24,15 @@ pub(crate) async fn first_complete(
     source: usize,
     paths: Option<&[String]>,
 ) -> Option<(NodeResult, bool)> {
-    let whole = dag.clone().realize(source);
-    tokio::pin!(whole);
+    // A task of its own: the source's realization may be the one this
+    // starts, which must go on while a step below is looked at, and not
+    // be dropped half done when an earlier state is chosen.
+    let mut whole = tokio::spawn(dag.clone().realize(source));
     let below = paths.map_or_else(Vec::new, |_| steps_below(solver, source));
     for step in below {
         tokio::select! {
             biased;
-            made = &mut whole => return made.ok().map(|m| (m, false)),
+            made = &mut whole => return made.ok()?.ok().map(|m| (m, false)),
             made = dag.realized(step) => {
                 let made = made.ok()?;
                 if has_all(solver, &made.state, paths?).await {
@@ -39,7 +41,7 @@ pub(crate) async fn first_complete(
             }
         }
     }
-    whole.await.ok().map(|m| (m, false))
+    whole.await.ok()?.ok().map(|m| (m, false))
 }
 
 /// Whether the steps that made `whole` on `early` (a state below it)
