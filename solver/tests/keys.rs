@@ -4,15 +4,13 @@
 //! cache (without root: keys are computed before anything runs); and a
 //! solved step's record keeps the ingredients of its key (as root).
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rbuild_cache::{CacheKey, INGREDIENTS_VERSION, KeyInput, Store};
-use rbuild_frontend::{BuildOptions, Dockerfile};
-use rbuild_registry::{Client, ClientOptions, Platform};
-use rbuild_solver::{ImageResolver, Progress, SolveOptions, Solver, VertexStatus};
+use rbuild_solver::Solver;
 
 const DOCKERFILE: &str = "\
 FROM scratch AS files
@@ -22,15 +20,6 @@ FROM scratch
 COPY --from=files /a.txt /b.txt
 RUN --mount=type=bind,source=sub,target=/sub cat /sub/c
 ";
-
-/// Progress nobody watches.
-struct Silent;
-
-impl Progress for Silent {
-    fn started(&self, _: usize, _: &str, _: &[usize]) {}
-    fn log(&self, _: usize, _: &[u8]) {}
-    fn finished(&self, _: usize, _: &str, _: VertexStatus) {}
-}
 
 /// A context with the same files as every other, made at `mtime`.
 fn make_context(dir: &Path, mtime: SystemTime) {
@@ -55,37 +44,12 @@ async fn keys(store: &Path, context: &Path) -> Vec<CacheKey> {
 
 /// A solver of `dockerfile` (no base images) in `store` for `context`.
 async fn solver(store: Store, dockerfile: &str, context: &Path) -> Solver {
-    let opts = BuildOptions {
-        platform: String::from("linux/amd64"),
-        ..BuildOptions::default()
-    };
-    let graph = Dockerfile::parse("Dockerfile", dockerfile.as_bytes())
-        .and_then(|df| df.lower(&opts, &BTreeMap::new()))
-        .unwrap();
-    let platform = Platform {
-        os: String::from("linux"),
-        architecture: String::from("amd64"),
-        variant: None,
-    };
-    let client = Client::new(ClientOptions::default()).unwrap();
-    let images = Arc::new(ImageResolver::new(store.clone(), client));
-    let solve = SolveOptions {
-        context_dir: context.to_path_buf(),
-        no_cache: false,
-        no_cache_nodes: Default::default(),
+    let setup = common::Setup {
         max_parallel_runs: 1,
-        secrets: BTreeMap::new(),
-        ssh: BTreeMap::new(),
-        limits: Default::default(),
-        context_modes: Default::default(),
-        imported: None,
-        platform,
         epoch: None,
         stage_copies: true,
     };
-    Solver::new(store, images, graph, solve, Arc::new(Silent))
-        .await
-        .unwrap()
+    common::solver(store, dockerfile, context, setup).await
 }
 
 #[tokio::test]

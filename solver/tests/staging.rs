@@ -7,16 +7,14 @@
 //! steps left alone or one they changed (then dropped). As root: the
 //! copies keep their files' owners.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::Arc;
 
 use rbuild_cache::Store;
 use rbuild_exporter::{Compression, ExportOptions};
-use rbuild_frontend::{BuildOptions, Dockerfile};
-use rbuild_registry::{Client, ClientOptions, Platform};
-use rbuild_solver::{ImageResolver, Layer, Progress, SolveOptions, Solver, VertexStatus};
+use rbuild_solver::Layer;
 
 /// Stages copied from into a final stage on a base with /usr (0750),
 /// /etc/passwd and a /lib -> usr symlink: new destinations (below existing
@@ -44,15 +42,6 @@ COPY --from=deps /deps /lib/deps
 COPY --from=deps --chown=nobody /deps /owned
 COPY --from=touched /deps /usr/lib/touched
 ";
-
-/// Progress nobody watches.
-struct Silent;
-
-impl Progress for Silent {
-    fn started(&self, _: usize, _: &str, _: &[usize]) {}
-    fn log(&self, _: usize, _: &[u8]) {}
-    fn finished(&self, _: usize, _: &str, _: VertexStatus) {}
-}
 
 fn write(path: &Path, data: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -83,38 +72,13 @@ fn make_context(dir: &Path) {
 /// (at a fixed epoch) and the content key each step's record names.
 async fn solve(store: &Path, context: &Path, stage_copies: bool) -> (Vec<String>, Vec<String>) {
     let store = Store::open(store).unwrap();
-    let platform = Platform {
-        os: String::from("linux"),
-        architecture: String::from("amd64"),
-        variant: None,
-    };
-    let options = BuildOptions {
-        platform: String::from("linux/amd64"),
-        ..BuildOptions::default()
-    };
-    let graph = Dockerfile::parse("Dockerfile", DOCKERFILE.as_bytes())
-        .and_then(|df| df.lower(&options, &BTreeMap::new()))
-        .unwrap();
-    let client = Client::new(ClientOptions::default()).unwrap();
-    let images = Arc::new(ImageResolver::new(store.clone(), client));
     let epoch = 1_700_000_000;
-    let solve = SolveOptions {
-        context_dir: context.to_path_buf(),
-        no_cache: false,
-        no_cache_nodes: Default::default(),
+    let setup = common::Setup {
         max_parallel_runs: 2,
-        secrets: BTreeMap::new(),
-        ssh: BTreeMap::new(),
-        limits: Default::default(),
-        context_modes: Default::default(),
-        imported: None,
-        platform,
         epoch: Some(epoch),
         stage_copies,
     };
-    let solver = Solver::new(store.clone(), images, graph, solve, Arc::new(Silent))
-        .await
-        .unwrap();
+    let solver = common::solver(store.clone(), DOCKERFILE, context, setup).await;
     let records = solver.records().to_vec();
     let result = solver.solve(std::future::pending()).await.unwrap();
     let export = ExportOptions {
