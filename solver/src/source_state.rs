@@ -9,13 +9,16 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
 use crate::dag::Dag;
 use crate::layered::{self, FsView, LayerStack};
 use crate::schedule::{NodeResult, Solver};
 use crate::state::{Layer, State};
 
 /// The state of node `source` a copy of `paths` (clean absolute paths)
-/// reads: the first of its stage's states, as its steps end, in which
+/// reads: the first of its stage's states made, as its steps end, in which
 /// every path is there and reached through directories only, and whether
 /// that is an earlier one than its own. `None` when the source fails.
 pub(crate) async fn first_complete(
@@ -28,20 +31,26 @@ pub(crate) async fn first_complete(
     // starts, which must go on while a step below is looked at, and not
     // be dropped half done when an earlier state is chosen.
     let mut whole = tokio::spawn(dag.clone().realize(source));
-    let below = paths.map_or_else(Vec::new, |_| steps_below(solver, source));
-    for step in below {
+    // The steps below in any order: a step found in the cache is made
+    // from its record without the steps under it, which are then never
+    // made (an edit above a cached RUN), so none may be waited for alone.
+    let mut below: FuturesUnordered<_> = (paths
+        .map_or_else(Vec::new, |_| steps_below(solver, source)))
+    .into_iter()
+    .map(|step| dag.realized(step))
+    .collect();
+    loop {
         tokio::select! {
             biased;
             made = &mut whole => return made.ok()?.ok().map(|m| (m, false)),
-            made = dag.realized(step) => {
-                let made = made.ok()?;
+            made = below.next(), if !below.is_empty() => {
+                let made = made?.ok()?;
                 if has_all(solver, &made.state, paths?).await {
                     return Some((made, true));
                 }
             }
         }
     }
-    whole.await.ok()?.ok().map(|m| (m, false))
 }
 
 /// Whether the steps that made `whole` on `early` (a state below it)

@@ -196,6 +196,21 @@ impl Staged {
     }
 }
 
+/// The thread staged copies run on: one of their own, so that a copy
+/// made ahead (often never used: the step is then found by its content
+/// key) leaves rayon's global pool, whose threads the copies and
+/// checksums of the steps the build waits for use, to those.
+fn background_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| String::from("rbuild-staging"))
+            .build()
+            .expect("a thread for staged copies")
+    })
+}
+
 /// A staging under way: its copy, or `None` when it could not be made
 /// (the copy made as usual then reports why).
 type Pending = Shared<BoxFuture<'static, Option<Arc<Staged>>>>;
@@ -225,8 +240,9 @@ impl Staging {
             let is_stage = crate::ops::of(&me.graph.nodes[source].op).cacheable();
             let checksum = is_stage && !me.opts.ignores_cache(i);
             let epoch = me.opts.epoch;
-            let staged =
-                tokio::task::spawn_blocking(move || plan.stage(layers, &tmp, checksum, epoch));
+            let staged = tokio::task::spawn_blocking(move || {
+                background_pool().install(|| plan.stage(layers, &tmp, checksum, epoch))
+            });
             let staged = staged.await.ok()?.ok()?;
             if early {
                 let whole = dag.clone().realize(source).await.ok()?;
