@@ -775,16 +775,7 @@ mod tests {
         symlink("usr/bin", base.join("bin")).unwrap();
         fs::create_dir(&upper).unwrap();
         let view = HostTree::new(&ctx);
-        let none = |_: &str| false;
-        let sources = [
-            None,
-            Some(Source {
-                view: &view,
-                is_context: true,
-                modes: ContextModes::OnDisk,
-                ignored: &none,
-            }),
-        ];
+        let sources = context_source(&view);
         apply(
             &copy(&["f.txt"], "/bin/"),
             std::slice::from_ref(&base),
@@ -851,15 +842,14 @@ mod tests {
         assert!(err.contains("must be a directory"), "{err}");
     }
 
-    fn context_source(view: &HostTree) -> [Option<Source<'_>>; 2] {
-        static NONE: fn(&str) -> bool = |_| false;
+    fn context_source(view: &(dyn FsView + Sync)) -> [Option<Source<'_>>; 2] {
         [
             None,
             Some(Source {
                 view,
                 is_context: true,
                 modes: ContextModes::OnDisk,
-                ignored: &NONE,
+                ignored: &context::nothing_excluded,
             }),
         ]
     }
@@ -1027,15 +1017,7 @@ mod tests {
             upper: &upper,
             written: Mutex::new(Vec::new()),
         };
-        let sources = [
-            None,
-            Some(Source {
-                view: &view,
-                is_context: true,
-                modes: ContextModes::OnDisk,
-                ignored: &context::nothing_excluded,
-            }),
-        ];
+        let sources = context_source(&view);
         let recorded = dir.path().join("copied");
         let mut records = CopiedWriter::create(&recorded).unwrap();
         let mut writer = Writer::new(&[], &upper, None, Some(&mut records));
