@@ -12,17 +12,19 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
 
 use rbuild_cache::{LayerRecord, Store};
 use rbuild_exporter::{Compression, ExportOptions};
 use rbuild_frontend::graph::BuildGraph;
 use rbuild_solver::{Layer, Target};
 
+use crate::pool::BoundedPool;
 use crate::remote_cache;
 use crate::{BuildError, BuildRequest, Session};
 
-/// How many layers are exported at once.
+/// How many layers are exported at once: by the early exports during
+/// the solve, and by the export at the end (which starts after the early
+/// ones are done, so the two never add up).
 const WORKERS: usize = 8;
 
 /// How the layers of an image in the store are exported at `epoch`
@@ -35,16 +37,17 @@ pub(crate) fn export_options(epoch: Option<i64>) -> ExportOptions {
     }
 }
 
-/// The layers of a solve's targets exported while it goes on, each on a
-/// thread of its own as soon as a step made it. A failed export is left
-/// for the export at the end, which makes it again and reports it.
+/// The layers of a solve's targets exported while it goes on, each as
+/// soon as a step made it and one of [`WORKERS`] threads is free (a
+/// 120-layer image would otherwise export all its layers at once). A
+/// failed export is left for the export at the end, which makes it again
+/// and reports it.
 pub(crate) struct EarlyExports {
-    store: Store,
-    opts: ExportOptions,
     /// The nodes whose layers are the targets': each target's node and
     /// those its filesystem is made on.
     nodes: HashSet<usize>,
-    running: Mutex<Vec<JoinHandle<()>>>,
+    /// Exports snapshots by id.
+    exports: BoundedPool<String>,
 }
 
 impl EarlyExports {
@@ -64,41 +67,25 @@ impl EarlyExports {
                 node = graph.nodes[n].inputs.first().map(|input| input.0);
             }
         }
-        EarlyExports {
-            store,
-            opts,
-            nodes,
-            running: Mutex::default(),
-        }
+        let exports = BoundedPool::new(WORKERS, move |id: String| {
+            drop(rbuild_exporter::export_layer(&store, &id, &opts));
+        });
+        EarlyExports { nodes, exports }
     }
 
     /// Node `node` made the snapshot `id`: exported now if it is a
     /// layer of a target.
     pub(crate) fn made(&self, node: usize, id: &str) {
-        if !self.nodes.contains(&node) {
-            return;
+        if self.nodes.contains(&node) {
+            self.exports.submit(id.to_string());
         }
-        let (store, opts, id) = (self.store.clone(), self.opts, id.to_string());
-        let export = std::thread::spawn(move || {
-            drop(rbuild_exporter::export_layer(&store, &id, &opts));
-        });
-        self.running.lock().expect("poisoned").push(export);
     }
 
-    /// Waits for the exports under way.
+    /// Waits for the exports under way and those queued (none outlives
+    /// the build: dropping waits too). A panicked export is made again at
+    /// the end, and fails there.
     pub(crate) fn finish(&self) {
-        let running = std::mem::take(&mut *self.running.lock().expect("poisoned"));
-        for export in running {
-            // A panicked export is made again at the end, and fails there.
-            drop(export.join());
-        }
-    }
-}
-
-impl Drop for EarlyExports {
-    /// No export outlives the build.
-    fn drop(&mut self) {
-        self.finish();
+        self.exports.finish();
     }
 }
 

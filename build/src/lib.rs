@@ -18,6 +18,7 @@ pub mod named;
 mod output;
 mod pipeline;
 mod platforms;
+mod pool;
 mod previous;
 mod remote_cache;
 mod request;
