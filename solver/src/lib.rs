@@ -68,7 +68,7 @@ pub fn graph_keys(
 pub use image::{ImageResolver, LAYOUT_PREFIX, PulledImage};
 pub use imported::{ImportedCache, ImportedResult, ImportedStep};
 pub use modes::ContextModes;
-pub use progress::{Progress, VertexStatus};
+pub use progress::{Progress, StagedWork, VertexStatus};
 pub use rbuild_explain::Cause;
 pub use schedule::{LayerMade, SolveOptions, SolveResult, Solver, Target};
 pub use state::Layer;

@@ -15,6 +15,16 @@ pub enum VertexStatus {
     Error(Duration),
 }
 
+/// The work a copy staged ahead of its base does (see the solver's
+/// staging), each reported as a span of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StagedWork {
+    /// The content key's checksum of what the copy selects, made first.
+    Checksum,
+    /// The copy itself, made only when the content key found nothing.
+    Copy,
+}
+
 /// Receives progress of a solve. Vertices are numbered by the caller's
 /// sense of order: `index` is the graph node index.
 pub trait Progress: Send + Sync {
@@ -31,6 +41,11 @@ pub trait Progress: Send + Sync {
     /// up) to `ended` (its exit); by default not reported.
     fn process(&self, index: usize, started: SystemTime, ended: SystemTime) {
         let _ = (index, started, ended);
+    }
+    /// Part of a copy staged ahead of step `index`'s base ran from
+    /// `started` to `ended`; by default not reported.
+    fn staged(&self, index: usize, work: StagedWork, started: SystemTime, ended: SystemTime) {
+        let _ = (index, work, started, ended);
     }
     /// A vertex wrote a line of output (RUN stdout/stderr).
     fn log(&self, index: usize, line: &[u8]);

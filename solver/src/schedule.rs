@@ -596,6 +596,19 @@ impl Solver {
         Ok(Some(result))
     }
 
+    /// Whether node `i`'s content key with `sums` (the checksums of what
+    /// it copies from each source) names a result, in the store or an
+    /// imported cache, as its inputs' content keys are known now: a copy
+    /// made ahead of its base is then not made (see [`crate::staging`]).
+    pub(crate) fn has_content_result(&self, i: usize, sums: &[String]) -> bool {
+        let (ingredients, _) = self.content_ingredients(i);
+        let (key, _) = keys::content_key(&ingredients, sums);
+        let stored = self.store.get_record(&key).ok().flatten();
+        let usable = |r: CacheRecord| r.snapshots.iter().all(|s| self.store.has_snapshot(s));
+        stored.is_some_and(usable)
+            || (self.opts.imported.as_ref()).is_some_and(|cache| cache.lookup(&key).is_some())
+    }
+
     /// `record` as a result, unless a snapshot it names is gone; marks it used.
     fn usable(
         &self,

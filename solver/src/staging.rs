@@ -23,6 +23,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use rbuild_cache::files::set_mtime;
@@ -33,6 +34,7 @@ use crate::context;
 use crate::dag::Dag;
 use crate::fileop::{self, Source};
 use crate::layered::{self, FsView, LayerStack};
+use crate::progress::StagedWork;
 use crate::schedule::Solver;
 use crate::source_state;
 
@@ -80,52 +82,58 @@ impl Plan {
         (!wild).then(|| copy.sources.iter().map(|s| layered::clean(s)).collect())
     }
 
-    /// Makes the copy into a new dir in `tmp` from the source state's
-    /// `layers` (bottom first); with `checksum`, the content key's checksum
-    /// of what it selects as well (as [`crate::ops`]' file step computes
-    /// it), both at once.
-    pub(crate) fn stage(
+    /// The content key's checksum of what the copy selects in the
+    /// source state's `layers` (bottom first), as [`crate::ops`]' file
+    /// step computes it.
+    pub(crate) fn checksum(
         &self,
         layers: Vec<PathBuf>,
-        tmp: &Path,
-        checksum: bool,
         epoch: Option<i64>,
-    ) -> Result<Staged, String> {
-        let stack = LayerStack::new(layers);
-        let dir = tempfile::Builder::new()
-            .prefix("stage-")
-            .tempdir_in(tmp)
-            .map_err(|e| format!("temp dir in {}: {e}", tmp.display()))?;
+    ) -> Result<String, String> {
         let copies: Vec<&CopyAction> = (self.op.actions.iter())
             .filter_map(|a| match a {
                 FileAction::Copy(c) => Some(c),
                 _ => None,
             })
             .collect();
+        context::stage_checksum(&LayerStack::new(layers), &copies, epoch)
+    }
+
+    /// Makes the copy into a new dir in `tmp` from the source state's
+    /// `layers` (bottom first), as onto an empty tree.
+    pub(crate) fn copy(
+        &self,
+        layers: Vec<PathBuf>,
+        tmp: &Path,
+    ) -> Result<tempfile::TempDir, String> {
+        let stack = LayerStack::new(layers);
+        let dir = tempfile::Builder::new()
+            .prefix("stage-")
+            .tempdir_in(tmp)
+            .map_err(|e| format!("temp dir in {}: {e}", tmp.display()))?;
         let mut sources: Vec<Option<Source<'_>>> = (0..=self.source).map(|_| None).collect();
         sources[self.source] = Some(Source::layers(&stack));
-        let (copied, sum) = rayon::join(
-            || fileop::apply(&self.op, &[], dir.path(), &sources, &HashMap::new()),
-            || {
-                checksum
-                    .then(|| context::stage_checksum(&stack, &copies, epoch))
-                    .transpose()
-            },
-        );
-        copied?;
-        Ok(Staged {
+        fileop::apply(&self.op, &[], dir.path(), &sources, &HashMap::new())?;
+        Ok(dir)
+    }
+
+    /// What was staged: the copy in `dir` (`None` when not made) and the
+    /// checksums of what it selects (`None` when not computed).
+    fn staged(&self, dir: Option<tempfile::TempDir>, sums: Option<Vec<String>>) -> Staged {
+        Staged {
             dir,
             dest: self.dest.clone(),
-            sums: sum?.map(|s| vec![s]),
-        })
+            sums,
+        }
     }
 }
 
 /// A copy made ahead of its base.
 #[derive(Debug)]
 pub(crate) struct Staged {
-    /// The copy's changes on an empty tree; removed on drop.
-    dir: tempfile::TempDir,
+    /// The copy's changes on an empty tree, removed on drop; `None` when
+    /// the copy was not made because its content key found a result.
+    dir: Option<tempfile::TempDir>,
     /// The destination everything it wrote is below.
     dest: String,
     /// The content key's checksums of what it selects, one per source
@@ -139,6 +147,9 @@ impl Staged {
     /// would make the copy differ (see the module doc). `false`, `upper`
     /// left empty, when it does.
     pub(crate) fn commit(&self, lowers: &[PathBuf], upper: &Path) -> Result<bool, String> {
+        let Some(dir) = &self.dir else {
+            return Ok(false);
+        };
         let base = LayerStack::new(lowers.to_vec());
         let names: Vec<&str> = layered::components(&self.dest).collect();
         // The ancestors the base has, all plain directories, then the
@@ -163,7 +174,7 @@ impl Staged {
         let Some(first_new) = first_new else {
             return Ok(false);
         };
-        let from = layered::host_join(self.dir.path(), &first_new);
+        let from = layered::host_join(dir.path(), &first_new);
         let Ok(made) = from.symlink_metadata() else {
             // The copy wrote nothing there (a wildcard that matched nothing).
             return Ok(false);
@@ -211,6 +222,27 @@ fn background_pool() -> &'static rayon::ThreadPool {
     })
 }
 
+/// Runs `job`, staged work of node `i`, on the staging thread (see
+/// [`background_pool`]) and reports its span; its result, `None` when it
+/// failed (the step made as usual then reports why).
+async fn in_background<T: Send + 'static>(
+    solver: &Solver,
+    i: usize,
+    work: StagedWork,
+    job: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Option<T> {
+    let progress = solver.progress.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        background_pool().install(|| {
+            let started = SystemTime::now();
+            let done = job();
+            progress.staged(i, work, started, SystemTime::now());
+            done
+        })
+    });
+    done.await.ok()?.ok()
+}
+
 /// A staging under way: its copy, or `None` when it could not be made
 /// (the copy made as usual then reports why).
 type Pending = Shared<BoxFuture<'static, Option<Arc<Staged>>>>;
@@ -222,10 +254,12 @@ pub(crate) struct Staging {
 }
 
 impl Staging {
-    /// Starts staging node `i`'s copy as `plan` says: once `dag` has made
-    /// its source, on a blocking thread.
+    /// Starts staging node `i`'s copy as `plan` says, once `dag` has
+    /// made its source: the checksum of what it copies first (published
+    /// for the step's content key), then the copy itself, unless that
+    /// content key already names a result (the step will be found by it).
     pub(crate) fn start(solver: &Arc<Solver>, dag: &Arc<Dag<Solver>>, i: usize, plan: Plan) {
-        let (me, dag) = (solver.clone(), dag.clone());
+        let (me, dag, plan) = (solver.clone(), dag.clone(), Arc::new(plan));
         let task = tokio::spawn(async move {
             let source = me.graph.nodes[i].inputs[plan.source].0;
             let paths = plan.plain_sources();
@@ -236,14 +270,27 @@ impl Staging {
             }
             let snapshots = me.materialize(&made.state).await.ok()?;
             let layers = me.snapshot_paths(&snapshots);
-            let tmp = me.store().root().join("tmp");
             let is_stage = crate::ops::of(&me.graph.nodes[source].op).cacheable();
-            let checksum = is_stage && !me.opts.ignores_cache(i);
-            let epoch = me.opts.epoch;
-            let staged = tokio::task::spawn_blocking(move || {
-                background_pool().install(|| plan.stage(layers, &tmp, checksum, epoch))
-            });
-            let staged = staged.await.ok()?.ok()?;
+            let sums = match is_stage && !me.opts.ignores_cache(i) {
+                true => {
+                    let (plan, layers, epoch) = (plan.clone(), layers.clone(), me.opts.epoch);
+                    let sum = in_background(&me, i, StagedWork::Checksum, move || {
+                        plan.checksum(layers, epoch)
+                    });
+                    Some(vec![sum.await?])
+                }
+                false => None,
+            };
+            let found = sums.as_deref().is_some_and(|s| me.has_content_result(i, s));
+            let dir = match found || me.stopping() {
+                true => None,
+                false => {
+                    let (plan, tmp) = (plan.clone(), me.store().root().join("tmp"));
+                    let copy =
+                        in_background(&me, i, StagedWork::Copy, move || plan.copy(layers, &tmp));
+                    Some(copy.await?)
+                }
+            };
             if early {
                 let whole = dag.clone().realize(source).await.ok()?;
                 let paths = paths.as_deref().unwrap_or_default();
@@ -251,7 +298,7 @@ impl Staging {
                     return None;
                 }
             }
-            Some(Arc::new(staged))
+            Some(Arc::new(plan.staged(dir, sums)))
         });
         let pending = task.map(|joined| joined.ok().flatten()).boxed().shared();
         let mut started = solver.staging.started.lock().expect("poisoned");
@@ -384,9 +431,8 @@ mod tests {
         let sources = [None, Some(Source::layers(&stack))];
         fileop::apply(op, &[base.to_path_buf()], &usual, &sources, &HashMap::new()).unwrap();
         let plan = Plan::of(op, 2, false).expect("stageable");
-        let staged = plan
-            .stage(vec![src.to_path_buf()], scratch.path(), true, None)
-            .unwrap();
+        let dir = plan.copy(vec![src.to_path_buf()], scratch.path()).unwrap();
+        let staged = plan.staged(Some(dir), None);
         let committed = staged.commit(&[base.to_path_buf()], &staged_upper).unwrap();
         let left = fs::read_dir(&staged_upper).unwrap().count();
         assert!(
@@ -445,9 +491,8 @@ mod tests {
         ] {
             let plan = Plan::of(&op, 2, false).expect("stageable");
             let scratch = tempfile::tempdir().unwrap();
-            let staged = plan
-                .stage(vec![src.clone()], scratch.path(), false, None)
-                .unwrap();
+            let dir = plan.copy(vec![src.clone()], scratch.path()).unwrap();
+            let staged = plan.staged(Some(dir), None);
             let upper = scratch.path().join("upper");
             fs::create_dir(&upper).unwrap();
             assert!(

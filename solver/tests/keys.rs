@@ -48,6 +48,7 @@ async fn solver(store: Store, dockerfile: &str, context: &Path) -> Solver {
         max_parallel_runs: 1,
         epoch: None,
         stage_copies: true,
+        progress: None,
     };
     common::solver(store, dockerfile, context, setup).await
 }

@@ -4,17 +4,22 @@
 //! new to the base) or refused by the base and made as usual (the
 //! destination there already, under a symlink, an owner by name), and
 //! whether it read an earlier state of its source stage that the later
-//! steps left alone or one they changed (then dropped). As root: the
-//! copies keep their files' owners.
+//! steps left alone or one they changed (then dropped). After an edit
+//! that reruns only the source stage's last step, the staged copy's
+//! checksum, read from the state an earlier (cached) step made, finds the
+//! step by its content key and the copy itself is never made. As root:
+//! the copies keep their files' owners.
 
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use rbuild_cache::Store;
 use rbuild_exporter::{Compression, ExportOptions};
-use rbuild_solver::Layer;
+use rbuild_solver::{Layer, Progress, StagedWork, VertexStatus};
 
 /// Stages copied from into a final stage on a base with /usr (0750),
 /// /etc/passwd and a /lib -> usr symlink: new destinations (below existing
@@ -71,14 +76,28 @@ fn make_context(dir: &Path) {
 /// copies or not; the sha256 digest of each of the final stage's layers
 /// (at a fixed epoch) and the content key each step's record names.
 async fn solve(store: &Path, context: &Path, stage_copies: bool) -> (Vec<String>, Vec<String>) {
+    let silent = Arc::new(Watch::default());
+    solve_watched(store, DOCKERFILE, context, stage_copies, silent).await
+}
+
+/// [`solve`] of `dockerfile` in the store at `store` (new or not), its
+/// progress told to `watch`.
+async fn solve_watched(
+    store: &Path,
+    dockerfile: &str,
+    context: &Path,
+    stage_copies: bool,
+    watch: Arc<Watch>,
+) -> (Vec<String>, Vec<String>) {
     let store = Store::open(store).unwrap();
     let epoch = 1_700_000_000;
     let setup = common::Setup {
         max_parallel_runs: 2,
         epoch: Some(epoch),
         stage_copies,
+        progress: Some(watch),
     };
-    let solver = common::solver(store.clone(), DOCKERFILE, context, setup).await;
+    let solver = common::solver(store.clone(), dockerfile, context, setup).await;
     let records = solver.records().to_vec();
     let result = solver.solve(std::future::pending()).await.unwrap();
     let export = ExportOptions {
@@ -119,4 +138,125 @@ async fn staged_copies_make_the_layers_and_records_of_copies_made_in_turn() {
     let in_turn = solve(&dir.path().join("in-turn"), &context, false).await;
     assert_eq!(staged.0.len(), 9, "the base's layer and one per copy");
     assert_eq!(staged, in_turn);
+}
+
+/// What a solve told of its steps: each step's name by node, when each
+/// ended and how, and the spans of staged work.
+#[derive(Default)]
+struct Watch {
+    names: Mutex<Vec<(usize, String)>>,
+    ended: Mutex<Vec<(usize, VertexStatus, SystemTime)>>,
+    staged: Mutex<Vec<(usize, StagedWork, SystemTime)>>,
+}
+
+impl Progress for Watch {
+    fn started(&self, index: usize, name: &str, _: &[usize]) {
+        self.names.lock().unwrap().push((index, name.to_string()));
+    }
+    fn staged(&self, index: usize, work: StagedWork, started: SystemTime, _: SystemTime) {
+        self.staged.lock().unwrap().push((index, work, started));
+    }
+    fn log(&self, _: usize, _: &[u8]) {}
+    fn finished(&self, index: usize, _: &str, status: VertexStatus) {
+        let now = SystemTime::now();
+        self.ended.lock().unwrap().push((index, status, now));
+    }
+}
+
+impl Watch {
+    /// The node of the step whose name holds `part`.
+    fn node(&self, part: &str) -> usize {
+        let names = self.names.lock().unwrap();
+        let found = names.iter().find(|(_, name)| name.contains(part));
+        found
+            .unwrap_or_else(|| panic!("no step {part}: {names:?}"))
+            .0
+    }
+
+    /// How step `part` ended, and when.
+    fn ended(&self, part: &str) -> (VertexStatus, SystemTime) {
+        let node = self.node(part);
+        let ended = self.ended.lock().unwrap();
+        let (_, status, at) = ended.iter().find(|(n, ..)| *n == node).unwrap();
+        (*status, *at)
+    }
+
+    /// When each piece of work staged for step `part` started.
+    fn staged(&self, part: &str) -> Vec<(StagedWork, SystemTime)> {
+        let node = self.node(part);
+        let staged = self.staged.lock().unwrap();
+        (staged.iter().filter(|(n, ..)| *n == node))
+            .map(|&(_, work, at)| (work, at))
+            .collect()
+    }
+}
+
+/// w3's shape: a stage whose `/deps` is made early and left alone by its
+/// last step, a copy of many source files, and a final stage that copies
+/// `/deps`. An edit of a source file reruns that last step only: `COPY
+/// deps/` is found in the cache, and `COPY lock` under it never made.
+const EDITED: &str = "\
+FROM scratch AS build
+COPY lock /lock
+COPY deps/ /deps/
+COPY src/ /src/
+FROM scratch
+COPY --from=build /deps /usr/lib/app
+";
+
+const FINAL_COPY: &str = "COPY --from=build /deps";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_edit_a_staged_copy_is_found_by_its_checksum_and_never_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("context");
+    write(&context.join("lock"), "lock\n");
+    for n in 0..20 {
+        write(
+            &context.join(format!("deps/lib{n}.so")),
+            &format!("lib {n}\n"),
+        );
+    }
+    // Enough files that their copy takes far longer than the checksum of
+    // /deps, which is staged as soon as `COPY deps/` is found.
+    for n in 0..3000 {
+        write(
+            &context.join(format!("src/f{n}.c")),
+            &format!("int f{n};\n"),
+        );
+    }
+    let (staged, in_turn) = (dir.path().join("staged"), dir.path().join("in-turn"));
+    let cold = Arc::new(Watch::default());
+    solve_watched(&staged, EDITED, &context, true, cold.clone()).await;
+    solve_watched(&in_turn, EDITED, &context, false, Arc::default()).await;
+    let works: Vec<StagedWork> = cold.staged(FINAL_COPY).iter().map(|s| s.0).collect();
+    assert_eq!(
+        works,
+        [StagedWork::Checksum, StagedWork::Copy],
+        "a cold build copies"
+    );
+
+    write(&context.join("src/f7.c"), "int edited;\n");
+    let edit = Arc::new(Watch::default());
+    let after = solve_watched(&staged, EDITED, &context, true, edit.clone()).await;
+    let after_in_turn = solve_watched(&in_turn, EDITED, &context, false, Arc::default()).await;
+    assert_eq!(
+        after, after_in_turn,
+        "the same layers and records either way"
+    );
+    assert_eq!(edit.ended("COPY lock").0, VertexStatus::Cached);
+    assert_eq!(edit.ended("COPY deps/").0, VertexStatus::Cached);
+    assert!(matches!(edit.ended("COPY src/").0, VertexStatus::Done(_)));
+    assert_eq!(
+        edit.ended(FINAL_COPY).0,
+        VertexStatus::Cached,
+        "found by its content key"
+    );
+    let works = edit.staged(FINAL_COPY);
+    let kinds: Vec<StagedWork> = works.iter().map(|s| s.0).collect();
+    assert_eq!(kinds, [StagedWork::Checksum], "the copy is not made");
+    assert!(
+        works[0].1 < edit.ended("COPY src/").1,
+        "the checksum read the state `COPY deps/` made, not waiting for the stage's last step"
+    );
 }

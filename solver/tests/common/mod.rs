@@ -27,6 +27,8 @@ pub struct Setup {
     pub epoch: Option<i64>,
     /// Whether `COPY --from` is staged ahead of its base.
     pub stage_copies: bool,
+    /// Who is told of the solve's progress (nobody by default).
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 /// A solver of `dockerfile` for linux/amd64 in `store` for `context`.
@@ -59,7 +61,8 @@ pub async fn solver(store: Store, dockerfile: &str, context: &Path, setup: Setup
         epoch: setup.epoch,
         stage_copies: setup.stage_copies,
     };
-    Solver::new(store, images, graph, solve, Arc::new(Silent))
+    let progress = setup.progress.unwrap_or_else(|| Arc::new(Silent));
+    Solver::new(store, images, graph, solve, progress)
         .await
         .unwrap()
 }
