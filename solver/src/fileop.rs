@@ -15,13 +15,15 @@ use rbuild_frontend::graph::{CopyAction, FileAction, FileOp, RemoteSource};
 use rbuild_frontend::wildcard;
 
 use rbuild_cache::files::set_mtime;
-use rbuild_cache::{CopiedFiles, CopiedWriter, SourceStamp};
+use rbuild_cache::{CopiedWriter, SourceStamp};
 
 use crate::archive;
 use crate::context::{self, Excluded, Selected};
 use crate::layered::{self, FsView, LayerStack};
 use crate::modes::ContextModes;
 use crate::owner::{self, Owner};
+pub use crate::share::Previous;
+use crate::share::{DirPair, Shared, Wanted};
 use crate::walk::walk_each;
 use rbuild_frontend::chmod::Chmod;
 
@@ -141,45 +143,6 @@ fn apply_with(
         }
     }
     writer.finish().map_err(|e| format!("set times: {e}"))
-}
-
-/// The snapshot a step made last and the source stamps of the context
-/// files its copy read: a file whose source still has the same stamp
-/// (device, inode, size, mtime and ctime, which every write changes) and
-/// whose copy there has the owner, mode and mtime this copy would give it
-/// holds exactly the bytes a new copy would. It is hard-linked instead:
-/// snapshots are never written in place, so the two stay as made.
-pub struct Previous {
-    /// The snapshot's directory.
-    pub dir: PathBuf,
-    /// Its files' source stamps, by path in the snapshot.
-    pub files: CopiedFiles,
-}
-
-impl Previous {
-    /// The file of the previous snapshot at `rel` when it is the copy
-    /// of a source with `stamp` that this copy would make as `wanted`.
-    fn shareable(&self, rel: &Path, stamp: &SourceStamp, wanted: &Wanted) -> Option<PathBuf> {
-        if self.files.get(rel).as_ref() != Some(stamp) {
-            return None;
-        }
-        let path = self.dir.join(rel);
-        let meta = path.symlink_metadata().ok()?;
-        let same = meta.is_file()
-            && meta.len() == stamp.size
-            && meta.uid() == wanted.owner.uid
-            && meta.gid() == wanted.owner.gid
-            && meta.mode() & 0o7777 == wanted.mode
-            && (meta.mtime(), meta.mtime_nsec()) == wanted.mtime;
-        same.then_some(path)
-    }
-}
-
-/// The metadata a copied regular file gets.
-struct Wanted {
-    owner: Owner,
-    mode: u32,
-    mtime: (i64, i64),
 }
 
 struct Writer<'p> {
@@ -434,13 +397,22 @@ impl<'p> Writer<'p> {
     fn copy_leaves(&mut self, plan: &CopyPlan<'_>, leaves: &mut Vec<Leaf>) -> Result<(), String> {
         use rayon::prelude::*;
         let this = &*self;
-        let copied: Vec<Option<(PathBuf, SourceStamp)>> = leaves
+        // A batch holds whole directories' files one after the other:
+        // each directory's are shared through handles of it (see
+        // `crate::share`).
+        let dirs: Vec<&[Leaf]> = leaves
+            .chunk_by(|a, b| layered::parent(&a.target) == layered::parent(&b.target))
+            .collect();
+        let copied: Vec<Option<(PathBuf, SourceStamp)>> = dirs
             .par_iter()
-            .map(|leaf| match leaf.link_to {
-                Some(_) => Ok(None),
-                None => this
-                    .copy_non_dir(plan, &leaf.host, &leaf.meta, &leaf.target)
-                    .map_err(|e| format!("copy {} to {}: {e}", leaf.path, leaf.target)),
+            .flat_map_iter(|dir| {
+                let pair = this.dir_pair(plan, &dir[0].target);
+                dir.iter().map(move |leaf| match leaf.link_to {
+                    Some(_) => Ok(None),
+                    None => this
+                        .copy_non_dir(plan, &leaf.host, &leaf.meta, &leaf.target, pair.as_ref())
+                        .map_err(|e| format!("copy {} to {}: {e}", leaf.path, leaf.target)),
+                })
             })
             .collect::<Result<_, _>>()?;
         for leaf in leaves.iter() {
@@ -453,6 +425,18 @@ impl<'p> Writer<'p> {
             .map_err(|e| format!("record the copied files: {e}"))?;
         leaves.clear();
         Ok(())
+    }
+
+    /// The previous snapshot's and the new one's directory of the
+    /// context file `target`, open, when this copy made that directory
+    /// (nothing else can be there) and has a previous snapshot to share
+    /// from.
+    fn dir_pair(&self, plan: &CopyPlan<'_>, target: &str) -> Option<DirPair<'p>> {
+        let previous = self.previous.filter(|_| plan.source.is_context)?;
+        let out = self.host(target);
+        let out_dir = out.parent().filter(|d| self.fresh_dirs.contains(*d))?;
+        let rel_dir = out_dir.strip_prefix(&self.upper).ok()?;
+        previous.dir_pair(rel_dir, out_dir)
     }
 
     /// Records the stamps of copied context files.
@@ -482,41 +466,50 @@ impl<'p> Writer<'p> {
         if meta.is_dir() {
             self.copy_dir_entry(plan, &meta, to)
         } else {
-            let copied = self.copy_non_dir(plan, from, &meta, to)?;
+            let copied = self.copy_non_dir(plan, from, &meta, to, None)?;
             self.record(copied.into_iter())
         }
     }
 
     /// Copies the non-directory `from` to `to`, which must not be a
-    /// directory (BuildKit: "cannot replace to directory … with file").
-    /// Returns the path in `upper` and the stamp of a context file (to
-    /// record), `None` for anything else.
+    /// directory (BuildKit: "cannot replace to directory … with file"),
+    /// or links it from the previous snapshot (through `pair`, the
+    /// handles of `to`'s directory, when given). Returns the path in
+    /// `upper` and the stamp of a context file (to record), `None` for
+    /// anything else.
     fn copy_non_dir(
         &self,
         plan: &CopyPlan<'_>,
         from: &Path,
         meta: &fs::Metadata,
         to: &str,
+        pair: Option<&DirPair<'_>>,
     ) -> io::Result<Option<(PathBuf, SourceStamp)>> {
-        let may_exist = self.check_not_dir(to)?;
+        let is_context_file = plan.source.is_context && meta.is_file();
         let out = self.host(to);
-        if !(plan.source.is_context && meta.is_file()) {
-            return copy_leaf(plan, from, meta, &out).map(|()| None);
-        }
-        let rel = out.strip_prefix(&self.upper).expect("below upper");
+        let rel = || out.strip_prefix(&self.upper).expect("below upper");
         let stamp = SourceStamp::of(meta);
-        let wanted = Wanted {
+        let wanted = || Wanted {
             owner: plan.owner(meta),
             mode: plan.mode(meta).expect("a file has a mode"),
             mtime: (meta.mtime(), meta.mtime_nsec()),
         };
+        if let (true, Some(pair), Some(name)) = (is_context_file, pair, out.file_name())
+            && pair.share(name, &stamp, &wanted()) == Shared::Linked
+        {
+            return Ok(Some((rel().to_path_buf(), stamp)));
+        }
+        let may_exist = self.check_not_dir(to)?;
+        if !is_context_file {
+            return copy_leaf(plan, from, meta, &out).map(|()| None);
+        }
         let shared = (self.previous)
-            .and_then(|p| p.shareable(rel, &stamp, &wanted))
+            .and_then(|p| p.shareable(rel(), &stamp, &wanted()))
             .is_some_and(|path| link_leaf(&path, &out, may_exist).is_ok());
         if !shared {
             copy_leaf(plan, from, meta, &out)?;
         }
-        Ok(Some((rel.to_path_buf(), stamp)))
+        Ok(Some((rel().to_path_buf(), stamp)))
     }
 
     /// Fails when `to` is a directory: a file never replaces one. Returns
@@ -740,6 +733,7 @@ fn copy_special(meta: &fs::Metadata, out: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::layered::HostTree;
+    use rbuild_cache::CopiedFiles;
     use rbuild_frontend::graph::CopyAction;
     use std::sync::Mutex;
 
@@ -1169,5 +1163,57 @@ mod tests {
         );
         assert!(!upper.join("dest/a.tar.gz").exists());
         assert!(upper.join("dest/plain.gz").is_file());
+    }
+
+    #[test]
+    fn a_rerun_shares_unchanged_files_in_made_and_in_existing_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ctx, base) = (dir.path().join("ctx"), dir.path().join("base"));
+        fs::create_dir_all(ctx.join("sub")).unwrap();
+        fs::create_dir_all(base.join("app")).unwrap();
+        for (name, text) in [("top.txt", "top"), ("sub/a", "a"), ("sub/b", "b")] {
+            fs::write(ctx.join(name), text).unwrap();
+        }
+        let tree = HostTree::new(&ctx);
+        let sources = context_source(&tree);
+        let op = copy(&["."], "/app/");
+        // Each run copies onto the base (where /app exists) into an upper
+        // of its own, recording what it copied.
+        let run = |n: usize, previous: Option<&Previous>| {
+            let upper = dir.path().join(format!("upper{n}"));
+            fs::create_dir(&upper).unwrap();
+            let recorded = dir.path().join(format!("copied{n}"));
+            let mut records = CopiedWriter::create(&recorded).unwrap();
+            let bases = [base.clone()];
+            apply_sharing(
+                &op,
+                &bases,
+                &upper,
+                &sources,
+                &HashMap::new(),
+                previous,
+                Some(&mut records),
+            )
+            .unwrap();
+            records.finish().unwrap();
+            let files = CopiedFiles::read(&recorded).unwrap();
+            Previous { dir: upper, files }
+        };
+        let first = run(1, None);
+        fs::write(ctx.join("sub/b"), "b, edited").unwrap();
+        let second = run(2, Some(&first));
+        let ino = |p: &Path| p.symlink_metadata().unwrap().ino();
+        // top.txt is in /app, which the base holds (shared by path); sub
+        // is a directory the copy made (shared through its handles).
+        for rel in ["app/top.txt", "app/sub/a"] {
+            assert_eq!(
+                ino(&first.dir.join(rel)),
+                ino(&second.dir.join(rel)),
+                "{rel}"
+            );
+        }
+        let b = [&first, &second].map(|p| fs::read_to_string(p.dir.join("app/sub/b")).unwrap());
+        assert_eq!(b, ["b", "b, edited"]);
+        assert_eq!(second.files.len(), 3, "every copied file is recorded");
     }
 }

@@ -25,6 +25,7 @@ mod owner;
 mod progress;
 mod remote;
 mod schedule;
+mod share;
 mod source_state;
 mod ssh;
 mod staging;

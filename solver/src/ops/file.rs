@@ -226,6 +226,8 @@ fn context_copy_lineage(op: &FileOp, is_context: &[bool], context_dir: &Path) ->
     if !plain {
         return None;
     }
+    // The same directory however it was named (`.` or its whole path).
+    let context_dir = context_dir.canonicalize().ok()?;
     let mut h = blake3::Hasher::new();
     h.update(b"rbuild context-copy lineage 1\0");
     h.update(&serde_json::to_vec(op).ok()?);
@@ -364,4 +366,34 @@ pub(crate) async fn fetch_remotes(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rbuild_frontend::graph::CopyAction;
+
+    #[test]
+    fn a_context_copy_has_one_lineage_however_its_directory_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("ctx")).unwrap();
+        let op = FileOp {
+            actions: vec![FileAction::Copy(CopyAction {
+                source_input: 1,
+                sources: vec![".".into()],
+                dest: "/app/".into(),
+                chown: None,
+                chmod: None,
+                exclude: vec![],
+                parents: false,
+                link: false,
+                extract_archives: false,
+                remote: None,
+            })],
+        };
+        let lineage = |p: &Path| context_copy_lineage(&op, &[false, true], p).unwrap();
+        let whole = lineage(&dir.path().join("ctx"));
+        assert_eq!(lineage(&dir.path().join("ctx/../ctx/.")), whole);
+        assert_ne!(lineage(dir.path()), whole, "another directory");
+    }
 }
