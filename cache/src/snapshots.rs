@@ -82,6 +82,15 @@ impl PendingSnapshot {
         CopiedWriter::create(&self.tmp.path().join("copied"))
     }
 
+    /// Keeps `made`, a record of source stamps written by a
+    /// [`CopiedWriter`] elsewhere on the store's filesystem (a copy made
+    /// before this snapshot was started, then moved into [`Self::dir`]),
+    /// as the one [`Self::copied_writer`] would have written.
+    pub fn adopt_copied(&self, made: &Path) -> Result<(), StoreError> {
+        let path = self.tmp.path().join("copied");
+        std::fs::rename(made, &path).map_err(io_err("rename into", &path))
+    }
+
     /// Records that the COPY filling [`Self::dir`] shares files with
     /// snapshot `from` (hard links to it), kept with the snapshot when it
     /// is committed (see [`crate::copied`]).

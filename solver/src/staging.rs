@@ -1,22 +1,27 @@
-//! A `COPY --from` staged before its base is ready (issue 19). As soon as
-//! its source is made — or the first state of the source stage that holds
-//! what it copies, when the later steps leave that alone (see
-//! [`crate::source_state`]) — the copy is made on an empty tree in the
-//! store's tmp — the expensive part: the walk, the file copies and the
-//! content key's checksum — while the steps its base waits for (an earlier
-//! COPY from a slower stage, say) still run. Once the base is made, the
-//! staged tree is renamed into the step's new snapshot, but only when the
-//! base holds nothing that would have made the copy differ: the
-//! destination absent, each of its ancestors absent or a plain directory
-//! (no symlink to follow, no file to refuse). The ancestors the base has
-//! are copied up into the new snapshot with their owner, mode and mtime,
-//! as the copy itself does. Otherwise the copy is made as usual.
+//! A copy staged before its base is ready (issue 19). A `COPY --from`
+//! starts as soon as its source is made — or the first state of the
+//! source stage that holds what it copies, when the later steps leave that
+//! alone (see [`crate::source_state`]): first the checksum of what it
+//! selects, which its step's content key needs and which is published
+//! as soon as it is known; then, unless that content key already names a
+//! result (an edit that left the copied files as they were: the step will
+//! be found by it), the copy itself. A copy from the build context onto a
+//! RUN starts with the solve (the context is there from the start), with
+//! the sharing of unchanged files and the records a context copy makes
+//! (see [`crate::ops`]' file step). Either is made on an empty tree in the
+//! store's tmp while the steps its base waits for still run. Once the
+//! base is made, the staged tree is renamed into the step's new snapshot,
+//! but only when the base holds nothing that would have made the copy
+//! differ: the destination absent, each of its ancestors absent or a plain
+//! directory (no symlink to follow, no file to refuse). The ancestors the
+//! base has are copied up into the new snapshot with their owner, mode and
+//! mtime, as the copy itself does. Otherwise the copy is made as usual.
 //!
-//! What is staged needs nothing of the base: one copy from one stage or
-//! image, no `--parents`, no `--link` (made on an empty tree already), an
-//! owner only by number (a name resolves through the destination's
-//! /etc/passwd). Renaming keeps every file's inode and link count, so no
-//! RUN sees a difference.
+//! What is staged needs nothing of the base: one copy from one stage,
+//! image or the context, no `--parents`, no `--link` (made on an empty
+//! tree already), an owner only by number (a name resolves through the
+//! destination's /etc/passwd). Renaming keeps every file's inode and link
+//! count, so no RUN sees a difference.
 
 use std::collections::HashMap;
 use std::fs;
@@ -47,12 +52,14 @@ pub(crate) struct Plan {
     source: usize,
     /// The destination, a clean absolute path other than `/`.
     dest: String,
+    /// Whether the source is the build context.
+    context: bool,
 }
 
 impl Plan {
     /// The plan of `op` when it is one copy that needs nothing of its base
     /// (see the module doc) from input `1` of two, which `is_context` says
-    /// is not the build context; `None` otherwise.
+    /// is the build context or not; `None` otherwise.
     pub(crate) fn of(op: &FileOp, inputs: usize, is_context: bool) -> Option<Plan> {
         let [FileAction::Copy(copy)] = op.actions.as_slice() else {
             return None;
@@ -64,11 +71,12 @@ impl Plan {
             && !copy.link
             && copy.chown.as_deref().is_none_or(numeric);
         let dest = layered::clean(&copy.dest);
-        let from_a_stage = inputs == 2 && copy.source_input == 1 && !is_context;
-        (plain && from_a_stage && dest != "/").then(|| Plan {
+        let one_source = inputs == 2 && copy.source_input == 1;
+        (plain && one_source && dest != "/").then(|| Plan {
             op: op.clone(),
             source: copy.source_input,
             dest,
+            context: is_context,
         })
     }
 
@@ -107,14 +115,25 @@ impl Plan {
         tmp: &Path,
     ) -> Result<tempfile::TempDir, String> {
         let stack = LayerStack::new(layers);
-        let dir = tempfile::Builder::new()
-            .prefix("stage-")
-            .tempdir_in(tmp)
-            .map_err(|e| format!("temp dir in {}: {e}", tmp.display()))?;
+        let dir = new_dir(tmp)?;
         let mut sources: Vec<Option<Source<'_>>> = (0..=self.source).map(|_| None).collect();
         sources[self.source] = Some(Source::layers(&stack));
-        fileop::apply(&self.op, &[], dir.path(), &sources, &HashMap::new())?;
+        fileop::apply(&self.op, &[], &tree(&dir), &sources, &HashMap::new())?;
         Ok(dir)
+    }
+
+    /// Makes node `i`'s copy from the build context into a new dir in
+    /// `tmp`, as onto an empty tree, with what its step needs besides.
+    fn copy_context(
+        &self,
+        solver: &Solver,
+        i: usize,
+        tmp: &Path,
+    ) -> Result<(tempfile::TempDir, StagedContextCopy), String> {
+        let dir = new_dir(tmp)?;
+        let copied = dir.path().join("copied");
+        let made = crate::ops::stage_context_copy(solver, i, &self.op, &tree(&dir), &copied)?;
+        Ok((dir, made))
     }
 
     /// What was staged: the copy in `dir` (`None` when not made) and the
@@ -124,8 +143,40 @@ impl Plan {
             dir,
             dest: self.dest.clone(),
             sums,
+            context: None,
         }
     }
+}
+
+/// A new dir for a staged copy in `tmp`, holding the empty tree it is
+/// made on (see [`tree`]); removed on drop.
+fn new_dir(tmp: &Path) -> Result<tempfile::TempDir, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("stage-")
+        .tempdir_in(tmp)
+        .map_err(|e| format!("temp dir in {}: {e}", tmp.display()))?;
+    let tree = tree(&dir);
+    fs::create_dir(&tree).map_err(|e| format!("mkdir {}: {e}", tree.display()))?;
+    Ok(dir)
+}
+
+/// The tree a staged copy is made on, in its `dir`.
+fn tree(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("tree")
+}
+
+/// What a copy from the build context staged ahead of its base leaves
+/// for its step besides the tree (see [`crate::ops`]' file step).
+#[derive(Debug)]
+pub(crate) struct StagedContextCopy {
+    /// The source stamps of the context files copied (a `copied` file in
+    /// the staged dir), when it recorded them.
+    pub(crate) copied: Option<PathBuf>,
+    /// The copy's lineage (the snapshot it makes is the next one's
+    /// to share from).
+    pub(crate) lineage: Option<String>,
+    /// The snapshot it shared unchanged files with.
+    pub(crate) shared_from: Option<String>,
 }
 
 /// A copy made ahead of its base.
@@ -139,9 +190,16 @@ pub(crate) struct Staged {
     /// The content key's checksums of what it selects, one per source
     /// (when it was asked for).
     pub(crate) sums: Option<Vec<String>>,
+    /// What a copy from the build context leaves besides.
+    context: Option<StagedContextCopy>,
 }
 
 impl Staged {
+    /// What a copy from the build context left besides its tree.
+    pub(crate) fn context_copy(&self) -> Option<&StagedContextCopy> {
+        self.context.as_ref()
+    }
+
     /// Moves the staged copy into `upper`, the empty new layer over the
     /// base's `lowers` (bottom first), when the base holds nothing that
     /// would make the copy differ (see the module doc). `false`, `upper`
@@ -174,7 +232,7 @@ impl Staged {
         let Some(first_new) = first_new else {
             return Ok(false);
         };
-        let from = layered::host_join(dir.path(), &first_new);
+        let from = layered::host_join(&tree(dir), &first_new);
         let Ok(made) = from.symlink_metadata() else {
             // The copy wrote nothing there (a wildcard that matched nothing).
             return Ok(false);
@@ -222,23 +280,99 @@ fn background_pool() -> &'static rayon::ThreadPool {
     })
 }
 
-/// Runs `job`, staged work of node `i`, on the staging thread (see
-/// [`background_pool`]) and reports its span; its result, `None` when it
+/// Stages node `i`'s copy from the build context, as `plan` says: the
+/// context is there from the start.
+async fn stage_context(me: Arc<Solver>, i: usize, plan: Arc<Plan>) -> Option<Arc<Staged>> {
+    let tmp = me.store().root().join("tmp");
+    let (solver, plan_) = (me.clone(), plan.clone());
+    let job = move || plan_.copy_context(&solver, i, &tmp);
+    let (dir, made) = in_background(&me, i, StagedWork::Copy, Pool::Global, job).await?;
+    let mut staged = plan.staged(Some(dir), None);
+    staged.context = Some(made);
+    Some(Arc::new(staged))
+}
+
+/// Stages node `i`'s copy from an earlier stage or image, as `plan`
+/// says, once `dag` has made its source: the checksum of what it copies
+/// first (for the step's content key), then the copy itself, unless that
+/// content key already names a result (the step will be found by it).
+async fn stage_from_stage(
+    me: Arc<Solver>,
+    dag: Arc<Dag<Solver>>,
+    i: usize,
+    plan: Arc<Plan>,
+) -> Option<Arc<Staged>> {
+    let source = me.graph.nodes[i].inputs[plan.source].0;
+    let paths = plan.plain_sources();
+    let (made, early) = source_state::first_complete(&me, &dag, source, paths.as_deref()).await?;
+    if me.stopping() {
+        return None;
+    }
+    let snapshots = me.materialize(&made.state).await.ok()?;
+    let layers = me.snapshot_paths(&snapshots);
+    let is_stage = crate::ops::of(&me.graph.nodes[source].op).cacheable();
+    let sums = match is_stage && !me.opts.ignores_cache(i) {
+        true => {
+            let (plan, layers, epoch) = (plan.clone(), layers.clone(), me.opts.epoch);
+            let sum = in_background(&me, i, StagedWork::Checksum, Pool::Own, move || {
+                plan.checksum(layers, epoch)
+            });
+            Some(vec![sum.await?])
+        }
+        false => None,
+    };
+    let found = sums.as_deref().is_some_and(|s| me.has_content_result(i, s));
+    let dir = match found || me.stopping() {
+        true => None,
+        false => {
+            let (plan, tmp) = (plan.clone(), me.store().root().join("tmp"));
+            let copy = in_background(&me, i, StagedWork::Copy, Pool::Own, move || {
+                plan.copy(layers, &tmp)
+            });
+            Some(copy.await?)
+        }
+    };
+    if early {
+        let whole = dag.clone().realize(source).await.ok()?;
+        let paths = paths.as_deref().unwrap_or_default();
+        if !source_state::left_alone(&me, &made.state, &whole.state, paths) {
+            return None;
+        }
+    }
+    Some(Arc::new(plan.staged(dir, sums)))
+}
+
+/// Which threads staged work runs on.
+#[derive(Clone, Copy)]
+enum Pool {
+    /// The staging thread (see [`background_pool`]): work that may
+    /// never be used.
+    Own,
+    /// Rayon's global pool, as the step's own work would: a copy from
+    /// the context, always used unless its base refuses it.
+    Global,
+}
+
+/// Runs `job`, staged work of node `i`, on a blocking thread in `pool`
+/// and reports its span; its result, `None` when it
 /// failed (the step made as usual then reports why).
 async fn in_background<T: Send + 'static>(
     solver: &Solver,
     i: usize,
     work: StagedWork,
+    pool: Pool,
     job: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Option<T> {
     let progress = solver.progress.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        background_pool().install(|| {
-            let started = SystemTime::now();
-            let done = job();
-            progress.staged(i, work, started, SystemTime::now());
-            done
-        })
+    let timed = move || {
+        let started = SystemTime::now();
+        let done = job();
+        progress.staged(i, work, started, SystemTime::now());
+        done
+    };
+    let done = tokio::task::spawn_blocking(move || match pool {
+        Pool::Own => background_pool().install(timed),
+        Pool::Global => timed(),
     });
     done.await.ok()?.ok()
 }
@@ -260,46 +394,10 @@ impl Staging {
     /// content key already names a result (the step will be found by it).
     pub(crate) fn start(solver: &Arc<Solver>, dag: &Arc<Dag<Solver>>, i: usize, plan: Plan) {
         let (me, dag, plan) = (solver.clone(), dag.clone(), Arc::new(plan));
-        let task = tokio::spawn(async move {
-            let source = me.graph.nodes[i].inputs[plan.source].0;
-            let paths = plan.plain_sources();
-            let (made, early) =
-                source_state::first_complete(&me, &dag, source, paths.as_deref()).await?;
-            if me.stopping() {
-                return None;
-            }
-            let snapshots = me.materialize(&made.state).await.ok()?;
-            let layers = me.snapshot_paths(&snapshots);
-            let is_stage = crate::ops::of(&me.graph.nodes[source].op).cacheable();
-            let sums = match is_stage && !me.opts.ignores_cache(i) {
-                true => {
-                    let (plan, layers, epoch) = (plan.clone(), layers.clone(), me.opts.epoch);
-                    let sum = in_background(&me, i, StagedWork::Checksum, move || {
-                        plan.checksum(layers, epoch)
-                    });
-                    Some(vec![sum.await?])
-                }
-                false => None,
-            };
-            let found = sums.as_deref().is_some_and(|s| me.has_content_result(i, s));
-            let dir = match found || me.stopping() {
-                true => None,
-                false => {
-                    let (plan, tmp) = (plan.clone(), me.store().root().join("tmp"));
-                    let copy =
-                        in_background(&me, i, StagedWork::Copy, move || plan.copy(layers, &tmp));
-                    Some(copy.await?)
-                }
-            };
-            if early {
-                let whole = dag.clone().realize(source).await.ok()?;
-                let paths = paths.as_deref().unwrap_or_default();
-                if !source_state::left_alone(&me, &made.state, &whole.state, paths) {
-                    return None;
-                }
-            }
-            Some(Arc::new(plan.staged(dir, sums)))
-        });
+        let task = match plan.context {
+            true => tokio::spawn(stage_context(me, i, plan)),
+            false => tokio::spawn(stage_from_stage(me, dag, i, plan)),
+        };
         let pending = task.map(|joined| joined.ok().flatten()).boxed().shared();
         let mut started = solver.staging.started.lock().expect("poisoned");
         started.insert(i, pending);
@@ -513,10 +611,8 @@ mod tests {
         let numeric = copy("/deps", "/app", Some("65534:65534"), None);
         assert!(Plan::of(&numeric, 2, false).is_some());
         let plain = copy("/deps", "/app", None, None);
-        assert!(
-            Plan::of(&plain, 2, true).is_none(),
-            "the context is not staged"
-        );
+        assert!(Plan::of(&plain, 2, true).is_some(), "from the context too");
+        assert!(Plan::of(&plain, 3, false).is_none(), "one source only");
         assert!(Plan::of(&copy("/deps", "/", None, None), 2, false).is_none());
         let mut linked = plain.clone();
         if let FileAction::Copy(c) = &mut linked.actions[0] {

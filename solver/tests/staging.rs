@@ -260,3 +260,106 @@ async fn after_an_edit_a_staged_copy_is_found_by_its_checksum_and_never_made() {
         "the checksum read the state `COPY deps/` made, not waiting for the stage's last step"
     );
 }
+
+/// A RUN that makes /build (its mtime fixed) below a copy of context files
+/// into /build/src: the copy is staged while the RUN runs, then /build is
+/// copied up into its snapshot.
+const ONTO_RUN: &str = r#"
+FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "sh", "-c", "mkdir -p /build && echo x > /build/made && touch -d '2020-01-02 03:04:05' /build"]
+COPY src/ /build/src/
+"#;
+
+/// Every entry of the snapshot `dir`: path, kind, owner, mode, size, link
+/// count and, but for directories other than `build`, mtime.
+fn tree_of(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        let meta = path.symlink_metadata().unwrap();
+        let rel = path.strip_prefix(dir).unwrap().display().to_string();
+        let timed = !meta.is_dir() || rel == "build";
+        if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+        out.push(format!(
+            "{rel} {:o} {}:{} {} {} {}",
+            meta.mode(),
+            meta.uid(),
+            meta.gid(),
+            if meta.is_dir() { 0 } else { meta.len() },
+            meta.nlink() * u64::from(!meta.is_dir()),
+            if timed {
+                meta.mtime_nsec() + meta.mtime() * 1_000_000_000
+            } else {
+                0
+            },
+        ));
+    }
+    out.sort();
+    out
+}
+
+/// Solves [`ONTO_RUN`] in the store at `store`, staging copies or not: the
+/// layer digests and content keys (as [`solve_watched`]), the tree of the
+/// copy's snapshot, and whether the copy was staged.
+async fn solve_onto_run(
+    store: &Path,
+    context: &Path,
+    stage_copies: bool,
+) -> ((Vec<String>, Vec<String>), Vec<String>, bool) {
+    let watch = Arc::new(Watch::default());
+    let solved = solve_watched(store, ONTO_RUN, context, stage_copies, watch.clone()).await;
+    let snapshots = Store::open(store).unwrap().root().join("snapshots");
+    let copies = (std::fs::read_dir(&snapshots).unwrap())
+        .map(|e| e.unwrap().path())
+        .filter(|s| s.join("build/src").is_dir());
+    // The newest copy: that of this solve.
+    let newest = copies
+        .max_by_key(|s| s.symlink_metadata().unwrap().modified().unwrap())
+        .unwrap();
+    let spans = watch.staged("COPY src/");
+    let staged = spans.iter().map(|s| s.0).eq([StagedWork::Copy]);
+    (solved, tree_of(&newest), staged)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_context_copy_staged_onto_a_run_makes_the_snapshot_a_copy_in_turn_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("context");
+    write(&context.join("Dockerfile"), ONTO_RUN);
+    std::fs::copy("/bin/busybox", context.join("busybox")).unwrap();
+    for n in 0..300 {
+        write(
+            &context.join(format!("src/m{}/f{n}.c", n % 7)),
+            &format!("int f{n};\n"),
+        );
+    }
+    std::fs::set_permissions(
+        context.join("src/m3"),
+        std::fs::Permissions::from_mode(0o750),
+    )
+    .unwrap();
+    let (staged, in_turn) = (dir.path().join("staged"), dir.path().join("in-turn"));
+    for edit in [false, true] {
+        if edit {
+            write(&context.join("src/m0/f0.c"), "int edited;\n");
+        }
+        let (made, tree, was_staged) = solve_onto_run(&staged, &context, true).await;
+        let (made_in_turn, tree_in_turn, _) = solve_onto_run(&in_turn, &context, false).await;
+        assert!(was_staged, "the copy was staged (edit: {edit})");
+        assert_eq!(made, made_in_turn, "layers and records (edit: {edit})");
+        assert_eq!(tree, tree_in_turn, "the copy's snapshot (edit: {edit})");
+        let unchanged = tree
+            .iter()
+            .find(|e| e.starts_with("build/src/m1/f1.c "))
+            .unwrap();
+        let links = if edit { " 2 " } else { " 1 " };
+        assert!(
+            unchanged.contains(links),
+            "an unchanged file is shared with the copy made before after an edit: {unchanged}"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::future::{BoxFuture, FutureExt};
 use rbuild_cache::{CopiedWriter, Store};
 use rbuild_frontend::IgnoreMatcher;
-use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, FileOp};
+use rbuild_frontend::graph::{BuildGraph, CopyAction, FileAction, FileOp, Op};
 
 use super::context::is_context;
 use super::step::Step;
@@ -22,7 +22,7 @@ use crate::layered::{HostTree, LayerStack};
 use crate::modes::ContextModes;
 use crate::remote::{self, Fetched};
 use crate::schedule::{NodeResult, Solver, step_error};
-use crate::staging::{Plan, Staged};
+use crate::staging::{Plan, Staged, StagedContextCopy};
 use crate::state::Layer;
 
 /// A file step.
@@ -37,13 +37,17 @@ impl SolveOp for File<'_> {
         keys::is_link_op(self.0)
     }
 
-    /// A copy from one earlier stage or image that needs nothing of its
-    /// base is made ahead of it (see [`crate::staging`]).
+    /// A copy from one earlier stage, image or the build context that
+    /// needs nothing of its base is made ahead of it (see
+    /// [`crate::staging`]); from the context only onto a RUN, the base
+    /// that takes long to make (a copy onto a quick one gains nothing,
+    /// and onto the WORKDIR it copies into it would be refused).
     fn staging_plan(&self, solver: &Solver, i: usize) -> Option<Plan> {
         let inputs = &solver.graph.nodes[i].inputs;
         let source = inputs.get(1)?;
         let context = is_context(&solver.graph.nodes[source.0].op);
-        let wanted = solver.opts.stage_copies && !self.links_onto_base();
+        let onto_run = matches!(solver.graph.nodes[inputs[0].0].op, Op::Exec(_));
+        let wanted = solver.opts.stage_copies && !self.links_onto_base() && (onto_run || !context);
         wanted.then(|| Plan::of(self.0, inputs.len(), context))?
     }
 
@@ -124,9 +128,16 @@ impl SolveOp for File<'_> {
             let staged = solver.staging.take(i).await;
             let step = Step::begin(solver, i, &inputs[0], link).await?;
             if let Some(staged) = staged
-                && commit_staged(staged, &step).await?
+                && commit_staged(staged.clone(), &step).await?
             {
-                return step.commit(&inputs[0], content_key);
+                let (mut lineage, mut shared_from) = (None, None);
+                if let Some(made) = staged.context_copy() {
+                    if let Some(copied) = &made.copied {
+                        step.adopt_copied(copied)?;
+                    }
+                    (lineage, shared_from) = (made.lineage.clone(), made.shared_from.clone());
+                }
+                return finish(solver, step, &inputs[0], content_key, lineage, shared_from);
             }
             let graph_inputs = &solver.graph.nodes[i].inputs;
             let mut sources: Vec<Option<Vec<PathBuf>>> = Vec::new();
@@ -156,10 +167,8 @@ impl SolveOp for File<'_> {
             // `--no-cache` copies everything afresh (and records for later).
             let share = !solver.opts.ignores_cache(i);
             let lookup = lineage.clone().filter(|_| share);
-            let mut records = lineage.as_ref().map(|_| step.copied_writer()).transpose()?;
+            let records = lineage.as_ref().map(|_| step.copied_writer()).transpose()?;
             let shared_from = tokio::task::spawn_blocking(move || {
-                let found = lookup.and_then(|l| previous_snapshot(&store, &l));
-                let (shared_from, previous) = found.unzip();
                 let inputs = FileInputs {
                     sources: &sources,
                     is_context: &is_ctx,
@@ -168,35 +177,104 @@ impl SolveOp for File<'_> {
                     ignore: &ignore,
                     remotes: &remotes,
                 };
-                apply_file_op(
-                    &op,
-                    &lowers,
-                    &upper,
-                    &inputs,
-                    previous.as_ref(),
-                    records.as_mut(),
-                )?;
-                records.map_or(Ok(()), |r| r.finish().map_err(|e| e.to_string()))?;
-                Ok::<_, String>(shared_from)
+                copy_sharing(&store, &op, &lowers, &upper, &inputs, lookup, records)
             })
             .await
             .map_err(|e| e.to_string())??;
-            if let Some(from) = shared_from {
-                step.record_shared_from(&from)?;
-            }
-            let result = step.commit(&inputs[0], content_key)?;
-            if let (Some(lineage), true, Some(Layer::Snapshot(id))) =
-                (&lineage, result.added, result.state.last())
-            {
-                solver
-                    .store()
-                    .set_lineage(lineage, id)
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(result)
+            finish(solver, step, &inputs[0], content_key, lineage, shared_from)
         }
         .boxed()
     }
+}
+
+/// Ends a file step whose changes are in `step`: notes the snapshot its
+/// copy shared files with (`shared_from`), commits it and records it as
+/// the last one made by the copy's `lineage`.
+fn finish(
+    solver: &Solver,
+    step: Step<'_>,
+    base: &NodeResult,
+    content_key: ContentKey,
+    lineage: Option<String>,
+    shared_from: Option<String>,
+) -> Result<NodeResult, StepFailure> {
+    if let Some(from) = shared_from {
+        step.record_shared_from(&from)?;
+    }
+    let result = step.commit(base, content_key)?;
+    if let (Some(lineage), true, Some(Layer::Snapshot(id))) =
+        (&lineage, result.added, result.state.last())
+    {
+        solver
+            .store()
+            .set_lineage(lineage, id)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(result)
+}
+
+/// Applies `op` onto `lowers` into `upper`, sharing the unchanged
+/// context files of the snapshot its `lineage` made last (when given);
+/// the stamps of the context files it copies go to `records`. The
+/// snapshot it shared files with.
+fn copy_sharing(
+    store: &Store,
+    op: &FileOp,
+    lowers: &[PathBuf],
+    upper: &Path,
+    inputs: &FileInputs<'_>,
+    lineage: Option<String>,
+    mut records: Option<CopiedWriter>,
+) -> Result<Option<String>, String> {
+    let found = lineage.and_then(|l| previous_snapshot(store, &l));
+    let (shared_from, previous) = found.unzip();
+    apply_file_op(
+        op,
+        lowers,
+        upper,
+        inputs,
+        previous.as_ref(),
+        records.as_mut(),
+    )?;
+    records.map_or(Ok(()), |r| r.finish().map_err(|e| e.to_string()))?;
+    Ok(shared_from)
+}
+
+/// Makes node `i`'s copy from the build context (its only source), `op`,
+/// into `tree` as onto an empty tree, as [`SolveOp::execute`] makes it on
+/// the base, for a copy staged ahead of its base (see [`crate::staging`]):
+/// what it needs to be committed as the step's.
+pub(crate) fn stage_context_copy(
+    solver: &Solver,
+    i: usize,
+    op: &FileOp,
+    tree: &Path,
+    copied: &Path,
+) -> Result<StagedContextCopy, String> {
+    let graph_inputs = &solver.graph.nodes[i].inputs;
+    let is_ctx: Vec<bool> = (graph_inputs.iter())
+        .map(|n| is_context(&solver.graph.nodes[n.0].op))
+        .collect();
+    let context_dir = &solver.opts.context_dir;
+    let lineage = context_copy_lineage(op, &is_ctx, context_dir);
+    let lookup = lineage.clone().filter(|_| !solver.opts.ignores_cache(i));
+    let copied = lineage.as_ref().map(|_| copied.to_path_buf());
+    let records = copied.as_deref().map(CopiedWriter::create);
+    let records = records.transpose().map_err(|e| e.to_string())?;
+    let inputs = FileInputs {
+        sources: &vec![None; is_ctx.len()],
+        is_context: &is_ctx,
+        context_dir,
+        context_modes: solver.opts.context_modes,
+        ignore: &context_ignore(&solver.graph)?,
+        remotes: &[],
+    };
+    let shared_from = copy_sharing(solver.store(), op, &[], tree, &inputs, lookup, records)?;
+    Ok(StagedContextCopy {
+        copied,
+        lineage,
+        shared_from,
+    })
 }
 
 /// Moves the copy `staged` ahead of the base into `step`'s new layer,

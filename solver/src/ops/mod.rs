@@ -20,7 +20,7 @@ use crate::schedule::{NodeResult, Solver};
 use crate::staging::Plan;
 
 pub(crate) use context::context_ignore;
-pub(crate) use file::fetch_remotes;
+pub(crate) use file::{fetch_remotes, stage_context_copy};
 
 /// A content key found once a step's inputs are made, with what it is
 /// hashed from (see [`SolveOp::content_key`]).

@@ -70,6 +70,13 @@ impl<'a> Step<'a> {
         self.pending.copied_writer().map_err(|e| e.to_string())
     }
 
+    /// Keeps `made`, the source stamps of the context files a copy staged
+    /// ahead of the step recorded (see [`Self::copied_writer`]), with its
+    /// snapshot.
+    pub(crate) fn adopt_copied(&self, made: &Path) -> Result<(), String> {
+        self.pending.adopt_copied(made).map_err(|e| e.to_string())
+    }
+
     /// Records that the step's copy shares files with snapshot `from`, so
     /// that its layer export can reuse that snapshot's layer bytes.
     pub(crate) fn record_shared_from(&self, from: &str) -> Result<(), String> {
