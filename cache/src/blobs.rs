@@ -57,6 +57,9 @@ pub struct BlobWriter {
     written_back: u64,
     blobs_dir: PathBuf,
     disk: Arc<dyn Disk>,
+    /// The copy of the prefix [`Self::start_with`] began, running beside
+    /// the writes after it.
+    prefix: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl BlobWriter {
@@ -76,6 +79,7 @@ impl BlobWriter {
             written_back: 0,
             blobs_dir,
             disk,
+            prefix: None,
         })
     }
 
@@ -83,14 +87,25 @@ impl BlobWriter {
     /// bytes of `from`, whose hash states at each checkpoint were
     /// `checkpoints` (recorded when `from` was written): they are copied
     /// in the kernel (`copy_file_range`) and not hashed again. Only before
-    /// anything else is written.
+    /// anything else is written. The copy runs on a thread of its own
+    /// while the bytes after it are written and hashed (on ext4 it is a
+    /// page-cache copy: w2's edit, 129 MiB, ~0.2 s the export waited for
+    /// before hashing anything); [`Self::commit`] waits for it.
     pub fn start_with(&mut self, from: &File, checkpoints: Vec<Midstate>) -> std::io::Result<()> {
         assert_eq!(self.size, 0, "start_with on a blob already written to");
         let len = checkpoints.len() as u64 * CHECKPOINT;
-        copy_range(from, self.file.as_file(), len)?;
+        let (from, to) = (from.try_clone()?, self.file.as_file().try_clone()?);
+        let copy = move || {
+            copy_range(&from, &to, len)?;
+            start_write_back(&to, 0, len);
+            Ok(())
+        };
+        let thread = std::thread::Builder::new().name(String::from("blob-prefix"));
+        self.prefix = Some(thread.spawn(copy)?);
         std::io::Seek::seek(self.file.as_file_mut(), std::io::SeekFrom::Start(len))?;
         self.hasher = CheckpointedSha256::resume(checkpoints);
         self.size = len;
+        self.written_back = len;
         Ok(())
     }
 
@@ -100,7 +115,13 @@ impl BlobWriter {
     }
 
     /// Verifies the digest (when given), syncs, and renames into place.
-    pub fn commit(self, expected: Option<&str>) -> Result<BlobInfo, StoreError> {
+    pub fn commit(mut self, expected: Option<&str>) -> Result<BlobInfo, StoreError> {
+        if let Some(prefix) = self.prefix.take() {
+            let copied = prefix
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the prefix copy panicked")));
+            copied.map_err(io_err("copy the start of", self.file.path()))?;
+        }
         let actual = format!("sha256:{}", hex::encode(self.hasher.finalize()));
         if let Some(expected) = expected
             && expected != actual
@@ -135,16 +156,7 @@ impl Write for BlobWriter {
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
         if self.size - self.written_back >= WRITE_BACK {
-            // A hint: the sync at the commit is what makes the blob durable.
-            // SAFETY: an open descriptor; the call only reads its arguments.
-            unsafe {
-                libc::sync_file_range(
-                    self.file.as_file().as_raw_fd(),
-                    self.written_back as i64,
-                    (self.size - self.written_back) as i64,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                )
-            };
+            start_write_back(self.file.as_file(), self.written_back, self.size);
             self.written_back = self.size;
         }
         Ok(n)
@@ -153,6 +165,21 @@ impl Write for BlobWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()
     }
+}
+
+/// Asks the kernel to start writing bytes `from..to` of `file` to disk,
+/// without waiting: a hint, the sync at the commit is what makes the
+/// blob durable.
+fn start_write_back(file: &File, from: u64, to: u64) {
+    // SAFETY: an open descriptor; the call only reads its arguments.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            from as i64,
+            (to - from) as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
 }
 
 /// Copies the first `len` bytes of `from` to the start of `to` (both at
@@ -252,5 +279,28 @@ mod tests {
             format!("sha256:{}", hex::encode(Sha256::digest(&second)))
         );
         assert_eq!(store.read_blob(&made.digest).unwrap(), second);
+    }
+
+    #[test]
+    fn a_prefix_that_cannot_be_copied_fails_the_commit_and_names_no_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut w = store.blob_writer().unwrap();
+        w.write_all(&vec![7u8; 2 * CHECKPOINT as usize]).unwrap();
+        let states = w.checkpoints().to_vec();
+        w.commit(None).unwrap();
+        // The old blob is shorter than its two checkpoints say: the copy
+        // on its own thread fails after the writes after it succeeded.
+        let short = dir.path().join("short");
+        std::fs::write(&short, vec![7u8; CHECKPOINT as usize]).unwrap();
+        let mut w = store.blob_writer().unwrap();
+        w.start_with(&File::open(&short).unwrap(), states).unwrap();
+        w.write_all(b"tail").unwrap();
+        let err = w.commit(None).unwrap_err().to_string();
+        assert!(err.contains("copy the start of"), "{err}");
+        let blobs = std::fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .count();
+        assert_eq!(blobs, 1, "only the first blob");
     }
 }
