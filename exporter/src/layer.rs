@@ -7,7 +7,7 @@
 //! without a change) skipped: a hard link to one of them is then written
 //! as a regular file, as BuildKit's differ does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Write};
@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use rbuild_cache::IndexEntries;
 use sha2::{Digest, Sha256};
+
+use crate::first_names::FirstNames;
 
 /// A writer that hashes what passes through (the layer's diff_id).
 pub struct HashingWriter<W> {
@@ -205,7 +207,7 @@ pub(crate) fn walk_entries(
     // after each entry.
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
-    let mut links: HashMap<(u64, u64), std::path::PathBuf> = HashMap::new();
+    let mut links = FirstNames::default();
     let clamp = |t: i64| -> u64 {
         let t = t.max(0);
         match epoch {
@@ -245,7 +247,7 @@ fn frame_entry(
     builder: &mut tar::Builder<Vec<u8>>,
     entry: &walkdir::DirEntry,
     rel: &Path,
-    links: &mut HashMap<(u64, u64), PathBuf>,
+    links: &mut FirstNames,
     clamp: &dyn Fn(i64) -> u64,
 ) -> io::Result<Option<Body>> {
     let path = entry.path();
@@ -302,14 +304,12 @@ fn frame_entry(
         let target = fs::read_link(path)?;
         builder.append_link(&mut h, &name, target)?;
     } else if ft.is_file() {
-        if meta.nlink() > 1 {
-            let key = (meta.dev(), meta.ino());
-            if let Some(first) = links.get(&key) {
-                h.set_entry_type(tar::EntryType::Link);
-                builder.append_link(&mut h, &name, first)?;
-                return Ok(None);
-            }
-            links.insert(key, name.clone());
+        if meta.nlink() > 1
+            && let Some(first) = links.first_or_record(meta.dev(), meta.ino(), &name)
+        {
+            h.set_entry_type(tar::EntryType::Link);
+            builder.append_link(&mut h, &name, first)?;
+            return Ok(None);
         }
         h.set_entry_type(tar::EntryType::Regular);
         h.set_size(meta.len());

@@ -6,6 +6,7 @@
 
 mod archive;
 mod compress;
+mod first_names;
 mod image;
 mod index;
 mod layer;

@@ -359,3 +359,77 @@ fn left_out_paths_stay_in_the_snapshot_but_not_in_the_layer() {
     );
     assert!(snap.join("copied/f").exists());
 }
+
+/// A snapshot of 100 files in two directories, with hard links inside it
+/// to files 0, 40 and 99 (file 40 twice). With `outside`, every file also
+/// has a name outside the snapshot, as after a COPY that shares files
+/// with an earlier snapshot; without, the files are made afresh.
+fn linked_snapshot(store: &Store, id: &str, outside: Option<&std::path::Path>) {
+    let p = store.new_snapshot().unwrap();
+    let d = p.dir();
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    for i in 0..100 {
+        let rel = format!("{}/f{i:03}", if i < 50 { "a" } else { "b" });
+        let data = format!("file {i}\n").repeat(i + 1);
+        match outside {
+            Some(out) => {
+                let kept = out.join(format!("{id}-{i}"));
+                std::fs::write(&kept, data).unwrap();
+                std::fs::hard_link(&kept, d.join(&rel)).unwrap();
+            }
+            None => std::fs::write(d.join(&rel), data).unwrap(),
+        }
+    }
+    for (target, alias) in [
+        ("a/f000", "b/z0"),
+        ("a/f040", "b/z40"),
+        ("a/f040", "b/z40b"),
+        ("b/f099", "b/z99"),
+    ] {
+        std::fs::hard_link(d.join(target), d.join(alias)).unwrap();
+    }
+    p.commit(id).unwrap();
+}
+
+#[test]
+fn names_linked_from_outside_the_layer_leave_its_tar_as_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store")).unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    linked_snapshot(&store, "shared", Some(&outside));
+    linked_snapshot(&store, "fresh", None);
+    let shared = export_layer(&store, "shared", &opts(Compression::Uncompressed)).unwrap();
+    let fresh = export_layer(&store, "fresh", &opts(Compression::Uncompressed)).unwrap();
+    assert_eq!(shared.blob, fresh.blob, "the same tar bytes");
+
+    let mut archive =
+        tar::Archive::new(std::fs::File::open(store.blob_path(&shared.blob.digest)).unwrap());
+    let mut links = Vec::new();
+    let mut regular = 0;
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        match entry.header().entry_type() {
+            tar::EntryType::Link => {
+                let target = entry.link_name().unwrap().unwrap();
+                links.push((path, target.to_string_lossy().into_owned()));
+            }
+            tar::EntryType::Regular => regular += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(regular, 100, "each file's first name carries its data");
+    let want = [
+        ("b/z0", "a/f000"),
+        ("b/z40", "a/f040"),
+        ("b/z40b", "a/f040"),
+        ("b/z99", "b/f099"),
+    ];
+    let want: Vec<(String, String)> = (want.iter())
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(links, want, "later names link to the first, in tar order");
+}
