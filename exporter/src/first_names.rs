@@ -156,15 +156,21 @@ mod tests {
     #[test]
     fn a_file_seen_again_gets_its_first_name_on_any_device() {
         let mut names = FirstNames::default();
-        assert_eq!(names.first_or_record(1, 10, Path::new("a/x")), None);
-        assert_eq!(names.first_or_record(2, 10, Path::new("a/y")), None);
-        assert_eq!(names.first_or_record(1, 11, Path::new("b/z")), None);
-        assert_eq!(names.first_or_record(1, 10, Path::new("c/1")), Some("a/x".into()));
-        assert_eq!(names.first_or_record(2, 10, Path::new("c/2")), Some("a/y".into()));
-        assert_eq!(names.first_or_record(1, 11, Path::new("c/3")), Some("b/z".into()));
         // Non-UTF-8 names stay byte-exact.
-        let odd = Path::new(OsStr::from_bytes(b"n\xffame"));
-        assert_eq!(names.first_or_record(3, 1, odd), None);
-        assert_eq!(names.first_or_record(3, 1, Path::new("c/4")).as_deref(), Some(odd));
+        let odd = OsStr::from_bytes(b"n\xffame");
+        let seen: [(u64, u64, &OsStr, Option<&OsStr>); 8] = [
+            (1, 10, "a/x".as_ref(), None),
+            (2, 10, "a/y".as_ref(), None),
+            (1, 11, "b/z".as_ref(), None),
+            (3, 1, odd, None),
+            (1, 10, "c/1".as_ref(), Some("a/x".as_ref())),
+            (2, 10, "c/2".as_ref(), Some("a/y".as_ref())),
+            (1, 11, "c/3".as_ref(), Some("b/z".as_ref())),
+            (3, 1, "c/4".as_ref(), Some(odd)),
+        ];
+        for (dev, ino, name, first) in seen {
+            let got = names.first_or_record(dev, ino, Path::new(name));
+            assert_eq!(got.as_deref(), first.map(Path::new), "{name:?}");
+        }
     }
 }
