@@ -25,6 +25,10 @@ use rbuild_cache::{BlobWriter, IndexCursor, IndexEntries, IndexEntry, LayerIndex
 use crate::layer::{TarEntry, walk_entries};
 use crate::pipe::{ChunkSender, Opener, piped_opening};
 
+/// The bytes of a run of unchanged entries sent at once: its copy and
+/// hashing go on while the walk frames the entries after it.
+const RUN_SENT: u64 = 1 << 20;
+
 /// How much of a reused export came from where.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ReuseStats {
@@ -113,7 +117,14 @@ impl Plan<'_> {
         }
         self.open()?;
         match same {
-            Some(at) if self.run.0 + self.run.1 == at => self.run.1 += new.span,
+            Some(at) if self.run.0 + self.run.1 == at => {
+                self.run.1 += new.span;
+                // Sent as it grows: everything after an edit is one run,
+                // which held the hashing back until the walk was done.
+                if self.run.1 >= RUN_SENT {
+                    self.flush_run()?;
+                }
+            }
             Some(at) => {
                 self.flush_run()?;
                 self.run = (at, new.span);
