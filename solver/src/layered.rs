@@ -304,7 +304,9 @@ pub fn is_whiteout(meta: &Metadata) -> bool {
     meta.file_type().is_char_device() && meta.rdev() == 0
 }
 
-fn is_opaque(dir: &Path) -> bool {
+/// Whether a directory of a layer is opaque: it hides what the layers
+/// below hold under it.
+pub(crate) fn is_opaque(dir: &Path) -> bool {
     let Ok(path) = CString::new(dir.as_os_str().as_bytes()) else {
         return false;
     };

@@ -7,6 +7,7 @@
 //! ancestors (a change, a whiteout or an opaque directory would be one).
 //! Otherwise the early copy is dropped and the copy made as usual.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -64,17 +65,21 @@ pub(crate) fn left_alone(solver: &Solver, early: &State, whole: &State, paths: &
         let Layer::Snapshot(id) = layer else {
             return false;
         };
-        let dir = solver.store().snapshot_path(id);
-        paths.iter().all(|path| {
+        leaves_alone(&solver.store().snapshot_path(id), paths)
+    })
+}
+
+/// Whether the layer in `dir` holds nothing at any of `paths` or at their
+/// ancestors, the root included: an opaque root hides all below it.
+fn leaves_alone(dir: &Path, paths: &[String]) -> bool {
+    !layered::is_opaque(dir)
+        && paths.iter().all(|path| {
             let mut prefix = String::from("/");
             layered::components(path).all(|name| {
                 prefix = layered::child(&prefix, name);
-                layered::host_join(&dir, &prefix)
-                    .symlink_metadata()
-                    .is_err()
+                layered::host_join(dir, &prefix).symlink_metadata().is_err()
             })
         })
-    })
 }
 
 /// The steps of `source`'s stage below it (its input-0 chain of steps),
@@ -109,4 +114,34 @@ async fn has_all(solver: &Solver, state: &State, paths: &[String]) -> bool {
             meta.is_some_and(|m| m.is_dir() || (n + 1 == names.len() && !m.is_symlink()))
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_leaves_paths_alone_unless_it_holds_them_an_ancestor_or_an_opaque_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path();
+        let paths = ["/deps/lib".to_string(), "/app/bin".to_string()];
+        std::fs::create_dir_all(layer.join("srv/deps")).unwrap();
+        assert!(leaves_alone(layer, &paths), "other paths only");
+        std::fs::create_dir(layer.join("app")).unwrap();
+        assert!(!leaves_alone(layer, &paths), "an ancestor");
+        std::fs::remove_dir(layer.join("app")).unwrap();
+        let root = std::ffi::CString::new(layer.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: valid pointers and lengths.
+        let rc = unsafe {
+            libc::lsetxattr(
+                root.as_ptr(),
+                rbuild_cache::OPAQUE_XATTR.as_ptr(),
+                b"y".as_ptr().cast(),
+                1,
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        assert!(!leaves_alone(layer, &paths), "an opaque root");
+    }
 }
