@@ -125,7 +125,7 @@ impl Display {
             Event::Finished { step, name, status } => self.on_finish(step, &name, status),
             Event::Warning { message } => eprintln!("WARNING: {message}"),
             // The step's own line already shows its time.
-            Event::Process { .. } => {}
+            Event::Process { .. } | Event::Staged { .. } => {}
         }
     }
 

@@ -3,7 +3,8 @@
 //! --progress=rawjson` prints them: `vertexes` (name, inputs, started,
 //! completed, cached, error), `logs` (vertex, stream, base64 data,
 //! timestamp), `statuses` (a RUN's process: id `process`, its vertex,
-//! started and completed, from its sandbox's set-up to its exit) and
+//! started and completed, from its sandbox's set-up to its exit; a copy
+//! made ahead of its base: ids `staged checksum` and `staged copy`) and
 //! `warnings`. A vertex's `digest` is an id of the step in this build
 //! (`sha256:` and its number), not an LLB digest: rbuild has no LLB.
 
@@ -12,7 +13,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rbuild_build::{Event, StepId, StepStatus};
+use rbuild_build::{Event, StagedWork, StepId, StepStatus};
 use serde_json::{Value, json};
 
 /// Prints events as rawjson lines.
@@ -53,6 +54,19 @@ impl RawJson {
                 json!({"statuses": [{"id": "process", "vertex": self.digest(step), "name": "process",
                     "started": timestamp(started), "completed": timestamp(ended), "timestamp": now}]})
             }
+            Event::Staged {
+                step,
+                work,
+                started,
+                ended,
+            } => {
+                let id = match work {
+                    StagedWork::Checksum => "staged checksum",
+                    StagedWork::Copy => "staged copy",
+                };
+                json!({"statuses": [{"id": id, "vertex": self.digest(step), "name": id,
+                    "started": timestamp(started), "completed": timestamp(ended), "timestamp": now}]})
+            }
             Event::Log { step, line } => {
                 let digest = self.digest(step);
                 json!({"logs": [{"vertex": digest, "stream": 1, "data": base64(&line), "timestamp": now}]})
@@ -77,15 +91,26 @@ impl RawJson {
         let _ = writeln!(err, "{status}");
     }
 
-    /// Numbers `step` (if new) and records when it started; its digest.
+    /// Numbers `step` (if new) and records when it started (a status
+    /// seen before, of a copy staged ahead of it, numbered it only); its
+    /// digest.
     fn begin(&self, step: StepId, now: &str) -> String {
+        self.number(step, Some(now))
+    }
+
+    /// Numbers `step` if new, noting `started` (else now) as when it
+    /// started if given or new; its digest.
+    fn number(&self, step: StepId, started: Option<&str>) -> String {
         let mut steps = self.steps.lock().expect("poisoned");
         let next = steps.len() + 1;
         let entry = steps.entry(step).or_insert_with(|| Seen {
             number: next,
-            started: now.to_string(),
+            started: timestamp(SystemTime::now()),
             inputs: Vec::new(),
         });
+        if let Some(started) = started {
+            entry.started = started.to_string();
+        }
         digest_of(entry.number)
     }
 
@@ -104,7 +129,7 @@ impl RawJson {
     }
 
     fn digest(&self, step: StepId) -> String {
-        self.begin(step, &timestamp(SystemTime::now()))
+        self.number(step, None)
     }
 }
 
@@ -154,6 +179,15 @@ mod tests {
         assert_eq!(base64(b"foo"), "Zm9v");
         assert_eq!(base64(b"hello\n"), "aGVsbG8K");
         assert_eq!(base64(&[0xff, 0xfe]), "//4=");
+    }
+
+    #[test]
+    fn a_status_before_its_step_starts_numbers_it_and_leaves_its_start() {
+        let raw = RawJson::default();
+        let step = StepId::Vertex(4);
+        let early = raw.digest(step);
+        assert_eq!(raw.begin(step, "later"), early, "one number");
+        assert_eq!(raw.seen(step).0, "later", "started when it began");
     }
 
     #[test]

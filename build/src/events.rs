@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use rbuild_solver::{Cause, Progress, VertexStatus};
+use rbuild_solver::{Cause, Progress, StagedWork, VertexStatus};
 
 /// A step of the build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +69,18 @@ pub enum Event {
         /// When its sandbox began to be set up.
         started: SystemTime,
         /// When it exited.
+        ended: SystemTime,
+    },
+    /// Part of a copy made ahead of its step's base ran (the solver's
+    /// staging): the checksum of what it selects, or the copy itself.
+    Staged {
+        /// Which step it is for.
+        step: StepId,
+        /// Which part.
+        work: StagedWork,
+        /// When it began.
+        started: SystemTime,
+        /// When it ended.
         ended: SystemTime,
     },
     /// Something the user should know that is not an error
@@ -211,6 +223,15 @@ impl Progress for Recorder {
     fn process(&self, index: usize, started: SystemTime, ended: SystemTime) {
         self.emit(Event::Process {
             step: StepId::Vertex(index),
+            started,
+            ended,
+        });
+    }
+
+    fn staged(&self, index: usize, work: StagedWork, started: SystemTime, ended: SystemTime) {
+        self.emit(Event::Staged {
+            step: StepId::Vertex(index),
+            work,
             started,
             ended,
         });

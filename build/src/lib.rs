@@ -33,6 +33,6 @@ pub use error::BuildError;
 pub use events::{Event, EventSink, StepId, StepRecord, StepStatus};
 pub use output::{Output, PushOptions, TarDest};
 pub use pipeline::build;
-pub use rbuild_solver::Cause;
+pub use rbuild_solver::{Cause, StagedWork};
 pub use request::{BuildRequest, BuildResult, Entitlement};
 pub use session::{Session, host_platform};

@@ -235,6 +235,47 @@ fn rawjson_progress_is_buildkits_solve_status_lines() {
 }
 
 #[test]
+fn rawjson_shows_a_copy_staged_ahead_of_its_base_as_a_status_of_its_step() {
+    let t = with_busybox();
+    let ctx = t.context(
+        "staged",
+        &[
+            (
+                "Dockerfile",
+                "FROM bb\nRUN echo made > /made\nCOPY f /dst/f\n",
+            ),
+            ("f", "copied\n"),
+        ],
+    );
+    let out = t.ok(&["build", "--progress", "rawjson", ctx.to_str().unwrap()]);
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let completed = |part: &str| {
+        (lines.iter())
+            .flat_map(|s| s["vertexes"].as_array().cloned().unwrap_or_default())
+            .find(|v| v["name"].as_str().unwrap().contains(part) && v["completed"].is_string())
+            .unwrap_or_else(|| panic!("a completed {part}"))
+    };
+    let (run, copy) = (completed("RUN echo"), completed("COPY f"));
+    // The copy from the context onto the RUN was made ahead of it: a
+    // status of the COPY's vertex, which still starts once its base is
+    // made.
+    let staged = (lines.iter())
+        .flat_map(|s| s["statuses"].as_array().cloned().unwrap_or_default())
+        .find(|s| s["id"] == "staged copy")
+        .expect("the staged copy's status");
+    assert_eq!(staged["vertex"], copy["digest"], "{staged}");
+    assert!(staged["started"].as_str() <= staged["completed"].as_str());
+    assert!(
+        run["completed"].as_str() <= copy["started"].as_str(),
+        "{run} {copy}"
+    );
+}
+
+#[test]
 fn a_failed_run_shows_its_dockerfile_lines() {
     let t = with_busybox();
     let ctx = t.context(
