@@ -281,11 +281,28 @@ fn background_pool() -> &'static rayon::ThreadPool {
 }
 
 /// Stages node `i`'s copy from the build context, as `plan` says: the
-/// context is there from the start.
-async fn stage_context(me: Arc<Solver>, i: usize, plan: Arc<Plan>) -> Option<Arc<Staged>> {
-    let tmp = me.store().root().join("tmp");
-    let (solver, plan_) = (me.clone(), plan.clone());
-    let job = move || plan_.copy_context(&solver, i, &tmp);
+/// context is there from the start, but the copy waits until its base
+/// (a RUN) is about to run (the RUN's own base made), as until then the
+/// steps below are what the build waits for, and they need the cores.
+async fn stage_context(
+    me: Arc<Solver>,
+    dag: Arc<Dag<Solver>>,
+    i: usize,
+    plan: Arc<Plan>,
+) -> Option<Arc<Staged>> {
+    let base = me.graph.nodes[i].inputs[0].0;
+    if let Some(below) = me.graph.nodes[base].inputs.first() {
+        // The base found in the cache: its own base is never made.
+        tokio::select! {
+            _ = dag.realized(below.0) => {}
+            _ = dag.realized(base) => {}
+        }
+    }
+    if me.stopping() {
+        return None;
+    }
+    let (tmp, solver, copied) = (me.store().root().join("tmp"), me.clone(), plan.clone());
+    let job = move || copied.copy_context(&solver, i, &tmp);
     let (dir, made) = in_background(&me, i, StagedWork::Copy, Pool::Global, job).await?;
     let mut staged = plan.staged(Some(dir), None);
     staged.context = Some(made);
@@ -395,7 +412,7 @@ impl Staging {
     pub(crate) fn start(solver: &Arc<Solver>, dag: &Arc<Dag<Solver>>, i: usize, plan: Plan) {
         let (me, dag, plan) = (solver.clone(), dag.clone(), Arc::new(plan));
         let task = match plan.context {
-            true => tokio::spawn(stage_context(me, i, plan)),
+            true => tokio::spawn(stage_context(me, dag, i, plan)),
             false => tokio::spawn(stage_from_stage(me, dag, i, plan)),
         };
         let pending = task.map(|joined| joined.ok().flatten()).boxed().shared();
