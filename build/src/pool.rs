@@ -48,6 +48,9 @@ impl<J: Send + 'static> BoundedPool<J> {
 
     /// Queues `job`; starts a thread for it if fewer than the bound run.
     pub(crate) fn submit(&self, job: J) {
+        // The threads' list first: a `finish` that finds it empty comes
+        // before this job, one that comes after finds its thread there.
+        let mut threads = self.threads.lock().expect("poisoned");
         let mut queue = self.shared.queue.lock().expect("poisoned");
         queue.waiting.push_back(job);
         if queue.threads >= self.bound {
@@ -56,10 +59,8 @@ impl<J: Send + 'static> BoundedPool<J> {
         queue.threads += 1;
         drop(queue);
         let shared = Arc::clone(&self.shared);
-        let thread = std::thread::spawn(move || shared.serve());
-        let mut threads = self.threads.lock().expect("poisoned");
         threads.retain(|t| !t.is_finished());
-        threads.push(thread);
+        threads.push(std::thread::spawn(move || shared.serve()));
     }
 }
 
