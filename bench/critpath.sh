@@ -17,6 +17,10 @@
 #              (load, base pull and unpack, context, the first sandbox)
 #   tail       from the last step's end to the process exit (the image
 #              export, the store's index, syncs)
+#   after RUNs from the last RUN process's exit to the last step's end
+#              (the steps after the RUNs: copies waiting for staged work)
+#   staged     the spans of copies made ahead of their bases, added up
+#              (`staged checksum` and `staged copy` statuses)
 #   [BASELINE=OLD_RBUILD] [BENCH_TMP=DIR] [WORKLOADS=w1-multistage,w3-typical-app]
 #     bench/critpath.sh RBUILD_BINARY [RUNS]
 # BASELINE: an older binary measured beside this one, run for run
@@ -70,7 +74,7 @@ def secs(stamp):
 def analyse(prefix):
     """One build's figures from its events and its wall times."""
     start, end = map(float, open(prefix + ".wall").read().split())
-    vertices, process = {}, {}
+    vertices, process, staged = {}, {}, 0.0
     for line in open(prefix + ".jsonl"):
         status = json.loads(line)
         for v in status.get("vertexes", []):
@@ -83,6 +87,8 @@ def analyse(prefix):
         for s in status.get("statuses", []):
             if s.get("id") == "process":
                 process[s["vertex"]] = (secs(s["started"]), secs(s["completed"]))
+            elif s.get("id", "").startswith("staged "):
+                staged += secs(s["completed"]) - secs(s["started"])
     wall = end - start
     runs = [d for d, v in vertices.items() if " RUN " in v["name"] and d in process]
     if not runs:
@@ -110,10 +116,13 @@ def analyse(prefix):
         "proc beyond": 100 * (wall - proc) / wall,
         "first RUN": min(process[d][0] for d in runs) - start,
         "tail": end - last,
+        "after RUNs": last - max(process[d][1] for d in runs),
+        "staged": staged,
         "RUN processes": sum(process[d][1] - process[d][0] for d in runs),
     }
 
-columns = ["wall", "path", "beyond", "proc path", "proc beyond", "first RUN", "tail", "RUN processes"]
+columns = ["wall", "path", "beyond", "proc path", "proc beyond", "first RUN", "after RUNs", "tail",
+           "RUN processes", "staged"]
 units = {"beyond": "%", "proc beyond": "%"}
 names = ["rbuild", "baseline"]
 print(f"Cold builds, median of {runs} (rawjson step times; path = critical path of RUN steps):")
