@@ -11,12 +11,13 @@
 //! blob starts with the old one's bytes copied in the kernel up to the
 //! last hash checkpoint, and its SHA-256 resumes from the state recorded
 //! there; everything after is hashed as it is written, the unchanged
-//! entries read from the old blob rather than from thousands of files.
+//! entries read from the old blob rather than from thousands of files
+//! (by the thread that hashes and writes: the walk's thread only names
+//! the ranges, a MiB at a time).
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::iter::Peekable;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use rbuild_cache::midstate::CHECKPOINT;
@@ -64,7 +65,6 @@ pub(crate) fn write_tar_reusing(
     let produce = |opener: Opener<usize>| -> io::Result<ChunkSender> {
         let mut plan = Plan {
             old: old.entries().peekable(),
-            old_blob,
             states: old.checkpoints.len(),
             pos: 0,
             opener: Some(opener),
@@ -80,7 +80,7 @@ pub(crate) fn write_tar_reusing(
         made = Some((plan.entries, plan.stats));
         Ok(plan.out.expect("opened"))
     };
-    let blob = piped_opening(produce, begin)?;
+    let blob = piped_opening(produce, begin, Some(old_blob))?;
     let (entries, stats) = made.expect("produced");
     Ok((blob, entries, stats))
 }
@@ -89,7 +89,6 @@ pub(crate) fn write_tar_reusing(
 /// next, and whether the new one still starts like the old.
 struct Plan<'a> {
     old: Peekable<IndexCursor<'a>>,
-    old_blob: &'a File,
     /// How many hash states of the old blob there are.
     states: usize,
     /// Bytes of the new tar so far.
@@ -145,7 +144,7 @@ impl Plan<'_> {
     fn flush_run(&mut self) -> io::Result<()> {
         let (at, len) = std::mem::take(&mut self.run);
         if len > 0 {
-            copy_old(self.old_blob, at, len, self.open()?)?;
+            self.open()?.send_range(at, len)?;
             self.stats.copied += len;
         }
         Ok(())
@@ -178,24 +177,11 @@ impl Plan<'_> {
                 .min(self.states);
             let resumed = states as u64 * CHECKPOINT;
             let mut out = opener.open(states)?;
-            copy_old(self.old_blob, resumed, self.pos - resumed, &mut out)?;
+            out.send_range(resumed, self.pos - resumed)?;
             self.stats.resumed = resumed;
             self.stats.copied += self.pos - resumed;
             self.out = Some(out);
         }
         Ok(self.out.as_mut().expect("opened"))
     }
-}
-
-/// Sends `len` bytes of the old blob from offset `at`.
-fn copy_old(old: &File, at: u64, len: u64, out: &mut dyn Write) -> io::Result<()> {
-    let mut buf = vec![0u8; len.min(1 << 20) as usize];
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(buf.len() as u64) as usize;
-        old.read_exact_at(&mut buf[..n], at + done)?;
-        out.write_all(&buf[..n])?;
-        done += n as u64;
-    }
-    Ok(())
 }
