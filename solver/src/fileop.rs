@@ -729,30 +729,34 @@ fn copy_special(meta: &fs::Metadata, out: &Path) -> io::Result<()> {
     nix::sys::stat::mknod(out, kind, perm, meta.rdev()).map_err(io::Error::from)
 }
 
+/// A plain `COPY` for the crate's tests: `sources` of input 1 to `dest`,
+/// no flags.
+#[cfg(test)]
+pub(crate) fn test_copy(sources: &[&str], dest: &str) -> FileOp {
+    FileOp {
+        actions: vec![FileAction::Copy(CopyAction {
+            source_input: 1,
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            dest: dest.into(),
+            chown: None,
+            chmod: None,
+            exclude: vec![],
+            parents: false,
+            link: false,
+            extract_archives: false,
+            remote: None,
+        })],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::layered::HostTree;
     use rbuild_cache::CopiedFiles;
-    use rbuild_frontend::graph::CopyAction;
     use std::sync::Mutex;
 
-    fn copy(sources: &[&str], dest: &str) -> FileOp {
-        FileOp {
-            actions: vec![FileAction::Copy(CopyAction {
-                source_input: 1,
-                sources: sources.iter().map(|s| s.to_string()).collect(),
-                dest: dest.into(),
-                chown: None,
-                chmod: None,
-                exclude: vec![],
-                parents: false,
-                link: false,
-                extract_archives: false,
-                remote: None,
-            })],
-        }
-    }
+    use super::test_copy as copy;
 
     #[test]
     fn copies_follow_docker_destination_rules() {

@@ -184,11 +184,7 @@ fn rawjson_progress_is_buildkits_solve_status_lines() {
         &[("Dockerfile", "FROM bb\nRUN echo from-the-step\n")],
     );
     let out = t.ok(&["build", "--progress", "rawjson", ctx.to_str().unwrap()]);
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stderr)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
+    let lines = rawjson_lines(out.stderr);
     let run = lines
         .iter()
         .flat_map(|s| s["vertexes"].as_array().cloned().unwrap_or_default())
@@ -248,11 +244,7 @@ fn rawjson_shows_a_copy_staged_ahead_of_its_base_as_a_status_of_its_step() {
         ],
     );
     let out = t.ok(&["build", "--progress", "rawjson", ctx.to_str().unwrap()]);
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stderr)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
+    let lines = rawjson_lines(out.stderr);
     let completed = |part: &str| {
         (lines.iter())
             .flat_map(|s| s["vertexes"].as_array().cloned().unwrap_or_default())
@@ -294,4 +286,13 @@ fn a_failed_run_shows_its_dockerfile_lines() {
         ),
         "{err}"
     );
+}
+
+/// The status lines of a `--progress=rawjson` build's stderr.
+fn rawjson_lines(stderr: Vec<u8>) -> Vec<serde_json::Value> {
+    String::from_utf8(stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
 }

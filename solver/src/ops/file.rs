@@ -449,26 +449,12 @@ pub(crate) async fn fetch_remotes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rbuild_frontend::graph::CopyAction;
 
     #[test]
     fn a_context_copy_has_one_lineage_however_its_directory_is_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("ctx")).unwrap();
-        let op = FileOp {
-            actions: vec![FileAction::Copy(CopyAction {
-                source_input: 1,
-                sources: vec![".".into()],
-                dest: "/app/".into(),
-                chown: None,
-                chmod: None,
-                exclude: vec![],
-                parents: false,
-                link: false,
-                extract_archives: false,
-                remote: None,
-            })],
-        };
+        let op = crate::fileop::test_copy(&["."], "/app/");
         let lineage = |p: &Path| context_copy_lineage(&op, &[false, true], p).unwrap();
         let whole = lineage(&dir.path().join("ctx"));
         assert_eq!(lineage(&dir.path().join("ctx/../ctx/.")), whole);
