@@ -63,6 +63,7 @@ impl RawJson {
                 let id = match work {
                     StagedWork::Checksum => "staged checksum",
                     StagedWork::Copy => "staged copy",
+                    StagedWork::Export => "staged export",
                 };
                 json!({"statuses": [{"id": id, "vertex": self.digest(step), "name": id,
                     "started": timestamp(started), "completed": timestamp(ended), "timestamp": now}]})

@@ -7,16 +7,20 @@
 //! The layers the targets' steps make are exported while the solve goes
 //! on, each as soon as its step made it ([`EarlyExports`]), so that at the
 //! end only the last is left: the export at the end finds the others'
-//! layer records in the store.
+//! layer records in the store. A copy staged ahead of its base has its
+//! layer's blob made from the staged tree while the steps it waits for
+//! still run (see [`rbuild_solver::StagedLayers`]); once its step commits
+//! that tree, only the layer record is left to write.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use rbuild_cache::{LayerRecord, Store};
-use rbuild_exporter::{Compression, ExportOptions};
+use rbuild_exporter::{Compression, ExportOptions, TreeBlob};
 use rbuild_frontend::graph::BuildGraph;
-use rbuild_solver::{Layer, Target};
+use rbuild_solver::{Layer, StagedLayers, Target};
 
 use crate::pool::BoundedPool;
 use crate::remote_cache;
@@ -46,8 +50,15 @@ pub(crate) struct EarlyExports {
     /// The nodes whose layers are the targets': each target's node and
     /// those its filesystem is made on.
     nodes: HashSet<usize>,
-    /// Exports snapshots by id.
-    exports: BoundedPool<String>,
+    /// Exports snapshots by id, or records a blob made ahead as one's.
+    exports: BoundedPool<(String, Option<TreeBlob>)>,
+    /// Where the blobs made ahead go, and how they are made.
+    store: Store,
+    opts: ExportOptions,
+    /// The blobs made ahead from staged trees, by node, until the node's
+    /// step commits one (a blob left here is never recorded: `prune`
+    /// collects it).
+    made_ahead: Mutex<HashMap<usize, TreeBlob>>,
 }
 
 impl EarlyExports {
@@ -67,17 +78,33 @@ impl EarlyExports {
                 node = graph.nodes[n].inputs.first().map(|input| input.0);
             }
         }
-        let exports = BoundedPool::new(WORKERS, move |id: String| {
-            drop(rbuild_exporter::export_layer(&store, &id, &opts));
+        let pool_store = store.clone();
+        let exports = BoundedPool::new(WORKERS, move |(id, ahead): (String, Option<TreeBlob>)| {
+            // A blob made ahead is the layer unless the snapshot leaves
+            // paths out of its tar (a staged copy's never does).
+            let unchanged = pool_store.left_out(&id).is_ok_and(|l| l.is_empty());
+            match ahead.filter(|_| unchanged) {
+                Some(blob) => drop(blob.record(&pool_store, &id)),
+                None => drop(rbuild_exporter::export_layer(&pool_store, &id, &opts)),
+            }
         });
-        EarlyExports { nodes, exports }
+        EarlyExports {
+            nodes,
+            exports,
+            store,
+            opts,
+            made_ahead: Mutex::default(),
+        }
     }
 
     /// Node `node` made the snapshot `id`: exported now if it is a
-    /// layer of a target.
-    pub(crate) fn made(&self, node: usize, id: &str) {
+    /// layer of a target; from the blob made ahead when `staged` (the
+    /// snapshot is the tree [`StagedLayers::pre_export`] took).
+    pub(crate) fn made(&self, node: usize, id: &str, staged: bool) {
         if self.nodes.contains(&node) {
-            self.exports.submit(id.to_string());
+            let mut ahead = self.made_ahead.lock().expect("poisoned");
+            let blob = ahead.remove(&node).filter(|_| staged);
+            self.exports.submit((id.to_string(), blob));
         }
     }
 
@@ -86,6 +113,21 @@ impl EarlyExports {
     /// the end, and fails there.
     pub(crate) fn finish(&self) {
         self.exports.finish();
+    }
+}
+
+impl StagedLayers for EarlyExports {
+    fn wants(&self, node: usize) -> bool {
+        self.nodes.contains(&node)
+    }
+
+    fn pre_export(&self, node: usize, tree: &Path) -> bool {
+        let Ok(blob) = rbuild_exporter::export_tree(&self.store, tree, &self.opts) else {
+            return false;
+        };
+        let mut ahead = self.made_ahead.lock().expect("poisoned");
+        ahead.insert(node, blob);
+        true
     }
 }
 

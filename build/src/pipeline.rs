@@ -418,7 +418,10 @@ fn solve(
         )
         .await?;
         let early = (*early).clone();
-        solver.on_layer_made(Box::new(move |node, id| early.made(node, id)));
+        solver.on_tree_staged(early.clone());
+        solver.on_layer_made(Box::new(move |node, id, staged| {
+            early.made(node, id, staged)
+        }));
         if let Some(previous) = previous::previous_build(session, request) {
             solver.compare_with(previous);
         }

@@ -136,15 +136,81 @@ pub fn export_layer_with_stats(
     }
     let dir = store.snapshot_path(snapshot);
     let left_out = store.left_out(snapshot)?;
-    let what = || format!("export layer {snapshot}");
+    let (made, stats) = make_blob(store, Some(snapshot), &dir, &left_out, opts)?;
+    Ok((made.record(store, snapshot)?, stats))
+}
+
+/// A layer blob in the store made from a directory that is not yet a
+/// snapshot ([`export_tree`]): the layer of the snapshot the directory
+/// becomes unchanged, recorded as its by [`TreeBlob::record`]. A blob
+/// never recorded is garbage that `prune` collects, as any blob no
+/// image or layer record names.
+#[derive(Debug)]
+pub struct TreeBlob {
+    info: BlobInfo,
+    diff_id: String,
+    media_type: String,
+    epoch: Option<i64>,
+    index: Option<LayerIndex>,
+}
+
+impl TreeBlob {
+    /// The blob's digest.
+    pub fn digest(&self) -> &str {
+        &self.info.digest
+    }
+
+    /// Records the blob as the layer of `snapshot`, the snapshot its
+    /// directory became with every entry as it was when the blob was
+    /// made (the caller's promise: nothing here reads the snapshot).
+    pub fn record(self, store: &Store, snapshot: &str) -> Result<LayerRecord, ExportError> {
+        let record = LayerRecord {
+            snapshot: snapshot.to_string(),
+            diff_id: self.diff_id,
+            blob: self.info,
+            media_type: self.media_type,
+            epoch: self.epoch,
+        };
+        store.put_layer(&record)?;
+        if let Some(index) = self.index {
+            store.put_layer_index(snapshot, &index)?;
+        }
+        Ok(record)
+    }
+}
+
+/// Makes the layer blob of the directory `dir` (every entry below it, as
+/// [`export_layer`] makes a snapshot's) before it is a snapshot, so that
+/// it is ready when it becomes one.
+pub fn export_tree(
+    store: &Store,
+    dir: &Path,
+    opts: &ExportOptions,
+) -> Result<TreeBlob, ExportError> {
+    make_blob(store, None, dir, &HashSet::new(), opts).map(|(made, _)| made)
+}
+
+/// The layer blob of `dir` without the paths in `left_out`, made as
+/// `opts` say; from the indexed blob of the snapshot that `snapshot`
+/// shares files with where there is one.
+fn make_blob(
+    store: &Store,
+    snapshot: Option<&str>,
+    dir: &Path,
+    left_out: &HashSet<PathBuf>,
+    opts: &ExportOptions,
+) -> Result<(TreeBlob, Option<ReuseStats>), ExportError> {
+    let name = snapshot.map_or_else(|| dir.display().to_string(), str::to_string);
+    let what = || format!("export layer {name}");
     // The tar is made on a thread of its own (see `pipe`) while this one
     // compresses, hashes and writes it. An uncompressed layer's diff_id is
     // its blob digest: hashed once, by the blob writer.
     let epoch = opts.source_date_epoch;
-    let tar = |w: &mut dyn Write| layer::write_tar(&dir, &left_out, w, epoch).map(drop);
+    let tar = |w: &mut dyn Write| layer::write_tar(dir, left_out, w, epoch).map(drop);
     let (info, diff_id, index, stats) = match opts.compression {
         Compression::Uncompressed => {
-            let (blob, entries, stats) = uncompressed_tar(store, snapshot, &dir, &left_out, epoch)?;
+            let (blob, entries, stats) =
+                uncompressed_tar(store, snapshot, dir, left_out, epoch, what())?;
             let (info, checkpoints) = commit(blob, what)?;
             let index = LayerIndex::new(info.clone(), checkpoints, entries);
             (info, None, Some(index), stats)
@@ -173,33 +239,32 @@ pub fn export_layer_with_stats(
             (commit(blob, what)?.0, Some(diff_id), None, None)
         }
     };
-    let record = LayerRecord {
-        snapshot: snapshot.to_string(),
+    let made = TreeBlob {
         diff_id: diff_id.unwrap_or_else(|| info.digest.clone()),
-        blob: info,
+        info,
         media_type: opts.compression.media_type(opts.oci_mediatypes).to_string(),
-        epoch: opts.source_date_epoch,
+        epoch,
+        index,
     };
-    store.put_layer(&record)?;
-    if let Some(index) = index {
-        store.put_layer_index(snapshot, &index)?;
-    }
-    Ok((record, stats))
+    Ok((made, stats))
 }
 
-/// The uncompressed layer tar of `snapshot` written into a new blob: made
-/// from the indexed blob of the snapshot it shares files with where there
-/// is one (any failure there: made afresh), else from its files. Returns
+/// The uncompressed layer tar of `dir` written into a new blob: made
+/// from the indexed blob of the snapshot that `snapshot` shares files
+/// with where there is one (any failure there: made afresh), else from
+/// its files; `what` names it in errors. Returns
 /// the blob (not committed), the tar's index entries and, when an old
 /// blob was used, how.
 fn uncompressed_tar(
     store: &Store,
-    snapshot: &str,
+    snapshot: Option<&str>,
     dir: &Path,
     left_out: &HashSet<PathBuf>,
     epoch: Option<i64>,
+    what: String,
 ) -> Result<(BlobWriter, IndexEntries, Option<ReuseStats>), ExportError> {
-    let reusable = store.shared_from(snapshot).and_then(|previous| {
+    let shared_from = snapshot.and_then(|s| store.shared_from(s));
+    let reusable = shared_from.and_then(|previous| {
         let index = store.layer_index(&previous)?;
         let file = std::fs::File::open(store.blob_path(&index.blob.digest)).ok()?;
         Some((index, file))
@@ -217,7 +282,7 @@ fn uncompressed_tar(
         entries = Some(layer::write_tar(dir, left_out, w, epoch)?);
         Ok(())
     };
-    pipe::piped(tar, &mut blob).map_err(io_error(format!("export layer {snapshot}")))?;
+    pipe::piped(tar, &mut blob).map_err(io_error(what))?;
     Ok((blob, entries.expect("written"), None))
 }
 

@@ -71,5 +71,5 @@ pub use imported::{ImportedCache, ImportedResult, ImportedStep};
 pub use modes::ContextModes;
 pub use progress::{Progress, StagedWork, VertexStatus};
 pub use rbuild_explain::Cause;
-pub use schedule::{LayerMade, SolveOptions, SolveResult, Solver, Target};
+pub use schedule::{LayerMade, SolveOptions, SolveResult, Solver, StagedLayers, Target};
 pub use state::Layer;

@@ -23,6 +23,9 @@ pub enum StagedWork {
     Checksum,
     /// The copy itself, made only when the content key found nothing.
     Copy,
+    /// The layer of the copy made from it, once its base is made (see
+    /// [`crate::StagedLayers`]).
+    Export,
 }
 
 /// Receives progress of a solve. Vertices are numbered by the caller's

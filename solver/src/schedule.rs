@@ -4,7 +4,7 @@
 //! realization, and RUN steps are limited to a number at a time.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -172,11 +172,25 @@ pub struct Solver {
     pub(crate) staging: Staging,
     /// Told of every layer a step makes (see [`Self::on_layer_made`]).
     layer_made: Option<LayerMade>,
+    /// Handed the trees of staged copies (see [`Self::on_tree_staged`]).
+    pub(crate) staged_layers: Option<Arc<dyn StagedLayers>>,
 }
 
-/// What is told of a layer a step made: the step's node and the new
-/// snapshot's id.
-pub type LayerMade = Box<dyn Fn(usize, &str) + Send + Sync>;
+/// What is told of a layer a step made: the step's node, the new
+/// snapshot's id, and whether the snapshot is the staged tree that
+/// [`StagedLayers::pre_export`] took for the node.
+pub type LayerMade = Box<dyn Fn(usize, &str, bool) + Send + Sync>;
+
+/// Makes layers ahead from the trees of copies staged ahead of their
+/// bases (see [`Solver::on_tree_staged`]).
+pub trait StagedLayers: Send + Sync {
+    /// Whether node `node`'s layer is wanted ahead.
+    fn wants(&self, node: usize) -> bool;
+    /// Makes what it needs of `tree`, every entry below which is node
+    /// `node`'s layer if its step commits the staged copy; whether it
+    /// did. `tree` must be left as it is.
+    fn pre_export(&self, node: usize, tree: &Path) -> bool;
+}
 
 impl Solver {
     /// Fetches remote ADD sources, computes every vertex's cache key
@@ -253,6 +267,7 @@ impl Solver {
             content_of: Mutex::default(),
             staging: Staging::default(),
             layer_made: None,
+            staged_layers: None,
         })
     }
 
@@ -275,6 +290,16 @@ impl Solver {
     /// its image's layers while the later steps run.
     pub fn on_layer_made(&mut self, told: LayerMade) {
         self.layer_made = Some(told);
+    }
+
+    /// Hands `layers` the tree of each copy staged ahead of its base
+    /// that its hook wants, once the step's base is made and the tree's
+    /// ancestors are what the commit makes them: while the steps the
+    /// copy waits for still run, the layer can be made from it. Whether
+    /// the step then committed that tree as its layer is told to
+    /// [`Self::on_layer_made`]'s hook.
+    pub fn on_tree_staged(&mut self, layers: Arc<dyn StagedLayers>) {
+        self.staged_layers = Some(layers);
     }
 
     /// The platform node `i` is for: its own, else the target's.
@@ -456,7 +481,7 @@ impl Solver {
         if let (Ok(made), Some(told)) = (&result, &self.layer_made)
             && let (true, Some(Layer::Snapshot(id))) = (made.added, made.state.last())
         {
-            told(i, id);
+            told(i, id, self.staging.take_committed(i));
         }
         let status = match &result {
             Ok(_) => VertexStatus::Done(started.elapsed()),

@@ -23,7 +23,7 @@
 //! destination's /etc/passwd). Renaming keeps every file's inode and link
 //! count, so no RUN sees a difference.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -144,6 +144,7 @@ impl Plan {
             dest: self.dest.clone(),
             sums,
             context: None,
+            pre_exported: false,
         }
     }
 }
@@ -192,6 +193,55 @@ pub(crate) struct Staged {
     pub(crate) sums: Option<Vec<String>>,
     /// What a copy from the build context leaves besides.
     context: Option<StagedContextCopy>,
+    /// Whether the tree was handed to the solver's tree-staged hook (see
+    /// [`Solver::on_tree_staged`]) as the layer it commits to, its
+    /// ancestors already those the base gives them.
+    pre_exported: bool,
+}
+
+/// Where a staged copy lands in a base: the ancestors of its
+/// destination that the base has, each a plain directory, with their
+/// metadata, and the first path the base lacks (everything below it is
+/// new); `None` when the base holds the destination or something other
+/// than a directory on the way to it.
+type Placement = (Vec<(String, fs::Metadata)>, String);
+
+/// The [`Placement`] of a copy to `dest` in `base`.
+fn placement(base: &LayerStack, dest: &str) -> Option<Placement> {
+    let names: Vec<&str> = layered::components(dest).collect();
+    let mut kept = Vec::new();
+    let mut path = String::from("/");
+    for (n, name) in names.iter().enumerate() {
+        path = layered::child(&path, name);
+        match base.locate(&path).map(|host| host.symlink_metadata()) {
+            None => return Some((kept, path)),
+            Some(Ok(meta)) if meta.is_dir() && n + 1 < names.len() => {
+                kept.push((path.clone(), meta));
+            }
+            Some(_) => return None,
+        }
+    }
+    None
+}
+
+/// Gives each directory of `kept` below `root` the owner and mode of its
+/// metadata, then (deepest first, after whatever changed below it) its
+/// mtime, as a copy onto the base leaves the ancestors it copied up.
+fn copy_up_metadata(root: &Path, kept: &[(String, fs::Metadata)]) -> Result<(), String> {
+    let failed = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+    for (path, meta) in kept {
+        let out = layered::host_join(root, path);
+        std::os::unix::fs::lchown(&out, Some(meta.uid()), Some(meta.gid()))
+            .map_err(|e| failed("chown", &out, e))?;
+        fs::set_permissions(&out, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(|e| failed("chmod", &out, e))?;
+    }
+    for (path, meta) in kept.iter().rev() {
+        let out = layered::host_join(root, path);
+        set_mtime(&out, meta.mtime(), meta.mtime_nsec())
+            .map_err(|e| failed("set times of", &out, e))?;
+    }
+    Ok(())
 }
 
 impl Staged {
@@ -209,27 +259,7 @@ impl Staged {
             return Ok(false);
         };
         let base = LayerStack::new(lowers.to_vec());
-        let names: Vec<&str> = layered::components(&self.dest).collect();
-        // The ancestors the base has, all plain directories, then the
-        // first path it lacks: everything below it is new.
-        let mut kept = Vec::new();
-        let mut path = String::from("/");
-        let mut first_new = None;
-        for (n, name) in names.iter().enumerate() {
-            path = layered::child(&path, name);
-            let found = base.locate(&path).map(|host| host.symlink_metadata());
-            match found {
-                None => {
-                    first_new = Some(path);
-                    break;
-                }
-                Some(Ok(meta)) if meta.is_dir() && n + 1 < names.len() => {
-                    kept.push((path.clone(), meta));
-                }
-                Some(_) => return Ok(false),
-            }
-        }
-        let Some(first_new) = first_new else {
+        let Some((kept, first_new)) = placement(&base, &self.dest) else {
             return Ok(false);
         };
         let from = layered::host_join(&tree(dir), &first_new);
@@ -239,29 +269,24 @@ impl Staged {
         };
         let failed =
             |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
-        for (path, meta) in &kept {
+        for (path, _) in &kept {
             let out = layered::host_join(upper, path);
             fs::create_dir(&out).map_err(|e| failed("mkdir", &out, e))?;
-            std::os::unix::fs::lchown(&out, Some(meta.uid()), Some(meta.gid()))
-                .map_err(|e| failed("chown", &out, e))?;
-            fs::set_permissions(&out, fs::Permissions::from_mode(meta.mode() & 0o7777))
-                .map_err(|e| failed("chmod", &out, e))?;
         }
         let to = layered::host_join(upper, &first_new);
         fs::rename(&from, &to).map_err(|e| failed("rename into", &to, e))?;
         // Times last: the rename may touch the moved directory's, and it
         // does touch its new parent's.
-        let times = std::iter::once((to, (made.mtime(), made.mtime_nsec())));
-        let copied_up = (kept.iter().rev()).map(|(path, meta)| {
-            (
-                layered::host_join(upper, path),
-                (meta.mtime(), meta.mtime_nsec()),
-            )
-        });
-        for (dir, (secs, nanos)) in times.chain(copied_up) {
-            set_mtime(&dir, secs, nanos).map_err(|e| failed("set times of", &dir, e))?;
-        }
+        set_mtime(&to, made.mtime(), made.mtime_nsec())
+            .map_err(|e| failed("set times of", &to, e))?;
+        copy_up_metadata(upper, &kept)?;
         Ok(true)
+    }
+
+    /// Whether the tree was handed to the tree-staged hook as the layer
+    /// this copy commits to (see [`Solver::on_tree_staged`]).
+    pub(crate) fn pre_exported(&self) -> bool {
+        self.pre_exported
     }
 }
 
@@ -349,6 +374,10 @@ async fn stage_from_stage(
             Some(copy.await?)
         }
     };
+    let pre_exported = match &dir {
+        Some(dir) => pre_export(&me, &dag, i, &plan.dest, tree(dir)).await,
+        None => false,
+    };
     if early {
         let whole = dag.clone().realize(source).await.ok()?;
         let paths = paths.as_deref().unwrap_or_default();
@@ -356,7 +385,52 @@ async fn stage_from_stage(
             return None;
         }
     }
-    Some(Arc::new(plan.staged(dir, sums)))
+    let mut staged = plan.staged(dir, sums);
+    staged.pre_exported = pre_exported;
+    Some(Arc::new(staged))
+}
+
+/// Hands node `i`'s staged `tree` to the solver's staged-layers hook
+/// (see [`Solver::on_tree_staged`]) as the layer its copy to `dest`
+/// commits to, if the hook wants it, once the step's base is made: the
+/// ancestors the base has are given the base's owner, mode and mtime
+/// first, as the commit gives them. Whether the hook took it (not when
+/// the base refuses the copy, the copy wrote nothing, or it failed).
+async fn pre_export(
+    me: &Arc<Solver>,
+    dag: &Arc<Dag<Solver>>,
+    i: usize,
+    dest: &str,
+    tree: PathBuf,
+) -> bool {
+    if !me.staged_layers.as_ref().is_some_and(|h| h.wants(i)) {
+        return false;
+    }
+    let base = me.graph.nodes[i].inputs[0].0;
+    let Ok(made) = dag.clone().realize(base).await else {
+        return false;
+    };
+    let Ok(snapshots) = me.materialize(&made.state).await else {
+        return false;
+    };
+    let lowers = me.snapshot_paths(&snapshots);
+    let (solver, dest) = (me.clone(), dest.to_string());
+    let job = move || {
+        let Some((kept, first_new)) = placement(&LayerStack::new(lowers), &dest) else {
+            return Ok(false);
+        };
+        if layered::host_join(&tree, &first_new)
+            .symlink_metadata()
+            .is_err()
+        {
+            return Ok(false);
+        }
+        copy_up_metadata(&tree, &kept)?;
+        let hook = solver.staged_layers.as_ref().expect("checked above");
+        Ok(hook.pre_export(i, &tree))
+    };
+    let done = in_background(me, i, StagedWork::Export, Pool::Own, job).await;
+    done.unwrap_or(false)
 }
 
 /// Which threads staged work runs on.
@@ -402,6 +476,9 @@ type Pending = Shared<BoxFuture<'static, Option<Arc<Staged>>>>;
 #[derive(Default)]
 pub(crate) struct Staging {
     started: Mutex<HashMap<usize, Pending>>,
+    /// The nodes whose pre-exported staged tree was committed as their
+    /// layer (see [`Self::note_committed`]).
+    committed: Mutex<HashSet<usize>>,
 }
 
 impl Staging {
@@ -431,6 +508,18 @@ impl Staging {
     pub(crate) async fn take(&self, i: usize) -> Option<Arc<Staged>> {
         let pending = self.started.lock().expect("poisoned").remove(&i);
         pending?.await
+    }
+
+    /// Notes that node `i` committed its staged tree, which was
+    /// pre-exported (see [`Staged::pre_exported`]), as its layer.
+    pub(crate) fn note_committed(&self, i: usize) {
+        self.committed.lock().expect("poisoned").insert(i);
+    }
+
+    /// Whether node `i`'s layer is its pre-exported staged tree; forgotten
+    /// here.
+    pub(crate) fn take_committed(&self, i: usize) -> bool {
+        self.committed.lock().expect("poisoned").remove(&i)
     }
 
     /// Waits for every staging not taken (a step found in the cache by its

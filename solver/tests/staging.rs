@@ -7,11 +7,15 @@
 //! steps left alone or one they changed (then dropped). After an edit
 //! that reruns only the source stage's last step, the staged copy's
 //! checksum, read from the state an earlier (cached) step made, finds the
-//! step by its content key and the copy itself is never made. As root:
-//! the copies keep their files' owners.
+//! step by its content key and the copy itself is never made. A layer
+//! made ahead from a staged tree (while the steps it waits for still
+//! run) is byte for byte the layer of the snapshot its step commits, with
+//! and without `SOURCE_DATE_EPOCH`, and one whose later-steps check fails
+//! is not used. As root: the copies keep their files' owners.
 
 mod common;
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -19,7 +23,8 @@ use std::time::SystemTime;
 
 use rbuild_cache::Store;
 use rbuild_exporter::{Compression, ExportOptions};
-use rbuild_solver::{Layer, Progress, StagedWork, VertexStatus};
+use rbuild_solver::{Layer, Progress, StagedLayers, StagedWork, VertexStatus};
+use sha2::{Digest, Sha256};
 
 /// Stages copied from into a final stage on a base with /usr (0750),
 /// /etc/passwd and a /lib -> usr symlink: new destinations (below existing
@@ -138,6 +143,102 @@ async fn staged_copies_make_the_layers_and_records_of_copies_made_in_turn() {
     let in_turn = solve(&dir.path().join("in-turn"), &context, false).await;
     assert_eq!(staged.0.len(), 9, "the base's layer and one per copy");
     assert_eq!(staged, in_turn);
+}
+
+/// Makes the layer of every staged tree ahead, as a build's early
+/// exports do, and notes each layer a step made (node, snapshot, whether
+/// it is the staged tree taken).
+struct Ahead {
+    store: Store,
+    opts: ExportOptions,
+    blobs: Mutex<HashMap<usize, String>>,
+    made: Mutex<Vec<(usize, String, bool)>>,
+}
+
+impl StagedLayers for Ahead {
+    fn wants(&self, _: usize) -> bool {
+        true
+    }
+    fn pre_export(&self, node: usize, tree: &Path) -> bool {
+        let blob = rbuild_exporter::export_tree(&self.store, tree, &self.opts).unwrap();
+        let digest = blob.digest().to_string();
+        self.blobs.lock().unwrap().insert(node, digest);
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_made_ahead_from_a_staged_tree_is_the_committed_snapshots_layer() {
+    for epoch in [Some(1_700_000_000), None] {
+        let dir = tempfile::tempdir().unwrap();
+        let context = dir.path().join("context");
+        make_context(&context);
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let watch = Arc::new(Watch::default());
+        let setup = common::Setup {
+            max_parallel_runs: 2,
+            epoch,
+            stage_copies: true,
+            progress: Some(watch.clone()),
+        };
+        let mut solver = common::solver(store.clone(), DOCKERFILE, &context, setup).await;
+        let opts = ExportOptions {
+            compression: Compression::Uncompressed,
+            source_date_epoch: epoch,
+            oci_mediatypes: true,
+        };
+        let ahead = Arc::new(Ahead {
+            store: store.clone(),
+            opts,
+            blobs: Mutex::default(),
+            made: Mutex::default(),
+        });
+        solver.on_tree_staged(ahead.clone());
+        let told = ahead.clone();
+        solver.on_layer_made(Box::new(move |node, id, staged| {
+            told.made
+                .lock()
+                .unwrap()
+                .push((node, id.to_string(), staged));
+        }));
+        solver.solve(std::future::pending()).await.unwrap();
+        let blobs = ahead.blobs.lock().unwrap().clone();
+        let made = ahead.made.lock().unwrap().clone();
+        let taken: Vec<_> = made.iter().filter(|(.., staged)| *staged).collect();
+        // /app, /usr/lib/app, /opt/deps, /usr/share/one: new to the base.
+        assert_eq!(taken.len(), 4, "{epoch:?}: {made:?}");
+        for (node, id, _) in taken {
+            let ahead_digest = &blobs[node];
+            let hex = ahead_digest.strip_prefix("sha256:").unwrap();
+            let bytes = std::fs::read(store.root().join("blobs/sha256").join(hex)).unwrap();
+            assert_eq!(
+                format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+                *ahead_digest
+            );
+            // No layer record yet: made now from the committed snapshot.
+            let in_turn = rbuild_exporter::export_layer(&store, id, &opts).unwrap();
+            assert_eq!(
+                in_turn.blob.digest.to_string(),
+                *ahead_digest,
+                "{epoch:?} node {node}"
+            );
+            assert_eq!(in_turn.blob.size, bytes.len() as u64);
+        }
+        // Made ahead from the earlier state of `touched`, whose last step
+        // then wrote below /deps: the check failed, the copy was made in
+        // turn and the blob made ahead is not its layer.
+        let touched = watch.node("/usr/lib/touched");
+        let (_, id, staged) = made.iter().find(|(n, ..)| *n == touched).unwrap();
+        assert!(!staged);
+        let in_turn = rbuild_exporter::export_layer(&store, id, &opts).unwrap();
+        assert_ne!(in_turn.blob.digest.to_string(), blobs[&touched]);
+        drop(store);
+        let report = Store::open(&dir.path().join("store"))
+            .unwrap()
+            .fsck(false)
+            .unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
 }
 
 /// What a solve told of its steps: each step's name by node, when each

@@ -130,6 +130,9 @@ impl SolveOp for File<'_> {
             if let Some(staged) = staged
                 && commit_staged(staged.clone(), &step).await?
             {
+                if staged.pre_exported() {
+                    solver.staging.note_committed(i);
+                }
                 let (mut lineage, mut shared_from) = (None, None);
                 if let Some(made) = staged.context_copy() {
                     if let Some(copied) = &made.copied {
