@@ -117,8 +117,11 @@ impl EarlyExports {
 }
 
 impl StagedLayers for EarlyExports {
-    fn wants(&self, node: usize) -> bool {
-        self.nodes.contains(&node)
+    /// A layer of a target, while its step waits for others: else the
+    /// commit and the export after it (beside the steps after it) are
+    /// sooner done than the export before it.
+    fn wants(&self, node: usize, waits: bool) -> bool {
+        waits && self.nodes.contains(&node)
     }
 
     fn pre_export(&self, node: usize, tree: &Path) -> bool {

@@ -184,8 +184,12 @@ pub type LayerMade = Box<dyn Fn(usize, &str, bool) + Send + Sync>;
 /// Makes layers ahead from the trees of copies staged ahead of their
 /// bases (see [`Solver::on_tree_staged`]).
 pub trait StagedLayers: Send + Sync {
-    /// Whether node `node`'s layer is wanted ahead.
-    fn wants(&self, node: usize) -> bool;
+    /// Whether node `node`'s layer is wanted ahead; `waits`: whether
+    /// its step still waits for other steps than its base (the later
+    /// steps of the source stage its copy read an earlier state of),
+    /// which making the layer now would overlap. When it does not, the
+    /// layer made ahead only delays the step.
+    fn wants(&self, node: usize, waits: bool) -> bool;
     /// Makes what it needs of `tree`, every entry below which is node
     /// `node`'s layer if its step commits the staged copy; whether it
     /// did. `tree` must be left as it is.

@@ -374,8 +374,11 @@ async fn stage_from_stage(
             Some(copy.await?)
         }
     };
+    // Whether the step still waits for the source stage's later steps,
+    // which a layer made now overlaps.
+    let waits = early && dag.outcome(source).is_none();
     let pre_exported = match &dir {
-        Some(dir) => pre_export(&me, &dag, i, &plan.dest, tree(dir)).await,
+        Some(dir) => pre_export(&me, &dag, i, &plan.dest, tree(dir), waits).await,
         None => false,
     };
     if early {
@@ -392,7 +395,8 @@ async fn stage_from_stage(
 
 /// Hands node `i`'s staged `tree` to the solver's staged-layers hook
 /// (see [`Solver::on_tree_staged`]) as the layer its copy to `dest`
-/// commits to, if the hook wants it, once the step's base is made: the
+/// commits to, if the hook wants it (told whether the step `waits` for
+/// other steps than its base), once the step's base is made: the
 /// ancestors the base has are given the base's owner, mode and mtime
 /// first, as the commit gives them. Whether the hook took it (not when
 /// the base refuses the copy, the copy wrote nothing, or it failed).
@@ -402,8 +406,9 @@ async fn pre_export(
     i: usize,
     dest: &str,
     tree: PathBuf,
+    waits: bool,
 ) -> bool {
-    if !me.staged_layers.as_ref().is_some_and(|h| h.wants(i)) {
+    if !me.staged_layers.as_ref().is_some_and(|h| h.wants(i, waits)) {
         return false;
     }
     let base = me.graph.nodes[i].inputs[0].0;

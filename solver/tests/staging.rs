@@ -156,7 +156,7 @@ struct Ahead {
 }
 
 impl StagedLayers for Ahead {
-    fn wants(&self, _: usize) -> bool {
+    fn wants(&self, _: usize, _: bool) -> bool {
         true
     }
     fn pre_export(&self, node: usize, tree: &Path) -> bool {
