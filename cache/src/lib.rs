@@ -54,6 +54,7 @@ pub mod midstate;
 mod records;
 mod recovery;
 mod snapshots;
+pub mod sorted_walk;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unpack;

@@ -13,7 +13,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::error::{StoreError, io_err};
+use crate::error::StoreError;
+use crate::sorted_walk::{WalkError, walk_sorted};
 
 /// What a listing records: how many entries, and the digest of them all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,34 +26,14 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// Walks `dir` and describes it.
+    /// Walks `dir` and describes it (each entry stated through its
+    /// directory's handle: see [`crate::sorted_walk`]).
     pub fn of(dir: &Path) -> Result<Self, StoreError> {
         let mut hasher = blake3::Hasher::new();
         let mut entries = 0u64;
-        let walk = walkdir::WalkDir::new(dir)
-            .min_depth(1)
-            .sort_by(|a, b| a.file_name().cmp(b.file_name()));
-        for entry in walk {
-            let entry = entry.map_err(|e| StoreError::Io {
-                op: "walk",
-                path: e.path().unwrap_or(dir).to_path_buf(),
-                source: e
-                    .into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("loop")),
-            })?;
-            let path = entry.path();
-            let meta = entry.metadata().map_err(|e| StoreError::Io {
-                op: "stat",
-                path: path.to_path_buf(),
-                source: e
-                    .into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("loop")),
-            })?;
-            let relative = path
-                .strip_prefix(dir)
-                .unwrap_or(path)
-                .as_os_str()
-                .as_bytes();
+        let walked = walk_sorted(dir, |entry| {
+            let meta = entry.meta;
+            let relative = entry.rel.as_os_str().as_bytes();
             hasher.update(&(relative.len() as u64).to_le_bytes());
             hasher.update(relative);
             hasher.update(&meta.mode().to_le_bytes());
@@ -62,13 +43,23 @@ impl Listing {
             hasher.update(&size.to_le_bytes());
             hasher.update(&meta.rdev().to_le_bytes());
             if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(path).map_err(io_err("read link", path))?;
+                let target = std::fs::read_link(entry.path).map_err(|source| WalkError {
+                    op: "read link",
+                    path: entry.path.to_path_buf(),
+                    source,
+                })?;
                 let target = target.as_os_str().as_bytes();
                 hasher.update(&(target.len() as u64).to_le_bytes());
                 hasher.update(target);
             }
             entries += 1;
-        }
+            Ok::<_, WalkError>(())
+        });
+        walked.map_err(|e| StoreError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        })?;
         Ok(Self {
             entries,
             digest: *hasher.finalize().as_bytes(),

@@ -16,6 +16,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use rbuild_cache::IndexEntries;
+use rbuild_cache::sorted_walk::{WalkEntry, walk_sorted};
 use sha2::{Digest, Sha256};
 
 use crate::first_names::FirstNames;
@@ -215,28 +216,21 @@ pub(crate) fn walk_entries(
             _ => t as u64,
         }
     };
-    let walker = walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by(|a, b| a.file_name().as_bytes().cmp(b.file_name().as_bytes()));
-    for entry in walker {
-        let entry = entry.map_err(io::Error::other)?;
-        let path = entry.path();
-        let rel = path.strip_prefix(dir).expect("below the root");
-        if left_out.contains(rel) {
-            continue;
+    walk_sorted(dir, |entry| {
+        if left_out.contains(entry.rel) {
+            return Ok(());
         }
-        let body = frame_entry(&mut builder, &entry, rel, &mut links, &clamp)?;
+        let body = frame_entry(&mut builder, &entry, &mut links, &clamp)?;
         let header = std::mem::take(builder.get_mut());
         if header.is_empty() {
-            continue;
+            return Ok(());
         }
         visit(TarEntry {
-            rel,
+            rel: entry.rel,
             header: &header,
             body,
-        })?;
-    }
+        })
+    })?;
     builder.into_inner()
 }
 
@@ -245,15 +239,13 @@ pub(crate) fn walk_entries(
 /// cannot hold (sockets).
 fn frame_entry(
     builder: &mut tar::Builder<Vec<u8>>,
-    entry: &walkdir::DirEntry,
-    rel: &Path,
+    entry: &WalkEntry<'_>,
     links: &mut FirstNames,
     clamp: &dyn Fn(i64) -> u64,
 ) -> io::Result<Option<Body>> {
-    let path = entry.path();
+    let (path, rel, meta) = (entry.path, entry.rel, entry.meta);
     // Names go in byte-exact (non-UTF-8 ones too).
     let name = rel.to_path_buf();
-    let meta = entry.metadata().map_err(io::Error::other)?;
     let ft = meta.file_type();
     let mut h = tar::Header::new_gnu();
     h.set_uid(u64::from(meta.uid()));
@@ -264,7 +256,7 @@ fn frame_entry(
     if ft.is_char_device() && meta.rdev() == 0 {
         // An overlay whiteout: the OCI form is an empty `.wh.` file.
         let mut hidden = b".wh.".to_vec();
-        hidden.extend_from_slice(entry.file_name().as_bytes());
+        hidden.extend_from_slice(path.file_name().expect("a walked entry").as_bytes());
         let wh = rel.with_file_name(std::ffi::OsStr::from_bytes(&hidden));
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Regular);
