@@ -374,11 +374,8 @@ async fn stage_from_stage(
             Some(copy.await?)
         }
     };
-    // Whether the step still waits for the source stage's later steps,
-    // which a layer made now overlaps.
-    let waits = early && dag.outcome(source).is_none();
     let pre_exported = match &dir {
-        Some(dir) => pre_export(&me, &dag, i, &plan.dest, tree(dir), waits).await,
+        Some(dir) => pre_export(&me, &dag, i, &plan.dest, tree(dir), early.then_some(source)).await,
         None => false,
     };
     if early {
@@ -395,26 +392,35 @@ async fn stage_from_stage(
 
 /// Hands node `i`'s staged `tree` to the solver's staged-layers hook
 /// (see [`Solver::on_tree_staged`]) as the layer its copy to `dest`
-/// commits to, if the hook wants it (told whether the step `waits` for
-/// other steps than its base), once the step's base is made: the
-/// ancestors the base has are given the base's owner, mode and mtime
-/// first, as the commit gives them. Whether the hook took it (not when
-/// the base refuses the copy, the copy wrote nothing, or it failed).
+/// commits to, once the step's base is made: the ancestors the base has
+/// are given the base's owner, mode and mtime first, as the commit gives
+/// them. Only if the hook wants it, asked before and again after the
+/// base is made, and told each time whether the step still waits for the
+/// later steps of the source stage (`early`: the stage, when the copy
+/// read an earlier state of it). Whether the hook took it (not when the
+/// base refuses the copy, the copy wrote nothing, or it failed).
 async fn pre_export(
     me: &Arc<Solver>,
     dag: &Arc<Dag<Solver>>,
     i: usize,
     dest: &str,
     tree: PathBuf,
-    waits: bool,
+    early: Option<usize>,
 ) -> bool {
-    if !me.staged_layers.as_ref().is_some_and(|h| h.wants(i, waits)) {
+    let wanted = || {
+        let waits = early.is_some_and(|source| dag.outcome(source).is_none());
+        me.staged_layers.as_ref().is_some_and(|h| h.wants(i, waits))
+    };
+    if !wanted() {
         return false;
     }
     let base = me.graph.nodes[i].inputs[0].0;
     let Ok(made) = dag.clone().realize(base).await else {
         return false;
     };
+    if !wanted() {
+        return false;
+    }
     let Ok(snapshots) = me.materialize(&made.state).await else {
         return false;
     };
