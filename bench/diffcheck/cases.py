@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import zlib
 
 CASE_FILES = ("setup.sh", "flags", "fails", "expected.json", "README")
@@ -126,9 +127,19 @@ class Case:
 
 
 def prune_synced_contexts(buildctl, addr):
-    """Drops BuildKit's unused synced copies of local contexts."""
-    subprocess.run([buildctl, "--addr", addr, "prune", "--filter", "type==source.local"],
-                   capture_output=True, check=True)
+    """Drops BuildKit's synced copies of local contexts, and waits (up to
+    about 5 s) until none is left: a copy its last build still holds for a
+    moment survives a prune, and the next case's sync would reuse it with
+    its directories' old mtimes."""
+    for _ in range(20):
+        subprocess.run([buildctl, "--addr", addr, "prune", "--filter", "type==source.local"],
+                       capture_output=True, check=True)
+        left = subprocess.run([buildctl, "--addr", addr, "du", "--filter", "type==source.local",
+                               "--format", "{{json .}}"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        if left in ("", "null", "[]"):
+            return
+        time.sleep(0.25)
 
 
 def run(cmd):

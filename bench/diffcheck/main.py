@@ -10,11 +10,15 @@ import concurrent.futures
 import json
 import os
 import sys
+import threading
 import time
 
 from cases import Case, prune_synced_contexts, run
 from compare import check_golden, compare_configs, compare_files
 from image import read_image
+
+# Held for each case's BuildKit build (see differences()).
+BUILDKIT_BUILDS = threading.Lock()
 
 
 def load_known(path):
@@ -45,12 +49,15 @@ def differences(case, args, started):
             return [("build", "status", "failed: " + tail_r, "ok")]
         fs, config = read_image(os.path.join(case.out, "rbuild.tar"))
         return check_golden(fs, config, golden, case.mtime)
-    # Before the build as well as after: a prune right after a build can
-    # miss that build's synced context (still held for a moment), which
-    # the next case's sync then reuses with its directories' mtimes.
-    prune_synced_contexts(args.buildctl, args.buildkit_addr)
-    ok_b, tail_b = run(case.buildkit_command(args.buildctl, args.buildkit_addr))
-    prune_synced_contexts(args.buildctl, args.buildkit_addr)
+    # One BuildKit build at a time, with no synced context before it or
+    # after it: BuildKit's sync reuses a synced copy of "context" that no
+    # build holds, keeping its directories' mtimes, so a copy another
+    # case's build (running beside this one, or just ended and still
+    # holding it) leaves behind would bring that case's mtimes.
+    with BUILDKIT_BUILDS:
+        prune_synced_contexts(args.buildctl, args.buildkit_addr)
+        ok_b, tail_b = run(case.buildkit_command(args.buildctl, args.buildkit_addr))
+        prune_synced_contexts(args.buildctl, args.buildkit_addr)
     if case.has("fails"):
         if ok_r or ok_b:
             return [("build", "fails", "failed" if not ok_r else "built",
