@@ -30,14 +30,17 @@ use sha2::{Digest, Sha256};
 /// /etc/passwd and a /lib -> usr symlink: new destinations (below existing
 /// and new ancestors, numeric owner, a mode) and ones the base refuses;
 /// `/deps` of `deps` is complete before its last step, and so is that of
-/// `touched` until its last step writes below it.
+/// `touched` until its last step writes below it: a copy of many files,
+/// which takes far longer than the staged copy's look at the state before
+/// it (a one-file copy there could end first, and the staged copy then
+/// read the stage's last state and be taken).
 const DOCKERFILE: &str = "\
 FROM scratch AS deps
 COPY deps/ /deps/
 COPY out /out/
 FROM scratch AS touched
 COPY deps/ /deps/
-COPY out /deps/out/
+COPY many/ /deps/out/
 FROM scratch AS out
 COPY out /out/
 FROM scratch AS base
@@ -67,6 +70,9 @@ fn make_context(dir: &Path) {
     write(&dir.join("deps/a.so"), "a\n");
     write(&dir.join("deps/sub/b.so"), "b\n");
     write(&dir.join("out/app.tgz"), "app\n");
+    for n in 0..3000 {
+        write(&dir.join(format!("many/f{n}")), &format!("{n}\n"));
+    }
     write(&dir.join("base/usr/share/doc"), "doc\n");
     let usr = std::fs::Permissions::from_mode(0o750);
     std::fs::set_permissions(dir.join("base/usr"), usr).unwrap();
