@@ -29,7 +29,9 @@
 #   [TOOLS=rbuild[,buildkit11]] [SIZES=1000,10000,100000,250000]
 #   [LAYERS=10,50,120] bench/scale.sh [RBUILD_BINARY]
 # The contexts go under $SCALE_DIR (default /var/tmp/rbuild-scale), made
-# once and reused (the same bytes every time: a seeded generator).
+# once and reused (the same bytes every time: a seeded generator); a
+# second run on the same SCALE_DIR waits for the first (a lock there: the
+# runs edit the same contexts). SIZES= or LAYERS= empty skips that kind.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 cd "$HERE"
@@ -38,8 +40,8 @@ if [[ -n ${1:-} ]]; then RBUILD=$(realpath "$1"); elif [[ ,$TOOLS, == *,rbuild,*
   cargo build --release --quiet
   RBUILD=${CARGO_TARGET_DIR:-$HERE/target}/release/rbuild
 else RBUILD=; fi
-SIZES=${SIZES:-1000,10000,100000,250000}
-LAYERS=${LAYERS:-10,50,120}
+SIZES=${SIZES-1000,10000,100000,250000}
+LAYERS=${LAYERS-10,50,120}
 RUNS_SMALL=${SCALE_RUNS_SMALL:-5}
 RUNS_BIG=${SCALE_RUNS_BIG:-3}
 SCALE_DIR=${SCALE_DIR:-/var/tmp/rbuild-scale}
@@ -47,6 +49,8 @@ PEERS_DIR=${PEERS_DIR:-/var/tmp/rbuild-peers}
 OUT=$HERE/bench/results
 CSV=$OUT/scale.csv
 mkdir -p "$OUT" "$SCALE_DIR"
+exec 9>"$SCALE_DIR/.lock"
+flock -n 9 || { echo "bench/scale.sh: waiting for another run on $SCALE_DIR" >&2; flock 9; }
 STORE=$SCALE_DIR/store
 TIMES=$(mktemp -d)
 trap 'rm -rf "$TIMES" "$STORE"' EXIT
