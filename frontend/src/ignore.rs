@@ -4,7 +4,7 @@
 
 use crate::FrontendError;
 use crate::quote;
-use crate::wildcard::{Element, Pattern, match_ends};
+use crate::wildcard::{Element, Pattern, simulate};
 
 /// Parses a `.dockerignore` file into its patterns, in order (comments and
 /// blank lines dropped, paths cleaned, `!` kept as a prefix).
@@ -105,21 +105,24 @@ impl IgnoreMatcher {
     }
 
     /// Whether the context-relative path (`/`-separated, no leading `/`) is excluded.
+    /// The last pattern that matches decides, so they are tried from the
+    /// last; nothing is allocated (a context walk asks for every path).
     pub fn is_excluded(&self, path: &str) -> bool {
-        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        let mut excluded = false;
-        for (neg, pat) in &self.patterns {
+        let comps = || path.split('/').filter(|c| !c.is_empty());
+        for (neg, pat) in self.patterns.iter().rev() {
             // A pattern matches the path or one of its parent directories:
             // an anchored match ending after any component.
-            let hit = match_ends::<str, _>(pat, &comps)
-                .iter()
-                .skip(1)
-                .any(|&hit| hit);
+            let (mut hit, mut prefixes) = (false, 0);
+            simulate::<str, _>(pat, comps(), |ends_here| {
+                hit = ends_here && prefixes > 0;
+                prefixes += 1;
+                !hit
+            });
             if hit {
-                excluded = !neg;
+                return !neg;
             }
         }
-        excluded
+        false
     }
 }
 

@@ -5,6 +5,8 @@
 //! followed by `a` is as cheap as `a`). The same simulation, over path
 //! components instead of characters, matches `.dockerignore`'s `**`.
 
+use std::borrow::Borrow;
+
 /// One element of a pattern: a star that repeats (matches any run of
 /// text elements, possibly empty), or a step that consumes exactly one.
 pub(crate) trait Element<T: ?Sized> {
@@ -20,45 +22,139 @@ pub(crate) trait Element<T: ?Sized> {
 /// also the work done.
 pub(crate) fn match_ends<T: ?Sized, E: Element<T>>(
     pattern: &[E],
-    text: &[impl std::borrow::Borrow<T>],
+    text: &[impl Borrow<T>],
 ) -> Vec<bool> {
-    let mut reached = vec![false; pattern.len() + 1];
-    reached[0] = true;
-    close_over_stars(pattern, &mut reached);
     let mut ends = Vec::with_capacity(text.len() + 1);
-    ends.push(reached[pattern.len()]);
-    let mut next = vec![false; pattern.len() + 1];
-    for item in text {
-        next.fill(false);
-        let mut any = false;
-        for (i, element) in pattern.iter().enumerate() {
-            if !reached[i] {
-                continue;
-            }
-            if element.is_star() {
-                next[i] = true;
-                any = true;
-            } else if element.accepts(item.borrow()) {
-                next[i + 1] = true;
-                any = true;
-            }
-        }
-        std::mem::swap(&mut reached, &mut next);
-        if !any {
-            // No state left: nothing longer can match.
-            return ends;
-        }
-        close_over_stars(pattern, &mut reached);
-        ends.push(reached[pattern.len()]);
-    }
+    simulate(pattern, text.iter().map(|item| item.borrow()), |hit| {
+        ends.push(hit);
+        true
+    });
     ends
 }
 
+/// Runs `pattern`'s automaton over `text`, telling `ended` after each
+/// prefix (the empty one first) whether the pattern matches exactly that
+/// prefix; stops when `ended` returns false or no longer prefix can match.
+/// Allocates nothing for a pattern of fewer than 64 elements (its states
+/// are the bits of one word), which every `.dockerignore` line and path
+/// component of a real context is: a context walk asks this for every
+/// path.
+pub(crate) fn simulate<T: ?Sized, E: Element<T>>(
+    pattern: &[E],
+    text: impl IntoIterator<Item = impl Borrow<T>>,
+    ended: impl FnMut(bool) -> bool,
+) {
+    match pattern.len() < 64 {
+        true => run::<u64, T, E>(pattern, text, ended),
+        false => run::<Vec<bool>, T, E>(pattern, text, ended),
+    }
+}
+
+/// A set of pattern positions.
+trait States {
+    /// The empty set for a pattern of `len` elements (`len + 1` positions).
+    fn empty(len: usize) -> Self;
+    /// Whether position `i` is in the set.
+    fn contains(&self, i: usize) -> bool;
+    /// The positions in the set, lowest first.
+    fn positions(&self) -> impl Iterator<Item = usize>;
+    /// Adds position `i`.
+    fn insert(&mut self, i: usize);
+    /// Empties the set.
+    fn clear(&mut self);
+    /// Whether the set is empty.
+    fn is_empty(&self) -> bool;
+}
+
+impl States for u64 {
+    fn empty(_: usize) -> Self {
+        0
+    }
+    fn contains(&self, i: usize) -> bool {
+        self & (1 << i) != 0
+    }
+    fn positions(&self) -> impl Iterator<Item = usize> {
+        let mut left = *self;
+        std::iter::from_fn(move || {
+            let i = left.trailing_zeros() as usize;
+            left &= left.wrapping_sub(1);
+            (i < 64).then_some(i)
+        })
+    }
+    fn insert(&mut self, i: usize) {
+        *self |= 1 << i;
+    }
+    fn clear(&mut self) {
+        *self = 0;
+    }
+    fn is_empty(&self) -> bool {
+        *self == 0
+    }
+}
+
+impl States for Vec<bool> {
+    fn empty(len: usize) -> Self {
+        vec![false; len + 1]
+    }
+    fn contains(&self, i: usize) -> bool {
+        self[i]
+    }
+    fn positions(&self) -> impl Iterator<Item = usize> {
+        (0..self.len()).filter(|&i| self[i])
+    }
+    fn insert(&mut self, i: usize) {
+        self[i] = true;
+    }
+    fn clear(&mut self) {
+        self.fill(false);
+    }
+    fn is_empty(&self) -> bool {
+        !self.iter().any(|&reached| reached)
+    }
+}
+
+/// [`simulate`] with the states kept in `S`.
+fn run<S: States, T: ?Sized, E: Element<T>>(
+    pattern: &[E],
+    text: impl IntoIterator<Item = impl Borrow<T>>,
+    mut ended: impl FnMut(bool) -> bool,
+) {
+    let mut reached = S::empty(pattern.len());
+    reached.insert(0);
+    close_over_stars(pattern, &mut reached);
+    if !ended(reached.contains(pattern.len())) {
+        return;
+    }
+    let mut next = S::empty(pattern.len());
+    for item in text {
+        next.clear();
+        for i in reached.positions() {
+            let Some(element) = pattern.get(i) else {
+                continue; // The end: nothing follows it.
+            };
+            if element.is_star() {
+                next.insert(i);
+            } else if element.accepts(item.borrow()) {
+                next.insert(i + 1);
+            }
+        }
+        std::mem::swap(&mut reached, &mut next);
+        if reached.is_empty() {
+            // No state left: nothing longer can match.
+            return;
+        }
+        close_over_stars(pattern, &mut reached);
+        if !ended(reached.contains(pattern.len())) {
+            return;
+        }
+    }
+}
+
 /// A star may match nothing: reaching it reaches what follows it.
-fn close_over_stars<T: ?Sized, E: Element<T>>(pattern: &[E], reached: &mut [bool]) {
+fn close_over_stars<T: ?Sized, E: Element<T>>(pattern: &[E], reached: &mut impl States) {
     for (i, element) in pattern.iter().enumerate() {
-        if reached[i] && element.is_star() {
-            reached[i + 1] = true;
+        if reached.contains(i) && element.is_star() {
+            reached.insert(i + 1);
         }
     }
 }
@@ -115,9 +211,26 @@ pub fn component_matches(pattern: &str, name: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pattern {
     tokens: Vec<Token>,
+    /// The literal characters the pattern starts with: a text it matches
+    /// starts with them (checked before the automaton runs).
+    head: String,
+    /// The literal characters it ends with: a text it matches ends so.
+    tail: String,
 }
 
 impl Pattern {
+    /// The pattern of `tokens`, with its literal head and tail.
+    fn new(tokens: Vec<Token>) -> Self {
+        let literal = |t: &Token| match t {
+            Token::Literal(c) => Some(*c),
+            _ => None,
+        };
+        let head = tokens.iter().map_while(literal).collect();
+        let tail: Vec<char> = tokens.iter().rev().map_while(literal).collect();
+        let tail = tail.into_iter().rev().collect();
+        Self { tokens, head, tail }
+    }
+
     /// Go's `filepath.Match` syntax for one path component: `*`, `?`,
     /// classes and `\` escapes. `None` when malformed (an unclosed `[`, a
     /// trailing `\`), which Go reports as `ErrBadPattern`.
@@ -138,7 +251,7 @@ impl Pattern {
             }
             i = next;
         }
-        Some(Self { tokens })
+        Some(Self::new(tokens))
     }
 
     /// A shell pattern as the expander's `${v#p}` forms read it: `*`, `?`
@@ -162,7 +275,7 @@ impl Pattern {
             }
             i += 1;
         }
-        Self { tokens }
+        Self::new(tokens)
     }
 
     /// Its number of elements.
@@ -178,10 +291,17 @@ impl Pattern {
 
     /// Whether the pattern matches all of `text`.
     pub(crate) fn matches(&self, text: &str) -> bool {
-        let chars: Vec<char> = text.chars().collect();
-        match_ends(&self.tokens, &chars)
-            .get(chars.len())
-            .is_some_and(|&hit| hit)
+        if !text.starts_with(&self.head) || !text.ends_with(&self.tail) {
+            return false;
+        }
+        let (mut ends, mut last) = (0, false);
+        let chars = text.chars().count();
+        simulate(&self.tokens, text.chars(), |hit| {
+            ends += 1;
+            last = hit;
+            true
+        });
+        ends == chars + 1 && last
     }
 
     /// For each prefix length of `text`, whether the pattern matches that
@@ -271,6 +391,45 @@ mod tests {
         assert!(glob("[]]", "]") && glob("[\\]]", "]"));
         assert!(glob("\\*", "*") && !glob("\\*", "a"));
         assert!(!glob("[a-", "a") && !glob("a\\", "a"));
+    }
+
+    /// The ends `run` reports with states kept in `S`.
+    fn ends_with_states<S: States>(pattern: &Pattern, text: &str) -> Vec<bool> {
+        let mut ends = Vec::new();
+        run::<S, char, Token>(&pattern.tokens, text.chars(), |hit| {
+            ends.push(hit);
+            true
+        });
+        ends
+    }
+
+    #[test]
+    fn word_and_heap_states_agree_and_the_literal_ends_only_reject() {
+        let long = "a?".repeat(40);
+        let cases = [
+            ("*.tmp", "f00007.txt"),
+            ("*.tmp", "x.tmp"),
+            ("node_modules", "node_modules"),
+            ("node_*", "node_modules"),
+            ("a*b*c", "aXXbYYc"),
+            ("[a-c]*x", "b12x"),
+            ("ab*ab", "ab"),
+            ("ab*ab", "abab"),
+            (long.as_str(), &"ab".repeat(40)),
+            (long.as_str(), &"ab".repeat(39)),
+        ];
+        for (pattern, text) in cases {
+            let p = Pattern::glob(pattern).unwrap();
+            let heap = ends_with_states::<Vec<bool>>(&p, text);
+            if p.len() < 64 {
+                assert_eq!(ends_with_states::<u64>(&p, text), heap, "{pattern}");
+            }
+            let whole = heap.len() == text.chars().count() + 1 && heap[heap.len() - 1];
+            assert_eq!(p.matches(text), whole, "{pattern} on {text}");
+        }
+        assert!(glob(&long, &"ab".repeat(40)) && !glob(&long, &"ab".repeat(39)));
+        // A text shorter than the literal head and tail together.
+        assert!(!glob("ab*ab", "aba") && glob("ab*ab", "abab"));
     }
 
     #[test]
