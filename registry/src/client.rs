@@ -196,8 +196,9 @@ fn range_end(resp: &Response) -> Option<u64> {
 /// The registry client. Cheap to clone; tokens are shared.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// Made on first use: loading the system's root certificates is a few
-    /// milliseconds that `rbuild run` and cached builds never need.
+    /// Made on first use (`rbuild run` and cached builds never need it);
+    /// the system's root certificates are read at its first TLS handshake
+    /// (see `crate::tls`).
     http: Arc<OnceLock<reqwest::Client>>,
     options: ClientOptions,
     /// `registry` or `registry scope` → auth to send.
@@ -268,6 +269,7 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.options.connect_timeout)
+            .tls_backend_preconfigured(crate::tls::client_config()?)
             .build()
             .map_err(other)?;
         Ok(self.http.get_or_init(|| http))

@@ -14,6 +14,7 @@ pub mod helper;
 pub mod join;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 
 pub use auth::Credentials;
 pub use client::{Client, ClientOptions, MAX_ERROR_BYTES, MAX_MANIFEST_BYTES, MAX_TOKEN_BYTES};

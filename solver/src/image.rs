@@ -86,16 +86,31 @@ impl ImageResolver {
         &self.client
     }
 
-    /// Resolves `name` (as written in FROM) for `platform`, once per build.
+    /// Resolves `name` (as written in FROM) for `platform`, once per build:
+    /// later [`ImageResolver::resolve`]s of the name as written or fully
+    /// qualified get the same image.
     pub async fn resolve(
         &self,
         name: &str,
         platform: &Platform,
     ) -> Result<Arc<PulledImage>, SolveError> {
         let cell = self.resolution(name, platform);
-        cell.get_or_try_init(|| async { self.fetch(name, platform).await.map(Arc::new) })
-            .await
-            .cloned()
+        let image = cell
+            .get_or_try_init(|| async { self.fetch(name, platform).await.map(Arc::new) })
+            .await?
+            .clone();
+        Ok(self.also_by_reference(image, platform))
+    }
+
+    /// `image`, also the resolution of its fully qualified reference, the
+    /// name the graph's `FROM` steps resolve: so the step gets the image
+    /// the build was planned with (not a second answer of the registry,
+    /// whose tag may have moved), without asking again.
+    fn also_by_reference(&self, image: Arc<PulledImage>, platform: &Platform) -> Arc<PulledImage> {
+        let _ = self
+            .resolution(&image.reference, platform)
+            .set(image.clone());
+        image
     }
 
     /// The once-per-build resolution of `name`.
@@ -121,11 +136,7 @@ impl ImageResolver {
             })
             .await?
             .clone();
-        // The graph names it fully qualified: that name is this image too.
-        let _ = self
-            .resolution(&image.reference, platform)
-            .set(image.clone());
-        Ok(image)
+        Ok(self.also_by_reference(image, platform))
     }
 
     /// The store's image first (by name, `name@sha256:…` or image id),

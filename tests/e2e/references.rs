@@ -282,3 +282,34 @@ fn after_created(listing: &str) -> Vec<&str> {
     });
     std::iter::once(header).chain(rows).collect()
 }
+
+#[test]
+fn a_registry_base_is_asked_for_once_per_build() {
+    use rbuild_registry::testing::{FaultProxy, TestRegistry};
+    let registry = TestRegistry::start();
+    let proxy = FaultProxy::start(&registry.addr);
+    let publisher = TestContext::new();
+    publisher.make_busybox("busybox");
+    let base = format!("{}/base/busybox", proxy.addr);
+    publisher.ok(&["tag", "busybox", &base]);
+    publisher.ok(&["push", "-q", &base]);
+    // An empty store: the build resolves the name, then its FROM step
+    // takes the image so resolved (not a second answer of the registry).
+    let t = TestContext::new();
+    let ctx = t.context(
+        "app",
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nRUN echo hi > /marker\n"),
+        )],
+    );
+    let before = proxy.requests().len();
+    t.ok(&["build", "-q", "-t", "app", ctx.to_str().unwrap()]);
+    let requests = proxy.requests()[before..].to_vec();
+    let manifests = requests
+        .iter()
+        .filter(|r| r.contains("/manifests/"))
+        .count();
+    assert_eq!(manifests, 1, "{requests:#?}");
+    assert_eq!(t.stdout(&["run", "--rm", "app", "cat", "/marker"]), "hi\n");
+}
