@@ -14,7 +14,7 @@ use rbuild_frontend::wildcard;
 
 use crate::layered::{self, FsView};
 use crate::modes::ContextModes;
-use crate::walk::walk_each;
+use crate::walk::{Walked, walk_each};
 use rbuild_frontend::chmod::Chmod;
 
 /// A predicate saying a context path (`a/b`, no leading `/`) is excluded.
@@ -141,8 +141,8 @@ pub fn walk_hosts(
     excluded: Excluded<'_>,
 ) -> io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
-    walk_each(view, root, excluded, &mut |path, host| {
-        out.push((path, host));
+    walk_each(view, root, excluded, &mut |w| {
+        out.push((w.path, w.host));
         Ok(())
     })?;
     Ok(out)
@@ -282,8 +282,8 @@ fn checksum_of(
                     let top = [resolved.clone()];
                     let inside = |p: &str| excluded(p) || copy_excludes(&excludes, &top, p);
                     // A digest's error stops the walk, its message kept.
-                    let mut visit = |path, host| {
-                        (summer.add(path, host, chmod.as_ref())).map_err(io::Error::other)
+                    let mut visit = |w: Walked| {
+                        (summer.add(w.path, w.host, chmod.as_ref())).map_err(io::Error::other)
                     };
                     walk_each(view, &resolved, &inside, &mut visit).map_err(|e| e.to_string())?;
                 }

@@ -24,7 +24,7 @@ use crate::modes::ContextModes;
 use crate::owner::{self, Owner};
 pub use crate::share::Previous;
 use crate::share::{DirPair, Shared, Wanted};
-use crate::walk::walk_each;
+use crate::walk::{Walked, walk_each};
 use rbuild_frontend::chmod::Chmod;
 
 /// Where a copy reads from.
@@ -176,15 +176,21 @@ struct TreeCopy<'a> {
     first_of: HashMap<(u64, u64), String>,
 }
 
-/// A non-directory of a copied tree, waiting in a batch.
+/// A non-directory of a copied tree, waiting in a batch (not stated yet:
+/// a batch's leaves are stated in parallel, see [`Writer::copy_leaves`]).
 struct Leaf {
     /// Its path in the source.
     path: String,
     /// Where the source holds it.
     host: PathBuf,
-    meta: fs::Metadata,
     /// Its path in the destination.
     target: String,
+}
+
+/// A leaf of a batch with its source's metadata.
+struct StatedLeaf<'l> {
+    leaf: &'l Leaf,
+    meta: fs::Metadata,
     /// The target of the earlier file of the tree it is a hard link to.
     link_to: Option<String>,
 }
@@ -334,8 +340,8 @@ impl<'p> Writer<'p> {
             first_of: HashMap::new(),
         };
         let mut failed = None;
-        let walked = walk_each(plan.source.view, top, excluded, &mut |path, host| {
-            self.take_entry(plan, &mut tree, path, host).map_err(|e| {
+        let walked = walk_each(plan.source.view, top, excluded, &mut |walked| {
+            self.take_entry(plan, &mut tree, walked).map_err(|e| {
                 failed = Some(e);
                 io::Error::other("copy failed")
             })
@@ -344,7 +350,7 @@ impl<'p> Writer<'p> {
             return Err(message);
         }
         walked.map_err(|e| format!("read {top}: {e}"))?;
-        self.copy_leaves(plan, &mut tree.leaves)
+        self.copy_leaves(plan, &mut tree)
     }
 
     /// Copies a directory of the tree, or adds anything else to the batch
@@ -353,77 +359,84 @@ impl<'p> Writer<'p> {
         &mut self,
         plan: &CopyPlan<'_>,
         tree: &mut TreeCopy<'_>,
-        path: String,
-        host: PathBuf,
+        walked: Walked,
     ) -> Result<(), String> {
-        let meta = host
-            .symlink_metadata()
-            .map_err(|_| context::vanished(&path))?;
+        let Walked { path, host, is_dir } = walked;
         let target = format!("{}{}", tree.dest, &path[tree.top.len()..]);
-        if meta.is_dir() {
+        if is_dir {
+            let meta = host
+                .symlink_metadata()
+                .map_err(|_| context::vanished(&path))?;
             return self
                 .copy_dir_entry(plan, &meta, &target)
                 .map_err(|e| format!("copy {path} to {target}: {e}"));
         }
-        // Files that are hard links to each other stay one file, as
-        // BuildKit's copy keeps them: the first (in path order) is copied,
-        // the others are linked to it.
-        let link_to = match meta.is_file() && meta.nlink() > 1 {
-            true => match tree.first_of.entry((meta.dev(), meta.ino())) {
-                Entry::Occupied(first) => Some(first.get().clone()),
-                Entry::Vacant(slot) => {
-                    slot.insert(target.clone());
-                    None
-                }
-            },
-            false => None,
-        };
-        tree.leaves.push(Leaf {
-            path,
-            host,
-            meta,
-            target,
-            link_to,
-        });
+        tree.leaves.push(Leaf { path, host, target });
         match tree.leaves.len() >= self.leaf_batch {
-            true => self.copy_leaves(plan, &mut tree.leaves),
+            true => self.copy_leaves(plan, tree),
             false => Ok(()),
         }
     }
 
-    /// Copies (in parallel) and links a batch of leaves, records the
-    /// stamps of the copies in path order, and empties the batch. A link's
-    /// first file is in this batch or an earlier one: linked after it.
-    fn copy_leaves(&mut self, plan: &CopyPlan<'_>, leaves: &mut Vec<Leaf>) -> Result<(), String> {
+    /// Copies (in parallel) and links the batch of leaves, records the
+    /// stamps of the copies in path order, and empties the batch. The
+    /// leaves are stated first, in parallel too (by path: off the walk's
+    /// thread, where w2's 20,000 stats were the COPY's largest serial
+    /// part). A link's first file is in this batch or an earlier one:
+    /// linked after it.
+    fn copy_leaves(&mut self, plan: &CopyPlan<'_>, tree: &mut TreeCopy<'_>) -> Result<(), String> {
         use rayon::prelude::*;
+        let metas: Vec<fs::Metadata> = (tree.leaves.par_iter())
+            .map(|leaf| match leaf.host.symlink_metadata() {
+                Ok(meta) if !meta.is_dir() => Ok(meta),
+                // Listed as a non-directory: replaced while the build reads it.
+                Ok(_) => Err(format!(
+                    "{}: replaced by a directory while the build was reading it",
+                    context::escaped(&leaf.path)
+                )),
+                Err(_) => Err(context::vanished(&leaf.path)),
+            })
+            .collect::<Result<_, _>>()?;
+        let stated: Vec<StatedLeaf<'_>> = (tree.leaves.iter().zip(metas))
+            .map(|(leaf, meta)| StatedLeaf {
+                link_to: first_link(&mut tree.first_of, &leaf.target, &meta),
+                leaf,
+                meta,
+            })
+            .collect();
         let this = &*self;
         // A batch holds whole directories' files one after the other:
         // each directory's are shared through handles of it (see
         // `crate::share`).
-        let dirs: Vec<&[Leaf]> = leaves
-            .chunk_by(|a, b| layered::parent(&a.target) == layered::parent(&b.target))
+        let dirs: Vec<&[StatedLeaf<'_>]> = stated
+            .chunk_by(|a, b| layered::parent(&a.leaf.target) == layered::parent(&b.leaf.target))
             .collect();
         let copied: Vec<Option<(PathBuf, SourceStamp)>> = dirs
             .par_iter()
             .flat_map_iter(|dir| {
-                let pair = this.dir_pair(plan, &dir[0].target);
-                dir.iter().map(move |leaf| match leaf.link_to {
+                let pair = this.dir_pair(plan, &dir[0].leaf.target);
+                dir.iter().map(move |s| match s.link_to {
                     Some(_) => Ok(None),
-                    None => this
-                        .copy_non_dir(plan, &leaf.host, &leaf.meta, &leaf.target, pair.as_ref())
-                        .map_err(|e| format!("copy {} to {}: {e}", leaf.path, leaf.target)),
+                    None => (this.copy_non_dir(
+                        plan,
+                        &s.leaf.host,
+                        &s.meta,
+                        &s.leaf.target,
+                        pair.as_ref(),
+                    ))
+                    .map_err(|e| format!("copy {} to {}: {e}", s.leaf.path, s.leaf.target)),
                 })
             })
             .collect::<Result<_, _>>()?;
-        for leaf in leaves.iter() {
-            if let Some(first) = &leaf.link_to {
-                self.link_non_dir(first, &leaf.target)
-                    .map_err(|e| format!("copy {} to {}: {e}", leaf.path, leaf.target))?;
+        for s in &stated {
+            if let Some(first) = &s.link_to {
+                self.link_non_dir(first, &s.leaf.target)
+                    .map_err(|e| format!("copy {} to {}: {e}", s.leaf.path, s.leaf.target))?;
             }
         }
         self.record(copied.into_iter().flatten())
             .map_err(|e| format!("record the copied files: {e}"))?;
-        leaves.clear();
+        tree.leaves.clear();
         Ok(())
     }
 
@@ -638,9 +651,29 @@ impl<'p> Writer<'p> {
     }
 }
 
-/// Copies the non-directory `from` (described by `meta`) to the host path
-/// `out`, replacing what is there, with the copy's owner, mode and the
-/// source's modification time.
+/// The target of the earlier file of a copied tree that the file `meta`
+/// describes is a hard link to (`first_of` holds the first target of each
+/// inode with more than one link), or `None` when it is the first, which
+/// `target` then is. Files that are hard links to each other stay one
+/// file, as BuildKit's copy keeps them: the first (in path order) is
+/// copied, the others are linked to it.
+fn first_link(
+    first_of: &mut HashMap<(u64, u64), String>,
+    target: &str,
+    meta: &fs::Metadata,
+) -> Option<String> {
+    if !meta.is_file() || meta.nlink() < 2 {
+        return None;
+    }
+    match first_of.entry((meta.dev(), meta.ino())) {
+        Entry::Occupied(first) => Some(first.get().clone()),
+        Entry::Vacant(slot) => {
+            slot.insert(target.to_string());
+            None
+        }
+    }
+}
+
 /// Makes `out` a hard link to `shared`, replacing what is there (when
 /// `may_exist`).
 fn link_leaf(shared: &Path, out: &Path, may_exist: bool) -> io::Result<()> {
@@ -650,6 +683,9 @@ fn link_leaf(shared: &Path, out: &Path, may_exist: bool) -> io::Result<()> {
     fs::hard_link(shared, out)
 }
 
+/// Copies the non-directory `from` (described by `meta`) to the host path
+/// `out`, replacing what is there, with the copy's owner, mode and the
+/// source's modification time.
 fn copy_leaf(plan: &CopyPlan<'_>, from: &Path, meta: &fs::Metadata, out: &Path) -> io::Result<()> {
     if out.symlink_metadata().is_ok() {
         fs::remove_file(out)?;
@@ -1045,6 +1081,43 @@ mod tests {
         }
         let ino = |p: &str| upper.join(p).symlink_metadata().unwrap().ino();
         assert_eq!(ino("t/s5/link"), ino("t/s0/f0"));
+    }
+
+    /// A host tree whose listings call every directory a file: what a
+    /// copy sees of a file replaced by a directory once it was listed.
+    struct Misread(HostTree);
+
+    impl FsView for Misread {
+        fn locate(&self, path: &str) -> Option<PathBuf> {
+            self.0.locate(path)
+        }
+
+        fn list(&self, path: &str) -> io::Result<Vec<String>> {
+            self.0.list(path)
+        }
+
+        fn list_entries(&self, path: &str) -> io::Result<Vec<(String, PathBuf, bool)>> {
+            let entries = self.0.list_entries(path)?;
+            Ok(entries.into_iter().map(|(n, h, _)| (n, h, false)).collect())
+        }
+    }
+
+    #[test]
+    fn a_file_that_became_a_directory_once_listed_fails_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = dir.path().join("ctx");
+        let upper = dir.path().join("upper");
+        fs::create_dir_all(ctx.join("t/sub")).unwrap();
+        fs::write(ctx.join("t/sub/f"), "f").unwrap();
+        fs::create_dir(&upper).unwrap();
+        let view = Misread(HostTree::new(&ctx));
+        let sources = context_source(&view);
+        let err = apply(&copy(&["t"], "/t"), &[], &upper, &sources, &HashMap::new()).unwrap_err();
+        assert_eq!(
+            err,
+            "/t/sub: replaced by a directory while the build was reading it"
+        );
+        assert!(upper.join("t").is_dir() && !upper.join("t/sub").exists());
     }
 
     #[test]

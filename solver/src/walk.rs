@@ -15,6 +15,19 @@ use std::path::PathBuf;
 use crate::context::{Excluded, escaped, relative};
 use crate::layered::{self, FsView};
 
+/// An entry the walk visits.
+#[derive(Debug)]
+pub struct Walked {
+    /// Its path in the view.
+    pub path: String,
+    /// Where the host holds it.
+    pub host: PathBuf,
+    /// Whether it is a directory (not following a symlink), as its
+    /// directory's listing says: a host tree's `readdir` gives it, no
+    /// `stat` needed.
+    pub is_dir: bool,
+}
+
 /// One item of a directory's walk.
 enum Item {
     /// An entry of the directory, and whether it is excluded.
@@ -45,7 +58,7 @@ impl Item {
 /// it), which is known only once its contents are walked; what comes
 /// after it is held back meanwhile.
 struct Hold {
-    entry: (String, PathBuf),
+    entry: Walked,
     /// Where in the held entries it goes.
     at: usize,
     /// How many entries were held when its contents began.
@@ -55,17 +68,17 @@ struct Hold {
 /// Where walked entries go: to the visitor, or held while an excluded
 /// directory's listing is undecided.
 struct Sink<'v> {
-    visit: &'v mut dyn FnMut(String, PathBuf) -> io::Result<()>,
-    held: Vec<(String, PathBuf)>,
+    visit: &'v mut dyn FnMut(Walked) -> io::Result<()>,
+    held: Vec<Walked>,
     holds: Vec<Hold>,
 }
 
 impl Sink<'_> {
-    fn emit(&mut self, path: String, host: PathBuf) -> io::Result<()> {
+    fn emit(&mut self, walked: Walked) -> io::Result<()> {
         match self.holds.is_empty() {
-            true => (self.visit)(path, host),
+            true => (self.visit)(walked),
             false => {
-                self.held.push((path, host));
+                self.held.push(walked);
                 Ok(())
             }
         }
@@ -78,8 +91,8 @@ impl Sink<'_> {
             self.held.insert(hold.at, hold.entry);
         }
         if self.holds.is_empty() {
-            for (path, host) in std::mem::take(&mut self.held) {
-                (self.visit)(path, host)?;
+            for walked in std::mem::take(&mut self.held) {
+                (self.visit)(walked)?;
             }
         }
         Ok(())
@@ -122,7 +135,7 @@ pub fn walk_each(
     view: &dyn FsView,
     root: &str,
     excluded: Excluded<'_>,
-    visit: &mut dyn FnMut(String, PathBuf) -> io::Result<()>,
+    visit: &mut dyn FnMut(Walked) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut sink = Sink {
         visit,
@@ -144,16 +157,20 @@ pub fn walk_each(
             Item::Entry {
                 path,
                 host,
+                is_dir,
                 excluded: false,
-                ..
-            } => sink.emit(path, host)?,
+            } => sink.emit(Walked { path, host, is_dir })?,
             Item::Entry {
                 path,
                 host,
                 is_dir: true,
                 excluded: true,
             } => sink.holds.push(Hold {
-                entry: (path, host),
+                entry: Walked {
+                    path,
+                    host,
+                    is_dir: true,
+                },
                 at: sink.held.len(),
                 below_from: 0,
             }),
@@ -232,9 +249,10 @@ mod tests {
         let view = HostTree::new(dir.path());
         let walked = |root: &str, excluded: Excluded<'_>| {
             let mut out = Vec::new();
-            walk_each(&view, root, excluded, &mut |p, host| {
-                assert_eq!(host, dir.path().join(relative(&p)));
-                out.push(p);
+            walk_each(&view, root, excluded, &mut |w| {
+                assert_eq!(w.host, dir.path().join(relative(&w.path)));
+                assert_eq!(w.is_dir, w.host.is_dir());
+                out.push(w.path);
                 Ok(())
             })
             .unwrap();
