@@ -109,6 +109,13 @@ impl BlobWriter {
         Ok(())
     }
 
+    /// Another handle on the file being written, to read what was written
+    /// so far at given offsets (`FileExt::read_at`, which leaves the
+    /// writer's offset alone).
+    pub(crate) fn reader(&self) -> std::io::Result<File> {
+        self.file.as_file().try_clone()
+    }
+
     /// The hash states recorded so far, one per [`CHECKPOINT`] bytes.
     pub fn checkpoints(&self) -> &[Midstate] {
         self.hasher.checkpoints()

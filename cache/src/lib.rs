@@ -55,6 +55,7 @@ mod records;
 mod recovery;
 mod snapshots;
 pub mod sorted_walk;
+mod streamed;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unpack;
@@ -81,6 +82,7 @@ pub use records::{
     CacheRecord, INGREDIENTS_VERSION, KeyIngredients, KeyInput, LayerRecord, StepVar, VarOrigin,
 };
 pub use snapshots::PendingSnapshot;
+pub use streamed::{LayerFeed, StreamedUnpack};
 pub use unpack::{Limits, OPAQUE_XATTR, UnpackError, Whiteouts, decompress, unpack};
 pub use version::STORE_VERSION;
 
@@ -394,15 +396,41 @@ impl Store {
             std::io::ErrorKind::NotFound => StoreError::NotFound(format!("blob {}", blob.digest)),
             _ => io_err("open", &path)(e),
         })?;
+        let size = file.metadata().map_err(io_err("stat", &path))?.len();
+        let unpacked = self.unpack_blob_bytes(file, size, blob)?;
+        self.commit_unpacked(unpacked, blob, media_type)
+    }
+
+    /// Unpacks the bytes of layer blob `blob` (`compressed` of them) that
+    /// `reader` gives into a new snapshot, not yet committed; with the
+    /// layer's diff_id.
+    fn unpack_blob_bytes(
+        &self,
+        reader: impl std::io::Read,
+        compressed: u64,
+        blob: &BlobInfo,
+    ) -> Result<(PendingSnapshot, String), StoreError> {
         let pending = self.new_snapshot()?;
         let invalid = |e: std::io::Error| StoreError::Invalid {
             what: format!("layer {}", blob.digest),
             message: e.to_string(),
         };
-        let limits = unpack::Limits::for_compressed(file.metadata().map_err(invalid)?.len());
-        let reader = unpack::decompress(file).map_err(invalid)?;
+        let limits = unpack::Limits::for_compressed(compressed);
+        let reader = unpack::decompress(reader).map_err(invalid)?;
         let diff_id = unpack::unpack(reader, pending.dir(), Whiteouts::Overlay, limits)
             .map_err(|e| invalid(e.into()))?;
+        Ok((pending, diff_id))
+    }
+
+    /// Commits a snapshot [`Store::unpack_blob_bytes`] made of `blob`
+    /// (which the store holds) under its id, and its layer record.
+    fn commit_unpacked(
+        &self,
+        (pending, diff_id): (PendingSnapshot, String),
+        blob: &BlobInfo,
+        media_type: &str,
+    ) -> Result<LayerRecord, StoreError> {
+        let id = format!("sha256-{}", blobs::digest_hex(&blob.digest)?);
         pending.commit(&id)?;
         let record = LayerRecord {
             snapshot: id,

@@ -29,7 +29,7 @@ use crate::files::{remove_any, set_mtime};
 
 /// A decompressing reader for a layer blob (gzip, zstd or plain), chosen
 /// by magic bytes so that a mislabelled media type still reads.
-pub fn decompress<'a>(mut file: fs::File) -> io::Result<Box<dyn Read + 'a>> {
+pub fn decompress<'a>(mut file: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut head = [0u8; 4];
     let n = file.read(&mut head)?;
     let head = head[..n].to_vec();

@@ -579,3 +579,110 @@ fn layers_exported_from_built_snapshots_are_not_unpacked_again() {
 fn key_of(name: &str) -> CacheKey {
     CacheKey::from_hash(&blake3::hash(name.as_bytes()))
 }
+
+/// A gzip layer with a file, a whiteout, a symlink and a hard link.
+fn small_layer() -> (Vec<u8>, Vec<u8>) {
+    let tar = tar_of(&[
+        ("etc", "d"),
+        ("etc/passwd", "f:root"),
+        ("etc/.wh.shadow", "f:"),
+        ("bin/sh", "l:busybox"),
+        ("bin/hard", "h:etc/passwd"),
+    ]);
+    let gz = gzip(&tar);
+    (tar, gz)
+}
+
+/// What the store's `tmp/` holds (the pending snapshots among it).
+fn tmp_entries(store: &Store) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(store.root().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snap-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_layer_unpacked_while_its_blob_is_written_shows_once_the_blob_is_committed() {
+    let media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let (tar, gz) = small_layer();
+    // The same layer unpacked from its stored blob, in another store.
+    let (_r, reference) = store();
+    let blob = reference.put_blob(&gz).unwrap();
+    let expected = reference.unpack_layer(&blob, media_type).unwrap();
+    assert_eq!(expected.diff_id, sha256(&tar));
+
+    let (_d, store) = store();
+    let (mut feed, unpack) = store.unpack_layer_streamed(&blob, media_type).unwrap();
+    for chunk in gz.chunks(7) {
+        feed.write_all(chunk).unwrap();
+    }
+    // All written, not yet committed: the unpack waits for the end, and
+    // neither the blob nor the snapshot is visible.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!store.has_blob(&blob.digest));
+    assert!(!store.has_snapshot(&expected.snapshot));
+    assert_eq!(tmp_entries(&store).len(), 1, "the pending snapshot");
+    assert_eq!(feed.commit(Some(&blob.digest)).unwrap(), blob);
+    let record = unpack.finish().unwrap();
+    assert_eq!(record, expected);
+    // The same tree: names, kinds, contents, and the store's listing of
+    // it (modes, owners, sizes).
+    let tree = |store: &Store| {
+        let root = store.snapshot_path(&record.snapshot);
+        let listed = std::fs::read(store.root().join("listings").join(&record.snapshot)).unwrap();
+        let entries: Vec<_> = listing(&root)
+            .into_iter()
+            .map(|(path, kind)| (path.strip_prefix(&root).unwrap().to_path_buf(), kind))
+            .collect();
+        (entries, listed)
+    };
+    assert_eq!(tree(&store), tree(&reference));
+    assert_eq!(
+        store.layer_of_snapshot(&record.snapshot).unwrap().unwrap(),
+        record
+    );
+    assert!(tmp_entries(&store).is_empty());
+    assert!(store.fsck(false).unwrap().problems.is_empty());
+}
+
+#[test]
+fn a_layer_whose_blob_fails_while_it_is_unpacked_leaves_nothing() {
+    let media_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let (_, gz) = small_layer();
+    // Another whole layer, which unpacks but is not the blob asked for.
+    let other = gzip(&tar_of(&[("other", "f:not the layer")]));
+    let (_r, reference) = store();
+    let blob = reference.put_blob(&gz).unwrap();
+    let id = reference.unpack_layer(&blob, media_type).unwrap().snapshot;
+    for case in ["cut short", "not the bytes of its digest"] {
+        let (_d, store) = store();
+        let (mut feed, unpack) = store.unpack_layer_streamed(&blob, media_type).unwrap();
+        match case {
+            "cut short" => {
+                feed.write_all(&gz[..gz.len() / 2]).unwrap();
+                drop(feed);
+            }
+            _ => {
+                feed.write_all(&other).unwrap();
+                let refused = feed.commit(Some(&blob.digest)).unwrap_err();
+                assert!(
+                    matches!(refused, StoreError::DigestMismatch { .. }),
+                    "{refused}"
+                );
+            }
+        }
+        let failed = unpack.finish().unwrap_err();
+        assert!(
+            failed.to_string().contains("not pulled whole"),
+            "{case}: {failed}"
+        );
+        assert!(!store.has_blob(&blob.digest), "{case}");
+        assert!(!store.has_snapshot(&id), "{case}");
+        assert!(store.layer_of_snapshot(&id).unwrap().is_none(), "{case}");
+        assert!(tmp_entries(&store).is_empty(), "{case}");
+        assert!(store.fsck(false).unwrap().problems.is_empty(), "{case}");
+    }
+}

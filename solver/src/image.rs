@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rbuild_cache::{BlobInfo, Store};
+use rbuild_cache::{BlobInfo, BlobWriter, LayerFeed, LayerRecord, Store};
 use rbuild_frontend::ResolvedImage;
 use rbuild_image::manifest::{self, parse_config, parse_manifest};
 use rbuild_image::{History, ImageConfig, media};
@@ -49,6 +49,17 @@ impl PulledImage {
             config: self.config.clone(),
             history: self.history.clone(),
         }
+    }
+}
+
+/// A blob that could not be had from `source`, and why.
+fn failed_blob(source: &str, digest: &str, cause: SolveError) -> SolveError {
+    SolveError::Blob {
+        blob: FailedBlob {
+            digest: digest.to_string(),
+            source: source.to_string(),
+        },
+        cause: Box::new(cause),
     }
 }
 
@@ -251,32 +262,56 @@ impl ImageResolver {
         {
             let fetched = match reference.strip_prefix(LAYOUT_PREFIX) {
                 Some(dir) => self.copy_from_layout(std::path::Path::new(dir), &blob.digest),
-                None => self.pull_blob(reference, &blob.digest).await,
+                None => {
+                    let writer = self.store.blob_writer()?;
+                    let commit = |w: BlobWriter| w.commit(Some(&blob.digest));
+                    self.pull_into(reference, &blob.digest, writer, commit)
+                        .await
+                }
             };
-            fetched.map_err(|cause| SolveError::Blob {
-                blob: FailedBlob {
-                    digest: blob.digest.clone(),
-                    source: reference.clone(),
-                },
-                cause: Box::new(cause),
-            })?;
+            fetched.map_err(|cause| failed_blob(reference, &blob.digest, cause))?;
         }
         Ok(())
     }
 
-    /// Pulls blob `digest` of `reference` into the store, verifying it.
-    async fn pull_blob(&self, reference: &str, digest: &str) -> Result<(), SolveError> {
+    /// Pulls blob `digest` of `reference` into `sink` (the store's writer
+    /// of it), which verifies it, `commit` puts it in place; then where
+    /// it came from is recorded.
+    async fn pull_into<W: std::io::Write + Send>(
+        &self,
+        reference: &str,
+        digest: &str,
+        mut sink: W,
+        commit: impl FnOnce(W) -> Result<BlobInfo, rbuild_cache::StoreError>,
+    ) -> Result<(), SolveError> {
         let reference = Reference::parse(reference).map_err(RegistryError::from)?;
-        let mut writer = self.store.blob_writer()?;
-        self.client
-            .pull_blob(&reference, digest, &mut writer)
-            .await?;
-        writer.commit(Some(digest))?;
+        self.client.pull_blob(&reference, digest, &mut sink).await?;
+        commit(sink)?;
         self.store.add_blob_source(
             digest,
             &format!("{}/{}", reference.registry, reference.repository),
         )?;
         Ok(())
+    }
+
+    /// Pulls the registry layer `blob` of `reference`, which the store
+    /// lacks, while unpacking it (see [`rbuild_cache::StreamedUnpack`]):
+    /// the unpack no longer waits for the whole download and its sync.
+    async fn pull_and_unpack(
+        &self,
+        reference: &str,
+        blob: &BlobInfo,
+        media_type: &str,
+    ) -> Result<LayerRecord, SolveError> {
+        let (feed, unpack) = self.store.unpack_layer_streamed(blob, media_type)?;
+        let commit = |f: LayerFeed| f.commit(Some(&blob.digest));
+        self.pull_into(reference, &blob.digest, feed, commit)
+            .await
+            .map_err(|cause| failed_blob(reference, &blob.digest, cause))?;
+        tokio::task::spawn_blocking(move || unpack.finish())
+            .await
+            .map_err(|e| SolveError::Other(format!("unpack task: {e}")))?
+            .map_err(SolveError::from)
     }
 
     /// Copies blob `digest` from the layout directory `dir` into the
@@ -308,6 +343,13 @@ impl ImageResolver {
             .or_default()
             .clone();
         cell.get_or_try_init(|| async {
+            if let Layer::Blob { reference, .. } = layer
+                && !reference.starts_with(LAYOUT_PREFIX)
+                && !self.store.has_blob(&blob.digest)
+            {
+                let record = self.pull_and_unpack(reference, blob, media_type).await?;
+                return Ok(record.snapshot);
+            }
             self.ensure_blob(layer).await?;
             let store = self.store.clone();
             let (blob, media_type) = (blob.clone(), media_type.clone());
