@@ -88,8 +88,10 @@ impl RawJson {
                 json!({"warnings": [{"level": 1, "short": base64(message.as_bytes())}]})
             }
         };
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{status}");
+        // One write a line (stderr is unbuffered: the value's own
+        // `Display` would write it piece by piece, a syscall for each).
+        let line = format!("{status}\n");
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     /// Numbers `step` (if new) and records when it started (a status

@@ -25,7 +25,7 @@
 //! layers/<snapshot>.json                          snapshot → LayerRecord (its blob)
 //! layers/by-blob/<blob hex>                       blob → the built snapshot it was made from
 //! variants/<diff_id hex>-<kind>.json              a layer compressed another way
-//! sources/<blob hex>.json                         repositories known to hold a blob
+//! sources/<blob hex>.json                         repositories known to hold a blob (a hint, not synced)
 //! hashes/<name>.bin                               content-hash cache of context files
 //! cache-mounts/<id>/                              RUN --mount=type=cache dirs
 //! volumes/<name>/                                 named volumes of `rbuild run`
@@ -146,23 +146,42 @@ impl Store {
         };
         store.check_version()?;
         store.recover_after_restart()?;
-        let layout = root.join("oci-layout");
-        if !layout.exists() {
-            fsutil::write_atomic(
-                &*store.disk,
-                &store.tmp_dir(),
-                &layout,
-                br#"{"imageLayoutVersion":"1.0.0"}"#,
-            )?;
-        }
-        if !store.index_path().exists() {
-            let _lock = store.index_lock()?;
-            if !store.index_path().exists() {
-                let index = layout::read_index(&store.index_path())?;
-                layout::write_index(&*store.disk, &store.tmp_dir(), &store.index_path(), &index)?;
-            }
-        }
+        // A new store's two layout files are written at once: their syncs
+        // overlap (one journal commit where the filesystem groups them).
+        std::thread::scope(|scope| {
+            let layout = scope.spawn(|| store.write_layout_marker());
+            let index = store.write_first_index();
+            layout.join().expect("the oci-layout thread panicked")?;
+            index
+        })?;
         Ok(store)
+    }
+
+    /// Writes `oci-layout` if it is missing.
+    fn write_layout_marker(&self) -> Result<(), StoreError> {
+        let layout = self.root.join("oci-layout");
+        if layout.exists() {
+            return Ok(());
+        }
+        fsutil::write_atomic(
+            &*self.disk,
+            &self.tmp_dir(),
+            &layout,
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )
+    }
+
+    /// Writes an empty `index.json` if there is none.
+    fn write_first_index(&self) -> Result<(), StoreError> {
+        if self.index_path().exists() {
+            return Ok(());
+        }
+        let _lock = self.index_lock()?;
+        if self.index_path().exists() {
+            return Ok(());
+        }
+        let index = layout::read_index(&self.index_path())?;
+        layout::write_index(&*self.disk, &self.tmp_dir(), &self.index_path(), &index)
     }
 
     /// The store's root directory.
@@ -516,21 +535,24 @@ impl Store {
 
     /// Remembers that `repository` (`host/path`) holds blob `digest`, so
     /// that a later push to another repository of that registry can mount
-    /// it instead of uploading it.
+    /// it instead of uploading it. A hint, not synced (a pull waited for
+    /// its sync before the next request): a list a power loss tore reads
+    /// as empty, which costs a push a mount (it uploads instead) and a
+    /// build the check that its base's registry is still there.
     pub fn add_blob_source(&self, digest: &str, repository: &str) -> Result<(), StoreError> {
         let path = self.source_path(digest)?;
-        let mut list: Vec<String> = read_json(&path)?.unwrap_or_default();
+        let mut list = read_sources(&path);
         if list.iter().any(|r| r == repository) {
             return Ok(());
         }
         list.push(repository.to_string());
         let bytes = serde_json::to_vec(&list).expect("a list serializes");
-        fsutil::write_atomic(&*self.disk, &self.tmp_dir(), &path, &bytes)
+        copied::write_hint(&self.tmp_dir(), &path, &bytes)
     }
 
     /// The repositories known to hold blob `digest`.
     pub fn blob_sources(&self, digest: &str) -> Result<Vec<String>, StoreError> {
-        Ok(read_json(&self.source_path(digest)?)?.unwrap_or_default())
+        Ok(read_sources(&self.source_path(digest)?))
     }
 
     fn source_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
@@ -593,6 +615,15 @@ impl Store {
 }
 
 /// Reads a JSON file; `None` when it does not exist.
+/// A blob's list of repositories: empty when there is none, or when it
+/// cannot be read whole (a hint, see [`Store::add_blob_source`]).
+fn read_sources(path: &Path) -> Vec<String> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)

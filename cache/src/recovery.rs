@@ -9,8 +9,13 @@
 //! synced before they were named), removes what is broken, then records
 //! the boot. A kill -9 needs none of this: the kernel keeps what was
 //! written, and every name appears by rename after what it names.
+//!
+//! The boot is recorded without a sync: only a file that names the boot
+//! running skips the check, and after a power loss the machine runs
+//! another boot whatever the file kept (torn, the old boot, or none), so
+//! its sync would guard nothing (and cost every new store one).
 
-use crate::{Store, StoreError, fsutil};
+use crate::{Store, StoreError, copied};
 
 /// The file holding the boot the store was last used in.
 const FILE: &str = "boot-id";
@@ -56,6 +61,6 @@ impl Store {
             }
         }
         let tmp = self.root.join("tmp");
-        fsutil::write_atomic(&*self.disk, &tmp, &path, format!("{boot}\n").as_bytes())
+        copied::write_hint(&tmp, &path, format!("{boot}\n").as_bytes())
     }
 }

@@ -193,15 +193,22 @@ impl ImageResolver {
         platform: &Platform,
     ) -> Result<PulledImage, SolveError> {
         let pulled = self.client.pull_manifest(reference, platform).await?;
-        self.store.put_blob(&pulled.bytes)?;
+        // Stored while the config is pulled: the two blobs' syncs overlap.
+        let (store, bytes) = (self.store.clone(), pulled.bytes.clone());
+        let stored = tokio::task::spawn_blocking(move || store.put_blob(&bytes));
+        let image = self
+            .read_image(reference, pulled.digest.clone(), pulled.bytes)
+            .await;
+        stored
+            .await
+            .map_err(|e| SolveError::Other(format!("store the manifest: {e}")))??;
         // Where the image came from: a build that later finds it in the
         // store checks that this registry can still be reached.
         self.store.add_blob_source(
             &pulled.digest,
             &format!("{}/{}", reference.registry, reference.repository),
         )?;
-        self.read_image(reference, pulled.digest, pulled.bytes)
-            .await
+        image
     }
 
     /// Reads a manifest (pulling its config blob when missing).
