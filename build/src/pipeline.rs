@@ -250,6 +250,11 @@ fn load(
         }
     }
     let images = &session.images;
+    // A build that runs a command has its bases' layers pulled from when
+    // their manifests are read (see `prefetch_bases` for the rest).
+    if prefetches(request) && parsed.instructions().iter().any(|i| i.keyword == "run") {
+        images.prefetch_layers();
+    }
     // A named context stands for the image it names (or is made into).
     let mut targets = BTreeMap::new();
     for b in &bases {
@@ -335,6 +340,10 @@ fn load(
 /// `--cache-from` (whose hits may leave the base in the registry). A
 /// layer the store holds is not unpacked again; a failure here is the
 /// failure of the step that needs the layer, which then tries again.
+/// Bases fetched from a registry had their layers started earlier, when
+/// the Dockerfile has a RUN (`ImageResolver::prefetch_layers`): this
+/// covers the rest (bases the store held, commands that only the graph
+/// shows, as a base's ONBUILD RUN).
 fn prefetch_bases(
     session: &Session,
     request: &BuildRequest,
@@ -342,7 +351,7 @@ fn prefetch_bases(
     resolved: &[std::sync::Arc<PulledImage>],
 ) {
     let runs = (graphs.iter().flat_map(|(_, g)| &g.nodes)).any(|n| matches!(n.op, Op::Exec(_)));
-    if !runs || !request.cache_from.is_empty() {
+    if !runs || !prefetches(request) {
         return;
     }
     for layer in resolved.iter().flat_map(|image| image.layers.iter()) {
@@ -351,6 +360,12 @@ fn prefetch_bases(
             let _ = images.snapshot(&layer).await;
         });
     }
+}
+
+/// Whether the bases' layers may be pulled before a step asks for them:
+/// not with `--cache-from`, whose hits may leave them in the registry.
+fn prefetches(request: &BuildRequest) -> bool {
+    request.cache_from.is_empty()
 }
 
 /// What one solve realizes: a graph (all platforms' merged, for several)

@@ -3,8 +3,9 @@
 //! their layers pulled and unpacked lazily, once, when a step needs files.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
+use oci_spec::image::ImageManifest;
 use rbuild_cache::{BlobInfo, BlobWriter, LayerFeed, LayerRecord, Store};
 use rbuild_frontend::ResolvedImage;
 use rbuild_image::manifest::{self, parse_config, parse_manifest};
@@ -79,6 +80,9 @@ pub struct ImageResolver {
     client: Client,
     resolved: Mutex<HashMap<(String, Platform), Resolved>>,
     unpacked: Mutex<HashMap<String, Unpacked>>,
+    /// The resolver itself once [`ImageResolver::prefetch_layers`] asked
+    /// for the layers of what it fetches from a registry.
+    prefetch: Mutex<Option<Weak<ImageResolver>>>,
 }
 
 impl ImageResolver {
@@ -89,6 +93,36 @@ impl ImageResolver {
             client,
             resolved: Mutex::default(),
             unpacked: Mutex::default(),
+            prefetch: Mutex::default(),
+        }
+    }
+
+    /// From now on, the layers of every image fetched from a registry are
+    /// pulled and unpacked in the background as soon as its manifest is
+    /// read (before its config, and before the build's graph is made), so
+    /// that the first step to need them finds them ready or on the way.
+    /// A layer pulled so fails for the step that needs it, which tries
+    /// again.
+    pub fn prefetch_layers(self: &Arc<Self>) {
+        *self.prefetch.lock().expect("poisoned") = Some(Arc::downgrade(self));
+    }
+
+    /// Starts pulling `manifest`'s layers (of `reference`) if asked to.
+    fn prefetch_from(&self, reference: &Reference, manifest: &ImageManifest) {
+        let prefetch = self.prefetch.lock().expect("poisoned");
+        let Some(me) = prefetch.as_ref().and_then(Weak::upgrade) else {
+            return;
+        };
+        for layer in manifest.layers() {
+            let (me, reference) = (me.clone(), reference.to_string());
+            let blob = BlobInfo {
+                digest: layer.digest().to_string(),
+                size: layer.size(),
+            };
+            let media_type = layer.media_type().to_string();
+            tokio::spawn(async move {
+                let _ = me.snapshot_of(&reference, &blob, &media_type).await;
+            });
         }
     }
 
@@ -193,6 +227,7 @@ impl ImageResolver {
         platform: &Platform,
     ) -> Result<PulledImage, SolveError> {
         let pulled = self.client.pull_manifest(reference, platform).await?;
+        self.prefetch_from(reference, &pulled.manifest);
         // Stored while the config is pulled: the two blobs' syncs overlap.
         let (store, bytes) = (self.store.clone(), pulled.bytes.clone());
         let stored = tokio::task::spawn_blocking(move || store.put_blob(&bytes));
@@ -262,23 +297,29 @@ impl ImageResolver {
     /// or copying it from a layout directory); its digest is verified. A
     /// blob that cannot be had is a [`SolveError::Blob`] naming it.
     pub async fn ensure_blob(&self, layer: &Layer) -> Result<(), SolveError> {
-        if let Layer::Blob {
-            reference, blob, ..
-        } = layer
-            && !self.store.has_blob(&blob.digest)
-        {
-            let fetched = match reference.strip_prefix(LAYOUT_PREFIX) {
-                Some(dir) => self.copy_from_layout(std::path::Path::new(dir), &blob.digest),
-                None => {
-                    let writer = self.store.blob_writer()?;
-                    let commit = |w: BlobWriter| w.commit(Some(&blob.digest));
-                    self.pull_into(reference, &blob.digest, writer, commit)
-                        .await
-                }
-            };
-            fetched.map_err(|cause| failed_blob(reference, &blob.digest, cause))?;
+        match layer {
+            Layer::Blob {
+                reference, blob, ..
+            } => self.ensure_blob_of(reference, blob).await,
+            Layer::Snapshot(_) => Ok(()),
         }
-        Ok(())
+    }
+
+    /// [`ImageResolver::ensure_blob`] of blob `blob` of `reference`.
+    async fn ensure_blob_of(&self, reference: &str, blob: &BlobInfo) -> Result<(), SolveError> {
+        if self.store.has_blob(&blob.digest) {
+            return Ok(());
+        }
+        let fetched = match reference.strip_prefix(LAYOUT_PREFIX) {
+            Some(dir) => self.copy_from_layout(std::path::Path::new(dir), &blob.digest),
+            None => {
+                let writer = self.store.blob_writer()?;
+                let commit = |w: BlobWriter| w.commit(Some(&blob.digest));
+                self.pull_into(reference, &blob.digest, writer, commit)
+                    .await
+            }
+        };
+        fetched.map_err(|cause| failed_blob(reference, &blob.digest, cause))
     }
 
     /// Pulls blob `digest` of `reference` into `sink` (the store's writer
@@ -336,12 +377,25 @@ impl ImageResolver {
 
     /// The snapshot of a layer, pulling and unpacking it on first use.
     pub async fn snapshot(&self, layer: &Layer) -> Result<String, SolveError> {
-        let (blob, media_type) = match layer {
-            Layer::Snapshot(id) => return Ok(id.clone()),
+        match layer {
+            Layer::Snapshot(id) => Ok(id.clone()),
             Layer::Blob {
-                blob, media_type, ..
-            } => (blob, media_type),
-        };
+                reference,
+                blob,
+                media_type,
+                ..
+            } => self.snapshot_of(reference, blob, media_type).await,
+        }
+    }
+
+    /// The snapshot of layer blob `blob` of `reference`, pulling and
+    /// unpacking it on first use.
+    async fn snapshot_of(
+        &self,
+        reference: &str,
+        blob: &BlobInfo,
+        media_type: &str,
+    ) -> Result<String, SolveError> {
         let cell = self
             .unpacked
             .lock()
@@ -350,16 +404,13 @@ impl ImageResolver {
             .or_default()
             .clone();
         cell.get_or_try_init(|| async {
-            if let Layer::Blob { reference, .. } = layer
-                && !reference.starts_with(LAYOUT_PREFIX)
-                && !self.store.has_blob(&blob.digest)
-            {
+            if !reference.starts_with(LAYOUT_PREFIX) && !self.store.has_blob(&blob.digest) {
                 let record = self.pull_and_unpack(reference, blob, media_type).await?;
                 return Ok(record.snapshot);
             }
-            self.ensure_blob(layer).await?;
+            self.ensure_blob_of(reference, blob).await?;
             let store = self.store.clone();
-            let (blob, media_type) = (blob.clone(), media_type.clone());
+            let (blob, media_type) = (blob.clone(), media_type.to_string());
             let record =
                 tokio::task::spawn_blocking(move || store.unpack_layer(&blob, &media_type))
                     .await
