@@ -313,3 +313,40 @@ fn a_registry_base_is_asked_for_once_per_build() {
     assert_eq!(manifests, 1, "{requests:#?}");
     assert_eq!(t.stdout(&["run", "--rm", "app", "cat", "/marker"]), "hi\n");
 }
+
+#[test]
+fn a_base_layer_whose_download_is_cut_is_resumed_and_unpacked_whole() {
+    use rbuild_registry::testing::{Fault, FaultProxy, TestRegistry};
+    let registry = TestRegistry::start();
+    let proxy = FaultProxy::start(&registry.addr);
+    let publisher = TestContext::new();
+    publisher.make_busybox("busybox");
+    let base = format!("{}/base/busybox", proxy.addr);
+    publisher.ok(&["tag", "busybox", &base]);
+    publisher.ok(&["push", "-q", &base]);
+    // Every connection of the build is cut after 256 KiB of answers: the
+    // layer (busybox, ~1 MB) comes in pieces, each resumed with a Range
+    // request, while it is unpacked.
+    proxy.push_faults(std::iter::repeat_n(
+        Fault::TruncateResponseAfter(64 << 10),
+        200,
+    ));
+    let t = TestContext::new();
+    let ctx = t.context(
+        "app",
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nRUN busybox --help > /marker\n"),
+        )],
+    );
+    t.ok(&["build", "-q", "-t", "app", ctx.to_str().unwrap()]);
+    assert!(proxy.faults_applied() > 2, "{}", proxy.faults_applied());
+    let fsck = t.stdout(&["debug", "fsck"]);
+    assert!(fsck.contains(" 0 problems"), "{fsck}");
+    let listed = t.stdout(&["run", "--rm", "app", "wc", "-c", "/bin/busybox"]);
+    let size = std::fs::metadata(crate::support::busybox()).unwrap().len();
+    assert_eq!(
+        listed.split_whitespace().next(),
+        Some(size.to_string().as_str())
+    );
+}
