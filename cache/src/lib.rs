@@ -416,26 +416,28 @@ impl Store {
             _ => io_err("open", &path)(e),
         })?;
         let size = file.metadata().map_err(io_err("stat", &path))?.len();
-        let unpacked = self.unpack_blob_bytes(file, size, blob)?;
+        let limits = unpack::Limits::for_compressed(size);
+        let unpacked = self.unpack_blob_bytes(file, limits, blob, |stream| stream)?;
         self.commit_unpacked(unpacked, blob, media_type)
     }
 
-    /// Unpacks the bytes of layer blob `blob` (`compressed` of them) that
-    /// `reader` gives into a new snapshot, not yet committed; with the
-    /// layer's diff_id.
-    fn unpack_blob_bytes(
+    /// Unpacks the bytes of layer blob `blob` that `reader` gives into a
+    /// new snapshot, not yet committed, within `limits`, the uncompressed
+    /// stream read through what `hold` makes of it; with the layer's
+    /// diff_id.
+    fn unpack_blob_bytes<'a>(
         &self,
-        reader: impl std::io::Read,
-        compressed: u64,
+        reader: impl std::io::Read + 'a,
+        limits: unpack::Limits,
         blob: &BlobInfo,
+        hold: impl FnOnce(Box<dyn std::io::Read + 'a>) -> Box<dyn std::io::Read + 'a>,
     ) -> Result<(PendingSnapshot, String), StoreError> {
         let pending = self.new_snapshot()?;
         let invalid = |e: std::io::Error| StoreError::Invalid {
             what: format!("layer {}", blob.digest),
             message: e.to_string(),
         };
-        let limits = unpack::Limits::for_compressed(compressed);
-        let reader = unpack::decompress(reader).map_err(invalid)?;
+        let reader = hold(unpack::decompress(reader).map_err(invalid)?);
         let diff_id = unpack::unpack(reader, pending.dir(), Whiteouts::Overlay, limits)
             .map_err(|e| invalid(e.into()))?;
         Ok((pending, diff_id))

@@ -18,6 +18,7 @@ use crate::blobs::{BlobInfo, BlobWriter};
 use crate::error::{StoreError, io_err};
 use crate::records::LayerRecord;
 use crate::snapshots::PendingSnapshot;
+use crate::unpack::Limits;
 
 /// How far the blob is written, and how it ended.
 #[derive(Debug, Default)]
@@ -122,6 +123,39 @@ impl Read for FeedReader {
     }
 }
 
+/// The uncompressed stream of a layer being pulled, held to the unpack
+/// limit of the compressed bytes arrived so far: the blob's size the
+/// manifest declares (which sets the unpack's own limit) is only proven
+/// by the digest at the end, and a manifest overstating it must not let
+/// a decompression bomb past the ratio meanwhile.
+struct RatioGuard<R> {
+    inner: R,
+    /// Uncompressed bytes read so far.
+    read: u64,
+    feed: Arc<Feed>,
+    /// The most uncompressed bytes allowed for so many compressed ones.
+    limit_of: Box<dyn Fn(u64) -> u64 + Send>,
+}
+
+impl<R: Read> Read for RatioGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        let arrived = self.feed.progress.lock().expect("poisoned").written;
+        let limit = (self.limit_of)(arrived);
+        if self.read > limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "uncompressed stream larger than {limit} bytes for the {arrived} compressed bytes pulled so far (a decompression bomb? raise {} to allow it)",
+                    Limits::RATIO_VAR
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
 /// An unpack following a [`LayerFeed`].
 #[derive(Debug)]
 pub struct StreamedUnpack {
@@ -167,10 +201,24 @@ impl Store {
             at: 0,
             feed: feed.clone(),
         };
-        let (store, target) = (self.clone(), blob.clone());
+        let (store, target, guarded) = (self.clone(), blob.clone(), feed.clone());
         let unpacking = std::thread::Builder::new()
             .name(String::from("layer-unpack"))
-            .spawn(move || store.unpack_blob_bytes(reader, target.size, &target))
+            .spawn(move || {
+                let ratio = Limits::ratio();
+                let guard = |stream| -> Box<dyn Read> {
+                    Box::new(RatioGuard {
+                        inner: stream,
+                        read: 0,
+                        feed: guarded,
+                        limit_of: Box::new(move |arrived| {
+                            Limits::with_ratio(arrived, ratio).max_bytes
+                        }),
+                    })
+                };
+                let limits = Limits::for_compressed(target.size);
+                store.unpack_blob_bytes(reader, limits, &target, guard)
+            })
             .map_err(io_err("start the unpack of", &path))?;
         let unpack = StreamedUnpack {
             store: self.clone(),
@@ -185,5 +233,34 @@ impl Store {
             },
             unpack,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uncompressed_stream_is_held_to_the_compressed_bytes_arrived() {
+        let feed = Arc::new(Feed::default());
+        feed.update(|p| p.written = 10);
+        let mut guard = RatioGuard {
+            inner: &[7u8; 100][..],
+            read: 0,
+            feed: feed.clone(),
+            limit_of: Box::new(|compressed| compressed * 4),
+        };
+        let mut buf = [0u8; 30];
+        assert_eq!(guard.read(&mut buf).unwrap(), 30);
+        // 60 bytes out of 10 arrived: past 4 times as many.
+        let refused = guard.read(&mut buf).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            refused.to_string().contains("larger than 40 bytes"),
+            "{refused}"
+        );
+        // More arrived: 25 allow 100.
+        feed.update(|p| p.written = 25);
+        assert_eq!(guard.read(&mut buf).unwrap(), 30);
     }
 }

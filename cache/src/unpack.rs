@@ -84,11 +84,15 @@ impl Limits {
 
     /// The limits for a stream whose compressed form has `compressed` bytes.
     pub fn for_compressed(compressed: u64) -> Self {
-        let ratio = std::env::var(Self::RATIO_VAR)
+        Self::with_ratio(compressed, Self::ratio())
+    }
+
+    /// The ratio in force: `RBUILD_MAX_UNPACK_RATIO`, else [`Limits::RATIO`].
+    pub fn ratio() -> u64 {
+        std::env::var(Self::RATIO_VAR)
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .unwrap_or(Self::RATIO);
-        Self::with_ratio(compressed, ratio)
+            .unwrap_or(Self::RATIO)
     }
 
     /// The limits for `compressed` bytes at `ratio` (`0`: no limit).
