@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Kill test of the store's durability contract: KILLS times (default 200),
 # one of a build (COPY of a 20 MB file and a RUN that writes 8 MB), a pull
-# (of a 64 MB image, after its data was pruned) or an export (`save`, and a
-# build with -o type=oci) is started and killed with SIGKILL at a random
-# point; then `debug fsck` must find nothing, and a build must give the
-# right image (run and checked).
+# (of a 64 MB image, after its data was pruned: `rbuild pull`, or a build
+# FROM it, whose layer is unpacked while it downloads) or an export
+# (`save`, and a build with -o type=oci) is started and killed with SIGKILL
+# at a random point; then `debug fsck` must find nothing, and a build must
+# give the right image (run and checked).
 #
 #   scripts/kill-store.sh [KILLS]     (RBUILD= picks the binary)
 #
@@ -22,6 +23,8 @@ printf 'FROM base\nRUN i=0; while [ $i -lt 64 ]; do head -c 1048576 /dev/urandom
 rb build -q -t "$reg/kill/big" "$work/big" >/dev/null
 rb push -q "$reg/kill/big" >/dev/null
 rb rmi "$reg/kill/big" >/dev/null
+mkdir -p "$work/frombig"
+printf 'FROM %s\nRUN ls /blob0 >/dev/null\n' "$reg/kill/big" >"$work/frombig/Dockerfile"
 
 head -c 20000000 /dev/urandom >"$work/app/data"
 counts=(0 0 0)
@@ -33,7 +36,9 @@ for k in $(seq "$kills"); do
   counts[op]=$((counts[op] + 1))
   case $op in
     0) rb build -q -t app "$work/app" >/dev/null 2>&1 & ;;
-    1) rb prune -a -f >/dev/null; rb pull -q "$reg/kill/big" >/dev/null 2>&1 & ;;
+    1) rb prune -a -f >/dev/null
+       if ((RANDOM % 2)); then rb pull -q "$reg/kill/big" >/dev/null 2>&1 &
+       else rb build -q "$work/frombig" >/dev/null 2>&1 & fi ;;
     2) if ((RANDOM % 2)); then rb save -o "$work/out.tar" base >/dev/null 2>&1 &
        else rb build -q -o "type=oci,dest=$work/out.tar" "$work/app" >/dev/null 2>&1 & fi ;;
   esac
