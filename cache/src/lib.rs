@@ -616,7 +616,6 @@ impl Store {
     }
 }
 
-/// Reads a JSON file; `None` when it does not exist.
 /// A blob's list of repositories: empty when there is none, or when it
 /// cannot be read whole (a hint, see [`Store::add_blob_source`]).
 fn read_sources(path: &Path) -> Vec<String> {
@@ -626,6 +625,7 @@ fn read_sources(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Reads a JSON file; `None` when it does not exist.
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
