@@ -283,8 +283,14 @@ fn after_created(listing: &str) -> Vec<&str> {
     std::iter::once(header).chain(rows).collect()
 }
 
-#[test]
-fn a_registry_base_is_asked_for_once_per_build() {
+/// A registry with busybox pushed as `base/busybox` through a proxy that
+/// counts requests and can inject faults: the registry (kept running while
+/// it lives), the proxy and the image's name through the proxy.
+fn busybox_behind_a_proxy() -> (
+    rbuild_registry::testing::TestRegistry,
+    rbuild_registry::testing::FaultProxy,
+    String,
+) {
     use rbuild_registry::testing::{FaultProxy, TestRegistry};
     let registry = TestRegistry::start();
     let proxy = FaultProxy::start(&registry.addr);
@@ -293,6 +299,12 @@ fn a_registry_base_is_asked_for_once_per_build() {
     let base = format!("{}/base/busybox", proxy.addr);
     publisher.ok(&["tag", "busybox", &base]);
     publisher.ok(&["push", "-q", &base]);
+    (registry, proxy, base)
+}
+
+#[test]
+fn a_registry_base_is_asked_for_once_per_build() {
+    let (_registry, proxy, base) = busybox_behind_a_proxy();
     // An empty store: the build resolves the name, then its FROM step
     // takes the image so resolved (not a second answer of the registry).
     let t = TestContext::new();
@@ -316,15 +328,9 @@ fn a_registry_base_is_asked_for_once_per_build() {
 
 #[test]
 fn a_base_layer_whose_download_is_cut_is_resumed_and_unpacked_whole() {
-    use rbuild_registry::testing::{Fault, FaultProxy, TestRegistry};
-    let registry = TestRegistry::start();
-    let proxy = FaultProxy::start(&registry.addr);
-    let publisher = TestContext::new();
-    publisher.make_busybox("busybox");
-    let base = format!("{}/base/busybox", proxy.addr);
-    publisher.ok(&["tag", "busybox", &base]);
-    publisher.ok(&["push", "-q", &base]);
-    // Every connection of the build is cut after 256 KiB of answers: the
+    use rbuild_registry::testing::Fault;
+    let (_registry, proxy, base) = busybox_behind_a_proxy();
+    // Every connection of the build is cut after 64 KiB of answers: the
     // layer (busybox, ~1 MB) comes in pieces, each resumed with a Range
     // request, while it is unpacked.
     proxy.push_faults(std::iter::repeat_n(
