@@ -28,11 +28,12 @@ use crate::contain::{self, EntryError, LayerEntry, Refusal};
 use crate::files::{remove_any, set_mtime};
 
 /// A decompressing reader for a layer blob (gzip, zstd or plain), chosen
-/// by magic bytes so that a mislabelled media type still reads.
+/// by magic bytes so that a mislabelled media type still reads. The magic
+/// is read whole even from a reader that gives a few bytes at a time (a
+/// layer unpacked while it downloads).
 pub fn decompress<'a>(mut file: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
-    let mut head = [0u8; 4];
-    let n = file.read(&mut head)?;
-    let head = head[..n].to_vec();
+    let mut head = Vec::with_capacity(4);
+    (&mut file).take(4).read_to_end(&mut head)?;
     let chained = io::Cursor::new(head.clone()).chain(file);
     Ok(match head.as_slice() {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(

@@ -686,3 +686,36 @@ fn a_layer_whose_blob_fails_while_it_is_unpacked_leaves_nothing() {
         assert!(store.fsck(false).unwrap().problems.is_empty(), "{case}");
     }
 }
+
+/// Gives at most one byte per read, as a layer still downloading may.
+struct ByteByByte<'a>(&'a [u8]);
+
+impl Read for ByteByByte<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let Some((first, rest)) = self.0.split_first() else {
+            return Ok(0);
+        };
+        match buf.first_mut() {
+            Some(out) => {
+                *out = *first;
+                self.0 = rest;
+                Ok(1)
+            }
+            None => Ok(0),
+        }
+    }
+}
+
+#[test]
+fn a_compressed_layer_read_a_byte_at_a_time_is_recognised_by_its_magic() {
+    let tar = tar_of(&[("a", "f:hello")]);
+    let zstd = zstd::encode_all(&tar[..], 3).unwrap();
+    for (kind, bytes) in [("gzip", gzip(&tar)), ("zstd", zstd), ("plain", tar.clone())] {
+        let mut out = Vec::new();
+        rbuild_cache::decompress(ByteByByte(&bytes))
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, tar, "{kind}");
+    }
+}
