@@ -24,8 +24,11 @@
 #   [BASELINE=OLD_RBUILD] [BENCH_TMP=DIR] [WORKLOADS=w1-multistage,w3-typical-app]
 #     bench/critpath.sh RBUILD_BINARY [RUNS]
 # BASELINE: an older binary measured beside this one, run for run
-# alternated, each with a store of its own under BENCH_TMP (/var/tmp by
-# default). Needs scripts/peers-up.sh's registry (127.0.0.1:5000/busybox);
+# alternated. Each build has a new store of its own under BENCH_TMP
+# (/var/tmp by default), all deleted at the end: a store deleted right
+# before a build would slow its file creation on ext4 without a journal,
+# which does not reuse an inode freed less than a minute ago (see
+# docs/PERFORMANCE.md). Needs scripts/peers-up.sh's registry (127.0.0.1:5000/busybox);
 # the contexts are made by bench/workloads/generate.py under $BENCH_DIR
 # (default /var/tmp/rbuild-bench).
 set -euo pipefail
@@ -44,9 +47,8 @@ trap 'rm -rf "$TMP"' EXIT
 # $TMP/WORKLOAD.B.N.jsonl, its start and end (Unix seconds) to .wall.
 cold() {
   local b=$1 w=$2 n=$3 out="$TMP/$2.$1.$3" t0 t1
-  rm -rf "$TMP/store$b"
   t0=$(date +%s.%N)
-  "${BINS[$b]}" --root "$TMP/store$b" build --progress=rawjson -t "critpath/$w" \
+  "${BINS[$b]}" --root "$TMP/store.$w.$b.$n" build --progress=rawjson -t "critpath/$w" \
     "$BENCH_DIR/$w" 2>"$out.jsonl" >/dev/null ||
     { echo "build failed: ${BINS[$b]} $w" >&2; tail -5 "$out.jsonl" >&2; exit 1; }
   t1=$(date +%s.%N)

@@ -286,8 +286,8 @@ mod tests {
         for line in &written {
             assert!(line.chars().count() <= 40, "{line:?} is wider than 40");
         }
-        let done = written
-            .iter()
+        // The last: a tick may have drawn the running line before.
+        let done = (written.iter().rev())
             .find(|l| l.starts_with("=> [1/2] RUN echo long"))
             .unwrap_or_else(|| panic!("no finished line in {written:?}"));
         assert!(done.ends_with(" DONE 1.5s"), "{done:?}");

@@ -78,6 +78,27 @@ pub trait Vertices: Send + Sync + Sized + 'static {
         i: usize,
         inputs: Vec<Self::Output>,
     ) -> BoxFuture<'static, Result<Self::Output, StepFailure>>;
+
+    /// Vertex `i` missed the cache and is to run once `inputs` (each the
+    /// first vertex with its key) are made; [`Self::left`] follows.
+    fn waiting(&self, _i: usize, _inputs: &[usize]) {}
+
+    /// Vertex `i` is made (run or found in the cache): told before
+    /// anything waiting for it is woken.
+    fn made(&self, _i: usize) {}
+
+    /// Vertex `i`, told of in [`Self::waiting`], ran, failed, or will not
+    /// run (an input failed, the solve stopped, the solve was dropped).
+    fn left(&self, _i: usize) {}
+}
+
+/// Tells the vertices that vertex `.1` left, however its computation ends.
+struct Leaves<'a, V: Vertices>(&'a V, usize);
+
+impl<V: Vertices> Drop for Leaves<'_, V> {
+    fn drop(&mut self) {
+        self.0.left(self.1);
+    }
 }
 
 /// Realizes the vertices of one DAG, each at most once.
@@ -188,25 +209,36 @@ impl<V: Vertices> Dag<V> {
 
     async fn compute(self: Arc<Self>, i: usize) -> Outcome<V::Output> {
         if let Some(hit) = self.vertices.clone().recorded(self.clone(), i).await? {
+            self.vertices.made(i);
             return Ok(hit);
         }
         if self.stopped() {
             return Err(Failure::cancelled(i));
         }
-        let inputs = self.inputs[i].iter().map(|&n| self.clone().realize(n));
+        let firsts: Vec<usize> = self.inputs[i].iter().map(|&n| self.canonical[n]).collect();
+        self.vertices.waiting(i, &firsts);
+        let _leaves = Leaves(&*self.vertices, i);
+        let inputs = firsts.iter().map(|&n| self.clone().realize(n));
         let inputs = try_join_all(inputs).await?;
         if self.stopped() {
             return Err(Failure::cancelled(i));
         }
-        self.vertices.clone().run(i, inputs).await.map_err(|cause| {
-            let failure = Failure::of(i, cause);
-            self.first_failure
-                .lock()
-                .expect("poisoned")
-                .get_or_insert_with(|| failure.clone());
-            self.stop.store(true, Ordering::SeqCst);
-            failure
-        })
+        let made = self
+            .vertices
+            .clone()
+            .run(i, inputs)
+            .await
+            .map_err(|cause| {
+                let failure = Failure::of(i, cause);
+                self.first_failure
+                    .lock()
+                    .expect("poisoned")
+                    .get_or_insert_with(|| failure.clone());
+                self.stop.store(true, Ordering::SeqCst);
+                failure
+            })?;
+        self.vertices.made(i);
+        Ok(made)
     }
 }
 

@@ -24,6 +24,7 @@ mod ops;
 mod owner;
 mod progress;
 mod remote;
+mod run_gate;
 mod schedule;
 mod share;
 mod source_state;

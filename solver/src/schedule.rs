@@ -14,8 +14,7 @@ use rbuild_cache::{
     BuildEntry, CacheKey, CacheRecord, KeyIngredients, KeyInput, Store, StoreError,
 };
 use rbuild_explain::{Cause, NoCache};
-use rbuild_frontend::graph::{BuildGraph, NodeId};
-use tokio::sync::Semaphore;
+use rbuild_frontend::graph::{BuildGraph, NodeId, Op};
 use tokio::task::JoinHandle;
 
 use crate::context;
@@ -29,6 +28,7 @@ use crate::modes::ContextModes;
 use crate::ops::{self, context_ignore, fetch_remotes};
 use crate::progress::{Progress, VertexStatus};
 use crate::remote::Fetched;
+use crate::run_gate::{Place, RunGate};
 use crate::staging::Staging;
 use crate::state::{Layer, State};
 use crate::why::Why;
@@ -43,7 +43,8 @@ pub struct SolveOptions {
     /// Nodes whose cached results are ignored besides (`--no-cache-filter`:
     /// a stage's steps and what depends on them).
     pub no_cache_nodes: std::collections::BTreeSet<usize>,
-    /// How many RUN steps may run at once.
+    /// How many RUN steps may run at once (of those ready, the first in
+    /// the Dockerfile first).
     pub max_parallel_runs: usize,
     /// Secret id → host file, for `RUN --mount=type=secret`.
     pub secrets: BTreeMap<String, PathBuf>,
@@ -150,8 +151,9 @@ pub struct Solver {
     pub(crate) remotes: HashMap<(usize, usize), Fetched>,
     /// Where they were fetched; removed with the solver.
     _fetch_dir: tempfile::TempDir,
-    /// Permits for RUN steps, `max_parallel_runs` of them.
-    pub(crate) runs: Semaphore,
+    /// Which RUN steps run: `max_parallel_runs` at once, in Dockerfile
+    /// order.
+    pub(crate) runs: RunGate,
     /// Which nodes progress has been told about.
     reported: Mutex<Vec<bool>>,
     /// For each node, the first node with its key: what progress shows of
@@ -253,7 +255,7 @@ impl Solver {
         Ok(Self {
             store,
             images,
-            runs: Semaphore::new(opts.max_parallel_runs.max(1)),
+            runs: RunGate::new(opts.max_parallel_runs, run_places(&graph)),
             graph,
             opts,
             progress,
@@ -759,6 +761,29 @@ impl Vertices for Solver {
     ) -> BoxFuture<'static, Result<NodeResult, StepFailure>> {
         async move { self.make(i, inputs).await }.boxed()
     }
+
+    fn waiting(&self, i: usize, inputs: &[usize]) {
+        self.runs.waiting(i, inputs);
+    }
+
+    fn made(&self, i: usize) {
+        self.runs.made(i);
+    }
+
+    fn left(&self, i: usize) {
+        self.runs.left(i);
+    }
+}
+
+/// Where each RUN step of `graph` is in the Dockerfile, by node (see
+/// [`RunGate`]); `None` for the other nodes.
+fn run_places(graph: &BuildGraph) -> Vec<Option<Place>> {
+    (graph.nodes.iter().enumerate())
+        .map(|(i, node)| {
+            let line = node.location.map_or(usize::MAX, |l| l.line);
+            matches!(node.op, Op::Exec(_)).then_some((line, i))
+        })
+        .collect()
 }
 
 /// For each of `keys`, the index of the first equal one.

@@ -2,7 +2,7 @@
 //! one test each: `--network`, `--add-host`/`--ulimit`/`--shm-size` (and
 //! that they are part of the steps' keys), `--no-cache-filter`, `--pull`
 //! (and `run --pull always`; without it, a warning when a pulled base's
-//! registry cannot be reached), `--progress=rawjson`.
+//! registry cannot be reached), `--progress=rawjson`, `--jobs`.
 
 use crate::support::TestContext;
 use crate::text;
@@ -111,6 +111,28 @@ fn no_cache_filter_reruns_a_stage_and_what_depends_on_it() {
         text(&bad).contains("--no-cache-filter zz"),
         "{}",
         text(&bad)
+    );
+}
+
+#[test]
+fn jobs_bounds_the_runs_at_once_and_ready_ones_start_in_dockerfile_order() {
+    let t = with_busybox();
+    // Four stages ready together once `base` is made; each RUN logs its
+    // start and end in one shared cache mount.
+    let mut df = String::from("FROM bb AS base\nRUN touch /base\n");
+    for s in ["w", "x", "y", "z"] {
+        df += &format!(
+            "FROM base AS {s}\n\
+             RUN --mount=type=cache,target=/c,id=log \
+             sh -c 'echo start {s} >> /c/log; sleep 0.2; echo end {s} >> /c/log; touch /{s}'\n"
+        );
+    }
+    df += "FROM bb\nCOPY --from=z /z /z\nCOPY --from=y /y /y\nCOPY --from=x /x /x\n\
+           COPY --from=w /w /w\nRUN --mount=type=cache,target=/c,id=log cp /c/log /log\n";
+    build(&t, "jobs", &["--jobs", "1"], &df);
+    assert_eq!(
+        t.stdout(&["run", "jobs", "cat", "/log"]),
+        "start w\nend w\nstart x\nend x\nstart y\nend y\nstart z\nend z\n"
     );
 }
 

@@ -37,7 +37,7 @@ impl SolveOp for Exec<'_> {
         async move {
             let step = Step::begin(solver, i, &inputs[0], false).await?;
             let mounts = mount_inputs(solver, i, inputs).await?;
-            let _permit = solver.runs.acquire().await.map_err(|e| e.to_string())?;
+            let _running = solver.runs.start(i).await;
             if solver.stopping() {
                 return Err(String::from("not run: the build is stopping").into());
             }
