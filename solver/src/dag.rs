@@ -23,6 +23,7 @@ use futures::future::{BoxFuture, FutureExt, try_join_all};
 use tokio::sync::{Notify, OnceCell};
 
 use crate::error::StepFailure;
+use crate::run_gate::RunGate;
 
 /// A vertex's failure, shared by everything that waited on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,23 +80,21 @@ pub trait Vertices: Send + Sync + Sized + 'static {
         inputs: Vec<Self::Output>,
     ) -> BoxFuture<'static, Result<Self::Output, StepFailure>>;
 
-    /// Vertex `i` missed the cache and is to run once `inputs` (each the
-    /// first vertex with its key) are made; [`Self::left`] follows.
-    fn waiting(&self, _i: usize, _inputs: &[usize]) {}
-
-    /// Vertex `i` is made (run or found in the cache): told before
-    /// anything waiting for it is woken.
-    fn made(&self, _i: usize) {}
-
-    /// Vertex `i`, told of in [`Self::waiting`], ran, failed, or will not
-    /// run (an input failed, the solve stopped, the solve was dropped).
-    fn left(&self, _i: usize) {}
+    /// The gate that starts the vertices' RUN steps in order, if any: the
+    /// DAG tells it which vertex waits for which inputs (each the first
+    /// vertex with its key), each vertex made before anything waiting for
+    /// it is woken, and each waiting vertex that ran or will not run.
+    fn gate(&self) -> Option<&RunGate> {
+        None
+    }
 }
 
-/// Tells the vertices that vertex `.1` left, however its computation ends.
-struct Leaves<'a, V: Vertices>(&'a V, usize);
+/// Tells `.0` that vertex `.1` no longer waits, however its computation
+/// ends (it ran, failed, an input failed, the solve stopped or was
+/// dropped).
+struct Leaves<'a>(&'a RunGate, usize);
 
-impl<V: Vertices> Drop for Leaves<'_, V> {
+impl Drop for Leaves<'_> {
     fn drop(&mut self) {
         self.0.left(self.1);
     }
@@ -208,16 +207,21 @@ impl<V: Vertices> Dag<V> {
     }
 
     async fn compute(self: Arc<Self>, i: usize) -> Outcome<V::Output> {
+        let gate = self.vertices.gate();
         if let Some(hit) = self.vertices.clone().recorded(self.clone(), i).await? {
-            self.vertices.made(i);
+            if let Some(gate) = gate {
+                gate.made(i);
+            }
             return Ok(hit);
         }
         if self.stopped() {
             return Err(Failure::cancelled(i));
         }
         let firsts: Vec<usize> = self.inputs[i].iter().map(|&n| self.canonical[n]).collect();
-        self.vertices.waiting(i, &firsts);
-        let _leaves = Leaves(&*self.vertices, i);
+        if let Some(gate) = gate {
+            gate.waiting(i, &firsts);
+        }
+        let _leaves = gate.map(|gate| Leaves(gate, i));
         let inputs = firsts.iter().map(|&n| self.clone().realize(n));
         let inputs = try_join_all(inputs).await?;
         if self.stopped() {
@@ -237,7 +241,9 @@ impl<V: Vertices> Dag<V> {
                 self.stop.store(true, Ordering::SeqCst);
                 failure
             })?;
-        self.vertices.made(i);
+        if let Some(gate) = gate {
+            gate.made(i);
+        }
         Ok(made)
     }
 }

@@ -6,10 +6,10 @@
 //! their common base's RUN ends) ask in the order their tasks happen to
 //! be polled and their sandboxes set up, on whichever thread: a race,
 //! which decides whether a long RUN starts at once or waits for a short
-//! one, and so the build's time. Here the scheduler tells the gate which
-//! steps wait for which inputs ([`RunGate::waiting`]) and each vertex it
-//! makes ([`RunGate::made`]) before anything waiting for that vertex sees
-//! it, so a step is queued as ready the moment its last input is made,
+//! one, and so the build's time. Here the scheduler (`Vertices::gate`)
+//! tells the gate which steps wait for which inputs ([`RunGate::waiting`])
+//! and each vertex it makes ([`RunGate::made`]) before anything waiting
+//! for that vertex sees it, so a step is queued as ready the moment its last input is made,
 //! together with every other step that input made ready. A step then
 //! starts ([`RunGate::start`], after its set-up) only while fewer steps
 //! run than permitted and fewer ready steps come before it (an earlier
@@ -197,16 +197,8 @@ mod tests {
             .boxed()
         }
 
-        fn waiting(&self, i: usize, inputs: &[usize]) {
-            self.gate.waiting(i, inputs);
-        }
-
-        fn made(&self, i: usize) {
-            self.gate.made(i);
-        }
-
-        fn left(&self, i: usize) {
-            self.gate.left(i);
+        fn gate(&self) -> Option<&RunGate> {
+            Some(&self.gate)
         }
     }
 

@@ -762,16 +762,8 @@ impl Vertices for Solver {
         async move { self.make(i, inputs).await }.boxed()
     }
 
-    fn waiting(&self, i: usize, inputs: &[usize]) {
-        self.runs.waiting(i, inputs);
-    }
-
-    fn made(&self, i: usize) {
-        self.runs.made(i);
-    }
-
-    fn left(&self, i: usize) {
-        self.runs.left(i);
+    fn gate(&self) -> Option<&RunGate> {
+        Some(&self.runs)
     }
 }
 
