@@ -302,21 +302,24 @@ fn busybox_behind_a_proxy() -> (
     (registry, proxy, base)
 }
 
+/// Builds `FROM base` then `RUN run` as `app` in a new, empty store.
+fn build_app_on(base: &str, run: &str) -> TestContext {
+    let t = TestContext::new();
+    let ctx = t.context(
+        "app",
+        &[("Dockerfile", &format!("FROM {base}\nRUN {run}\n"))],
+    );
+    t.ok(&["build", "-q", "-t", "app", ctx.to_str().unwrap()]);
+    t
+}
+
 #[test]
 fn a_registry_base_is_asked_for_once_per_build() {
     let (_registry, proxy, base) = busybox_behind_a_proxy();
     // An empty store: the build resolves the name, then its FROM step
     // takes the image so resolved (not a second answer of the registry).
-    let t = TestContext::new();
-    let ctx = t.context(
-        "app",
-        &[(
-            "Dockerfile",
-            &format!("FROM {base}\nRUN echo hi > /marker\n"),
-        )],
-    );
     let before = proxy.requests().len();
-    t.ok(&["build", "-q", "-t", "app", ctx.to_str().unwrap()]);
+    let t = build_app_on(&base, "echo hi > /marker");
     let requests = proxy.requests()[before..].to_vec();
     let manifests = requests
         .iter()
@@ -337,15 +340,7 @@ fn a_base_layer_whose_download_is_cut_is_resumed_and_unpacked_whole() {
         Fault::TruncateResponseAfter(64 << 10),
         200,
     ));
-    let t = TestContext::new();
-    let ctx = t.context(
-        "app",
-        &[(
-            "Dockerfile",
-            &format!("FROM {base}\nRUN busybox --help > /marker\n"),
-        )],
-    );
-    t.ok(&["build", "-q", "-t", "app", ctx.to_str().unwrap()]);
+    let t = build_app_on(&base, "busybox --help > /marker");
     assert!(proxy.faults_applied() > 2, "{}", proxy.faults_applied());
     let fsck = t.stdout(&["debug", "fsck"]);
     assert!(fsck.contains(" 0 problems"), "{fsck}");
